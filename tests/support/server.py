@@ -1,0 +1,170 @@
+"""Start real ocireg server processes on free loopback ports for the tests."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SRC = REPO_ROOT / "src"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on `host`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns a truthy value; bounded by `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # the thing polled may not be up yet
+            last_exc = exc
+        time.sleep(interval)
+    raise TimeoutError(f"condition not met within {timeout}s (last error: {last_exc!r})")
+
+
+def ocireg_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    return env
+
+
+def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run `ocireg ARGS...` to completion and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "ocireg", *args],
+        env=ocireg_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+class RegistryProcess:
+    """One `ocireg serve` process (with its Granian workers) on a loopback port."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], name: str = "ocireg") -> None:
+        self.workdir = workdir
+        self.config = config
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.config_path = workdir / f"{name}-config.json"
+        self.log_path = workdir / f"{name}.log"
+
+    @property
+    def port(self) -> int:
+        return int(self.config["http"]["port"])
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.config["http"].get("tls") else "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config["storage"]["rootDirectory"])
+
+    def start(self, timeout: float = 30.0, wait: bool = True) -> RegistryProcess:
+        self.config_path.write_text(json.dumps(self.config, indent=2))
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ocireg", "serve", str(self.config_path)],
+            env=ocireg_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # so that stop() reaches the Granian workers too
+        )
+        log.close()
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}")
+            r = httpx.get(f"{self.url}/livez", timeout=1.0, verify=False)
+            return r.status_code == 200
+
+        try:
+            wait_until(up, timeout=timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"{self.name} not ready: {exc}\n{self.logs()}") from None
+
+    def logs(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except FileNotFoundError:
+            return ""
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of the Granian worker processes (children of the main process)."""
+        if self.proc is None:
+            return []
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True, check=False
+        )
+        return [int(p) for p in out.stdout.split()]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def base_config(root: Path, port: int | None = None, workers: int = 2, **extra: Any) -> dict[str, Any]:
+    """A zot-style config for one local-disk instance."""
+    cfg: dict[str, Any] = {
+        "distSpecVersion": "1.1.1",
+        "storage": {"rootDirectory": str(root)},
+        "http": {"address": "127.0.0.1", "port": str(port or free_port()), "workers": workers},
+        "log": {"level": "info"},
+    }
+    for key, value in extra.items():
+        cfg[key] = value
+    return cfg
+
+
+@contextlib.contextmanager
+def running_registry(
+    workdir: Path, config: dict[str, Any] | None = None, name: str = "ocireg", workers: int = 2
+) -> Iterator[RegistryProcess]:
+    cfg = config or base_config(workdir / f"{name}-root", workers=workers)
+    proc = RegistryProcess(workdir, cfg, name=name).start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
