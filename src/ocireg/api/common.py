@@ -1,0 +1,54 @@
+"""Helpers every handler uses: the store, the validated name, bounded body reads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+
+from ocireg import names
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.registry import ImageStore
+
+# Past this, an over-long body is not worth reading to the end just to answer 413 politely.
+MAX_DRAIN = 64 << 20
+
+
+def store_of(request: Request) -> ImageStore:
+    store: ImageStore = request.app.state.store
+    return store
+
+
+def repo_name(request: Request) -> str:
+    return names.validate_name(request.path_params["name"])
+
+
+def body_stream(request: Request) -> AsyncIterator[bytes]:
+    return request.stream()
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body if it is at most `limit` bytes; else 413 MANIFEST_INVALID, after the
+    body has been read (up to MAX_DRAIN) so that the client sees the answer, not a reset."""
+    declared = request.headers.get("content-length")
+    parts: list[bytes] = []
+    size = 0
+    too_large = declared is not None and declared.isdigit() and int(declared) > limit
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            too_large = True
+        if too_large:
+            parts.clear()
+            if size > MAX_DRAIN:
+                break
+            continue
+        parts.append(chunk)
+    if too_large:
+        raise RegistryError(
+            ErrorCode.MANIFEST_INVALID,
+            "manifest too large",
+            {"limit": limit},
+            status=413,
+        )
+    return b"".join(parts)

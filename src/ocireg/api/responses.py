@@ -1,0 +1,122 @@
+"""Responses the handlers share: JSON errors, blob bodies (zero-copy where possible)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from ocireg.digest import Digest
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.registry import ImageStore
+from ocireg.storage import PathNotFound
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def error_response(err: RegistryError, head: bool = False) -> Response:
+    body = err.body()
+    headers = dict(err.headers)
+    response = Response(
+        b"" if head else body,
+        status_code=err.status,
+        headers=headers,
+        media_type="application/json",
+    )
+    if head:
+        response.headers["content-length"] = str(len(body))
+    return response
+
+
+def parse_range(header: str, size: int) -> tuple[int, int]:
+    """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416)."""
+    m = _RANGE_RE.match(header.strip())
+    if m is None or (not m.group(1) and not m.group(2)):
+        raise _unsatisfiable(size, "malformed or multi-part Range")
+    first, last = m.group(1), m.group(2)
+    if first:
+        start = int(first)
+        end = min(int(last), size - 1) if last else size - 1
+        if last and int(last) < start:
+            raise _unsatisfiable(size, "range end before start")
+    else:  # suffix range: the last N bytes
+        start, end = max(size - int(last), 0), size - 1
+        if int(last) == 0:
+            raise _unsatisfiable(size, "empty suffix range")
+    if start >= size:
+        raise _unsatisfiable(size, "range starts beyond the blob")
+    return start, end
+
+
+def _unsatisfiable(size: int, why: str) -> RegistryError:
+    return RegistryError(
+        ErrorCode.RANGE_INVALID,
+        detail={"reason": why},
+        headers={"Content-Range": f"bytes */{size}"},
+    )
+
+
+class BlobResponse(Response):
+    """A blob body: pathsend (Granian sends the file itself) for whole local files, else
+    1 MiB chunks from the driver; HEAD gets the headers and no body."""
+
+    def __init__(
+        self,
+        store: ImageStore,
+        repo: str,
+        digest: Digest,
+        size: int,
+        headers: Mapping[str, str],
+        head: bool = False,
+        byte_range: tuple[int, int] | None = None,
+        media_type: str = "application/octet-stream",
+    ) -> None:
+        self.store = store
+        self.repo = repo
+        self.digest = digest
+        self.head = head
+        self.byte_range = byte_range
+        self.status_code = 206 if byte_range else 200
+        self.body = b""
+        length = size if byte_range is None else byte_range[1] - byte_range[0] + 1
+        self.media_type = media_type
+        self.background = None
+        self.init_headers({**headers, "content-length": str(length)})
+        if byte_range:
+            self.headers["content-range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{size}"
+        self.headers["accept-ranges"] = "bytes"
+        self._length = length
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start: dict[str, Any] = {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+        if self.head:
+            await send(start)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        path = self.store.blobs.local_path(self.repo, self.digest)
+        extensions = scope.get("extensions") or {}
+        if path is not None and self.byte_range is None and "http.response.pathsend" in extensions:
+            await send(start)
+            await send({"type": "http.response.pathsend", "path": path})
+            return
+        offset = self.byte_range[0] if self.byte_range else 0
+        chunks = self.store.blobs.read(self.repo, self.digest, offset, self._length)
+        try:
+            first = await anext(chunks, b"")  # a blob deleted since the stat fails here, cleanly
+        except PathNotFound:
+            raise RegistryError(
+                ErrorCode.BLOB_UNKNOWN, detail={"digest": str(self.digest)}
+            ) from None
+        await send(start)
+        if first:
+            await send({"type": "http.response.body", "body": first, "more_body": True})
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})

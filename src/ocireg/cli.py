@@ -1,0 +1,70 @@
+"""`ocireg serve [CONFIG]`, `ocireg verify CONFIG`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from ocireg.config import Config, load_config
+from ocireg.errors import ConfigError
+from ocireg.logs import setup_logging
+
+log = logging.getLogger("ocireg.cli")
+
+
+def _load(path: str | None) -> Config:
+    config = load_config(Path(path) if path else None)
+    return config
+
+
+def _report_warnings(config: Config) -> None:
+    if config.warnings:
+        log.warning(
+            "configuration keys accepted but not implemented by ocireg yet: "
+            + ", ".join(config.warnings),
+            extra={"keys": list(config.warnings)},
+        )
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    setup_logging(config.log.level, config.log.output)
+    _report_warnings(config)
+    from ocireg.server.runner import serve
+
+    serve(config)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    for key in config.warnings:
+        print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
+    print(f"{args.config}: ok")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocireg", description="OCI registry, zot-compatible")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the registry")
+    serve.add_argument(
+        "config", nargs="?", help="zot-style config (JSON or YAML); default embedded"
+    )
+    serve.set_defaults(func=cmd_serve)
+    verify = sub.add_parser("verify", help="check a config file and exit")
+    verify.add_argument("config")
+    verify.set_defaults(func=cmd_verify)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as exc:
+        print(f"ocireg: invalid configuration: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,69 @@
+"""Digest grammar and hashing (sha256 and sha512)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from ocireg.errors import ErrorCode, RegistryError
+
+# algorithm -> length of the lowercase hex encoding
+ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
+_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    algorithm: str
+    hex: str
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.hex}"
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """Parse `alg:hex`; anything else, or an algorithm we cannot verify, is DIGEST_INVALID."""
+        m = _DIGEST_RE.match(text)
+        if not m:
+            raise RegistryError(ErrorCode.DIGEST_INVALID, "invalid digest", {"digest": text[:200]})
+        alg, hexpart = m.group(1), m.group(2)
+        size = ALGORITHMS.get(alg)
+        if size is None:
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID, "unsupported digest algorithm", {"digest": text[:200]}
+            )
+        if len(hexpart) != size or not all(c in "0123456789abcdef" for c in hexpart):
+            raise RegistryError(
+                ErrorCode.DIGEST_INVALID, "invalid digest encoding", {"digest": text[:200]}
+            )
+        return cls(alg, hexpart)
+
+    @classmethod
+    def is_valid(cls, text: str) -> bool:
+        try:
+            cls.parse(text)
+        except RegistryError:
+            return False
+        return True
+
+    def hasher(self) -> Hasher:
+        return new_hasher(self.algorithm)
+
+    @classmethod
+    def of(cls, data: bytes, algorithm: str = "sha256") -> Digest:
+        h = new_hasher(algorithm)
+        h.update(data)
+        return cls(algorithm, h.hexdigest())
+
+
+def new_hasher(algorithm: str) -> Hasher:
+    if algorithm not in ALGORITHMS:
+        raise RegistryError(ErrorCode.DIGEST_INVALID, f"unsupported digest algorithm {algorithm}")
+    return hashlib.new(algorithm)

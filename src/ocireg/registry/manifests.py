@@ -1,0 +1,140 @@
+"""Manifest parsing and validation: OCI image manifest and index, Docker schema 2 manifest
+and manifest list, and artifacts (`artifactType`, `subject`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocireg.digest import Digest
+from ocireg.errors import ErrorCode, RegistryError
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
+INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
+MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
+MAX_MANIFEST_BYTES = 4 << 20
+
+# Layers that live elsewhere by design: their blobs are never pushed to the registry.
+_FOREIGN_LAYER_TYPES = frozenset(
+    {
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+        "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    media_type: str
+    blobs: tuple[Digest, ...]  # config and layers: must exist in the repository
+    children: tuple[Digest, ...]  # manifests an index points to: must exist too
+    subject: Digest | None
+    artifact_type: str | None  # declared, else (image manifests) the config media type
+    declared_artifact_type: str | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_index(self) -> bool:
+        return self.media_type in INDEX_TYPES
+
+
+def _invalid(message: str, detail: Any = None) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_INVALID, message, detail)
+
+
+def _descriptor_digest(desc: Any, where: str) -> Digest:
+    if not isinstance(desc, dict):
+        raise _invalid(f"{where} is not a descriptor")
+    digest = desc.get("digest")
+    size = desc.get("size")
+    if not isinstance(digest, str):
+        raise _invalid(f"{where}.digest is missing")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise _invalid(f"{where}.size is missing or negative")
+    if not isinstance(desc.get("mediaType"), str):
+        raise _invalid(f"{where}.mediaType is missing")
+    try:
+        return Digest.parse(digest)
+    except RegistryError:
+        raise _invalid(f"{where}.digest is not a valid digest", {"digest": digest[:200]}) from None
+
+
+def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
+    """Validate a pushed manifest; the media type is the request's, else the body's."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise _invalid("manifest is not valid JSON", str(exc)) from None
+    if not isinstance(doc, dict):
+        raise _invalid("manifest is not a JSON object")
+    if doc.get("schemaVersion") != 2:
+        raise _invalid("only schemaVersion 2 manifests are supported")
+    body_type = doc.get("mediaType")
+    if body_type is not None and not isinstance(body_type, str):
+        raise _invalid("mediaType must be a string")
+    ctype = (content_type or "").split(";")[0].strip()
+    if ctype in MANIFEST_TYPES and body_type and body_type != ctype:
+        raise _invalid("mediaType in the body differs from Content-Type", {"mediaType": body_type})
+    media_type = ctype if ctype in MANIFEST_TYPES else body_type
+    if media_type is None:
+        media_type = OCI_INDEX if "manifests" in doc else OCI_MANIFEST
+    if media_type not in MANIFEST_TYPES:
+        raise _invalid("unsupported manifest media type", {"mediaType": media_type})
+
+    blobs: list[Digest] = []
+    children: list[Digest] = []
+    if media_type in IMAGE_TYPES:
+        if "config" not in doc:
+            raise _invalid("image manifest has no config")
+        blobs.append(_descriptor_digest(doc["config"], "config"))
+        layers = doc.get("layers", [])
+        if not isinstance(layers, list):
+            raise _invalid("layers must be a list")
+        for i, layer in enumerate(layers):
+            digest = _descriptor_digest(layer, f"layers[{i}]")
+            if layer.get("mediaType") not in _FOREIGN_LAYER_TYPES:
+                blobs.append(digest)
+    else:
+        entries = doc.get("manifests")
+        if not isinstance(entries, list):
+            raise _invalid("index has no manifests list")
+        for i, entry in enumerate(entries):
+            children.append(_descriptor_digest(entry, f"manifests[{i}]"))
+
+    subject = None
+    if doc.get("subject") is not None:
+        subject = _descriptor_digest(doc["subject"], "subject")
+    declared = doc.get("artifactType")
+    if declared is not None and not isinstance(declared, str):
+        raise _invalid("artifactType must be a string")
+    artifact_type = declared
+    if artifact_type is None and media_type in IMAGE_TYPES:
+        config_type = doc["config"].get("mediaType")
+        artifact_type = config_type if isinstance(config_type, str) else None
+    annotations = doc.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise _invalid("annotations must be a map")
+    return Manifest(
+        media_type=media_type,
+        blobs=tuple(blobs),
+        children=tuple(children),
+        subject=subject,
+        artifact_type=artifact_type,
+        declared_artifact_type=declared,
+        annotations=annotations,
+    )
+
+
+def parse_stored(body: bytes, media_type: str | None) -> Manifest | None:
+    """Best-effort parse of a manifest already in storage (zot roots may hold odd ones)."""
+    try:
+        return parse_manifest(body, media_type)
+    except RegistryError:
+        return None

@@ -1,0 +1,63 @@
+"""Repositories: creation of the OCI layout, existence, and the catalog."""
+
+from __future__ import annotations
+
+from ocireg.registry import layout
+from ocireg.registry.locks import LocalLocks
+from ocireg.storage import PathNotFound, StorageDriver
+
+_SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR})
+
+
+class Repositories:
+    def __init__(self, driver: StorageDriver, locks: LocalLocks) -> None:
+        self.driver = driver
+        self.locks = locks
+        self._known: set[str] = set()  # repositories this process has seen exist
+
+    async def exists(self, repo: str) -> bool:
+        if repo in self._known:
+            try:
+                await self.driver.stat(layout.index(repo))
+                return True
+            except PathNotFound:
+                self._known.discard(repo)
+                return False
+        try:
+            await self.driver.stat(layout.index(repo))
+        except PathNotFound:
+            return False
+        self._known.add(repo)
+        return True
+
+    async def ensure(self, repo: str) -> None:
+        """Create the repository's OCI layout if it is not there (first push creates it)."""
+        if await self.exists(repo):
+            return
+        async with self.locks.repo(repo):
+            if await self.exists(repo):
+                return
+            await self.driver.put_content(layout.oci_layout(repo), layout.OCI_LAYOUT_CONTENT)
+            await self.driver.put_content(layout.index(repo), b'{"schemaVersion":2,"manifests":[]}')
+        self._known.add(repo)
+
+    async def catalog(self) -> list[str]:
+        """Every repository under the root, sorted by byte order."""
+        found: list[str] = []
+        await self._walk("", found)
+        return sorted(found)
+
+    async def _walk(self, prefix: str, found: list[str]) -> None:
+        try:
+            names = await self.driver.list(prefix)
+        except PathNotFound:
+            return
+        if prefix and layout.INDEX_FILE in names and layout.OCI_LAYOUT_FILE in names:
+            found.append(prefix)
+        for name in names:
+            if not name.endswith("/") or name.startswith("."):
+                continue
+            name = name[:-1]
+            if name in _SKIP_DIRS:
+                continue
+            await self._walk(f"{prefix}/{name}" if prefix else name, found)

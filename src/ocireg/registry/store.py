@@ -1,0 +1,218 @@
+"""The image store: the distribution-spec semantics over a storage driver, free of HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ocireg import names
+from ocireg.digest import Digest
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.registry.blobs import BlobStore
+from ocireg.registry.index import Index, IndexCache
+from ocireg.registry.locks import LocalLocks
+from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest, parse_stored
+from ocireg.registry.repos import Repositories
+from ocireg.registry.uploads import Uploads
+from ocireg.storage import StorageDriver
+
+
+@dataclass(frozen=True)
+class StoredManifest:
+    body: bytes
+    media_type: str
+    digest: Digest
+
+
+@dataclass(frozen=True)
+class PutResult:
+    digest: Digest
+    subject: Digest | None
+
+
+class ImageStore:
+    def __init__(self, driver: StorageDriver, lock_dir: Path) -> None:
+        self.driver = driver
+        self.locks = LocalLocks(lock_dir)
+        self.repos = Repositories(driver, self.locks)
+        self.blobs = BlobStore(driver, self.repos)
+        self.uploads = Uploads(driver, self.locks, self.repos)
+        self.indexes = IndexCache(driver)
+        # Manifests are immutable by digest: keep their parsed summaries for referrers.
+        self._parsed: OrderedDict[str, Manifest | None] = OrderedDict()
+
+    async def close(self) -> None:
+        await self.driver.close()
+
+    # --- manifests ----------------------------------------------------------------------
+
+    async def _index(self, repo: str) -> Index:
+        index = await self.indexes.load(repo)
+        if index is None:
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repo})
+        return index
+
+    async def resolve(self, repo: str, reference: str) -> dict[str, Any]:
+        """The index.json descriptor that `reference` (tag or digest) names."""
+        index = await self.indexes.load(repo)
+        if index is None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"name": repo})
+        if names.is_tag(reference):
+            desc = index.by_tag(reference)
+        else:
+            desc = index.by_digest(str(Digest.parse(reference)))
+        if desc is None:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
+        return desc
+
+    async def get_manifest(self, repo: str, reference: str) -> StoredManifest:
+        desc = await self.resolve(repo, reference)
+        digest = Digest.parse(desc["digest"])
+        try:
+            body = await self.blobs.get_small(repo, digest)
+        except RegistryError:
+            raise RegistryError(
+                ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference}
+            ) from None
+        media_type = desc.get("mediaType") or _sniff_media_type(body)
+        return StoredManifest(body, media_type, digest)
+
+    async def put_manifest(
+        self, repo: str, reference: str, body: bytes, content_type: str | None
+    ) -> PutResult:
+        tag: str | None = None
+        if names.is_tag(reference):
+            tag = reference
+            digest = Digest.of(body)
+        else:
+            expected = Digest.parse(reference)
+            digest = Digest.of(body, expected.algorithm)
+            if digest != expected:
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID,
+                    "manifest digest does not match the reference",
+                    {"expected": str(expected), "actual": str(digest)},
+                )
+        manifest = parse_manifest(body, content_type)
+        await self.repos.ensure(repo)
+        for blob in manifest.blobs:
+            if not await self.blobs.exists(repo, blob):
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(blob)})
+        if manifest.children:
+            index = await self._index(repo)
+            for child in manifest.children:
+                if index.by_digest(str(child)) is None and not await self.blobs.exists(repo, child):
+                    raise RegistryError(
+                        ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(child)}
+                    )
+        await self.blobs.put_small(repo, digest, body)
+        self._remember(str(digest), manifest)
+        desc: dict[str, Any] = {
+            "mediaType": manifest.media_type,
+            "digest": str(digest),
+            "size": len(body),
+        }
+        if manifest.declared_artifact_type:
+            desc["artifactType"] = manifest.declared_artifact_type
+
+        def change(index: Index) -> None:
+            if tag is not None:
+                index.set_tag(tag, desc)
+            else:
+                index.add_untagged(desc)
+
+        async with self.locks.repo(repo):
+            await self.indexes.update(repo, change)
+        return PutResult(digest, manifest.subject)
+
+    async def delete_manifest(self, repo: str, reference: str) -> None:
+        """By tag: remove the tag. By digest: remove the manifest and every tag on it."""
+        await self.resolve(repo, reference)
+        is_tag = names.is_tag(reference)
+
+        def change(index: Index) -> bool:
+            return index.remove_tag(reference) if is_tag else index.remove_digest(reference)
+
+        async with self.locks.repo(repo):
+            found = await self.indexes.update(repo, change)
+        if not found:
+            raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
+
+    # --- tags, catalog, referrers ----------------------------------------------------------
+
+    async def tags(self, repo: str) -> list[str]:
+        return (await self._index(repo)).tags()
+
+    async def catalog(self) -> list[str]:
+        return await self.repos.catalog()
+
+    async def referrers(self, repo: str, subject: Digest) -> list[dict[str, Any]]:
+        """Descriptors of the manifests whose `subject` is `subject`, plus those listed in an
+        index tagged with the fallback tag schema `<alg>-<hex>`."""
+        index = await self.indexes.load(repo)
+        if index is None:
+            return []
+        found: dict[str, dict[str, Any]] = {}
+        for desc in index.manifests:
+            digest = desc.get("digest")
+            if not isinstance(digest, str) or digest in found:
+                continue
+            manifest = await self._summary(repo, desc)
+            if manifest is None or manifest.subject != subject:
+                continue
+            found[digest] = _referrer_descriptor(desc, manifest)
+        fallback = index.by_tag(f"{subject.algorithm}-{subject.hex}")
+        if fallback is not None and fallback.get("mediaType") in INDEX_TYPES:
+            try:
+                body = await self.blobs.get_small(repo, Digest.parse(fallback["digest"]))
+                for entry in json.loads(body).get("manifests", []):
+                    if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
+                        found.setdefault(entry["digest"], entry)
+            except (RegistryError, ValueError, AttributeError):
+                pass
+        return list(found.values())
+
+    async def _summary(self, repo: str, desc: dict[str, Any]) -> Manifest | None:
+        digest = desc["digest"]
+        if digest in self._parsed:
+            self._parsed.move_to_end(digest)
+            return self._parsed[digest]
+        try:
+            body = await self.blobs.get_small(repo, Digest.parse(digest))
+        except RegistryError:
+            return None
+        manifest = parse_stored(body, desc.get("mediaType"))
+        self._remember(digest, manifest)
+        return manifest
+
+    def _remember(self, digest: str, manifest: Manifest | None) -> None:
+        self._parsed[digest] = manifest
+        while len(self._parsed) > 20000:
+            self._parsed.popitem(last=False)
+
+
+def _referrer_descriptor(desc: dict[str, Any], manifest: Manifest) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "mediaType": manifest.media_type,
+        "digest": desc["digest"],
+        "size": desc.get("size"),
+    }
+    if manifest.artifact_type:
+        out["artifactType"] = manifest.artifact_type
+    if manifest.annotations:
+        out["annotations"] = manifest.annotations
+    return out
+
+
+def _sniff_media_type(body: bytes) -> str:
+    try:
+        doc = json.loads(body)
+        media_type = doc.get("mediaType")
+        if isinstance(media_type, str):
+            return media_type
+        return OCI_INDEX if "manifests" in doc else "application/vnd.oci.image.manifest.v1+json"
+    except (ValueError, AttributeError):
+        return "application/octet-stream"

@@ -1,0 +1,187 @@
+"""Upload sessions: stored under `<repo>/.uploads/<id>`, so any worker process (and, on shared
+storage, any member) can continue a session that another one started.
+
+Hashing happens while bytes arrive. OpenSSL 3 hash states cannot be saved (`rehash` refuses
+OpenSSL 3) and the resumable pure-C SHA-256 we measured hashes at ~220 MB/s against
+hashlib's ~1.7 GB/s here, so each process keeps the running hash of the sessions it served
+last; when a session continues in another process, or with another algorithm, the digest is
+verified by re-reading the bytes once at commit. Either way nothing becomes visible unverified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from ocireg.digest import Digest, Hasher, new_hasher
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.registry import layout
+from ocireg.registry.locks import LocalLocks
+from ocireg.registry.repos import Repositories
+from ocireg.storage import FileWriter, PathNotFound, StorageDriver
+
+WRITE_CHUNK = 1 << 20  # hash and write in 1 MiB pieces: fewer thread hops, full hash speed
+_SESSION_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_RUNNING_HASH_ALG = "sha256"
+
+
+@dataclass
+class _RunningHash:
+    offset: int
+    hasher: Hasher
+
+
+class Uploads:
+    def __init__(
+        self, driver: StorageDriver, locks: LocalLocks, repos: Repositories, max_hashes: int = 256
+    ) -> None:
+        self.driver = driver
+        self.locks = locks
+        self.repos = repos
+        self.max_hashes = max_hashes
+        self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
+
+    async def start(self, repo: str) -> str:
+        await self.repos.ensure(repo)
+        session = str(uuid.uuid4())
+        await self.driver.put_content(layout.upload(repo, session), b"")
+        return session
+
+    async def size(self, repo: str, session: str) -> int:
+        path = self._path(repo, session)
+        try:
+            return (await self.driver.stat(path)).size
+        except PathNotFound:
+            raise self._unknown(session) from None
+
+    async def append(
+        self, repo: str, session: str, body: AsyncIterator[bytes], start: int | None = None
+    ) -> int:
+        """Append `body`; with `start` (from Content-Range) it must be where the session ends."""
+        async with self.locks.upload(session):
+            return await self._append(repo, session, body, start)
+
+    async def complete(
+        self, repo: str, session: str, digest: Digest, body: AsyncIterator[bytes]
+    ) -> int:
+        """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
+        path = self._path(repo, session)
+        async with self.locks.upload(session):
+            size = await self._append(repo, session, body, None)
+            actual = await self._digest_of(path, session, size, digest.algorithm)
+            if actual != digest.hex:
+                await self._discard(path, session)
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID,
+                    detail={"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+                )
+            target = layout.blob(repo, digest)
+            try:
+                await self.driver.stat(target)
+                await self._discard(path, session)  # same bytes already there
+            except PathNotFound:
+                await self.driver.move(path, target)
+        return size
+
+    async def cancel(self, repo: str, session: str) -> None:
+        path = self._path(repo, session)
+        async with self.locks.upload(session):
+            try:
+                await self.driver.delete(path)
+            except PathNotFound:
+                raise self._unknown(session) from None
+            self._hashes.pop(session, None)
+
+    # --- internals --------------------------------------------------------------------
+
+    def _path(self, repo: str, session: str) -> str:
+        if not _SESSION_RE.match(session):
+            raise self._unknown(session)
+        return layout.upload(repo, session)
+
+    @staticmethod
+    def _unknown(session: str) -> RegistryError:
+        return RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"session": session[:100]})
+
+    async def _append(
+        self, repo: str, session: str, body: AsyncIterator[bytes], start: int | None
+    ) -> int:
+        path = self._path(repo, session)
+        try:
+            writer = await self.driver.writer(path, append=True)
+        except PathNotFound:
+            raise self._unknown(session) from None
+        try:
+            size = writer.size
+            if start is not None and start != size:
+                raise RegistryError(
+                    ErrorCode.BLOB_UPLOAD_INVALID,
+                    "chunk does not start where the upload ends",
+                    {"expected_start": size, "got_start": start},
+                    status=416,
+                    headers={"Range": f"0-{max(size - 1, 0)}"},
+                )
+            running = self._hashes.pop(session, None)
+            if running is None or running.offset != size:
+                running = _RunningHash(0, new_hasher(_RUNNING_HASH_ALG)) if size == 0 else None
+            try:
+                await self._stream_into(writer, body, running)
+                await writer.commit()
+            except BaseException:
+                running = None  # the file may hold bytes the hash has not seen
+                raise
+            finally:
+                if running is not None:
+                    running.offset = writer.size
+                    self._remember(session, running)
+            return writer.size
+        finally:
+            await writer.close()
+
+    async def _stream_into(
+        self, writer: FileWriter, body: AsyncIterator[bytes], running: _RunningHash | None
+    ) -> None:
+        pending: list[bytes] = []
+        pending_size = 0
+        async for chunk in body:
+            if not chunk:
+                continue
+            pending.append(chunk)
+            pending_size += len(chunk)
+            if pending_size >= WRITE_CHUNK:
+                await self._flush(writer, b"".join(pending), running)
+                pending, pending_size = [], 0
+        if pending:
+            await self._flush(writer, b"".join(pending), running)
+
+    @staticmethod
+    async def _flush(writer: FileWriter, data: bytes, running: _RunningHash | None) -> None:
+        # Hash and write at once on two threads: hashlib and os.write both release the GIL.
+        if running is None:
+            await writer.write(data)
+        else:
+            await asyncio.gather(writer.write(data), asyncio.to_thread(running.hasher.update, data))
+
+    def _remember(self, session: str, running: _RunningHash) -> None:
+        self._hashes[session] = running
+        while len(self._hashes) > self.max_hashes:
+            self._hashes.popitem(last=False)
+
+    async def _digest_of(self, path: str, session: str, size: int, algorithm: str) -> str:
+        running = self._hashes.pop(session, None)
+        if running is not None and running.offset == size and algorithm == _RUNNING_HASH_ALG:
+            return running.hasher.hexdigest()
+        hasher = new_hasher(algorithm)
+        async for chunk in self.driver.reader(path):
+            await asyncio.to_thread(hasher.update, chunk)
+        return hasher.hexdigest()
+
+    async def _discard(self, path: str, session: str) -> None:
+        self._hashes.pop(session, None)
+        with contextlib.suppress(PathNotFound):
+            await self.driver.delete(path)

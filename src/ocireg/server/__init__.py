@@ -1,0 +1,1 @@
+"""App assembly, middlewares and process lifecycle."""

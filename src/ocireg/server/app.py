@@ -1,0 +1,72 @@
+"""`create_app(config)`: the Starlette app with its services and its middleware stack."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ocireg.api.routes import ROUTES
+from ocireg.config import Config, load_config
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.logs import setup_logging
+from ocireg.registry import ImageStore
+from ocireg.registry.layout import PRIVATE_DIR
+from ocireg.server.context import RequestContextMiddleware
+from ocireg.storage.factory import create_driver
+
+CONFIG_ENV = "OCIREG_CONFIG"
+log = logging.getLogger("ocireg.server")
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404/405 (no route, wrong method) in the spec's JSON envelope."""
+    assert isinstance(exc, HTTPException)
+    code = ErrorCode.UNSUPPORTED if exc.status_code == 405 else ErrorCode.NOT_FOUND
+    err = RegistryError(code, status=exc.status_code if exc.status_code in (404, 405) else None)
+    return Response(err.body(), status_code=err.status, media_type="application/json")
+
+
+def lock_dir(config: Config) -> Path:
+    return config.storage.root_directory / PRIVATE_DIR / "locks"
+
+
+def create_app(config: Config) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        driver = create_driver(config)
+        app.state.store = ImageStore(driver, lock_dir(config))
+        app.state.config = config
+        log.info("worker ready", extra={"pid": os.getpid()})
+        try:
+            yield
+        finally:
+            await app.state.store.close()
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestContextMiddleware)],
+        exception_handlers={HTTPException: _http_exception},
+        lifespan=lifespan,
+    )
+
+
+def app_from_environment() -> Starlette:
+    """Granian's factory in each worker process: the config path comes from the parent."""
+    raw = os.environ.get(CONFIG_ENV, "")
+    config = load_config(Path(raw) if raw else None)
+    setup_logging(config.log.level, config.log.output)
+    return create_app(config)
+
+
+def describe(config: Config) -> str:
+    return json.dumps({"root": str(config.storage.root_directory), "port": config.http.port})

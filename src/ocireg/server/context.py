@@ -1,0 +1,106 @@
+"""The outermost middleware: request id, access log, the API version header, and the one
+place where errors become responses (spec JSON for RegistryError, 500 UNKNOWN otherwise)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.logs import request_id
+
+log = logging.getLogger("ocireg.access")
+errlog = logging.getLogger("ocireg.errors")
+_INCOMING_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.pid = os.getpid()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = _incoming_id(scope) or uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 0, "sent": 0, "received": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append(_API_VERSION)
+                headers.append((b"x-request-id", rid.encode()))
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body":
+                state["sent"] += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, send_with_headers)
+        except RegistryError as err:
+            await self._send_error(scope, send_with_headers, state, err)
+        except ClientDisconnect:
+            state["status"] = state["status"] or 499
+        except Exception:
+            errlog.exception("unhandled error", extra={"path": scope.get("path")})
+            await self._send_error(
+                scope, send_with_headers, state, RegistryError(ErrorCode.UNKNOWN)
+            )
+        finally:
+            log.info(
+                "request",
+                extra={
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": state["status"],
+                    "bytes_in": state["received"],
+                    "bytes_out": state["sent"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    "client": (scope.get("client") or ("-",))[0],
+                    "pid": self.pid,
+                },
+            )
+            request_id.reset(token)
+
+    @staticmethod
+    async def _send_error(
+        scope: Scope, send: Send, state: dict[str, Any], err: RegistryError
+    ) -> None:
+        if state["status"]:
+            # Headers already went out: the only honest signal left is to break the stream.
+            raise RuntimeError("error after the response started") from err
+        body = err.body()
+        headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+        headers += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "http.response.start", "status": err.status, "headers": headers})
+        head = scope.get("method") == "HEAD"
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _incoming_id(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _INCOMING_ID_RE.match(text) else None
+    return None

@@ -1,0 +1,54 @@
+"""Run the app under Granian: N worker processes on one port, uvloop, optional TLS."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from granian import Granian
+from granian.constants import Interfaces, Loops
+
+from ocireg.config import Config
+from ocireg.server.app import CONFIG_ENV
+
+log = logging.getLogger("ocireg.server")
+
+
+def serve(config: Config) -> None:
+    # Workers are separate processes that build their app from the config file themselves.
+    os.environ[CONFIG_ENV] = str(config.source.resolve()) if config.source else ""
+    tls = config.http.tls
+    server = Granian(
+        "ocireg.server.app:app_from_environment",
+        factory=True,
+        address=config.http.address,
+        port=config.http.port,
+        interface=Interfaces.ASGI,
+        workers=config.http.workers,
+        loop=Loops.uvloop,
+        log_enabled=True,
+        log_level=_granian_level(config.log.level),
+        ssl_cert=Path(tls.cert) if tls else None,
+        ssl_key=Path(tls.key) if tls else None,
+        ssl_ca=Path(tls.cacert) if tls and tls.cacert else None,
+        # Granian can only require client certificates or not: with http.tls.cacert every
+        # client must present one signed by it (zot verifies only certificates that are given).
+        ssl_client_verify=bool(tls and tls.cacert),
+        respawn_failed_workers=True,
+        respawn_interval=0.2,
+    )
+    log.info(
+        "starting",
+        extra={
+            "address": config.http.address,
+            "port": config.http.port,
+            "workers": config.http.workers,
+            "root": str(config.storage.root_directory),
+        },
+    )
+    server.serve()
+
+
+def _granian_level(level: str) -> str:
+    return {"warn": "warning", "panic": "critical", "fatal": "critical"}.get(level, level)

@@ -1,0 +1,19 @@
+"""Byte-level storage drivers. They know paths and bytes, nothing about registries."""
+
+from ocireg.storage.base import (
+    FileInfo,
+    FileWriter,
+    InvalidPath,
+    PathNotFound,
+    StorageDriver,
+    StorageUnavailable,
+)
+
+__all__ = [
+    "FileInfo",
+    "FileWriter",
+    "InvalidPath",
+    "PathNotFound",
+    "StorageDriver",
+    "StorageUnavailable",
+]

@@ -1,0 +1,222 @@
+"""Local filesystem driver: atomic renames for visibility, optional fsync for durability."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from ocireg.storage.base import FileInfo, InvalidPath, PathNotFound, StorageUnavailable
+
+CHUNK = 1 << 20  # 1 MiB reads: far faster than small chunks through the ASGI send path
+TMP_DIR = ".ocireg/tmp"
+
+
+class FilesystemDriver:
+    name = "filesystem"
+
+    def __init__(self, root: Path, fsync: bool = False) -> None:
+        self.root = root.resolve()
+        self.fsync = fsync
+
+    # Small metadata operations (stat, listdir, reading a few KiB from the page cache) run
+    # inline: they cost microseconds, less than a hop to a thread. Bulk I/O goes to threads.
+
+    def _full(self, path: str) -> Path:
+        if (
+            path.startswith("/")
+            or "\x00" in path
+            or any(part in ("", ".", "..") for part in path.split("/"))
+        ):
+            raise InvalidPath(path)
+        return self.root / path
+
+    async def get_content(self, path: str) -> bytes:
+        full = self._full(path)
+        try:
+            with open(full, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise PathNotFound(path) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"{path}: {exc.strerror}") from exc
+
+    async def put_content(self, path: str, data: bytes) -> None:
+        full = self._full(path)
+        await asyncio.to_thread(self._atomic_write, full, data)
+
+    def _atomic_write(self, full: Path, data: bytes) -> None:
+        full.parent.mkdir(parents=True, exist_ok=True)
+        tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                f.write(data)
+                if self.fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
+            os.replace(tmp, full)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        if self.fsync:
+            _fsync_dir(full.parent)
+
+    async def stat(self, path: str) -> FileInfo:
+        full = self._full(path)
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        return FileInfo(
+            path,
+            st.st_size,
+            st.st_mtime,
+            is_dir=stat.S_ISDIR(st.st_mode),
+            version=f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}",
+        )
+
+    async def list(self, path: str) -> list[str]:
+        full = self._full(path) if path else self.root
+        try:
+            with os.scandir(full) as entries:
+                return sorted(e.name + "/" if e.is_dir() else e.name for e in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+
+    async def delete(self, path: str) -> None:
+        full = self._full(path)
+        await asyncio.to_thread(self._delete, full, path)
+
+    @staticmethod
+    def _delete(full: Path, path: str) -> None:
+        try:
+            if full.is_dir() and not full.is_symlink():
+                shutil.rmtree(full)
+            else:
+                full.unlink()
+        except FileNotFoundError:
+            raise PathNotFound(path) from None
+
+    async def move(self, src: str, dst: str) -> None:
+        s, d = self._full(src), self._full(dst)
+        try:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(s, d)
+        except FileNotFoundError:
+            raise PathNotFound(src) from None
+        if self.fsync:
+            await asyncio.to_thread(_fsync_dir, d.parent)
+
+    async def copy(self, src: str, dst: str) -> None:
+        s, d = self._full(src), self._full(dst)
+        await asyncio.to_thread(self._copy, s, d, src)
+
+    def _copy(self, s: Path, d: Path, src: str) -> None:
+        d.parent.mkdir(parents=True, exist_ok=True)
+        tmp = d.with_name(f".{d.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            try:
+                os.link(s, tmp)  # blobs are immutable: sharing the inode is safe and free
+            except OSError as exc:
+                if exc.errno == errno.ENOENT:
+                    raise PathNotFound(src) from None
+                shutil.copyfile(s, tmp)
+            os.replace(tmp, d)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    async def reader(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncIterator[bytes]:
+        full = self._full(path)
+        try:
+            f = open(full, "rb")  # noqa: SIM115 - closed in the finally below
+        except (FileNotFoundError, NotADirectoryError):
+            raise PathNotFound(path) from None
+        try:
+            f.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                n = CHUNK if remaining is None else min(CHUNK, remaining)
+                data = await asyncio.to_thread(f.read, n)
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+        finally:
+            f.close()
+
+    async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
+        full = self._full(path)
+        full.parent.mkdir(parents=True, exist_ok=True)
+        if append and not full.exists():
+            raise PathNotFound(path)
+        fd = os.open(
+            full, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644
+        )
+        return FilesystemWriter(fd, os.fstat(fd).st_size, self.fsync)
+
+    def local_path(self, path: str) -> str | None:
+        return str(self._full(path))
+
+    async def health(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / TMP_DIR
+            probe.mkdir(parents=True, exist_ok=True)
+            if not os.access(probe, os.W_OK):
+                raise StorageUnavailable(f"{self.root} is not writable")
+        except OSError as exc:
+            raise StorageUnavailable(f"{self.root}: {exc.strerror}") from exc
+
+    async def close(self) -> None:
+        return None
+
+
+class FilesystemWriter:
+    def __init__(self, fd: int, size: int, fsync: bool) -> None:
+        self._fd = fd
+        self._size = size
+        self._fsync = fsync
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    async def write(self, data: bytes) -> None:
+        await asyncio.to_thread(_write_all, self._fd, data)
+        self._size += len(data)
+
+    async def commit(self) -> None:
+        if self._fsync:
+            await asyncio.to_thread(os.fsync, self._fd)
+
+    async def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
