@@ -30,12 +30,6 @@ def is_tag(reference: str) -> bool:
     return bool(_TAG_RE.match(reference))
 
 
-def validate_tag(tag: str) -> str:
-    if not is_tag(tag):
-        raise RegistryError(ErrorCode.MANIFEST_INVALID, "invalid tag", {"tag": tag[:300]})
-    return tag
-
-
 def repository_of(path: str) -> str | None:
     """The repository a `/v2/<name>/...` path addresses, or None (e.g. `/v2/`, `_catalog`).
 

@@ -65,7 +65,11 @@ class Index:
         if old is not None:
             self.manifests.remove(old)
             old_digest = old.get("digest")
-            if old_digest != desc["digest"] and self.by_digest(old_digest) is None:
+            if (
+                isinstance(old_digest, str)
+                and old_digest != desc["digest"]
+                and self.by_digest(old_digest) is None
+            ):
                 untagged = {k: v for k, v in old.items() if k != "annotations"}
                 rest = {k: v for k, v in (old.get("annotations") or {}).items() if k != REF_NAME}
                 if rest:

@@ -62,8 +62,10 @@ class ImageStore:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"name": repo})
         if names.is_tag(reference):
             desc = index.by_tag(reference)
-        else:
+        elif Digest.is_valid(reference):
             desc = index.by_digest(str(Digest.parse(reference)))
+        else:
+            desc = None  # neither a tag nor a digest: nothing can be stored under it
         if desc is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
         return desc
@@ -87,6 +89,8 @@ class ImageStore:
         if names.is_tag(reference):
             tag = reference
             digest = Digest.of(body)
+        elif ":" not in reference:  # meant as a tag, but not one the grammar allows
+            raise RegistryError(ErrorCode.MANIFEST_INVALID, "invalid tag", {"tag": reference[:200]})
         else:
             expected = Digest.parse(reference)
             digest = Digest.of(body, expected.algorithm)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -66,7 +65,3 @@ def app_from_environment() -> Starlette:
     config = load_config(Path(raw) if raw else None)
     setup_logging(config.log.level, config.log.output)
     return create_app(config)
-
-
-def describe(config: Config) -> str:
-    return json.dumps({"root": str(config.storage.root_directory), "port": config.http.port})

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from granian import Granian
 from granian.constants import Interfaces, Loops
+from granian.log import LogLevels
 
 from ocireg.config import Config
 from ocireg.server.app import CONFIG_ENV
@@ -50,5 +51,7 @@ def serve(config: Config) -> None:
     server.serve()
 
 
-def _granian_level(level: str) -> str:
-    return {"warn": "warning", "panic": "critical", "fatal": "critical"}.get(level, level)
+def _granian_level(level: str) -> LogLevels:
+    return LogLevels(
+        {"warn": "warning", "panic": "critical", "fatal": "critical"}.get(level, level)
+    )
