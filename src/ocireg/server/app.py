@@ -39,6 +39,19 @@ def lock_dir(config: Config) -> Path:
     return config.storage.root_directory / PRIVATE_DIR / "locks"
 
 
+def build_middleware(config: Config) -> list[Middleware]:
+    """The middleware stack, outermost first. One line per concern."""
+    return [
+        # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
+        Middleware(RequestContextMiddleware),
+        # metrics (issue 7) -- counts everything below
+        # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
+        # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
+        # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
+        # authorize: access-control policies, on the owner (issue 5)
+    ]
+
+
 def create_app(config: Config) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -53,7 +66,7 @@ def create_app(config: Config) -> Starlette:
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestContextMiddleware)],
+        middleware=build_middleware(config),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -1,0 +1,48 @@
+"""Who is making a request, as established once by the member that received it.
+
+Authentication middlewares put an `Identity` in `scope[IDENTITY_KEY]`; the cluster proxy
+carries it, signed, to the repository's owner, which authorizes with it and does not
+authenticate again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+IDENTITY_KEY = "ocireg.identity"
+# Set by the cluster layer on a request that a member forwarded with valid proof.
+FORWARDED_KEY = "ocireg.forwarded"
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str | None = None  # None: anonymous
+    groups: tuple[str, ...] = ()
+    method: str = "anonymous"  # "basic", "bearer", "mtls", "anonymous"
+    # Bearer tokens: the token's `access` claim, kept so the owner can authorize with it.
+    access: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def anonymous(self) -> bool:
+        return self.user is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user": self.user,
+            "groups": list(self.groups),
+            "method": self.method,
+            "access": list(self.access),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Identity:
+        return cls(
+            user=data.get("user"),
+            groups=tuple(data.get("groups") or ()),
+            method=str(data.get("method") or "anonymous"),
+            access=tuple(data.get("access") or ()),
+        )
+
+
+ANONYMOUS = Identity()
