@@ -73,10 +73,16 @@ def encode_identity(identity: Identity) -> bytes:
 
 
 def sign(
-    key: bytes, method: str, path: str, query: bytes, target: str, identity: Identity
+    key: bytes,
+    method: str,
+    path: str,
+    query: bytes,
+    target: str,
+    identity: Identity,
+    now: float | None = None,
 ) -> SignedHop:
     ident = encode_identity(identity)
-    ts = f"{time.time():.3f}"
+    ts = f"{time.time() if now is None else now:.3f}"
     nonce = os.urandom(16).hex()
     mac = hmac.new(key, _message(method, path, query, target, ident, ts, nonce), hashlib.sha256)
     return SignedHop(f"{_VERSION}:{ts}:{nonce}:{mac.hexdigest()}".encode(), ident)
