@@ -26,7 +26,7 @@ from ocireg.errors import ErrorCode, RegistryError
 
 log = logging.getLogger("ocireg.cluster")
 
-CHUNK = 256 * 1024
+CHUNK = 1024 * 1024
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_IDLE_TIMEOUT = 300.0
 
