@@ -26,7 +26,7 @@ from ocireg.errors import ErrorCode, RegistryError
 
 log = logging.getLogger("ocireg.cluster")
 
-CHUNK = 1024 * 1024
+CHUNK = 1024 * 1024  # aiohttp's read buffer per connection
 DEFAULT_CONNECT_TIMEOUT = 3.0
 DEFAULT_IDLE_TIMEOUT = 300.0
 
@@ -236,7 +236,10 @@ async def _relay_response(
         await send({"type": "http.response.body", "body": b""})
         return
     try:
-        async for chunk in response.content.iter_chunked(CHUNK):
+        # Whatever has arrived, as it is: no re-joining into fixed sizes. The reader stops
+        # reading from the owner once about 2 x read_bufsize (CHUNK) is buffered, so memory
+        # stays bounded when the client is slower than the owner.
+        async for chunk in response.content.iter_any():
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
     except (TimeoutError, aiohttp.ClientError) as exc:
         # The status is out already: break the client's connection rather than let a short
