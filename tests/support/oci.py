@@ -376,7 +376,7 @@ def push_artifact(
 
 def next_link(response: httpx.Response) -> str | None:
     """The target of a `Link: <...>; rel="next"` header, or None."""
-    link = response.headers.get("link")
+    link: str | None = response.headers.get("link")
     if not link:
         return None
     for part in link.split(","):
