@@ -65,6 +65,10 @@ class AuthenticateMiddleware:
             return ANONYMOUS
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.lower()
+        if scheme == "basic" and _empty_basic(credentials):
+            # containers/image sends `Basic Og==` (":") when it has no credentials; zot
+            # reads that as anonymous too.
+            return ANONYMOUS
         if scheme == "basic" and self.auth.htpasswd is not None:
             user, password = _basic(credentials)
             if user is not None and await self.auth.htpasswd.check(user, password):
@@ -228,3 +232,10 @@ def _basic(credentials: str) -> tuple[str | None, str]:
         return None, ""
     user, sep, password = text.partition(":")
     return (user, password) if sep and user else (None, "")
+
+
+def _empty_basic(credentials: str) -> bool:
+    try:
+        return base64.b64decode(credentials.strip(), validate=True) == b":"
+    except binascii.Error:
+        return False
