@@ -106,6 +106,15 @@ def test_anonymous_reads_public_but_cannot_push(clients: dict[str | None, httpx.
     assert_challenged(anonymous.get(manifest_path(unique("other"), "v1")))
 
 
+def test_empty_basic_credentials_are_anonymous(clients: dict[str | None, httpx.Client]) -> None:
+    """containers/image sends `Basic Og==` (":") when it has no credentials."""
+    repo = unique("public")
+    push_image(clients["root"], repo, "v1")
+    empty = {"Authorization": "Basic Og=="}
+    assert clients[None].get(manifest_path(repo, "v1"), headers=empty).status_code == 200
+    assert_challenged(clients[None].post(uploads_path(repo), headers=empty))
+
+
 def test_named_user_reads_and_creates_but_needs_update_to_overwrite(
     clients: dict[str | None, httpx.Client],
 ) -> None:

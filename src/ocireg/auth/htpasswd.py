@@ -65,6 +65,7 @@ class Htpasswd:
         self._warn_skipped()
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, float] = {}
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
 
     def _stat(self) -> float:
         try:
@@ -99,16 +100,28 @@ class Htpasswd:
         expires = self._verified.get(key)
         if expires is not None and expires > now:
             return True
-        hashed = self._file.entries.get(user)
-        ok = await asyncio.to_thread(_checkpw, password.encode(), hashed or _dummy_hash())
-        if not ok or hashed is None:
+        # Many connections of one client arrive with the same credential at once: one
+        # bcrypt check answers them all.
+        pending = self._pending.get(key)
+        if pending is None:
+            hashed = self._file.entries.get(user)
+            pending = asyncio.ensure_future(self._verify(password, hashed))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        ok = await asyncio.shield(pending)
+        if not ok:
             return False
         if len(self._verified) >= CACHE_MAX:
             self._verified = {k: t for k, t in self._verified.items() if t > now}
             if len(self._verified) >= CACHE_MAX:
                 self._verified.clear()
-        self._verified[key] = now + CACHE_SECONDS
+        self._verified[key] = time.monotonic() + CACHE_SECONDS
         return True
+
+    @staticmethod
+    async def _verify(password: str, hashed: bytes | None) -> bool:
+        ok = await asyncio.to_thread(_checkpw, password.encode(), hashed or _dummy_hash())
+        return ok and hashed is not None
 
 
 @functools.cache

@@ -176,7 +176,8 @@ class AuthorizeMiddleware:
             await self._refuse(identity, need, action)
 
     async def _refuse(self, identity: Identity, need: Need, action: str | None = None) -> None:
-        if self.auth.settings.fail_delay > 0:
+        # An anonymous first try is how clients discover auth: only slow down real refusals.
+        if self.auth.settings.fail_delay > 0 and not identity.anonymous:
             await asyncio.sleep(self.auth.settings.fail_delay)
         detail = {"action": action or need.action}
         if need.repository is not None:
