@@ -18,6 +18,7 @@ import binascii
 from collections.abc import Callable
 from urllib.parse import parse_qs
 
+from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg import names
@@ -189,6 +190,14 @@ class AuthorizeMiddleware:
                 headers={"www-authenticate": self.auth.challenge(need)},
             )
         raise RegistryError(ErrorCode.DENIED, detail=detail)
+
+
+def authenticate(auth: AuthServices | None) -> Middleware | None:
+    return None if auth is None else Middleware(AuthenticateMiddleware, auth=auth)
+
+
+def authorize(auth: AuthServices | None) -> Middleware | None:
+    return None if auth is None else Middleware(AuthorizeMiddleware, auth=auth)
 
 
 def _readable_by(

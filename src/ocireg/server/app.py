@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from ocireg.api.routes import ROUTES
 from ocireg.auth.core import build_auth
-from ocireg.auth.middleware import AuthenticateMiddleware, AuthorizeMiddleware
+from ocireg.auth.middleware import authenticate, authorize
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
@@ -42,19 +42,20 @@ def lock_dir(config: Config) -> Path:
 
 
 def build_middleware(config: Config) -> list[Middleware]:
-    """The middleware stack, outermost first. One line per concern."""
+    """The middleware stack, outermost first. One line per concern; None = not configured."""
     auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
-    return [
+    stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
         # metrics (issue 7) -- counts everything below
         # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
-        *([Middleware(AuthenticateMiddleware, auth=auth)] if auth else []),
+        authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
         # authorize: access-control policies, on the owner (issue 5)
-        *([Middleware(AuthorizeMiddleware, auth=auth)] if auth else []),
+        authorize(auth),
     ]
+    return [m for m in stack if m is not None]
 
 
 def create_app(config: Config) -> Starlette:
