@@ -5,6 +5,7 @@ authenticated user pushed (anonymousPolicy)."""
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,9 +57,24 @@ def bearer_registry(
         yield proc
 
 
-def skopeo(tools: Tools, *args: str, check: bool = True) -> str:
-    argv = [require("skopeo"), "--policy", str(tools.policy), *args]
-    return tools.run(argv, check=check).stdout
+def skopeo(tools: Tools, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return tools.run([require("skopeo"), "--policy", str(tools.policy), *args], check=check)
+
+
+def push(
+    tools: Tools, src: Path, target: str, creds: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """skopeo copy of the layout's `v1` to `target`, with `user:password` if given."""
+    auth = ["--dest-creds", creds] if creds else []
+    return skopeo(
+        tools, "copy", "--dest-tls-verify=false", *auth, f"oci:{src}:v1", target, check=check
+    )
+
+
+def pull(tools: Tools, target: str, dst: Path, creds: str | None = None) -> None:
+    auth = ["--src-creds", creds] if creds else []
+    skopeo(tools, "copy", "--src-tls-verify=false", *auth, target, f"oci:{dst}:v1")
+    assert (dst / "index.json").exists()
 
 
 def host(registry: RegistryProcess) -> str:
@@ -68,35 +84,15 @@ def host(registry: RegistryProcess) -> str:
 def test_skopeo_with_creds_pushes_and_anonymous_pulls(
     tools: Tools, basic_registry: RegistryProcess, tmp_path: Path
 ) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
+    src = tmp_path / "src"
     build_image_layout(src, "v1", seed=51)
     target = f"docker://{host(basic_registry)}/open/skopeo:v1"
-    refused = tools.run(
-        [
-            require("skopeo"),
-            "--policy",
-            str(tools.policy),
-            "copy",
-            "--dest-tls-verify=false",
-            f"oci:{src}:v1",
-            target,
-        ],
-        check=False,
-    )
+    refused = push(tools, src, target, check=False)
     assert refused.returncode != 0
     assert "unauthorized" in refused.stderr.lower() or "authentication" in refused.stderr.lower()
-    skopeo(
-        tools,
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:alice-pw",
-        f"oci:{src}:v1",
-        target,
-    )
+    push(tools, src, target, "alice:alice-pw")
     # open/** grants anonymous read: no credentials needed to pull it back.
-    skopeo(tools, "copy", "--src-tls-verify=false", target, f"oci:{dst}:v1")
-    assert (dst / "index.json").exists()
+    pull(tools, target, tmp_path / "dst")
     r = httpx.get(f"{basic_registry.url}/v2/open/skopeo/tags/list")
     assert r.status_code == 200 and r.json()["tags"] == ["v1"]
 
@@ -104,42 +100,15 @@ def test_skopeo_with_creds_pushes_and_anonymous_pulls(
 def test_skopeo_creds_on_a_private_repository(
     tools: Tools, basic_registry: RegistryProcess, tmp_path: Path
 ) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
+    src = tmp_path / "src"
     build_image_layout(src, "v1", seed=52)
     target = f"docker://{host(basic_registry)}/private/skopeo:v1"
-    skopeo(
-        tools,
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "bob:bob-pw",
-        f"oci:{src}:v1",
-        target,
-    )
-    skopeo(
-        tools,
-        "copy",
-        "--src-tls-verify=false",
-        "--src-creds",
-        "carol:carol-pw",
-        target,
-        f"oci:{dst}:v1",
-    )
-    assert_error(
-        httpx.get(f"{basic_registry.url}/v2/private/skopeo/tags/list"), 401, "UNAUTHORIZED"
-    )
-    wrong = tools.run(
-        [
-            require("skopeo"),
-            "--policy",
-            str(tools.policy),
-            "inspect",
-            "--tls-verify=false",
-            "--creds",
-            "carol:wrong",
-            target,
-        ],
-        check=False,
+    push(tools, src, target, "bob:bob-pw")
+    pull(tools, target, tmp_path / "dst", "carol:carol-pw")
+    r = httpx.get(f"{basic_registry.url}/v2/private/skopeo/tags/list")
+    assert_error(r, 401, "UNAUTHORIZED")
+    wrong = skopeo(
+        tools, "inspect", "--tls-verify=false", "--creds", "carol:wrong", target, check=False
     )
     assert wrong.returncode != 0
 
@@ -150,33 +119,14 @@ def test_podman_login_push_and_pull(
 ) -> None:
     src = tmp_path / "src"
     build_image_layout(src, "v1", seed=53)
-    podman = [
-        require("podman"),
-        *tools.storage_flags(),
-        "--cgroup-manager",
-        "cgroupfs",
-        "--events-backend",
-        "file",
-    ]
+    flags = ["--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+    podman = [require("podman"), *tools.storage_flags(), *flags]
     policy = f"--signature-policy={tools.policy}"
-    image = f"{host(basic_registry)}/podman/login:v1"
-    bad = tools.run(
-        [*podman, "login", "--tls-verify=false", "-u", "dave", "-p", "nope", host(basic_registry)],
-        check=False,
-    )
-    assert bad.returncode != 0
-    tools.run(
-        [
-            *podman,
-            "login",
-            "--tls-verify=false",
-            "-u",
-            "dave",
-            "-p",
-            "dave-pw",
-            host(basic_registry),
-        ]
-    )
+    registry = host(basic_registry)
+    image = f"{registry}/podman/login:v1"
+    login = [*podman, "login", "--tls-verify=false", "-u", "dave", "-p"]
+    assert tools.run([*login, "nope", registry], check=False).returncode != 0
+    tools.run([*login, "dave-pw", registry])
     tools.run([*podman, "pull", "-q", policy, f"oci:{src}:v1"])
     image_id = tools.run([*podman, "images", "-q", "--no-trunc"]).stdout.split()[0]
     tools.run([*podman, "push", "-q", policy, "--tls-verify=false", image_id, f"docker://{image}"])
@@ -184,51 +134,21 @@ def test_podman_login_push_and_pull(
     tools.run([*podman, "pull", "-q", policy, "--tls-verify=false", image])
     r = httpx.get(f"{basic_registry.url}/v2/podman/login/tags/list", auth=("dave", "dave-pw"))
     assert r.status_code == 200 and r.json()["tags"] == ["v1"]
-    tools.run([*podman, "logout", host(basic_registry)])
+    tools.run([*podman, "logout", registry])
 
 
 def test_skopeo_through_the_token_flow(
     tools: Tools, bearer_registry: RegistryProcess, token_server: TokenServer, tmp_path: Path
 ) -> None:
-    src, dst = tmp_path / "src", tmp_path / "dst"
+    src = tmp_path / "src"
     build_image_layout(src, "v1", seed=54)
     token_server.grants["alice"] = {"tokens/skopeo": ["pull", "push"]}
     token_server.grants["carol"] = {"tokens/skopeo": ["pull"]}
     target = f"docker://{host(bearer_registry)}/tokens/skopeo:v1"
-    skopeo(
-        tools,
-        "copy",
-        "--dest-tls-verify=false",
-        "--dest-creds",
-        "alice:alice-pw",
-        f"oci:{src}:v1",
-        target,
-    )
-    skopeo(
-        tools,
-        "copy",
-        "--src-tls-verify=false",
-        "--src-creds",
-        "carol:carol-pw",
-        target,
-        f"oci:{dst}:v1",
-    )
-    assert (dst / "index.json").exists()
+    push(tools, src, target, "alice:alice-pw")
+    pull(tools, target, tmp_path / "dst", "carol:carol-pw")
     scopes = {s for q in token_server.requests for s in q.get("scope", [])}
     assert "repository:tokens/skopeo:pull,push" in scopes
     # carol's tokens never carry push: her push is refused.
-    refused = tools.run(
-        [
-            require("skopeo"),
-            "--policy",
-            str(tools.policy),
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            "carol:carol-pw",
-            f"oci:{src}:v1",
-            target.replace(":v1", ":v2"),
-        ],
-        check=False,
-    )
+    refused = push(tools, src, target.replace(":v1", ":v2"), "carol:carol-pw", check=False)
     assert refused.returncode != 0
