@@ -16,11 +16,10 @@ import httpx
 import pytest
 
 from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, basic, write_htpasswd
+from tests.support.cluster import cluster_configs, repo_owned_by
 from tests.support.oci import assert_error, manifest_path, push_image, push_manifest
 from tests.support.pki import TestCA
 from tests.support.server import RegistryProcess, wait_until
-
-cluster_support = pytest.importorskip("tests.support.cluster", reason="needs the cluster branch")
 
 REALM = "cluster-auth"
 
@@ -38,7 +37,7 @@ def cluster(
     without_alice = write_htpasswd(
         workdir / "no-alice.htpasswd", {u: p for u, p in PASSWORDS.items() if u != "alice"}
     )
-    configs: list[dict[str, Any]] = cluster_support.cluster_configs(workdir, count=2)
+    configs: list[dict[str, Any]] = cluster_configs(workdir, count=2)
     for i, cfg in enumerate(configs):
         cfg["http"]["tls"] = tls
         cfg["cluster"]["tls"] = tls
@@ -87,7 +86,7 @@ def via_member0(
 
 
 def owned_by_member1(prefix: str) -> str:
-    name: str = cluster_support.repo_owned_by(1, count=2, prefix=prefix)
+    name: str = repo_owned_by(1, count=2, prefix=prefix)
     return name
 
 
