@@ -68,6 +68,7 @@ class Row:
     limit_goal: float | None = None
     runs: dict[str, list[float]] = field(default_factory=dict)
     note: str = ""
+    vs: str = "docker-registry"  # what the comparison column holds for this row
 
     @property
     def ratio(self) -> float | None:

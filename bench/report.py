@@ -47,7 +47,7 @@ def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
                 row.metric,
                 row.unit,
                 _num(row.ocireg),
-                _num(row.peer),
+                _num(row.peer) + ("" if row.vs == "docker-registry" else f" ({row.vs})"),
                 (f"{ratio:.2f}x" if ratio is not None else "-") + verdict,
                 f">= {row.goal:g}x" if row.goal is not None else "",
                 limit,
