@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from ocireg.digest import Digest
@@ -10,11 +11,18 @@ from ocireg.registry import layout
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
 
+# Small blobs read by digest (manifests) are kept per process: the bytes of a digest never
+# change, and callers reach them through index.json, which is checked on every request.
+SMALL_CACHE_ITEM = 64 << 10
+SMALL_CACHE_TOTAL = 32 << 20
+
 
 class BlobStore:
     def __init__(self, driver: StorageDriver, repos: Repositories) -> None:
         self.driver = driver
         self.repos = repos
+        self._small: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._small_bytes = 0
 
     async def stat(self, repo: str, digest: Digest) -> FileInfo:
         try:
@@ -41,10 +49,26 @@ class BlobStore:
         return self.driver.reader(layout.blob(repo, digest), offset, length)
 
     async def get_small(self, repo: str, digest: Digest) -> bytes:
+        key = (repo, str(digest))
+        data = self._small.get(key)
+        if data is not None:
+            self._small.move_to_end(key)
+            return data
         try:
-            return await self.driver.get_content(layout.blob(repo, digest))
+            data = await self.driver.get_content(layout.blob(repo, digest))
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+        if len(data) <= SMALL_CACHE_ITEM:
+            self._small[key] = data
+            self._small_bytes += len(data)
+            while self._small_bytes > SMALL_CACHE_TOTAL:
+                self._small_bytes -= len(self._small.popitem(last=False)[1])
+        return data
+
+    def _forget(self, repo: str, digest: Digest) -> None:
+        data = self._small.pop((repo, str(digest)), None)
+        if data is not None:
+            self._small_bytes -= len(data)
 
     async def put_small(self, repo: str, digest: Digest, data: bytes) -> None:
         await self.driver.put_content(layout.blob(repo, digest), data)
@@ -62,6 +86,7 @@ class BlobStore:
         return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
+        self._forget(repo, digest)
         try:
             await self.driver.delete(layout.blob(repo, digest))
         except PathNotFound:
