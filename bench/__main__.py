@@ -89,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         keys = [k for k in keys if k in wanted or k == "6"]  # 6: the limits others need
 
     started = time.time()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ocireg-bench-") as tmp:
         ctx = Context(Path(tmp), sizes, args.quick)
         ctx.ocireg = start_ocireg(ctx.workdir, args.workers, args.log_level)
@@ -111,11 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         "peer": {"name": "docker-registry", "version": peer_version()},
         "sizes": vars(sizes),
         "seconds": round(time.time() - started, 1),
+        # Other work on the machine moves every figure: the 1-minute load before and after.
+        "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     text = table(rows, ctx.limits, label)
     m = meta["machine"]
     assert isinstance(m, dict)
-    print(f"\n{meta['date']} · {m['cores']} cores, {m['cpu']} · medians of {sizes.reps}\n")
+    load = meta["loadavg_1min"]
+    print(
+        f"\n{meta['date']} · {m['cores']} cores, {m['cpu']} · medians of {sizes.reps}"
+        f" · load average {load[0]} before, {load[1]} after\n"
+    )
     print(text)
     out = args.out or RESULTS / ("quick.json" if args.quick else "latest.json")
     out.parent.mkdir(parents=True, exist_ok=True)

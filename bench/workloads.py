@@ -31,7 +31,7 @@ MANIFEST_REPO = "bench/manifest"
 
 def reference(ctx: Context) -> list[Row]:
     """sha256, a raw loopback socket copy, and hash+write of one stream to disk, in MiB/s:
-    the ceilings every throughput is compared with."""
+    the ceilings every throughput is compared with (the best of the runs)."""
     size = ctx.sizes.blob
     piece = os.urandom(MiB)
     count = size // MiB
@@ -71,8 +71,8 @@ def reference(ctx: Context) -> list[Row]:
     rows = []
     for key, fn in measures.items():
         values = [fn() for _ in range(ctx.sizes.reps)]
-        values.sort()
-        ctx.limits[key] = values[len(values) // 2]
+        # A ceiling is the best the machine did: on a shared box the noise only lowers it.
+        ctx.limits[key] = max(values)
         rows.append(
             Row("6 reference", key, "MiB/s", ocireg=ctx.limits[key], runs={"machine": values})
         )
