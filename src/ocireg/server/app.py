@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from ocireg.api.routes import ROUTES
 from ocireg.config import Config, load_config
@@ -20,7 +21,9 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
+from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
+from ocireg.server.maintenance import Maintenance
 from ocireg.storage.factory import create_driver
 
 CONFIG_ENV = "OCIREG_CONFIG"
@@ -39,12 +42,22 @@ def lock_dir(config: Config) -> Path:
     return config.storage.root_directory / PRIVATE_DIR / "locks"
 
 
-def build_middleware(config: Config) -> list[Middleware]:
+def build_routes(config: Config) -> list[BaseRoute]:
+    routes: list[BaseRoute] = list(ROUTES)
+    settings = metrics.metrics_settings(config)
+    if settings.enabled:
+        # A route, so that it sits below authentication like any other endpoint.
+        routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
+    return routes
+
+
+def build_middleware(config: Config, routes: list[BaseRoute]) -> list[Middleware]:
     """The middleware stack, outermost first. One line per concern."""
     return [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
         # metrics (issue 7) -- counts everything below
+        Middleware(metrics.MetricsMiddleware, routes=routes),
         # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
@@ -58,15 +71,23 @@ def create_app(config: Config) -> Starlette:
         driver = create_driver(config)
         app.state.store = ImageStore(driver, lock_dir(config))
         app.state.config = config
+        if metrics.metrics_settings(config).enabled:
+            metrics.enable()
+        # Cluster (issue 3): pass owns=lambda repo: <this member owns repo> (the routing
+        # function of ocireg.cluster) so that each member maintains only its repositories.
+        maintenance = Maintenance(config, app.state.store)
+        maintenance.start()
         log.info("worker ready", extra={"pid": os.getpid()})
         try:
             yield
         finally:
+            await maintenance.stop()
             await app.state.store.close()
 
+    routes = build_routes(config)
     return Starlette(
-        routes=ROUTES,
-        middleware=build_middleware(config),
+        routes=routes,
+        middleware=build_middleware(config, routes),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

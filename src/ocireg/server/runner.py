@@ -12,6 +12,7 @@ from granian.log import LogLevels
 
 from ocireg.config import Config
 from ocireg.server.app import CONFIG_ENV
+from ocireg.server.metrics import prepare_multiprocess_dir
 
 log = logging.getLogger("ocireg.server")
 
@@ -19,6 +20,8 @@ log = logging.getLogger("ocireg.server")
 def serve(config: Config) -> None:
     # Workers are separate processes that build their app from the config file themselves.
     os.environ[CONFIG_ENV] = str(config.source.resolve()) if config.source else ""
+    # Before any worker exists: workers inherit the metrics directory through the environment.
+    cleanup_metrics = prepare_multiprocess_dir(config)
     tls = config.http.tls
     server = Granian(
         "ocireg.server.app:app_from_environment",
@@ -48,7 +51,10 @@ def serve(config: Config) -> None:
             "root": str(config.storage.root_directory),
         },
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        cleanup_metrics()
 
 
 def _granian_level(level: str) -> LogLevels:
