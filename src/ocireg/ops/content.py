@@ -25,14 +25,18 @@ class StoredFile:
     stamp: float
 
 
-async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile | None:
+async def file_info(
+    driver: StorageDriver, path: str, name: str, linked: bool = True
+) -> StoredFile | None:
+    """Size and stamp of a file; `linked=False` for files never hard-linked (uploads)."""
     local = driver.local_path(path)
     if local is not None:
         try:
             st = os.stat(local)
         except FileNotFoundError:
             return None
-        return StoredFile(name, path, st.st_size, max(st.st_mtime, st.st_ctime))
+        stamp = max(st.st_mtime, st.st_ctime) if linked else st.st_mtime
+        return StoredFile(name, path, st.st_size, stamp)
     try:
         info = await driver.stat(path)
     except PathNotFound:
@@ -62,7 +66,7 @@ async def list_uploads(driver: StorageDriver, repo: str) -> list[StoredFile]:
     for name in await _list(driver, layout.uploads_dir(repo)):
         if name.endswith("/") or name.startswith("."):
             continue
-        info = await file_info(driver, layout.upload(repo, name), name)
+        info = await file_info(driver, layout.upload(repo, name), name, linked=False)
         if info is not None:
             found.append(info)
     return found

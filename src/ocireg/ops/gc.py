@@ -188,7 +188,7 @@ class GarbageCollector:
                 continue
             async with self.store.locks.upload(session.name):
                 # A request may have resumed the session while we waited for its lock.
-                fresh = await file_info(self.driver, session.path, session.name)
+                fresh = await file_info(self.driver, session.path, session.name, linked=False)
                 if fresh is None or fresh.stamp > cutoff:
                     continue
                 with contextlib.suppress(PathNotFound):
