@@ -104,10 +104,13 @@ class Scrubber:
         except ValueError as exc:
             report.problem("index_invalid", error=str(exc))
             return self._logged(report)
-        for desc in index.manifests:
+        # Tagged entries first, one shared `seen`: each manifest is reported once, under the
+        # tag that reaches it when there is one.
+        seen: set[str] = set()
+        for desc in sorted(index.manifests, key=lambda d: tag_of(d) is None):
             entry = desc.get("digest")
             if isinstance(entry, str):
-                await self._check(repo, entry, tag_of(desc), blobs, corrupt, report, set())
+                await self._check(repo, entry, tag_of(desc), blobs, corrupt, report, seen)
         return self._logged(report)
 
     async def _check(
