@@ -199,7 +199,7 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        counts = {"status": 0, "in": 0, "out": 0}
+        counts = {"status": 0, "in": 0, "out": 0, "length": 0}
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -208,10 +208,14 @@ class MetricsMiddleware:
             return message
 
         async def counting_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            kind = message["type"]
+            if kind == "http.response.start":
                 counts["status"] = message["status"]
-            elif message["type"] == "http.response.body":
+                counts["length"] = _content_length(message)
+            elif kind == "http.response.body":
                 counts["out"] += len(message.get("body", b""))
+            elif kind == "http.response.pathsend":
+                counts["out"] += counts["length"]  # the server sends the file itself
             await send(message)
 
         upload = method in _UPLOAD_METHODS and "/blobs/uploads/" in scope["path"]
@@ -253,3 +257,11 @@ class MetricsMiddleware:
             if match is Match.PARTIAL and partial is None and isinstance(route, Route):
                 partial = route.path
         return partial or "unmatched"
+
+
+def _content_length(message: Message) -> int:
+    for key, value in message.get("headers", ()):
+        if key.lower() == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return 0
