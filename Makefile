@@ -7,6 +7,7 @@ CONFIG ?=
 # What the test suite starts for real: OCI clients, the Go reference registry, Redis, haproxy.
 APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy wrk apache2-utils
 PYTEST_ARGS ?=
+LINT_DIRS := $(wildcard src tests bench)
 
 .PHONY: run test test-deps lint bench bench-quick clean
 
@@ -27,8 +28,8 @@ test-deps:
 	fi
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed test-deps lint

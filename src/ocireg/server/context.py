@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
+from ocireg.registry.faults import as_registry_error
+from ocireg.storage import StorageError
 
 log = logging.getLogger("ocireg.access")
 errlog = logging.getLogger("ocireg.errors")
@@ -57,6 +59,9 @@ class RequestContextMiddleware:
             await self.app(scope, counting_receive, send_with_headers)
         except RegistryError as err:
             await self._send_error(scope, send_with_headers, state, err)
+        except StorageError as exc:
+            errlog.warning("storage error", extra={"error": str(exc), "path": scope.get("path")})
+            await self._send_error(scope, send_with_headers, state, as_registry_error(exc))
         except ClientDisconnect:
             state["status"] = state["status"] or 499
         except Exception:
