@@ -20,8 +20,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ocireg.config import Config
 from ocireg.ops.gc import GarbageCollector, GCReport, owns_everything
@@ -32,6 +33,7 @@ from ocireg.server import metrics
 
 log = logging.getLogger("ocireg.maintenance")
 ELECTION_RETRY = 5.0
+R = TypeVar("R")
 
 
 def leader_lock_path(config: Config) -> Path:
@@ -67,47 +69,49 @@ class Maintenance:
             self._lock_fd = None
 
     async def run_gc(self) -> list[GCReport]:
-        started = time.monotonic()
         collector = GarbageCollector(self.store, self.config.storage.gc_delay)
-        try:
-            reports = await collector.run(self.owns)
-        except Exception:
-            log.exception("gc run failed")
-            metrics.record_gc([], time.monotonic() - started, failed=True)
-            return []
-        metrics.record_gc(reports, time.monotonic() - started)
-        log.info(
+        reports = await self._timed("gc", collector.run(self.owns), metrics.record_gc)
+        self._logged(
             "gc run",
-            extra={
-                "pid": os.getpid(),
-                "repositories": len(reports),
-                "manifests": sum(len(r.manifests) for r in reports),
-                "blobs": sum(len(r.blobs) for r in reports),
-                "uploads": sum(len(r.uploads) for r in reports),
-                "bytes_freed": sum(r.bytes_freed for r in reports),
-            },
+            repositories=len(reports),
+            manifests=sum(len(r.manifests) for r in reports),
+            blobs=sum(len(r.blobs) for r in reports),
+            uploads=sum(len(r.uploads) for r in reports),
+            bytes_freed=sum(r.bytes_freed for r in reports),
         )
         return reports
 
     async def run_scrub(self) -> list[ScrubReport]:
-        started = time.monotonic()
-        try:
-            reports = await Scrubber(self.store).run(self.owns)
-        except Exception:
-            log.exception("scrub run failed")
-            metrics.record_scrub([], time.monotonic() - started, failed=True)
-            return []
-        metrics.record_scrub(reports, time.monotonic() - started)
-        log.info(
+        scrubber = Scrubber(self.store)
+        reports = await self._timed("scrub", scrubber.run(self.owns), metrics.record_scrub)
+        self._logged(
             "scrub run",
-            extra={
-                "pid": os.getpid(),
-                "repositories": len(reports),
-                "blobs": sum(r.blobs for r in reports),
-                "problems": sum(len(r.problems) for r in reports),
-            },
+            repositories=len(reports),
+            blobs=sum(r.blobs for r in reports),
+            problems=sum(len(r.problems) for r in reports),
         )
         return reports
+
+    @staticmethod
+    async def _timed(
+        name: str,
+        run: Awaitable[list[R]],
+        record: Callable[[list[R], float, bool], None],
+    ) -> list[R]:
+        """Await a run, record it in the metrics; a failed run is logged and yields nothing."""
+        started = time.monotonic()
+        try:
+            reports = await run
+        except Exception:
+            log.exception(f"{name} run failed")
+            record([], time.monotonic() - started, True)
+            return []
+        record(reports, time.monotonic() - started, False)
+        return reports
+
+    @staticmethod
+    def _logged(message: str, **counts: int) -> None:
+        log.info(message, extra={"pid": os.getpid(), **counts})
 
     async def _main(self) -> None:
         # A flock cannot be awaited: poll it, rarely (it only changes when a worker dies).
