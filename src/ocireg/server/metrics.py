@@ -188,6 +188,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.routes = list(routes)
+        self._bound: dict[tuple[Any, ...], Any] = {}
         self.templates: dict[Any, str] = {
             r.endpoint: r.path for r in self.routes if isinstance(r, Route)
         }
@@ -236,12 +237,33 @@ class MetricsMiddleware:
             if upload:
                 m.uploads.dec()
             route = self._template(scope)
-            m.requests.labels(method, route, str(counts["status"])).inc()
-            m.latency.labels(method, route).observe(time.perf_counter() - started)
+            self._requests(m, method, route, counts["status"]).inc()
+            latency, bytes_in, bytes_out = self._per_route(m, method, route)
+            latency.observe(time.perf_counter() - started)
             if counts["in"]:
-                m.bytes_in.labels(method, route).inc(counts["in"])
+                bytes_in.inc(counts["in"])
             if counts["out"]:
-                m.bytes_out.labels(method, route).inc(counts["out"])
+                bytes_out.inc(counts["out"])
+
+    # `labels()` costs as much as the update itself; the label sets are few, keep them bound.
+
+    def _requests(self, m: Instruments, method: str, route: str, status: int) -> Any:
+        key = (method, route, status)
+        child = self._bound.get(key)
+        if child is None:
+            child = self._bound[key] = m.requests.labels(method, route, str(status))
+        return child
+
+    def _per_route(self, m: Instruments, method: str, route: str) -> Any:
+        key = (method, route)
+        children = self._bound.get(key)
+        if children is None:
+            children = self._bound[key] = (
+                m.latency.labels(method, route),
+                m.bytes_in.labels(method, route),
+                m.bytes_out.labels(method, route),
+            )
+        return children
 
     def _template(self, scope: Scope) -> str:
         # The router leaves the matched endpoint in the scope; requests that never reached
