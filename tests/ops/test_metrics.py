@@ -151,8 +151,9 @@ def test_metrics_config_errors_name_the_key(tmp_path: Path) -> None:
         assert key in result.stderr, result.stderr
 
 
-def test_background_gc_runs_in_one_worker_and_is_measured(tmp_path: Path) -> None:
+def test_background_gc_and_scrub_run_in_one_worker_and_are_measured(tmp_path: Path) -> None:
     config = metrics_config(tmp_path / "root", gcDelay="1s", gcInterval="1s")
+    config["extensions"]["scrub"] = {"interval": "1s"}  # type: ignore[index]
     with running_registry(tmp_path, config) as proc:
         repo = unique_repo("metrics")
         with httpx.Client(base_url=proc.url) as c:
@@ -172,8 +173,18 @@ def test_background_gc_runs_in_one_worker_and_is_measured(tmp_path: Path) -> Non
         assert value(samples, "ocireg_gc_runs_total", result="ok") >= 1
         assert value(samples, "ocireg_gc_removed_total", type="blob") >= 1
         assert value(samples, "ocireg_gc_removed_bytes_total") >= 300
-        log = proc.logs()
-    runs = [json.loads(x) for x in log.splitlines() if '"gc run"' in x]
-    assert runs
-    assert len({r["pid"] for r in runs}) == 1, "GC ran in more than one worker"
+
+        layer = sha256_digest(image.layers[0])
+        layer_file = proc.root / repo / "blobs" / "sha256" / layer.split(":")[1]
+        layer_file.write_bytes(b"X" + image.layers[0][1:])
+        problem = {"problem": "blob_digest_mismatch"}
+        wait_until(lambda: value(scrape(proc.url), "ocireg_scrub_problems_total", **problem) >= 1)
+        assert layer_file.exists()
+        log = proc.log_path.read_text()  # all of it: logs() keeps only the tail
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+    runs = [x for x in lines if x["message"] in ("gc run", "scrub run")]
+    assert {x["message"] for x in runs} == {"gc run", "scrub run"}
+    assert len({x["pid"] for x in runs}) == 1, "maintenance ran in more than one worker"
     assert log.count("maintenance runs in this worker") == 1
+    problems = [x for x in lines if x["message"] == "scrub problem"]
+    assert {"repository": repo, "blob": layer, **problem}.items() <= problems[0].items()
