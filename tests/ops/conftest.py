@@ -34,8 +34,8 @@ def gc_client(gc_registry: RegistryProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def repo(request: pytest.FixtureRequest) -> str:
-    return unique_repo(request.node.name.removeprefix("test_")[:40].replace("_", "-"))
+def repo() -> str:
+    return unique_repo("ops")
 
 
 def config_variant(proc: RegistryProcess, name: str, **storage: Any) -> Path:

@@ -235,3 +235,28 @@ def test_push_while_gc_runs_completes_and_pulls(
     assert sorted(tags) == sorted(f"t{i}" for i in range(len(pushed)))
     for image in pushed:
         assert_pulls(gc_client, repo, {image.digest}, blobs_of(image))
+
+
+def test_gc_keeps_manifests_listed_only_inside_a_tagged_index(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    """Layouts written by tools name only the index in index.json; its children are blobs."""
+    c = gc_client
+    config, layer = encode_json({"tool": "written"}), random_bytes(200)
+    push_blob(c, repo, config)
+    push_blob(c, repo, layer)
+    child, child_digest = image_manifest(
+        descriptor("application/vnd.oci.image.config.v1+json", config),
+        [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer)],
+    )
+    push_blob(c, repo, child)  # as a plain blob: index.json never lists it
+    body, index = image_index([descriptor(OCI_MANIFEST, child)])
+    assert push_manifest(c, repo, "v1", body, OCI_INDEX).status_code == 201
+    assert child_digest not in index_digests(gc_registry.root, repo)
+    orphan = push_blob(c, repo, random_bytes(10))
+    wait_until_collectable(gc_registry, repo, orphan)
+    report = run_gc(gc_registry.config_path)[repo]
+    assert (report["manifests"], report["blobs"]) == ([], [orphan])
+    kept = {index, child_digest, sha256_digest(config), sha256_digest(layer)}
+    assert blob_files(gc_registry.root, repo) == kept
+    assert_pulls(c, repo, {index, child_digest}, kept)
