@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ocireg.api.routes import ROUTES
+from ocireg.cluster.membership import Membership, membership_from_config
+from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
@@ -23,10 +25,12 @@ from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
-from ocireg.server.maintenance import Maintenance
+from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.storage.factory import create_driver
 
 CONFIG_ENV = "OCIREG_CONFIG"
+# Which cluster member this instance is, found once by the parent before the workers start.
+LOCAL_MEMBER_ENV = "OCIREG_CLUSTER_LOCAL_MEMBER"
 log = logging.getLogger("ocireg.server")
 
 
@@ -51,21 +55,29 @@ def build_routes(config: Config) -> list[BaseRoute]:
     return routes
 
 
-def build_middleware(config: Config, routes: list[BaseRoute]) -> list[Middleware]:
-    """The middleware stack, outermost first. One line per concern."""
-    return [
+def build_middleware(
+    config: Config, routes: list[BaseRoute], membership: Membership | None = None
+) -> list[Middleware]:
+    """The middleware stack, outermost first. One line per concern; None = not configured."""
+    stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
         # metrics (issue 7) -- counts everything below
         Middleware(metrics.MetricsMiddleware, routes=routes),
         # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
+        cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
+        cluster_forward(config, membership),
         # authorize: access-control policies, on the owner (issue 5)
     ]
+    return [m for m in stack if m is not None]
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(config: Config, local_member: int | None = None) -> Starlette:
+    """`local_member`: this instance's index in `cluster.members`, if already known."""
+    membership = membership_from_config(config, local_member)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         driver = create_driver(config)
@@ -73,9 +85,8 @@ def create_app(config: Config) -> Starlette:
         app.state.config = config
         if metrics.metrics_settings(config).enabled:
             metrics.enable()
-        # Cluster (issue 3): pass owns=lambda repo: <this member owns repo> (the routing
-        # function of ocireg.cluster) so that each member maintains only its repositories.
-        maintenance = Maintenance(config, app.state.store)
+        # In a cluster each member maintains only the repositories it owns.
+        maintenance = Maintenance(config, app.state.store, owner_filter(membership))
         maintenance.start()
         log.info("worker ready", extra={"pid": os.getpid()})
         try:
@@ -87,7 +98,7 @@ def create_app(config: Config) -> Starlette:
     routes = build_routes(config)
     return Starlette(
         routes=routes,
-        middleware=build_middleware(config, routes),
+        middleware=build_middleware(config, routes, membership),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
@@ -98,4 +109,5 @@ def app_from_environment() -> Starlette:
     raw = os.environ.get(CONFIG_ENV, "")
     config = load_config(Path(raw) if raw else None)
     setup_logging(config.log.level, config.log.output)
-    return create_app(config)
+    member = os.environ.get(LOCAL_MEMBER_ENV, "")
+    return create_app(config, int(member) if member.isdigit() else None)

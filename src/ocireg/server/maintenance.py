@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
+from ocireg.cluster.membership import Membership
 from ocireg.config import Config
 from ocireg.ops.gc import GarbageCollector, GCReport, owns_everything
 from ocireg.ops.scrub import Scrubber, ScrubReport, scrub_settings
@@ -34,6 +35,14 @@ from ocireg.server import metrics
 log = logging.getLogger("ocireg.maintenance")
 ELECTION_RETRY = 5.0
 R = TypeVar("R")
+
+
+def owner_filter(membership: Membership | None) -> Callable[[str], bool]:
+    """Which repositories this instance maintains: all of them, or in a cluster the ones
+    it owns (the request-routing rule), so that each is maintained exactly once."""
+    if membership is None:
+        return owns_everything
+    return lambda repo: membership.owner_of(repo) == membership.local_index
 
 
 def leader_lock_path(config: Config) -> Path:
