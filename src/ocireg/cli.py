@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _owned(config: Config) -> Callable[[str], bool]:
+    """In a cluster, the repositories of the member this config describes, as the server."""
+    from ocireg.cluster.membership import membership_from_config
+    from ocireg.server.maintenance import owner_filter
+
+    return owner_filter(membership_from_config(config))
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
     """Collect every repository once; one JSON line per repository on stdout."""
     config = _load(args.config)
@@ -80,9 +89,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     async def run() -> list[dict[str, object]]:
         store = _open_store(config)
         try:
-            # Cluster (issue 3): pass owns= the routing predicate for this member here too.
             collector = GarbageCollector(store, config.storage.gc_delay, dry_run=args.dry_run)
-            return [r.as_json() for r in await collector.run()]
+            return [r.as_json() for r in await collector.run(_owned(config))]
         finally:
             await store.close()
 
@@ -101,7 +109,7 @@ def cmd_scrub(args: argparse.Namespace) -> int:
     async def run() -> list[ScrubReport]:
         store = _open_store(config)
         try:
-            return await Scrubber(store).run()
+            return await Scrubber(store).run(_owned(config))
         finally:
             await store.close()
 
