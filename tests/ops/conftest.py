@@ -1,5 +1,6 @@
 """Fixtures and helpers for the maintenance tests: a registry whose content the tests age and
-collect, the real `ocireg gc` / `ocireg scrub` commands, and the files on disk."""
+collect, the real `ocireg gc` / `ocireg scrub` commands, the files on disk, and scrapes of
+/metrics."""
 
 from __future__ import annotations
 
@@ -10,11 +11,16 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 
 from tests.support.oci import unique_repo
 from tests.support.server import RegistryProcess, base_config, run_cli, running_registry
 
 SHORT_DELAY = "1s"
+UPLOADS = "/v2/{name:path}/blobs/uploads/"
+BLOB = "/v2/{name:path}/blobs/{digest}"
+MANIFEST = "/v2/{name:path}/manifests/{reference}"
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +75,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
         for p in root.rglob("*")
         if p.is_file() and ".ocireg" not in p.relative_to(root).parts
     }
+
+
+def scrape(url: str, path: str = "/metrics") -> list[Sample]:
+    r = httpx.get(url + path)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/plain")
+    return [s for family in text_string_to_metric_families(r.text) for s in family.samples]
+
+
+def value(samples: list[Sample], name: str, **labels: str) -> float:
+    """The sum of the samples called `name` whose labels include `labels`."""
+    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())

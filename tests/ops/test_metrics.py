@@ -10,9 +10,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-from prometheus_client.samples import Sample
 
+from tests.ops.conftest import BLOB, MANIFEST, UPLOADS, scrape, value
 from tests.support.oci import (
     assert_error,
     push_blob,
@@ -29,10 +28,6 @@ from tests.support.server import (
     wait_until,
 )
 
-UPLOADS = "/v2/{name:path}/blobs/uploads/"
-BLOB = "/v2/{name:path}/blobs/{digest}"
-MANIFEST = "/v2/{name:path}/manifests/{reference}"
-
 
 def metrics_config(root: Path, **storage: str) -> dict[str, object]:
     config = base_config(root, workers=2)
@@ -46,18 +41,6 @@ def metered(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProces
     workdir = tmp_path_factory.mktemp("metrics")
     with running_registry(workdir, metrics_config(workdir / "root")) as proc:
         yield proc
-
-
-def scrape(url: str, path: str = "/metrics") -> list[Sample]:
-    r = httpx.get(url + path)
-    assert r.status_code == 200, r.text
-    assert r.headers["content-type"].startswith("text/plain")
-    return [s for family in text_string_to_metric_families(r.text) for s in family.samples]
-
-
-def value(samples: list[Sample], name: str, **labels: str) -> float:
-    """The sum of the samples called `name` whose labels include `labels`."""
-    return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
 
 
 def test_metrics_count_a_known_sequence_across_workers(metered: RegistryProcess) -> None:

@@ -68,7 +68,7 @@ def build_middleware(
         cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
-        cluster_forward(config, membership),
+        cluster_forward(config, membership, on_forward=metrics.record_proxied),
         # authorize: access-control policies, on the owner (issue 5)
     ]
     return [m for m in stack if m is not None]

@@ -1,4 +1,5 @@
-"""In a cluster on one shared root, each repository is collected by its owner alone."""
+"""Maintenance and metrics in a cluster: each repository is collected by its owner alone;
+forwarded requests and proxy errors are counted by member."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 
 import httpx
 
+from tests.ops.conftest import BLOB, scrape, value
 from tests.support.cluster import cluster_configs, repo_owned_by, start_members
-from tests.support.oci import push_blob, push_image, random_bytes
+from tests.support.oci import assert_error, push_blob, push_image, random_bytes, sha256_digest
 from tests.support.server import run_cli, wait_until
 
 
@@ -71,3 +73,33 @@ def test_gc_command_in_a_cluster_collects_only_this_members_repositories(
     assert reports.returncode == 0, reports.stderr
     seen = {json.loads(x)["repository"] for x in reports.stdout.splitlines() if x.strip()}
     assert seen == {repos[1]}
+
+
+def test_forwarded_requests_and_proxy_errors_are_counted_by_member(tmp_path: Path) -> None:
+    configs = cluster_configs(tmp_path, count=2, workers=2)
+    for cfg in configs:
+        cfg["extensions"] = {"metrics": {}}  # present and empty: enabled, as in zot
+    members = start_members(tmp_path, configs)
+    try:
+        owner = configs[1]["cluster"]["members"][1]
+        repo = repo_owned_by(1, count=2, prefix="ops/proxied")
+        data = random_bytes(500)
+        with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
+            digest = push_blob(c, repo, data)  # POST + PUT, both forwarded
+            for _ in range(3):
+                assert c.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
+            samples = scrape(members[0].url)
+            assert value(samples, "ocireg_proxy_requests_total", member=owner) == 5
+            assert value(samples, "ocireg_proxy_errors_total", member=owner) == 0
+            # Counted where they arrived, under the route template, though no handler ran.
+            total = "ocireg_http_requests_total"
+            assert value(samples, total, method="HEAD", route=BLOB, status="200") == 3
+            members[1].stop()
+            r = c.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
+            assert_error(r, 503, "UNAVAILABLE")
+            samples = scrape(members[0].url)
+            assert value(samples, "ocireg_proxy_requests_total", member=owner) == 6
+            assert value(samples, "ocireg_proxy_errors_total", member=owner) == 1
+    finally:
+        for member in members:
+            member.stop()
