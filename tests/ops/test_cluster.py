@@ -78,7 +78,8 @@ def test_gc_command_in_a_cluster_collects_only_this_members_repositories(
 def test_forwarded_requests_and_proxy_errors_are_counted_by_member(tmp_path: Path) -> None:
     configs = cluster_configs(tmp_path, count=2, workers=2)
     for cfg in configs:
-        cfg["extensions"] = {"metrics": {}}  # present and empty: enabled, as in zot
+        # Present and empty (YAML's bare `metrics:` is null): enabled, as in zot.
+        cfg["extensions"] = {"metrics": None}
     members = start_members(tmp_path, configs)
     try:
         owner = configs[1]["cluster"]["members"][1]
