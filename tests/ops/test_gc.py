@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -28,7 +30,7 @@ from tests.support.oci import (
     sha256_digest,
     unique_repo,
 )
-from tests.support.server import RegistryProcess, wait_until
+from tests.support.server import RegistryProcess, ocireg_env, wait_until
 
 
 def blobs_of(image: Image) -> set[str]:
@@ -260,3 +262,51 @@ def test_gc_keeps_manifests_listed_only_inside_a_tagged_index(
     kept = {index, child_digest, sha256_digest(config), sha256_digest(layer)}
     assert blob_files(gc_registry.root, repo) == kept
     assert_pulls(c, repo, {index, child_digest}, kept)
+
+
+def test_gc_killed_midway_leaves_a_consistent_repository(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    """SIGKILL `ocireg gc` while it deletes: every index.json entry still pulls completely,
+    and the next run finishes the job."""
+    c = gc_client
+    kept = push_image(c, repo, "v1")
+    garbage = [push_image(c, repo) for _ in range(3)]
+    # Many unreferenced blob files (written as a crash or an old tool would leave them) so
+    # that the deleting phase lasts long enough to be interrupted.
+    blobs_dir = gc_registry.root / repo / "blobs" / "sha256"
+    for _ in range(1500):
+        data = random_bytes(16)
+        (blobs_dir / sha256_digest(data).split(":")[1]).write_bytes(data)
+    last = push_blob(c, repo, random_bytes(16))
+    wait_until_collectable(gc_registry, repo, last)
+    before = len(list(blobs_dir.iterdir()))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocireg", "gc", str(gc_registry.config_path)],
+        env=ocireg_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or len(list(blobs_dir.iterdir())) < before,
+            timeout=60,
+            interval=0.002,
+        )
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+    for digest in index_digests(gc_registry.root, repo):
+        r = c.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": "*/*"})
+        assert r.status_code == 200, (digest, r.text)
+        doc = r.json()
+        for desc in [doc["config"], *doc["layers"]]:
+            assert c.head(f"/v2/{repo}/blobs/{desc['digest']}").status_code == 200, desc
+
+    run_gc(gc_registry.config_path)
+    assert index_digests(gc_registry.root, repo) == {kept.digest}
+    assert blob_files(gc_registry.root, repo) == blobs_of(kept)
+    assert_pulls(c, repo, {kept.digest}, blobs_of(kept))
+    assert all(g.digest not in index_digests(gc_registry.root, repo) for g in garbage)
