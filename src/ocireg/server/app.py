@@ -16,6 +16,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ocireg.api.routes import ROUTES
+from ocireg.auth.core import build_auth
+from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.membership import Membership, membership_from_config
 from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.config import Config, load_config
@@ -59,6 +61,7 @@ def build_middleware(
     config: Config, routes: list[BaseRoute], membership: Membership | None = None
 ) -> list[Middleware]:
     """The middleware stack, outermost first. One line per concern; None = not configured."""
+    auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
@@ -67,9 +70,11 @@ def build_middleware(
         # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
         cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
+        authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
         cluster_forward(config, membership, on_forward=metrics.record_proxied),
         # authorize: access-control policies, on the owner (issue 5)
+        authorize(auth),
     ]
     return [m for m in stack if m is not None]
 
