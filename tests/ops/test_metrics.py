@@ -8,8 +8,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import bcrypt
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ops.conftest import BLOB, MANIFEST, UPLOADS, scrape, value
 from tests.support.oci import (
@@ -171,3 +173,28 @@ def test_background_gc_and_scrub_run_in_one_worker_and_are_measured(tmp_path: Pa
     assert log.count("maintenance runs in this worker") == 1
     problems = [x for x in lines if x["message"] == "scrub problem"]
     assert {"repository": repo, "blob": layer, **problem}.items() <= problems[0].items()
+
+
+def test_metrics_endpoint_sits_behind_authentication_and_metrics_policy(tmp_path: Path) -> None:
+    """zot's `accessControl.metrics.users`: only they may scrape."""
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(
+        "".join(
+            f"{user}:{bcrypt.hashpw(f'{user}-pw'.encode(), bcrypt.gensalt(rounds=5)).decode()}\n"
+            for user in ("alice", "bob")
+        )
+    )
+    config = metrics_config(tmp_path / "root")
+    config["http"].update(  # type: ignore[attr-defined]
+        auth={"htpasswd": {"path": str(htpasswd)}},
+        accessControl={"metrics": {"users": ["alice"]}},
+    )
+    with running_registry(tmp_path, config) as proc:
+        assert_error(httpx.get(f"{proc.url}/metrics"), 401, "UNAUTHORIZED")
+        assert_error(httpx.get(f"{proc.url}/metrics", auth=("bob", "bob-pw")), 403, "DENIED")
+        r = httpx.get(f"{proc.url}/metrics", auth=("alice", "alice-pw"))
+        assert r.status_code == 200, r.text
+        samples = [s for f in text_string_to_metric_families(r.text) for s in f.samples]
+        requests = "ocireg_http_requests_total"
+        assert value(samples, requests, method="GET", route="/metrics", status="401") == 1
+        assert value(samples, requests, method="GET", route="/metrics", status="403") == 1
