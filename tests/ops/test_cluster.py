@@ -22,7 +22,7 @@ def gc_lines(log: str) -> list[dict[str, object]]:
 def test_each_repository_is_collected_by_its_owner_alone(tmp_path: Path) -> None:
     configs = cluster_configs(tmp_path, count=3, workers=2)
     for cfg in configs:
-        cfg["storage"].update(gcDelay="1s", gcInterval="1s")
+        cfg["storage"].update(gcDelay="2s", gcInterval="1s")
     members = start_members(tmp_path, configs)
     try:
         repos = [repo_owned_by(i, prefix="ops/cluster") for i in range(3)]

@@ -42,12 +42,13 @@ def index_digests(root: Path, repo: str) -> set[str]:
     return {d["digest"] for d in doc["manifests"]}
 
 
-def wait_until_collectable(proc: RegistryProcess, repo: str, blob: str) -> dict[str, object]:
+def wait_until_collectable(
+    proc: RegistryProcess, repo: str, blob: str, config: Path | None = None
+) -> dict[str, object]:
     """Poll `gc --dry-run` until `blob` (pushed last) is old enough to be reported."""
+    path = config or proc.config_path
     return wait_until(  # type: ignore[no-any-return]
-        lambda: (
-            (r := run_gc(proc.config_path, dry_run=True).get(repo)) and blob in r["blobs"] and r
-        ),
+        lambda: (r := run_gc(path, dry_run=True).get(repo)) and blob in r["blobs"] and r,
         timeout=30,
         interval=0.1,
     )
@@ -205,9 +206,9 @@ def test_push_while_gc_runs_completes_and_pulls(
     # Old garbage, so that every GC run below really rewrites index.json and deletes files.
     garbage = [push_image(gc_client, repo) for _ in range(3)]
     orphan = push_blob(gc_client, repo, random_bytes(64))
-    wait_until_collectable(gc_registry, repo, orphan)
-    # In-flight pushes need a few hundred milliseconds; 2s leaves room on a busy machine.
-    config = config_variant(gc_registry, "delay-2s", gcDelay="2s")
+    # An image push takes well under a second even on a loaded machine; 4s leaves room.
+    config = config_variant(gc_registry, "delay-4s", gcDelay="4s")
+    wait_until_collectable(gc_registry, repo, orphan, config)
     pushed: list[Image] = []
     failures: list[BaseException] = []
     stop = threading.Event()

@@ -137,7 +137,7 @@ def test_metrics_config_errors_name_the_key(tmp_path: Path) -> None:
 
 
 def test_background_gc_and_scrub_run_in_one_worker_and_are_measured(tmp_path: Path) -> None:
-    config = metrics_config(tmp_path / "root", gcDelay="1s", gcInterval="1s")
+    config = metrics_config(tmp_path / "root", gcDelay="2s", gcInterval="1s")
     config["extensions"]["scrub"] = {"interval": "1s"}  # type: ignore[index]
     with running_registry(tmp_path, config) as proc:
         repo = unique_repo("metrics")
