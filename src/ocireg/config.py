@@ -33,6 +33,9 @@ class _Marker:
 
 
 FREE = _Marker("FREE")
+# An extension's own map, checked by the module that implements it; present but empty (a
+# YAML section with nothing under it is null) enables the extension, as in zot.
+EXTENSION = _Marker("EXTENSION")
 UNIMPLEMENTED = _Marker("UNIMPLEMENTED")
 IGNORED = _Marker("IGNORED")  # zot build metadata that has no meaning for a server
 
@@ -75,8 +78,8 @@ SCHEMA: dict[str, Any] = {
     },
     "log": {"level": str, "output": str, "audit": UNIMPLEMENTED},
     "extensions": {
-        "metrics": FREE,
-        "scrub": FREE,
+        "metrics": EXTENSION,
+        "scrub": EXTENSION,
         "sync": UNIMPLEMENTED,
         "search": UNIMPLEMENTED,
         "lint": UNIMPLEMENTED,
@@ -96,7 +99,9 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
 
 def _normalise(node: Any, schema: Any, path: str, warnings: list[str]) -> Any:
     """Check `node` against `schema`; return it with canonical key names."""
-    if schema is FREE:
+    if schema is EXTENSION and node is None:
+        return {}
+    if schema is FREE or schema is EXTENSION:
         if not isinstance(node, dict):
             raise ConfigError(path, f"expected a map, got {type(node).__name__} {node!r}")
         return node
