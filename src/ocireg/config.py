@@ -186,7 +186,7 @@ class StorageConfig:
     commit: bool = False
     gc: bool = True
     gc_delay: float = 3600.0
-    gc_interval: float = 0.0
+    gc_interval: float = 3600.0
     remote_cache: bool = False
     storage_driver: dict[str, Any] | None = None
     cache_driver: dict[str, Any] | None = None
@@ -275,7 +275,11 @@ def build_config(
         commit=storage_raw.get("commit", False),
         gc=storage_raw.get("gc", True),
         gc_delay=parse_duration(storage_raw.get("gcDelay", "1h"), "storage.gcDelay"),
-        gc_interval=parse_duration(storage_raw.get("gcInterval", 0), "storage.gcInterval"),
+        # zot's default: collect every hour while gc is on.
+        gc_interval=parse_duration(
+            storage_raw.get("gcInterval", "1h" if storage_raw.get("gc", True) else 0),
+            "storage.gcInterval",
+        ),
         remote_cache=storage_raw.get("remoteCache", False),
         storage_driver=storage_raw.get("storageDriver"),
         cache_driver=storage_raw.get("cacheDriver"),
