@@ -19,7 +19,7 @@ from tests.support.oci import (
     random_blob,
     uploads_path,
 )
-from tests.support.server import RegistryProcess
+from tests.support.server import RegistryProcess, wait_until
 
 HOP = "X-Zot-Cluster-Hop-Count"
 
@@ -137,3 +137,17 @@ def test_explicit_zero_content_length_and_empty_bodies_pass_through(
         r = client.get(blob_path(repo, empty_digest))
         assert r.status_code == 200
         assert r.content == b""
+
+
+def test_forwarded_request_keeps_its_request_id(shared_root: list[RegistryProcess]) -> None:
+    """The receiving member's request id (its own, none was sent) is the owner's too."""
+    repo = repo_owned_by(2, prefix="shared/trace")
+    with _client(shared_root[0]) as c:
+        r = c.get(f"/v2/{repo}/tags/list")
+    assert r.status_code == 404
+    rid = r.headers["x-request-id"]
+
+    def logged_by_both() -> bool:
+        return rid in shared_root[0].logs() and rid in shared_root[2].logs()
+
+    wait_until(logged_by_both, timeout=10)

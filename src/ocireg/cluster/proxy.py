@@ -23,6 +23,7 @@ from yarl import URL
 from ocireg.cluster.proof import CLUSTER_HEADERS
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.logs import request_id
 
 log = logging.getLogger("ocireg.cluster")
 
@@ -43,7 +44,19 @@ _HOP_BY_HOP = frozenset(
         b"upgrade",
     }
 )
-_DROP_REQUEST = _HOP_BY_HOP | CLUSTER_HEADERS | {b"host", b"expect", b"x-forwarded-for"}
+# Credentials stay on the member that checked them: the identity travels signed instead.
+# The request id is replaced by ours, so both members log the request under one id.
+_DROP_REQUEST = (
+    _HOP_BY_HOP
+    | CLUSTER_HEADERS
+    | {
+        b"host",
+        b"expect",
+        b"x-forwarded-for",
+        b"authorization",
+        b"x-request-id",
+    }
+)
 # RequestContextMiddleware adds these to every response it sends, ours included.
 _DROP_RESPONSE = _HOP_BY_HOP | {b"docker-distribution-api-version", b"x-request-id"}
 # The caller's headers only: aiohttp must not invent these on its way to the owner.
@@ -216,6 +229,7 @@ def _request_headers(
         headers["X-Forwarded-For"] = forwarded_for
     if not has_proto:
         headers["X-Forwarded-Proto"] = scope.get("scheme", "http")
+    headers["X-Request-Id"] = request_id.get()
     for key, value in extra:
         headers[key.decode("latin-1")] = value.decode("latin-1")
     # An explicit Content-Length (0 included) is passed on as it is, so it is never chunked.
