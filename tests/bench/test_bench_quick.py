@@ -40,7 +40,7 @@ def test_bench_quick_prints_table_and_writes_json(tmp_path: Path) -> None:
     assert set(doc["limits_mib_s"]) == {"sha256", "loopback", "hash+write"}
     compared = [row for row in doc["rows"] if row["goal"] is not None]
     metrics = {(row["workload"].split()[0], row["metric"]) for row in compared}
-    assert {m[0] for m in metrics} == {"1", "2", "3", "4"}
+    assert {m[0] for m in metrics} >= {"1", "2", "3", "4"}
     for row in compared:
         assert row["ocireg"] > 0 and row["peer"] > 0, row
         assert row["ratio"] == pytest.approx(row["ocireg"] / row["peer"])
