@@ -17,6 +17,7 @@ import platform
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             rows: list[Row] = []
             for key in keys:
                 print(f"[bench] workload {key} ...", file=sys.stderr, flush=True)
-                rows += workloads[key](ctx)
+                try:
+                    rows += workloads[key](ctx)
+                except Exception as exc:  # one broken workload must not lose the others
+                    traceback.print_exc()
+                    rows.append(Row(f"{key} (failed)", "error", "", note=f"{exc!r}"[:300]))
         finally:
             for target in ctx.targets:
                 target.stop()
