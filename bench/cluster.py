@@ -25,6 +25,7 @@ def run(ctx: Context) -> list[Row]:
     size = ctx.sizes.blob
     piece, digest = hop._payload(size)
     runs: dict[str, list[float]] = {"push": [], "push via": [], "pull": [], "pull via": []}
+    failures: list[tuple[str, str]] = []  # (op, what happened)
     with (
         tempfile.TemporaryDirectory(prefix="hop-", dir=ctx.workdir) as tmp,
         running_cluster(Path(tmp), count=2, workers=1) as (proxy, owner),
@@ -35,8 +36,15 @@ def run(ctx: Context) -> list[Row]:
             # Alternate which path goes first, as the other workloads alternate registries.
             for via in (False, True) if rep % 2 == 0 else (True, False):
                 member, repo, key = (proxy, hop_repo, "via") if via else (owner, direct_repo, "")
-                runs[f"push {key}".strip()].append(hop.push(member, repo, piece, size, digest))
-                runs[f"pull {key}".strip()].append(hop.pull(member, repo, size, digest))
+                for op in ("push", "pull"):
+                    name = f"{op} {key}".strip()
+                    try:
+                        if op == "push":
+                            runs[name].append(hop.push(member, repo, piece, size, digest))
+                        else:
+                            runs[name].append(hop.pull(member, repo, size, digest))
+                    except (OSError, AssertionError) as exc:  # reported, not fatal
+                        failures.append((op, f"rep {rep} {name}: {exc!r}"[:160]))
         rss = hop.peak_rss_mib(proxy)
     to_mib = 1e6 / MiB  # cluster_hop reports MB/s
     rows = []
@@ -52,6 +60,9 @@ def run(ctx: Context) -> list[Row]:
             runs={"via": runs[f"{op} via"], "direct": runs[op]},
             note="comparison column: the same request straight to the owner; 1 worker/member",
         )
+        failed = [text for kind, text in failures if kind == op]
+        if failed:
+            row.note += f"; FAILED runs: {'; '.join(failed)}"
         rows.append(row)
     rows.append(
         Row(
