@@ -105,7 +105,9 @@ class RegistryProcess:
     def wait_ready(self, timeout: float = 30.0) -> None:
         def up() -> bool:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}"
+                )
             r = httpx.get(f"{self.url}/livez", timeout=1.0, verify=False)
             return r.status_code == 200
 
@@ -145,7 +147,9 @@ class RegistryProcess:
         self.stop(signal.SIGKILL)
 
 
-def base_config(root: Path, port: int | None = None, workers: int = 2, **extra: Any) -> dict[str, Any]:
+def base_config(
+    root: Path, port: int | None = None, workers: int = 2, **extra: Any
+) -> dict[str, Any]:
     """A zot-style config for one local-disk instance."""
     cfg: dict[str, Any] = {
         "distSpecVersion": "1.1.1",

@@ -299,6 +299,8 @@ class S3Driver:
         try:
             info = await self.stat(path)
         except PathNotFound:
+            # Maybe an emptied folder that SeaweedFS still lists: remove it, still report.
+            await self._delete_folders(path)
             raise
         if not info.is_dir:
             with contextlib.suppress(PathNotFound):
@@ -307,6 +309,14 @@ class S3Driver:
                 await c.delete_object(Bucket=self.bucket, Key=self._key(path))
             return
         keys = await self._keys_under(path)
+        for i in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[i : i + 1000]]
+            async with self._call(path):
+                await c.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+        await self._delete_folders(path)
+
+    async def _delete_folders(self, path: str) -> None:
+        c = await self._c()
         # Some servers (SeaweedFS) keep emptied folders and list them as common prefixes:
         # delete their `dir/` keys too, deepest first (a no-op where folders do not exist).
         folders = [self._key(path).rstrip("/") + "/"]
@@ -317,10 +327,6 @@ class S3Driver:
         # SeaweedFS never lists folders named `.uploads` (its own multipart area has that
         # name), yet an emptied one keeps its parent alive: name them explicitly.
         folders += [f + ".uploads/" for f in folders]
-        for i in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[i : i + 1000]]
-            async with self._call(path):
-                await c.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         for folder in sorted(folders, key=lambda k: -k.count("/")):  # one by one, in order
             async with self._call(path):
                 await c.delete_object(Bucket=self.bucket, Key=folder)
