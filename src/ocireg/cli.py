@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -32,6 +33,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     setup_logging(config.log.level, config.log.output)
     _report_warnings(config)
+    problem = _check_backends(config)
+    if problem is not None:
+        print(f"ocireg: cannot start: {problem}", file=sys.stderr)
+        return 2
     from ocireg.server.runner import serve
 
     serve(config)
@@ -46,6 +51,34 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_backends(config: Config) -> str | None:
+    from ocireg.server.services import check_backends
+
+    return asyncio.run(check_backends(config))
+
+
+def cmd_rebuild_meta(args: argparse.Namespace) -> int:
+    """Refill the metadata store from storage; binds no port, so it runs beside members."""
+    config = _load(args.config)
+    setup_logging(config.log.level, config.log.output)
+    problem = _check_backends(config)
+    if problem is not None:
+        print(f"ocireg: cannot rebuild: {problem}", file=sys.stderr)
+        return 2
+    from ocireg.server.services import build_store
+
+    async def run() -> int:
+        store = build_store(config)
+        try:
+            return await store.rebuild_meta()
+        finally:
+            await store.close()
+
+    count = asyncio.run(run())
+    print(f"metadata store rebuilt from storage: {count} referrers")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocireg", description="OCI registry, zot-compatible")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a config file and exit")
     verify.add_argument("config")
     verify.set_defaults(func=cmd_verify)
+    rebuild = sub.add_parser("rebuild-meta", help="rebuild the metadata store from storage")
+    rebuild.add_argument("config")
+    rebuild.set_defaults(func=cmd_rebuild_meta)
     return parser
 
 

@@ -18,10 +18,8 @@ from ocireg.api.routes import ROUTES
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
-from ocireg.registry import ImageStore
-from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server.context import RequestContextMiddleware
-from ocireg.storage.factory import create_driver
+from ocireg.server.services import build_store
 
 CONFIG_ENV = "OCIREG_CONFIG"
 log = logging.getLogger("ocireg.server")
@@ -33,10 +31,6 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     code = ErrorCode.UNSUPPORTED if exc.status_code == 405 else ErrorCode.NOT_FOUND
     err = RegistryError(code, status=exc.status_code if exc.status_code in (404, 405) else None)
     return Response(err.body(), status_code=err.status, media_type="application/json")
-
-
-def lock_dir(config: Config) -> Path:
-    return config.storage.root_directory / PRIVATE_DIR / "locks"
 
 
 def build_middleware(config: Config) -> list[Middleware]:
@@ -55,8 +49,8 @@ def build_middleware(config: Config) -> list[Middleware]:
 def create_app(config: Config) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        driver = create_driver(config)
-        app.state.store = ImageStore(driver, lock_dir(config))
+        app.state.store = build_store(config)
+        app.state.store.kick_rebuild()
         app.state.config = config
         log.info("worker ready", extra={"pid": os.getpid()})
         try:

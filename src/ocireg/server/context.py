@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
+from ocireg.meta import MetaUnavailable
+from ocireg.storage import StorageUnavailable
 
 log = logging.getLogger("ocireg.access")
 errlog = logging.getLogger("ocireg.errors")
@@ -57,6 +59,13 @@ class RequestContextMiddleware:
             await self.app(scope, counting_receive, send_with_headers)
         except RegistryError as err:
             await self._send_error(scope, send_with_headers, state, err)
+        except (StorageUnavailable, MetaUnavailable) as exc:
+            # The one place where a backend outage becomes an answer: 503, retry later.
+            errlog.warning(
+                "backend unavailable", extra={"path": scope.get("path"), "error": str(exc)}
+            )
+            down = RegistryError(ErrorCode.UNAVAILABLE, detail={"reason": str(exc)[:300]})
+            await self._send_error(scope, send_with_headers, state, down)
         except ClientDisconnect:
             state["status"] = state["status"] or 499
         except Exception:
