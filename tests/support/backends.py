@@ -180,6 +180,11 @@ def _s3_call(endpoint: str, method: str, path: str, body: bytes = b"") -> int:
     return response.status_code
 
 
+def s3_request(endpoint: str, method: str, key: str, body: bytes = b"") -> int:
+    """A signed request on one key of the test bucket, for tests that look under the driver."""
+    return _s3_call(endpoint, method, f"/{BUCKET}/{key}", body)
+
+
 class Redis:
     """A redis-server on a free loopback port, without persistence."""
 
