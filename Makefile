@@ -7,6 +7,7 @@ CONFIG ?=
 # What the test suite starts for real: OCI clients, the Go reference registry, Redis, haproxy.
 APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy wrk apache2-utils
 PYTEST_ARGS ?=
+LINT_DIRS := $(wildcard src tests bench)
 
 .PHONY: run test test-deps lint bench bench-quick clean
 
@@ -27,12 +28,14 @@ test-deps:
 	fi
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check $(LINT_DIRS)
+	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed test-deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	# the dist-spec suite again, through a member of a three-member cluster on one root
+	OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
 
 bench: $(VENV)/.installed test-deps
 	$(PY) -m bench

@@ -3,16 +3,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.backends import Redis, SeaweedFS, running_redis, running_seaweedfs
+from tests.support.cluster import cluster_configs, start_members
 from tests.support.server import RegistryProcess, base_config, running_registry
 
-# OCIREG_TEST_BACKEND=s3: the `registry` instance keeps its data in SeaweedFS and its
-# metadata in Redis instead of on local disk (make test runs tests/api both ways).
-BACKEND = os.environ.get("OCIREG_TEST_BACKEND", "filesystem")
+# OCIREG_TEST_TOPOLOGY=cluster3 runs the API tests against member 0 of a three-member cluster
+# over one shared root: about two thirds of the test repositories are owned by other members.
+TOPOLOGY_ENV = "OCIREG_TEST_TOPOLOGY"
+# OCIREG_TEST_BACKEND=s3: the instance(s) keep their data in SeaweedFS and their metadata in
+# Redis instead of on local disk (make test runs tests/api that way too). Both combine.
+BACKEND_ENV = "OCIREG_TEST_BACKEND"
 
 
 @pytest.fixture(scope="session")
@@ -28,35 +33,58 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
         yield server
 
 
-def backend_config(
-    workdir: Path, seaweedfs: SeaweedFS, redis: Redis, rootdirectory: str, keyprefix: str
-) -> dict[str, object]:
-    """A config for one instance on SeaweedFS + Redis (zot's keys)."""
-    cfg = base_config(workdir / "local")
+def use_backend(
+    cfg: dict[str, Any], seaweedfs: SeaweedFS, redis: Redis, rootdirectory: str, keyprefix: str
+) -> dict[str, Any]:
+    """Point a config at SeaweedFS + Redis (zot's keys); rootDirectory stays local (locks)."""
     cfg["storage"]["storageDriver"] = seaweedfs.storage_driver(rootdirectory)
     cfg["storage"]["remoteCache"] = True
     cfg["storage"]["cacheDriver"] = {"name": "redis", "url": redis.url, "keyprefix": keyprefix}
     return cfg
 
 
+def backend_config(
+    workdir: Path, seaweedfs: SeaweedFS, redis: Redis, rootdirectory: str, keyprefix: str
+) -> dict[str, Any]:
+    """A config for one instance on SeaweedFS + Redis."""
+    return use_backend(base_config(workdir / "local"), seaweedfs, redis, rootdirectory, keyprefix)
+
+
 @pytest.fixture(scope="session")
 def registry(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[RegistryProcess]:
-    """One registry instance (two worker processes) shared by the API tests: on local disk,
-    or on SeaweedFS + Redis with OCIREG_TEST_BACKEND=s3."""
+    """One registry instance (two worker processes) shared by the API tests: local disk by
+    default; see TOPOLOGY_ENV and BACKEND_ENV."""
     workdir = tmp_path_factory.mktemp("registry")
-    config = None
-    if BACKEND == "s3":
-        config = backend_config(
-            workdir,
-            request.getfixturevalue("seaweedfs"),
-            request.getfixturevalue("redis_server"),
-            "/api",
-            "api",
+    topology = os.environ.get(TOPOLOGY_ENV, "single")
+    backend = os.environ.get(BACKEND_ENV, "filesystem")
+    if topology not in ("single", "cluster3"):
+        raise pytest.UsageError(
+            f"{TOPOLOGY_ENV}: expected 'single' or 'cluster3', got {topology!r}"
         )
-    with running_registry(workdir, config) as proc:
-        yield proc
+    if backend not in ("filesystem", "s3"):
+        raise pytest.UsageError(f"{BACKEND_ENV}: expected 'filesystem' or 's3', got {backend!r}")
+    configs = (
+        cluster_configs(workdir, count=3, workers=2)
+        if topology == "cluster3"
+        else [base_config(workdir / "ocireg-root")]
+    )
+    if backend == "s3":
+        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
+        for i, cfg in enumerate(configs):
+            cfg["storage"]["rootDirectory"] = str(workdir / f"local-{i}")
+            use_backend(cfg, weed, redis, "/api", "api")
+    if topology == "single":
+        with running_registry(workdir, configs[0]) as proc:
+            yield proc
+        return
+    members = start_members(workdir, configs)
+    try:
+        yield members[0]
+    finally:
+        for proc in members:
+            proc.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,13 @@ def _load(path: str | None) -> Config:
     return config
 
 
+def _auth_warnings(config: Config) -> list[str]:
+    """The auth sections checked in full (files read, certificate parsed, globs compiled)."""
+    from ocireg.auth.core import check_auth
+
+    return check_auth(config)
+
+
 def _report_warnings(config: Config) -> None:
     if config.warnings:
         log.warning(
@@ -33,6 +40,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
     setup_logging(config.log.level, config.log.output)
     _report_warnings(config)
+    # Fail here, once, rather than in every worker process.
+    for warning in _auth_warnings(config):
+        log.warning(warning)
     problem = _check_backends(config)
     if problem is not None:
         print(f"ocireg: cannot start: {problem}", file=sys.stderr)
@@ -47,6 +57,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
     for key in config.warnings:
         print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
+    for warning in _auth_warnings(config):
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok")
     return 0
 

@@ -13,6 +13,9 @@ from typing import Any
 IDENTITY_KEY = "ocireg.identity"
 # Set by the cluster layer on a request that a member forwarded with valid proof.
 FORWARDED_KEY = "ocireg.forwarded"
+# Set by authorization when access control applies: a `Callable[[str], bool]` telling which
+# repositories the caller may read; the catalog handler lists only those.
+CATALOG_FILTER_KEY = "ocireg.catalog_filter"
 
 
 @dataclass(frozen=True)

@@ -250,17 +250,8 @@ def image_manifest(
     annotations: Mapping[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """Serialise an image manifest; returns (body, sha256 digest)."""
-    doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type}
-    if artifact_type is not None:
-        doc["artifactType"] = artifact_type
-    doc["config"] = dict(config)
-    doc["layers"] = [dict(layer) for layer in layers]
-    if subject is not None:
-        doc["subject"] = dict(subject)
-    if annotations is not None:
-        doc["annotations"] = dict(annotations)
-    body = encode_json(doc)
-    return body, sha256_digest(body)
+    content = {"config": dict(config), "layers": [dict(layer) for layer in layers]}
+    return _manifest_document(media_type, content, subject, artifact_type, annotations)
 
 
 def image_index(
@@ -272,10 +263,21 @@ def image_index(
     annotations: Mapping[str, str] | None = None,
 ) -> tuple[bytes, str]:
     """Serialise an image index (or Docker manifest list); returns (body, sha256 digest)."""
+    content = {"manifests": [dict(m) for m in manifests]}
+    return _manifest_document(media_type, content, subject, artifact_type, annotations)
+
+
+def _manifest_document(
+    media_type: str,
+    content: Mapping[str, Any],
+    subject: Mapping[str, Any] | None,
+    artifact_type: str | None,
+    annotations: Mapping[str, str] | None,
+) -> tuple[bytes, str]:
     doc: dict[str, Any] = {"schemaVersion": 2, "mediaType": media_type}
     if artifact_type is not None:
         doc["artifactType"] = artifact_type
-    doc["manifests"] = [dict(m) for m in manifests]
+    doc.update(content)
     if subject is not None:
         doc["subject"] = dict(subject)
     if annotations is not None:
@@ -376,7 +378,7 @@ def push_artifact(
 
 def next_link(response: httpx.Response) -> str | None:
     """The target of a `Link: <...>; rel="next"` header, or None."""
-    link = response.headers.get("link")
+    link: str | None = response.headers.get("link")
     if not link:
         return None
     for part in link.split(","):

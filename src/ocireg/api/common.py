@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 from starlette.requests import Request
 
 from ocireg import names
@@ -21,10 +19,6 @@ def store_of(request: Request) -> ImageStore:
 
 def repo_name(request: Request) -> str:
     return names.validate_name(request.path_params["name"])
-
-
-def body_stream(request: Request) -> AsyncIterator[bytes]:
-    return request.stream()
 
 
 async def read_limited(request: Request, limit: int) -> bytes:

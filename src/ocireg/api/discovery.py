@@ -10,6 +10,7 @@ from starlette.responses import JSONResponse, Response
 from ocireg.api.common import repo_name, store_of
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.identity import CATALOG_FILTER_KEY
 from ocireg.registry.manifests import OCI_INDEX
 
 
@@ -46,7 +47,11 @@ async def list_tags(request: Request) -> Response:
 
 async def catalog(request: Request) -> Response:
     """GET /v2/_catalog[?n=&last=]."""
-    repos, link = _page(request, await store_of(request).catalog())
+    repos = await store_of(request).catalog()
+    visible = request.scope.get(CATALOG_FILTER_KEY)
+    if visible is not None:  # access control: only what the caller may read, then pages
+        repos = [r for r in repos if visible(r)]
+    repos, link = _page(request, repos)
     return _listing({"repositories": repos}, link)
 
 

@@ -15,6 +15,8 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from ocireg.storage import StorageUnavailable
+
 
 class LocalLocks:
     def __init__(self, directory: Path) -> None:
@@ -25,9 +27,7 @@ class LocalLocks:
     async def hold(self, key: str) -> AsyncIterator[None]:
         local = self._local.setdefault(key, asyncio.Lock())
         async with local:
-            name = hashlib.sha256(key.encode()).hexdigest()[:40]
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            fd = self._open(key)
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -38,6 +38,14 @@ class LocalLocks:
                 os.close(fd)  # closing the descriptor releases the flock
         if not local.locked() and self._local.get(key) is local:
             del self._local[key]
+
+    def _open(self, key: str) -> int:
+        name = hashlib.sha256(key.encode()).hexdigest()[:40]
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return os.open(self.directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise StorageUnavailable(f"lock directory {self.directory}: {exc.strerror}") from exc
 
     def repo(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self.hold(f"repo:{name}")

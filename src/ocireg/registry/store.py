@@ -75,12 +75,32 @@ class ImageStore:
         if names.is_tag(reference):
             desc = index.by_tag(reference)
         elif Digest.is_valid(reference):
-            desc = index.by_digest(str(Digest.parse(reference)))
+            desc = index.by_digest(reference) or await self._nested(repo, index, reference)
         else:
             desc = None  # neither a tag nor a digest: nothing can be stored under it
         if desc is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
         return desc
+
+    async def _nested(
+        self, repo: str, index: Index, digest: str, depth: int = 2
+    ) -> dict[str, Any] | None:
+        """A manifest listed only inside a stored image index. Layouts written by tools
+        (skopeo, umoci, zot's sync) name just the index in index.json, not its children."""
+        for desc in index.manifests:
+            if desc.get("mediaType") not in INDEX_TYPES or not isinstance(desc.get("digest"), str):
+                continue
+            try:
+                body = await self.blobs.get_small(repo, Digest.parse(desc["digest"]))
+                children = Index.parse(body)
+            except (RegistryError, ValueError):
+                continue
+            found = children.by_digest(digest)
+            if found is None and depth > 1:
+                found = await self._nested(repo, children, digest, depth - 1)
+            if found is not None:
+                return found
+        return None
 
     async def get_manifest(self, repo: str, reference: str) -> StoredManifest:
         desc = await self.resolve(repo, reference)

@@ -15,6 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ocireg.api.routes import ROUTES
+from ocireg.auth.core import build_auth
+from ocireg.auth.middleware import authenticate, authorize
+from ocireg.cluster.membership import Membership, membership_from_config
+from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
@@ -22,6 +26,8 @@ from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.services import build_store
 
 CONFIG_ENV = "OCIREG_CONFIG"
+# Which cluster member this instance is, found once by the parent before the workers start.
+LOCAL_MEMBER_ENV = "OCIREG_CLUSTER_LOCAL_MEMBER"
 log = logging.getLogger("ocireg.server")
 
 
@@ -33,20 +39,29 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(err.body(), status_code=err.status, media_type="application/json")
 
 
-def build_middleware(config: Config) -> list[Middleware]:
-    """The middleware stack, outermost first. One line per concern."""
-    return [
+def build_middleware(config: Config, membership: Membership | None = None) -> list[Middleware]:
+    """The middleware stack, outermost first. One line per concern; None = not configured."""
+    auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
+    stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
         # metrics (issue 7) -- counts everything below
         # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
+        cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
+        authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
+        cluster_forward(config, membership),
         # authorize: access-control policies, on the owner (issue 5)
+        authorize(auth),
     ]
+    return [m for m in stack if m is not None]
 
 
-def create_app(config: Config) -> Starlette:
+def create_app(config: Config, local_member: int | None = None) -> Starlette:
+    """`local_member`: this instance's index in `cluster.members`, if already known."""
+    membership = membership_from_config(config, local_member)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = build_store(config)
@@ -60,7 +75,7 @@ def create_app(config: Config) -> Starlette:
 
     return Starlette(
         routes=ROUTES,
-        middleware=build_middleware(config),
+        middleware=build_middleware(config, membership),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
@@ -71,4 +86,5 @@ def app_from_environment() -> Starlette:
     raw = os.environ.get(CONFIG_ENV, "")
     config = load_config(Path(raw) if raw else None)
     setup_logging(config.log.level, config.log.output)
-    return create_app(config)
+    member = os.environ.get(LOCAL_MEMBER_ENV, "")
+    return create_app(config, int(member) if member.isdigit() else None)

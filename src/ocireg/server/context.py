@@ -16,7 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
 from ocireg.meta import MetaUnavailable
-from ocireg.storage import StorageUnavailable
+from ocireg.registry.faults import as_registry_error
+from ocireg.storage import StorageError
 
 log = logging.getLogger("ocireg.access")
 errlog = logging.getLogger("ocireg.errors")
@@ -59,13 +60,9 @@ class RequestContextMiddleware:
             await self.app(scope, counting_receive, send_with_headers)
         except RegistryError as err:
             await self._send_error(scope, send_with_headers, state, err)
-        except (StorageUnavailable, MetaUnavailable) as exc:
-            # The one place where a backend outage becomes an answer: 503, retry later.
-            errlog.warning(
-                "backend unavailable", extra={"path": scope.get("path"), "error": str(exc)}
-            )
-            down = RegistryError(ErrorCode.UNAVAILABLE, detail={"reason": str(exc)[:300]})
-            await self._send_error(scope, send_with_headers, state, down)
+        except (StorageError, MetaUnavailable) as exc:
+            errlog.warning("backend error", extra={"error": str(exc), "path": scope.get("path")})
+            await self._send_error(scope, send_with_headers, state, as_registry_error(exc))
         except ClientDisconnect:
             state["status"] = state["status"] or 499
         except Exception:

@@ -10,8 +10,12 @@ from granian import Granian
 from granian.constants import Interfaces, Loops
 from granian.log import LogLevels
 
+from ocireg.cluster.membership import DEFAULT_RESOLVE_TIMEOUT, membership_from_config
 from ocireg.config import Config
-from ocireg.server.app import CONFIG_ENV
+from ocireg.server.app import CONFIG_ENV, LOCAL_MEMBER_ENV
+
+# Bounded wait for cluster member names that do not resolve yet (seconds).
+RESOLVE_TIMEOUT_ENV = "OCIREG_CLUSTER_RESOLVE_TIMEOUT"
 
 log = logging.getLogger("ocireg.server")
 
@@ -19,6 +23,15 @@ log = logging.getLogger("ocireg.server")
 def serve(config: Config) -> None:
     # Workers are separate processes that build their app from the config file themselves.
     os.environ[CONFIG_ENV] = str(config.source.resolve()) if config.source else ""
+    # Found once here, so a start-up error is one clear message and every worker agrees.
+    timeout = float(os.environ.get(RESOLVE_TIMEOUT_ENV) or DEFAULT_RESOLVE_TIMEOUT)
+    membership = membership_from_config(config, timeout=timeout)
+    if membership is not None:
+        os.environ[LOCAL_MEMBER_ENV] = str(membership.local_index)
+        log.info(
+            "cluster member",
+            extra={"member": membership.local_member, "members": list(membership.members)},
+        )
     tls = config.http.tls
     server = Granian(
         "ocireg.server.app:app_from_environment",

@@ -6,6 +6,7 @@ from ocireg.storage.base import (
     InvalidPath,
     PathNotFound,
     StorageDriver,
+    StorageError,
     StorageUnavailable,
 )
 
@@ -15,5 +16,6 @@ __all__ = [
     "InvalidPath",
     "PathNotFound",
     "StorageDriver",
+    "StorageError",
     "StorageUnavailable",
 ]

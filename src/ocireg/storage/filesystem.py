@@ -5,17 +5,43 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import os
 import shutil
 import stat
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
-from ocireg.storage.base import FileInfo, InvalidPath, PathNotFound, StorageUnavailable
+from ocireg.storage.base import (
+    FileInfo,
+    InvalidPath,
+    PathNotFound,
+    StorageError,
+    StorageUnavailable,
+)
+
+_F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 
 CHUNK = 1 << 20  # 1 MiB reads: far faster than small chunks through the ASGI send path
 TMP_DIR = ".ocireg/tmp"
+
+
+def _os_errors(method: _F) -> _F:
+    """Turn what the OS says into the driver's errors: anything not already translated
+    (a full disk, a root that became a file, EIO) means the storage cannot serve: 503."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, path: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, path, *args, **kwargs)
+        except StorageError:
+            raise
+        except OSError as exc:
+            raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 class FilesystemDriver:
@@ -37,6 +63,7 @@ class FilesystemDriver:
             raise InvalidPath(path)
         return self.root / path
 
+    @_os_errors
     async def get_content(self, path: str) -> bytes:
         full = self._full(path)
         try:
@@ -44,9 +71,8 @@ class FilesystemDriver:
                 return f.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFound(path) from None
-        except OSError as exc:
-            raise StorageUnavailable(f"{path}: {exc.strerror}") from exc
 
+    @_os_errors
     async def put_content(self, path: str, data: bytes) -> None:
         full = self._full(path)
         await asyncio.to_thread(self._atomic_write, full, data)
@@ -68,6 +94,7 @@ class FilesystemDriver:
         if self.fsync:
             _fsync_dir(full.parent)
 
+    @_os_errors
     async def get_versioned(self, path: str) -> tuple[bytes, str]:
         full = self._full(path)
         try:
@@ -78,6 +105,7 @@ class FilesystemDriver:
         except OSError as exc:
             raise StorageUnavailable(f"{path}: {exc.strerror}") from exc
 
+    @_os_errors
     async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
         # Check, then rename: only safe because the caller holds the repository's flock.
         try:
@@ -89,6 +117,7 @@ class FilesystemDriver:
         await self.put_content(path, data)
         return True
 
+    @_os_errors
     async def stat(self, path: str) -> FileInfo:
         full = self._full(path)
         try:
@@ -103,6 +132,7 @@ class FilesystemDriver:
             version=_version(st),
         )
 
+    @_os_errors
     async def list(self, path: str) -> list[str]:
         full = self._full(path) if path else self.root
         try:
@@ -111,6 +141,7 @@ class FilesystemDriver:
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
 
+    @_os_errors
     async def delete(self, path: str) -> None:
         full = self._full(path)
         await asyncio.to_thread(self._delete, full, path)
@@ -125,6 +156,7 @@ class FilesystemDriver:
         except FileNotFoundError:
             raise PathNotFound(path) from None
 
+    @_os_errors
     async def move(self, src: str, dst: str) -> None:
         s, d = self._full(src), self._full(dst)
         try:
@@ -135,6 +167,7 @@ class FilesystemDriver:
         if self.fsync:
             await asyncio.to_thread(_fsync_dir, d.parent)
 
+    @_os_errors
     async def copy(self, src: str, dst: str) -> None:
         s, d = self._full(src), self._full(dst)
         await asyncio.to_thread(self._copy, s, d, src)
@@ -163,6 +196,8 @@ class FilesystemDriver:
             f = open(full, "rb")  # noqa: SIM115 - closed in the finally below
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
         try:
             f.seek(offset)
             remaining = length
@@ -177,6 +212,7 @@ class FilesystemDriver:
         finally:
             f.close()
 
+    @_os_errors
     async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
         full = self._full(path)
         full.parent.mkdir(parents=True, exist_ok=True)

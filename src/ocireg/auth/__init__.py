@@ -1,0 +1,1 @@
+"""Authentication (htpasswd, bearer tokens) and access control (zot's policies)."""

@@ -1,0 +1,139 @@
+"""HTTP Basic credentials checked against an htpasswd file of bcrypt entries (as zot).
+
+bcrypt is slow on purpose (~50-250 ms per check), so checks run in a thread and never
+block the event loop, and a verified credential is remembered for a short while, keyed
+by an HMAC of it under a per-process random key: memory never holds a password, and a
+dump of the cache is useless without the key. Failures are never cached (that would make
+guessing cheaper). The file is re-read when its modification time changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import hmac
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+
+from ocireg.errors import ConfigError
+
+log = logging.getLogger("ocireg.auth")
+CACHE_SECONDS = 60.0
+CACHE_MAX = 4096
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$", "$2x$")
+
+
+@dataclass(frozen=True)
+class HtpasswdFile:
+    entries: dict[str, bytes]
+    skipped: tuple[str, ...]  # users whose entry is not bcrypt (zot cannot check them either)
+
+
+def read_htpasswd(path: Path, where: str = "http.auth.htpasswd.path") -> HtpasswdFile:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(where, f"cannot read {path}: {exc.strerror}") from None
+    entries: dict[str, bytes] = {}
+    skipped: list[str] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        user, sep, hashed = line.partition(":")
+        if not sep or not user:
+            continue
+        if hashed.startswith(_BCRYPT_PREFIXES):
+            entries[user] = hashed.encode()
+        else:
+            skipped.append(user)
+    return HtpasswdFile(entries, tuple(skipped))
+
+
+class Htpasswd:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = self._stat()
+        self._file = read_htpasswd(path)
+        self._warn_skipped()
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, float] = {}
+        self._pending: dict[bytes, asyncio.Future[bool]] = {}
+
+    def _stat(self) -> float:
+        try:
+            return os.stat(self.path).st_mtime
+        except OSError:
+            return -1.0
+
+    def _warn_skipped(self) -> None:
+        if self._file.skipped:
+            log.warning(
+                "htpasswd entries that are not bcrypt are ignored",
+                extra={"path": str(self.path), "users": list(self._file.skipped)},
+            )
+
+    def _reload_if_changed(self) -> None:
+        mtime = self._stat()
+        if mtime == self._mtime:
+            return
+        self._mtime = mtime
+        try:
+            self._file = read_htpasswd(self.path)
+        except ConfigError as exc:  # keep serving with what we had; say why
+            log.error("cannot reload htpasswd file", extra={"error": str(exc)})
+            return
+        self._verified.clear()  # a removed user or a changed password must stop working
+        self._warn_skipped()
+
+    async def check(self, user: str, password: str) -> bool:
+        self._reload_if_changed()
+        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        expires = self._verified.get(key)
+        if expires is not None and expires > now:
+            return True
+        # Many connections of one client arrive with the same credential at once: one
+        # bcrypt check answers them all.
+        pending = self._pending.get(key)
+        if pending is None:
+            hashed = self._file.entries.get(user)
+            pending = asyncio.ensure_future(self._verify(password, hashed))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        ok = await asyncio.shield(pending)
+        if not ok:
+            return False
+        if len(self._verified) >= CACHE_MAX:
+            self._verified = {k: t for k, t in self._verified.items() if t > now}
+            if len(self._verified) >= CACHE_MAX:
+                self._verified.clear()
+        self._verified[key] = time.monotonic() + CACHE_SECONDS
+        return True
+
+    @staticmethod
+    async def _verify(password: str, hashed: bytes | None) -> bool:
+        ok = await asyncio.to_thread(_checkpw, password.encode(), hashed or _dummy_hash())
+        return ok and hashed is not None
+
+
+@functools.cache
+def _dummy_hash() -> bytes:
+    """Checked when the user is unknown, so that the answer takes as long either way."""
+    return bcrypt.hashpw(b"-", bcrypt.gensalt(rounds=10))
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    if len(password) > 72:  # bcrypt's limit; Go's bcrypt (zot) refuses these too
+        return False
+    try:
+        return bcrypt.checkpw(password, hashed)
+    except ValueError:  # a malformed hash in the file: never a match
+        return False

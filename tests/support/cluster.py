@@ -1,0 +1,74 @@
+"""Start several real ocireg members on loopback that form one cluster."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ocireg.cluster.routing import owner_index
+from tests.support.server import RegistryProcess, base_config, free_port
+
+HASH_KEY = "loremipsumdolors"
+
+
+def cluster_configs(
+    workdir: Path,
+    count: int = 3,
+    shared_root: bool = True,
+    workers: int = 1,
+    **extra: Any,
+) -> list[dict[str, Any]]:
+    """One config per member; every member lists all of them as 127.0.0.1:<port>."""
+    ports = [free_port() for _ in range(count)]
+    members = [f"127.0.0.1:{p}" for p in ports]
+    configs = []
+    for i, port in enumerate(ports):
+        root = workdir / ("root" if shared_root else f"root-{i}")
+        cfg = base_config(root, port=port, workers=workers, **copy.deepcopy(extra))
+        cfg["cluster"] = {"members": list(members), "hashKey": HASH_KEY}
+        configs.append(cfg)
+    return configs
+
+
+def start_members(workdir: Path, configs: list[dict[str, Any]]) -> list[RegistryProcess]:
+    """Start every member first, then wait for each: they come up in parallel."""
+    procs = [
+        RegistryProcess(workdir, cfg, name=f"member{i}").start(wait=False)
+        for i, cfg in enumerate(configs)
+    ]
+    try:
+        for proc in procs:
+            proc.wait_ready()
+    except BaseException:
+        for proc in procs:
+            proc.stop()
+        raise
+    return procs
+
+
+@contextlib.contextmanager
+def running_cluster(
+    workdir: Path, count: int = 3, shared_root: bool = True, workers: int = 1, **extra: Any
+) -> Iterator[list[RegistryProcess]]:
+    procs = start_members(workdir, cluster_configs(workdir, count, shared_root, workers, **extra))
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+def owner_of(repo: str, count: int = 3) -> int:
+    return owner_index(repo, HASH_KEY.encode(), count)
+
+
+def repo_owned_by(index: int, count: int = 3, prefix: str = "cluster") -> str:
+    """A fresh repository name whose owner is member `index`."""
+    while True:
+        name = f"{prefix}/{uuid.uuid4().hex[:12]}"
+        if owner_of(name, count) == index:
+            return name

@@ -1,0 +1,107 @@
+"""Config loading: zot's keys, case-insensitive; warnings for zot-only keys; clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ocireg.config import build_config, load_config, parse_duration
+from ocireg.errors import ConfigError
+from tests.support.server import run_cli
+
+
+def test_embedded_default_is_local_disk_on_port_5000() -> None:
+    config = load_config(None)
+    assert config.http.address == "127.0.0.1"
+    assert config.http.port == 5000
+    assert config.storage.root_directory == Path.cwd() / "data"
+
+
+def test_keys_are_case_insensitive_and_port_may_be_string_or_int() -> None:
+    a = build_config({"Storage": {"ROOTDIRECTORY": "/r"}, "HTTP": {"Port": "8080"}})
+    b = build_config({"storage": {"rootDirectory": "/r"}, "http": {"port": 8080}})
+    assert a.storage.root_directory == b.storage.root_directory == Path("/r")
+    assert a.http.port == b.http.port == 8080
+
+
+def test_zot_keys_not_implemented_are_warnings() -> None:
+    config = build_config(
+        {"storage": {"rootDirectory": "/r", "dedupe": True}, "extensions": {"search": {}}}
+    )
+    assert set(config.warnings) == {"storage.dedupe", "extensions.search"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "path"),
+    [
+        ({"storage": {"rootDirectory": "/r", "rootDirectry": "/x"}}, "storage.rootDirectry"),
+        ({"storage": {"rootDirectory": "/r"}, "htp": {}}, "htp"),
+        ({"storage": {"rootDirectory": "/r"}, "http": {"port": "http"}}, "http.port"),
+        ({"storage": {"rootDirectory": "/r"}, "http": {"port": 70000}}, "http.port"),
+        ({"storage": {"rootDirectory": "/r", "gc": "yes"}}, "storage.gc"),
+        ({"storage": {"rootDirectory": "/r", "gcDelay": "soon"}}, "storage.gcDelay"),
+        ({"storage": {"rootDirectory": "/r"}, "log": {"level": "loud"}}, "log.level"),
+        ({"storage": {"rootDirectory": "/r"}, "http": {"workers": 0}}, "http.workers"),
+        ({"storage": {}}, "storage.rootDirectory"),
+        (
+            {"storage": {"rootDirectory": "/r"}, "cluster": {"members": ["a:1"], "hashKey": "x"}},
+            "cluster.hashKey",
+        ),
+        (
+            {
+                "storage": {"rootDirectory": "/r"},
+                "cluster": {"members": ["a"], "hashKey": "k" * 16},
+            },
+            "cluster.members[0]",
+        ),
+        ({"storage": {"rootDirectory": "/r"}, "http": {"tls": {"cert": "c"}}}, "http.tls.key"),
+    ],
+)
+def test_bad_config_names_the_key(raw: dict[str, object], path: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config(raw)
+    assert info.value.path == path
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1h", 3600.0), ("90m", 5400.0), ("1h30m0s", 5400.0), ("500ms", 0.5), ("0", 0.0)],
+)
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text, "x") == seconds
+
+
+def test_duration_as_nanoseconds() -> None:
+    assert parse_duration(2_000_000_000, "x") == 2.0
+
+
+def test_yaml_config_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("storage:\n  rootDirectory: /var/lib/registry\nhttp:\n  port: '5001'\n")
+    assert load_config(path).http.port == 5001
+
+
+def test_verify_command_reports_key_path_and_exit_code(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(
+        json.dumps({"storage": {"rootDirectory": str(tmp_path)}, "http": {"port": "1"}})
+    )
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"storage": {"rootDirectory": str(tmp_path)}, "http": {"prot": "1"}}))
+    ok = run_cli("verify", str(good))
+    assert ok.returncode == 0, ok.stderr
+    failed = run_cli("verify", str(bad))
+    assert failed.returncode == 1
+    assert "http.prot" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_serve_with_bad_config_exits_with_message_not_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    result = run_cli("serve", str(bad))
+    assert result.returncode == 1
+    assert "not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
