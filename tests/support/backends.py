@@ -167,6 +167,10 @@ class SeaweedFS:
 
 
 def _s3_call(endpoint: str, method: str, path: str, body: bytes = b"") -> int:
+    return _s3_send(endpoint, method, path, body).status_code
+
+
+def _s3_send(endpoint: str, method: str, path: str, body: bytes = b"") -> Any:
     """One signed request (SigV4 via botocore's signer, synchronous, no extra client)."""
     import httpx
     from botocore.auth import S3SigV4Auth
@@ -176,8 +180,23 @@ def _s3_call(endpoint: str, method: str, path: str, body: bytes = b"") -> int:
     request = AWSRequest(method=method, url=endpoint + path, data=body)
     S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
     headers = dict(request.headers.items())
-    response = httpx.request(method, endpoint + path, content=body, headers=headers, timeout=5)
-    return response.status_code
+    return httpx.request(method, endpoint + path, content=body, headers=headers, timeout=5)
+
+
+def stored_bytes(config: dict[str, Any], path: str) -> bytes:
+    """The stored object at `path` (`<repo>/index.json`) of an instance with this config,
+    read beside the registry: from its root directory, or from its S3 bucket."""
+    driver = config["storage"].get("storageDriver") or {}
+    if driver.get("name") != "s3":
+        return (Path(config["storage"]["rootDirectory"]) / path).read_bytes()
+    root = driver["rootdirectory"].strip("/")
+    key = f"{root}/{root}/{path}" if root else path
+    response = _s3_send(driver["regionendpoint"], "GET", f"/{driver['bucket']}/{key}")
+    if response.status_code == 404:
+        raise FileNotFoundError(key)
+    response.raise_for_status()
+    data: bytes = response.content
+    return data
 
 
 def s3_request(endpoint: str, method: str, key: str, body: bytes = b"") -> int:
