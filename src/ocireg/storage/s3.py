@@ -12,8 +12,9 @@ with the `ocireg-upload` metadata. Any process can continue it; writes of the st
 conditional (If-Match), so two writers of one session cannot both win.
 
 aiobotocore rather than obstore: obstore hides multipart upload ids (only a writer object
-that lives and dies in one process), and resumable sessions need them; throughput through
-SeaweedFS is within measurement noise of each other (docs/storage.md).
+that lives and dies in one process), and resumable sessions need them. Measured through
+SeaweedFS here (256 MiB, docs/storage.md): downloads alike (410-440 vs 350-490 MB/s), uploads
+38-41 MB/s with parts sent one after another vs obstore's 45-62 with parts in parallel.
 """
 
 from __future__ import annotations
