@@ -337,3 +337,14 @@ def test_seaweedfs_down_is_503_then_restart_serves_again(
                 _pulls(client, image, "v1")
         finally:
             proc.stop()
+
+
+def test_missing_bucket_is_a_clear_startup_error(tmp_path: Path, seaweedfs: SeaweedFS) -> None:
+    cfg = base_config(tmp_path / "root")
+    cfg["storage"]["storageDriver"] = seaweedfs.storage_driver("/x", bucket="no-such-bucket")
+    path = tmp_path / "nobucket.json"
+    path.write_text(json.dumps(cfg))
+    done = run_cli("serve", str(path), timeout=60)
+    assert done.returncode != 0
+    assert "no-such-bucket" in done.stderr and "does not exist" in done.stderr
+    assert seaweedfs.endpoint in done.stderr and "Traceback" not in done.stderr

@@ -160,12 +160,14 @@ class ImageStore:
             else:
                 index.add_untagged(desc)
 
-        async with self.locks.repo(repo):
-            await self.indexes.update(repo, change)
         if manifest.subject is not None:
+            # Before index.json: if the store is down the push fails and is retried; an
+            # entry whose manifest never made it into index.json is filtered out on reads.
             await self.meta.add_referrer(
                 repo, str(manifest.subject), _referrer_descriptor(desc, manifest)
             )
+        async with self.locks.repo(repo):
+            await self.indexes.update(repo, change)
         return PutResult(digest, manifest.subject)
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
