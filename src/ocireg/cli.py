@@ -1,23 +1,44 @@
-"""`ocireg serve [CONFIG]`, `ocireg verify CONFIG`."""
+"""`ocireg serve [CONFIG]`, `ocireg verify CONFIG`, `ocireg gc CONFIG [--dry-run]`,
+`ocireg scrub CONFIG`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ocireg.config import Config, load_config
 from ocireg.errors import ConfigError
 from ocireg.logs import setup_logging
 
+if TYPE_CHECKING:
+    from ocireg.registry import ImageStore
+
 log = logging.getLogger("ocireg.cli")
+SCRUB_FOUND_PROBLEMS = 2
 
 
 def _load(path: str | None) -> Config:
     config = load_config(Path(path) if path else None)
+    # The extension sections are free-form maps in the schema; their owners check them.
+    from ocireg.ops.scrub import scrub_settings
+    from ocireg.server.metrics import metrics_settings
+
+    metrics_settings(config)
+    scrub_settings(config)
     return config
+
+
+def _open_store(config: Config) -> ImageStore:
+    from ocireg.server.services import build_store
+
+    # The same lock directory and stores as the server's workers: safe while it serves.
+    return build_store(config)
 
 
 def _auth_warnings(config: Config) -> list[str]:
@@ -77,10 +98,9 @@ def cmd_rebuild_meta(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"ocireg: cannot rebuild: {problem}", file=sys.stderr)
         return 2
-    from ocireg.server.services import build_store
 
     async def run() -> int:
-        store = build_store(config)
+        store = _open_store(config)
         try:
             return await store.rebuild_meta()
         finally:
@@ -89,6 +109,63 @@ def cmd_rebuild_meta(args: argparse.Namespace) -> int:
     count = asyncio.run(run())
     print(f"metadata store rebuilt from storage: {count} referrers")
     return 0
+
+
+def _owned(config: Config) -> Callable[[str], bool]:
+    """In a cluster, the repositories of the member this config describes, as the server."""
+    from ocireg.cluster.membership import membership_from_config
+    from ocireg.server.maintenance import owner_filter
+
+    return owner_filter(membership_from_config(config))
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    """Collect every repository once; one JSON line per repository on stdout."""
+    config = _load(args.config)
+    setup_logging(config.log.level, config.log.output)
+    if not config.storage.gc:
+        print("warning: storage.gc is false; collecting because asked to", file=sys.stderr)
+    from ocireg.ops.gc import GarbageCollector
+
+    async def run() -> list[dict[str, object]]:
+        store = _open_store(config)
+        try:
+            collector = GarbageCollector(store, config.storage.gc_delay, dry_run=args.dry_run)
+            return [r.as_json() for r in await collector.run(_owned(config))]
+        finally:
+            await store.close()
+
+    for line in asyncio.run(run()):
+        print(json.dumps(line, separators=(",", ":")))
+    return 0
+
+
+def cmd_scrub(args: argparse.Namespace) -> int:
+    """Check every repository once; one JSON line per problem on stdout, a summary on
+    stderr; exit status 2 when problems were found."""
+    config = _load(args.config)
+    setup_logging(config.log.level, config.log.output)
+    from ocireg.ops.scrub import Scrubber, ScrubReport
+
+    async def run() -> list[ScrubReport]:
+        store = _open_store(config)
+        try:
+            return await Scrubber(store).run(_owned(config))
+        finally:
+            await store.close()
+
+    reports = asyncio.run(run())
+    problems = [p for r in reports for p in r.problems]
+    for problem in problems:
+        print(json.dumps(problem, separators=(",", ":")))
+    summary = {
+        "repositories": len(reports),
+        "blobs": sum(r.blobs for r in reports),
+        "bytes": sum(r.bytes for r in reports),
+        "problems": len(problems),
+    }
+    print(json.dumps(summary), file=sys.stderr)
+    return SCRUB_FOUND_PROBLEMS if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,6 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild-meta", help="rebuild the metadata store from storage")
     rebuild.add_argument("config")
     rebuild.set_defaults(func=cmd_rebuild_meta)
+    gc = sub.add_parser("gc", help="garbage-collect every repository once")
+    gc.add_argument("config")
+    gc.add_argument(
+        "--dry-run", action="store_true", help="report what would be removed, remove nothing"
+    )
+    gc.set_defaults(func=cmd_gc)
+    scrub = sub.add_parser("scrub", help="re-hash blobs and check manifests; never deletes")
+    scrub.add_argument("config")
+    scrub.set_defaults(func=cmd_scrub)
     return parser
 
 

@@ -33,6 +33,9 @@ class _Marker:
 
 
 FREE = _Marker("FREE")
+# An extension's own map, checked by the module that implements it; present but empty (a
+# YAML section with nothing under it is null) enables the extension, as in zot.
+EXTENSION = _Marker("EXTENSION")
 UNIMPLEMENTED = _Marker("UNIMPLEMENTED")
 IGNORED = _Marker("IGNORED")  # zot build metadata that has no meaning for a server
 
@@ -75,8 +78,8 @@ SCHEMA: dict[str, Any] = {
     },
     "log": {"level": str, "output": str, "audit": UNIMPLEMENTED},
     "extensions": {
-        "metrics": FREE,
-        "scrub": FREE,
+        "metrics": EXTENSION,
+        "scrub": EXTENSION,
         "sync": UNIMPLEMENTED,
         "search": UNIMPLEMENTED,
         "lint": UNIMPLEMENTED,
@@ -96,7 +99,9 @@ LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
 
 def _normalise(node: Any, schema: Any, path: str, warnings: list[str]) -> Any:
     """Check `node` against `schema`; return it with canonical key names."""
-    if schema is FREE:
+    if schema is EXTENSION and node is None:
+        return {}
+    if schema is FREE or schema is EXTENSION:
         if not isinstance(node, dict):
             raise ConfigError(path, f"expected a map, got {type(node).__name__} {node!r}")
         return node
@@ -181,7 +186,7 @@ class StorageConfig:
     commit: bool = False
     gc: bool = True
     gc_delay: float = 3600.0
-    gc_interval: float = 0.0
+    gc_interval: float = 3600.0
     remote_cache: bool = False
     storage_driver: dict[str, Any] | None = None
     cache_driver: dict[str, Any] | None = None
@@ -270,7 +275,11 @@ def build_config(
         commit=storage_raw.get("commit", False),
         gc=storage_raw.get("gc", True),
         gc_delay=parse_duration(storage_raw.get("gcDelay", "1h"), "storage.gcDelay"),
-        gc_interval=parse_duration(storage_raw.get("gcInterval", 0), "storage.gcInterval"),
+        # zot's default: collect every hour while gc is on.
+        gc_interval=parse_duration(
+            storage_raw.get("gcInterval", "1h" if storage_raw.get("gc", True) else 0),
+            "storage.gcInterval",
+        ),
         remote_cache=storage_raw.get("remoteCache", False),
         storage_driver=storage_raw.get("storageDriver"),
         cache_driver=storage_raw.get("cacheDriver"),

@@ -12,9 +12,11 @@ not ours (the member lists disagree) is refused with 508 rather than sent around
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.cluster.membership import Membership
@@ -81,10 +83,18 @@ class ClusterInboundMiddleware:
 
 
 class ClusterForwardMiddleware:
-    def __init__(self, app: ASGIApp, membership: Membership, forwarder: Forwarder) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        membership: Membership,
+        forwarder: Forwarder,
+        on_forward: Callable[[str, bool], None] | None = None,
+    ) -> None:
         self.app = app
         self.membership = membership
         self.forwarder = forwarder
+        # Called with (member, failed) after each forwarded request: the server's metrics.
+        self.on_forward = on_forward
         self.key = derive_key(membership.hash_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -116,7 +126,21 @@ class ClusterForwardMiddleware:
             identity,
         )
         extra = [(HOP_HEADER, b"1"), (PROOF_HEADER, hop.proof), (IDENTITY_HEADER, hop.identity)]
-        await self.forwarder.forward(scope, receive, send, target, extra)
+        if self.on_forward is None:
+            await self.forwarder.forward(scope, receive, send, target, extra)
+            return
+        failed = True
+        try:
+            await self.forwarder.forward(scope, receive, send, target, extra)
+            failed = False
+        except RegistryError as err:
+            failed = err.code is ErrorCode.UNAVAILABLE  # the member, not the request, failed
+            raise
+        except ClientDisconnect:
+            failed = False
+            raise
+        finally:
+            self.on_forward(target, failed)
 
     def _owner(self, scope: Scope) -> int | None:
         """Index of the owner when it is another member, else None (answer here)."""
@@ -144,8 +168,14 @@ def cluster_inbound(membership: Membership | None) -> Middleware | None:
     return Middleware(ClusterInboundMiddleware, membership=membership) if membership else None
 
 
-def cluster_forward(config: Config, membership: Membership | None) -> Middleware | None:
+def cluster_forward(
+    config: Config,
+    membership: Membership | None,
+    on_forward: Callable[[str, bool], None] | None = None,
+) -> Middleware | None:
     if membership is None:
         return None
     forwarder = Forwarder(client_ssl_context(config))
-    return Middleware(ClusterForwardMiddleware, membership=membership, forwarder=forwarder)
+    return Middleware(
+        ClusterForwardMiddleware, membership=membership, forwarder=forwarder, on_forward=on_forward
+    )

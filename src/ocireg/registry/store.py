@@ -134,16 +134,7 @@ class ImageStore:
                 )
         manifest = parse_manifest(body, content_type)
         await self.repos.ensure(repo)
-        for blob in manifest.blobs:
-            if not await self.blobs.exists(repo, blob):
-                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(blob)})
-        if manifest.children:
-            index = await self._index(repo)
-            for child in manifest.children:
-                if index.by_digest(str(child)) is None and not await self.blobs.exists(repo, child):
-                    raise RegistryError(
-                        ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(child)}
-                    )
+        await self._check_references(repo, manifest)
         await self.blobs.put_small(repo, digest, body)
         self._remember(str(digest), manifest)
         desc: dict[str, Any] = {
@@ -167,8 +158,23 @@ class ImageStore:
                 repo, str(manifest.subject), _referrer_descriptor(desc, manifest)
             )
         async with self.locks.repo(repo):
+            # Again under the lock: garbage collection deletes unreferenced blobs under it, so
+            # a blob seen above may be gone by now; after this check it stays.
+            await self._check_references(repo, manifest)
             await self.indexes.update(repo, change)
         return PutResult(digest, manifest.subject)
+
+    async def _check_references(self, repo: str, manifest: Manifest) -> None:
+        for blob in manifest.blobs:
+            if not await self.blobs.exists(repo, blob):
+                raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(blob)})
+        if manifest.children:
+            index = await self._index(repo)
+            for child in manifest.children:
+                if index.by_digest(str(child)) is None and not await self.blobs.exists(repo, child):
+                    raise RegistryError(
+                        ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(child)}
+                    )
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
         """By tag: remove the tag. By digest: remove the manifest and every tag on it."""

@@ -80,12 +80,10 @@ class Uploads:
                     ErrorCode.DIGEST_INVALID,
                     detail={"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
-            target = layout.blob(repo, digest)
-            try:
-                await self.driver.stat(target)
-                await self._discard(path, session)  # same bytes already there
-            except PathNotFound:
-                await self.driver.upload_finish(path, target)
+            # Replace even when the blob is already there: the same bytes, and a fresh
+            # modification time, so garbage collection's gcDelay protects this push too.
+            self._hashes.pop(session, None)
+            await self.driver.upload_finish(path, layout.blob(repo, digest))
         return size
 
     async def cancel(self, repo: str, session: str) -> None:

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from ocireg.api.routes import ROUTES
 from ocireg.auth.core import build_auth
@@ -22,7 +23,9 @@ from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
+from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
+from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.services import build_store
 
 CONFIG_ENV = "OCIREG_CONFIG"
@@ -39,19 +42,31 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(err.body(), status_code=err.status, media_type="application/json")
 
 
-def build_middleware(config: Config, membership: Membership | None = None) -> list[Middleware]:
+def build_routes(config: Config) -> list[BaseRoute]:
+    routes: list[BaseRoute] = list(ROUTES)
+    settings = metrics.metrics_settings(config)
+    if settings.enabled:
+        # A route, so that it sits below authentication like any other endpoint.
+        routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
+    return routes
+
+
+def build_middleware(
+    config: Config, routes: list[BaseRoute], membership: Membership | None = None
+) -> list[Middleware]:
     """The middleware stack, outermost first. One line per concern; None = not configured."""
     auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
         # metrics (issue 7) -- counts everything below
+        Middleware(metrics.MetricsMiddleware, routes=routes),
         # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
         cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
         authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
-        cluster_forward(config, membership),
+        cluster_forward(config, membership, on_forward=metrics.record_proxied),
         # authorize: access-control policies, on the owner (issue 5)
         authorize(auth),
     ]
@@ -67,15 +82,22 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.store = build_store(config)
         app.state.store.kick_rebuild()
         app.state.config = config
+        if metrics.metrics_settings(config).enabled:
+            metrics.enable()
+        # In a cluster each member maintains only the repositories it owns.
+        maintenance = Maintenance(config, app.state.store, owner_filter(membership))
+        maintenance.start()
         log.info("worker ready", extra={"pid": os.getpid()})
         try:
             yield
         finally:
+            await maintenance.stop()
             await app.state.store.close()
 
+    routes = build_routes(config)
     return Starlette(
-        routes=ROUTES,
-        middleware=build_middleware(config, membership),
+        routes=routes,
+        middleware=build_middleware(config, routes, membership),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -13,6 +13,7 @@ from granian.log import LogLevels
 from ocireg.cluster.membership import DEFAULT_RESOLVE_TIMEOUT, membership_from_config
 from ocireg.config import Config
 from ocireg.server.app import CONFIG_ENV, LOCAL_MEMBER_ENV
+from ocireg.server.metrics import prepare_multiprocess_dir
 
 # Bounded wait for cluster member names that do not resolve yet (seconds).
 RESOLVE_TIMEOUT_ENV = "OCIREG_CLUSTER_RESOLVE_TIMEOUT"
@@ -32,6 +33,8 @@ def serve(config: Config) -> None:
             "cluster member",
             extra={"member": membership.local_member, "members": list(membership.members)},
         )
+    # Before any worker exists: workers inherit the metrics directory through the environment.
+    cleanup_metrics = prepare_multiprocess_dir(config)
     tls = config.http.tls
     server = Granian(
         "ocireg.server.app:app_from_environment",
@@ -61,7 +64,10 @@ def serve(config: Config) -> None:
             "root": str(config.storage.root_directory),
         },
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        cleanup_metrics()
 
 
 def _granian_level(level: str) -> LogLevels:

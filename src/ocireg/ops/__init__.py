@@ -1,0 +1,1 @@
+"""Maintenance of stored content: garbage collection and scrub. Independent of HTTP."""

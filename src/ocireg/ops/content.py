@@ -1,0 +1,141 @@
+"""What garbage collection and scrub both read: the blob files of a repository, their age,
+and the digests a manifest names."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ocireg.digest import ALGORITHMS, Digest
+from ocireg.registry import layout
+from ocireg.storage import PathNotFound, StorageDriver
+
+MAX_MANIFEST_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    name: str  # a digest for blobs, a session id for uploads
+    path: str
+    size: int
+    # When the file last changed *or got a new name*: a blob mounted from another repository
+    # is a hard link that keeps the source's old mtime, but link() renews the inode's ctime.
+    stamp: float
+
+
+async def file_info(
+    driver: StorageDriver, path: str, name: str, linked: bool = True
+) -> StoredFile | None:
+    """Size and stamp of a file; `linked=False` for files never hard-linked (uploads)."""
+    local = driver.local_path(path)
+    if local is not None:
+        try:
+            st = os.stat(local)
+        except FileNotFoundError:
+            return None
+        stamp = max(st.st_mtime, st.st_ctime) if linked else st.st_mtime
+        return StoredFile(name, path, st.st_size, stamp)
+    try:
+        info = await driver.stat(path)
+    except PathNotFound:
+        return None
+    return StoredFile(name, path, info.size, info.mtime)
+
+
+async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:
+    """Every blob file of `repo` by digest; stray files (temporaries, odd names) are skipped."""
+    found: dict[str, StoredFile] = {}
+    for algorithm in await _list(driver, layout.blobs_dir(repo)):
+        alg = algorithm.removesuffix("/")
+        if not algorithm.endswith("/") or alg not in ALGORITHMS:
+            continue
+        for name in await _list(driver, f"{layout.blobs_dir(repo)}/{alg}"):
+            if name.endswith("/") or not Digest.is_valid(f"{alg}:{name}"):
+                continue
+            digest = Digest(alg, name)
+            info = await file_info(driver, layout.blob(repo, digest), str(digest))
+            if info is not None:
+                found[str(digest)] = info
+    return found
+
+
+async def list_uploads(driver: StorageDriver, repo: str) -> list[StoredFile]:
+    found = []
+    for name in await _list(driver, layout.uploads_dir(repo)):
+        if name.endswith("/") or name.startswith("."):
+            continue
+        info = await file_info(driver, layout.upload(repo, name), name, linked=False)
+        if info is not None:
+            found.append(info)
+    return found
+
+
+async def _list(driver: StorageDriver, path: str) -> list[str]:
+    try:
+        return await driver.list(path)
+    except PathNotFound:
+        return []
+
+
+@dataclass(frozen=True)
+class References:
+    digests: frozenset[str]  # everything the document names: config, layers, children, subject
+    manifests: frozenset[str]  # the part of it that is manifests: index entries and subject
+    subject: str | None
+
+
+def references(body: bytes) -> References | None:
+    """The digests a manifest names; None when the bytes are not a JSON object.
+
+    Every `digest` field anywhere counts, not only the ones the spec defines: collecting
+    less than a manifest references would delete data, collecting more only keeps a blob.
+    """
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    digests: set[str] = set()
+    _collect(doc, digests)
+    manifests = {d for entry in _list_of(doc.get("manifests")) if (d := _digest_of(entry))}
+    subject = _digest_of(doc.get("subject"))
+    if subject:
+        manifests.add(subject)
+    return References(frozenset(digests), frozenset(manifests), subject)
+
+
+def _collect(node: Any, out: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "digest" and isinstance(value, str) and Digest.is_valid(value):
+                out.add(value)
+            else:
+                _collect(value, out)
+    elif isinstance(node, list):
+        for item in node:
+            _collect(item, out)
+
+
+def _list_of(node: Any) -> list[Any]:
+    return node if isinstance(node, list) else []
+
+
+def _digest_of(desc: Any) -> str | None:
+    if isinstance(desc, dict):
+        digest = desc.get("digest")
+        if isinstance(digest, str) and Digest.is_valid(digest):
+            return digest
+    return None
+
+
+async def read_manifest(driver: StorageDriver, blob: StoredFile) -> bytes | None:
+    """A manifest's bytes, or None when it is missing or too large to be one."""
+    if blob.size > MAX_MANIFEST_BYTES:
+        return None
+    try:
+        return await driver.get_content(blob.path)
+    except PathNotFound:
+        return None

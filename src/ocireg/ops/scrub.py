@@ -1,0 +1,167 @@
+"""Scrub: re-hash every blob and re-check what every manifest in index.json references.
+
+Problems are reported (one JSON object each), never repaired: deleting a corrupt blob would
+turn a detectable problem into a silent one, and a re-push of the same bytes fixes it.
+`extensions.scrub` (zot's keys): `enable` (true when the section is present), `interval`
+(default 24h; zot raises anything under 2h to 2h, ocireg honours the value given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocireg.config import Config, parse_duration
+from ocireg.digest import Digest, new_hasher
+from ocireg.errors import ConfigError
+from ocireg.ops.content import StoredFile, list_blobs, read_manifest
+from ocireg.ops.gc import owns_everything
+from ocireg.registry import ImageStore, layout
+from ocireg.registry.index import Index, tag_of
+from ocireg.registry.manifests import parse_stored
+from ocireg.storage import PathNotFound
+
+log = logging.getLogger("ocireg.scrub")
+DEFAULT_INTERVAL = 24 * 3600.0
+HASH_PIECE = 1 << 20
+
+
+@dataclass(frozen=True)
+class ScrubSettings:
+    enabled: bool = False
+    interval: float = DEFAULT_INTERVAL
+
+
+def scrub_settings(config: Config) -> ScrubSettings:
+    """Parse `extensions.scrub`; a section that is present, even empty, enables scrub."""
+    raw = _section(config.extensions, "scrub")
+    if raw is None:
+        return ScrubSettings()
+    unknown = set(raw) - {"enable", "interval"}
+    if unknown:
+        key = sorted(unknown)[0]
+        raise ConfigError(f"extensions.scrub.{key}", "unknown key (known here: enable, interval)")
+    enabled = raw.get("enable", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError("extensions.scrub.enable", f"expected true or false, got {enabled!r}")
+    interval = parse_duration(raw.get("interval", "24h"), "extensions.scrub.interval")
+    if interval <= 0:
+        raise ConfigError(
+            "extensions.scrub.interval", f"expected a positive duration, got {interval}"
+        )
+    return ScrubSettings(enabled, interval)
+
+
+def _section(extensions: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """An extension's map with lower-cased keys (zot reads keys case-insensitively)."""
+    if name not in extensions:
+        return None
+    raw = extensions[name] or {}
+    return {str(k).lower(): v for k, v in raw.items()}
+
+
+@dataclass
+class ScrubReport:
+    repository: str
+    blobs: int = 0
+    bytes: int = 0
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+    def problem(self, kind: str, **detail: Any) -> None:
+        self.problems.append({"repository": self.repository, "problem": kind, **detail})
+
+
+class Scrubber:
+    def __init__(self, store: ImageStore) -> None:
+        self.store = store
+        self.driver = store.driver
+
+    async def run(self, owns: Callable[[str], bool] = owns_everything) -> list[ScrubReport]:
+        return [await self.scrub(r) for r in await self.store.catalog() if owns(r)]
+
+    async def scrub(self, repo: str) -> ScrubReport:
+        report = ScrubReport(repo)
+        blobs = await list_blobs(self.driver, repo)
+        corrupt: set[str] = set()
+        for digest, blob in sorted(blobs.items()):
+            actual = await self._hash(blob, Digest.parse(digest).algorithm)
+            report.blobs += 1
+            report.bytes += blob.size
+            if actual is None:
+                corrupt.add(digest)
+                report.problem("blob_unreadable", blob=digest)
+            elif actual != digest:
+                corrupt.add(digest)
+                report.problem("blob_digest_mismatch", blob=digest, actual=actual)
+        try:
+            index = Index.parse(await self.driver.get_content(layout.index(repo)))
+        except PathNotFound:
+            report.problem("index_missing")
+            return self._logged(report)
+        except ValueError as exc:
+            report.problem("index_invalid", error=str(exc))
+            return self._logged(report)
+        # Tagged entries first, one shared `seen`: each manifest is reported once, under the
+        # tag that reaches it when there is one.
+        seen: set[str] = set()
+        for desc in sorted(index.manifests, key=lambda d: tag_of(d) is None):
+            entry = desc.get("digest")
+            if isinstance(entry, str):
+                await self._check(repo, entry, tag_of(desc), blobs, corrupt, report, seen)
+        return self._logged(report)
+
+    async def _check(
+        self,
+        repo: str,
+        digest: str,
+        tag: str | None,
+        blobs: dict[str, StoredFile],
+        corrupt: set[str],
+        report: ScrubReport,
+        seen: set[str],
+    ) -> None:
+        """Check one manifest and, for an index, its children; `tag` names the entry."""
+        if digest in seen:
+            return
+        seen.add(digest)
+        where = {"manifest": digest, "tag": tag}
+        blob = blobs.get(digest)
+        if blob is None:
+            report.problem("manifest_missing", **where)
+            return
+        if digest in corrupt:
+            report.problem("manifest_corrupt", **where)
+            return
+        body = await read_manifest(self.driver, blob)
+        manifest = None if body is None else parse_stored(body, None)
+        if manifest is None:
+            report.problem("manifest_invalid", **where)
+            return
+        for ref in manifest.blobs:
+            name = str(ref)
+            if name not in blobs:
+                report.problem("blob_missing", blob=name, **where)
+            elif name in corrupt:
+                report.problem("blob_corrupt", blob=name, **where)
+        for child in manifest.children:
+            await self._check(repo, str(child), tag, blobs, corrupt, report, seen)
+        # A missing subject is not a problem: the spec lets referrers arrive before it.
+
+    async def _hash(self, blob: StoredFile, algorithm: str) -> str | None:
+        hasher = new_hasher(algorithm)
+        try:
+            async for chunk in self.driver.reader(blob.path):
+                # Off the event loop: a scrub runs inside a serving worker.
+                await asyncio.to_thread(hasher.update, chunk)
+        except (PathNotFound, OSError):
+            return None
+        return f"{algorithm}:{hasher.hexdigest()}"
+
+    @staticmethod
+    def _logged(report: ScrubReport) -> ScrubReport:
+        for problem in report.problems:
+            log.warning("scrub problem", extra=problem)
+        return report

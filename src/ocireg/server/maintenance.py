@@ -1,0 +1,158 @@
+"""Background garbage collection and scrub, in exactly one worker process per instance.
+
+Granian runs N workers; each starts this task, and the one that holds a non-blocking flock on
+`<root>/.ocireg/maintenance-<address>-<port>.lock` runs the schedule. The others keep trying
+now and then, so when the elected worker dies (the kernel drops its lock) another takes over.
+The lock name carries the listening address because cluster members may share one root
+directory and each member must still maintain its own repositories.
+
+GC runs every `storage.gcInterval` (0: only on demand, `ocireg gc`); scrub every
+`extensions.scrub.interval` when scrub is enabled. Each visits only the repositories that
+`owns` accepts: in a cluster, the ones this member owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import re
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from ocireg.cluster.membership import Membership
+from ocireg.config import Config
+from ocireg.ops.gc import GarbageCollector, GCReport, owns_everything
+from ocireg.ops.scrub import Scrubber, ScrubReport, scrub_settings
+from ocireg.registry import ImageStore
+from ocireg.registry.layout import PRIVATE_DIR
+from ocireg.server import metrics
+
+log = logging.getLogger("ocireg.maintenance")
+ELECTION_RETRY = 5.0
+R = TypeVar("R")
+
+
+def owner_filter(membership: Membership | None) -> Callable[[str], bool]:
+    """Which repositories this instance maintains: all of them, or in a cluster the ones
+    it owns (the request-routing rule), so that each is maintained exactly once."""
+    if membership is None:
+        return owns_everything
+    return lambda repo: membership.owner_of(repo) == membership.local_index
+
+
+def leader_lock_path(config: Config) -> Path:
+    member = re.sub(r"[^A-Za-z0-9.]+", "_", f"{config.http.address}-{config.http.port}")
+    return config.storage.root_directory / PRIVATE_DIR / f"maintenance-{member}.lock"
+
+
+class Maintenance:
+    def __init__(
+        self, config: Config, store: ImageStore, owns: Callable[[str], bool] = owns_everything
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.owns = owns
+        storage = config.storage
+        self.gc_interval = storage.gc_interval if storage.gc else 0.0
+        scrub = scrub_settings(config)
+        self.scrub_interval = scrub.interval if scrub.enabled else 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._lock_fd: int | None = None
+
+    def start(self) -> None:
+        if self.gc_interval > 0 or self.scrub_interval > 0:
+            self._task = asyncio.create_task(self._main(), name="ocireg-maintenance")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    async def run_gc(self) -> list[GCReport]:
+        collector = GarbageCollector(self.store, self.config.storage.gc_delay)
+        reports = await self._timed("gc", collector.run(self.owns), metrics.record_gc)
+        self._logged(
+            "gc run",
+            repositories=len(reports),
+            manifests=sum(len(r.manifests) for r in reports),
+            blobs=sum(len(r.blobs) for r in reports),
+            uploads=sum(len(r.uploads) for r in reports),
+            bytes_freed=sum(r.bytes_freed for r in reports),
+        )
+        return reports
+
+    async def run_scrub(self) -> list[ScrubReport]:
+        scrubber = Scrubber(self.store)
+        reports = await self._timed("scrub", scrubber.run(self.owns), metrics.record_scrub)
+        self._logged(
+            "scrub run",
+            repositories=len(reports),
+            blobs=sum(r.blobs for r in reports),
+            problems=sum(len(r.problems) for r in reports),
+        )
+        return reports
+
+    @staticmethod
+    async def _timed(
+        name: str,
+        run: Awaitable[list[R]],
+        record: Callable[[list[R], float, bool], None],
+    ) -> list[R]:
+        """Await a run, record it in the metrics; a failed run is logged and yields nothing."""
+        started = time.monotonic()
+        try:
+            reports = await run
+        except Exception:
+            log.exception(f"{name} run failed")
+            record([], time.monotonic() - started, True)
+            return []
+        record(reports, time.monotonic() - started, False)
+        return reports
+
+    @staticmethod
+    def _logged(message: str, **counts: int) -> None:
+        log.info(message, extra={"pid": os.getpid(), **counts})
+
+    async def _main(self) -> None:
+        # A flock cannot be awaited: poll it, rarely (it only changes when a worker dies).
+        while True:
+            if self._elect():
+                break
+            await asyncio.sleep(ELECTION_RETRY)
+        log.info(
+            "maintenance runs in this worker",
+            extra={"pid": os.getpid(), "gc_interval": self.gc_interval},
+        )
+        now = time.monotonic()
+        next_gc = now + self.gc_interval if self.gc_interval > 0 else float("inf")
+        next_scrub = now + self.scrub_interval if self.scrub_interval > 0 else float("inf")
+        while True:
+            await asyncio.sleep(max(0.0, min(next_gc, next_scrub) - time.monotonic()))
+            if time.monotonic() >= next_gc:
+                await self.run_gc()
+                # Measured from the end of the run: a slow run never overlaps the next one.
+                next_gc = time.monotonic() + self.gc_interval
+            if time.monotonic() >= next_scrub:
+                await self.run_scrub()
+                next_scrub = time.monotonic() + self.scrub_interval
+
+    def _elect(self) -> bool:
+        path = leader_lock_path(self.config)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True

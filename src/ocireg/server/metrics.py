@@ -1,0 +1,289 @@
+"""Prometheus metrics across Granian's worker processes (`extensions.metrics`, zot's keys).
+
+The parent process gives every worker one fresh PROMETHEUS_MULTIPROC_DIR before they start
+(`prepare_multiprocess_dir`); each worker writes its own value files there and a scrape of
+`extensions.metrics.prometheus.path` (default /metrics), answered by any worker, sums them.
+Requests are labelled by route template, never by raw path: repository names and digests
+would make the number of series unbounded.
+
+`record_proxied` is for the cluster proxy; `record_gc`/`record_scrub` for maintenance runs.
+All of them do nothing when metrics are disabled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ocireg.config import Config
+from ocireg.errors import ConfigError, RegistryError
+
+if TYPE_CHECKING:
+    from ocireg.ops.gc import GCReport
+    from ocireg.ops.scrub import ScrubReport
+    from ocireg.server.instruments import Instruments
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    path: str = "/metrics"
+
+
+def metrics_settings(config: Config) -> MetricsSettings:
+    """Parse `extensions.metrics`; a section that is present, even empty, enables it."""
+    if "metrics" not in config.extensions:
+        return MetricsSettings()
+    raw = _lower_keys(config.extensions["metrics"] or {}, "extensions.metrics")
+    _only(raw, {"enable", "prometheus"}, "extensions.metrics")
+    enabled = raw.get("enable", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError("extensions.metrics.enable", f"expected true or false, got {enabled!r}")
+    prometheus = _lower_keys(raw.get("prometheus") or {}, "extensions.metrics.prometheus")
+    _only(prometheus, {"path"}, "extensions.metrics.prometheus")
+    path = prometheus.get("path", "/metrics")
+    if not isinstance(path, str) or not path.startswith("/") or path.startswith("/v2/"):
+        raise ConfigError(
+            "extensions.metrics.prometheus.path",
+            f"expected an absolute path outside /v2/, got {path!r}",
+        )
+    return MetricsSettings(enabled, path)
+
+
+def _lower_keys(raw: Any, where: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, f"expected a map, got {type(raw).__name__} {raw!r}")
+    return {str(k).lower(): v for k, v in raw.items()}
+
+
+def _only(raw: dict[str, Any], known: set[str], where: str) -> None:
+    for key in sorted(set(raw) - known):
+        raise ConfigError(f"{where}.{key}", f"unknown key (known here: {', '.join(sorted(known))})")
+
+
+# --- process setup -------------------------------------------------------------------------
+
+
+def prepare_multiprocess_dir(config: Config) -> Callable[[], None]:
+    """In the parent, before workers start: point PROMETHEUS_MULTIPROC_DIR at an empty
+    directory (the operator's, emptied, or a new temporary one). Returns the cleanup."""
+    if not metrics_settings(config).enabled:
+        return lambda: None
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Files of a previous run would add its counts to ours.
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return lambda: None
+    created = tempfile.mkdtemp(prefix="ocireg-metrics-")
+    os.environ[MULTIPROC_ENV] = created
+    return lambda: shutil.rmtree(created, ignore_errors=True)
+
+
+_instruments: Instruments | None = None
+
+
+def enable() -> None:
+    """In each worker process, when metrics are enabled: build this process's instruments."""
+    global _instruments
+    if _instruments is not None:
+        return
+    from ocireg.server.instruments import Instruments
+
+    directory = os.environ.get(MULTIPROC_ENV) or None
+    if directory:
+        _forget_dead_workers(directory)
+    _instruments = Instruments(directory)
+
+
+def _forget_dead_workers(directory: str) -> None:
+    """Drop the live-gauge files of workers that died (Granian respawned them): their
+    uploads in progress are over. Their counters stay, as totals should."""
+    from ocireg.server.instruments import mark_process_dead
+
+    pids = set()
+    for path in Path(directory).glob("*_*.db"):
+        with contextlib.suppress(ValueError):
+            pids.add(int(path.stem.rsplit("_", 1)[1]))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, directory)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+def record_proxied(member: str, failed: bool = False) -> None:
+    """For the cluster proxy: one request forwarded to `member` (and whether it failed)."""
+    m = _instruments
+    if m is None:
+        return
+    m.proxied.labels(member).inc()
+    if failed:
+        m.proxy_errors.labels(member).inc()
+
+
+def record_gc(reports: Sequence[GCReport], seconds: float, failed: bool = False) -> None:
+    m = _instruments
+    if m is None:
+        return
+    m.gc_runs.labels("error" if failed else "ok").inc()
+    m.gc_duration.observe(seconds)
+    for report in reports:
+        m.gc_removed.labels("manifest").inc(len(report.manifests))
+        m.gc_removed.labels("blob").inc(len(report.blobs))
+        m.gc_removed.labels("upload").inc(len(report.uploads))
+        m.gc_removed_bytes.inc(report.bytes_freed)
+        if not report.dry_run:
+            m.storage_bytes.labels(report.repository).set(report.bytes_kept)
+
+
+def record_scrub(reports: Sequence[ScrubReport], seconds: float, failed: bool = False) -> None:
+    m = _instruments
+    if m is None:
+        return
+    m.scrub_runs.labels("error" if failed else "ok").inc()
+    m.scrub_duration.observe(seconds)
+    for report in reports:
+        m.scrub_blobs.inc(report.blobs)
+        for problem in report.problems:
+            m.scrub_problems.labels(problem["problem"]).inc()
+        m.storage_bytes.labels(report.repository).set(report.bytes)
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """GET <extensions.metrics.prometheus.path>: the Prometheus text format, all workers."""
+    m = _instruments
+    body = await asyncio.to_thread(m.render) if m is not None else b""
+    return Response(body, media_type=CONTENT_TYPE)
+
+
+# --- the middleware ------------------------------------------------------------------------
+
+
+class MetricsMiddleware:
+    """Counts every request below it: method, route template, status, latency, bytes."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+        self.app = app
+        self.routes = list(routes)
+        self._bound: dict[tuple[Any, ...], Any] = {}
+        self.templates: dict[Any, str] = {
+            r.endpoint: r.path for r in self.routes if isinstance(r, Route)
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        m = _instruments
+        if scope["type"] != "http" or m is None:
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        counts = {"status": 0, "in": 0, "out": 0, "length": 0}
+
+        async def counting_receive() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                counts["in"] += len(message.get("body", b""))
+            return message
+
+        async def counting_send(message: Message) -> None:
+            kind = message["type"]
+            if kind == "http.response.start":
+                counts["status"] = message["status"]
+                counts["length"] = _content_length(message)
+            elif kind == "http.response.body":
+                counts["out"] += len(message.get("body", b""))
+            elif kind == "http.response.pathsend":
+                counts["out"] += counts["length"]  # the server sends the file itself
+            await send(message)
+
+        upload = method in _UPLOAD_METHODS and "/blobs/uploads/" in scope["path"]
+        if upload:
+            m.uploads.inc()
+        try:
+            await self.app(scope, counting_receive, counting_send)
+        except RegistryError as err:
+            counts["status"] = counts["status"] or err.status
+            raise
+        except ClientDisconnect:
+            counts["status"] = counts["status"] or 499
+            raise
+        except Exception:
+            counts["status"] = counts["status"] or 500
+            raise
+        finally:
+            if upload:
+                m.uploads.dec()
+            route = self._template(scope)
+            self._requests(m, method, route, counts["status"]).inc()
+            latency, bytes_in, bytes_out = self._per_route(m, method, route)
+            latency.observe(time.perf_counter() - started)
+            if counts["in"]:
+                bytes_in.inc(counts["in"])
+            if counts["out"]:
+                bytes_out.inc(counts["out"])
+
+    # `labels()` costs as much as the update itself; the label sets are few, keep them bound.
+
+    def _requests(self, m: Instruments, method: str, route: str, status: int) -> Any:
+        key = (method, route, status)
+        child = self._bound.get(key)
+        if child is None:
+            child = self._bound[key] = m.requests.labels(method, route, str(status))
+        return child
+
+    def _per_route(self, m: Instruments, method: str, route: str) -> Any:
+        key = (method, route)
+        children = self._bound.get(key)
+        if children is None:
+            children = self._bound[key] = (
+                m.latency.labels(method, route),
+                m.bytes_in.labels(method, route),
+                m.bytes_out.labels(method, route),
+            )
+        return children
+
+    def _template(self, scope: Scope) -> str:
+        # The router leaves the matched endpoint in the scope; requests that never reached
+        # it (forwarded to another member, rejected by auth) are matched here.
+        template = self.templates.get(scope.get("endpoint"))
+        if template is not None:
+            return template
+        partial = None
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL and isinstance(route, Route):
+                return route.path
+            if match is Match.PARTIAL and partial is None and isinstance(route, Route):
+                partial = route.path
+        return partial or "unmatched"
+
+
+def _content_length(message: Message) -> int:
+    for key, value in message.get("headers", ()):
+        if key.lower() == b"content-length":
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return 0

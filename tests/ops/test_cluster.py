@@ -1,0 +1,106 @@
+"""Maintenance and metrics in a cluster: each repository is collected by its owner alone;
+forwarded requests and proxy errors are counted by member."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+
+from tests.ops.conftest import BLOB, scrape, value
+from tests.support.cluster import cluster_configs, repo_owned_by, start_members
+from tests.support.oci import assert_error, push_blob, push_image, random_bytes, sha256_digest
+from tests.support.server import run_cli, wait_until
+
+
+def gc_lines(log: str) -> list[dict[str, object]]:
+    lines = [json.loads(x) for x in log.splitlines() if x.startswith("{")]
+    return [x for x in lines if x.get("message") == "gc"]
+
+
+def test_each_repository_is_collected_by_its_owner_alone(tmp_path: Path) -> None:
+    configs = cluster_configs(tmp_path, count=3, workers=2)
+    for cfg in configs:
+        cfg["storage"].update(gcDelay="2s", gcInterval="1s")
+    members = start_members(tmp_path, configs)
+    try:
+        repos = [repo_owned_by(i, prefix="ops/cluster") for i in range(3)]
+        orphans = []
+        with httpx.Client(base_url=members[0].url, timeout=30.0) as c:  # forwards to owners
+            for repo in repos:
+                push_image(c, repo, "v1")
+                orphans.append(push_blob(c, repo, random_bytes(100)))
+        root = members[0].root
+        files = [
+            root / r / "blobs" / "sha256" / o.split(":")[1]
+            for r, o in zip(repos, orphans, strict=True)
+        ]
+        wait_until(lambda: not any(f.exists() for f in files), timeout=30)
+        # The run logs its repository once it is done with it: wait for all three lines.
+        wait_until(
+            lambda: all(
+                any(x["repository"] == repos[i] for x in gc_lines(m.log_path.read_text()))
+                for i, m in enumerate(members)
+            ),
+            timeout=10,
+        )
+        logs = [m.log_path.read_text() for m in members]
+    finally:
+        for member in members:
+            member.stop()
+    for i, log in enumerate(logs):
+        collected = {x["repository"] for x in gc_lines(log)}
+        assert collected == {repos[i]}, f"member {i} collected {collected}"
+        runs = [json.loads(x) for x in log.splitlines() if '"gc run"' in x]
+        assert len({r["pid"] for r in runs}) == 1, f"member {i}: GC in several workers"
+
+
+def test_gc_command_in_a_cluster_collects_only_this_members_repositories(
+    tmp_path: Path,
+) -> None:
+    configs = cluster_configs(tmp_path, count=3, workers=1)
+    members = start_members(tmp_path, configs)
+    try:
+        repos = [repo_owned_by(i, prefix="ops/cluster") for i in range(3)]
+        with httpx.Client(base_url=members[2].url, timeout=30.0) as c:
+            for repo in repos:
+                push_image(c, repo, "v1")
+        reports = run_cli("gc", str(members[1].config_path), "--dry-run")
+    finally:
+        for member in members:
+            member.stop()
+    assert reports.returncode == 0, reports.stderr
+    seen = {json.loads(x)["repository"] for x in reports.stdout.splitlines() if x.strip()}
+    assert seen == {repos[1]}
+
+
+def test_forwarded_requests_and_proxy_errors_are_counted_by_member(tmp_path: Path) -> None:
+    configs = cluster_configs(tmp_path, count=2, workers=2)
+    for cfg in configs:
+        # Present and empty (YAML's bare `metrics:` is null): enabled, as in zot.
+        cfg["extensions"] = {"metrics": None}
+    members = start_members(tmp_path, configs)
+    try:
+        owner = configs[1]["cluster"]["members"][1]
+        repo = repo_owned_by(1, count=2, prefix="ops/proxied")
+        data = random_bytes(500)
+        with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
+            digest = push_blob(c, repo, data)  # POST + PUT, both forwarded
+            for _ in range(3):
+                assert c.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
+            samples = scrape(members[0].url)
+            assert value(samples, "ocireg_proxy_requests_total", member=owner) == 5
+            assert value(samples, "ocireg_proxy_errors_total", member=owner) == 0
+            # Counted where they arrived, under the route template, though no handler ran.
+            total = "ocireg_http_requests_total"
+            assert value(samples, total, method="HEAD", route=BLOB, status="200") == 3
+            members[1].stop()
+            r = c.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
+            assert_error(r, 503, "UNAVAILABLE")
+            samples = scrape(members[0].url)
+            assert value(samples, "ocireg_proxy_requests_total", member=owner) == 6
+            assert value(samples, "ocireg_proxy_errors_total", member=owner) == 1
+    finally:
+        for member in members:
+            member.stop()

@@ -1,0 +1,313 @@
+"""Garbage collection through the real `ocireg gc` command against a serving registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.ops.conftest import blob_files, config_variant, run_gc, snapshot
+from tests.support.oci import (
+    OCI_INDEX,
+    OCI_MANIFEST,
+    Image,
+    assert_error,
+    descriptor,
+    encode_json,
+    image_index,
+    image_manifest,
+    push_artifact,
+    push_blob,
+    push_image,
+    push_manifest,
+    random_bytes,
+    sha256_digest,
+    unique_repo,
+)
+from tests.support.server import RegistryProcess, ocireg_env, wait_until
+
+
+def blobs_of(image: Image) -> set[str]:
+    return {image.digest, sha256_digest(image.config)} | {sha256_digest(x) for x in image.layers}
+
+
+def index_digests(root: Path, repo: str) -> set[str]:
+    doc = json.loads((root / repo / "index.json").read_bytes())
+    return {d["digest"] for d in doc["manifests"]}
+
+
+def wait_until_collectable(
+    proc: RegistryProcess, repo: str, blob: str, config: Path | None = None
+) -> dict[str, object]:
+    """Poll `gc --dry-run` until `blob` (pushed last) is old enough to be reported."""
+    path = config or proc.config_path
+    return wait_until(  # type: ignore[no-any-return]
+        lambda: (r := run_gc(path, dry_run=True).get(repo)) and blob in r["blobs"] and r,
+        timeout=30,
+        interval=0.1,
+    )
+
+
+def assert_pulls(client: httpx.Client, repo: str, manifests: set[str], blobs: set[str]) -> None:
+    for digest in manifests:
+        r = client.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": "*/*"})
+        assert r.status_code == 200, (digest, r.text)
+        assert sha256_digest(r.content) == digest
+    for digest in blobs - manifests:
+        r = client.get(f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == 200, (digest, r.text)
+        assert sha256_digest(r.content) == digest
+
+
+def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    c = gc_client
+    other = unique_repo("ops-other")
+    # Reachable: a tagged image and its untagged referrer; a tagged index, its untagged
+    # children and a referrer of one child; the newer image under an overwritten tag.
+    image = push_image(c, repo, "v1", layers=2)
+    referrer = push_artifact(c, repo, image, "application/vnd.example.sbom")
+    child_a, child_b = push_image(c, repo), push_image(c, repo)
+    body, index = image_index([child_a.descriptor(), child_b.descriptor()])
+    assert push_manifest(c, repo, "multi", body, OCI_INDEX).status_code == 201
+    child_referrer = push_artifact(c, repo, child_a, "application/vnd.example.sig")
+    old = push_image(c, repo, "latest")
+    new = push_image(c, repo, "latest")
+    # Unreachable: an untagged image and its referrer, the image that lost "latest", an image
+    # whose tag was deleted, a blob no manifest names.
+    garbage = push_image(c, repo)
+    garbage_referrer = push_artifact(c, repo, garbage, "application/vnd.example.sbom")
+    untagged = push_image(c, repo, "gone")
+    assert c.delete(f"/v2/{repo}/manifests/gone").status_code == 202
+    # The garbage image's layer is mounted into another repository and used there.
+    shared = sha256_digest(garbage.layers[0])
+    r = c.post(f"/v2/{other}/blobs/uploads/", params={"mount": shared, "from": repo})
+    assert r.status_code == 201, r.text
+    other_config = encode_json({"other": True})
+    push_blob(c, other, other_config)
+    other_body, other_digest = image_manifest(
+        descriptor("application/vnd.oci.image.config.v1+json", other_config),
+        [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", garbage.layers[0])],
+    )
+    assert push_manifest(c, other, "v1", other_body, OCI_MANIFEST).status_code == 201
+    orphan = push_blob(c, repo, random_bytes(100))
+
+    kept_manifests = {
+        image.digest,
+        referrer.digest,
+        child_a.digest,
+        child_b.digest,
+        index,
+        child_referrer.digest,
+        new.digest,
+    }
+    kept_blobs = {index}.union(
+        *(blobs_of(i) for i in (image, referrer, child_a, child_b, child_referrer, new))
+    )
+    removed_manifests = {garbage.digest, garbage_referrer.digest, old.digest, untagged.digest}
+    all_blobs = blob_files(gc_registry.root, repo)
+    assert all_blobs >= kept_blobs | {orphan}
+
+    planned = wait_until_collectable(gc_registry, repo, orphan)
+    assert set(planned["manifests"]) == removed_manifests  # type: ignore[arg-type]
+    assert set(planned["blobs"]) == all_blobs - kept_blobs  # type: ignore[arg-type]
+
+    report = run_gc(gc_registry.config_path)[repo]
+    assert report["dryRun"] is False
+    assert set(report["manifests"]) == removed_manifests
+    assert set(report["blobs"]) == all_blobs - kept_blobs
+    assert blob_files(gc_registry.root, repo) == kept_blobs
+    assert index_digests(gc_registry.root, repo) == kept_manifests
+
+    assert_pulls(c, repo, kept_manifests, kept_blobs)
+    assert c.get(f"/v2/{repo}/tags/list").json()["tags"] == ["latest", "multi", "v1"]
+    refs = c.get(f"/v2/{repo}/referrers/{image.digest}").json()["manifests"]
+    assert [d["digest"] for d in refs] == [referrer.digest]
+    refs = c.get(f"/v2/{repo}/referrers/{child_a.digest}").json()["manifests"]
+    assert [d["digest"] for d in refs] == [child_referrer.digest]
+    for digest in removed_manifests:
+        r = c.get(f"/v2/{repo}/manifests/{digest}")
+        assert_error(r, 404, "MANIFEST_UNKNOWN")
+    assert_error(c.get(f"/v2/{repo}/blobs/{orphan}"), 404, "BLOB_UNKNOWN")
+    assert_error(c.get(f"/v2/{repo}/blobs/{shared}"), 404, "BLOB_UNKNOWN")
+    # The other repository's copy of the shared layer is its own and stays.
+    assert_pulls(c, other, {other_digest}, {other_digest, shared, sha256_digest(other_config)})
+
+    # A second run finds nothing more to do.
+    again = run_gc(gc_registry.config_path)[repo]
+    assert (again["manifests"], again["blobs"], again["uploads"]) == ([], [], [])
+
+
+def test_gc_dry_run_changes_nothing(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    garbage = push_image(gc_client, repo)
+    orphan = push_blob(gc_client, repo, random_bytes(64))
+    planned = wait_until_collectable(gc_registry, repo, orphan)
+    assert planned["dryRun"] is True
+    assert planned["manifests"] == [garbage.digest]
+    before = snapshot(gc_registry.root)
+    again = run_gc(gc_registry.config_path, dry_run=True)[repo]
+    assert again == planned
+    assert snapshot(gc_registry.root) == before
+    assert_pulls(gc_client, repo, {garbage.digest}, blobs_of(garbage) | {orphan})
+
+
+def test_gc_delay_keeps_younger_content(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    garbage = push_image(gc_client, repo)
+    orphan = push_blob(gc_client, repo, random_bytes(64))
+    wait_until_collectable(gc_registry, repo, orphan)  # older than 1s now
+    hour = config_variant(gc_registry, "delay-1h", gcDelay="1h")
+    report = run_gc(hour)[repo]
+    assert (report["manifests"], report["blobs"]) == ([], [])
+    assert blob_files(gc_registry.root, repo) == blobs_of(garbage) | {orphan}
+    report = run_gc(gc_registry.config_path)[repo]
+    assert report["manifests"] == [garbage.digest]
+    assert blob_files(gc_registry.root, repo) == set()
+
+
+def test_gc_removes_stale_uploads_only(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    c = gc_client
+    push_image(c, repo, "v1")
+    stale = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
+    assert c.patch(stale, content=b"abc").status_code == 202
+    fresh = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
+    stale_id, fresh_id = stale.rsplit("/", 1)[1], fresh.rsplit("/", 1)[1]
+    stale_file = gc_registry.root / repo / ".uploads" / stale_id
+    two_hours_ago = time.time() - 7200
+    os.utime(stale_file, (two_hours_ago, two_hours_ago))
+
+    report = run_gc(config_variant(gc_registry, "delay-1h", gcDelay="1h"))[repo]
+    assert report["uploads"] == [stale_id]
+    assert not stale_file.exists()
+    assert_error(c.get(stale), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(c.patch(stale, content=b"more"), 404, "BLOB_UPLOAD_UNKNOWN")
+    data = random_bytes(32)
+    r = c.put(fresh, params={"digest": sha256_digest(data)}, content=data)
+    assert r.status_code == 201, r.text
+    assert fresh_id not in report["uploads"]
+
+
+def test_push_while_gc_runs_completes_and_pulls(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    """Tags written while GC rewrites index.json all survive; every pushed image pulls."""
+    # Old garbage, so that every GC run below really rewrites index.json and deletes files.
+    garbage = [push_image(gc_client, repo) for _ in range(3)]
+    orphan = push_blob(gc_client, repo, random_bytes(64))
+    # An image push takes well under a second even on a loaded machine; 4s leaves room.
+    config = config_variant(gc_registry, "delay-4s", gcDelay="4s")
+    wait_until_collectable(gc_registry, repo, orphan, config)
+    pushed: list[Image] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def pusher() -> None:
+        with httpx.Client(base_url=gc_registry.url, timeout=30.0) as c:
+            try:
+                while not stop.is_set() or len(pushed) < 5:
+                    pushed.append(push_image(c, repo, f"t{len(pushed)}", layers=2))
+            except BaseException as exc:
+                failures.append(exc)
+
+    thread = threading.Thread(target=pusher)
+    thread.start()
+    try:
+        removed: set[str] = set()
+        for _ in range(3):
+            report = run_gc(config).get(repo)
+            if report:
+                removed |= set(report["manifests"])
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+    assert not failures, failures
+    assert removed == {g.digest for g in garbage}
+    tags = gc_client.get(f"/v2/{repo}/tags/list").json()["tags"]
+    assert sorted(tags) == sorted(f"t{i}" for i in range(len(pushed)))
+    for image in pushed:
+        assert_pulls(gc_client, repo, {image.digest}, blobs_of(image))
+
+
+def test_gc_keeps_manifests_listed_only_inside_a_tagged_index(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    """Layouts written by tools name only the index in index.json; its children are blobs."""
+    c = gc_client
+    config, layer = encode_json({"tool": "written"}), random_bytes(200)
+    push_blob(c, repo, config)
+    push_blob(c, repo, layer)
+    child, child_digest = image_manifest(
+        descriptor("application/vnd.oci.image.config.v1+json", config),
+        [descriptor("application/vnd.oci.image.layer.v1.tar+gzip", layer)],
+    )
+    push_blob(c, repo, child)  # as a plain blob: index.json never lists it
+    body, index = image_index([descriptor(OCI_MANIFEST, child)])
+    assert push_manifest(c, repo, "v1", body, OCI_INDEX).status_code == 201
+    assert child_digest not in index_digests(gc_registry.root, repo)
+    orphan = push_blob(c, repo, random_bytes(10))
+    wait_until_collectable(gc_registry, repo, orphan)
+    report = run_gc(gc_registry.config_path)[repo]
+    assert (report["manifests"], report["blobs"]) == ([], [orphan])
+    kept = {index, child_digest, sha256_digest(config), sha256_digest(layer)}
+    assert blob_files(gc_registry.root, repo) == kept
+    assert_pulls(c, repo, {index, child_digest}, kept)
+
+
+def test_gc_killed_midway_leaves_a_consistent_repository(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    """SIGKILL `ocireg gc` while it deletes: every index.json entry still pulls completely,
+    and the next run finishes the job."""
+    c = gc_client
+    kept = push_image(c, repo, "v1")
+    garbage = [push_image(c, repo) for _ in range(3)]
+    # Many unreferenced blob files (written as a crash or an old tool would leave them) so
+    # that the deleting phase lasts long enough to be interrupted.
+    blobs_dir = gc_registry.root / repo / "blobs" / "sha256"
+    for _ in range(1500):
+        data = random_bytes(16)
+        (blobs_dir / sha256_digest(data).split(":")[1]).write_bytes(data)
+    last = push_blob(c, repo, random_bytes(16))
+    wait_until_collectable(gc_registry, repo, last)
+    before = len(list(blobs_dir.iterdir()))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ocireg", "gc", str(gc_registry.config_path)],
+        env=ocireg_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: proc.poll() is not None or len(list(blobs_dir.iterdir())) < before,
+            timeout=60,
+            interval=0.002,
+        )
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+
+    for digest in index_digests(gc_registry.root, repo):
+        r = c.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": "*/*"})
+        assert r.status_code == 200, (digest, r.text)
+        doc = r.json()
+        for desc in [doc["config"], *doc["layers"]]:
+            assert c.head(f"/v2/{repo}/blobs/{desc['digest']}").status_code == 200, desc
+
+    run_gc(gc_registry.config_path)
+    assert index_digests(gc_registry.root, repo) == {kept.digest}
+    assert blob_files(gc_registry.root, repo) == blobs_of(kept)
+    assert_pulls(c, repo, {kept.digest}, blobs_of(kept))
+    assert all(g.digest not in index_digests(gc_registry.root, repo) for g in garbage)

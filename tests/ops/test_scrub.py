@@ -1,0 +1,76 @@
+"""Scrub through the real `ocireg scrub` command: report problems, never delete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.oci import image_index, push_image, push_manifest, sha256_digest, unique_repo
+from tests.support.server import RegistryProcess, base_config, run_cli, running_registry
+
+PROBLEMS_FOUND = 2
+
+
+@pytest.fixture
+def scrub_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
+    """A registry of its own: each test corrupts its root."""
+    with running_registry(tmp_path, base_config(tmp_path / "root", workers=1)) as proc:
+        yield proc
+
+
+def scrub(proc: RegistryProcess) -> tuple[int, list[dict[str, object]], dict[str, int]]:
+    result = run_cli("scrub", str(proc.config_path))
+    lines = [json.loads(x) for x in result.stdout.splitlines() if x.strip()]
+    summary = json.loads(result.stderr.strip().splitlines()[-1])
+    return result.returncode, lines, summary
+
+
+def blob_file(proc: RegistryProcess, repo: str, digest: str) -> Path:
+    alg, hexpart = digest.split(":")
+    return proc.root / repo / "blobs" / alg / hexpart
+
+
+def test_scrub_of_intact_content_reports_nothing(scrub_registry: RegistryProcess) -> None:
+    repo = unique_repo("scrub")
+    with httpx.Client(base_url=scrub_registry.url) as c:
+        a, b = push_image(c, repo, "v1", layers=2), push_image(c, repo)
+        body, _ = image_index([a.descriptor(), b.descriptor()])
+        assert push_manifest(c, repo, "multi", body, "application/vnd.oci.image.index.v1+json")
+    code, lines, summary = scrub(scrub_registry)
+    assert (code, lines) == (0, [])
+    assert summary["repositories"] == 1
+    assert summary["problems"] == 0
+    assert summary["blobs"] == 8  # 2 manifests + 2 configs + 3 layers + the index
+
+
+def test_scrub_reports_corrupt_and_missing_blobs_without_deleting(
+    scrub_registry: RegistryProcess,
+) -> None:
+    repo = unique_repo("scrub")
+    with httpx.Client(base_url=scrub_registry.url) as c:
+        image = push_image(c, repo, "v1", layers=2)
+        child = push_image(c, repo)
+        body, _ = image_index([child.descriptor()])
+        assert push_manifest(c, repo, "multi", body, "application/vnd.oci.image.index.v1+json")
+    corrupt = sha256_digest(image.layers[0])
+    path = blob_file(scrub_registry, repo, corrupt)
+    damaged = b"X" + image.layers[0][1:]  # same size: only re-hashing can tell
+    path.write_bytes(damaged)
+    missing = sha256_digest(child.config)
+    blob_file(scrub_registry, repo, missing).unlink()
+
+    code, lines, summary = scrub(scrub_registry)
+    assert code == PROBLEMS_FOUND
+    assert summary["problems"] == len(lines) == 3
+    assert {"repository": repo, "problem": "blob_digest_mismatch", "blob": corrupt,
+            "actual": sha256_digest(damaged)} in lines  # fmt: skip
+    assert {"repository": repo, "problem": "blob_corrupt", "blob": corrupt,
+            "manifest": image.digest, "tag": "v1"} in lines  # fmt: skip
+    # The child of the tagged index is reported under the index's tag.
+    assert {"repository": repo, "problem": "blob_missing", "blob": missing,
+            "manifest": child.digest, "tag": "multi"} in lines  # fmt: skip
+    assert path.read_bytes() == damaged  # reported, not deleted or "repaired"
