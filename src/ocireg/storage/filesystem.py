@@ -95,6 +95,29 @@ class FilesystemDriver:
             _fsync_dir(full.parent)
 
     @_os_errors
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        full = self._full(path)
+        try:
+            with open(full, "rb") as f:
+                return f.read(), _version(os.fstat(f.fileno()))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise PathNotFound(path) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"{path}: {exc.strerror}") from exc
+
+    @_os_errors
+    async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
+        # Check, then rename: only safe because the caller holds the repository's flock.
+        try:
+            current: str | None = (await self.stat(path)).version
+        except PathNotFound:
+            current = None
+        if current != version:
+            return False
+        await self.put_content(path, data)
+        return True
+
+    @_os_errors
     async def stat(self, path: str) -> FileInfo:
         full = self._full(path)
         try:
@@ -106,7 +129,7 @@ class FilesystemDriver:
             st.st_size,
             st.st_mtime,
             is_dir=stat.S_ISDIR(st.st_mode),
-            version=f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}",
+            version=_version(st),
         )
 
     @_os_errors
@@ -200,6 +223,26 @@ class FilesystemDriver:
         )
         return FilesystemWriter(fd, os.fstat(fd).st_size, self.fsync)
 
+    # Upload sessions are plain files: appended in place, renamed into place at the end.
+
+    async def upload_create(self, path: str) -> None:
+        await self.put_content(path, b"")
+
+    async def upload_size(self, path: str) -> int:
+        return (await self.stat(path)).size
+
+    async def upload_open(self, path: str) -> FilesystemWriter:
+        return await self.writer(path, append=True)
+
+    def upload_reader(self, path: str) -> AsyncIterator[bytes]:
+        return self.reader(path)
+
+    async def upload_finish(self, path: str, dst: str) -> None:
+        await self.move(path, dst)
+
+    async def upload_abort(self, path: str) -> None:
+        await self.delete(path)
+
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))
 
@@ -246,6 +289,10 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
 
 
 def _fsync_dir(path: Path) -> None:
