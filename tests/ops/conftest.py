@@ -192,6 +192,15 @@ class StoredInBucket(Stored):
             k: (o["Size"], hash((o["ETag"], o["LastModified"]))) for k, o in self._keys("").items()
         }
 
+    def abandon_multipart_upload(self, repo: str) -> str:
+        """What a member killed at the wrong moment leaves: a multipart upload at a session's
+        key, with one part, and no session state or register entry. Returns the session id."""
+        session = str(uuid.uuid4())
+        key = f"{self.prefix}{repo}/.uploads/{session}"
+        upload = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+        self.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=upload, PartNumber=1, Body=b"x")
+        return session
+
     def multipart_uploads(self, repo: str) -> list[str]:
         """Keys of the multipart uploads S3 holds open under the repository."""
         pages = self.s3.get_paginator("list_multipart_uploads").paginate(
