@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 from ocireg.config import Config, load_config
 from ocireg.errors import ConfigError
 from ocireg.logs import setup_logging
+from ocireg.meta import MetaUnavailable
+from ocireg.storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from ocireg.registry import ImageStore
 
 log = logging.getLogger("ocireg.cli")
 SCRUB_FOUND_PROBLEMS = 2
+BACKEND_FAILED = 2  # as when the start-up check of `serve` or `rebuild-meta` fails
 
 
 def _load(path: str | None) -> Config:
@@ -202,3 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ocireg: invalid configuration: {exc}", file=sys.stderr)
         return 1
+    except (MetaUnavailable, StorageUnavailable) as exc:
+        # A backend lost after the start-up check, or refusing a command (e.g. an ACL).
+        print(f"ocireg {args.command}: backend unavailable: {exc}", file=sys.stderr)
+        return BACKEND_FAILED

@@ -190,6 +190,25 @@ def test_redis_flushed_then_rebuild_meta_then_every_image_pulls(
         assert [d["digest"] for d in r.json()["manifests"]] == [signature.digest]
 
 
+def test_rebuild_meta_refused_by_redis_midway_is_a_clean_error(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """A Redis that answers the start-up PING but refuses what clearing needs (here an ACL
+    without SCAN and DEL; a Redis lost at that moment looks the same): one line, exit 2."""
+    user = f"limited{uuid.uuid4().hex[:8]}"
+    reply = redis_server.command("ACL", "SETUSER", user, "on", ">secret", "~*", "+ping", "+exists")
+    assert reply.startswith(b"+OK"), reply
+    cfg = backend_config(tmp_path, seaweedfs, redis_server, "/acl", f"acl{uuid.uuid4().hex[:8]}")
+    cfg["storage"]["cacheDriver"]["url"] = f"redis://{user}:secret@127.0.0.1:{redis_server.port}"
+    path = tmp_path / "acl.json"
+    path.write_text(json.dumps(cfg))
+    done = run_cli("rebuild-meta", str(path))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"redis redis://***@127.0.0.1:{redis_server.port}" in done.stderr
+    assert "scan" in done.stderr.lower() and "secret" not in done.stderr
+
+
 def test_flushed_redis_is_rebuilt_automatically(
     pair: tuple[RegistryProcess, RegistryProcess], redis_server: Redis
 ) -> None:

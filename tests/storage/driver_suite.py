@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -259,6 +260,35 @@ class DriverSuite:
                 await d.upload_size("y/.uploads/s")
             with pytest.raises(PathNotFound):
                 await d.upload_abort("y/.uploads/s")
+
+        self.run(body)
+
+    def test_upload_list_and_expire(self) -> None:
+        async def body(d: StorageDriver) -> None:
+            assert await d.upload_list("z/.uploads") == []
+            await d.upload_create("z/.uploads/empty")
+            await d.upload_create("z/.uploads/big")
+            w = await d.upload_open("z/.uploads/big")
+            await w.write(os.urandom(9 * MiB))  # a part went up: S3 holds a multipart upload
+            await w.commit()
+            await w.close()
+            await d.upload_create("z/.uploads/done")
+            await d.upload_finish("z/.uploads/done", "z/blob")
+            listed = await d.upload_list("z/.uploads")
+            assert [i.path for i in listed] == ["z/.uploads/big", "z/.uploads/empty"]
+            now = time.time()
+            assert all(now - 60 < i.mtime <= now + 1 for i in listed)
+            # Written after `before`: kept.
+            assert not await d.upload_expire("z/.uploads/big", listed[0].mtime - 1)
+            assert await d.upload_size("z/.uploads/big") == 9 * MiB
+            for info in listed:
+                assert await d.upload_expire(info.path, now + 1)
+                with pytest.raises(PathNotFound):
+                    await d.upload_size(info.path)
+            assert not await d.upload_expire("z/.uploads/big", now + 1)
+            left = await d.upload_list("z/.uploads")
+            assert left == [], left
+            await d.delete("z/blob")
 
         self.run(body)
 

@@ -119,6 +119,9 @@ class SeaweedFS:
             f"-filer.localSocket={sockets}/filer.sock",
             f"-s3.localSocket={sockets}/s3.sock",
             "-master.volumeSizeLimitMB=1024",
+            # The default keeps 1% of the disk free and writes nothing below it: on a big,
+            # nearly full shared disk that is gigabytes, and SeaweedFS then has no volume.
+            "-volume.minFreeSpace=256MiB",
             "-volume.max=0",
         ]
         log = (self.workdir / "weed.log").open("ab")

@@ -113,10 +113,14 @@ class RedisMeta:
         return bool(await self._do(self.client.set(key, owner, nx=True, ex=seconds)))
 
     async def clear(self) -> None:
+        await self._do(self._clear())
+
+    async def _clear(self) -> None:
+        # SCAN is an async iterator, not one awaitable: run all of it under `_do`'s mapping.
         keys = [k async for k in self.client.scan_iter(match=f"{self.ns}:*", count=1000)]
         keys = [k for k in keys if not str(k).endswith(":rebuild")]
         for i in range(0, len(keys), 500):
-            await self._do(self.client.delete(*keys[i : i + 500]))
+            await self.client.delete(*keys[i : i + 500])
 
     async def add_referrer(self, repo: str, subject: str, descriptor: dict[str, Any]) -> None:
         await self._do(

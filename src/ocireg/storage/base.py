@@ -7,6 +7,7 @@ the one place that turns those into OCI error codes.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -130,6 +131,16 @@ class StorageDriver(Protocol):
 
     async def upload_abort(self, path: str) -> None:
         """End the session and drop its bytes; PathNotFound if unknown."""
+        ...
+
+    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
+        """The sessions directly under `directory`, each with the time it was last written
+        (`mtime`); empty when there are none. Garbage collection finds idle sessions here."""
+        ...
+
+    async def upload_expire(self, path: str, before: float) -> bool:
+        """End the session at `path` and drop its bytes if nothing was written to it after
+        `before`; True if something was removed. The caller holds the session's lock."""
         ...
 
     def local_path(self, path: str) -> str | None:

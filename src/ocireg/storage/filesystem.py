@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
 import functools
@@ -242,6 +243,33 @@ class FilesystemDriver:
 
     async def upload_abort(self, path: str) -> None:
         await self.delete(path)
+
+    @_os_errors
+    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
+        # Every append renews the file's mtime, so it is the time of the last write.
+        found = []
+        try:
+            with os.scandir(self._full(directory)) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append(FileInfo(f"{directory}/{entry.name}", st.st_size, st.st_mtime))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(found, key=lambda f: f.path)
+
+    @_os_errors
+    async def upload_expire(self, path: str, before: float) -> bool:
+        full = self._full(path)
+        try:
+            if os.stat(full).st_mtime > before:
+                return False
+            os.unlink(full)
+        except FileNotFoundError:
+            return False
+        return True
 
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))

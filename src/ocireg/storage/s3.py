@@ -11,6 +11,12 @@ not accept as a part yet) is one object at the session's own key, `.uploads/<id>
 with the `ocireg-upload` metadata. Any process can continue it; writes of the state are
 conditional (If-Match), so two writers of one session cannot both win.
 
+Sessions are also registered: an empty object at `<dir>-sessions/<id>` (so
+`<repo>/.uploads-sessions/<id>`) from creation until the session ends, because SeaweedFS never
+lists a folder named `.uploads` (its own multipart area has that name). `upload_list` reads that
+register, plus the multipart uploads S3 still holds open under `<dir>/` (ListMultipartUploads),
+so garbage collection finds every session, including those a crash left half made.
+
 aiobotocore rather than obstore: obstore hides multipart upload ids (only a writer object
 that lives and dies in one process), and resumable sessions need them. Measured through
 SeaweedFS here (256 MiB, docs/storage.md): downloads alike (410-440 vs 350-490 MB/s), uploads
@@ -36,6 +42,7 @@ PART = 8 << 20  # parts are sent at this size; memory per upload stays below 2 *
 MAX_COPY = 5 << 30  # CopyObject's limit; larger objects are copied part by part
 COPY_PART = 1 << 30
 _MARK = "ocireg-upload"
+_REGISTER = "-sessions"  # `<repo>/.uploads` -> `<repo>/.uploads-sessions`
 _ENV = {
     "accesskey": "AWS_ACCESS_KEY_ID",
     "secretkey": "AWS_SECRET_ACCESS_KEY",
@@ -389,7 +396,7 @@ class S3Driver:
         existing object is only possible through an upload session (`upload_open`)."""
         if append:
             return await self.upload_open(path)
-        await self.upload_create(path)
+        await self._save_state(path, _UploadState())  # not a session: never registered
         return S3Writer(self, path, _UploadState(), seal_on_commit=True)
 
     def local_path(self, path: str) -> str | None:
@@ -412,7 +419,102 @@ class S3Driver:
     # --- upload sessions -----------------------------------------------------------------
 
     async def upload_create(self, path: str) -> None:
+        # Registered first: a crash in between leaves an entry that GC expires, never a
+        # state object that no listing shows.
+        await self.put_content(self._register(path), b"")
         await self._save_state(path, _UploadState())
+
+    @staticmethod
+    def _register(path: str) -> str:
+        folder, _, name = path.rpartition("/")
+        return f"{folder}{_REGISTER}/{name}"
+
+    async def _unregister(self, path: str) -> None:
+        c = await self._c()
+        async with self._call(path):
+            await c.delete_object(Bucket=self.bucket, Key=self._key(self._register(path)))
+
+    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
+        c = await self._c()
+        directory = directory.rstrip("/")
+        stamps: dict[str, float] = {}  # session name -> when its register entry or MPU began
+        register = self._key(directory + _REGISTER) + "/"
+        async with self._call(directory):
+            pages = c.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=register, Delimiter="/"
+            )
+            async for page in pages:
+                for o in page.get("Contents", []):
+                    name = o["Key"][len(register) :]
+                    if name:  # SeaweedFS lists an emptied folder as its own `dir/` key
+                        stamps[name] = o["LastModified"].timestamp()
+        folder = self._key(directory) + "/"
+        for key, _, initiated in await self._multipart_uploads(folder):
+            name = key[len(folder) :]
+            if name and "/" not in name:
+                stamps[name] = max(stamps.get(name, 0.0), initiated)
+        found = []
+        for name, stamp in sorted(stamps.items()):
+            path = f"{directory}/{name}"
+            head = await self._head(path)
+            if head is None:  # no state (a crash, or it just ended): the entry's own age
+                found.append(FileInfo(path, 0, stamp))
+                continue
+            size = head.get("Metadata", {}).get("ocireg-size", head["ContentLength"])
+            # The state object is rewritten by every commit: the time of the last write.
+            found.append(FileInfo(path, int(size), head["LastModified"].timestamp()))
+        return found
+
+    async def upload_expire(self, path: str, before: float) -> bool:
+        c = await self._c()
+        key = self._key(path)
+        head = await self._head(path)
+        if head is not None and head["LastModified"].timestamp() > before:
+            return False
+        removed = False
+        if head is not None:
+            with contextlib.suppress(PathNotFound):
+                await self._abort_if_upload(path)
+            async with self._call(path):
+                await c.delete_object(Bucket=self.bucket, Key=key)
+            removed = True
+        # Multipart uploads at the key that no state names (a crash before it was saved).
+        for upload_key, upload_id, initiated in await self._multipart_uploads(key):
+            if upload_key != key or (head is None and initiated > before):
+                continue
+            with contextlib.suppress(PathNotFound):
+                async with self._call(path):
+                    await c.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            removed = True
+        entry = await self._head(self._register(path))
+        if entry is not None and (head is not None or entry["LastModified"].timestamp() <= before):
+            await self._unregister(path)
+            removed = True
+        return removed
+
+    async def _head(self, path: str) -> dict[str, Any] | None:
+        c = await self._c()
+        try:
+            async with self._call(path):
+                head: dict[str, Any] = await c.head_object(Bucket=self.bucket, Key=self._key(path))
+        except PathNotFound:
+            return None
+        return head
+
+    async def _multipart_uploads(self, prefix: str) -> builtins.list[tuple[str, str, float]]:
+        """(key, upload id, initiated) of the multipart uploads open under a key prefix."""
+        c = await self._c()
+        found: builtins.list[tuple[str, str, float]] = []
+        async with self._call(prefix):
+            pages = c.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            async for page in pages:
+                found += [
+                    (u["Key"], u["UploadId"], u["Initiated"].timestamp())
+                    for u in page.get("Uploads", [])
+                ]
+        return found
 
     async def _save_state(self, path: str, state: _UploadState) -> None:
         c = await self._c()
@@ -468,16 +570,19 @@ class S3Driver:
                 await c.put_object(Bucket=self.bucket, Key=self._key(dst), Body=state.tail)
             async with self._call(path):
                 await c.delete_object(Bucket=self.bucket, Key=self._key(path))
+            await self._unregister(path)
             return
         if state is not None:
             await self._seal(path, state)
         await self.move(path, dst)
+        await self._unregister(path)
 
     async def upload_abort(self, path: str) -> None:
         await self._abort_if_upload(path)
         c = await self._c()
         async with self._call(path):
             await c.delete_object(Bucket=self.bucket, Key=self._key(path))
+        await self._unregister(path)
 
     async def _abort_if_upload(self, path: str) -> None:
         c = await self._c()
