@@ -36,6 +36,8 @@ test: $(VENV)/.installed test-deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	# the dist-spec suite again, through a member of a three-member cluster on one root
 	OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
+	# ...and on SeaweedFS (S3) + Redis, through a member of a three-member cluster
+	OCIREG_TEST_BACKEND=s3 OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
 
 bench: $(VENV)/.installed test-deps
 	$(PY) -m bench

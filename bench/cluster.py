@@ -18,9 +18,8 @@ RSS_LIMIT_MIB = 128
 
 
 def run(ctx: Context) -> list[Row]:
-    from tests.support.cluster import repo_owned_by, running_cluster
-
     from bench import cluster_hop as hop  # imports tests.support: only when the workload runs
+    from tests.support.cluster import repo_owned_by, running_cluster
 
     size = ctx.sizes.blob
     piece, digest = hop._payload(size)

@@ -2,33 +2,89 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.cluster import running_cluster
-from tests.support.server import RegistryProcess, running_registry
+from tests.support.backends import Redis, SeaweedFS, running_redis, running_seaweedfs
+from tests.support.cluster import cluster_configs, start_members
+from tests.support.server import RegistryProcess, base_config, running_registry
 
 # OCIREG_TEST_TOPOLOGY=cluster3 runs the API tests against member 0 of a three-member cluster
 # over one shared root: about two thirds of the test repositories are owned by other members.
 TOPOLOGY_ENV = "OCIREG_TEST_TOPOLOGY"
+# OCIREG_TEST_BACKEND=s3: the instance(s) keep their data in SeaweedFS and their metadata in
+# Redis instead of on local disk (make test runs tests/api that way too). Both combine.
+BACKEND_ENV = "OCIREG_TEST_BACKEND"
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    """One registry instance (two worker processes, local disk) shared by the API tests."""
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One SeaweedFS (master, volume, filer, S3 gateway) for the whole session."""
+    with running_seaweedfs(tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+def use_backend(
+    cfg: dict[str, Any], seaweedfs: SeaweedFS, redis: Redis, rootdirectory: str, keyprefix: str
+) -> dict[str, Any]:
+    """Point a config at SeaweedFS + Redis (zot's keys); rootDirectory stays local (locks)."""
+    cfg["storage"]["storageDriver"] = seaweedfs.storage_driver(rootdirectory)
+    cfg["storage"]["remoteCache"] = True
+    cfg["storage"]["cacheDriver"] = {"name": "redis", "url": redis.url, "keyprefix": keyprefix}
+    return cfg
+
+
+def backend_config(
+    workdir: Path, seaweedfs: SeaweedFS, redis: Redis, rootdirectory: str, keyprefix: str
+) -> dict[str, Any]:
+    """A config for one instance on SeaweedFS + Redis."""
+    return use_backend(base_config(workdir / "local"), seaweedfs, redis, rootdirectory, keyprefix)
+
+
+@pytest.fixture(scope="session")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RegistryProcess]:
+    """One registry instance (two worker processes) shared by the API tests: local disk by
+    default; see TOPOLOGY_ENV and BACKEND_ENV."""
     workdir = tmp_path_factory.mktemp("registry")
     topology = os.environ.get(TOPOLOGY_ENV, "single")
-    if topology == "cluster3":
-        with running_cluster(workdir, count=3, workers=2) as members:
-            yield members[0]
-    elif topology == "single":
-        with running_registry(workdir) as proc:
-            yield proc
-    else:
+    backend = os.environ.get(BACKEND_ENV, "filesystem")
+    if topology not in ("single", "cluster3"):
         raise pytest.UsageError(
             f"{TOPOLOGY_ENV}: expected 'single' or 'cluster3', got {topology!r}"
         )
+    if backend not in ("filesystem", "s3"):
+        raise pytest.UsageError(f"{BACKEND_ENV}: expected 'filesystem' or 's3', got {backend!r}")
+    configs = (
+        cluster_configs(workdir, count=3, workers=2)
+        if topology == "cluster3"
+        else [base_config(workdir / "ocireg-root")]
+    )
+    if backend == "s3":
+        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
+        for i, cfg in enumerate(configs):
+            cfg["storage"]["rootDirectory"] = str(workdir / f"local-{i}")
+            use_backend(cfg, weed, redis, "/api", "api")
+    if topology == "single":
+        with running_registry(workdir, configs[0]) as proc:
+            yield proc
+        return
+    members = start_members(workdir, configs)
+    try:
+        yield members[0]
+    finally:
+        for proc in members:
+            proc.stop()
 
 
 @pytest.fixture

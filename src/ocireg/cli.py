@@ -15,12 +15,15 @@ from typing import TYPE_CHECKING
 from ocireg.config import Config, load_config
 from ocireg.errors import ConfigError
 from ocireg.logs import setup_logging
+from ocireg.meta import MetaUnavailable
+from ocireg.storage import StorageUnavailable
 
 if TYPE_CHECKING:
     from ocireg.registry import ImageStore
 
 log = logging.getLogger("ocireg.cli")
 SCRUB_FOUND_PROBLEMS = 2
+BACKEND_FAILED = 2  # as when the start-up check of `serve` or `rebuild-meta` fails
 
 
 def _load(path: str | None) -> Config:
@@ -35,12 +38,10 @@ def _load(path: str | None) -> Config:
 
 
 def _open_store(config: Config) -> ImageStore:
-    from ocireg.registry import ImageStore
-    from ocireg.server.app import lock_dir
-    from ocireg.storage.factory import create_driver
+    from ocireg.server.services import build_store
 
-    # The same lock directory as the server's workers: safe to run while it serves.
-    return ImageStore(create_driver(config), lock_dir(config))
+    # The same lock directory and stores as the server's workers: safe while it serves.
+    return build_store(config)
 
 
 def _auth_warnings(config: Config) -> list[str]:
@@ -66,6 +67,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Fail here, once, rather than in every worker process.
     for warning in _auth_warnings(config):
         log.warning(warning)
+    problem = _check_backends(config)
+    if problem is not None:
+        print(f"ocireg: cannot start: {problem}", file=sys.stderr)
+        return 2
     from ocireg.server.runner import serve
 
     serve(config)
@@ -79,6 +84,33 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for warning in _auth_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok")
+    return 0
+
+
+def _check_backends(config: Config) -> str | None:
+    from ocireg.server.services import check_backends
+
+    return asyncio.run(check_backends(config))
+
+
+def cmd_rebuild_meta(args: argparse.Namespace) -> int:
+    """Refill the metadata store from storage; binds no port, so it runs beside members."""
+    config = _load(args.config)
+    setup_logging(config.log.level, config.log.output)
+    problem = _check_backends(config)
+    if problem is not None:
+        print(f"ocireg: cannot rebuild: {problem}", file=sys.stderr)
+        return 2
+
+    async def run() -> int:
+        store = _open_store(config)
+        try:
+            return await store.rebuild_meta()
+        finally:
+            await store.close()
+
+    count = asyncio.run(run())
+    print(f"metadata store rebuilt from storage: {count} referrers")
     return 0
 
 
@@ -150,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check a config file and exit")
     verify.add_argument("config")
     verify.set_defaults(func=cmd_verify)
+    rebuild = sub.add_parser("rebuild-meta", help="rebuild the metadata store from storage")
+    rebuild.add_argument("config")
+    rebuild.set_defaults(func=cmd_rebuild_meta)
     gc = sub.add_parser("gc", help="garbage-collect every repository once")
     gc.add_argument("config")
     gc.add_argument(
@@ -170,3 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ocireg: invalid configuration: {exc}", file=sys.stderr)
         return 1
+    except (MetaUnavailable, StorageUnavailable) as exc:
+        # A backend lost after the start-up check, or refusing a command (e.g. an ACL).
+        print(f"ocireg {args.command}: backend unavailable: {exc}", file=sys.stderr)
+        return BACKEND_FAILED

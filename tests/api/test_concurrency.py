@@ -13,6 +13,7 @@ from typing import TypeVar
 
 import httpx
 
+from tests.support.backends import stored_bytes
 from tests.support.oci import (
     blob_path,
     manifest_path,
@@ -89,8 +90,8 @@ def test_end7_concurrent_tags_all_land_in_index_json(
     assert all(s == 201 for batch in results for s in batch), results
     expected = {"seed"} | {f"t{i}-{j}" for i in range(CLIENTS) for j in range(5)}
     assert set(client.get(f"/v2/{repo}/tags/list").json()["tags"]) == expected
-    # index.json on disk is whole and has every tag once.
-    index = json.loads((registry.root / repo / "index.json").read_text())
+    # index.json in storage is whole and has every tag once.
+    index = json.loads(stored_bytes(registry.config, f"{repo}/index.json"))
     names = [
         d["annotations"]["org.opencontainers.image.ref.name"]
         for d in index["manifests"]

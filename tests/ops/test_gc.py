@@ -1,18 +1,18 @@
-"""Garbage collection through the real `ocireg gc` command against a serving registry."""
+"""Garbage collection through the real `ocireg gc` command against a serving registry, on
+the filesystem and on SeaweedFS + Redis (the `gc_registry` fixture runs each test on both)."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.ops.conftest import blob_files, config_variant, run_gc, snapshot
+from tests.ops.conftest import Stored, StoredInBucket, config_variant, run_gc
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
@@ -37,8 +37,8 @@ def blobs_of(image: Image) -> set[str]:
     return {image.digest, sha256_digest(image.config)} | {sha256_digest(x) for x in image.layers}
 
 
-def index_digests(root: Path, repo: str) -> set[str]:
-    doc = json.loads((root / repo / "index.json").read_bytes())
+def index_digests(stored: Stored, repo: str) -> set[str]:
+    doc = json.loads(stored.read(f"{repo}/index.json"))
     return {d["digest"] for d in doc["manifests"]}
 
 
@@ -66,7 +66,7 @@ def assert_pulls(client: httpx.Client, repo: str, manifests: set[str], blobs: se
 
 
 def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     c = gc_client
     other = unique_repo("ops-other")
@@ -112,7 +112,7 @@ def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
         *(blobs_of(i) for i in (image, referrer, child_a, child_b, child_referrer, new))
     )
     removed_manifests = {garbage.digest, garbage_referrer.digest, old.digest, untagged.digest}
-    all_blobs = blob_files(gc_registry.root, repo)
+    all_blobs = stored.blob_files(repo)
     assert all_blobs >= kept_blobs | {orphan}
 
     planned = wait_until_collectable(gc_registry, repo, orphan)
@@ -123,8 +123,8 @@ def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
     assert report["dryRun"] is False
     assert set(report["manifests"]) == removed_manifests
     assert set(report["blobs"]) == all_blobs - kept_blobs
-    assert blob_files(gc_registry.root, repo) == kept_blobs
-    assert index_digests(gc_registry.root, repo) == kept_manifests
+    assert stored.blob_files(repo) == kept_blobs
+    assert index_digests(stored, repo) == kept_manifests
 
     assert_pulls(c, repo, kept_manifests, kept_blobs)
     assert c.get(f"/v2/{repo}/tags/list").json()["tags"] == ["latest", "multi", "v1"]
@@ -146,22 +146,22 @@ def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
 
 
 def test_gc_dry_run_changes_nothing(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     garbage = push_image(gc_client, repo)
     orphan = push_blob(gc_client, repo, random_bytes(64))
     planned = wait_until_collectable(gc_registry, repo, orphan)
     assert planned["dryRun"] is True
     assert planned["manifests"] == [garbage.digest]
-    before = snapshot(gc_registry.root)
+    before = stored.snapshot()
     again = run_gc(gc_registry.config_path, dry_run=True)[repo]
     assert again == planned
-    assert snapshot(gc_registry.root) == before
+    assert stored.snapshot() == before
     assert_pulls(gc_client, repo, {garbage.digest}, blobs_of(garbage) | {orphan})
 
 
 def test_gc_delay_keeps_younger_content(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     garbage = push_image(gc_client, repo)
     orphan = push_blob(gc_client, repo, random_bytes(64))
@@ -169,28 +169,41 @@ def test_gc_delay_keeps_younger_content(
     hour = config_variant(gc_registry, "delay-1h", gcDelay="1h")
     report = run_gc(hour)[repo]
     assert (report["manifests"], report["blobs"]) == ([], [])
-    assert blob_files(gc_registry.root, repo) == blobs_of(garbage) | {orphan}
+    assert stored.blob_files(repo) == blobs_of(garbage) | {orphan}
     report = run_gc(gc_registry.config_path)[repo]
     assert report["manifests"] == [garbage.digest]
-    assert blob_files(gc_registry.root, repo) == set()
+    assert stored.blob_files(repo) == set()
 
 
 def test_gc_removes_stale_uploads_only(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
+    """Idle sessions go, with their bytes: on S3 the multipart upload holding the parts sent
+    so far is aborted too (ListMultipartUploads no longer shows it)."""
     c = gc_client
     push_image(c, repo, "v1")
     stale = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
-    assert c.patch(stale, content=b"abc").status_code == 202
+    # 9 MiB: on S3 an 8 MiB part goes up in a multipart upload, the rest waits in the state.
+    assert c.patch(stale, content=random_bytes(9 << 20)).status_code == 202
+    small = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
+    assert c.patch(small, content=b"abc").status_code == 202
+    stale_ids = [u.rsplit("/", 1)[1] for u in (stale, small)]
+    if isinstance(stored, StoredInBucket):
+        assert stored.multipart_uploads(repo) == [f"{repo}/.uploads/{stale_ids[0]}"]
+        stale_ids.append(stored.abandon_multipart_upload(repo))
+    stale_ids.sort()
+    # Idle for longer than gcDelay (4 s: an upload starts well within it on a loaded
+    # machine), then a fresh session that must survive the run.
+    config = config_variant(gc_registry, "delay-4s", gcDelay="4s")
+    wait_until(lambda: run_gc(config, dry_run=True)[repo]["uploads"] == stale_ids, timeout=30)
     fresh = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
-    stale_id, fresh_id = stale.rsplit("/", 1)[1], fresh.rsplit("/", 1)[1]
-    stale_file = gc_registry.root / repo / ".uploads" / stale_id
-    two_hours_ago = time.time() - 7200
-    os.utime(stale_file, (two_hours_ago, two_hours_ago))
+    fresh_id = fresh.rsplit("/", 1)[1]
 
-    report = run_gc(config_variant(gc_registry, "delay-1h", gcDelay="1h"))[repo]
-    assert report["uploads"] == [stale_id]
-    assert not stale_file.exists()
+    report = run_gc(config)[repo]
+    assert report["uploads"] == stale_ids
+    assert not any(stored.session_exists(repo, s) for s in stale_ids)
+    assert stored.multipart_uploads(repo) == []
+    assert stored.session_exists(repo, fresh_id)
     assert_error(c.get(stale), 404, "BLOB_UPLOAD_UNKNOWN")
     assert_error(c.patch(stale, content=b"more"), 404, "BLOB_UPLOAD_UNKNOWN")
     data = random_bytes(32)
@@ -200,7 +213,7 @@ def test_gc_removes_stale_uploads_only(
 
 
 def test_push_while_gc_runs_completes_and_pulls(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     """Tags written while GC rewrites index.json all survive; every pushed image pulls."""
     # Old garbage, so that every GC run below really rewrites index.json and deletes files.
@@ -241,7 +254,7 @@ def test_push_while_gc_runs_completes_and_pulls(
 
 
 def test_gc_keeps_manifests_listed_only_inside_a_tagged_index(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     """Layouts written by tools name only the index in index.json; its children are blobs."""
     c = gc_client
@@ -255,18 +268,19 @@ def test_gc_keeps_manifests_listed_only_inside_a_tagged_index(
     push_blob(c, repo, child)  # as a plain blob: index.json never lists it
     body, index = image_index([descriptor(OCI_MANIFEST, child)])
     assert push_manifest(c, repo, "v1", body, OCI_INDEX).status_code == 201
-    assert child_digest not in index_digests(gc_registry.root, repo)
+    assert child_digest not in index_digests(stored, repo)
     orphan = push_blob(c, repo, random_bytes(10))
     wait_until_collectable(gc_registry, repo, orphan)
     report = run_gc(gc_registry.config_path)[repo]
     assert (report["manifests"], report["blobs"]) == ([], [orphan])
     kept = {index, child_digest, sha256_digest(config), sha256_digest(layer)}
-    assert blob_files(gc_registry.root, repo) == kept
+    assert stored.blob_files(repo) == kept
     assert_pulls(c, repo, {index, child_digest}, kept)
 
 
+@pytest.mark.parametrize("gc_registry", ["filesystem"], indirect=True)
 def test_gc_killed_midway_leaves_a_consistent_repository(
-    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     """SIGKILL `ocireg gc` while it deletes: every index.json entry still pulls completely,
     and the next run finishes the job."""
@@ -299,7 +313,7 @@ def test_gc_killed_midway_leaves_a_consistent_repository(
         proc.kill()
         proc.wait(timeout=30)
 
-    for digest in index_digests(gc_registry.root, repo):
+    for digest in index_digests(stored, repo):
         r = c.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": "*/*"})
         assert r.status_code == 200, (digest, r.text)
         doc = r.json()
@@ -307,7 +321,7 @@ def test_gc_killed_midway_leaves_a_consistent_repository(
             assert c.head(f"/v2/{repo}/blobs/{desc['digest']}").status_code == 200, desc
 
     run_gc(gc_registry.config_path)
-    assert index_digests(gc_registry.root, repo) == {kept.digest}
-    assert blob_files(gc_registry.root, repo) == blobs_of(kept)
+    assert index_digests(stored, repo) == {kept.digest}
+    assert stored.blob_files(repo) == blobs_of(kept)
     assert_pulls(c, repo, {kept.digest}, blobs_of(kept))
-    assert all(g.digest not in index_digests(gc_registry.root, repo) for g in garbage)
+    assert all(g.digest not in index_digests(stored, repo) for g in garbage)

@@ -1,4 +1,5 @@
-"""Scrub through the real `ocireg scrub` command: report problems, never delete."""
+"""Scrub through the real `ocireg scrub` command: report problems, never delete; on the
+filesystem and on SeaweedFS + Redis (the test corrupts the file or the object)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,18 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.ops.conftest import BACKENDS, backend_registry_config, stored_view
 from tests.support.oci import image_index, push_image, push_manifest, sha256_digest, unique_repo
-from tests.support.server import RegistryProcess, base_config, run_cli, running_registry
+from tests.support.server import RegistryProcess, run_cli, running_registry
 
 PROBLEMS_FOUND = 2
 
 
-@pytest.fixture
-def scrub_registry(tmp_path: Path) -> Iterator[RegistryProcess]:
-    """A registry of its own: each test corrupts its root."""
-    with running_registry(tmp_path, base_config(tmp_path / "root", workers=1)) as proc:
+@pytest.fixture(params=BACKENDS)
+def scrub_registry(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RegistryProcess]:
+    """A registry of its own: each test corrupts its storage."""
+    config = backend_registry_config(tmp_path, request.param, request, workers=1)
+    with running_registry(tmp_path, config) as proc:
         yield proc
 
 
@@ -27,11 +30,6 @@ def scrub(proc: RegistryProcess) -> tuple[int, list[dict[str, object]], dict[str
     lines = [json.loads(x) for x in result.stdout.splitlines() if x.strip()]
     summary = json.loads(result.stderr.strip().splitlines()[-1])
     return result.returncode, lines, summary
-
-
-def blob_file(proc: RegistryProcess, repo: str, digest: str) -> Path:
-    alg, hexpart = digest.split(":")
-    return proc.root / repo / "blobs" / alg / hexpart
 
 
 def test_scrub_of_intact_content_reports_nothing(scrub_registry: RegistryProcess) -> None:
@@ -56,12 +54,12 @@ def test_scrub_reports_corrupt_and_missing_blobs_without_deleting(
         child = push_image(c, repo)
         body, _ = image_index([child.descriptor()])
         assert push_manifest(c, repo, "multi", body, "application/vnd.oci.image.index.v1+json")
+    stored = stored_view(scrub_registry)
     corrupt = sha256_digest(image.layers[0])
-    path = blob_file(scrub_registry, repo, corrupt)
     damaged = b"X" + image.layers[0][1:]  # same size: only re-hashing can tell
-    path.write_bytes(damaged)
+    stored.write_blob(repo, corrupt, damaged)
     missing = sha256_digest(child.config)
-    blob_file(scrub_registry, repo, missing).unlink()
+    stored.remove_blob(repo, missing)
 
     code, lines, summary = scrub(scrub_registry)
     assert code == PROBLEMS_FOUND
@@ -73,4 +71,4 @@ def test_scrub_reports_corrupt_and_missing_blobs_without_deleting(
     # The child of the tagged index is reported under the index's tag.
     assert {"repository": repo, "problem": "blob_missing", "blob": missing,
             "manifest": child.digest, "tag": "multi"} in lines  # fmt: skip
-    assert path.read_bytes() == damaged  # reported, not deleted or "repaired"
+    assert stored.read_blob(repo, corrupt) == damaged  # reported, not deleted or "repaired"

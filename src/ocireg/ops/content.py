@@ -17,7 +17,7 @@ MAX_MANIFEST_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class StoredFile:
-    name: str  # a digest for blobs, a session id for uploads
+    name: str  # a digest
     path: str
     size: int
     # When the file last changed *or got a new name*: a blob mounted from another repository
@@ -25,18 +25,16 @@ class StoredFile:
     stamp: float
 
 
-async def file_info(
-    driver: StorageDriver, path: str, name: str, linked: bool = True
-) -> StoredFile | None:
-    """Size and stamp of a file; `linked=False` for files never hard-linked (uploads)."""
+async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile | None:
+    """Size and stamp of a blob file (on S3 the stamp is the object's LastModified, which a
+    mount's server-side copy renews as a hard link renews the ctime)."""
     local = driver.local_path(path)
     if local is not None:
         try:
             st = os.stat(local)
         except FileNotFoundError:
             return None
-        stamp = max(st.st_mtime, st.st_ctime) if linked else st.st_mtime
-        return StoredFile(name, path, st.st_size, stamp)
+        return StoredFile(name, path, st.st_size, max(st.st_mtime, st.st_ctime))
     try:
         info = await driver.stat(path)
     except PathNotFound:
@@ -58,17 +56,6 @@ async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:
             info = await file_info(driver, layout.blob(repo, digest), str(digest))
             if info is not None:
                 found[str(digest)] = info
-    return found
-
-
-async def list_uploads(driver: StorageDriver, repo: str) -> list[StoredFile]:
-    found = []
-    for name in await _list(driver, layout.uploads_dir(repo)):
-        if name.endswith("/") or name.startswith("."):
-            continue
-        info = await file_info(driver, layout.upload(repo, name), name, linked=False)
-        if info is not None:
-            found.append(info)
     return found
 
 

@@ -24,9 +24,7 @@ from typing import Any
 from ocireg.ops.content import (
     References,
     StoredFile,
-    file_info,
     list_blobs,
-    list_uploads,
     read_manifest,
     references,
 )
@@ -180,18 +178,18 @@ class GarbageCollector:
         return cache[blob.name]
 
     async def _collect_uploads(self, repo: str, cutoff: float, report: GCReport) -> None:
-        for session in await list_uploads(self.driver, repo):
-            if session.stamp > cutoff:
+        # The driver lists sessions itself: on S3 `.uploads` cannot be listed everywhere, and
+        # a session's bytes may sit in a multipart upload that only S3 knows about.
+        for session in await self.driver.upload_list(layout.uploads_dir(repo)):
+            name = session.path.rsplit("/", 1)[-1]
+            if session.mtime > cutoff:
                 continue
             if self.dry_run:
-                report.uploads.append(session.name)
+                report.uploads.append(name)
                 continue
-            async with self.store.locks.upload(session.name):
-                # A request may have resumed the session while we waited for its lock.
-                fresh = await file_info(self.driver, session.path, session.name, linked=False)
-                if fresh is None or fresh.stamp > cutoff:
-                    continue
-                with contextlib.suppress(PathNotFound):
-                    await self.driver.delete(session.path)
-                report.uploads.append(session.name)
+            async with self.store.locks.upload(name):
+                # A request may have resumed the session while we waited for its lock: the
+                # driver checks its age again.
+                if await self.driver.upload_expire(session.path, cutoff):
+                    report.uploads.append(name)
         report.uploads.sort()

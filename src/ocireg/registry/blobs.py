@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 
-from ocireg.digest import Digest
+from ocireg.digest import Digest, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.meta import MetaStore
 from ocireg.registry import layout
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
@@ -18,9 +19,20 @@ SMALL_CACHE_TOTAL = 32 << 20
 
 
 class BlobStore:
-    def __init__(self, driver: StorageDriver, repos: Repositories) -> None:
+    """zot with dedupe on S3 leaves zero-byte stubs in repositories whose blob another
+    repository holds; the holder is in zot's cache (Redis `<p>:blobs:original`, or bolt's
+    cache.db beside zot). ocireg resolves a stub through the metadata store, which reads
+    zot's Redis hash too, else by looking for a non-empty copy in the other repositories
+    (remembered). ocireg itself never writes stubs: a mount is a server-side copy."""
+
+    def __init__(
+        self, driver: StorageDriver, repos: Repositories, meta: MetaStore, zot_root: str = ""
+    ) -> None:
         self.driver = driver
         self.repos = repos
+        self.meta = meta
+        self.zot_root = zot_root.strip("/")
+        self._stubs: dict[tuple[str, str], str] = {}  # (repo, digest) -> path holding bytes
         self._small: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._small_bytes = 0
 
@@ -31,7 +43,41 @@ class BlobStore:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
         if info.is_dir:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
+        if info.size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest():
+            return await self._resolve_stub(repo, digest)
         return info
+
+    async def _resolve_stub(self, repo: str, digest: Digest) -> FileInfo:
+        candidates: list[str] = []
+        known = await self.meta.blob_location(str(digest))
+        if known:
+            path = known.lstrip("/")
+            if self.zot_root and path.startswith(self.zot_root + "/"):
+                path = path[len(self.zot_root) + 1 :]  # zot records image-store paths
+            candidates.append(path)
+        for path in candidates:
+            info = await self._content(path)
+            if info is not None:
+                self._stubs[(repo, str(digest))] = path
+                return info
+        for other in await self.repos.catalog():
+            path = layout.blob(other, digest)
+            info = await self._content(path)
+            if info is not None:
+                await self.meta.set_blob_location(str(digest), path)
+                self._stubs[(repo, str(digest))] = path
+                return info
+        raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
+
+    async def _content(self, path: str) -> FileInfo | None:
+        try:
+            info = await self.driver.stat(path)
+        except PathNotFound:
+            return None
+        return info if info.size > 0 and not info.is_dir else None
+
+    def _path(self, repo: str, digest: Digest) -> str:
+        return self._stubs.get((repo, str(digest))) or layout.blob(repo, digest)
 
     async def exists(self, repo: str, digest: Digest) -> bool:
         try:
@@ -41,12 +87,12 @@ class BlobStore:
         return True
 
     def local_path(self, repo: str, digest: Digest) -> str | None:
-        return self.driver.local_path(layout.blob(repo, digest))
+        return self.driver.local_path(self._path(repo, digest))
 
     def read(
         self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncIterator[bytes]:
-        return self.driver.reader(layout.blob(repo, digest), offset, length)
+        return self.driver.reader(self._path(repo, digest), offset, length)
 
     async def get_small(self, repo: str, digest: Digest) -> bytes:
         key = (repo, str(digest))
@@ -55,7 +101,10 @@ class BlobStore:
             self._small.move_to_end(key)
             return data
         try:
-            data = await self.driver.get_content(layout.blob(repo, digest))
+            data = await self.driver.get_content(self._path(repo, digest))
+            if not data and digest.hex != new_hasher(digest.algorithm).hexdigest():
+                await self.stat(repo, digest)  # a dedupe stub: find the bytes
+                data = await self.driver.get_content(self._path(repo, digest))
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
         if len(data) <= SMALL_CACHE_ITEM:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.meta import MetaUnavailable
 from ocireg.storage import InvalidPath, PathNotFound, StorageError, StorageUnavailable
 
 
-def as_registry_error(exc: StorageError) -> RegistryError:
+def as_registry_error(exc: StorageError | MetaUnavailable) -> RegistryError:
+    if isinstance(exc, MetaUnavailable):
+        return RegistryError(ErrorCode.UNAVAILABLE, "metadata store unavailable", str(exc))
     if isinstance(exc, StorageUnavailable):
         return RegistryError(ErrorCode.UNAVAILABLE, "storage unavailable", str(exc))
     if isinstance(exc, InvalidPath):

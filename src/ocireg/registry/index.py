@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocireg.registry import layout
-from ocireg.storage import FileInfo, PathNotFound, StorageDriver
+from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageUnavailable
 
 REF_NAME = "org.opencontainers.image.ref.name"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
+UPDATE_ATTEMPTS = 50  # conditional-write retries; each loser re-reads and re-applies
 
 
 @dataclass
@@ -142,13 +143,19 @@ class IndexCache:
         return index
 
     async def update(self, repo: str, change: Callable[[Index], Any]) -> Any:
-        """Read a fresh copy, apply `change`, write it back atomically. Hold the repo lock."""
+        """Read a fresh copy, apply `change`, write it back if nobody else wrote meanwhile
+        (a conditional write; on disk the caller's file lock makes it so), else start over."""
         path = layout.index(repo)
-        try:
-            index = Index.parse(await self.driver.get_content(path))
-        except PathNotFound:
-            index = Index()
-        result = change(index)
-        await self.driver.put_content(path, index.dump())
-        self._cache.pop(repo, None)
-        return result
+        for _ in range(UPDATE_ATTEMPTS):
+            version: str | None
+            try:
+                data, version = await self.driver.get_versioned(path)
+                index = Index.parse(data)
+            except PathNotFound:
+                index, version = Index(), None
+            result = change(index)
+            written = await self.driver.put_if(path, index.dump(), version)
+            self._cache.pop(repo, None)
+            if written:
+                return result
+        raise StorageUnavailable(f"{path}: too many concurrent writers, gave up")

@@ -38,7 +38,10 @@ class Repositories:
             if await self.exists(repo):
                 return
             await self.driver.put_content(layout.oci_layout(repo), layout.OCI_LAYOUT_CONTENT)
-            await self.driver.put_content(layout.index(repo), b'{"schemaVersion":2,"manifests":[]}')
+            # Only if absent: another instance on the same bucket may have created it.
+            await self.driver.put_if(
+                layout.index(repo), b'{"schemaVersion":2,"manifests":[]}', None
+            )
         self._known.add(repo)
 
     async def catalog(self) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Any
 from ocireg import names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import Index, IndexCache
 from ocireg.registry.locks import LocalLocks
@@ -18,6 +22,9 @@ from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_ma
 from ocireg.registry.repos import Repositories
 from ocireg.registry.uploads import Uploads
 from ocireg.storage import StorageDriver
+
+log = logging.getLogger("ocireg.registry")
+REBUILD_LEASE = 600  # seconds one process may hold the rebuild before another may take over
 
 
 @dataclass(frozen=True)
@@ -34,18 +41,23 @@ class PutResult:
 
 
 class ImageStore:
-    def __init__(self, driver: StorageDriver, lock_dir: Path) -> None:
+    def __init__(
+        self, driver: StorageDriver, lock_dir: Path, meta: MetaStore, zot_root: str = ""
+    ) -> None:
         self.driver = driver
+        self.meta = meta
         self.locks = LocalLocks(lock_dir)
         self.repos = Repositories(driver, self.locks)
-        self.blobs = BlobStore(driver, self.repos)
+        self.blobs = BlobStore(driver, self.repos, meta, zot_root)
         self.uploads = Uploads(driver, self.locks, self.repos)
         self.indexes = IndexCache(driver)
+        self._rebuild: asyncio.Task[bool] | None = None
         # Manifests are immutable by digest: keep their parsed summaries for referrers.
         self._parsed: OrderedDict[str, Manifest | None] = OrderedDict()
 
     async def close(self) -> None:
         await self.driver.close()
+        await self.meta.close()
 
     # --- manifests ----------------------------------------------------------------------
 
@@ -139,6 +151,12 @@ class ImageStore:
             else:
                 index.add_untagged(desc)
 
+        if manifest.subject is not None:
+            # Before index.json: if the store is down the push fails and is retried; an
+            # entry whose manifest never made it into index.json is filtered out on reads.
+            await self.meta.add_referrer(
+                repo, str(manifest.subject), _referrer_descriptor(desc, manifest)
+            )
         async with self.locks.repo(repo):
             # Again under the lock: garbage collection deletes unreferenced blobs under it, so
             # a blob seen above may be gone by now; after this check it stays.
@@ -160,8 +178,9 @@ class ImageStore:
 
     async def delete_manifest(self, repo: str, reference: str) -> None:
         """By tag: remove the tag. By digest: remove the manifest and every tag on it."""
-        await self.resolve(repo, reference)
+        desc = await self.resolve(repo, reference)
         is_tag = names.is_tag(reference)
+        summary = None if is_tag else await self._summary(repo, desc)
 
         def change(index: Index) -> bool:
             return index.remove_tag(reference) if is_tag else index.remove_digest(reference)
@@ -170,6 +189,8 @@ class ImageStore:
             found = await self.indexes.update(repo, change)
         if not found:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
+        if summary is not None and summary.subject is not None:
+            await self.meta.remove_referrer(repo, str(summary.subject), desc["digest"])
 
     # --- tags, catalog, referrers ----------------------------------------------------------
 
@@ -186,14 +207,21 @@ class ImageStore:
         if index is None:
             return []
         found: dict[str, dict[str, Any]] = {}
-        for desc in index.manifests:
-            digest = desc.get("digest")
-            if not isinstance(digest, str) or digest in found:
-                continue
-            manifest = await self._summary(repo, desc)
-            if manifest is None or manifest.subject != subject:
-                continue
-            found[digest] = _referrer_descriptor(desc, manifest)
+        if await self.meta.ready():
+            # The store may hold referrers deleted since: index.json has the last word.
+            for desc in await self.meta.referrers(repo, str(subject)):
+                if index.by_digest(desc["digest"]) is not None:
+                    found[desc["digest"]] = desc
+        else:
+            self.kick_rebuild()  # an empty store (new or flushed): refill it meanwhile
+            for desc in index.manifests:
+                digest = desc.get("digest")
+                if not isinstance(digest, str) or digest in found:
+                    continue
+                manifest = await self._summary(repo, desc)
+                if manifest is None or manifest.subject != subject:
+                    continue
+                found[digest] = _referrer_descriptor(desc, manifest)
         fallback = index.by_tag(f"{subject.algorithm}-{subject.hex}")
         if fallback is not None and fallback.get("mediaType") in INDEX_TYPES:
             try:
@@ -204,6 +232,39 @@ class ImageStore:
             except (RegistryError, ValueError, AttributeError):
                 pass
         return list(found.values())
+
+    def kick_rebuild(self) -> None:
+        """Rebuild the metadata store in the background if it is empty and nobody else is."""
+        if self._rebuild is None or self._rebuild.done():
+            self._rebuild = asyncio.create_task(self.rebuild_if_empty())
+
+    async def rebuild_if_empty(self) -> bool:
+        try:
+            if await self.meta.ready():
+                return False
+            if not await self.meta.try_rebuild_lock(f"{os.getpid()}", REBUILD_LEASE):
+                return False
+            count = await self.rebuild_meta()
+        except Exception:
+            log.exception("metadata rebuild failed; requests fall back to storage")
+            return False
+        log.info("metadata store rebuilt from storage", extra={"referrers": count})
+        return True
+
+    async def rebuild_meta(self) -> int:
+        """Refill the metadata store from storage; returns the referrers found."""
+        await self.meta.clear()
+        count = 0
+        for repo in await self.catalog():
+            index = await self.indexes.load(repo)
+            for desc in index.manifests if index is not None else []:
+                manifest = await self._summary(repo, desc)
+                if manifest is not None and manifest.subject is not None:
+                    descriptor = _referrer_descriptor(desc, manifest)
+                    await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
+                    count += 1
+        await self.meta.mark_ready()
+        return count
 
     async def _summary(self, repo: str, desc: dict[str, Any]) -> Manifest | None:
         digest = desc["digest"]

@@ -50,13 +50,13 @@ class Uploads:
     async def start(self, repo: str) -> str:
         await self.repos.ensure(repo)
         session = str(uuid.uuid4())
-        await self.driver.put_content(layout.upload(repo, session), b"")
+        await self.driver.upload_create(layout.upload(repo, session))
         return session
 
     async def size(self, repo: str, session: str) -> int:
         path = self._path(repo, session)
         try:
-            return (await self.driver.stat(path)).size
+            return await self.driver.upload_size(path)
         except PathNotFound:
             raise self._unknown(session) from None
 
@@ -84,14 +84,14 @@ class Uploads:
             # Replace even when the blob is already there: the same bytes, and a fresh
             # modification time, so garbage collection's gcDelay protects this push too.
             self._hashes.pop(session, None)
-            await self.driver.move(path, layout.blob(repo, digest))
+            await self.driver.upload_finish(path, layout.blob(repo, digest))
         return size
 
     async def cancel(self, repo: str, session: str) -> None:
         path = self._path(repo, session)
         async with self.locks.upload(session):
             try:
-                await self.driver.delete(path)
+                await self.driver.upload_abort(path)
             except PathNotFound:
                 raise self._unknown(session) from None
             self._hashes.pop(session, None)
@@ -112,7 +112,7 @@ class Uploads:
     ) -> int:
         path = self._path(repo, session)
         try:
-            writer = await self.driver.writer(path, append=True)
+            writer = await self.driver.upload_open(path)
         except PathNotFound:
             raise self._unknown(session) from None
         try:
@@ -179,11 +179,11 @@ class Uploads:
         if running is not None and running.offset == size and algorithm == _RUNNING_HASH_ALG:
             return running.hasher.hexdigest()
         hasher = new_hasher(algorithm)
-        async for chunk in self.driver.reader(path):
+        async for chunk in self.driver.upload_reader(path):
             await asyncio.to_thread(hasher.update, chunk)
         return hasher.hexdigest()
 
     async def _discard(self, path: str, session: str) -> None:
         self._hashes.pop(session, None)
         with contextlib.suppress(PathNotFound):
-            await self.driver.delete(path)
+            await self.driver.upload_abort(path)

@@ -23,12 +23,10 @@ from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
-from ocireg.registry import ImageStore
-from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
-from ocireg.storage.factory import create_driver
+from ocireg.server.services import build_store
 
 CONFIG_ENV = "OCIREG_CONFIG"
 # Which cluster member this instance is, found once by the parent before the workers start.
@@ -42,10 +40,6 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     code = ErrorCode.UNSUPPORTED if exc.status_code == 405 else ErrorCode.NOT_FOUND
     err = RegistryError(code, status=exc.status_code if exc.status_code in (404, 405) else None)
     return Response(err.body(), status_code=err.status, media_type="application/json")
-
-
-def lock_dir(config: Config) -> Path:
-    return config.storage.root_directory / PRIVATE_DIR / "locks"
 
 
 def build_routes(config: Config) -> list[BaseRoute]:
@@ -85,8 +79,8 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        driver = create_driver(config)
-        app.state.store = ImageStore(driver, lock_dir(config))
+        app.state.store = build_store(config)
+        app.state.store.kick_rebuild()
         app.state.config = config
         if metrics.metrics_settings(config).enabled:
             metrics.enable()

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
+from ocireg.meta import MetaUnavailable
 from ocireg.registry.faults import as_registry_error
 from ocireg.storage import StorageError
 
@@ -67,8 +68,8 @@ class RequestContextMiddleware:
             await self.app(scope, counting_receive, send_with_headers)
         except RegistryError as err:
             await self._send_error(scope, send_with_headers, state, err)
-        except StorageError as exc:
-            errlog.warning("storage error", extra={"error": str(exc), "path": scope.get("path")})
+        except (StorageError, MetaUnavailable) as exc:
+            errlog.warning("backend error", extra={"error": str(exc), "path": scope.get("path")})
             await self._send_error(scope, send_with_headers, state, as_registry_error(exc))
         except ClientDisconnect:
             state["status"] = state["status"] or 499

@@ -7,6 +7,7 @@ the one place that turns those into OCI error codes.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,6 +72,16 @@ class StorageDriver(Protocol):
         """Replace the object atomically: readers see the old or the new bytes, never a mix."""
         ...
 
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        """The whole object and its version (as `stat` reports it), read together."""
+        ...
+
+    async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
+        """Replace the object only if its version is still `version` (None: only if it does
+        not exist); False when another writer got there first. On disk the caller holds the
+        repository's file lock; on S3 this is a conditional PUT (If-Match/If-None-Match)."""
+        ...
+
     async def stat(self, path: str) -> FileInfo: ...
 
     async def list(self, path: str) -> list[str]:
@@ -95,6 +106,42 @@ class StorageDriver(Protocol):
         ...
 
     async def writer(self, path: str, append: bool = False) -> FileWriter: ...
+
+    # Upload sessions: bytes appended over several requests, possibly by different processes
+    # or members, then made visible at a final path. On disk a session is a plain file; on
+    # S3 it is a multipart upload whose state lives in an object at `path`.
+
+    async def upload_create(self, path: str) -> None: ...
+
+    async def upload_size(self, path: str) -> int:
+        """Bytes received so far; PathNotFound for an unknown session."""
+        ...
+
+    async def upload_open(self, path: str) -> FileWriter:
+        """A writer that appends; what `commit` stored survives the process."""
+        ...
+
+    def upload_reader(self, path: str) -> AsyncIterator[bytes]:
+        """Every byte of the session (to verify a digest); no more appends after this."""
+        ...
+
+    async def upload_finish(self, path: str, dst: str) -> None:
+        """Make `dst` hold the session's bytes and end the session."""
+        ...
+
+    async def upload_abort(self, path: str) -> None:
+        """End the session and drop its bytes; PathNotFound if unknown."""
+        ...
+
+    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
+        """The sessions directly under `directory`, each with the time it was last written
+        (`mtime`); empty when there are none. Garbage collection finds idle sessions here."""
+        ...
+
+    async def upload_expire(self, path: str, before: float) -> bool:
+        """End the session at `path` and drop its bytes if nothing was written to it after
+        `before`; True if something was removed. The caller holds the session's lock."""
+        ...
 
     def local_path(self, path: str) -> str | None:
         """A filesystem path for zero-copy responses, or None when the bytes are remote."""

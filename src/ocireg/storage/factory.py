@@ -14,14 +14,22 @@ def _filesystem(config: Config) -> StorageDriver:
     return FilesystemDriver(config.storage.root_directory, fsync=config.storage.commit)
 
 
+def _s3(config: Config) -> StorageDriver:
+    from ocireg.storage.s3 import S3Driver, S3Settings  # imports botocore: only when used
+
+    return S3Driver(S3Settings.from_map(config.storage.storage_driver or {}))
+
+
 DRIVERS: dict[str, Callable[[Config], StorageDriver]] = {
     "filesystem": _filesystem,
+    "s3": _s3,
 }
 
 
 def create_driver(config: Config) -> StorageDriver:
     spec = config.storage.storage_driver or {}
-    name = str(spec.get("name", "filesystem")).lower()
+    lowered = {str(k).lower(): v for k, v in spec.items()}
+    name = str(lowered.get("name", "filesystem")).lower()
     factory = DRIVERS.get(name)
     if factory is None:
         raise ConfigError(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import errno
 import functools
@@ -101,6 +102,29 @@ class FilesystemDriver:
             _fsync_dir(full.parent)
 
     @_os_errors
+    async def get_versioned(self, path: str) -> tuple[bytes, str]:
+        full = self._full(path)
+        try:
+            with open(full, "rb") as f:
+                return f.read(), _version(os.fstat(f.fileno()))
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise PathNotFound(path) from None
+        except OSError as exc:
+            raise StorageUnavailable(f"{path}: {exc.strerror}") from exc
+
+    @_os_errors
+    async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
+        # Check, then rename: only safe because the caller holds the repository's flock.
+        try:
+            current: str | None = (await self.stat(path)).version
+        except PathNotFound:
+            current = None
+        if current != version:
+            return False
+        await self.put_content(path, data)
+        return True
+
+    @_os_errors
     async def stat(self, path: str) -> FileInfo:
         full = self._full(path)
         try:
@@ -112,7 +136,7 @@ class FilesystemDriver:
             st.st_size,
             st.st_mtime,
             is_dir=stat.S_ISDIR(st.st_mode),
-            version=f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}",
+            version=_version(st),
         )
 
     @_os_errors
@@ -206,6 +230,53 @@ class FilesystemDriver:
         )
         return FilesystemWriter(fd, os.fstat(fd).st_size, self.fsync)
 
+    # Upload sessions are plain files: appended in place, renamed into place at the end.
+
+    async def upload_create(self, path: str) -> None:
+        await self.put_content(path, b"")
+
+    async def upload_size(self, path: str) -> int:
+        return (await self.stat(path)).size
+
+    async def upload_open(self, path: str) -> FilesystemWriter:
+        return await self.writer(path, append=True)
+
+    def upload_reader(self, path: str) -> AsyncIterator[bytes]:
+        return self.reader(path)
+
+    async def upload_finish(self, path: str, dst: str) -> None:
+        await self.move(path, dst)
+
+    async def upload_abort(self, path: str) -> None:
+        await self.delete(path)
+
+    @_os_errors
+    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
+        # Every append renews the file's mtime, so it is the time of the last write.
+        found = []
+        try:
+            with os.scandir(self._full(directory)) as entries:
+                for entry in entries:
+                    if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                        continue
+                    with contextlib.suppress(FileNotFoundError):
+                        st = entry.stat(follow_symlinks=False)
+                        found.append(FileInfo(f"{directory}/{entry.name}", st.st_size, st.st_mtime))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(found, key=lambda f: f.path)
+
+    @_os_errors
+    async def upload_expire(self, path: str, before: float) -> bool:
+        full = self._full(path)
+        try:
+            if os.stat(full).st_mtime > before:
+                return False
+            os.unlink(full)
+        except FileNotFoundError:
+            return False
+        return True
+
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))
 
@@ -255,6 +326,10 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _version(st: os.stat_result) -> str:
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
 
 
 def _fsync_dir(path: Path) -> None:

@@ -1,0 +1,5 @@
+"""Metadata store: what must be shared and fast, rebuilt from storage whenever it is lost."""
+
+from ocireg.meta.base import MetaStore, MetaUnavailable
+
+__all__ = ["MetaStore", "MetaUnavailable"]

@@ -1,0 +1,152 @@
+"""Redis (redis-py asyncio), shared by every member of a cluster.
+
+Keys, under zot's `keyprefix` (default "zot") and our own namespace so that a Redis shared
+with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild lease),
+`<p>:ocireg:referrers:<repo>:<subject>` (HASH digest -> descriptor JSON) and
+`<p>:ocireg:blobs` (HASH digest -> path). zot's own dedupe hash `<p>:blobs:original` is
+read as a fallback for blob locations (zot writes it when dedupe is on).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ocireg.errors import ConfigError
+from ocireg.meta.base import MetaUnavailable
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# zot's option -> redis-py keyword and the type it takes ("duration": seconds from "5s").
+_OPTIONS: dict[str, tuple[str, str]] = {
+    "db": ("db", "int"),
+    "username": ("username", "str"),
+    "password": ("password", "str"),
+    "client_name": ("client_name", "str"),
+    "protocol": ("protocol", "int"),
+    "dial_timeout": ("socket_connect_timeout", "duration"),
+    "read_timeout": ("socket_timeout", "duration"),
+    "pool_size": ("max_connections", "int"),
+    "max_active_conns": ("max_connections", "int"),
+}
+
+
+def _duration(value: Any, key: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    m = _DURATION_RE.match(str(value).strip())
+    if m is None:
+        raise ConfigError(f"storage.cacheDriver.{key}", f"expected a duration, got {value!r}")
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def client_from_config(spec: dict[str, Any]) -> tuple[Any, str]:
+    """A redis-py client from zot's cacheDriver keys, and the endpoint for messages."""
+    opts: dict[str, Any] = {"socket_connect_timeout": 3.0, "socket_timeout": 5.0}
+    url = spec.get("url")
+    if url:
+        if "addr=" in str(url):
+            return aioredis.RedisCluster.from_url(str(url), **opts), str(url)
+        return aioredis.Redis.from_url(str(url), **opts), _safe(str(url))
+    for key, (name, kind) in _OPTIONS.items():
+        if key in spec:
+            value = spec[key]
+            opts[name] = (
+                _duration(value, key)
+                if kind == "duration"
+                else int(value)
+                if kind == "int"
+                else str(value)
+            )
+    addrs = spec.get("addr") or ["127.0.0.1:6379"]
+    if isinstance(addrs, str):
+        addrs = [addrs]
+    if len(addrs) > 1:
+        from redis.asyncio.cluster import ClusterNode
+
+        nodes = [ClusterNode(*_host_port(a)) for a in addrs]
+        opts.pop("db", None)
+        return aioredis.RedisCluster(startup_nodes=nodes, **opts), ",".join(addrs)
+    host, port = _host_port(addrs[0])
+    return aioredis.Redis(host=host, port=port, **opts), f"redis://{host}:{port}"
+
+
+def _host_port(addr: str) -> tuple[str, int]:
+    host, _, port = str(addr).rpartition(":")
+    return host or "127.0.0.1", int(port or 6379)
+
+
+def _safe(url: str) -> str:
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+class RedisMeta:
+    name = "redis"
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        spec = {str(k).lower(): v for k, v in spec.items()}
+        self.client, self.endpoint = client_from_config(spec)
+        self.prefix = str(spec.get("keyprefix") or "zot")
+        self.ns = f"{self.prefix}:ocireg"
+
+    async def _do(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except (RedisError, OSError) as exc:
+            raise MetaUnavailable(f"redis {self.endpoint}: {exc}") from exc
+
+    def _ref_key(self, repo: str, subject: str) -> str:
+        return f"{self.ns}:referrers:{repo}:{subject}"
+
+    async def ready(self) -> bool:
+        return bool(await self._do(self.client.exists(f"{self.ns}:ready")))
+
+    async def mark_ready(self) -> None:
+        await self._do(self.client.set(f"{self.ns}:ready", "1"))
+
+    async def try_rebuild_lock(self, owner: str, seconds: int) -> bool:
+        key = f"{self.ns}:rebuild"
+        return bool(await self._do(self.client.set(key, owner, nx=True, ex=seconds)))
+
+    async def clear(self) -> None:
+        await self._do(self._clear())
+
+    async def _clear(self) -> None:
+        # SCAN is an async iterator, not one awaitable: run all of it under `_do`'s mapping.
+        keys = [k async for k in self.client.scan_iter(match=f"{self.ns}:*", count=1000)]
+        keys = [k for k in keys if not str(k).endswith(":rebuild")]
+        for i in range(0, len(keys), 500):
+            await self.client.delete(*keys[i : i + 500])
+
+    async def add_referrer(self, repo: str, subject: str, descriptor: dict[str, Any]) -> None:
+        await self._do(
+            self.client.hset(
+                self._ref_key(repo, subject), descriptor["digest"], json.dumps(descriptor)
+            )
+        )
+
+    async def remove_referrer(self, repo: str, subject: str, digest: str) -> None:
+        await self._do(self.client.hdel(self._ref_key(repo, subject), digest))
+
+    async def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
+        found = await self._do(self.client.hgetall(self._ref_key(repo, subject)))
+        return [json.loads(found[k]) for k in sorted(found)]
+
+    async def set_blob_location(self, digest: str, path: str) -> None:
+        await self._do(self.client.hset(f"{self.ns}:blobs", digest, path))
+
+    async def blob_location(self, digest: str) -> str | None:
+        path = await self._do(self.client.hget(f"{self.ns}:blobs", digest))
+        if path is None:
+            path = await self._do(self.client.hget(f"{self.prefix}:blobs:original", digest))
+        return path.decode() if isinstance(path, bytes) else path
+
+    async def health(self) -> None:
+        await self._do(self.client.ping())
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,100 @@
+"""Embedded default: one SQLite file beside the local data, shared by the worker processes
+of one instance (WAL mode; each statement is a few microseconds, so it runs inline)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from ocireg.meta.base import MetaUnavailable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS referrers (
+    repo TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL, descriptor TEXT NOT NULL,
+    PRIMARY KEY (repo, subject, digest));
+CREATE TABLE IF NOT EXISTS blob_locations (digest TEXT PRIMARY KEY, path TEXT NOT NULL);
+"""
+
+
+class SqliteMeta:
+    name = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+            self._db = db
+        return self._db
+
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+
+    async def ready(self) -> bool:
+        return bool(self._run("SELECT 1 FROM state WHERE key = 'ready'"))
+
+    async def mark_ready(self) -> None:
+        self._run("INSERT OR REPLACE INTO state VALUES ('ready', ?)", (str(time.time()),))
+
+    async def try_rebuild_lock(self, owner: str, seconds: int) -> bool:
+        now = time.time()
+        self._run("DELETE FROM state WHERE key = 'rebuild' AND CAST(value AS REAL) < ?", (now,))
+        rows = self._run(
+            "INSERT OR IGNORE INTO state VALUES ('rebuild', ?) RETURNING 1", (str(now + seconds),)
+        )
+        return bool(rows)
+
+    async def clear(self) -> None:
+        for table in ("referrers", "blob_locations"):
+            self._run(f"DELETE FROM {table}")
+        self._run("DELETE FROM state WHERE key = 'ready'")
+
+    async def add_referrer(self, repo: str, subject: str, descriptor: dict[str, Any]) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO referrers VALUES (?, ?, ?, ?)",
+            (repo, subject, descriptor["digest"], json.dumps(descriptor)),
+        )
+
+    async def remove_referrer(self, repo: str, subject: str, digest: str) -> None:
+        self._run(
+            "DELETE FROM referrers WHERE repo = ? AND subject = ? AND digest = ?",
+            (repo, subject, digest),
+        )
+
+    async def referrers(self, repo: str, subject: str) -> list[dict[str, Any]]:
+        rows = self._run(
+            "SELECT descriptor FROM referrers WHERE repo = ? AND subject = ? ORDER BY digest",
+            (repo, subject),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    async def set_blob_location(self, digest: str, path: str) -> None:
+        self._run("INSERT OR REPLACE INTO blob_locations VALUES (?, ?)", (digest, path))
+
+    async def blob_location(self, digest: str) -> str | None:
+        rows = self._run("SELECT path FROM blob_locations WHERE digest = ?", (digest,))
+        return str(rows[0][0]) if rows else None
+
+    async def health(self) -> None:
+        self._run("SELECT 1")
+
+    async def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

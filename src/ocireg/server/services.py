@@ -1,0 +1,43 @@
+"""Building the services a worker (or a maintenance command) needs from the config, and
+checking that the backends answer before the server takes requests."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from ocireg.config import Config
+from ocireg.meta import MetaUnavailable
+from ocireg.meta.factory import create_meta
+from ocireg.registry import ImageStore
+from ocireg.registry.layout import PRIVATE_DIR
+from ocireg.storage import StorageUnavailable
+from ocireg.storage.factory import create_driver
+
+CHECK_TIMEOUT = 15.0
+
+
+def lock_dir(config: Config) -> Path:
+    return config.storage.root_directory / PRIVATE_DIR / "locks"
+
+
+def build_store(config: Config) -> ImageStore:
+    spec = {str(k).lower(): v for k, v in (config.storage.storage_driver or {}).items()}
+    zot_root = str(spec.get("rootdirectory") or "") if spec.get("name") == "s3" else ""
+    return ImageStore(create_driver(config), lock_dir(config), create_meta(config), zot_root)
+
+
+async def check_backends(config: Config) -> str | None:
+    """None when storage and the metadata store answer, else what is wrong (with the
+    endpoint), within CHECK_TIMEOUT seconds."""
+    store = build_store(config)
+    try:
+        await asyncio.wait_for(store.driver.health(), CHECK_TIMEOUT)
+        await asyncio.wait_for(store.meta.health(), CHECK_TIMEOUT)
+    except (StorageUnavailable, MetaUnavailable) as exc:
+        return str(exc)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:.0f}s from the storage or metadata backend"
+    finally:
+        await store.close()
+    return None

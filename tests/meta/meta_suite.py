@@ -1,0 +1,90 @@
+"""One behaviour suite for every metadata store, bound per store like the driver suite."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from ocireg.meta import MetaStore
+
+Body = Callable[[MetaStore], Awaitable[None]]
+SUBJECT = "sha256:" + "a" * 64
+
+
+def _desc(n: int) -> dict[str, object]:
+    return {
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": f"sha256:{n:064x}",
+        "size": n,
+    }
+
+
+class MetaSuite:
+    tmp: Path
+
+    def make_store(self) -> MetaStore:
+        raise NotImplementedError
+
+    @pytest.fixture(autouse=True)
+    def _workdir(self, tmp_path: Path) -> None:
+        self.tmp = tmp_path
+
+    def run(self, body: Body) -> None:
+        async def main() -> None:
+            store = self.make_store()
+            try:
+                await store.clear()
+                await body(store)
+            finally:
+                await store.close()
+
+        asyncio.run(main())
+
+    def test_empty_store_is_not_ready_until_marked(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert not await m.ready()
+            await m.mark_ready()
+            assert await m.ready()
+            await m.clear()
+            assert not await m.ready()
+
+        self.run(body)
+
+    def test_referrers_per_repo_and_subject(self) -> None:
+        async def body(m: MetaStore) -> None:
+            await m.add_referrer("r", SUBJECT, _desc(2))
+            await m.add_referrer("r", SUBJECT, _desc(1))
+            await m.add_referrer("r", SUBJECT, _desc(1))  # idempotent
+            await m.add_referrer("other", SUBJECT, _desc(3))
+            assert await m.referrers("r", SUBJECT) == [_desc(1), _desc(2)]
+            await m.remove_referrer("r", SUBJECT, str(_desc(1)["digest"]))
+            assert await m.referrers("r", SUBJECT) == [_desc(2)]
+            assert await m.referrers("r", "sha256:" + "b" * 64) == []
+            await m.clear()
+            assert await m.referrers("other", SUBJECT) == []
+
+        self.run(body)
+
+    def test_blob_locations(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.blob_location(SUBJECT) is None
+            await m.set_blob_location(SUBJECT, "repo/blobs/sha256/" + "a" * 64)
+            assert await m.blob_location(SUBJECT) == "repo/blobs/sha256/" + "a" * 64
+
+        self.run(body)
+
+    def test_rebuild_lease_has_one_holder(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.try_rebuild_lock("one", 60)
+            assert not await m.try_rebuild_lock("two", 60)
+
+        self.run(body)
+
+    def test_health(self) -> None:
+        async def body(m: MetaStore) -> None:
+            await m.health()
+
+        self.run(body)

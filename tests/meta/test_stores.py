@@ -1,0 +1,56 @@
+"""The metadata-store suite bound to each store."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ocireg.meta import MetaStore
+from ocireg.meta.redis import RedisMeta
+from ocireg.meta.sqlite import SqliteMeta
+from tests.meta.meta_suite import MetaSuite
+from tests.support.backends import Redis
+
+
+class TestSqliteMeta(MetaSuite):
+    def make_store(self) -> MetaStore:
+        return SqliteMeta(self.tmp / "meta.db")
+
+
+class TestRedisMeta(MetaSuite):
+    @pytest.fixture(autouse=True)
+    def _redis(self, redis_server: Redis) -> None:
+        self.spec = {"name": "redis", "url": redis_server.url, "keyprefix": uuid.uuid4().hex}
+
+    def make_store(self) -> MetaStore:
+        return RedisMeta(self.spec)
+
+
+def test_redis_options_from_zot_keys(redis_server: Redis) -> None:
+    """zot's addr list and client options (config-redis-all-options.json) map to redis-py."""
+    import asyncio
+
+    store = RedisMeta(
+        {
+            "name": "redis",
+            "addr": [f"127.0.0.1:{redis_server.port}"],
+            "db": 2,
+            "dial_timeout": "2s",
+            "read_timeout": "3s",
+            "pool_size": 4,
+            "client_name": "ocireg",
+        }
+    )
+    kwargs = store.client.connection_pool.connection_kwargs
+    assert (kwargs["db"], kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (
+        2,
+        2.0,
+        3.0,
+    )
+
+    async def check() -> None:
+        await store.health()
+        await store.close()
+
+    asyncio.run(check())

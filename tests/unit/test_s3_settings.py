@@ -1,0 +1,42 @@
+"""zot's s3 storageDriver keys: case-insensitive, AWS environment fallback, the doubled prefix."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocireg.errors import ConfigError
+from ocireg.storage.s3 import S3Settings
+
+
+def test_keys_are_case_insensitive_and_prefix_is_doubled() -> None:
+    s = S3Settings.from_map(
+        {
+            "Name": "s3",
+            "RootDirectory": "/zot",
+            "BUCKET": "b",
+            "RegionEndpoint": "127.0.0.1:8333",
+            "Secure": False,
+            "ForcePathStyle": "true",
+        }
+    )
+    assert (s.bucket, s.prefix, s.forcepathstyle) == ("b", "zot/zot/", True)
+    assert s.endpoint == "http://127.0.0.1:8333"  # no scheme: `secure` decides
+
+
+def test_no_rootdirectory_means_bucket_root() -> None:
+    assert S3Settings.from_map({"bucket": "b"}).prefix == ""
+    assert S3Settings.from_map({"bucket": "b", "rootdirectory": "/a/b/"}).prefix == "a/b/a/b/"
+
+
+def test_credentials_fall_back_to_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "env-key")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    s = S3Settings.from_map({"bucket": "b", "accesskey": "cfg-key"})
+    assert (s.accesskey, s.secretkey, s.region) == ("cfg-key", "env-secret", "eu-west-3")
+
+
+def test_bucket_is_required() -> None:
+    with pytest.raises(ConfigError) as exc:
+        S3Settings.from_map({"name": "s3"})
+    assert exc.value.path == "storage.storageDriver.bucket"
