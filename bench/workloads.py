@@ -253,11 +253,17 @@ def blobs(ctx: Context) -> list[Row]:
 # --- 3: manifest GET and HEAD under load --------------------------------------------------------
 
 
+def image_manifest(descriptors: list[dict[str, object]]) -> bytes:
+    """An OCI image manifest: the first descriptor is the config, the others the layers."""
+    doc = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": descriptors[0]}
+    return json.dumps({**doc, "layers": descriptors[1:]}).encode()
+
+
 def push_image(conn: Connection, repo: str, tag: str, layers: list[bytes]) -> str:
     """Push config + layers (monolithic POST ?digest=... is not used: POST then PUT, as
     clients do) and an OCI manifest under `tag`; returns the manifest body's digest."""
     config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}})
-    descriptors = []
+    descriptors: list[dict[str, object]] = []
     for media_type, data in [(OCI_CONFIG, config.encode()), *((OCI_LAYER, x) for x in layers)]:
         digest = f"sha256:{hashlib.sha256(data).hexdigest()}"
         r = conn.request("POST", f"/v2/{repo}/blobs/uploads/")
@@ -266,14 +272,7 @@ def push_image(conn: Connection, repo: str, tag: str, layers: list[bytes]) -> st
         r = conn.request("PUT", target, {"Content-Type": "application/octet-stream"}, data)
         _expect(r.status, 201, "PUT blob")
         descriptors.append({"mediaType": media_type, "digest": digest, "size": len(data)})
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptors[0],
-            "layers": descriptors[1:],
-        }
-    ).encode()
+    manifest = image_manifest(descriptors)
     r = conn.request("PUT", f"/v2/{repo}/manifests/{tag}", {"Content-Type": OCI_MANIFEST}, manifest)
     _expect(r.status, 201, "PUT manifest")
     return f"sha256:{hashlib.sha256(manifest).hexdigest()}"
@@ -402,7 +401,7 @@ async def _push_small(
     async def one_image(
         session: aiohttp.ClientSession, repo: str, tag: str, data: list[bytes]
     ) -> None:
-        descriptors = []
+        descriptors: list[dict[str, object]] = []
         for media_type, blob in [(OCI_CONFIG, config), *((OCI_LAYER, x) for x in data)]:
             digest = f"sha256:{hashlib.sha256(blob).hexdigest()}"
             async with session.head(f"{target.url}/v2/{repo}/blobs/{digest}") as r:
@@ -415,14 +414,7 @@ async def _push_small(
                 async with session.put(URL(put, encoded=True), data=blob) as r:
                     _expect(r.status, 201, "PUT blob")
             descriptors.append({"mediaType": media_type, "digest": digest, "size": len(blob)})
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": descriptors[0],
-                "layers": descriptors[1:],
-            }
-        ).encode()
+        manifest = image_manifest(descriptors)
         async with session.put(
             f"{target.url}/v2/{repo}/manifests/{tag}",
             data=manifest,
