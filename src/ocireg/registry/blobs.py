@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from ocireg.digest import Digest, new_hasher
@@ -10,6 +11,11 @@ from ocireg.meta import MetaStore
 from ocireg.registry import layout
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
+
+# Small blobs read by digest (manifests) are kept per process: the bytes of a digest never
+# change, and callers reach them through index.json, which is checked on every request.
+SMALL_CACHE_ITEM = 64 << 10
+SMALL_CACHE_TOTAL = 32 << 20
 
 
 class BlobStore:
@@ -27,6 +33,8 @@ class BlobStore:
         self.meta = meta
         self.zot_root = zot_root.strip("/")
         self._stubs: dict[tuple[str, str], str] = {}  # (repo, digest) -> path holding bytes
+        self._small: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._small_bytes = 0
 
     async def stat(self, repo: str, digest: Digest) -> FileInfo:
         try:
@@ -87,14 +95,29 @@ class BlobStore:
         return self.driver.reader(self._path(repo, digest), offset, length)
 
     async def get_small(self, repo: str, digest: Digest) -> bytes:
+        key = (repo, str(digest))
+        data = self._small.get(key)
+        if data is not None:
+            self._small.move_to_end(key)
+            return data
         try:
             data = await self.driver.get_content(self._path(repo, digest))
             if not data and digest.hex != new_hasher(digest.algorithm).hexdigest():
                 await self.stat(repo, digest)  # a dedupe stub: find the bytes
                 data = await self.driver.get_content(self._path(repo, digest))
-            return data
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+        if len(data) <= SMALL_CACHE_ITEM:
+            self._small[key] = data
+            self._small_bytes += len(data)
+            while self._small_bytes > SMALL_CACHE_TOTAL:
+                self._small_bytes -= len(self._small.popitem(last=False)[1])
+        return data
+
+    def _forget(self, repo: str, digest: Digest) -> None:
+        data = self._small.pop((repo, str(digest)), None)
+        if data is not None:
+            self._small_bytes -= len(data)
 
     async def put_small(self, repo: str, digest: Digest, data: bytes) -> None:
         await self.driver.put_content(layout.blob(repo, digest), data)
@@ -112,6 +135,7 @@ class BlobStore:
         return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
+        self._forget(repo, digest)
         try:
             await self.driver.delete(layout.blob(repo, digest))
         except PathNotFound:

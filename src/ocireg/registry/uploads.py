@@ -26,6 +26,7 @@ from ocireg.registry.repos import Repositories
 from ocireg.storage import FileWriter, PathNotFound, StorageDriver
 
 WRITE_CHUNK = 1 << 20  # hash and write in 1 MiB pieces: fewer thread hops, full hash speed
+INLINE_HASH = 256 << 10  # smaller (last) pieces: hashed inline, cheaper than a thread hop
 _SESSION_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _RUNNING_HASH_ALG = "sha256"
 
@@ -161,6 +162,9 @@ class Uploads:
     async def _flush(writer: FileWriter, data: bytes, running: _RunningHash | None) -> None:
         # Hash and write at once on two threads: hashlib and os.write both release the GIL.
         if running is None:
+            await writer.write(data)
+        elif len(data) <= INLINE_HASH:  # a small piece: the thread hops would cost more
+            running.hasher.update(data)
             await writer.write(data)
         else:
             await asyncio.gather(writer.write(data), asyncio.to_thread(running.hasher.update, data))

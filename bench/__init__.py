@@ -1,0 +1,1 @@
+"""Benchmarks: ocireg side by side with the Go reference registry (`python -m bench`)."""
