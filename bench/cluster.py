@@ -36,11 +36,11 @@ def _complaints(member: RegistryProcess, since: int) -> list[str]:
             text = f.read().decode(errors="replace")
     except FileNotFoundError:
         return []
-    keep = ("warning", "error", "critical", "Traceback", "Error")
+    keep = ("warning", "error", "critical", "traceback", "exit", "spawn")
     return [
         f"{member.name}: {line.strip()[:240]}"
         for line in text.splitlines()
-        if any(word in line for word in keep)
+        if any(word in line.lower() for word in keep)
     ]
 
 
