@@ -1,6 +1,7 @@
 """Stream one request to the owning member and its response back, in bounded chunks.
 
-One pooled aiohttp session per worker process, created on first use inside the running loop.
+One pooled aiohttp session per worker process, created on first use inside the running loop;
+blob GETs over plain HTTP take the leaner path of relay.py instead.
 The owner's status, headers and body come back unchanged (minus hop-by-hop headers and the two
 that the outer middleware adds itself). No total timeout: a large blob takes as long as it
 takes; a connect timeout and an idle (between reads) timeout bound everything else.
