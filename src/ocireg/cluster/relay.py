@@ -141,7 +141,9 @@ def _parse_head(raw: bytes) -> tuple[int, list[tuple[bytes, bytes]], int | None,
         if name == b"connection" and b"close" in value.lower():
             keep = False
         headers.append((name, value))
-    if length is None and status not in (204, 304) and not 100 <= status < 200:
+    if status < 200:
+        raise NotRelayable("interim response")  # aiohttp knows what to do with those
+    if length is None and status not in (204, 304):
         raise NotRelayable("response without Content-Length")
     return status, headers, length, keep
 
