@@ -10,11 +10,38 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.core import Context, MiB, Row, median
 
+if TYPE_CHECKING:
+    from tests.support.server import RegistryProcess
+
 TITLE = "5 cluster hop"
 RSS_LIMIT_MIB = 128
+
+
+def _log_size(member: RegistryProcess) -> int:
+    try:
+        return member.log_path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _complaints(member: RegistryProcess, since: int) -> list[str]:
+    """The member's log lines after byte `since` that are not info-level access lines."""
+    try:
+        with member.log_path.open("rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+    except FileNotFoundError:
+        return []
+    keep = ("warning", "error", "critical", "traceback", "exit", "spawn")
+    return [
+        f"{member.name}: {line.strip()[:240]}"
+        for line in text.splitlines()
+        if any(word in line.lower() for word in keep)
+    ]
 
 
 def run(ctx: Context) -> list[Row]:
@@ -37,13 +64,19 @@ def run(ctx: Context) -> list[Row]:
                 member, repo, key = (proxy, hop_repo, "via") if via else (owner, direct_repo, "")
                 for op in ("push", "pull"):
                     name = f"{op} {key}".strip()
+                    marks = [_log_size(m) for m in (proxy, owner)]
                     try:
                         if op == "push":
                             runs[name].append(hop.push(member, repo, piece, size, digest))
                         else:
                             runs[name].append(hop.pull(member, repo, size, digest))
                     except (OSError, AssertionError) as exc:  # reported, not fatal
+                        # The client only sees a broken connection; the members' own
+                        # warnings and errors from this run say which side gave up and why.
+                        said = _complaints(proxy, marks[0]) + _complaints(owner, marks[1])
                         failures.append((op, f"rep {rep} {name}: {exc!r}"[:160]))
+                        if said:
+                            failures.append((op, f"member logs: {' / '.join(said)}"[:600]))
         rss = hop.peak_rss_mib(proxy)
     to_mib = 1e6 / MiB  # cluster_hop reports MB/s
     rows = []

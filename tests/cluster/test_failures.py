@@ -49,6 +49,30 @@ def test_owner_down_is_503_quickly_and_recovers_without_restarting_the_proxy(
             assert r.content == image.manifest
 
 
+def test_blob_downloads_through_a_member_survive_an_owner_restart(tmp_path: Path) -> None:
+    # Blob GETs take the proxy's own pooled connections (cluster/relay.py): one the owner
+    # closed by restarting must be neither reused nor turned into a client error.
+    with running_cluster(tmp_path, count=2) as (proxy, owner):
+        repo = repo_owned_by(1, count=2, prefix="relay")
+        data, digest = random_blob(3 * 1024 * 1024 + 17)
+        with httpx.Client(base_url=proxy.url, timeout=30.0) as client:
+            push_blob(client, repo, data)
+            for _ in range(2):  # the second GET reuses the pooled connection
+                r = client.get(blob_path(repo, digest))
+                assert r.status_code == 200
+                assert r.content == data
+            owner.stop()
+            err = assert_error(client.get(blob_path(repo, digest)), 503, "UNAVAILABLE")
+            assert err["detail"] == {"member": owner.config["cluster"]["members"][1]}
+            owner.start()
+            for _ in range(2):
+                r = client.get(blob_path(repo, digest), headers={"Range": "bytes=5-1048580"})
+                assert r.status_code == 206
+                assert r.content == data[5:1048581]
+            missing = "sha256:" + "0" * 64
+            assert_error(client.get(blob_path(repo, missing)), 404, "BLOB_UNKNOWN")
+
+
 def test_owner_that_never_answers_is_503_at_the_connect_timeout(tmp_path: Path) -> None:
     """Member 1 is a socket whose accept queue is full: the kernel drops further SYNs, as a
     host that went away would, so only the connect timeout (3 s by default) ends the wait."""

@@ -1,6 +1,7 @@
 """Stream one request to the owning member and its response back, in bounded chunks.
 
-One pooled aiohttp session per worker process, created on first use inside the running loop.
+One pooled aiohttp session per worker process, created on first use inside the running loop;
+blob GETs over plain HTTP take the leaner path of relay.py instead.
 The owner's status, headers and body come back unchanged (minus hop-by-hop headers and the two
 that the outer middleware adds itself). No total timeout: a large blob takes as long as it
 takes; a connect timeout and an idle (between reads) timeout bound everything else.
@@ -9,6 +10,7 @@ takes; a connect timeout and an idle (between reads) timeout bound everything el
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from yarl import URL
 
 from ocireg.cluster.proof import CLUSTER_HEADERS
+from ocireg.cluster.relay import BlobRelay, NotRelayable, OwnerFailed
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
@@ -61,6 +64,8 @@ _DROP_REQUEST = (
 _DROP_RESPONSE = _HOP_BY_HOP | {b"docker-distribution-api-version", b"x-request-id"}
 # The caller's headers only: aiohttp must not invent these on its way to the owner.
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
+# GET /v2/<name>/blobs/<digest> (the path as Granian decoded it; upload ids carry no ':').
+_BLOB_GET = re.compile(r"/v2/.+/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 # RFC 3986 pchar plus "/": what may stay unescaped in a path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -122,6 +127,8 @@ class Forwarder:
         )
         self._pooled: aiohttp.ClientSession | None = None
         self._fresh: aiohttp.ClientSession | None = None
+        # Blob downloads skip aiohttp (relay.py says why); over TLS they keep it.
+        self._relay = BlobRelay(connect_timeout, idle_timeout) if ssl_context is None else None
 
     def _session(self, fresh: bool) -> aiohttp.ClientSession:
         # Sessions bind to the running loop, so they are made on first use, not at import.
@@ -149,6 +156,8 @@ class Forwarder:
         return current
 
     async def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
         for session in (self._pooled, self._fresh):
             if session is not None:
                 await session.close()
@@ -171,6 +180,29 @@ class Forwarder:
             encoded=True,
         )
         headers, has_body = _request_headers(scope, extra_headers)
+        if (
+            self._relay is not None
+            and method == "GET"
+            and not has_body
+            and _BLOB_GET.fullmatch(scope["path"])
+            and url.host is not None
+            and url.port is not None
+        ):
+            try:
+                await self._relay.get(
+                    url.host,
+                    url.port,
+                    member,
+                    url.raw_path_qs,
+                    headers.items(),
+                    send,
+                    _DROP_RESPONSE,
+                )
+                return
+            except NotRelayable as exc:
+                log.info("answer not relayable, asking again", extra={"reason": str(exc)})
+            except OwnerFailed as exc:
+                raise _unavailable(member, exc) from None
         state = _BodyState()
         response: aiohttp.ClientResponse | None = None
         for attempt in (1, 2):
