@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.oci import assert_error, manifest_path, push_blob
+from tests.support.oci import assert_error, blob_path, manifest_path, push_blob, push_image
 
 API_VERSION = "registry/2.0"
 
@@ -33,3 +33,31 @@ def test_api_version_header_on_error_responses(client: httpx.Client, repo: str) 
     r = client.get(manifest_path(repo, "missing"))
     assert_error(r, 404, ("MANIFEST_UNKNOWN", "NAME_UNKNOWN"))
     assert r.headers.get("docker-distribution-api-version") == API_VERSION
+
+
+def test_common_headers_on_the_fast_routes(client: httpx.Client, repo: str) -> None:
+    """Manifest GET/HEAD and blob HEAD are served below the middlewares without Starlette's
+    router: they still carry the API version and a request id, and HEAD has no body."""
+    image = push_image(client, repo, "v1")
+    layer = push_blob(client, repo, b"fast-route-layer")
+    responses = [
+        client.get(manifest_path(repo, "v1")),
+        client.head(manifest_path(repo, "v1")),
+        client.head(manifest_path(repo, image.digest)),
+        client.head(blob_path(repo, layer)),
+    ]
+    for r in responses:
+        assert r.status_code == 200
+        assert r.headers.get("docker-distribution-api-version") == API_VERSION
+        assert r.headers.get("x-request-id")
+    get, head, by_digest, blob = responses
+    assert get.content == image.manifest
+    assert get.headers["content-type"] == image.media_type
+    for r in (head, by_digest):
+        assert r.content == b""
+        assert r.headers["content-length"] == str(len(image.manifest))
+        assert r.headers["docker-content-digest"] == image.digest
+        assert r.headers["etag"] == f'"{image.digest}"'
+    assert blob.content == b""
+    assert blob.headers["content-length"] == str(len(b"fast-route-layer"))
+    assert blob.headers["docker-content-digest"] == layer

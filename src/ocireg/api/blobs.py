@@ -5,31 +5,35 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ocireg import names
 from ocireg.api.common import repo_name, store_of
-from ocireg.api.responses import BlobResponse, parse_range
+from ocireg.api.responses import BlobResponse, RawParts, RawResponse, blob_headers, parse_range
 from ocireg.digest import Digest
+from ocireg.registry import ImageStore
 
 
 async def get_blob(request: Request) -> Response:
     """end-2: GET|HEAD /v2/<name>/blobs/<digest>."""
+    store = store_of(request)
+    if request.method == "HEAD":
+        params = request.path_params
+        return RawResponse(await head_blob_parts(store, params["name"], params["digest"]))
     repo = repo_name(request)
     digest = Digest.parse(request.path_params["digest"])
-    store = store_of(request)
     info = await store.blobs.stat(repo, digest)
-    head = request.method == "HEAD"
     byte_range = None
     range_header = request.headers.get("range")
-    if range_header and not head:
+    if range_header:
         byte_range = parse_range(range_header, info.size)
-    return BlobResponse(
-        store,
-        repo,
-        digest,
-        info.size,
-        {"docker-content-digest": str(digest), "etag": f'"{digest}"'},
-        head=head,
-        byte_range=byte_range,
-    )
+    return BlobResponse(store, repo, digest, info.size, byte_range=byte_range)
+
+
+async def head_blob_parts(store: ImageStore, name: str, digest_text: str) -> RawParts:
+    """end-2 HEAD, for `get_blob` and for the fast routes (`ocireg.api.fast`)."""
+    repo = names.validate_name(name)
+    digest = Digest.parse(digest_text)
+    info = await store.blobs.stat(repo, digest)
+    return RawParts(200, blob_headers(digest, info.size), b"")
 
 
 async def delete_blob(request: Request) -> Response:

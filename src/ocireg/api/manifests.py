@@ -5,7 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ocireg import names
 from ocireg.api.common import read_limited, repo_name, store_of
+from ocireg.api.responses import RawParts, RawResponse
+from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 
 
@@ -15,13 +18,24 @@ def _reference(request: Request) -> str:
 
 async def get_manifest(request: Request) -> Response:
     """end-3: GET|HEAD /v2/<name>/manifests/<reference>; the bytes and media type as pushed."""
-    repo = repo_name(request)
-    manifest = await store_of(request).get_manifest(repo, _reference(request))
-    headers = {"docker-content-digest": str(manifest.digest), "etag": f'"{manifest.digest}"'}
-    if request.method == "HEAD":
-        headers["content-length"] = str(len(manifest.body))
-        return Response(b"", headers=headers, media_type=manifest.media_type)
-    return Response(manifest.body, headers=headers, media_type=manifest.media_type)
+    params = request.path_params
+    parts = await get_manifest_parts(
+        store_of(request), params["name"], params["reference"], request.method == "HEAD"
+    )
+    return RawResponse(parts)
+
+
+async def get_manifest_parts(store: ImageStore, name: str, reference: str, head: bool) -> RawParts:
+    """end-3, for `get_manifest` and for the fast routes (`ocireg.api.fast`)."""
+    manifest = await store.get_manifest(names.validate_name(name), reference)
+    digest = str(manifest.digest).encode()
+    headers = [
+        (b"docker-content-digest", digest),
+        (b"etag", b'"' + digest + b'"'),
+        (b"content-length", str(len(manifest.body)).encode()),
+        (b"content-type", manifest.media_type.encode("latin-1")),
+    ]
+    return RawParts(200, headers, b"" if head else manifest.body)
 
 
 async def put_manifest(request: Request) -> Response:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
@@ -15,6 +14,41 @@ from ocireg.registry import ImageStore
 from ocireg.storage import PathNotFound
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class RawParts(NamedTuple):
+    """A whole response as ASGI wants it. The handlers of the hottest routes produce this
+    once; `RawResponse` sends it for Starlette and `ocireg.api.fast` sends it directly."""
+
+    status: int
+    headers: RawHeaders
+    body: bytes
+
+
+class RawResponse(Response):
+    """Starlette's view of `RawParts`: the same status, header list and body."""
+
+    def __init__(self, parts: RawParts) -> None:
+        self.status_code, self.raw_headers, self.body = parts
+        self.background = None
+
+
+def blob_headers(
+    digest: Digest, size: int, byte_range: tuple[int, int] | None = None
+) -> RawHeaders:
+    """The headers of a blob GET/HEAD (`size` is the whole blob's)."""
+    text = str(digest).encode()
+    length = size if byte_range is None else byte_range[1] - byte_range[0] + 1
+    headers = [
+        (b"docker-content-digest", text),
+        (b"etag", b'"' + text + b'"'),
+        (b"content-length", str(length).encode()),
+    ]
+    if byte_range:
+        headers.append((b"content-range", f"bytes {byte_range[0]}-{byte_range[1]}/{size}".encode()))
+    headers += [(b"accept-ranges", b"bytes"), (b"content-type", b"application/octet-stream")]
+    return headers
 
 
 def error_response(err: RegistryError, head: bool = False) -> Response:
@@ -61,7 +95,7 @@ def _unsatisfiable(size: int, why: str) -> RegistryError:
 
 class BlobResponse(Response):
     """A blob body: pathsend (Granian sends the file itself) for whole local files, else
-    1 MiB chunks from the driver; HEAD gets the headers and no body."""
+    1 MiB chunks from the driver. (HEAD is `head_blob_parts`: headers, no body.)"""
 
     def __init__(
         self,
@@ -69,26 +103,17 @@ class BlobResponse(Response):
         repo: str,
         digest: Digest,
         size: int,
-        headers: Mapping[str, str],
-        head: bool = False,
         byte_range: tuple[int, int] | None = None,
-        media_type: str = "application/octet-stream",
     ) -> None:
         self.store = store
         self.repo = repo
         self.digest = digest
-        self.head = head
         self.byte_range = byte_range
         self.status_code = 206 if byte_range else 200
         self.body = b""
-        length = size if byte_range is None else byte_range[1] - byte_range[0] + 1
-        self.media_type = media_type
         self.background = None
-        self.init_headers({**headers, "content-length": str(length)})
-        if byte_range:
-            self.headers["content-range"] = f"bytes {byte_range[0]}-{byte_range[1]}/{size}"
-        self.headers["accept-ranges"] = "bytes"
-        self._length = length
+        self.raw_headers = blob_headers(digest, size, byte_range)
+        self._length = size if byte_range is None else byte_range[1] - byte_range[0] + 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         start: dict[str, Any] = {
@@ -96,10 +121,6 @@ class BlobResponse(Response):
             "status": self.status_code,
             "headers": self.raw_headers,
         }
-        if self.head:
-            await send(start)
-            await send({"type": "http.response.body", "body": b""})
-            return
         path = self.store.blobs.local_path(self.repo, self.digest)
         extensions = scope.get("extensions") or {}
         if path is not None and self.byte_range is None and "http.response.pathsend" in extensions:

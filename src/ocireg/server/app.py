@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ocireg.api.fast import FastRoutes
 from ocireg.api.routes import ROUTES
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
@@ -69,6 +70,9 @@ def build_middleware(
         cluster_forward(config, membership, on_forward=metrics.record_proxied),
         # authorize: access-control policies, on the owner (issue 5)
         authorize(auth),
+        # manifest GET/HEAD and blob HEAD as raw ASGI, below everything else; the rest
+        # goes on to Starlette's router
+        Middleware(FastRoutes, routes=routes),
     ]
     return [m for m in stack if m is not None]
 

@@ -53,23 +53,23 @@ class FilesystemDriver:
 
     def __init__(self, root: Path, fsync: bool = False) -> None:
         self.root = root.resolve()
+        self._root_text = str(self.root)
         self.fsync = fsync
 
     # Small metadata operations (stat, listdir, reading a few KiB from the page cache) run
     # inline: they cost microseconds, less than a hop to a thread. Bulk I/O goes to threads.
 
     def _full(self, path: str) -> Path:
-        if (
-            path.startswith("/")
-            or "\x00" in path
-            or any(part in ("", ".", "..") for part in path.split("/"))
-        ):
-            raise InvalidPath(path)
-        return self.root / path
+        return self.root / _checked(path)
+
+    def _full_text(self, path: str) -> str:
+        # For stat and get_content, which every manifest and blob request makes: a str
+        # path, without pathlib's join (~2 us each).
+        return os.path.join(self._root_text, _checked(path))
 
     @_os_errors
     async def get_content(self, path: str) -> bytes:
-        full = self._full(path)
+        full = self._full_text(path)
         try:
             with open(full, "rb") as f:
                 return f.read()
@@ -126,7 +126,7 @@ class FilesystemDriver:
 
     @_os_errors
     async def stat(self, path: str) -> FileInfo:
-        full = self._full(path)
+        full = self._full_text(path)
         try:
             st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
@@ -326,6 +326,15 @@ def _write_all(fd: int, data: bytes) -> None:
     while view:
         n = os.write(fd, view)
         view = view[n:]
+
+
+def _checked(path: str) -> str:
+    """`path` if it stays under the root: no empty, "." or ".." component, no leading "/".
+    String tests on "/path/" rather than a split: every request checks at least one path."""
+    wrapped = f"/{path}/"
+    if "\x00" in path or "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
+        raise InvalidPath(path)
+    return path
 
 
 def _version(st: os.stat_result) -> str:
