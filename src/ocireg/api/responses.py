@@ -51,20 +51,6 @@ def blob_headers(
     return headers
 
 
-def error_response(err: RegistryError, head: bool = False) -> Response:
-    body = err.body()
-    headers = dict(err.headers)
-    response = Response(
-        b"" if head else body,
-        status_code=err.status,
-        headers=headers,
-        media_type="application/json",
-    )
-    if head:
-        response.headers["content-length"] = str(len(body))
-    return response
-
-
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416)."""
     m = _RANGE_RE.match(header.strip())

@@ -60,15 +60,15 @@ def build_middleware(
     stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
-        # metrics (issue 7) -- counts everything below
+        # metrics -- counts everything below
         Middleware(metrics.MetricsMiddleware, routes=routes),
-        # cluster inbound: verify a forwarded request's proof, adopt its identity (issue 3)
+        # cluster inbound: verify a forwarded request's proof, adopt its identity
         cluster_inbound(membership),
-        # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"] (issue 5)
+        # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
         authenticate(auth),
-        # cluster forward: not the owner -> stream to the owner with the identity (issue 3)
+        # cluster forward: not the owner -> stream to the owner with the identity
         cluster_forward(config, membership, on_forward=metrics.record_proxied),
-        # authorize: access-control policies, on the owner (issue 5)
+        # authorize: access-control policies, on the owner
         authorize(auth),
         # manifest GET/HEAD and blob HEAD as raw ASGI, below everything else; the rest
         # goes on to Starlette's router
