@@ -21,6 +21,7 @@ from tests.support.oci import (
     random_blob,
     uploads_path,
 )
+from tests.support.server import wait_until
 
 
 def test_owner_down_is_503_quickly_and_recovers_without_restarting_the_proxy(
@@ -37,7 +38,7 @@ def test_owner_down_is_503_quickly_and_recovers_without_restarting_the_proxy(
             err = assert_error(r, 503, "UNAVAILABLE")
             assert err["detail"] == {"member": owner.config["cluster"]["members"][1]}
             assert client.get("/livez").status_code == 200
-            assert "cluster member unreachable" in proxy.logs()
+            wait_until(lambda: "cluster member unreachable" in proxy.logs(), timeout=5)
 
             owner.start()
             # A POST cannot be retried by the HTTP client on its own; the proxy retries it on a

@@ -9,7 +9,6 @@ import os
 import re
 import time
 import uuid
-from typing import Any
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +17,7 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
 from ocireg.meta import MetaUnavailable
 from ocireg.registry.faults import as_registry_error
+from ocireg.server.traffic import Traffic
 from ocireg.storage import StorageError
 
 log = logging.getLogger("ocireg.access")
@@ -45,53 +45,45 @@ class RequestContextMiddleware:
         rid = _incoming_id(scope) or self._new_id()
         token = request_id.set(rid)
         started = time.perf_counter()
-        state: dict[str, Any] = {"status": 0, "sent": 0, "received": 0}
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                state["received"] += len(message.get("body", b""))
-            return message
+        traffic = Traffic()
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                state["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append(_API_VERSION)
                 headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
-            elif message["type"] == "http.response.body":
-                state["sent"] += len(message.get("body", b""))
+            traffic.sent(message)
             await send(message)
 
         try:
-            await self.app(scope, counting_receive, send_with_headers)
+            await self.app(scope, traffic.counting(receive), send_with_headers)
         except RegistryError as err:
-            await self._send_error(scope, send_with_headers, state, err)
+            await self._send_error(scope, send_with_headers, traffic, err)
         except (StorageError, MetaUnavailable) as exc:
             errlog.warning("backend error", extra={"error": str(exc), "path": scope.get("path")})
-            await self._send_error(scope, send_with_headers, state, as_registry_error(exc))
+            await self._send_error(scope, send_with_headers, traffic, as_registry_error(exc))
         except ClientDisconnect:
-            state["status"] = state["status"] or 499
+            traffic.status = traffic.status or 499
         except Exception:
             errlog.exception("unhandled error", extra={"path": scope.get("path")})
             await self._send_error(
-                scope, send_with_headers, state, RegistryError(ErrorCode.UNKNOWN)
+                scope, send_with_headers, traffic, RegistryError(ErrorCode.UNKNOWN)
             )
         finally:
             if log.isEnabledFor(logging.INFO):  # at warn, skip building the record at all
-                self._access_log(scope, state, started)
+                self._access_log(scope, traffic, started)
             request_id.reset(token)
 
-    def _access_log(self, scope: Scope, state: dict[str, Any], started: float) -> None:
+    def _access_log(self, scope: Scope, traffic: Traffic, started: float) -> None:
         log.info(
             "request",
             extra={
                 "method": scope.get("method"),
                 "path": scope.get("path"),
-                "status": state["status"],
-                "bytes_in": state["received"],
-                "bytes_out": state["sent"],
+                "status": traffic.status,
+                "bytes_in": traffic.bytes_in,
+                "bytes_out": traffic.bytes_out,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 3),
                 "client": (scope.get("client") or ("-",))[0],
                 "pid": self.pid,
@@ -99,10 +91,8 @@ class RequestContextMiddleware:
         )
 
     @staticmethod
-    async def _send_error(
-        scope: Scope, send: Send, state: dict[str, Any], err: RegistryError
-    ) -> None:
-        if state["status"]:
+    async def _send_error(scope: Scope, send: Send, traffic: Traffic, err: RegistryError) -> None:
+        if traffic.status:
             # Headers already went out: the only honest signal left is to break the stream.
             raise RuntimeError("error after the response started") from err
         body = err.body()

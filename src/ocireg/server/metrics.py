@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.config import Config
 from ocireg.errors import ConfigError, RegistryError
+from ocireg.server.traffic import Traffic
 
 if TYPE_CHECKING:
     from ocireg.ops.gc import GCReport
@@ -200,50 +201,37 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         method = scope["method"] if scope["method"] in _METHODS else "OTHER"
-        counts = {"status": 0, "in": 0, "out": 0, "length": 0}
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                counts["in"] += len(message.get("body", b""))
-            return message
+        traffic = Traffic()
 
         async def counting_send(message: Message) -> None:
-            kind = message["type"]
-            if kind == "http.response.start":
-                counts["status"] = message["status"]
-                counts["length"] = _content_length(message)
-            elif kind == "http.response.body":
-                counts["out"] += len(message.get("body", b""))
-            elif kind == "http.response.pathsend":
-                counts["out"] += counts["length"]  # the server sends the file itself
+            traffic.sent(message)
             await send(message)
 
         upload = method in _UPLOAD_METHODS and "/blobs/uploads/" in scope["path"]
         if upload:
             m.uploads.inc()
         try:
-            await self.app(scope, counting_receive, counting_send)
+            await self.app(scope, traffic.counting(receive), counting_send)
         except RegistryError as err:
-            counts["status"] = counts["status"] or err.status
+            traffic.status = traffic.status or err.status
             raise
         except ClientDisconnect:
-            counts["status"] = counts["status"] or 499
+            traffic.status = traffic.status or 499
             raise
         except Exception:
-            counts["status"] = counts["status"] or 500
+            traffic.status = traffic.status or 500
             raise
         finally:
             if upload:
                 m.uploads.dec()
             route = self._template(scope)
-            self._requests(m, method, route, counts["status"]).inc()
+            self._requests(m, method, route, traffic.status).inc()
             latency, bytes_in, bytes_out = self._per_route(m, method, route)
             latency.observe(time.perf_counter() - started)
-            if counts["in"]:
-                bytes_in.inc(counts["in"])
-            if counts["out"]:
-                bytes_out.inc(counts["out"])
+            if traffic.bytes_in:
+                bytes_in.inc(traffic.bytes_in)
+            if traffic.bytes_out:
+                bytes_out.inc(traffic.bytes_out)
 
     # `labels()` costs as much as the update itself; the label sets are few, keep them bound.
 
@@ -279,11 +267,3 @@ class MetricsMiddleware:
             if match is Match.PARTIAL and partial is None and isinstance(route, Route):
                 partial = route.path
         return partial or "unmatched"
-
-
-def _content_length(message: Message) -> int:
-    for key, value in message.get("headers", ()):
-        if key.lower() == b"content-length":
-            with contextlib.suppress(ValueError):
-                return int(value)
-    return 0
