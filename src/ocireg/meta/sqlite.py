@@ -20,6 +20,9 @@ CREATE TABLE IF NOT EXISTS blob_locations (digest TEXT PRIMARY KEY, path TEXT NO
 """
 
 
+_OPEN_TIMEOUT = 15.0  # seconds
+
+
 class SqliteMeta:
     name = "sqlite"
 
@@ -29,16 +32,34 @@ class SqliteMeta:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
-                db.executescript(_SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
-            self._db = db
+            # Several processes (workers, members on one root, the CLI) may open the file at
+            # the same moment; switching to WAL and creating the schema can then answer
+            # "database is locked" without waiting for the busy timeout. Retry, bounded.
+            deadline = time.monotonic() + _OPEN_TIMEOUT
+            while True:
+                try:
+                    self._db = self._open()
+                    break
+                except sqlite3.OperationalError as exc:
+                    if "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+                    time.sleep(0.05)
+                except (sqlite3.Error, OSError) as exc:
+                    raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
         return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        try:
+            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
