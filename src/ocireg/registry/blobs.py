@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 from ocireg.digest import Digest, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
@@ -86,12 +86,9 @@ class BlobStore:
             return False
         return True
 
-    def local_path(self, repo: str, digest: Digest) -> str | None:
-        return self.driver.local_path(self._path(repo, digest))
-
     def read(
         self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         return self.driver.reader(self._path(repo, digest), offset, length)
 
     async def get_small(self, repo: str, digest: Digest) -> bytes:

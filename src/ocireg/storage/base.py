@@ -8,7 +8,7 @@ the one place that turns those into OCI error codes.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,7 +101,9 @@ class StorageDriver(Protocol):
         """Make `dst` hold the bytes of `src` (a hard link or server-side copy where possible)."""
         ...
 
-    def reader(self, path: str, offset: int = 0, length: int | None = None) -> AsyncIterator[bytes]:
+    def reader(
+        self, path: str, offset: int = 0, length: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """Stream `length` bytes (all when None) from `offset` in bounded chunks."""
         ...
 

@@ -11,7 +11,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -197,27 +197,33 @@ class FilesystemDriver:
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
-    ) -> AsyncIterator[bytes]:
-        full = self._full(path)
+    ) -> AsyncGenerator[bytes, None]:
+        full = self._full_text(path)
         try:
-            f = open(full, "rb")  # noqa: SIM115 - closed in the finally below
+            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
         except OSError as exc:
             raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
+        end = None if length is None else offset + length
+        ahead: asyncio.Future[bytes] | None = None
         try:
-            f.seek(offset)
-            remaining = length
-            while remaining is None or remaining > 0:
-                n = CHUNK if remaining is None else min(CHUNK, remaining)
-                data = await asyncio.to_thread(f.read, n)
+            ahead = _read_ahead(fd, offset, end)
+            while ahead is not None:
+                data = await ahead
+                ahead = None
                 if not data:
                     break
-                if remaining is not None:
-                    remaining -= len(data)
+                offset += len(data)
+                # The next piece is read while this one is being sent: disk and socket
+                # overlap, and the event loop never waits for the disk.
+                ahead = _read_ahead(fd, offset, end)
                 yield data
         finally:
-            f.close()
+            if ahead is None or ahead.done():
+                _close_quietly(fd, ahead)
+            else:  # a read is still running in its thread: close the fd only after it
+                ahead.add_done_callback(functools.partial(_close_quietly, fd))
 
     @_os_errors
     async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
@@ -319,6 +325,19 @@ class FilesystemWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _read_ahead(fd: int, offset: int, end: int | None) -> asyncio.Future[bytes] | None:
+    size = CHUNK if end is None else min(CHUNK, end - offset)
+    if size <= 0:
+        return None
+    return asyncio.ensure_future(asyncio.to_thread(os.pread, fd, size, offset))
+
+
+def _close_quietly(fd: int, read: asyncio.Future[bytes] | None = None) -> None:
+    if read is not None and not read.cancelled():
+        read.exception()  # retrieved: a read nobody waits for any more is not an error
+    os.close(fd)
 
 
 def _write_all(fd: int, data: bytes) -> None:
