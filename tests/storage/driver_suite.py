@@ -24,6 +24,8 @@ from ocireg.storage import InvalidPath, PathNotFound, StorageDriver
 
 Body = Callable[[StorageDriver], Awaitable[None]]
 MiB = 1 << 20
+# Pieces per batch: tiny, one small, many received pieces (past the writev limit), big.
+_BATCH_SIZES = [(10,), (300_000,), (417_792,) * 3, (1_000,) * 600, (5 * MiB, 1), (7,)] * 3
 
 
 async def _read_all(
@@ -166,11 +168,28 @@ class DriverSuite:
     def test_writer_makes_object_visible_after_commit(self) -> None:
         async def body(d: StorageDriver) -> None:
             w = await d.writer("w/obj")
-            await w.write(b"a" * 100)
-            await w.write(b"b" * 100)
+            await w.write([b"a" * 100])
+            await w.write([b"b" * 100])
             await w.commit()
             await w.close()
             assert await d.get_content("w/obj") == b"a" * 100 + b"b" * 100
+
+        self.run(body)
+
+    def test_writer_keeps_the_order_of_many_batches(self) -> None:
+        # Batches of pieces as an upload hands them on: small ones written at once, large
+        # ones queued (the filesystem writer's thread), all in order once committed.
+        batches = [[os.urandom(n) for n in sizes] for sizes in _BATCH_SIZES]
+        expected = b"".join(b"".join(batch) for batch in batches)
+
+        async def body(d: StorageDriver) -> None:
+            w = await d.writer("w/batches")
+            for batch in batches:
+                await w.write(batch)
+            assert w.size == len(expected)
+            await w.commit()
+            await w.close()
+            assert await d.get_content("w/batches") == expected
 
         self.run(body)
 
@@ -200,7 +219,7 @@ class DriverSuite:
             for chunk in chunks:  # a new writer per chunk, as a new request would open
                 w = await d.upload_open("u/.uploads/s1")
                 assert w.size == total
-                await w.write(chunk)
+                await w.write([chunk])
                 await w.commit()
                 await w.close()
                 total += len(chunk)
@@ -220,7 +239,7 @@ class DriverSuite:
         async def body(d: StorageDriver) -> None:
             await d.upload_create("v/.uploads/s")
             w = await d.upload_open("v/.uploads/s")
-            await w.write(b"tiny")
+            await w.write([b"tiny"])
             await w.commit()
             await w.close()
             await d.upload_finish("v/.uploads/s", "v/blobs/t")
@@ -232,11 +251,11 @@ class DriverSuite:
         async def body(d: StorageDriver) -> None:
             await d.upload_create("x/.uploads/s")
             w = await d.upload_open("x/.uploads/s")
-            await w.write(b"a" * 10)
+            await w.write([b"a" * 10])
             await w.commit()
             await w.close()
             w = await d.upload_open("x/.uploads/s")
-            await w.write(b"b" * 10)  # never committed
+            await w.write([b"b" * 10])  # never committed
             await w.close()
             w = await d.upload_open("x/.uploads/s")
             # Disk keeps what was written, S3 what was committed: either way size and
@@ -252,7 +271,7 @@ class DriverSuite:
         async def body(d: StorageDriver) -> None:
             await d.upload_create("y/.uploads/s")
             w = await d.upload_open("y/.uploads/s")
-            await w.write(os.urandom(9 * MiB))
+            await w.write([os.urandom(9 * MiB)])
             await w.commit()
             await w.close()
             await d.upload_abort("y/.uploads/s")
@@ -269,7 +288,7 @@ class DriverSuite:
             await d.upload_create("z/.uploads/empty")
             await d.upload_create("z/.uploads/big")
             w = await d.upload_open("z/.uploads/big")
-            await w.write(os.urandom(9 * MiB))  # a part went up: S3 holds a multipart upload
+            await w.write([os.urandom(9 * MiB)])  # a part went up: S3 holds a multipart upload
             await w.commit()
             await w.close()
             await d.upload_create("z/.uploads/done")

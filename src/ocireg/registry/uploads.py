@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import uuid
 from collections import OrderedDict
@@ -20,12 +21,13 @@ from dataclasses import dataclass
 
 from ocireg.digest import Digest, Hasher, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.lane import Lane
 from ocireg.registry import layout
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileWriter, PathNotFound, StorageDriver
 
-WRITE_CHUNK = 1 << 20  # hash and write in 1 MiB pieces: fewer thread hops, full hash speed
+WRITE_CHUNK = 1 << 20  # hand on received bytes in ~1 MiB batches: few thread hops
 INLINE_HASH = 256 << 10  # smaller (last) pieces: hashed inline, cheaper than a thread hop
 _SESSION_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _RUNNING_HASH_ALG = "sha256"
@@ -145,29 +147,42 @@ class Uploads:
     async def _stream_into(
         self, writer: FileWriter, body: AsyncIterator[bytes], running: _RunningHash | None
     ) -> None:
-        pending: list[bytes] = []
-        pending_size = 0
-        async for chunk in body:
-            if not chunk:
-                continue
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if pending_size >= WRITE_CHUNK:
-                await self._flush(writer, b"".join(pending), running)
-                pending, pending_size = [], 0
-        if pending:
-            await self._flush(writer, b"".join(pending), running)
+        # Received pieces are handed on in batches of ~1 MiB, not joined: the writer writes
+        # a batch with one writev, and the hash lane (from the first full batch on) hashes
+        # it on a thread of its own while the next bytes arrive.
+        lane: Lane | None = None
+        batch: list[bytes] = []
+        batch_size = 0
+        try:
+            async for chunk in body:
+                if not chunk:
+                    continue
+                batch.append(chunk)
+                batch_size += len(chunk)
+                if batch_size >= WRITE_CHUNK:
+                    if running is not None:
+                        lane = lane or Lane("ocireg-hash")
+                        await lane.submit(functools.partial(_hash_all, running.hasher, batch))
+                    await writer.write(batch)
+                    batch, batch_size = [], 0
+            if batch:
+                if running is not None:
+                    await self._hash_last(running.hasher, batch, batch_size, lane)
+                await writer.write(batch)
+            if lane is not None:
+                await lane.drain()
+        finally:
+            if lane is not None:
+                lane.close()
 
     @staticmethod
-    async def _flush(writer: FileWriter, data: bytes, running: _RunningHash | None) -> None:
-        # Hash and write at once on two threads: hashlib and os.write both release the GIL.
-        if running is None:
-            await writer.write(data)
-        elif len(data) <= INLINE_HASH:  # a small piece: the thread hops would cost more
-            running.hasher.update(data)
-            await writer.write(data)
+    async def _hash_last(hasher: Hasher, batch: list[bytes], size: int, lane: Lane | None) -> None:
+        if lane is not None:  # behind the batches already queued there
+            await lane.submit(functools.partial(_hash_all, hasher, batch))
+        elif size <= INLINE_HASH:  # a small body: a thread hop would cost more
+            _hash_all(hasher, batch)
         else:
-            await asyncio.gather(writer.write(data), asyncio.to_thread(running.hasher.update, data))
+            await asyncio.to_thread(_hash_all, hasher, batch)
 
     def _remember(self, session: str, running: _RunningHash) -> None:
         self._hashes[session] = running
@@ -187,3 +202,8 @@ class Uploads:
         self._hashes.pop(session, None)
         with contextlib.suppress(PathNotFound):
             await self.driver.upload_abort(path)
+
+
+def _hash_all(hasher: Hasher, pieces: list[bytes]) -> None:
+    for piece in pieces:
+        hasher.update(piece)

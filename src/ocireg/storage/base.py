@@ -49,13 +49,17 @@ class FileWriter(Protocol):
 
     @property
     def size(self) -> int:
-        """Bytes in the file so far, including what was there before this writer opened."""
+        """Bytes in the file, counting what `write` accepted and what was there before."""
         ...
 
-    async def write(self, data: bytes) -> None: ...
+    async def write(self, pieces: list[bytes]) -> None:
+        """Append the pieces, in order. May return before they reach storage (the caller
+        goes on receiving); a failure is then raised by a later `write` or by `commit`.
+        The list is the writer's from then on: the caller does not change it."""
+        ...
 
     async def commit(self) -> None:
-        """Flush (and, when the driver is configured to, fsync) what was written."""
+        """Wait for every write; flush (and, when the driver is configured to, fsync)."""
         ...
 
     async def close(self) -> None: ...

@@ -665,8 +665,9 @@ class S3Writer:
         # S3 allows 10,000 parts: grow the part size so that blobs of any size fit.
         return PART * (1 + (self._next - 1) // 1000)
 
-    async def write(self, data: bytes) -> None:
-        self._buffer += data
+    async def write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._buffer += piece
         while len(self._buffer) >= self._part_size():
             n = self._part_size()
             await self._flush(bytes(self._buffer[:n]))
