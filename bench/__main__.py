@@ -28,8 +28,8 @@ from bench.workloads import WORKLOADS, cluster_stub
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Workload key -> module defining TITLE and run(ctx); "5" shows a stub until it exists.
-# bench/cluster_hop.py and bench/s3_vs_fs.py are standalone scripts: adapters in
-# bench/cluster.py (and, to come, bench/s3.py) run them inside the table.
+# bench/cluster_hop.py and bench/s3_vs_fs.py are standalone scripts: the adapters
+# bench/cluster.py and bench/s3.py run them inside the table.
 PLUGINS = {"5": "bench.cluster", "7": "bench.s3"}
 # A plug-in runs only when the modules it needs exist.
 NEEDS = {"5": "bench.cluster_hop", "7": "bench.s3_vs_fs"}
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="ocireg http.workers (default: ocireg's default, the CPU count)",
     )
-    parser.add_argument("--only", default="", help="comma-separated workload keys (1,3,4,5,6)")
+    parser.add_argument("--only", default="", help="comma-separated workload keys (1,3,4,5,6,7)")
     parser.add_argument("--reps", type=int, default=None, help="runs per figure (median)")
     parser.add_argument(
         "--log-level",

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.core import Context, MiB, Row, median
+from bench.core import Context, MiB, Row, failed_note, median
 
 if TYPE_CHECKING:
     from tests.support.server import RegistryProcess
@@ -90,11 +90,9 @@ def run(ctx: Context) -> list[Row]:
             goal=0.8,
             vs="owner direct",
             runs={"via": runs[f"{op} via"], "direct": runs[op]},
-            note="comparison column: the same request straight to the owner; 1 worker/member",
+            note="comparison column: the same request straight to the owner; 1 worker/member"
+            + failed_note(failures, op),
         )
-        failed = [text for kind, text in failures if kind == op]
-        if failed:
-            row.note += f"; FAILED runs: {'; '.join(failed)}"
         rows.append(row)
     rows.append(
         Row(

@@ -105,6 +105,12 @@ def median(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
+def failed_note(failures: list[tuple[str, str]], kind: str) -> str:
+    """What to add to a row's note for the failed runs of `kind` among (kind, text) pairs."""
+    failed = [text for k, text in failures if k == kind]
+    return f"; FAILED runs: {'; '.join(failed)}" if failed else ""
+
+
 def row_from(
     results: dict[str, dict[str, list[float]]],
     workload: str,
