@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -63,10 +64,19 @@ def run_cli(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[s
 class RegistryProcess:
     """One `ocireg serve` process (with its Granian workers) on a loopback port."""
 
-    def __init__(self, workdir: Path, config: dict[str, Any], name: str = "ocireg") -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        config: dict[str, Any],
+        name: str = "ocireg",
+        max_file_size: int | None = None,
+    ) -> None:
         self.workdir = workdir
         self.config = config
         self.name = name
+        # RLIMIT_FSIZE for the server's processes: writes past it fail with EFBIG, as on a
+        # full disk (Python ignores SIGXFSZ), without needing a small filesystem.
+        self.max_file_size = max_file_size
         self.proc: subprocess.Popen[bytes] | None = None
         self.config_path = workdir / f"{name}-config.json"
         self.log_path = workdir / f"{name}.log"
@@ -96,11 +106,16 @@ class RegistryProcess:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so that stop() reaches the Granian workers too
+            preexec_fn=self._limit_file_size if self.max_file_size else None,
         )
         log.close()
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def _limit_file_size(self) -> None:
+        assert self.max_file_size is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_size, self.max_file_size))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         def up() -> bool:

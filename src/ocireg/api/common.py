@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+from starlette.requests import ClientDisconnect, Request
 
 from ocireg import names
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 
-# Past this, an over-long body is not worth reading to the end just to answer 413 politely.
+# Past this, a body is not worth reading to the end just to answer an error politely.
 MAX_DRAIN = 64 << 20
+
+T = TypeVar("T")
 
 
 def store_of(request: Request) -> ImageStore:
@@ -46,3 +52,22 @@ async def read_limited(request: Request, limit: int) -> bytes:
             status=413,
         )
     return b"".join(parts)
+
+
+async def with_body(request: Request, use: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:
+    """`use(body)`; when it fails before reading the whole body (storage refusing a write,
+    say), the rest, up to MAX_DRAIN, is read and dropped before the error is answered: an
+    HTTP/1.1 client still sending would otherwise meet a reset instead of the answer."""
+    body = request.stream()
+    try:
+        return await use(body)
+    except ClientDisconnect:
+        raise
+    except Exception:
+        drained = 0
+        with contextlib.suppress(Exception):
+            async for chunk in body:
+                drained += len(chunk)
+                if drained > MAX_DRAIN:
+                    break
+        raise

@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ocireg import names
-from ocireg.api.common import repo_name, store_of
+from ocireg.api.common import repo_name, store_of, with_body
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
@@ -46,7 +46,7 @@ async def start_upload(request: Request) -> Response:
     session = await store.uploads.start(repo)
     if params.get("digest") is not None:
         digest = Digest.parse(params["digest"])
-        await store.uploads.complete(repo, session, digest, request.stream())
+        await with_body(request, lambda body: store.uploads.complete(repo, session, digest, body))
         return _blob_created(repo, digest)
     return Response(status_code=202, headers=_session_headers(repo, session, 0))
 
@@ -78,7 +78,7 @@ async def patch_upload(request: Request) -> Response:
                 status=416,
                 headers={"Range": f"0-{max(await store.uploads.size(repo, session) - 1, 0)}"},
             )
-    size = await store.uploads.append(repo, session, request.stream(), start)
+    size = await with_body(request, lambda body: store.uploads.append(repo, session, body, start))
     return Response(status_code=202, headers=_session_headers(repo, session, size))
 
 
@@ -92,7 +92,7 @@ async def complete_upload(request: Request) -> Response:
         await store.uploads.size(repo, session)  # an unknown session is 404 first
         raise RegistryError(ErrorCode.DIGEST_INVALID, "digest query parameter is required")
     digest = Digest.parse(raw_digest)
-    await store.uploads.complete(repo, session, digest, request.stream())
+    await with_body(request, lambda body: store.uploads.complete(repo, session, digest, body))
     return _blob_created(repo, digest)
 
 

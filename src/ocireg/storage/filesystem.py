@@ -11,7 +11,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,14 +40,20 @@ def _os_errors(method: _F) -> _F:
 
     @functools.wraps(method)
     async def wrapper(self: Any, path: str, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with _storage_errors(path):
             return await method(self, path, *args, **kwargs)
-        except StorageError:
-            raise
-        except OSError as exc:
-            raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _storage_errors(path: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise
+    except OSError as exc:
+        raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
 
 
 class FilesystemDriver:
@@ -212,7 +218,8 @@ class FilesystemDriver:
         try:
             ahead = _read_ahead(fd, offset, end)
             while ahead is not None:
-                data = await ahead
+                with _storage_errors(path):
+                    data = await ahead
                 ahead = None
                 if not data:
                     break
@@ -236,7 +243,7 @@ class FilesystemDriver:
         fd = os.open(
             full, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644
         )
-        return FilesystemWriter(fd, os.fstat(fd).st_size, self.fsync)
+        return FilesystemWriter(path, fd, os.fstat(fd).st_size, self.fsync)
 
     # Upload sessions are plain files: appended in place, renamed into place at the end.
 
@@ -303,7 +310,11 @@ class FilesystemDriver:
 
 
 class FilesystemWriter:
-    def __init__(self, fd: int, size: int, fsync: bool) -> None:
+    """Appends to one file. A failed write (a full disk) is the driver's StorageUnavailable,
+    like every other OS error the driver meets."""
+
+    def __init__(self, path: str, fd: int, size: int, fsync: bool) -> None:
+        self._path = path
         self._fd = fd
         self._size = size
         self._fsync = fsync
@@ -315,21 +326,23 @@ class FilesystemWriter:
 
     async def write(self, pieces: list[bytes]) -> None:
         size = sum(map(len, pieces))
-        if self._lane is None and size <= INLINE_WRITE:
-            _write_all(self._fd, pieces)
-        else:
-            # Large writes go to a thread of this writer's own, in order, without waiting
-            # for each: the caller receives (and hashes) the next bytes meanwhile.
-            if self._lane is None:
-                self._lane = Lane("ocireg-write")
-            await self._lane.submit(functools.partial(_write_all, self._fd, pieces))
+        with _storage_errors(self._path):
+            if self._lane is None and size <= INLINE_WRITE:
+                _write_all(self._fd, pieces)
+            else:
+                # Large writes go to a thread of this writer's own, in order, without
+                # waiting for each: the caller receives (and hashes) the next bytes meanwhile.
+                if self._lane is None:
+                    self._lane = Lane("ocireg-write")
+                await self._lane.submit(functools.partial(_write_all, self._fd, pieces))
         self._size += size
 
     async def commit(self) -> None:
-        if self._lane is not None:
-            await self._lane.drain()
-        if self._fsync:
-            await asyncio.to_thread(os.fsync, self._fd)
+        with _storage_errors(self._path):
+            if self._lane is not None:
+                await self._lane.drain()
+            if self._fsync:
+                await asyncio.to_thread(os.fsync, self._fd)
 
     async def close(self) -> None:
         fd, self._fd = self._fd, -1
