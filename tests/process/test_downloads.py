@@ -81,3 +81,54 @@ def test_an_abandoned_download_releases_the_file(start_registry: StartRegistry) 
         assert r.status_code == 200
         assert r.content == data
     assert "Traceback" not in registry.logs()
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_stalled_downloads_hold_little_memory(start_registry: StartRegistry) -> None:
+    """Clients that stop reading leave their unsent bytes queued in the worker; with large
+    pieces that was ~10 MiB per download. Pieces stay small until a client proves fast."""
+    registry = start_registry(workers=1)
+    data = os.urandom(48 * 1024 * 1024)
+    digest = sha256(data)
+    with fresh_client(registry) as c:
+        assert push_blob(c, REPO, data, chunks=4).status_code == 201
+    (worker,) = serving_processes(registry)
+    before = _rss_mib(worker)
+    clients = 24
+    socks = []
+    try:
+        for _ in range(clients):
+            sock = socket.create_connection(("127.0.0.1", registry.port), timeout=10)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            sock.sendall(f"GET /v2/{REPO}/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            got = 0
+            while got < 1024 * 1024:
+                piece = sock.recv(256 * 1024)
+                assert piece
+                got += len(piece)
+            socks.append(sock)
+        # Every download is stalled once the worker stops reading the file.
+        last = [-1]
+
+        def settled() -> bool:
+            now = _bytes_read(worker)
+            done, last[0] = now == last[0], now
+            return done
+
+        wait_until(settled, timeout=20, interval=0.2)
+        grown = _rss_mib(worker) - before
+        assert grown < clients * 4, f"{grown:.0f} MiB for {clients} stalled downloads"
+    finally:
+        for sock in socks:
+            sock.close()
+    with fresh_client(registry) as c:  # and a fast client still gets the whole blob
+        r = c.get(f"/v2/{REPO}/blobs/{digest}")
+        assert r.status_code == 200
+        assert r.content == data
