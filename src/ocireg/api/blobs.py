@@ -11,6 +11,11 @@ from ocireg.api.responses import BlobResponse, RawParts, RawResponse, blob_heade
 from ocireg.digest import Digest
 from ocireg.registry import ImageStore
 
+# Blobs up to this size (config blobs, small layers) are answered whole from the store's
+# small-blob cache, in one message: streaming costs a thread hop and a watcher task per
+# request, which took small-blob GETs from ~14k to ~5.7k requests/s on one worker.
+WHOLE_BODY = 64 << 10
+
 
 async def get_blob(request: Request) -> Response:
     """end-2: GET|HEAD /v2/<name>/blobs/<digest>."""
@@ -25,6 +30,9 @@ async def get_blob(request: Request) -> Response:
     range_header = request.headers.get("range")
     if range_header:
         byte_range = parse_range(range_header, info.size)
+    elif info.size <= WHOLE_BODY:
+        body = await store.blobs.get_small(repo, digest)
+        return RawResponse(RawParts(200, blob_headers(digest, len(body)), body))
     return BlobResponse(store, repo, digest, info.size, byte_range=byte_range)
 
 
