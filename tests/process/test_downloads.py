@@ -1,7 +1,8 @@
-"""Blob downloads streamed by the workers: whole, ranged, and abandoned by the client.
+"""Blob downloads: whole, ranged, abandoned by the client, stalled by many clients.
 
-The body is read from the file in pieces while it is sent; a client that goes away must
-not leave the worker reading (or holding open) a file nobody receives.
+A worker streams one large download at a time itself, reading the file in pieces while it
+sends; a client that goes away must not leave it reading (or holding open) a file nobody
+receives. Further downloads are sent by Granian from the file.
 """
 
 from __future__ import annotations
@@ -92,8 +93,9 @@ def _rss_mib(pid: int) -> float:
 
 
 def test_stalled_downloads_hold_little_memory(start_registry: StartRegistry) -> None:
-    """Clients that stop reading leave their unsent bytes queued in the worker; with large
-    pieces that was ~10 MiB per download. Pieces stay small until a client proves fast."""
+    """Clients that stop reading leave their unsent bytes queued in the worker: ~10 MiB per
+    download streamed in 1 MiB pieces. A worker streams one large download itself; the
+    others go to Granian's pathsend, which holds little."""
     registry = start_registry(workers=1)
     data = os.urandom(48 * 1024 * 1024)
     digest = sha256(data)

@@ -13,7 +13,7 @@ from ocireg.registry import ImageStore
 
 # Blobs up to this size (config blobs, small layers) are answered whole from the store's
 # small-blob cache, in one message: streaming costs a thread hop and a watcher task per
-# request, which took small-blob GETs from ~14k to ~5.7k requests/s on one worker.
+# request (measured: ~5.7k against ~14k requests/s on one worker).
 WHOLE_BODY = 64 << 10
 
 
@@ -33,7 +33,8 @@ async def get_blob(request: Request) -> Response:
     elif info.size <= WHOLE_BODY:
         body = await store.blobs.get_small(repo, digest)
         return RawResponse(RawParts(200, blob_headers(digest, len(body)), body))
-    return BlobResponse(store, repo, digest, info.size, byte_range=byte_range)
+    slots = request.app.state.stream_slots
+    return BlobResponse(store, repo, digest, info.size, byte_range=byte_range, slots=slots)
 
 
 async def head_blob_parts(store: ImageStore, name: str, digest_text: str) -> RawParts:

@@ -7,7 +7,7 @@ import re
 from typing import NamedTuple
 
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
@@ -80,11 +80,40 @@ def _unsatisfiable(size: int, why: str) -> RegistryError:
     )
 
 
+class StreamSlots:
+    """How many blob downloads this worker process streams through Python at once.
+
+    Two ways to send a local blob, each faster where the other is slow (docs/performance.md,
+    "Blob pull"): Python reading 1 MiB pieces ahead of the socket is the fastest for one
+    download (~1.5x Granian's pathsend), but every byte then passes the event loop, so
+    concurrent downloads share one core and each holds several MiB for a slow client.
+    Granian's pathsend reads 128 KiB pieces on its own threads: slower for one stream,
+    faster for many (1.6x with 8 at once), and it holds little memory. So a worker streams
+    at most `limit` large downloads itself and hands the others to pathsend."""
+
+    def __init__(self, limit: int = 1) -> None:
+        self.limit = limit
+        self.active = 0
+
+    def take(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+
+
+# Below this, a download is short enough that pathsend's per-piece latency does not matter
+# and the event loop is better left to other requests.
+STREAM_MIN = 8 << 20
+
+
 class BlobResponse(Response):
-    """A blob body, streamed from the driver in 1 MiB pieces (the filesystem driver reads the
-    next piece while one is sent). Not Granian's pathsend: it reads the file in 128 KiB
-    pieces through its blocking-thread pool, and measured slower and costlier in CPU than
-    this (docs/performance.md). HEAD is `head_blob_parts`: headers, no body."""
+    """A blob body: streamed by this process (see `StreamSlots`) or sent by Granian from the
+    file (pathsend). Ranges and remote (S3) blobs are always streamed, 1 MiB at a time.
+    HEAD is `head_blob_parts`: headers, no body."""
 
     def __init__(
         self,
@@ -93,11 +122,13 @@ class BlobResponse(Response):
         digest: Digest,
         size: int,
         byte_range: tuple[int, int] | None = None,
+        slots: StreamSlots | None = None,
     ) -> None:
         self.store = store
         self.repo = repo
         self.digest = digest
         self.byte_range = byte_range
+        self.slots = slots
         self.status_code = 206 if byte_range else 200
         self.body = b""
         self.background = None
@@ -105,6 +136,31 @@ class BlobResponse(Response):
         self._length = size if byte_range is None else byte_range[1] - byte_range[0] + 1
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = self.store.blobs.local_path(self.repo, self.digest)
+        extensions = scope.get("extensions") or {}
+        if (
+            path is None
+            or self.byte_range is not None
+            or "http.response.pathsend" not in extensions
+        ):
+            await self._stream(receive, send)
+        elif self._length >= STREAM_MIN and self.slots is not None and self.slots.take():
+            try:
+                await self._stream(receive, send)
+            finally:
+                self.slots.release()
+        else:
+            await send(self._start())
+            await send({"type": "http.response.pathsend", "path": path})
+
+    def _start(self) -> Message:
+        return {
+            "type": "http.response.start",
+            "status": self.status_code,
+            "headers": self.raw_headers,
+        }
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         offset = self.byte_range[0] if self.byte_range else 0
         chunks = self.store.blobs.read(self.repo, self.digest, offset, self._length)
         try:
@@ -113,9 +169,7 @@ class BlobResponse(Response):
             raise RegistryError(
                 ErrorCode.BLOB_UNKNOWN, detail={"digest": str(self.digest)}
             ) from None
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
+        await send(self._start())
         # Granian's send does not fail once the client has gone, so a watcher tells: a
         # download the client abandoned stops reading the file.
         gone = asyncio.ensure_future(_disconnected(receive))

@@ -86,6 +86,9 @@ class BlobStore:
             return False
         return True
 
+    def local_path(self, repo: str, digest: Digest) -> str | None:
+        return self.driver.local_path(self._path(repo, digest))
+
     def read(
         self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:

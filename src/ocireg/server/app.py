@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ocireg.api.fast import FastRoutes
+from ocireg.api.responses import StreamSlots
 from ocireg.api.routes import ROUTES
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
@@ -86,6 +87,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.store = build_store(config)
         app.state.store.kick_rebuild()
         app.state.config = config
+        app.state.stream_slots = StreamSlots()
         if metrics.metrics_settings(config).enabled:
             metrics.enable()
         # In a cluster each member maintains only the repositories it owns.

@@ -10,7 +10,6 @@ import functools
 import os
 import shutil
 import stat
-import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -32,10 +31,6 @@ _F = TypeVar("_F", bound=Callable[..., Awaitable[Any]])
 INLINE_WRITE = 256 << 10
 WRITEV_MAX = 512  # pieces per writev (the kernel takes up to IOV_MAX, 1024)
 CHUNK = 1 << 20  # 1 MiB reads: far faster than small chunks through the ASGI send path
-SMALL_PIECE = 128 << 10  # what a reader starts with, and falls back to for a slow consumer
-FAST_AFTER = 16 << 20  # bytes a consumer takes (past the socket buffers) before pieces grow
-FAST_RATE = 100 << 20  # bytes per second it must have kept up for that
-STALL = 0.2  # seconds one piece may take to be taken before pieces shrink again
 TMP_DIR = ".ocireg/tmp"
 
 
@@ -219,10 +214,9 @@ class FilesystemDriver:
         except OSError as exc:
             raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
         end = None if length is None else offset + length
-        pace = _Pace()
         ahead: asyncio.Future[bytes] | None = None
         try:
-            ahead = _read_ahead(fd, offset, end, pace.piece)
+            ahead = _read_ahead(fd, offset, end)
             while ahead is not None:
                 with _storage_errors(path):
                     data = await ahead
@@ -232,10 +226,8 @@ class FilesystemDriver:
                 offset += len(data)
                 # The next piece is read while this one is being sent: disk and socket
                 # overlap, and the event loop never waits for the disk.
-                ahead = _read_ahead(fd, offset, end, pace.piece)
-                pace.yielding()
+                ahead = _read_ahead(fd, offset, end)
                 yield data
-                pace.taken(len(data))
         finally:
             if ahead is None or ahead.done():
                 _close_quietly(fd, ahead)
@@ -369,41 +361,8 @@ class FilesystemWriter:
             lane.close(last=functools.partial(os.close, fd))  # after the queued writes
 
 
-class _Pace:
-    """The size of a reader's pieces, following how fast its consumer takes them.
-
-    Large pieces make fast downloads cheap (fewer sends: 1 MiB measured ~1.7x the rate of
-    256 KiB), but what a slow client has not received yet stays in memory, several pieces
-    of it (Granian queues up to four per response): a stalled download held ~10 MiB with
-    1 MiB pieces. So pieces start small and grow only once the consumer has taken
-    FAST_AFTER bytes at FAST_RATE or better, and shrink again when it stalls."""
-
-    __slots__ = ("_since", "_started", "_taken", "piece")
-
-    def __init__(self) -> None:
-        self.piece = SMALL_PIECE
-        self._started = time.monotonic()
-        self._since = self._started
-        self._taken = 0
-
-    def yielding(self) -> None:
-        self._since = time.monotonic()
-
-    def taken(self, size: int) -> None:
-        now = time.monotonic()
-        self._taken += size
-        if now - self._since > STALL:
-            self.piece = SMALL_PIECE
-        elif (
-            self.piece < CHUNK
-            and self._taken >= FAST_AFTER
-            and self._taken >= FAST_RATE * (now - self._started)
-        ):
-            self.piece = CHUNK
-
-
-def _read_ahead(fd: int, offset: int, end: int | None, piece: int) -> asyncio.Future[bytes] | None:
-    size = piece if end is None else min(piece, end - offset)
+def _read_ahead(fd: int, offset: int, end: int | None) -> asyncio.Future[bytes] | None:
+    size = CHUNK if end is None else min(CHUNK, end - offset)
     if size <= 0:
         return None
     return asyncio.ensure_future(asyncio.to_thread(os.pread, fd, size, offset))
