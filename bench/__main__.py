@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="ocireg http.workers (default: ocireg's default, the CPU count)",
     )
-    parser.add_argument("--only", default="", help="comma-separated workload keys (1,3,4,5,6,7)")
+    parser.add_argument("--only", default="", help="comma-separated workload keys (1,3,4,5,6,7,8)")
     parser.add_argument("--reps", type=int, default=None, help="runs per figure (median)")
     parser.add_argument(
         "--log-level",
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reps:
         sizes.reps = args.reps
     workloads = {**WORKLOADS, **_plugins()}
-    keys = [k for k in ("6", "1", "3", "4", "5", "7") if k in workloads]
+    keys = [k for k in ("6", "1", "3", "8", "4", "5", "7") if k in workloads]
     if args.only:
         wanted = set(args.only.split(","))
         keys = [k for k in keys if k in wanted or k == "6"]  # 6: the limits others need

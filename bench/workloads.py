@@ -293,14 +293,14 @@ def _pinned(cmd: list[str]) -> list[str]:
     return ["taskset", "-c", str(cores - 1), *cmd] if cores > 1 and shutil.which("taskset") else cmd
 
 
-def wrk_get(url: str, connections: int, duration: float) -> float:
+def wrk_get(url: str, connections: int, duration: float, accept: str = OCI_MANIFEST) -> float:
     cmd = [
         "wrk",
         "-t1",
         f"-c{connections}",
         f"-d{max(1, round(duration))}s",
         "-H",
-        f"Accept: {OCI_MANIFEST}",
+        f"Accept: {accept}",
         url,
     ]
     out = subprocess.run(_pinned(cmd), capture_output=True, text=True, check=True).stdout
@@ -363,6 +363,54 @@ def manifests(ctx: Context) -> list[Row]:
     return [
         row_from(results, "3 manifest", "GET", "req/s", "GET (wrk)", goal=10.0, note=where),
         row_from(results, "3 manifest", "HEAD", "req/s", "HEAD (ab -k)", goal=10.0, note=where),
+    ]
+
+
+# --- 8: blob downloads, many at once --------------------------------------------------------
+
+DOWNLOADS_REPO = "bench/downloads"
+DOWNLOADS_LARGE = 64 * MiB
+DOWNLOADS_SMALL = 4096
+DOWNLOADERS = 8
+
+
+def downloads(ctx: Context) -> list[Row]:
+    """What workload 2 (one client) does not show: blobs fetched by many clients at once,
+    as a fleet pulling an image does. A large blob by 8 connections (MiB/s), a 4 KiB blob
+    (a config) by the manifest workload's connections (req/s)."""
+    large = BigBlob.make(min(DOWNLOADS_LARGE, ctx.sizes.blob), MiB)
+    small = BigBlob.make(DOWNLOADS_SMALL, DOWNLOADS_SMALL)
+    for target in ctx.targets:
+        with target.connect() as conn:
+            push_single(conn, DOWNLOADS_REPO, large)
+            push_single(conn, DOWNLOADS_REPO, small)
+
+    def measure(target: Target, rep: int) -> dict[str, float]:
+        base = f"{target.url}/v2/{DOWNLOADS_REPO}/blobs/"
+        d = ctx.sizes.duration
+        large_rps = wrk_get(base + large.digest, DOWNLOADERS, d, accept="*/*")
+        small_rps = wrk_get(base + small.digest, ctx.sizes.connections, d, accept="*/*")
+        return {"large": large_rps * large.size / MiB, "small": small_rps}
+
+    results = compare(ctx, measure)
+    big = f"{large.size // MiB} MiB"
+    return [
+        row_from(
+            results,
+            "8 downloads",
+            "large",
+            "MiB/s",
+            f"{big} blob, {DOWNLOADERS} at once",
+            note=f"wrk -c{DOWNLOADERS}, {ctx.sizes.duration:g} s; no goal",
+        ),
+        row_from(
+            results,
+            "8 downloads",
+            "small",
+            "req/s",
+            f"{DOWNLOADS_SMALL // 1024} KiB blob, {ctx.sizes.connections} at once",
+            note=f"wrk -c{ctx.sizes.connections}, {ctx.sizes.duration:g} s; no goal",
+        ),
     ]
 
 
@@ -453,4 +501,5 @@ WORKLOADS: dict[str, Callable[[Context], list[Row]]] = {
     "1": blobs,  # 1 and 2: push and pull of the same blob
     "3": manifests,
     "4": small_images,
+    "8": downloads,
 }
