@@ -170,7 +170,8 @@ class SeaweedFS:
 
 
 def _s3_call(endpoint: str, method: str, path: str, body: bytes = b"") -> int:
-    return _s3_send(endpoint, method, path, body).status_code
+    status: int = _s3_send(endpoint, method, path, body).status_code
+    return status
 
 
 def _s3_send(endpoint: str, method: str, path: str, body: bytes = b"") -> Any:
