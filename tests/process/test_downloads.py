@@ -13,6 +13,7 @@ from pathlib import Path
 
 from tests.process.conftest import StartRegistry
 from tests.process.helpers import fresh_client, push_blob, serving_processes, sha256
+from tests.support.downloads import bytes_read, rss_mib, stalled_downloads
 from tests.support.server import wait_until
 
 REPO = "dl/big"
@@ -26,13 +27,6 @@ def _open_files(pid: int) -> set[str]:
         except FileNotFoundError:  # closed while listing
             continue
     return names
-
-
-def _bytes_read(pid: int) -> int:
-    """What the process has read with read(2)-like calls so far (files and sockets)."""
-    with open(f"/proc/{pid}/io") as f:
-        fields = dict(line.split(": ") for line in f.read().splitlines())
-    return int(fields["rchar"])
 
 
 def test_whole_and_ranged_downloads_of_a_multi_piece_blob(start_registry: StartRegistry) -> None:
@@ -59,7 +53,7 @@ def test_an_abandoned_download_releases_the_file(start_registry: StartRegistry) 
         assert push_blob(c, REPO, data, chunks=4).status_code == 201
     blob = str(Path(registry.root, REPO, "blobs", "sha256", digest.split(":")[1]))
     (worker,) = serving_processes(registry)
-    before = _bytes_read(worker)
+    before = bytes_read(worker)
 
     with socket.create_connection(("127.0.0.1", registry.port), timeout=10) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
@@ -76,20 +70,12 @@ def test_an_abandoned_download_releases_the_file(start_registry: StartRegistry) 
     # The client is gone: the worker stops and closes the file without being sent more.
     wait_until(lambda: blob not in _open_files(worker), timeout=20)
     # It read what was sent and queued, plus one piece ahead; not the rest of the blob.
-    assert _bytes_read(worker) - before < len(data) // 3
+    assert bytes_read(worker) - before < len(data) // 3
     with fresh_client(registry) as c:
         r = c.get(f"/v2/{REPO}/blobs/{digest}")
         assert r.status_code == 200
         assert r.content == data
     assert "Traceback" not in registry.logs()
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_stalled_downloads_hold_little_memory(start_registry: StartRegistry) -> None:
@@ -102,34 +88,11 @@ def test_stalled_downloads_hold_little_memory(start_registry: StartRegistry) -> 
     with fresh_client(registry) as c:
         assert push_blob(c, REPO, data, chunks=4).status_code == 201
     (worker,) = serving_processes(registry)
-    before = _rss_mib(worker)
+    before = rss_mib(worker)
     clients = 24
-    socks = []
-    try:
-        for _ in range(clients):
-            sock = socket.create_connection(("127.0.0.1", registry.port), timeout=10)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            sock.sendall(f"GET /v2/{REPO}/blobs/{digest} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            got = 0
-            while got < 1024 * 1024:
-                piece = sock.recv(256 * 1024)
-                assert piece
-                got += len(piece)
-            socks.append(sock)
-        # Every download is stalled once the worker stops reading the file.
-        last = [-1]
-
-        def settled() -> bool:
-            now = _bytes_read(worker)
-            done, last[0] = now == last[0], now
-            return done
-
-        wait_until(settled, timeout=20, interval=0.2)
-        grown = _rss_mib(worker) - before
+    with stalled_downloads(registry.port, f"/v2/{REPO}/blobs/{digest}", clients, worker):
+        grown = rss_mib(worker) - before
         assert grown < clients * 4, f"{grown:.0f} MiB for {clients} stalled downloads"
-    finally:
-        for sock in socks:
-            sock.close()
     with fresh_client(registry) as c:  # and a fast client still gets the whole blob
         r = c.get(f"/v2/{REPO}/blobs/{digest}")
         assert r.status_code == 200

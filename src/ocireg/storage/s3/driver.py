@@ -24,7 +24,10 @@ from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 from ocireg.storage.s3.settings import S3Settings
 from ocireg.storage.s3.writer import S3Writer
 
-CHUNK = 1 << 20
+# Download pieces. A client that stops reading leaves ~4 of them queued in the worker:
+# 20 stalled downloads took one worker +136 MiB with 1 MiB pieces, +53 MiB with these, and
+# a 512 MiB pull from SeaweedFS ran at 797 vs 817 MB/s (bench/s3_vs_fs.py).
+READ_PIECE = 256 << 10
 MAX_COPY = 5 << 30  # CopyObject's limit; larger objects are copied part by part
 COPY_PART = 1 << 30
 
@@ -281,7 +284,7 @@ class S3Driver(UploadSessions):
         async with self._call(path):
             r = await c.get_object(Bucket=self.bucket, Key=self._key(path), **extra)
         async with r["Body"] as body, self._call(path):
-            async for chunk in body.iter_chunks(CHUNK):
+            async for chunk in body.iter_chunks(READ_PIECE):
                 yield chunk
 
     async def writer(self, path: str, append: bool = False) -> S3Writer:

@@ -9,7 +9,7 @@ if TYPE_CHECKING:
     from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 
 MIN_PART = 5 << 20  # S3's minimum for every part but the last
-PART = 8 << 20  # parts are sent at this size; memory per upload stays below 2 * PART + CHUNK
+PART = 8 << 20  # parts are sent at this size; memory per upload: 2 * PART + a received batch
 
 
 class S3Writer:
