@@ -31,43 +31,47 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The whole body if it is at most `limit` bytes; else 413 MANIFEST_INVALID, after the
     body has been read (up to MAX_DRAIN) so that the client sees the answer, not a reset."""
     declared = request.headers.get("content-length")
-    parts: list[bytes] = []
+    body = request.stream()
     size = 0
-    too_large = declared is not None and declared.isdigit() and int(declared) > limit
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            too_large = True
-        if too_large:
-            parts.clear()
-            if size > MAX_DRAIN:
+    if not (declared is not None and declared.isdigit() and int(declared) > limit):
+        parts: list[bytes] = []
+        async for chunk in body:
+            size += len(chunk)
+            if size > limit:
                 break
-            continue
-        parts.append(chunk)
-    if too_large:
-        raise RegistryError(
-            ErrorCode.MANIFEST_INVALID,
-            "manifest too large",
-            {"limit": limit},
-            status=413,
-        )
-    return b"".join(parts)
+            parts.append(chunk)
+        else:
+            return b"".join(parts)
+    await _drain(body, size)
+    raise RegistryError(
+        ErrorCode.MANIFEST_INVALID,
+        "manifest too large",
+        {"limit": limit},
+        status=413,
+    )
 
 
 async def with_body(request: Request, use: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:
     """`use(body)`; when it fails before reading the whole body (storage refusing a write,
-    say), the rest, up to MAX_DRAIN, is read and dropped before the error is answered: an
-    HTTP/1.1 client still sending would otherwise meet a reset instead of the answer."""
+    say), the rest is read and dropped (`_drain`) before the error is answered."""
     body = request.stream()
     try:
         return await use(body)
     except ClientDisconnect:
         raise
     except Exception:
-        drained = 0
         with contextlib.suppress(Exception):
-            async for chunk in body:
-                drained += len(chunk)
-                if drained > MAX_DRAIN:
-                    break
+            await _drain(body, 0)
         raise
+
+
+async def _drain(body: AsyncIterator[bytes], read: int) -> None:
+    """Read and drop the rest of `body` until MAX_DRAIN bytes have been read in all (`read`
+    of them already): an HTTP/1.1 client still sending its body would otherwise meet a
+    reset instead of the error answered."""
+    if read > MAX_DRAIN:
+        return
+    async for chunk in body:
+        read += len(chunk)
+        if read > MAX_DRAIN:
+            break

@@ -117,8 +117,6 @@ class FilesystemDriver:
                 return f.read(), _version(os.fstat(f.fileno()))
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise PathNotFound(path) from None
-        except OSError as exc:
-            raise StorageUnavailable(f"{path}: {exc.strerror}") from exc
 
     @_os_errors
     async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
@@ -207,12 +205,11 @@ class FilesystemDriver:
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:
         full = self._full_text(path)
-        try:
-            fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, NotADirectoryError):
-            raise PathNotFound(path) from None
-        except OSError as exc:
-            raise StorageUnavailable(f"{path}: {exc.strerror or exc}") from exc
+        with _storage_errors(path):
+            try:
+                fd = os.open(full, os.O_RDONLY | os.O_CLOEXEC)
+            except (FileNotFoundError, NotADirectoryError):
+                raise PathNotFound(path) from None
         end = None if length is None else offset + length
         ahead: asyncio.Future[bytes] | None = None
         try:
