@@ -14,7 +14,13 @@ from typing import Any
 
 
 class ErrorCode(enum.Enum):
-    """OCI error codes with their default message and HTTP status."""
+    """Every error the registry answers: message, HTTP status, and the code on the wire.
+
+    One entry per situation, so no call site picks a status: where two situations share a
+    spec code but not a status (a chunk out of order is BLOB_UPLOAD_INVALID with 416, a
+    malformed upload request BLOB_UPLOAD_INVALID with 400), each has its own entry naming
+    the wire code it answers with.
+    """
 
     BLOB_UNKNOWN = ("blob unknown to registry", 404)
     BLOB_UPLOAD_INVALID = ("blob upload invalid", 400)
@@ -30,42 +36,52 @@ class ErrorCode(enum.Enum):
     DENIED = ("requested access to the resource is denied", 403)
     UNSUPPORTED = ("the operation is unsupported", 405)
     TOOMANYREQUESTS = ("too many requests", 429)
+    # Variants of spec codes: the same code on the wire, another status.
+    UPLOAD_RANGE_INVALID = (
+        "chunk does not continue the upload where it stands",
+        416,
+        "BLOB_UPLOAD_INVALID",
+    )
+    MANIFEST_TOO_LARGE = ("manifest too large", 413, "MANIFEST_INVALID")
     # Not in the spec's list, which has no code for these situations; same envelope.
+    QUERY_INVALID = ("query parameter repeated or malformed", 400)
+    PAGINATION_NUMBER_INVALID = ("n must be a non-negative integer", 400)
     NOT_FOUND = ("no such endpoint", 404)
+    METHOD_NOT_ALLOWED = ("method not allowed on this endpoint", 405, "UNSUPPORTED")
     RANGE_INVALID = ("requested range not satisfiable", 416)
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)
 
-    @property
-    def message(self) -> str:
-        return self.value[0]
-
-    @property
-    def status(self) -> int:
-        return self.value[1]
+    def __init__(self, message: str, status: int, wire: str | None = None) -> None:
+        self.message = message
+        self.status = status
+        self.wire = wire or self.name
 
 
 class RegistryError(Exception):
-    """An error that becomes the spec's `{"errors": [...]}` response."""
+    """An error that becomes the spec's `{"errors": [...]}` response. `headers` are for the
+    HTTP layers (a challenge, a Content-Range); the registry layer sets none."""
 
     def __init__(
         self,
         code: ErrorCode,
         message: str | None = None,
         detail: Any = None,
-        status: int | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.code = code
         self.message = message or code.message
         self.detail = detail
-        self.status = status or code.status
         self.headers = dict(headers or {})
-        super().__init__(f"{code.name}: {self.message}")
+        super().__init__(f"{code.wire}: {self.message}")
+
+    @property
+    def status(self) -> int:
+        return self.code.status
 
     def body(self) -> bytes:
-        entry: dict[str, Any] = {"code": self.code.name, "message": self.message}
+        entry: dict[str, Any] = {"code": self.code.wire, "message": self.message}
         if self.detail is not None:
             entry["detail"] = self.detail
         return json.dumps({"errors": [entry]}).encode()

@@ -12,4 +12,4 @@ from tests.support.oci import unique_repo
 def repo(request: pytest.FixtureRequest) -> str:
     """A fresh repository name, prefixed with the test module's area (e.g. `blobs/...`)."""
     area = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    return unique_repo(area)
+    return unique_repo(f"api-{area}")  # not `blobs/...`: a reserved component

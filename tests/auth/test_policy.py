@@ -245,3 +245,54 @@ def test_catalog_pages_count_only_visible_repositories(
 
 def test_invalid_repository_name_is_name_invalid(clients: dict[str | None, httpx.Client]) -> None:
     assert_error(clients["root"].get("/v2/Bad..Name/tags/list"), 400, "NAME_INVALID")
+
+
+# --- one reading of the mount source (the access check and the handler cannot disagree) ---
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "mount={digest}&from={readable}&from=team/secret",  # first value readable, last not
+        "mount={digest}&from=team/secret&from={readable}",
+        "mount={digest}&from={readable}&%66rom=team/secret",  # the same key, encoded
+        "mount={digest}&%66rom={readable}&from=team/secret",
+        "mount={digest}&mount={digest}&from=team/secret",
+    ],
+)
+def test_end11_mount_with_two_sources_is_refused_and_copies_nothing(
+    clients: dict[str | None, httpx.Client], query: str
+) -> None:
+    root, alice = clients["root"], clients["alice"]
+    data, digest = random_blob()
+    push_blob(root, "team/secret", data)  # alice may not read team/secret
+    readable = unique("team")
+    push_image(root, readable, "v1")  # ...but may read this one
+    target = unique("team")
+    url = uploads_path(target) + "?" + query.format(digest=digest, readable=readable)
+    r = alice.post(url)
+    assert_error(r, 400, "QUERY_INVALID")
+    assert_error(root.get(blob_path(target, digest)), 404, "BLOB_UNKNOWN")
+    assert_error(alice.get(blob_path(target, digest)), 404, "BLOB_UNKNOWN")
+
+
+def test_end11_mount_source_checked_is_the_source_mounted(
+    clients: dict[str | None, httpx.Client],
+) -> None:
+    root, alice = clients["root"], clients["alice"]
+    data, digest = random_blob()
+    push_blob(root, "team/secret", data)
+    target = unique("team")
+    # percent-encoded source name: decoded once, so the check and the mount see team/secret
+    assert_denied(alice.post(uploads_path(target) + f"?mount={digest}&from=team%2Fsecret"))
+    assert_error(root.get(blob_path(target, digest)), 404, "BLOB_UNKNOWN")
+
+
+def test_names_inside_another_repository_are_invalid_for_everyone(
+    clients: dict[str | None, httpx.Client],
+) -> None:
+    root = clients["root"]
+    repo = unique("team")
+    push_image(root, repo, "v1")
+    for inner in ("blobs", "index.json", "oci-layout", "blobs/sha256"):
+        assert_error(root.post(uploads_path(f"{repo}/{inner}")), 400, "NAME_INVALID")

@@ -24,21 +24,17 @@ def test_invalid_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "repo"),
-    [
-        ("/v2/a/b/manifests/latest", "a/b"),
-        ("/v2/a/manifests/b/manifests/latest", "a/manifests/b"),
-        ("/v2/a/blobs/uploads/", "a"),
-        ("/v2/a/blobs/uploads/123", "a"),
-        ("/v2/x/tags/list", "x"),
-        ("/v2/x/referrers/sha256:00", "x"),
-        ("/v2/", None),
-        ("/v2/_catalog", None),
-        ("/livez", None),
-    ],
+    "name", ["x/blobs", "x/blobs/sha256/ab", "blobs", "x/index.json", "x/oci-layout", "a/blobs/b"]
 )
-def test_repository_of_path(path: str, repo: str | None) -> None:
-    assert names.repository_of(path) == repo
+def test_names_with_layout_components_are_invalid(name: str) -> None:
+    with pytest.raises(RegistryError) as info:
+        names.validate_name(name)
+    assert info.value.code is ErrorCode.NAME_INVALID
+
+
+@pytest.mark.parametrize("name", ["x/blobsy", "x/manifests", "x/tags/list", "x/index", "uploads"])
+def test_names_near_layout_components_are_valid(name: str) -> None:
+    assert names.validate_name(name) == name
 
 
 def test_digest_roundtrip_and_algorithms() -> None:

@@ -1,4 +1,4 @@
-"""Helpers every handler uses: the store, the validated name, bounded body reads."""
+"""Helpers every handler uses: the store, the request's target, bounded body reads."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from typing import TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 
-from ocireg import names
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
+from ocireg.target import Target, target_of
 
 # Past this, a body is not worth reading to the end just to answer an error politely.
 MAX_DRAIN = 64 << 20
@@ -23,8 +23,16 @@ def store_of(request: Request) -> ImageStore:
     return store
 
 
+def target(request: Request) -> Target:
+    """What the request is aimed at, as classified once for every layer."""
+    return target_of(request.scope)
+
+
 def repo_name(request: Request) -> str:
-    return names.validate_name(request.path_params["name"])
+    """The repository of a repository endpoint (validated by the classification)."""
+    repository = target(request).repository
+    assert repository is not None, "a repository endpoint always has a repository"
+    return repository
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
@@ -43,12 +51,7 @@ async def read_limited(request: Request, limit: int) -> bytes:
         else:
             return b"".join(parts)
     await _drain(body, size)
-    raise RegistryError(
-        ErrorCode.MANIFEST_INVALID,
-        "manifest too large",
-        {"limit": limit},
-        status=413,
-    )
+    raise RegistryError(ErrorCode.MANIFEST_TOO_LARGE, detail={"limit": limit})
 
 
 async def with_body(request: Request, use: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:

@@ -7,8 +7,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ocireg.api.common import repo_name, store_of
-from ocireg.digest import Digest
+from ocireg.api.common import repo_name, store_of, target
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import CATALOG_FILTER_KEY
 from ocireg.registry.manifests import OCI_INDEX
@@ -16,7 +15,7 @@ from ocireg.registry.manifests import OCI_INDEX
 
 def _page(request: Request, items: list[str]) -> tuple[list[str], str | None]:
     """Apply `n` and `last`; return the page and the Link header for the next one."""
-    params = request.query_params
+    params = target(request).query
     last = params.get("last")
     if last:
         items = [i for i in items if i > last]  # `last` need not exist; byte order as sorted
@@ -24,7 +23,7 @@ def _page(request: Request, items: list[str]) -> tuple[list[str], str | None]:
     if raw_n is None or raw_n == "":
         return items, None
     if not raw_n.isdigit():
-        raise RegistryError(ErrorCode.UNSUPPORTED, "n must be a non-negative integer", status=400)
+        raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:20]})
     n = int(raw_n)
     page = items[:n]
     link = None
@@ -58,10 +57,11 @@ async def catalog(request: Request) -> Response:
 async def list_referrers(request: Request) -> Response:
     """end-12a/end-12b: GET /v2/<name>/referrers/<digest>[?artifactType=]."""
     repo = repo_name(request)
-    subject = Digest.parse(request.path_params["digest"])
-    manifests = await store_of(request).referrers(repo, subject)
+    aim = target(request)
+    assert aim.digest is not None, "a referrers endpoint always names its subject"
+    manifests = await store_of(request).referrers(repo, aim.digest)
     headers = {}
-    artifact_type = request.query_params.get("artifactType")
+    artifact_type = aim.query.get("artifactType")
     if artifact_type:
         manifests = [m for m in manifests if m.get("artifactType") == artifact_type]
         headers["oci-filters-applied"] = "artifactType"

@@ -5,29 +5,28 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ocireg import names
-from ocireg.api.common import read_limited, repo_name, store_of
+from ocireg.api.common import read_limited, repo_name, store_of, target
 from ocireg.api.responses import RawParts, RawResponse
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
+from ocireg.target import Target
 
 
-def _reference(request: Request) -> str:
-    return str(request.path_params["reference"])
+def _reference(aim: Target) -> str:
+    assert aim.reference is not None, "a manifest endpoint always has a reference"
+    return aim.reference
 
 
 async def get_manifest(request: Request) -> Response:
     """end-3: GET|HEAD /v2/<name>/manifests/<reference>; the bytes and media type as pushed."""
-    params = request.path_params
-    parts = await get_manifest_parts(
-        store_of(request), params["name"], params["reference"], request.method == "HEAD"
-    )
+    parts = await get_manifest_parts(store_of(request), target(request), request.method == "HEAD")
     return RawResponse(parts)
 
 
-async def get_manifest_parts(store: ImageStore, name: str, reference: str, head: bool) -> RawParts:
-    """end-3, for `get_manifest` and for the fast routes (`ocireg.api.fast`)."""
-    manifest = await store.get_manifest(names.validate_name(name), reference)
+async def get_manifest_parts(store: ImageStore, aim: Target, head: bool) -> RawParts:
+    """end-3, for `get_manifest` and for the raw routes (`ocireg.api.dispatch`)."""
+    assert aim.repository is not None
+    manifest = await store.get_manifest(aim.repository, _reference(aim))
     digest = str(manifest.digest).encode()
     headers = [
         (b"docker-content-digest", digest),
@@ -41,7 +40,7 @@ async def get_manifest_parts(store: ImageStore, name: str, reference: str, head:
 async def put_manifest(request: Request) -> Response:
     """end-7: PUT /v2/<name>/manifests/<reference>."""
     repo = repo_name(request)
-    reference = _reference(request)
+    reference = _reference(target(request))
     body = await read_limited(request, MAX_MANIFEST_BYTES)
     result = await store_of(request).put_manifest(
         repo, reference, body, request.headers.get("content-type")
@@ -58,5 +57,5 @@ async def put_manifest(request: Request) -> Response:
 async def delete_manifest(request: Request) -> Response:
     """end-9: DELETE /v2/<name>/manifests/<reference> (a tag removes only the tag)."""
     repo = repo_name(request)
-    await store_of(request).delete_manifest(repo, _reference(request))
+    await store_of(request).delete_manifest(repo, _reference(target(request)))
     return Response(status_code=202)

@@ -8,8 +8,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ocireg import names
-from ocireg.api.common import repo_name, store_of, with_body
+from ocireg.api.common import repo_name, store_of, target, with_body
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
@@ -19,9 +18,13 @@ _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 def _session_headers(repo: str, session: str, size: int) -> dict[str, str]:
     return {
         "location": f"/v2/{repo}/blobs/uploads/{session}",
-        "range": f"0-{max(size - 1, 0)}",
+        "range": _range(size),
         "docker-upload-uuid": session,
     }
+
+
+def _range(size: int) -> str:
+    return f"0-{max(size - 1, 0)}"
 
 
 def _blob_created(repo: str, digest: Digest) -> Response:
@@ -31,21 +34,26 @@ def _blob_created(repo: str, digest: Digest) -> Response:
     )
 
 
+def _session(request: Request) -> str:
+    session = target(request).session
+    assert session is not None, "an upload endpoint always names its session"
+    return session
+
+
 async def start_upload(request: Request) -> Response:
     """end-4a/end-4b/end-11: POST /v2/<name>/blobs/uploads/[?digest=|?mount=&from=]."""
+    aim = target(request)
     repo = repo_name(request)
     store = store_of(request)
-    params = request.query_params
-    mount, source = params.get("mount"), params.get("from")
-    if mount is not None and source:
-        digest = Digest.parse(mount)
-        names.validate_name(source)
-        if await store.blobs.mount(repo, source, digest):
-            return _blob_created(repo, digest)
-        # Not there to mount: fall back to an ordinary upload session (202), as the spec allows.
+    # The mount source is the one authorization checked: both read the classification.
+    # Not there to mount: fall back to an ordinary upload session (202), as the spec allows.
+    mount, source = aim.mount, aim.mount_from
+    if mount is not None and source is not None and await store.blobs.mount(repo, source, mount):
+        return _blob_created(repo, mount)
+    raw_digest = aim.query.get("digest")
+    digest = Digest.parse(raw_digest) if raw_digest is not None else None
     session = await store.uploads.start(repo)
-    if params.get("digest") is not None:
-        digest = Digest.parse(params["digest"])
+    if digest is not None:
         await with_body(request, lambda body: store.uploads.complete(repo, session, digest, body))
         return _blob_created(repo, digest)
     return Response(status_code=202, headers=_session_headers(repo, session, 0))
@@ -54,7 +62,7 @@ async def start_upload(request: Request) -> Response:
 async def patch_upload(request: Request) -> Response:
     """end-5: PATCH /v2/<name>/blobs/uploads/<reference>: append a chunk."""
     repo = repo_name(request)
-    session = request.path_params["session"]
+    session = _session(request)
     store = store_of(request)
     start = None
     content_range = request.headers.get("content-range")
@@ -62,32 +70,39 @@ async def patch_upload(request: Request) -> Response:
         m = _CONTENT_RANGE_RE.match(content_range.strip())
         if m is None or int(m.group(2)) < int(m.group(1)):
             size = await store.uploads.size(repo, session)
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID,
-                "malformed Content-Range",
-                {"content-range": content_range[:100]},
-                status=416,
-                headers={"Range": f"0-{max(size - 1, 0)}"},
-            )
+            raise _out_of_range(size, "malformed Content-Range", content_range)
         start = int(m.group(1))
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) != int(m.group(2)) - start + 1:
-            raise RegistryError(
-                ErrorCode.BLOB_UPLOAD_INVALID,
-                "Content-Range does not match Content-Length",
-                status=416,
-                headers={"Range": f"0-{max(await store.uploads.size(repo, session) - 1, 0)}"},
-            )
-    size = await with_body(request, lambda body: store.uploads.append(repo, session, body, start))
+            size = await store.uploads.size(repo, session)
+            raise _out_of_range(size, "Content-Range does not match Content-Length", content_range)
+    try:
+        size = await with_body(
+            request, lambda body: store.uploads.append(repo, session, body, start)
+        )
+    except RegistryError as err:
+        if err.code is ErrorCode.UPLOAD_RANGE_INVALID and isinstance(err.detail, dict):
+            err.headers["range"] = _range(int(err.detail.get("size", 0)))
+        raise
     return Response(status_code=202, headers=_session_headers(repo, session, size))
+
+
+def _out_of_range(size: int, why: str, content_range: str) -> RegistryError:
+    """416 with the `Range` the session has, so the client can resume from it."""
+    return RegistryError(
+        ErrorCode.UPLOAD_RANGE_INVALID,
+        why,
+        {"content-range": content_range[:100], "size": size},
+        headers={"range": _range(size)},
+    )
 
 
 async def complete_upload(request: Request) -> Response:
     """end-6: PUT /v2/<name>/blobs/uploads/<reference>?digest=<digest>."""
     repo = repo_name(request)
-    session = request.path_params["session"]
+    session = _session(request)
     store = store_of(request)
-    raw_digest = request.query_params.get("digest")
+    raw_digest = target(request).query.get("digest")
     if not raw_digest:
         await store.uploads.size(repo, session)  # an unknown session is 404 first
         raise RegistryError(ErrorCode.DIGEST_INVALID, "digest query parameter is required")
@@ -99,13 +114,12 @@ async def complete_upload(request: Request) -> Response:
 async def get_upload(request: Request) -> Response:
     """end-13: GET /v2/<name>/blobs/uploads/<reference>: where the session stands."""
     repo = repo_name(request)
-    session = request.path_params["session"]
+    session = _session(request)
     size = await store_of(request).uploads.size(repo, session)
     return Response(status_code=204, headers=_session_headers(repo, session, size))
 
 
 async def cancel_upload(request: Request) -> Response:
     """DELETE /v2/<name>/blobs/uploads/<reference>: abandon the session."""
-    repo = repo_name(request)
-    await store_of(request).uploads.cancel(repo, request.path_params["session"])
+    await store_of(request).uploads.cancel(repo_name(request), _session(request))
     return Response(status_code=204)

@@ -1,69 +1,25 @@
-"""What a request needs (from its method and path alone), and the auth services of one
-worker process, built once from the config."""
+"""The auth services of one worker process, built once from the config, and the bearer
+scope a request needs (from its classification, `ocireg.target`)."""
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-
-from ocireg import names
 from ocireg.auth.bearer import CATALOG_SCOPE, BearerVerifier, Scope
 from ocireg.auth.htpasswd import Htpasswd, read_htpasswd
 from ocireg.auth.policy import AccessPolicy
 from ocireg.auth.settings import AuthSettings, auth_settings
 from ocireg.config import Config
+from ocireg.target import Action, Kind, Target
 
-HEALTH_PATHS = frozenset({"/livez", "/readyz", "/startupz"})
-_MANIFESTS = "/manifests/"
-
-
-class Kind(enum.Enum):
-    HEALTH = "health"  # never needs credentials
-    PING = "ping"  # GET /v2/ (and unknown /v2/ paths, which 404 once authenticated)
-    CATALOG = "catalog"
-    REPOSITORY = "repository"
-    OTHER = "other"  # outside /v2/: metrics and the like
+_BEARER_ACTIONS = {Action.READ: ("pull",), Action.DELETE: ("delete",)}
 
 
-@dataclass(frozen=True)
-class Need:
-    kind: Kind
-    action: str = "read"  # read, create or delete; a tag PUT may turn create into update
-    repository: str | None = None
-    tag: str | None = None  # the tag a manifest PUT writes
-
-    def bearer_scope(self) -> Scope | None:
-        if self.kind is Kind.CATALOG:
-            return CATALOG_SCOPE
-        if self.kind is not Kind.REPOSITORY or self.repository is None:
-            return None
-        actions = {"read": ("pull",), "delete": ("delete",)}.get(self.action, ("pull", "push"))
-        return Scope("repository", self.repository, actions)
-
-
-def need_of(method: str, path: str) -> Need:
-    if path in HEALTH_PATHS:
-        return Need(Kind.HEALTH)
-    if path in ("/v2", "/v2/"):
-        return Need(Kind.PING)
-    if path == "/v2/_catalog":
-        return Need(Kind.CATALOG)
-    if not path.startswith("/v2/"):
-        return Need(Kind.OTHER)
-    repository = names.repository_of(path)
-    if repository is None:
-        return Need(Kind.PING)
-    if method in ("GET", "HEAD", "OPTIONS"):
-        action = "read"
-    elif method == "DELETE":
-        action = "delete"
-    else:
-        action = "create"
-    tag = None
-    if method == "PUT" and _MANIFESTS in path:
-        reference = path[path.rindex(_MANIFESTS) + len(_MANIFESTS) :]
-        tag = reference if names.is_tag(reference) else None
-    return Need(Kind.REPOSITORY, action, repository, tag)
+def bearer_scope(aim: Target) -> Scope | None:
+    """The token scope a client must ask for to make this request."""
+    if aim.kind is Kind.CATALOG:
+        return CATALOG_SCOPE
+    if aim.kind is not Kind.REPOSITORY or aim.repository is None:
+        return None
+    return Scope("repository", aim.repository, _BEARER_ACTIONS.get(aim.action, ("pull", "push")))
 
 
 class AuthServices:
@@ -81,9 +37,9 @@ class AuthServices:
             and self.policy.anonymous_may_do_anything()
         )
 
-    def challenge(self, need: Need, error: str | None = None) -> str:
+    def challenge(self, aim: Target, error: str | None = None) -> str:
         if self.bearer is not None:
-            return self.bearer.challenge(need.bearer_scope(), error)
+            return self.bearer.challenge(bearer_scope(aim), error)
         return f'Basic realm="{self.settings.realm}"'
 
 

@@ -16,18 +16,17 @@ import asyncio
 import base64
 import binascii
 from collections.abc import Callable
-from urllib.parse import parse_qs
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ocireg import names
 from ocireg.auth.bearer import TokenError, grants
-from ocireg.auth.core import AuthServices, Kind, Need, need_of
+from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY, Identity
+from ocireg.target import Action, Kind, Target, target_of
 
-_BEARER_ACTIONS = {"read": "pull", "create": "push", "update": "push", "delete": "delete"}
+_BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "delete"}
 
 
 def _authorization(scope: Scope) -> str | None:
@@ -47,21 +46,21 @@ class AuthenticateMiddleware:
             # Forwarded by a member that already authenticated it: the identity is in scope.
             await self.app(scope, receive, send)
             return
-        need = need_of(scope["method"], scope["path"])
-        if need.kind is Kind.HEALTH:
+        aim = target_of(scope)
+        if aim.kind is Kind.HEALTH:
             await self.app(scope, receive, send)
             return
-        identity = await self._identify(_authorization(scope), need)
+        identity = await self._identify(_authorization(scope), aim)
         scope[IDENTITY_KEY] = identity
         if identity.anonymous and identity.method == "anonymous":
             if not self.auth.anonymous_allowed:
-                raise self._refusal(need)
-            if need.kind is Kind.PING:
+                raise self._refusal(aim)
+            if aim.kind is Kind.PING:
                 # As zot: 200, but the challenge tells clients that credentials are welcome.
-                send = _with_header(send, b"www-authenticate", self.auth.challenge(need))
+                send = _with_header(send, b"www-authenticate", self.auth.challenge(aim))
         await self.app(scope, receive, send)
 
-    async def _identify(self, header: str | None, need: Need) -> Identity:
+    async def _identify(self, header: str | None, aim: Target) -> Identity:
         if header is None:
             return ANONYMOUS
         scheme, _, credentials = header.strip().partition(" ")
@@ -76,25 +75,25 @@ class AuthenticateMiddleware:
                 groups = self.auth.policy.groups_of(user) if self.auth.policy else ()
                 return Identity(user=user, groups=groups, method="basic")
             await self._delay()
-            raise self._refusal(need, "invalid username or password")
+            raise self._refusal(aim, "invalid username or password")
         if scheme == "bearer" and self.auth.bearer is not None:
             try:
                 return self.auth.bearer.verify(credentials.strip())
             except TokenError as exc:
                 await self._delay()
-                raise self._refusal(need, str(exc), "invalid_token") from None
+                raise self._refusal(aim, str(exc), "invalid_token") from None
         if self.auth.htpasswd is None and self.auth.bearer is None:
             return ANONYMOUS  # accessControl alone: nobody can log in, credentials mean nothing
         await self._delay()
-        raise self._refusal(need, f"unsupported authorization scheme {scheme!r}")
+        raise self._refusal(aim, f"unsupported authorization scheme {scheme!r}")
 
     def _refusal(
-        self, need: Need, reason: str | None = None, error: str | None = None
+        self, aim: Target, reason: str | None = None, error: str | None = None
     ) -> RegistryError:
         return RegistryError(
             ErrorCode.UNAUTHORIZED,
             detail={"reason": reason} if reason else None,
-            headers={"www-authenticate": self.auth.challenge(need, error)},
+            headers={"www-authenticate": self.auth.challenge(aim, error)},
         )
 
     async def _delay(self) -> None:
@@ -111,27 +110,26 @@ class AuthorizeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        need = need_of(scope["method"], scope["path"])
-        if need.kind in (Kind.HEALTH, Kind.PING):
+        aim = target_of(scope)
+        if aim.kind in (Kind.HEALTH, Kind.PING):
             await self.app(scope, receive, send)  # the ping was settled by authentication
             return
         identity: Identity = scope.get(IDENTITY_KEY) or ANONYMOUS
         if identity.method == "bearer":
             # The token server is the policy: its `access` claim decides (as zot).
-            self._bearer(identity, need, scope)
+            self._bearer(identity, aim, scope)
         else:
-            await self._policy(identity, need, scope)
+            await self._policy(identity, aim, scope)
         await self.app(scope, receive, send)
 
-    def _bearer(self, identity: Identity, need: Need, scope: Scope) -> None:
-        if need.kind is Kind.CATALOG:
+    def _bearer(self, identity: Identity, aim: Target, scope: Scope) -> None:
+        if aim.kind is Kind.CATALOG:
             allowed = grants(identity.access, "registry", "catalog", "*")
-        elif need.kind is Kind.REPOSITORY and need.repository is not None:
-            action = _BEARER_ACTIONS[need.action]
-            allowed = grants(identity.access, "repository", need.repository, action)
-            source = _mount_source(scope)
-            if allowed and source is not None:
-                allowed = grants(identity.access, "repository", source, "pull")
+        elif aim.kind is Kind.REPOSITORY and aim.repository is not None:
+            action = _BEARER_ACTIONS[aim.action]
+            allowed = grants(identity.access, "repository", aim.repository, action)
+            if allowed and aim.mount_from is not None:
+                allowed = grants(identity.access, "repository", aim.mount_from, "pull")
         else:
             allowed = False
         if not allowed:
@@ -140,54 +138,54 @@ class AuthorizeMiddleware:
             raise RegistryError(
                 ErrorCode.UNAUTHORIZED,
                 "token does not grant this scope",
-                detail={"scope": str(need.bearer_scope())},
-                headers={"www-authenticate": self.auth.challenge(need, "insufficient_scope")},
+                detail={"scope": str(bearer_scope(aim))},
+                headers={"www-authenticate": self.auth.challenge(aim, "insufficient_scope")},
             )
 
-    async def _policy(self, identity: Identity, need: Need, scope: Scope) -> None:
+    async def _policy(self, identity: Identity, aim: Target, scope: Scope) -> None:
         policy = self.auth.policy
-        if need.kind is Kind.CATALOG:
+        if aim.kind is Kind.CATALOG:
             if policy is not None:
                 scope[CATALOG_FILTER_KEY] = _readable_by(policy.can, identity)
             elif identity.anonymous:
-                await self._refuse(identity, need)
+                await self._refuse(identity, aim)
             return
-        if need.kind is Kind.OTHER:
+        if aim.kind is Kind.OTHER:
             allowed = policy.metrics_allowed(identity) if policy else not identity.anonymous
             if not allowed:
-                await self._refuse(identity, need)
+                await self._refuse(identity, aim)
             return
-        assert need.repository is not None
-        repository = names.validate_name(need.repository)
+        repository = aim.repository
+        assert repository is not None, "a repository endpoint has a valid repository"
         if policy is None:
             if identity.anonymous:
-                await self._refuse(identity, need)
+                await self._refuse(identity, aim)
             return
-        action = need.action
-        if need.tag is not None and not (
+        action = aim.action.value
+        if aim.tag is not None and not (
             policy.can(identity, "create", repository)
             and policy.can(identity, "update", repository)
         ):
-            action = "update" if await _tag_exists(scope, repository, need.tag) else "create"
+            action = "update" if await _tag_exists(scope, repository, aim.tag) else "create"
         allowed = policy.can(identity, action, repository)
-        source = _mount_source(scope)
-        if allowed and source is not None:
-            allowed = policy.can(identity, "read", source)
+        if allowed and aim.mount_from is not None:
+            # The handler mounts from exactly this repository: both read the classification.
+            allowed = policy.can(identity, "read", aim.mount_from)
         if not allowed:
-            await self._refuse(identity, need, action)
+            await self._refuse(identity, aim, action)
 
-    async def _refuse(self, identity: Identity, need: Need, action: str | None = None) -> None:
+    async def _refuse(self, identity: Identity, aim: Target, action: str | None = None) -> None:
         # An anonymous first try is how clients discover auth: only slow down real refusals.
         if self.auth.settings.fail_delay > 0 and not identity.anonymous:
             await asyncio.sleep(self.auth.settings.fail_delay)
-        detail = {"action": action or need.action}
-        if need.repository is not None:
-            detail["repository"] = need.repository
+        detail = {"action": action or aim.action.value}
+        if aim.repository is not None:
+            detail["repository"] = aim.repository
         if identity.anonymous:
             raise RegistryError(
                 ErrorCode.UNAUTHORIZED,
                 detail=detail,
-                headers={"www-authenticate": self.auth.challenge(need)},
+                headers={"www-authenticate": self.auth.challenge(aim)},
             )
         raise RegistryError(ErrorCode.DENIED, detail=detail)
 
@@ -204,15 +202,6 @@ def _readable_by(
     can: Callable[[Identity, str, str], bool], identity: Identity
 ) -> Callable[[str], bool]:
     return lambda repository: can(identity, "read", repository)
-
-
-def _mount_source(scope: Scope) -> str | None:
-    """The `from` repository of a cross-repository mount: reading from it needs `read`."""
-    if scope["method"] != "POST" or b"mount=" not in scope.get("query_string", b""):
-        return None
-    query = parse_qs(scope["query_string"].decode("latin-1"))
-    source = (query.get("from") or [None])[0]
-    return names.validate_name(source) if source else None
 
 
 async def _tag_exists(scope: Scope, repository: str, tag: str) -> bool:

@@ -34,7 +34,7 @@ from ocireg.cluster.proxy import Forwarder, client_ssl_context
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, FORWARDED_KEY, IDENTITY_KEY
-from ocireg.names import repository_of, validate_name
+from ocireg.target import target_of
 
 log = logging.getLogger("ocireg.cluster")
 
@@ -144,13 +144,9 @@ class ClusterForwardMiddleware:
 
     def _owner(self, scope: Scope) -> int | None:
         """Index of the owner when it is another member, else None (answer here)."""
-        repository = repository_of(scope["path"])
+        repository = target_of(scope).repository
         if repository is None:
             return None
-        try:
-            validate_name(repository)
-        except RegistryError:
-            return None  # every member rejects a bad name the same way: no need to forward
         owner = self.membership.owner_of(repository)
         return None if owner == self.membership.local_index else owner
 

@@ -10,7 +10,6 @@ takes; a connect timeout and an idle (between reads) timeout bound everything el
 from __future__ import annotations
 
 import logging
-import re
 import ssl
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from ocireg.cluster.relay import BlobRelay, NotRelayable, OwnerFailed
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
+from ocireg.target import Endpoint, target_of
 
 log = logging.getLogger("ocireg.cluster")
 
@@ -64,8 +64,6 @@ _DROP_REQUEST = (
 _DROP_RESPONSE = _HOP_BY_HOP | {b"docker-distribution-api-version", b"x-request-id"}
 # The caller's headers only: aiohttp must not invent these on its way to the owner.
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
-# GET /v2/<name>/blobs/<digest> (the path as Granian decoded it; upload ids carry no ':').
-_BLOB_GET = re.compile(r"/v2/.+/blobs/[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+")
 # RFC 3986 pchar plus "/": what may stay unescaped in a path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -184,7 +182,7 @@ class Forwarder:
             self._relay is not None
             and method == "GET"
             and not has_body
-            and _BLOB_GET.fullmatch(scope["path"])
+            and target_of(scope).endpoint is Endpoint.BLOB
             and url.host is not None
             and url.port is not None
         ):

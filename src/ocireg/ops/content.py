@@ -3,11 +3,11 @@ and the digests a manifest names."""
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
 
+from ocireg import jsondoc
 from ocireg.digest import ALGORITHMS, Digest
 from ocireg.registry import layout
 from ocireg.storage import PathNotFound, StorageDriver
@@ -80,8 +80,8 @@ def references(body: bytes) -> References | None:
     less than a manifest references would delete data, collecting more only keeps a blob.
     """
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        doc = jsondoc.loads(body)
+    except ValueError:  # UnicodeDecodeError and too deep included
         return None
     if not isinstance(doc, dict):
         return None

@@ -136,7 +136,12 @@ class BlobStore:
 
     async def delete(self, repo: str, digest: Digest) -> None:
         self._forget(repo, digest)
+        path = layout.blob(repo, digest)
         try:
-            await self.driver.delete(layout.blob(repo, digest))
+            # A file, never a directory: the driver's delete removes whole trees, and a
+            # directory here is what an older version let a repository name create.
+            if (await self.driver.stat(path)).is_dir:
+                raise PathNotFound(path)
+            await self.driver.delete(path)
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocireg import jsondoc
 from ocireg.registry import layout
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageUnavailable
 
@@ -27,7 +28,7 @@ class Index:
 
     @classmethod
     def parse(cls, data: bytes) -> Index:
-        doc = json.loads(data)
+        doc = jsondoc.loads(data)
         if not isinstance(doc, dict):
             raise ValueError("index.json is not a JSON object")
         manifests = [m for m in doc.pop("manifests", None) or [] if isinstance(m, dict)]

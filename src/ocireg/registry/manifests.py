@@ -3,10 +3,10 @@ and manifest list, and artifacts (`artifactType`, `subject`)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
@@ -69,8 +69,8 @@ def _descriptor_digest(desc: Any, where: str) -> Digest:
 def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     """Validate a pushed manifest; the media type is the request's, else the body's."""
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        doc = jsondoc.loads(body)
+    except ValueError as exc:  # not JSON, not UTF-8, or nested past jsondoc.MAX_DEPTH
         raise _invalid("manifest is not valid JSON", str(exc)) from None
     if not isinstance(doc, dict):
         raise _invalid("manifest is not a JSON object")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -11,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ocireg import names
+from ocireg import jsondoc, names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
@@ -226,7 +225,7 @@ class ImageStore:
         if fallback is not None and fallback.get("mediaType") in INDEX_TYPES:
             try:
                 body = await self.blobs.get_small(repo, Digest.parse(fallback["digest"]))
-                for entry in json.loads(body).get("manifests", []):
+                for entry in jsondoc.loads(body).get("manifests", []):
                     if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
                         found.setdefault(entry["digest"], entry)
             except (RegistryError, ValueError, AttributeError):
@@ -300,7 +299,7 @@ def _referrer_descriptor(desc: dict[str, Any], manifest: Manifest) -> dict[str, 
 
 def _sniff_media_type(body: bytes) -> str:
     try:
-        doc = json.loads(body)
+        doc = jsondoc.loads(body)
         media_type = doc.get("mediaType")
         if isinstance(media_type, str):
             return media_type

@@ -121,11 +121,9 @@ class Uploads:
             size = writer.size
             if start is not None and start != size:
                 raise RegistryError(
-                    ErrorCode.BLOB_UPLOAD_INVALID,
+                    ErrorCode.UPLOAD_RANGE_INVALID,
                     "chunk does not start where the upload ends",
-                    {"expected_start": size, "got_start": start},
-                    status=416,
-                    headers={"Range": f"0-{max(size - 1, 0)}"},
+                    {"expected_start": size, "got_start": start, "size": size},
                 )
             running = self._hashes.pop(session, None)
             if running is None or running.offset != size:

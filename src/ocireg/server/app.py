@@ -15,9 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from ocireg.api.fast import FastRoutes
+from ocireg.api.dispatch import Dispatch
 from ocireg.api.responses import StreamSlots
-from ocireg.api.routes import ROUTES
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.membership import Membership, membership_from_config
@@ -29,6 +28,7 @@ from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.services import build_store
+from ocireg.target import ClassifyMiddleware
 
 CONFIG_ENV = "OCIREG_CONFIG"
 # Which cluster member this instance is, found once by the parent before the workers start.
@@ -37,15 +37,18 @@ log = logging.getLogger("ocireg.server")
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404/405 (no route, wrong method) in the spec's JSON envelope."""
+    """Starlette's own 404/405 (outside the API: no route, wrong method) in the spec's JSON
+    envelope."""
     assert isinstance(exc, HTTPException)
-    code = ErrorCode.UNSUPPORTED if exc.status_code == 405 else ErrorCode.NOT_FOUND
-    err = RegistryError(code, status=exc.status_code if exc.status_code in (404, 405) else None)
+    code = ErrorCode.METHOD_NOT_ALLOWED if exc.status_code == 405 else ErrorCode.NOT_FOUND
+    err = RegistryError(code)
     return Response(err.body(), status_code=err.status, media_type="application/json")
 
 
 def build_routes(config: Config) -> list[BaseRoute]:
-    routes: list[BaseRoute] = list(ROUTES)
+    """Starlette's routes: only what lies outside the API (`ocireg.api.routes` is the API's
+    table, dispatched by `Dispatch`)."""
+    routes: list[BaseRoute] = []
     settings = metrics.metrics_settings(config)
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
@@ -53,16 +56,17 @@ def build_routes(config: Config) -> list[BaseRoute]:
     return routes
 
 
-def build_middleware(
-    config: Config, routes: list[BaseRoute], membership: Membership | None = None
-) -> list[Middleware]:
+def build_middleware(config: Config, membership: Membership | None = None) -> list[Middleware]:
     """The middleware stack, outermost first. One line per concern; None = not configured."""
     auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
-        # metrics -- counts everything below
-        Middleware(metrics.MetricsMiddleware, routes=routes),
+        # metrics -- counts everything below, labelled by endpoint
+        Middleware(metrics.MetricsMiddleware, path=metrics.metrics_settings(config).path),
+        # classify: what the request is aimed at, read once (scope["ocireg.target"]); every
+        # layer below reads that; a request that cannot be read one way is refused here
+        Middleware(ClassifyMiddleware),
         # cluster inbound: verify a forwarded request's proof, adopt its identity
         cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
@@ -71,9 +75,8 @@ def build_middleware(
         cluster_forward(config, membership, on_forward=metrics.record_proxied),
         # authorize: access-control policies, on the owner
         authorize(auth),
-        # manifest GET/HEAD and blob HEAD as raw ASGI, below everything else; the rest
-        # goes on to Starlette's router
-        Middleware(FastRoutes, routes=routes),
+        # the API's handlers, by endpoint and method; outside the API, Starlette's router
+        Middleware(Dispatch),
     ]
     return [m for m in stack if m is not None]
 
@@ -103,7 +106,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
     routes = build_routes(config)
     return Starlette(
         routes=routes,
-        middleware=build_middleware(config, routes, membership),
+        middleware=build_middleware(config, membership),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.config import Config
 from ocireg.errors import ConfigError, RegistryError
 from ocireg.server.traffic import Traffic
+from ocireg.target import Endpoint, Target, target_of
 
 if TYPE_CHECKING:
     from ocireg.ops.gc import GCReport
@@ -41,6 +41,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
+_UPLOAD_ENDPOINTS = frozenset({Endpoint.UPLOAD_START, Endpoint.UPLOAD})
 
 
 @dataclass(frozen=True)
@@ -186,13 +187,10 @@ async def metrics_endpoint(request: Request) -> Response:
 class MetricsMiddleware:
     """Counts every request below it: method, route template, status, latency, bytes."""
 
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp, path: str) -> None:
         self.app = app
-        self.routes = list(routes)
+        self.path = path  # this module's own endpoint (`extensions.metrics.prometheus.path`)
         self._bound: dict[tuple[Any, ...], Any] = {}
-        self.templates: dict[Any, str] = {
-            r.endpoint: r.path for r in self.routes if isinstance(r, Route)
-        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         m = _instruments
@@ -207,7 +205,7 @@ class MetricsMiddleware:
             traffic.sent(message)
             await send(message)
 
-        upload = method in _UPLOAD_METHODS and "/blobs/uploads/" in scope["path"]
+        upload = method in _UPLOAD_METHODS and target_of(scope).endpoint in _UPLOAD_ENDPOINTS
         if upload:
             m.uploads.inc()
         try:
@@ -224,7 +222,7 @@ class MetricsMiddleware:
         finally:
             if upload:
                 m.uploads.dec()
-            route = self._template(scope)
+            route = self._template(scope, target_of(scope))
             self._requests(m, method, route, traffic.status).inc()
             latency, bytes_in, bytes_out = self._per_route(m, method, route)
             latency.observe(time.perf_counter() - started)
@@ -253,17 +251,8 @@ class MetricsMiddleware:
             )
         return children
 
-    def _template(self, scope: Scope) -> str:
-        # The router leaves the matched endpoint in the scope; requests that never reached
-        # it (forwarded to another member, rejected by auth) are matched here.
-        template = self.templates.get(scope.get("endpoint"))
-        if template is not None:
-            return template
-        partial = None
-        for route in self.routes:
-            match, _ = route.matches(scope)
-            if match is Match.FULL and isinstance(route, Route):
-                return route.path
-            if match is Match.PARTIAL and partial is None and isinstance(route, Route):
-                partial = route.path
-        return partial or "unmatched"
+    def _template(self, scope: Scope, aim: Target) -> str:
+        if aim.endpoint is not Endpoint.OTHER:
+            return aim.endpoint.template
+        # Outside the API only this module's own route has a label of its own.
+        return self.path if scope["path"] == self.path else "unmatched"

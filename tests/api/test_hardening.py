@@ -1,0 +1,102 @@
+"""Requests an attacker would try: names inside another repository's layout, queries that
+two readers could read two ways, documents nested past reason. Each is answered with the
+spec's error envelope and leaves every repository as it was."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.oci import (
+    assert_error,
+    blob_path,
+    manifest_path,
+    push_blob,
+    push_image,
+    push_manifest,
+    random_blob,
+    sha256_digest,
+    uploads_path,
+)
+
+LAYOUT_COMPONENTS = ["blobs", "index.json", "oci-layout", "blobs/sha256", "blobs/x/y"]
+
+
+@pytest.mark.parametrize("inner", LAYOUT_COMPONENTS)
+def test_names_inside_a_repository_layout_are_invalid(
+    client: httpx.Client, repo: str, inner: str
+) -> None:
+    image = push_image(client, repo, "v1")
+    name = f"{repo}/{inner}"
+    assert_error(client.post(uploads_path(name)), 400, "NAME_INVALID")
+    assert_error(push_manifest(client, name, "v1", image.manifest), 400, "NAME_INVALID")
+    assert_error(client.get(f"/v2/{name}/tags/list"), 400, "NAME_INVALID")
+    assert_error(client.delete(manifest_path(name, "v1")), 400, "NAME_INVALID")
+    # the repository whose layout the name pointed into is whole
+    assert client.get(manifest_path(repo, "v1")).status_code == 200
+    for layer in image.layers:
+        assert client.get(blob_path(repo, sha256_digest(layer))).content == layer
+
+
+def test_names_inside_a_repository_that_does_not_exist_yet_are_invalid(
+    client: httpx.Client, repo: str
+) -> None:
+    # Refused whether or not `repo` exists: otherwise pushing `repo` later could fail.
+    data, digest = random_blob()
+    inner = f"{repo}/blobs/sha256/{digest.split(':')[1]}"
+    assert_error(client.post(uploads_path(inner)), 400, "NAME_INVALID")
+    push_blob(client, repo, data)
+    push_image(client, repo, "v1")
+    assert client.get(blob_path(repo, digest)).content == data
+
+
+def test_blob_digest_named_like_a_blob_directory_is_blob_unknown(
+    client: httpx.Client, repo: str
+) -> None:
+    data, digest = random_blob()
+    push_blob(client, repo, data)
+    nested = f"{repo}/blobs/sha256/{digest.split(':')[1]}"
+    assert_error(client.delete(blob_path(nested, digest)), 400, "NAME_INVALID")
+    assert client.get(blob_path(repo, digest)).content == data
+
+
+@pytest.mark.parametrize(
+    ("path", "query"),
+    [
+        ("/v2/{repo}/tags/list", "n=1&n=2"),
+        ("/v2/{repo}/tags/list", "last=a&last=b"),
+        ("/v2/_catalog", "n=1&%6e=2"),
+        ("/v2/{repo}/referrers/{digest}", "artifactType=a&artifactType=b"),
+        ("/v2/{repo}/blobs/uploads/", "digest={digest}&digest={digest}"),
+    ],
+)
+def test_repeated_meaningful_query_keys_are_400(
+    client: httpx.Client, repo: str, path: str, query: str
+) -> None:
+    image = push_image(client, repo, "v1")
+    url = path.format(repo=repo, digest=image.digest) + "?" + query
+    method = "POST" if "uploads" in path else "GET"
+    error = assert_error(client.request(method, url), 400, "QUERY_INVALID")
+    assert error["detail"]["repeated"] in ("n", "last", "artifactType", "digest")
+
+
+def test_pagination_number_must_be_a_number(client: httpx.Client, repo: str) -> None:
+    push_image(client, repo, "v1")
+    r = client.get(f"/v2/{repo}/tags/list?n=abc")
+    assert_error(r, 400, "PAGINATION_NUMBER_INVALID")
+
+
+@pytest.mark.parametrize("depth", [65, 5_000, 200_000])
+def test_end7_deeply_nested_manifest_is_manifest_invalid(
+    client: httpx.Client, repo: str, depth: int
+) -> None:
+    body = b'{"schemaVersion":2,"x":' + b"[" * depth + b"]" * depth + b"}"
+    assert_error(push_manifest(client, repo, "deep", body), 400, "MANIFEST_INVALID")
+    push_image(client, repo, "v1")  # the server is fine, and so is the repository
+    assert_error(client.get(manifest_path(repo, "deep")), 404, "MANIFEST_UNKNOWN")
+
+
+def test_wrong_method_is_405_with_allow(client: httpx.Client, repo: str) -> None:
+    r = client.request("PATCH", f"/v2/{repo}/tags/list")
+    assert_error(r, 405, "UNSUPPORTED")
+    assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
