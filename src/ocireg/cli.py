@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ocireg.config import Config, load_config
-from ocireg.errors import ConfigError
+from ocireg.errors import ConfigError, RegistryError
 from ocireg.logs import setup_logging
 from ocireg.meta import MetaUnavailable
 from ocireg.storage import StorageUnavailable
@@ -208,4 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MetaUnavailable, StorageUnavailable) as exc:
         # A backend lost after the start-up check, or refusing a command (e.g. an ACL).
         print(f"ocireg {args.command}: backend unavailable: {exc}", file=sys.stderr)
+        return BACKEND_FAILED
+    except RegistryError as exc:  # the same, as the image store reports it
+        print(f"ocireg {args.command}: {exc} {exc.detail or ''}", file=sys.stderr)
         return BACKEND_FAILED

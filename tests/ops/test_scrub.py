@@ -72,3 +72,34 @@ def test_scrub_reports_corrupt_and_missing_blobs_without_deleting(
     assert {"repository": repo, "problem": "blob_missing", "blob": missing,
             "manifest": child.digest, "tag": "multi"} in lines  # fmt: skip
     assert stored.read_blob(repo, corrupt) == damaged  # reported, not deleted or "repaired"
+
+
+def test_scrub_reports_repositories_an_older_version_put_inside_a_layout(
+    tmp_path: Path,
+) -> None:
+    """Older versions accepted names like `x/blobs/sha256/<hex>` and `x/index.json`; scrub
+    names what they left behind and removes nothing."""
+    with running_registry(tmp_path) as proc, httpx.Client(base_url=proc.url) as c:
+        repo = unique_repo("scrub")
+        image = push_image(c, repo, "v1")
+        root = proc.root
+        blob_dir = root / repo / "blobs" / "sha256" / sha256_digest(image.layers[0])[7:]
+        inside = [
+            blob_dir.with_name("f" * 64),  # a directory where a blob would go
+            root / repo / "blobs" / "index.json",  # a repository at <repo>/blobs
+            root / "other" / "index.json",  # a directory where other's index would be
+        ]
+        for leftover in inside:
+            leftover.mkdir(parents=True)
+            (leftover / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        (root / "other" / "index.json" / "index.json").write_text('{"manifests":[]}')
+        (root / "other" / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+        code, lines, _ = scrub(proc)
+        assert code == PROBLEMS_FOUND
+        found = {(p["repository"], p["problem"], p.get("path")) for p in lines}
+        blobs = f"{repo}/blobs"
+        assert (repo, "layout_collision", f"{blobs}/sha256/{'f' * 64}/") in found
+        assert (repo, "layout_collision", f"{blobs}/index.json/") in found
+        assert ("other/index.json", "name_reserved", None) in found
+        assert all(path.exists() for path in inside)
+        assert c.get(f"/v2/{repo}/manifests/v1").content == image.manifest

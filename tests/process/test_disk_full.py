@@ -7,12 +7,14 @@ EFBIG the way a full disk fails with ENOSPC, from the same write calls.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.ops.conftest import scrape, value
 from tests.process.helpers import (
     OCTET,
     assert_store_sound,
@@ -25,6 +27,7 @@ from tests.process.helpers import (
 from tests.support.server import RegistryProcess, base_config
 
 LIMIT = 8 * 1024 * 1024
+UPLOAD_SESSION = "/v2/{name:path}/blobs/uploads/{session}"
 REPO = "full/disk"
 
 
@@ -85,3 +88,22 @@ def test_a_chunk_past_the_limit_leaves_a_session_that_says_where_it_stands(
         assert c.head(f"/v2/{REPO}/blobs/{sha256(first + second)}").status_code == 404
     assert_store_sound(registry.root)
     assert "Traceback" not in registry.logs()
+
+
+def test_client_access_log_and_metrics_agree_on_a_storage_failure(tmp_path: Path) -> None:
+    cfg = base_config(tmp_path / "root", workers=1)
+    cfg["extensions"] = {"metrics": {"enable": True, "prometheus": {"path": "/metrics"}}}
+    proc = RegistryProcess(tmp_path, cfg, max_file_size=LIMIT).start()
+    try:
+        data = os.urandom(2 * LIMIT)
+        with fresh_client(proc) as c:
+            location = start_upload(c, REPO)
+            _assert_unavailable(c.put(with_digest(location, sha256(data)), content=data))
+        samples = scrape(proc.url)
+        total = "ocireg_http_requests_total"
+        assert value(samples, total, method="PUT", route=UPLOAD_SESSION, status="503") == 1
+        assert value(samples, total, status="500") == 0
+        access = [json.loads(line) for line in proc.logs().splitlines() if '"PUT"' in line]
+        assert [entry.get("status") for entry in access if entry.get("method") == "PUT"] == [503]
+    finally:
+        proc.stop()

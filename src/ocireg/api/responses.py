@@ -12,7 +12,6 @@ from starlette.types import Message, Receive, Scope, Send
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
-from ocireg.storage import PathNotFound
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 RawHeaders = list[tuple[bytes, bytes]]
@@ -163,12 +162,7 @@ class BlobResponse(Response):
     async def _stream(self, receive: Receive, send: Send) -> None:
         offset = self.byte_range[0] if self.byte_range else 0
         chunks = self.store.blobs.read(self.repo, self.digest, offset, self._length)
-        try:
-            first = await anext(chunks, b"")  # a blob deleted since the stat fails here, cleanly
-        except PathNotFound:
-            raise RegistryError(
-                ErrorCode.BLOB_UNKNOWN, detail={"digest": str(self.digest)}
-            ) from None
+        first = await anext(chunks, b"")  # a blob deleted since the stat fails here, cleanly
         await send(self._start())
         # Granian's send does not fail once the client has gone, so a watcher tells: a
         # download the client abandoned stops reading the file.

@@ -45,11 +45,11 @@ async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile |
 async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:
     """Every blob file of `repo` by digest; stray files (temporaries, odd names) are skipped."""
     found: dict[str, StoredFile] = {}
-    for algorithm in await _list(driver, layout.blobs_dir(repo)):
+    for algorithm in await list_dir(driver, layout.blobs_dir(repo)):
         alg = algorithm.removesuffix("/")
         if not algorithm.endswith("/") or alg not in ALGORITHMS:
             continue
-        for name in await _list(driver, f"{layout.blobs_dir(repo)}/{alg}"):
+        for name in await list_dir(driver, f"{layout.blobs_dir(repo)}/{alg}"):
             if name.endswith("/") or not Digest.is_valid(f"{alg}:{name}"):
                 continue
             digest = Digest(alg, name)
@@ -59,7 +59,8 @@ async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:
     return found
 
 
-async def _list(driver: StorageDriver, path: str) -> list[str]:
+async def list_dir(driver: StorageDriver, path: str) -> list[str]:
+    """The names in a directory (directories end in "/"); none when it is absent."""
     try:
         return await driver.list(path)
     except PathNotFound:

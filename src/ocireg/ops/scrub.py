@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocireg import names
 from ocireg.config import Config, parse_duration
-from ocireg.digest import Digest, new_hasher
-from ocireg.errors import ConfigError
-from ocireg.ops.content import StoredFile, list_blobs, read_manifest
+from ocireg.digest import ALGORITHMS, Digest, new_hasher
+from ocireg.errors import ConfigError, RegistryError
+from ocireg.ops.content import StoredFile, list_blobs, list_dir, read_manifest
 from ocireg.ops.gc import owns_everything
 from ocireg.registry import ImageStore, layout
 from ocireg.registry.index import Index, tag_of
@@ -84,6 +85,7 @@ class Scrubber:
 
     async def scrub(self, repo: str) -> ScrubReport:
         report = ScrubReport(repo)
+        await self._layout_collisions(repo, report)
         blobs = await list_blobs(self.driver, repo)
         corrupt: set[str] = set()
         for digest, blob in sorted(blobs.items()):
@@ -149,6 +151,24 @@ class Scrubber:
         for child in manifest.children:
             await self._check(repo, str(child), tag, blobs, corrupt, report, seen)
         # A missing subject is not a problem: the spec lets referrers arrive before it.
+
+    async def _layout_collisions(self, repo: str, report: ScrubReport) -> None:
+        """What older versions let a repository name put inside another repository's layout
+        (`x/blobs/...`, `x/index.json`): reported, never touched, since it may hold images
+        someone still wants; copy them to a valid name, then delete the directory by hand."""
+        try:
+            names.validate_name(repo)
+        except RegistryError:
+            report.problem("name_reserved", reserved=sorted(names.RESERVED_COMPONENTS))
+        blobs_dir = layout.blobs_dir(repo)
+        for entry in await list_dir(self.driver, blobs_dir):
+            algorithm = entry.removesuffix("/")
+            if entry.endswith("/") and algorithm in ALGORITHMS:
+                for name in await list_dir(self.driver, f"{blobs_dir}/{algorithm}"):
+                    if name.endswith("/"):
+                        report.problem("layout_collision", path=f"{blobs_dir}/{algorithm}/{name}")
+            elif entry.endswith("/") or entry in (layout.INDEX_FILE, layout.OCI_LAYOUT_FILE):
+                report.problem("layout_collision", path=f"{blobs_dir}/{entry}")
 
     async def _hash(self, blob: StoredFile, algorithm: str) -> str | None:
         hasher = new_hasher(algorithm)

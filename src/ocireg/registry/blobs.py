@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
@@ -9,6 +10,7 @@ from ocireg.digest import Digest, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
 from ocireg.registry import layout
+from ocireg.registry.faults import boundary
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
 
@@ -18,6 +20,7 @@ SMALL_CACHE_ITEM = 64 << 10
 SMALL_CACHE_TOTAL = 32 << 20
 
 
+@boundary
 class BlobStore:
     """zot with dedupe on S3 leaves zero-byte stubs in repositories whose blob another
     repository holds; the holder is in zot's cache (Redis `<p>:blobs:original`, or bolt's
@@ -89,10 +92,18 @@ class BlobStore:
     def local_path(self, repo: str, digest: Digest) -> str | None:
         return self.driver.local_path(self._path(repo, digest))
 
-    def read(
+    async def read(
         self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:
-        return self.driver.reader(self._path(repo, digest), offset, length)
+        """The blob's bytes; BLOB_UNKNOWN before the first piece if it has gone since a stat."""
+        try:
+            async with contextlib.aclosing(
+                self.driver.reader(self._path(repo, digest), offset, length)
+            ) as pieces:
+                async for piece in pieces:
+                    yield piece
+        except PathNotFound:
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
 
     async def get_small(self, repo: str, digest: Digest) -> bytes:
         key = (repo, str(digest))

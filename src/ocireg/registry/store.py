@@ -15,6 +15,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
+from ocireg.registry.faults import boundary
 from ocireg.registry.index import Index, IndexCache
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest, parse_stored
@@ -39,6 +40,7 @@ class PutResult:
     subject: Digest | None
 
 
+@boundary
 class ImageStore:
     def __init__(
         self, driver: StorageDriver, lock_dir: Path, meta: MetaStore, zot_root: str = ""

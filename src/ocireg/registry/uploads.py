@@ -23,6 +23,7 @@ from ocireg.digest import Digest, Hasher, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.lane import Lane
 from ocireg.registry import layout
+from ocireg.registry.faults import boundary
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileWriter, PathNotFound, StorageDriver
@@ -39,6 +40,7 @@ class _RunningHash:
     hasher: Hasher
 
 
+@boundary
 class Uploads:
     def __init__(
         self, driver: StorageDriver, locks: LocalLocks, repos: Repositories, max_hashes: int = 256
