@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.support.cluster import running_cluster
 from tests.support.oci import push_image, sha256_digest
 from tests.support.server import RegistryProcess, running_registry
 
@@ -95,10 +96,19 @@ HEADERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    with running_registry(tmp_path_factory.mktemp("fuzz"), name="fuzz") as registry:
-        yield registry
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def fuzzed(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[list[RegistryProcess]]:
+    """The processes under test, the first one the entry: one instance, or a member of a
+    three-member cluster on one root (most requests forwarded, hop headers forged)."""
+    workdir = tmp_path_factory.mktemp(f"fuzz-{request.param}")
+    if request.param == "single":
+        with running_registry(workdir, name="fuzz") as registry:
+            yield [registry]
+    else:
+        with running_cluster(workdir) as members:
+            yield members
 
 
 def _snapshot(root: Path) -> dict[str, str]:
@@ -207,8 +217,9 @@ def _is_envelope(data: bytes) -> bool:
 
 
 def test_fuzz_route_table_finds_no_5xx_and_touches_nothing_else(
-    target: RegistryProcess,
+    fuzzed: list[RegistryProcess],
 ) -> None:
+    target = fuzzed[0]
     with httpx.Client(base_url=target.url, timeout=30) as client:
         image = push_image(client, VICTIM, "v1", layers=2)
     known = [image.digest, sha256_digest(image.config), *map(sha256_digest, image.layers)]
@@ -235,5 +246,6 @@ def test_fuzz_route_table_finds_no_5xx_and_touches_nothing_else(
     assert _snapshot(root) == before
     new_outside = _outside(workdir, root) - outside_before
     assert not {p for p in new_outside if not p.endswith((".log", ".json"))}, new_outside
-    logs = target.logs()
-    assert "Traceback" not in logs and "unhandled error" not in logs, logs[-3000:]
+    for process in fuzzed:
+        logs = process.logs()
+        assert "Traceback" not in logs and "unhandled error" not in logs, logs[-3000:]
