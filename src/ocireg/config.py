@@ -91,7 +91,8 @@ SCHEMA: dict[str, Any] = {
         "events": UNIMPLEMENTED,
     },
     "scheduler": UNIMPLEMENTED,
-    "cluster": {"members": list, "hashKey": str, "tls": _TLS},
+    # sharedStorage is ocireg's: "auto" (default), true or false (docs/cluster.md)
+    "cluster": {"members": list, "hashKey": str, "tls": _TLS, "sharedStorage": (str, bool)},
 }
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
@@ -214,6 +215,9 @@ class ClusterConfig:
     members: tuple[str, ...]
     hash_key: bytes
     tls: TLSConfig | None = None
+    # None: find out at run time which members share this member's storage (heartbeat
+    # records); True: every member does (zot members write no records); False: none does.
+    shared_storage: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -366,6 +370,13 @@ def _cluster(raw: dict[str, Any] | None, base: Path) -> ClusterConfig | None:
     key_bytes = key.encode()
     if len(key_bytes) != 16:
         raise ConfigError("cluster.hashKey", f"must be exactly 16 bytes, got {len(key_bytes)}")
+    shared = raw.get("sharedStorage", "auto")
+    if shared not in (True, False, "auto"):
+        expected = 'expected true, false or "auto"'
+        raise ConfigError("cluster.sharedStorage", f"{expected}, got {shared!r}")
     return ClusterConfig(
-        members=tuple(members), hash_key=key_bytes, tls=_tls(raw.get("tls"), "cluster.tls", base)
+        members=tuple(members),
+        hash_key=key_bytes,
+        tls=_tls(raw.get("tls"), "cluster.tls", base),
+        shared_storage=None if shared == "auto" else shared,
     )

@@ -58,6 +58,7 @@ class Endpoint(enum.Enum):
     MANIFEST = ("/v2/{name:path}/manifests/{reference}", Kind.REPOSITORY)
     TAGS = ("/v2/{name:path}/tags/list", Kind.REPOSITORY)
     REFERRERS = ("/v2/{name:path}/referrers/{digest}", Kind.REPOSITORY)
+    CLUSTER = ("/v2/_ocireg/cluster", Kind.OTHER)  # a member's view of the cluster
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
@@ -81,6 +82,7 @@ _EXACT = {
     "/v2/": Endpoint.PING,
     "/v2": Endpoint.PING,
     "/v2/_catalog": Endpoint.CATALOG,
+    "/v2/_ocireg/cluster": Endpoint.CLUSTER,
     "/livez": Endpoint.LIVEZ,
     "/readyz": Endpoint.READYZ,
     "/startupz": Endpoint.STARTUPZ,

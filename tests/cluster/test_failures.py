@@ -1,4 +1,5 @@
-"""A member down, back up, dying mid-stream; members whose lists disagree."""
+"""Separate storage per member (zot's model): a member down, back up, dying mid-stream;
+members whose lists disagree. Shared storage fails over instead: test_shared_storage.py."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from tests.support.server import wait_until
 def test_owner_down_is_503_quickly_and_recovers_without_restarting_the_proxy(
     tmp_path: Path,
 ) -> None:
-    with running_cluster(tmp_path, count=2) as (proxy, owner):
+    with running_cluster(tmp_path, count=2, shared_root=False) as (proxy, owner):
         repo = repo_owned_by(1, count=2, prefix="down")
         with httpx.Client(base_url=proxy.url, timeout=30.0) as client:
             image = push_image(client, repo, "v1")  # also leaves pooled connections to the owner
@@ -53,7 +54,7 @@ def test_owner_down_is_503_quickly_and_recovers_without_restarting_the_proxy(
 def test_blob_downloads_through_a_member_survive_an_owner_restart(tmp_path: Path) -> None:
     # Blob GETs take the proxy's own pooled connections (cluster/relay.py): one the owner
     # closed by restarting must be neither reused nor turned into a client error.
-    with running_cluster(tmp_path, count=2) as (proxy, owner):
+    with running_cluster(tmp_path, count=2, shared_root=False) as (proxy, owner):
         repo = repo_owned_by(1, count=2, prefix="relay")
         data, digest = random_blob(3 * 1024 * 1024 + 17)
         with httpx.Client(base_url=proxy.url, timeout=30.0) as client:
@@ -77,7 +78,7 @@ def test_blob_downloads_through_a_member_survive_an_owner_restart(tmp_path: Path
 def test_owner_that_never_answers_is_503_at_the_connect_timeout(tmp_path: Path) -> None:
     """Member 1 is a socket whose accept queue is full: the kernel drops further SYNs, as a
     host that went away would, so only the connect timeout (3 s by default) ends the wait."""
-    configs = cluster_configs(tmp_path, count=2)
+    configs = cluster_configs(tmp_path, count=2, shared_root=False)
     dead_port = int(configs[1]["http"]["port"])
     with contextlib.ExitStack() as stack:
         listener = stack.enter_context(socket.socket())
@@ -101,7 +102,7 @@ def test_owner_that_never_answers_is_503_at_the_connect_timeout(tmp_path: Path) 
 
 
 def test_owner_dying_mid_download_breaks_the_client_connection(tmp_path: Path) -> None:
-    with running_cluster(tmp_path, count=2) as (proxy, owner):
+    with running_cluster(tmp_path, count=2, shared_root=False) as (proxy, owner):
         repo = repo_owned_by(1, count=2, prefix="midstream")
         data, digest = random_blob(96 * 1024 * 1024)
         with httpx.Client(base_url=owner.url, timeout=60.0) as direct:
@@ -123,7 +124,7 @@ def test_owner_dying_mid_download_breaks_the_client_connection(tmp_path: Path) -
 
 
 def test_members_that_disagree_on_the_list_get_508_not_a_second_hop(tmp_path: Path) -> None:
-    configs = cluster_configs(tmp_path, count=2)
+    configs = cluster_configs(tmp_path, count=2, shared_root=False)
     # Member 1 lists the members in the other order: whatever member 0 forwards to it,
     # member 1 believes member 0 owns.
     configs[1]["cluster"]["members"].reverse()

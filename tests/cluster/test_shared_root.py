@@ -99,11 +99,12 @@ def test_forged_hop_header_is_ignored(shared_root: list[RegistryProcess]) -> Non
             assert client.get("/livez").status_code == 200
 
 
-def test_a_genuine_proof_is_single_use(shared_root: list[RegistryProcess]) -> None:
-    """A valid proof at a non-owner is a loop (508); the same proof again is a replay, so
-    the request is treated as a client's and forwarded to the owner normally."""
+def test_a_genuine_proof_is_single_use(separate_roots: list[RegistryProcess]) -> None:
+    """With separate storage a valid proof at a non-owner is a loop (508); the same proof
+    again is a replay, so the request is treated as a client's and forwarded to the owner
+    normally. (On shared storage the non-owner would answer it itself.)"""
     repo = repo_owned_by(1, prefix="shared/replay")
-    member0 = shared_root[0]
+    member0 = separate_roots[0]
     target = member0.config["cluster"]["members"][0]
     path = manifest_path(repo, "v1")
     hop = sign(derive_key(HASH_KEY.encode()), "GET", path, b"", target, ANONYMOUS)
@@ -115,7 +116,7 @@ def test_a_genuine_proof_is_single_use(shared_root: list[RegistryProcess]) -> No
     with _client(member0) as client:
         first = client.get(path, headers=headers)
         err = assert_error(first, 508, "LOOP_DETECTED")
-        assert err["detail"]["owner"] == shared_root[1].config["cluster"]["members"][1]
+        assert err["detail"]["owner"] == separate_roots[1].config["cluster"]["members"][1]
         replay = client.get(path, headers=headers)
         assert_error(replay, 404, "MANIFEST_UNKNOWN")  # answered by the owner
 
@@ -140,10 +141,11 @@ def test_explicit_zero_content_length_and_empty_bodies_pass_through(
 
 
 def test_forwarded_request_keeps_its_request_id(shared_root: list[RegistryProcess]) -> None:
-    """The receiving member's request id (its own, none was sent) is the owner's too."""
+    """The receiving member's request id (its own, none was sent) is the owner's too. (An
+    index write: on shared storage reads are answered without a hop.)"""
     repo = repo_owned_by(2, prefix="shared/trace")
     with _client(shared_root[0]) as c:
-        r = c.get(f"/v2/{repo}/tags/list")
+        r = c.delete(manifest_path(repo, "v1"))
     assert r.status_code == 404
     rid = r.headers["x-request-id"]
 

@@ -25,9 +25,11 @@ class Dispatch:
         app: ASGIApp,
         routes: Mapping[tuple[Endpoint, str], Handler] = ROUTES,
         raw_routes: Mapping[tuple[Endpoint, str], RawHandler] = RAW_ROUTES,
+        extra_routes: Mapping[tuple[Endpoint, str], Handler] | None = None,
     ) -> None:
+        """`extra_routes`: endpoints the server layer answers itself (cluster status)."""
         self.app = app
-        self.routes = dict(routes)
+        self.routes = {**routes, **(extra_routes or {})}
         self.raw_routes = dict(raw_routes)
         # A GET handler answers HEAD too, as Starlette's routes do.
         for (endpoint, method), handler in list(self.routes.items()):

@@ -20,6 +20,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.cluster.membership import Membership
+from ocireg.cluster.peers import Peers
 from ocireg.cluster.proof import (
     CLUSTER_HEADERS,
     HOP_HEADER,
@@ -34,7 +35,8 @@ from ocireg.cluster.proxy import Forwarder, client_ssl_context
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, FORWARDED_KEY, IDENTITY_KEY
-from ocireg.target import target_of
+from ocireg.registry.manifests import MAX_MANIFEST_BYTES
+from ocireg.target import Endpoint, target_of
 
 log = logging.getLogger("ocireg.cluster")
 
@@ -82,19 +84,35 @@ class ClusterInboundMiddleware:
         return {**clean, FORWARDED_KEY: True, IDENTITY_KEY: identity}
 
 
+# Requests that change what a repository's index.json says: on shared storage these alone
+# still go to the owner (fewer writers per repository, warm caches); everything else reads,
+# or adds content-addressed data, and is answered by the member that received it.
+_INDEX_WRITES = frozenset(
+    {(Endpoint.MANIFEST, "PUT"), (Endpoint.MANIFEST, "DELETE"), (Endpoint.BLOB, "DELETE")}
+)
+# A manifest PUT's body is kept (up to the manifest limit) so that it can be answered here
+# when the owner dies before answering.
+_REPLAY_LIMIT = MAX_MANIFEST_BYTES + 1
+
+
 class ClusterForwardMiddleware:
     def __init__(
         self,
         app: ASGIApp,
         membership: Membership,
         forwarder: Forwarder,
+        peers: Peers,
         on_forward: Callable[[str, bool], None] | None = None,
+        on_failover: Callable[[str], None] | None = None,
     ) -> None:
         self.app = app
         self.membership = membership
         self.forwarder = forwarder
-        # Called with (member, failed) after each forwarded request: the server's metrics.
+        self.peers = peers
+        # Called with (member, failed) after each forwarded request, and with the member
+        # whose request was answered here instead: the server's metrics.
         self.on_forward = on_forward
+        self.on_failover = on_failover
         self.key = derive_key(membership.hash_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,8 +123,46 @@ class ClusterForwardMiddleware:
         if owner is None:
             await self.app(scope, receive, send)
             return
-        target = self.membership.members[owner]
+        if not self.peers.shares(owner):
+            await self._forward(scope, receive, send, owner)
+            return
+        # Shared storage: if the owner fails before answering, answer here.
+        reader, complete = await _kept_body(receive)
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = True
+            await send(message)
+
+        try:
+            await self._forward(scope, reader(), sending, owner)
+        except RegistryError as err:
+            if err.code is not ErrorCode.UNAVAILABLE or started or not complete:
+                raise
+            self.peers.mark_down(owner, "a forwarded request could not reach it")
+            self._failed_over(owner)
+            await self.app(scope, reader(), send)
+
+    def _owner(self, scope: Scope) -> int | None:
+        """Index of the member to forward to, or None to answer here."""
+        aim = target_of(scope)
+        if aim.repository is None:
+            return None
+        owner = self.membership.owner_of(aim.repository)
+        if owner == self.membership.local_index:
+            return None
+        if self.peers.shares(owner):
+            if (aim.endpoint, scope["method"]) not in _INDEX_WRITES:
+                return None  # reads and uploads: no hop on shared storage
+            if scope.get(FORWARDED_KEY):
+                return None  # the member lists disagree; the storage is shared: answer here
+            if not self.peers.is_up(owner):
+                self._failed_over(owner)
+                return None
+            return owner
         if scope.get(FORWARDED_KEY):
+            target = self.membership.members[owner]
             log.error(
                 "forwarded request for a repository this member does not own; the member "
                 "lists of the cluster disagree",
@@ -116,6 +172,14 @@ class ClusterForwardMiddleware:
                 ErrorCode.LOOP_DETECTED,
                 detail={"member": self.membership.local_member, "owner": target},
             )
+        return owner
+
+    def _failed_over(self, owner: int) -> None:
+        if self.on_failover is not None:
+            self.on_failover(self.membership.members[owner])
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, owner: int) -> None:
+        target = self.membership.members[owner]
         identity = scope.get(IDENTITY_KEY, ANONYMOUS)
         hop = sign(
             self.key,
@@ -142,14 +206,6 @@ class ClusterForwardMiddleware:
         finally:
             self.on_forward(target, failed)
 
-    def _owner(self, scope: Scope) -> int | None:
-        """Index of the owner when it is another member, else None (answer here)."""
-        repository = target_of(scope).repository
-        if repository is None:
-            return None
-        owner = self.membership.owner_of(repository)
-        return None if owner == self.membership.local_index else owner
-
     def _closing_on_shutdown(self, receive: Receive) -> Receive:
         async def wrapped() -> Message:
             message: dict[str, Any] = dict(await receive())
@@ -160,6 +216,36 @@ class ClusterForwardMiddleware:
         return wrapped
 
 
+async def _kept_body(receive: Receive) -> tuple[Callable[[], Receive], bool]:
+    """Readers of the request that each start from the first byte, and whether the body was
+    kept whole: it is read ahead up to _REPLAY_LIMIT bytes (index writes carry a manifest or
+    nothing). Past the limit a second reader would miss what the first one took."""
+    kept: list[Message] = []
+    size = 0
+    complete = False
+    while size < _REPLAY_LIMIT:
+        message = await receive()
+        kept.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+
+    def reader() -> Receive:
+        queue = list(kept)
+
+        async def replay() -> Message:
+            # After the kept messages, the client's own: the rest of a long body, or the
+            # disconnect that a finished request waits for.
+            return queue.pop(0) if queue else await receive()
+
+        return replay
+
+    return reader, complete
+
+
 def cluster_inbound(membership: Membership | None) -> Middleware | None:
     return Middleware(ClusterInboundMiddleware, membership=membership) if membership else None
 
@@ -167,11 +253,18 @@ def cluster_inbound(membership: Membership | None) -> Middleware | None:
 def cluster_forward(
     config: Config,
     membership: Membership | None,
+    peers: Peers | None,
     on_forward: Callable[[str, bool], None] | None = None,
+    on_failover: Callable[[str], None] | None = None,
 ) -> Middleware | None:
-    if membership is None:
+    if membership is None or peers is None:
         return None
     forwarder = Forwarder(client_ssl_context(config))
     return Middleware(
-        ClusterForwardMiddleware, membership=membership, forwarder=forwarder, on_forward=on_forward
+        ClusterForwardMiddleware,
+        membership=membership,
+        forwarder=forwarder,
+        peers=peers,
+        on_forward=on_forward,
+        on_failover=on_failover,
     )

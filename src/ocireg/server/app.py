@@ -21,6 +21,7 @@ from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.membership import Membership, membership_from_config
 from ocireg.cluster.middleware import cluster_forward, cluster_inbound
+from ocireg.cluster.peers import Peers, peers_from_config
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
@@ -28,7 +29,8 @@ from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.services import build_store
-from ocireg.target import ClassifyMiddleware
+from ocireg.server.status import cluster_status
+from ocireg.target import ClassifyMiddleware, Endpoint
 
 CONFIG_ENV = "OCIREG_CONFIG"
 # Which cluster member this instance is, found once by the parent before the workers start.
@@ -56,7 +58,9 @@ def build_routes(config: Config) -> list[BaseRoute]:
     return routes
 
 
-def build_middleware(config: Config, membership: Membership | None = None) -> list[Middleware]:
+def build_middleware(
+    config: Config, membership: Membership | None = None, peers: Peers | None = None
+) -> list[Middleware]:
     """The middleware stack, outermost first. One line per concern; None = not configured."""
     auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     stack = [
@@ -71,12 +75,19 @@ def build_middleware(config: Config, membership: Membership | None = None) -> li
         cluster_inbound(membership),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
         authenticate(auth),
-        # cluster forward: not the owner -> stream to the owner with the identity
-        cluster_forward(config, membership, on_forward=metrics.record_proxied),
-        # authorize: access-control policies, on the owner
+        # cluster forward: not the owner -> stream to the owner with the identity (on
+        # shared storage only index writes, and only while the owner is up)
+        cluster_forward(
+            config,
+            membership,
+            peers,
+            on_forward=metrics.record_proxied,
+            on_failover=metrics.record_failover,
+        ),
+        # authorize: access-control policies, where the request is answered
         authorize(auth),
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
-        Middleware(Dispatch),
+        Middleware(Dispatch, extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status}),
     ]
     return [m for m in stack if m is not None]
 
@@ -84,6 +95,7 @@ def build_middleware(config: Config, membership: Membership | None = None) -> li
 def create_app(config: Config, local_member: int | None = None) -> Starlette:
     """`local_member`: this instance's index in `cluster.members`, if already known."""
     membership = membership_from_config(config, local_member)
+    peers = peers_from_config(config, membership)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -91,22 +103,28 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.store.kick_rebuild()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
+        app.state.peers = peers
         if metrics.metrics_settings(config).enabled:
             metrics.enable()
-        # In a cluster each member maintains only the repositories it owns.
-        maintenance = Maintenance(config, app.state.store, owner_filter(membership))
+        # In a cluster each member maintains only the repositories it owns (and, on shared
+        # storage, those of a member that is down, when it is first in line).
+        maintenance = Maintenance(config, app.state.store, owner_filter(membership, peers))
         maintenance.start()
+        if peers is not None:
+            peers.start(app.state.store.driver)
         log.info("worker ready", extra={"pid": os.getpid()})
         try:
             yield
         finally:
+            if peers is not None:
+                await peers.stop()
             await maintenance.stop()
             await app.state.store.close()
 
     routes = build_routes(config)
     return Starlette(
         routes=routes,
-        middleware=build_middleware(config, membership),
+        middleware=build_middleware(config, membership, peers),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

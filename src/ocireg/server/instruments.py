@@ -70,6 +70,12 @@ class Instruments:
             ["member"],
             registry=r,
         )
+        self.failovers = Counter(
+            "ocireg_cluster_failovers",
+            "Requests for a down member's repositories answered by this member instead",
+            ["member"],
+            registry=r,
+        )
         self.gc_runs = Counter(
             "ocireg_gc_runs", "Garbage collection runs by result", ["result"], registry=r
         )

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ocireg.cluster.membership import Membership
+from ocireg.cluster.peers import Peers
 from ocireg.config import Config
 from ocireg.ops.gc import GarbageCollector, GCReport, owns_everything
 from ocireg.ops.scrub import Scrubber, ScrubReport, scrub_settings
@@ -37,12 +38,18 @@ ELECTION_RETRY = 5.0
 R = TypeVar("R")
 
 
-def owner_filter(membership: Membership | None) -> Callable[[str], bool]:
+def owner_filter(
+    membership: Membership | None, peers: Peers | None = None
+) -> Callable[[str], bool]:
     """Which repositories this instance maintains: all of them, or in a cluster the ones
-    it owns (the request-routing rule), so that each is maintained exactly once."""
+    it owns (the request-routing rule), so that each is maintained exactly once; on shared
+    storage also those of a member that is down, when this one is first in line for them."""
     if membership is None:
         return owns_everything
-    return lambda repo: membership.owner_of(repo) == membership.local_index
+    local = membership.local_index
+    if peers is None:
+        return lambda repo: membership.owner_of(repo) == local
+    return lambda repo: peers.maintainer_of(membership.owner_of(repo)) == local
 
 
 def leader_lock_path(config: Config) -> Path:

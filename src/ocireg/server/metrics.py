@@ -146,6 +146,14 @@ def record_proxied(member: str, failed: bool = False) -> None:
         m.proxy_errors.labels(member).inc()
 
 
+def record_failover(member: str) -> None:
+    """For the cluster router: a request for `member`'s repository answered here because
+    that member is down (shared storage only)."""
+    m = _instruments
+    if m is not None:
+        m.failovers.labels(member).inc()
+
+
 def record_gc(reports: Sequence[GCReport], seconds: float, failed: bool = False) -> None:
     m = _instruments
     if m is None:

@@ -1,0 +1,203 @@
+"""What one worker process knows of the other members: which share its storage, which are up.
+
+**Shared storage.** Every member keeps a small record in storage,
+`.ocireg/members/<hash of its address>.json`, rewritten now and then. A member that finds a
+peer's record in its own storage knows that peer shares it: that is a property of the
+storage, so it is remembered for the life of the process, even when the peer dies. zot
+members write no records; `cluster.sharedStorage: true` declares every member shared, and
+`false` turns the whole mode off (zot's behaviour: everything goes to the owner).
+
+**Liveness.** A prober asks every peer's `/livez` once a second. A refused connection marks
+the peer down at once, a probe that times out twice in a row too, and so does a forwarded
+request that could not reach it; one good answer marks it up again. Only shared peers are
+ever failed over (`ClusterForwardMiddleware`): with separate storage a down owner still means
+503, since nobody else holds its data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from ocireg.cluster.membership import Membership
+from ocireg.cluster.proxy import client_ssl_context
+from ocireg.config import Config
+from ocireg.storage import PathNotFound, StorageDriver, StorageError
+
+log = logging.getLogger("ocireg.cluster")
+
+RECORDS_DIR = ".ocireg/members"
+RECORD_EVERY = 30.0  # rewrite our record this often (seconds)
+RECORD_FRESH = 600.0  # a record older than this proves nothing about today's storage
+LOOK_EVERY = 2.0  # read the peers' records this often until every peer is found
+PROBE_EVERY = 1.0
+PROBE_TIMEOUT = 1.5
+TIMEOUTS_TO_DOWN = 2
+
+
+@dataclass
+class PeerState:
+    shared: bool = False
+    up: bool = True  # assumed until a probe or a request says otherwise
+    timeouts: int = 0
+    last_contact: float = 0.0  # wall clock of the last good answer, 0 if none yet
+    changed: float = 0.0
+
+
+def record_path(member: str) -> str:
+    return f"{RECORDS_DIR}/{hashlib.sha256(member.encode()).hexdigest()[:24]}.json"
+
+
+class Peers:
+    def __init__(
+        self,
+        membership: Membership,
+        shared_storage: bool | None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.membership = membership
+        self.mode = shared_storage  # None: find out
+        self.scheme = "https" if ssl_context else "http"
+        self._ssl: ssl.SSLContext | bool = ssl_context or False
+        self.state = {
+            i: PeerState(shared=shared_storage is True)
+            for i in range(len(membership.members))
+            if i != membership.local_index
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._session: aiohttp.ClientSession | None = None
+
+    # --- what the routing asks -----------------------------------------------------------
+
+    def shares(self, index: int) -> bool:
+        """True when member `index` is known to use this member's storage."""
+        peer = self.state.get(index)
+        return peer is not None and peer.shared
+
+    def is_up(self, index: int) -> bool:
+        peer = self.state.get(index)
+        return peer is None or peer.up
+
+    def mark_down(self, index: int, reason: str) -> None:
+        peer = self.state.get(index)
+        if peer is not None and peer.up:
+            peer.up = False
+            peer.changed = time.time()
+            log.warning(
+                "cluster member down",
+                extra={"member": self.membership.members[index], "reason": reason},
+            )
+
+    def _mark_up(self, index: int) -> None:
+        peer = self.state[index]
+        peer.timeouts = 0
+        peer.last_contact = time.time()
+        if not peer.up:
+            peer.up = True
+            peer.changed = peer.last_contact
+            log.warning("cluster member up", extra={"member": self.membership.members[index]})
+
+    def maintainer_of(self, owner: int) -> int:
+        """Who maintains (GC, scrub) the repositories of `owner`: the owner while it is up
+        or does not share this storage; else the first member, in list order, that is up
+        and shares it (this member counts as both)."""
+        local = self.membership.local_index
+        if owner == local or self.is_up(owner) or not self.shares(owner):
+            return owner
+        for index in range(len(self.membership.members)):
+            if index == local or (index != owner and self.is_up(index) and self.shares(index)):
+                return index
+        return owner
+
+    # --- background work -----------------------------------------------------------------
+
+    def start(self, driver: StorageDriver) -> None:
+        self._tasks = [asyncio.create_task(self._probe_loop(), name="ocireg-peer-probes")]
+        if self.mode is None:
+            self._tasks.append(asyncio.create_task(self._records(driver), name="ocireg-peers"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._session is not None:
+            await self._session.close()
+
+    async def _records(self, driver: StorageDriver) -> None:
+        """Keep our record fresh; read the peers' until each has been found."""
+        me = self.membership.local_member
+        wrote = 0.0
+        while True:
+            now = time.time()
+            try:
+                if now - wrote >= RECORD_EVERY:
+                    body = json.dumps({"member": me, "time": now}).encode()
+                    await driver.put_content(record_path(me), body)
+                    wrote = now
+                for index, peer in self.state.items():
+                    if not peer.shared and await self._has_record(driver, index, now):
+                        peer.shared = True
+                        log.info(
+                            "cluster member shares this storage",
+                            extra={"member": self.membership.members[index]},
+                        )
+            except StorageError as exc:
+                log.warning("cluster member records unavailable", extra={"error": str(exc)})
+            everyone = all(peer.shared for peer in self.state.values())
+            await asyncio.sleep(RECORD_EVERY if everyone else LOOK_EVERY)
+
+    async def _has_record(self, driver: StorageDriver, index: int, now: float) -> bool:
+        member = self.membership.members[index]
+        try:
+            record = json.loads(await driver.get_content(record_path(member)))
+        except (PathNotFound, ValueError):
+            return False
+        stamp = record.get("time") if isinstance(record, dict) else None
+        return (
+            record.get("member") == member
+            and isinstance(stamp, int | float)
+            and now - stamp < RECORD_FRESH
+        )
+
+    async def _probe_loop(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
+        self._session = aiohttp.ClientSession(
+            timeout=timeout, connector=aiohttp.TCPConnector(ssl=self._ssl)
+        )
+        while True:
+            await asyncio.gather(*(self._probe(index) for index in self.state))
+            await asyncio.sleep(PROBE_EVERY)
+
+    async def _probe(self, index: int) -> None:
+        assert self._session is not None
+        url = f"{self.scheme}://{self.membership.members[index]}/livez"
+        try:
+            async with self._session.get(url) as response:
+                if response.status == 200:
+                    self._mark_up(index)
+                    return
+                reason = f"/livez answered {response.status}"
+        except TimeoutError:
+            peer = self.state[index]
+            peer.timeouts += 1
+            if peer.timeouts < TIMEOUTS_TO_DOWN:
+                return
+            reason = f"/livez did not answer within {PROBE_TIMEOUT}s, {peer.timeouts} times"
+        except aiohttp.ClientError as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+        self.mark_down(index, reason)
+
+
+def peers_from_config(config: Config, membership: Membership | None) -> Peers | None:
+    if membership is None or config.cluster is None:
+        return None
+    return Peers(membership, config.cluster.shared_storage, client_ssl_context(config))
