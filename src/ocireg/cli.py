@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocireg.config import Config, load_config
+from ocireg.config import DEFAULT_CONFIG, Config, load_config, read_config_file
 from ocireg.errors import ConfigError, RegistryError
 from ocireg.logs import setup_logging
 from ocireg.meta import MetaUnavailable
@@ -61,7 +61,11 @@ def _report_warnings(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    from ocireg.server.reload import checked_config
+
+    source = Path(args.config) if args.config else None
+    raw = read_config_file(source) if source else DEFAULT_CONFIG
+    config = checked_config(raw, source)
     setup_logging(config.log.level, config.log.output)
     _report_warnings(config)
     # Fail here, once, rather than in every worker process.
@@ -73,8 +77,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from ocireg.server.runner import serve
 
-    serve(config)
+    serve(config, raw)
     return 0
+
+
+def cmd_cluster_status(args: argparse.Namespace) -> int:
+    """Exit 0 when every member answers and routes as CONFIG says, else 1."""
+    config = _load(args.config)
+    if config.cluster is None:
+        print(f"{args.config}: no cluster section", file=sys.stderr)
+        return 1
+    from ocireg.cluster.report import report
+
+    text, healthy = report(config, args.user)
+    print(text)
+    return 0 if healthy else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -194,6 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     scrub = sub.add_parser("scrub", help="re-hash blobs and check manifests; never deletes")
     scrub.add_argument("config")
     scrub.set_defaults(func=cmd_scrub)
+    cluster = sub.add_parser("cluster", help="cluster commands")
+    cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
+    status = cluster_sub.add_parser("status", help="ask every member; print one table")
+    status.add_argument("config")
+    status.add_argument("--user", help="user:password, when the members require a login")
+    status.set_defaults(func=cmd_cluster_status)
     return parser
 
 

@@ -91,8 +91,14 @@ SCHEMA: dict[str, Any] = {
         "events": UNIMPLEMENTED,
     },
     "scheduler": UNIMPLEMENTED,
-    # sharedStorage is ocireg's: "auto" (default), true or false (docs/cluster.md)
-    "cluster": {"members": list, "hashKey": str, "tls": _TLS, "sharedStorage": (str, bool)},
+    # sharedStorage and routing are ocireg's keys (docs/cluster.md)
+    "cluster": {
+        "members": list,
+        "hashKey": str,
+        "tls": _TLS,
+        "sharedStorage": (str, bool),
+        "routing": str,
+    },
 }
 
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "panic", "fatal")
@@ -218,6 +224,7 @@ class ClusterConfig:
     # None: find out at run time which members share this member's storage (heartbeat
     # records); True: every member does (zot members write no records); False: none does.
     shared_storage: bool | None = None
+    routing: str = "modulo"  # or "rendezvous"
 
 
 @dataclass(frozen=True)
@@ -379,4 +386,11 @@ def _cluster(raw: dict[str, Any] | None, base: Path) -> ClusterConfig | None:
         hash_key=key_bytes,
         tls=_tls(raw.get("tls"), "cluster.tls", base),
         shared_storage=None if shared == "auto" else shared,
+        routing=_routing(raw.get("routing", "modulo")),
     )
+
+
+def _routing(value: str) -> str:
+    if value not in ("modulo", "rendezvous"):
+        raise ConfigError("cluster.routing", f'expected "modulo" or "rendezvous", got {value!r}')
+    return value

@@ -11,6 +11,7 @@ in the list.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import itertools
 import logging
@@ -20,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ocireg.cluster.routing import owner_index
+from ocireg.cluster.routing import owner_of
 from ocireg.config import Config
 from ocireg.errors import ConfigError
 
@@ -39,13 +40,20 @@ class Membership:
     members: tuple[str, ...]
     local_index: int
     hash_key: bytes
+    routing: str = "modulo"
 
     @property
     def local_member(self) -> str:
         return self.members[self.local_index]
 
     def owner_of(self, repository: str) -> int:
-        return owner_index(repository, self.hash_key, len(self.members))
+        return owner_of(repository, self.hash_key, self.members, self.routing)
+
+    @property
+    def fingerprint(self) -> str:
+        """Equal on two members exactly when they route alike (the key stays out of it)."""
+        text = "\n".join([self.routing, *self.members])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def split_member(member: str) -> tuple[str, int]:
@@ -161,4 +169,4 @@ def membership_from_config(
         local_index = find_local_member(cluster.members, config.http.port, timeout=timeout)
     if not 0 <= local_index < len(cluster.members):
         raise ConfigError("cluster.members", f"no member number {local_index}")
-    return Membership(cluster.members, local_index, cluster.hash_key)
+    return Membership(cluster.members, local_index, cluster.hash_key, cluster.routing)

@@ -23,6 +23,7 @@ import json
 import logging
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -38,6 +39,7 @@ RECORDS_DIR = ".ocireg/members"
 RECORD_EVERY = 30.0  # rewrite our record this often (seconds)
 RECORD_FRESH = 600.0  # a record older than this proves nothing about today's storage
 LOOK_EVERY = 2.0  # read the peers' records this often until every peer is found
+FINGERPRINT_HEADER = b"x-ocireg-cluster-fingerprint"
 PROBE_EVERY = 1.0
 PROBE_TIMEOUT = 1.5
 TIMEOUTS_TO_DOWN = 2
@@ -50,6 +52,7 @@ class PeerState:
     timeouts: int = 0
     last_contact: float = 0.0  # wall clock of the last good answer, 0 if none yet
     changed: float = 0.0
+    fingerprint: str | None = None  # how the peer routes (None: not an ocireg, or not known)
 
 
 def record_path(member: str) -> str:
@@ -62,8 +65,11 @@ class Peers:
         membership: Membership,
         shared_storage: bool | None,
         ssl_context: ssl.SSLContext | None = None,
+        on_round: Callable[[int, int], None] | None = None,
     ) -> None:
         self.membership = membership
+        # Called after each probe round with (members up, members routing differently).
+        self.on_round = on_round
         self.mode = shared_storage  # None: find out
         self.scheme = "https" if ssl_context else "http"
         self._ssl: ssl.SSLContext | bool = ssl_context or False
@@ -81,6 +87,11 @@ class Peers:
         """True when member `index` is known to use this member's storage."""
         peer = self.state.get(index)
         return peer is not None and peer.shared
+
+    def disagrees(self, index: int) -> bool:
+        """True when member `index` announced a routing fingerprint other than ours."""
+        peer = self.state.get(index)
+        return peer is not None and peer.fingerprint not in (None, self.membership.fingerprint)
 
     def is_up(self, index: int) -> bool:
         peer = self.state.get(index)
@@ -104,6 +115,21 @@ class Peers:
             peer.up = True
             peer.changed = peer.last_contact
             log.warning("cluster member up", extra={"member": self.membership.members[index]})
+
+    def _note_fingerprint(self, index: int, fingerprint: str | None) -> None:
+        peer = self.state[index]
+        if fingerprint == peer.fingerprint:
+            return
+        peer.fingerprint = fingerprint
+        if self.disagrees(index):
+            log.warning(
+                "cluster member routes differently: the member lists (or routing) differ",
+                extra={
+                    "member": self.membership.members[index],
+                    "its_fingerprint": fingerprint,
+                    "our_fingerprint": self.membership.fingerprint,
+                },
+            )
 
     def maintainer_of(self, owner: int) -> int:
         """Who maintains (GC, scrub) the repositories of `owner`: the owner while it is up
@@ -175,6 +201,9 @@ class Peers:
         )
         while True:
             await asyncio.gather(*(self._probe(index) for index in self.state))
+            if self.on_round is not None:
+                up = 1 + sum(peer.up for peer in self.state.values())
+                self.on_round(up, sum(self.disagrees(index) for index in self.state))
             await asyncio.sleep(PROBE_EVERY)
 
     async def _probe(self, index: int) -> None:
@@ -184,6 +213,7 @@ class Peers:
             async with self._session.get(url) as response:
                 if response.status == 200:
                     self._mark_up(index)
+                    self._note_fingerprint(index, response.headers.get(FINGERPRINT_HEADER.decode()))
                     return
                 reason = f"/livez answered {response.status}"
         except TimeoutError:
@@ -197,7 +227,12 @@ class Peers:
         self.mark_down(index, reason)
 
 
-def peers_from_config(config: Config, membership: Membership | None) -> Peers | None:
+def peers_from_config(
+    config: Config,
+    membership: Membership | None,
+    on_round: Callable[[int, int], None] | None = None,
+) -> Peers | None:
     if membership is None or config.cluster is None:
         return None
-    return Peers(membership, config.cluster.shared_storage, client_ssl_context(config))
+    ssl_context = client_ssl_context(config)
+    return Peers(membership, config.cluster.shared_storage, ssl_context, on_round)

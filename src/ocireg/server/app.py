@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -22,19 +23,18 @@ from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.membership import Membership, membership_from_config
 from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.cluster.peers import Peers, peers_from_config
-from ocireg.config import Config, load_config
+from ocireg.config import Config, build_config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
 from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
+from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV
 from ocireg.server.services import build_store
 from ocireg.server.status import cluster_status
 from ocireg.target import ClassifyMiddleware, Endpoint
 
 CONFIG_ENV = "OCIREG_CONFIG"
-# Which cluster member this instance is, found once by the parent before the workers start.
-LOCAL_MEMBER_ENV = "OCIREG_CLUSTER_LOCAL_MEMBER"
 log = logging.getLogger("ocireg.server")
 
 
@@ -95,7 +95,7 @@ def build_middleware(
 def create_app(config: Config, local_member: int | None = None) -> Starlette:
     """`local_member`: this instance's index in `cluster.members`, if already known."""
     membership = membership_from_config(config, local_member)
-    peers = peers_from_config(config, membership)
+    peers = peers_from_config(config, membership, on_round=metrics.record_cluster_view)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -131,9 +131,12 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
 
 
 def app_from_environment() -> Starlette:
-    """Granian's factory in each worker process: the config path comes from the parent."""
-    raw = os.environ.get(CONFIG_ENV, "")
-    config = load_config(Path(raw) if raw else None)
+    """Granian's factory in each worker process: the configuration the main process
+    published (server/reload.py), and the file's path for relative references and logs."""
+    path = os.environ.get(CONFIG_ENV, "")
+    data = os.environ.get(CONFIG_DATA_ENV)
+    source = Path(path) if path else None
+    config = build_config(json.loads(data), source=source) if data else load_config(source)
     setup_logging(config.log.level, config.log.output)
     member = os.environ.get(LOCAL_MEMBER_ENV, "")
     return create_app(config, int(member) if member.isdigit() else None)

@@ -70,6 +70,18 @@ class Instruments:
             ["member"],
             registry=r,
         )
+        self.members_up = Gauge(
+            "ocireg_cluster_members_up",
+            "Cluster members answering /livez, this one included",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
+        self.members_disagreeing = Gauge(
+            "ocireg_cluster_members_disagreeing",
+            "Cluster members whose member list or routing differs from this member's",
+            registry=r,
+            multiprocess_mode="mostrecent",
+        )
         self.failovers = Counter(
             "ocireg_cluster_failovers",
             "Requests for a down member's repositories answered by this member instead",

@@ -146,6 +146,15 @@ def record_proxied(member: str, failed: bool = False) -> None:
         m.proxy_errors.labels(member).inc()
 
 
+def record_cluster_view(up: int, disagreeing: int) -> None:
+    """For the cluster prober: members up (this one included), and members whose routing
+    fingerprint differs from this member's, as this worker sees them."""
+    m = _instruments
+    if m is not None:
+        m.members_up.set(up)
+        m.members_disagreeing.set(disagreeing)
+
+
 def record_failover(member: str) -> None:
     """For the cluster router: a request for `member`'s repository answered here because
     that member is down (shared storage only)."""

@@ -6,22 +6,15 @@ user). Answered by the member that receives it, never forwarded.
 
 from __future__ import annotations
 
-import hashlib
 import time
+from collections import Counter
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ocireg.cluster.membership import Membership
 from ocireg.cluster.peers import Peers
 from ocireg.errors import ErrorCode, RegistryError
-
-
-def fingerprint(membership: Membership, routing: str = "modulo") -> str:
-    """Equal on two members exactly when they route alike."""
-    text = "\n".join([routing, *membership.members])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 async def cluster_status(request: Request) -> Response:
@@ -29,17 +22,22 @@ async def cluster_status(request: Request) -> Response:
     if peers is None:
         raise RegistryError(ErrorCode.NOT_FOUND, "not a cluster member")
     membership = peers.membership
+    # How many repositories each member owns: a walk of the catalog (its cost grows with
+    # the number of repositories; this is an operator's page, not a client's).
+    owned = Counter(membership.owner_of(repo) for repo in await request.app.state.store.catalog())
     members: list[dict[str, Any]] = []
     for index, member in enumerate(membership.members):
-        entry: dict[str, Any] = {"member": member, "index": index}
+        entry: dict[str, Any] = {"member": member, "index": index, "repositories": owned[index]}
         if index == membership.local_index:
-            entry.update(local=True, up=True, shared=True)
+            entry.update(local=True, up=True, shared=True, fingerprint=membership.fingerprint)
         else:
             state = peers.state[index]
             entry.update(
                 local=False,
                 up=state.up,
                 shared=state.shared,
+                fingerprint=state.fingerprint,
+                agrees=not peers.disagrees(index),
                 lastContact=_iso(state.last_contact),
                 since=_iso(state.changed),
             )
@@ -47,8 +45,8 @@ async def cluster_status(request: Request) -> Response:
     body = {
         "member": membership.local_member,
         "index": membership.local_index,
-        "routing": "modulo",
-        "fingerprint": fingerprint(membership),
+        "routing": membership.routing,
+        "fingerprint": membership.fingerprint,
         "sharedStorage": {None: "auto", True: True, False: False}[peers.mode],
         "members": members,
     }

@@ -1,0 +1,206 @@
+"""Member lists that change without restarts: a member added and one removed by editing the
+files while clients keep pushing and pulling; a broken file refused; the status command and
+endpoint with a member down and two members whose lists differ. On one shared root and on
+SeaweedFS + Redis."""
+
+from __future__ import annotations
+
+import copy
+import json
+import signal
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.test_shared_storage import cluster_status, wait_all_shared
+from tests.conftest import use_backend
+from tests.support.backends import Redis, SeaweedFS
+from tests.support.cluster import cluster_configs, start_members
+from tests.support.oci import OCI_MANIFEST, manifest_path, push_image
+from tests.support.server import RegistryProcess, run_cli, wait_until
+
+
+def rewrite(member: RegistryProcess, members: list[str]) -> None:
+    """Edit the member's config file as an operator would; its file watch reloads it."""
+    config = copy.deepcopy(member.config)
+    config["cluster"]["members"] = list(members)
+    member.config = config
+    member.config_path.write_text(json.dumps(config))
+
+
+def log_of(member: RegistryProcess) -> str:
+    """The member's whole log (`logs()` keeps only the end, which the access log fills)."""
+    return member.log_path.read_text(errors="replace")
+
+
+def fingerprints(members: list[RegistryProcess]) -> set[str]:
+    return {cluster_status(m)["fingerprint"] for m in members}
+
+
+@pytest.fixture(params=["filesystem", "s3"])
+def cluster4(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[list[RegistryProcess], list[dict[str, Any]]]]:
+    """Three running members, and the config of a fourth (listed only in its own file)."""
+    configs = cluster_configs(tmp_path, count=4)
+    if request.param == "s3":
+        seaweedfs: SeaweedFS = request.getfixturevalue("seaweedfs")
+        redis: Redis = request.getfixturevalue("redis_server")
+        root, prefix = f"/m{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+        for i, cfg in enumerate(configs):
+            cfg["storage"]["rootDirectory"] = str(tmp_path / f"local-{i}")
+            use_backend(cfg, seaweedfs, redis, root, prefix)
+    four = list(configs[0]["cluster"]["members"])
+    for cfg in configs[:3]:
+        cfg["cluster"]["members"] = four[:3]
+    procs = start_members(tmp_path, configs[:3])
+    try:
+        wait_all_shared(procs)
+        yield procs, configs
+    finally:
+        for proc in procs:
+            proc.stop()
+
+
+class Traffic:
+    """Clients pushing and pulling through the members in `targets` until stopped; every
+    failure is kept."""
+
+    def __init__(self, targets: list[RegistryProcess]) -> None:
+        self.targets = list(targets)
+        self.pushed: dict[tuple[str, str], str] = {}
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(2)
+        ]
+
+    def __enter__(self) -> Traffic:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.pushed)
+
+    def _work(self, worker: int) -> None:
+        n = 0
+        while not self._stop.is_set():
+            with self._lock:
+                member = self.targets[(n + worker) % len(self.targets)]
+            repo, tag = f"members/r{n % 12}", f"w{worker}-{n}"
+            try:
+                with httpx.Client(base_url=member.url, timeout=30) as client:
+                    image = push_image(client, repo, tag)
+                    r = client.get(manifest_path(repo, tag), headers={"Accept": OCI_MANIFEST})
+                    assert r.status_code == 200 and r.content == image.manifest, r.text
+                with self._lock:
+                    self.pushed[(repo, tag)] = image.digest
+            except (AssertionError, httpx.HTTPError) as exc:
+                with self._lock:
+                    self.failures.append(f"{member.url} {repo}:{tag}: {exc}")
+            n += 1
+
+    def use(self, targets: list[RegistryProcess]) -> None:
+        with self._lock:
+            self.targets = list(targets)
+
+
+def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
+    cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    procs, configs = cluster4
+    four = configs[3]["cluster"]["members"]
+    with Traffic(procs) as traffic:
+        wait_until(lambda: traffic.count() >= 8, timeout=60)
+        fourth = RegistryProcess(tmp_path, configs[3], name="member3").start()
+        try:
+            for member in procs:
+                rewrite(member, four)
+            everyone = [*procs, fourth]
+            wait_until(lambda: len(fingerprints(everyone)) == 1, timeout=30)
+            traffic.use(everyone)
+            done = traffic.count()
+            wait_until(lambda: traffic.count() >= done + 12, timeout=90)
+            # Remove member 2: the load balancer stops sending to it, the others' files drop
+            # it, then it stops.
+            remaining = [procs[0], procs[1], fourth]
+            traffic.use(remaining)
+            for member in remaining:
+                rewrite(member, [four[0], four[1], four[3]])
+            wait_until(lambda: len(fingerprints(remaining)) == 1, timeout=30)
+            procs[2].stop()
+            done = traffic.count()
+            wait_until(lambda: traffic.count() >= done + 12, timeout=90)
+        finally:
+            traffic.__exit__()
+            fourth_pushed = dict(traffic.pushed)
+            for member in [procs[0], procs[1], fourth]:
+                with httpx.Client(base_url=member.url, timeout=30) as client:
+                    for (repo, tag), digest in sorted(fourth_pushed.items()):
+                        r = client.head(manifest_path(repo, tag), headers={"Accept": OCI_MANIFEST})
+                        assert r.status_code == 200, (member.url, repo, tag)
+                        assert r.headers["docker-content-digest"] == digest
+            fourth.stop()
+    assert not traffic.failures, traffic.failures[:5]
+    assert "configuration reloaded" in log_of(procs[0])
+
+
+def test_a_broken_file_is_refused_and_the_member_keeps_serving(
+    cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]],
+) -> None:
+    procs, _ = cluster4
+    member = procs[0]
+    before = cluster_status(member)["fingerprint"]
+    good = member.config_path.read_text()
+    member.config_path.write_text('{"storage": {"rootDirectory": ')  # cut short
+    wait_until(lambda: "configuration reload refused" in log_of(member), timeout=15)
+    member.config_path.write_text(good.replace('"hashKey"', '"hashkey2"'))  # unknown key
+    wait_until(lambda: log_of(member).count("configuration reload refused") >= 2, timeout=15)
+    member.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_until(lambda: log_of(member).count("configuration reload refused") >= 3, timeout=15)
+    with httpx.Client(base_url=member.url, timeout=30) as client:
+        image = push_image(client, "members/still", "v1")
+        assert client.get(manifest_path("members/still", "v1")).content == image.manifest
+    wait_until(lambda: cluster_status(member)["fingerprint"] == before, timeout=15)
+
+
+def test_status_command_and_endpoint_flag_a_down_member_and_a_different_list(
+    cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]],
+) -> None:
+    procs, configs = cluster4
+    three = configs[0]["cluster"]["members"]
+    procs[2].stop()
+    # Member 1 now lists the three members in another order: it routes differently.
+    rewrite(procs[1], [three[1], three[0], three[2]])
+    wait_until(
+        lambda: cluster_status(procs[1])["fingerprint"] != cluster_status(procs[0])["fingerprint"],
+        timeout=30,
+    )
+
+    def view() -> dict[int, dict[str, Any]]:
+        return {m["index"]: m for m in cluster_status(procs[0])["members"]}
+
+    wait_until(lambda: not view()[2]["up"] and view()[1]["agrees"] is False, timeout=15)
+    assert view()[0]["local"] and view()[1]["up"]
+    assert "cluster member routes differently" in log_of(procs[0])
+
+    result = run_cli("cluster", "status", str(procs[0].config_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:4]}
+    assert " yes " in lines[three[0]] and lines[three[0]].split()[3] == "yes"
+    assert lines[three[1]].split()[3] == "NO"
+    assert "no:" in lines[three[2]]
+    assert "PROBLEMS" in result.stdout
