@@ -76,7 +76,9 @@ def test_gc_command_in_a_cluster_collects_only_this_members_repositories(
 
 
 def test_forwarded_requests_and_proxy_errors_are_counted_by_member(tmp_path: Path) -> None:
-    configs = cluster_configs(tmp_path, count=2, workers=2)
+    # Separate roots: every request for the owner's repository is forwarded (on shared
+    # storage reads and uploads would be answered where they arrive).
+    configs = cluster_configs(tmp_path, count=2, workers=2, shared_root=False)
     for cfg in configs:
         # Present and empty (YAML's bare `metrics:` is null): enabled, as in zot.
         cfg["extensions"] = {"metrics": None}
