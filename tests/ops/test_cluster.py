@@ -106,3 +106,47 @@ def test_forwarded_requests_and_proxy_errors_are_counted_by_member(tmp_path: Pat
     finally:
         for member in members:
             member.stop()
+
+
+def test_a_down_members_repositories_are_collected_by_the_first_live_member_then_handed_back(
+    tmp_path: Path,
+) -> None:
+    """Shared root: member 2 is killed; member 0 (first in line) collects its repository
+    until it returns, then member 2 does again, and member 0 no longer."""
+    configs = cluster_configs(tmp_path, count=3, workers=1)
+    for cfg in configs:
+        cfg["storage"].update(gcDelay="1s", gcInterval="1s")
+    members = start_members(tmp_path, configs)
+    try:
+        repo = repo_owned_by(2, prefix="ops/takeover")
+        with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
+            push_image(c, repo, "v1")
+        members[2].kill()
+        with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
+            orphan = push_blob(c, repo, random_bytes(100))
+        blob = members[0].root / repo / "blobs" / "sha256" / orphan.split(":")[1]
+        wait_until(lambda: not blob.exists(), timeout=30)
+        wait_until(
+            lambda: any(x["repository"] == repo for x in gc_lines(members[0].log_path.read_text())),
+            timeout=10,
+        )
+        assert not any(x["repository"] == repo for x in gc_lines(members[1].log_path.read_text()))
+        members[2].start()
+        with httpx.Client(base_url=members[2].url, timeout=30.0) as c:
+            orphan = push_blob(c, repo, random_bytes(100))
+        blob = members[0].root / repo / "blobs" / "sha256" / orphan.split(":")[1]
+        wait_until(lambda: not blob.exists(), timeout=30)
+        wait_until(
+            lambda: any(x["repository"] == repo for x in gc_lines(members[2].log_path.read_text())),
+            timeout=10,
+        )
+        handed_back = len(gc_lines(members[0].log_path.read_text()))
+        # member 0 no longer collects it: several of its runs pass without the repository
+        runs = members[0].log_path.read_text().count('"gc run"')
+        wait_until(
+            lambda: members[0].log_path.read_text().count('"gc run"') >= runs + 3, timeout=20
+        )
+        assert len(gc_lines(members[0].log_path.read_text())) == handed_back
+    finally:
+        for member in members:
+            member.stop()
