@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+# Enough for a worker that missed a burst of writes by others to catch up without re-reading.
+INDEX_CHANGES_KEPT = 64
+
 
 class MetaUnavailable(Exception):
     """The store cannot be reached; requests that need it get 503."""
@@ -38,6 +41,17 @@ class MetaStore(Protocol):
 
     async def blob_location(self, digest: str) -> str | None:
         """A storage path known to hold the bytes of `digest` (for dedupe stubs)."""
+        ...
+
+    async def add_index_change(
+        self, repo: str, before: str | None, after: str, change: str
+    ) -> None:
+        """Note that index.json of `repo` went from version `before` to `after` by `change`
+        (JSON); only the most recent INDEX_CHANGES_KEPT per repository are kept."""
+        ...
+
+    async def index_changes(self, repo: str) -> list[tuple[str | None, str, str]]:
+        """The kept changes of `repo`, oldest first: (before, after, change)."""
         ...
 
     async def health(self) -> None:

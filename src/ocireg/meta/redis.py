@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ocireg.errors import ConfigError
-from ocireg.meta.base import MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, MetaUnavailable
 
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -144,6 +144,19 @@ class RedisMeta:
         if path is None:
             path = await self._do(self.client.hget(f"{self.prefix}:blobs:original", digest))
         return path.decode() if isinstance(path, bytes) else path
+
+    async def add_index_change(
+        self, repo: str, before: str | None, after: str, change: str
+    ) -> None:
+        key = f"{self.ns}:index-changes:{repo}"
+        entry = json.dumps([before, after, change])
+        pipe = self.client.pipeline(transaction=True)
+        pipe.rpush(key, entry).ltrim(key, -INDEX_CHANGES_KEPT, -1)
+        await self._do(pipe.execute())
+
+    async def index_changes(self, repo: str) -> list[tuple[str | None, str, str]]:
+        found = await self._do(self.client.lrange(f"{self.ns}:index-changes:{repo}", 0, -1))
+        return [tuple(json.loads(entry)) for entry in found]
 
     async def health(self) -> None:
         await self._do(self.client.ping())

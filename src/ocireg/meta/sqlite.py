@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ocireg.meta.base import MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, MetaUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -17,6 +17,10 @@ CREATE TABLE IF NOT EXISTS referrers (
     repo TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL, descriptor TEXT NOT NULL,
     PRIMARY KEY (repo, subject, digest));
 CREATE TABLE IF NOT EXISTS blob_locations (digest TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS index_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL, before TEXT, after TEXT NOT NULL,
+    change TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS index_changes_repo ON index_changes (repo, seq);
 """
 
 
@@ -82,7 +86,7 @@ class SqliteMeta:
         return bool(rows)
 
     async def clear(self) -> None:
-        for table in ("referrers", "blob_locations"):
+        for table in ("referrers", "blob_locations", "index_changes"):
             self._run(f"DELETE FROM {table}")
         self._run("DELETE FROM state WHERE key = 'ready'")
 
@@ -111,6 +115,26 @@ class SqliteMeta:
     async def blob_location(self, digest: str) -> str | None:
         rows = self._run("SELECT path FROM blob_locations WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
+
+    async def add_index_change(
+        self, repo: str, before: str | None, after: str, change: str
+    ) -> None:
+        rows = self._run(
+            "INSERT INTO index_changes (repo, before, after, change) VALUES (?, ?, ?, ?) "
+            "RETURNING seq",
+            (repo, before, after, change),
+        )
+        self._run(
+            "DELETE FROM index_changes WHERE repo = ? AND seq <= ?",
+            (repo, rows[0][0] - INDEX_CHANGES_KEPT),
+        )
+
+    async def index_changes(self, repo: str) -> list[tuple[str | None, str, str]]:
+        rows = self._run(
+            "SELECT before, after, change FROM index_changes WHERE repo = ? ORDER BY seq",
+            (repo,),
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
 
     async def health(self) -> None:
         self._run("SELECT 1")

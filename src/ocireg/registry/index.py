@@ -7,24 +7,47 @@ stays reachable by digest until garbage collection removes it.
 
 from __future__ import annotations
 
+import abc
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ocireg import jsondoc
+from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.registry import layout
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageUnavailable
+
+log = logging.getLogger("ocireg.registry")
 
 REF_NAME = "org.opencontainers.image.ref.name"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 UPDATE_ATTEMPTS = 50  # conditional-write retries; each loser re-reads and re-applies
 
 
-@dataclass
 class Index:
-    manifests: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # keys we do not interpret, kept as is
+    """The descriptors of index.json, in file order, looked up by tag and by digest in O(1).
+
+    Each descriptor is kept with its JSON text, made once: writing the index back is a join
+    of those texts, so a tag write does not re-serialize thousands of entries (the cost of a
+    write no longer follows the number of tags; docs/performance.md, "Tag writes"). Entries
+    are keyed `t:<tag>` or, untagged, `d:<digest>`; descriptors are never changed in place,
+    so copies share them.
+    """
+
+    __slots__ = ("_count", "_entries", "_first", "_json", "extra")
+
+    def __init__(
+        self, manifests: Iterable[dict[str, Any]] = (), extra: dict[str, Any] | None = None
+    ) -> None:
+        self.extra: dict[str, Any] = extra or {}  # keys we do not interpret, kept as is
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._json: dict[str, bytes] = {}
+        self._first: dict[str, str] = {}  # digest -> key of its first entry
+        self._count: dict[str, int] = {}  # digest -> number of entries
+        for desc in manifests:
+            self._add(desc)
 
     @classmethod
     def parse(cls, data: bytes) -> Index:
@@ -32,77 +55,145 @@ class Index:
         if not isinstance(doc, dict):
             raise ValueError("index.json is not a JSON object")
         manifests = [m for m in doc.pop("manifests", None) or [] if isinstance(m, dict)]
-        return cls(manifests=manifests, extra=doc)
+        return cls(manifests, extra=doc)
+
+    def copy(self) -> Index:
+        """A copy to change while readers keep this one (dict copies, shared descriptors)."""
+        other = Index.__new__(Index)
+        other.extra = dict(self.extra)
+        other._entries = self._entries.copy()
+        other._json = self._json.copy()
+        other._first = self._first.copy()
+        other._count = self._count.copy()
+        return other
 
     def dump(self) -> bytes:
-        doc = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, **self.extra}
-        doc["manifests"] = self.manifests
-        return json.dumps(doc, separators=(",", ":")).encode()
+        head = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, **self.extra}
+        head.pop("manifests", None)
+        if len(self._json) != len(self._entries):
+            # After a parse: serialize every entry once, in file order. From then on both
+            # dicts gain and lose the same keys together, so their orders agree.
+            self._json = {key: _compact(desc) for key, desc in self._entries.items()}
+        start = _compact(head)[:-1] + b',"manifests":['
+        parts = list(self._json.values())
+        if not parts:
+            return start + b"]}"
+        # One join and no concatenation of the whole: a large bytes object is costly to copy.
+        parts[0] = start + parts[0]
+        parts[-1] = parts[-1] + b"]}"
+        return b",".join(parts)
+
+    @property
+    def manifests(self) -> list[dict[str, Any]]:
+        return list(self._entries.values())
+
+    @manifests.setter
+    def manifests(self, descriptors: list[dict[str, Any]]) -> None:
+        keep = {id(d) for d in descriptors}
+        for key in [k for k, d in self._entries.items() if id(d) not in keep]:
+            self._remove(key)
+
+    # --- reading ---------------------------------------------------------------------------
 
     def by_tag(self, tag: str) -> dict[str, Any] | None:
-        for desc in self.manifests:
-            if tag_of(desc) == tag:
-                return desc
-        return None
+        return self._entries.get(f"t:{tag}")
 
     def by_digest(self, digest: str) -> dict[str, Any] | None:
-        for desc in self.manifests:
-            if desc.get("digest") == digest:
-                return desc
-        return None
+        key = self._first.get(digest)
+        return None if key is None else self._entries[key]
 
     def tags(self) -> list[str]:
-        return sorted({t for d in self.manifests if (t := tag_of(d))})
+        return sorted({t for d in self._entries.values() if (t := tag_of(d))})
 
     def digests(self) -> list[str]:
-        seen: dict[str, None] = {}
-        for desc in self.manifests:
-            if isinstance(desc.get("digest"), str):
-                seen[desc["digest"]] = None
-        return list(seen)
+        return list(self._count)
+
+    # --- changing --------------------------------------------------------------------------
 
     def set_tag(self, tag: str, desc: dict[str, Any]) -> None:
         """Point `tag` at `desc`; a manifest that loses its last tag stays, untagged."""
-        old = self.by_tag(tag)
+        old = self._remove(f"t:{tag}")
         if old is not None:
-            self.manifests.remove(old)
             old_digest = old.get("digest")
             if (
                 isinstance(old_digest, str)
                 and old_digest != desc["digest"]
-                and self.by_digest(old_digest) is None
+                and old_digest not in self._count
             ):
-                untagged = {k: v for k, v in old.items() if k != "annotations"}
-                rest = {k: v for k, v in (old.get("annotations") or {}).items() if k != REF_NAME}
-                if rest:
-                    untagged["annotations"] = rest
-                self.manifests.append(untagged)
+                self._add(_untagged(old))
         # An untagged descriptor of the same digest is replaced by the tagged one.
-        self.manifests = [
-            d for d in self.manifests if not (d.get("digest") == desc["digest"] and not tag_of(d))
-        ]
-        self.manifests.append(
-            {**desc, "annotations": {**(desc.get("annotations") or {}), REF_NAME: tag}}
-        )
+        self._remove(f"d:{desc['digest']}")
+        self._add({**desc, "annotations": {**(desc.get("annotations") or {}), REF_NAME: tag}})
 
     def add_untagged(self, desc: dict[str, Any]) -> None:
-        if self.by_digest(desc["digest"]) is None:
-            self.manifests.append(desc)
+        if desc["digest"] not in self._count:
+            self._add(desc)
 
     def remove_tag(self, tag: str) -> bool:
         """Remove the tag; its manifest stays reachable by digest."""
-        old = self.by_tag(tag)
+        old = self._remove(f"t:{tag}")
         if old is None:
             return False
-        self.manifests.remove(old)
-        if self.by_digest(old["digest"]) is None:
-            self.manifests.append({k: v for k, v in old.items() if k != "annotations"})
+        if old.get("digest") not in self._count:
+            self._add({k: v for k, v in old.items() if k != "annotations"})
         return True
 
     def remove_digest(self, digest: str) -> bool:
-        before = len(self.manifests)
-        self.manifests = [d for d in self.manifests if d.get("digest") != digest]
-        return len(self.manifests) != before
+        keys = [k for k, d in self._entries.items() if d.get("digest") == digest]
+        for key in keys:
+            self._remove(key)
+        return bool(keys)
+
+    # --- internals -------------------------------------------------------------------------
+
+    def _add(self, desc: dict[str, Any]) -> None:
+        tag = tag_of(desc)
+        digest = desc.get("digest")
+        key = f"t:{tag}" if tag is not None else f"d:{digest}"
+        if key in self._entries:  # a second entry with the same tag or digest: keep both
+            n = 1
+            while f"{key}#{n}" in self._entries:
+                n += 1
+            key = f"{key}#{n}"
+        in_step = len(self._json) == len(self._entries)
+        self._entries[key] = desc
+        if in_step:  # keep both dicts in step once they are (see `dump`)
+            self._json[key] = _compact(desc)
+        if isinstance(digest, str):
+            self._count[digest] = self._count.get(digest, 0) + 1
+            self._first.setdefault(digest, key)
+
+    def _remove(self, key: str) -> dict[str, Any] | None:
+        desc = self._entries.pop(key, None)
+        if desc is None:
+            return None
+        self._json.pop(key, None)
+        digest = desc.get("digest")
+        if isinstance(digest, str):
+            left = self._count[digest] - 1
+            if left:
+                self._count[digest] = left
+                if self._first[digest] == key:  # another entry of this digest comes first now
+                    self._first[digest] = next(
+                        k for k, d in self._entries.items() if d.get("digest") == digest
+                    )
+            else:
+                del self._count[digest]
+                del self._first[digest]
+        return desc
+
+
+def _compact(doc: Any) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _untagged(desc: dict[str, Any]) -> dict[str, Any]:
+    """`desc` without its tag annotation (other annotations stay)."""
+    untagged = {k: v for k, v in desc.items() if k != "annotations"}
+    rest = {k: v for k, v in (desc.get("annotations") or {}).items() if k != REF_NAME}
+    if rest:
+        untagged["annotations"] = rest
+    return untagged
 
 
 def tag_of(desc: dict[str, Any]) -> str | None:
@@ -114,49 +205,185 @@ def tag_of(desc: dict[str, Any]) -> str | None:
     return None
 
 
-class IndexCache:
-    """Parsed index.json per repository, reused while the file's version is unchanged."""
+class IndexChange(abc.ABC):
+    """A change to an index that can be written down (the metadata store's journal) and
+    replayed by another process on its cached copy, instead of re-reading the whole file."""
 
-    def __init__(self, driver: StorageDriver, max_entries: int = 4096) -> None:
+    @abc.abstractmethod
+    def __call__(self, index: Index) -> Any: ...
+
+    @abc.abstractmethod
+    def journal(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class SetTag(IndexChange):
+    tag: str
+    desc: dict[str, Any]
+
+    def __call__(self, index: Index) -> None:
+        index.set_tag(self.tag, self.desc)
+
+    def journal(self) -> list[Any]:
+        return ["set_tag", self.tag, self.desc]
+
+
+@dataclass(frozen=True)
+class AddUntagged(IndexChange):
+    desc: dict[str, Any]
+
+    def __call__(self, index: Index) -> None:
+        index.add_untagged(self.desc)
+
+    def journal(self) -> list[Any]:
+        return ["add_untagged", self.desc]
+
+
+@dataclass(frozen=True)
+class RemoveTag(IndexChange):
+    tag: str
+
+    def __call__(self, index: Index) -> bool:
+        return index.remove_tag(self.tag)
+
+    def journal(self) -> list[Any]:
+        return ["remove_tag", self.tag]
+
+
+@dataclass(frozen=True)
+class RemoveDigest(IndexChange):
+    digest: str
+
+    def __call__(self, index: Index) -> bool:
+        return index.remove_digest(self.digest)
+
+    def journal(self) -> list[Any]:
+        return ["remove_digest", self.digest]
+
+
+@dataclass(frozen=True)
+class Batch(IndexChange):
+    """Several changes written at once; the result is the list of their results."""
+
+    changes: list[IndexChange]
+
+    def __call__(self, index: Index) -> list[Any]:
+        return [change(index) for change in self.changes]
+
+    def journal(self) -> list[Any]:
+        return ["batch", [change.journal() for change in self.changes]]
+
+
+def change_from_journal(entry: Any) -> IndexChange | None:
+    """The change a journal entry names; None for anything else (then: read the file)."""
+    match entry:
+        case ["batch", list(entries)]:
+            changes = [change_from_journal(e) for e in entries]
+            if all(c is not None for c in changes):
+                return Batch([c for c in changes if c is not None])
+            return None
+        case ["set_tag", str(tag), dict(desc)] if isinstance(desc.get("digest"), str):
+            return SetTag(tag, desc)
+        case ["add_untagged", dict(desc)] if isinstance(desc.get("digest"), str):
+            return AddUntagged(desc)
+        case ["remove_tag", str(tag)]:
+            return RemoveTag(tag)
+        case ["remove_digest", str(digest)]:
+            return RemoveDigest(digest)
+    return None
+
+
+class IndexCache:
+    """Parsed index.json per repository, reused while the file's version is unchanged.
+
+    A cached index is used only when `stat` reports the version it was read (or written)
+    at: never trusted by age, so a change made by another process or member is seen at once.
+    When another process changed the file, its changes are replayed from the metadata
+    store's journal if they lead from our version to the current one; otherwise the file is
+    read again. The journal only saves work: the file stays the truth.
+    """
+
+    def __init__(self, driver: StorageDriver, meta: MetaStore, max_entries: int = 4096) -> None:
         self.driver = driver
+        self.meta = meta
         self.max_entries = max_entries
         self._cache: dict[str, tuple[str, Index]] = {}
 
     async def load(self, repo: str) -> Index | None:
         """The repository's index, or None when the repository does not exist."""
+        found = await self._current(repo)
+        return None if found is None else found[1]
+
+    async def _current(self, repo: str) -> tuple[str, Index] | None:
+        """(version, index) as stored now; None when there is no index.json."""
         path = layout.index(repo)
         try:
             info: FileInfo = await self.driver.stat(path)
         except PathNotFound:
             self._cache.pop(repo, None)
             return None
-        key = info.version or f"{info.size}-{info.mtime}"
         hit = self._cache.get(repo)
-        if hit is not None and hit[0] == key:
-            return hit[1]
+        if hit is not None and info.version is not None:
+            if hit[0] == info.version:
+                return hit
+            replayed = await self._replay(repo, hit, info.version)
+            if replayed is not None:
+                self._remember(repo, replayed)
+                return replayed
         try:
-            index = Index.parse(await self.driver.get_content(path))
+            data, version = await self.driver.get_versioned(path)
         except PathNotFound:
+            self._cache.pop(repo, None)
             return None
-        if len(self._cache) >= self.max_entries:
+        found = (version, Index.parse(data))
+        self._remember(repo, found)
+        return found
+
+    async def _replay(
+        self, repo: str, cached: tuple[str, Index], target: str
+    ) -> tuple[str, Index] | None:
+        """`cached` brought to version `target` by the journal, or None if it cannot be."""
+        try:
+            entries = await self.meta.index_changes(repo)
+        except MetaUnavailable:
+            return None
+        following = {before: (after, change) for before, after, change in entries}
+        version, index, steps = cached[0], cached[1].copy(), 0
+        while version != target and steps < len(entries):
+            step = following.get(version)
+            change = None if step is None else change_from_journal(jsondoc.loads(step[1]))
+            if step is None or change is None:
+                return None
+            change(index)
+            version, steps = step[0], steps + 1
+        return (version, index) if version == target else None
+
+    def _remember(self, repo: str, found: tuple[str, Index]) -> None:
+        if repo not in self._cache and len(self._cache) >= self.max_entries:
             self._cache.pop(next(iter(self._cache)))
-        self._cache[repo] = (key, index)
-        return index
+        self._cache[repo] = found
 
     async def update(self, repo: str, change: Callable[[Index], Any]) -> Any:
-        """Read a fresh copy, apply `change`, write it back if nobody else wrote meanwhile
-        (a conditional write; on disk the caller's file lock makes it so), else start over."""
+        """Apply `change` to a copy of the current index and write it back if nobody else
+        wrote meanwhile (a conditional write; on disk the caller's file lock makes it so),
+        else start over from what the other writer left."""
         path = layout.index(repo)
         for _ in range(UPDATE_ATTEMPTS):
-            version: str | None
-            try:
-                data, version = await self.driver.get_versioned(path)
-                index = Index.parse(data)
-            except PathNotFound:
-                index, version = Index(), None
+            found = await self._current(repo)
+            version, index = (None, Index()) if found is None else (found[0], found[1].copy())
             result = change(index)
             written = await self.driver.put_if(path, index.dump(), version)
-            self._cache.pop(repo, None)
-            if written:
-                return result
+            if written is None:
+                self._cache.pop(repo, None)
+                continue
+            self._remember(repo, (written, index))
+            if isinstance(change, IndexChange):
+                await self._note(repo, version, written, change)
+            return result
         raise StorageUnavailable(f"{path}: too many concurrent writers, gave up")
+
+    async def _note(self, repo: str, before: str | None, after: str, change: IndexChange) -> None:
+        try:
+            await self.meta.add_index_change(repo, before, after, json.dumps(change.journal()))
+        except MetaUnavailable as exc:  # the write is done; others will read the file
+            log.warning("index change not journalled", extra={"repo": repo, "error": str(exc)})

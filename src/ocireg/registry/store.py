@@ -16,11 +16,19 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.faults import boundary
-from ocireg.registry.index import Index, IndexCache
+from ocireg.registry.index import (
+    AddUntagged,
+    Index,
+    IndexCache,
+    RemoveDigest,
+    RemoveTag,
+    SetTag,
+)
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest, parse_stored
 from ocireg.registry.repos import Repositories
 from ocireg.registry.uploads import Uploads
+from ocireg.registry.writer import IndexWriter
 from ocireg.storage import StorageDriver
 
 log = logging.getLogger("ocireg.registry")
@@ -51,7 +59,8 @@ class ImageStore:
         self.repos = Repositories(driver, self.locks)
         self.blobs = BlobStore(driver, self.repos, meta, zot_root)
         self.uploads = Uploads(driver, self.locks, self.repos)
-        self.indexes = IndexCache(driver)
+        self.indexes = IndexCache(driver, meta)
+        self.writer = IndexWriter(self.indexes, self.locks)
         self._rebuild: asyncio.Task[bool] | None = None
         # Manifests are immutable by digest: keep their parsed summaries for referrers.
         self._parsed: OrderedDict[str, Manifest | None] = OrderedDict()
@@ -136,7 +145,6 @@ class ImageStore:
         manifest = parse_manifest(body, content_type)
         await self.repos.ensure(repo)
         await self._check_references(repo, manifest)
-        await self.blobs.put_small(repo, digest, body)
         self._remember(str(digest), manifest)
         desc: dict[str, Any] = {
             "mediaType": manifest.media_type,
@@ -146,23 +154,24 @@ class ImageStore:
         if manifest.declared_artifact_type:
             desc["artifactType"] = manifest.declared_artifact_type
 
-        def change(index: Index) -> None:
-            if tag is not None:
-                index.set_tag(tag, desc)
-            else:
-                index.add_untagged(desc)
-
+        change = SetTag(tag, desc) if tag is not None else AddUntagged(desc)
         if manifest.subject is not None:
             # Before index.json: if the store is down the push fails and is retried; an
             # entry whose manifest never made it into index.json is filtered out on reads.
             await self.meta.add_referrer(
                 repo, str(manifest.subject), _referrer_descriptor(desc, manifest)
             )
-        async with self.locks.repo(repo):
-            # Again under the lock: garbage collection deletes unreferenced blobs under it, so
-            # a blob seen above may be gone by now; after this check it stays.
+
+        async def prepare() -> None:
+            # Under the lock: garbage collection deletes unreferenced blobs under it, so a
+            # blob seen above may be gone by now; after this check it stays.
             await self._check_references(repo, manifest)
-            await self.indexes.update(repo, change)
+            # Content-addressed: a manifest stored already is not written again (replacing a
+            # file costs a flush on ext4; docs/performance.md, "Tag writes").
+            if not await self.blobs.exists(repo, digest):
+                await self.blobs.put_small(repo, digest, body)
+
+        await self.writer.write(repo, change, prepare)
         return PutResult(digest, manifest.subject)
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
@@ -183,11 +192,8 @@ class ImageStore:
         is_tag = names.is_tag(reference)
         summary = None if is_tag else await self._summary(repo, desc)
 
-        def change(index: Index) -> bool:
-            return index.remove_tag(reference) if is_tag else index.remove_digest(reference)
-
-        async with self.locks.repo(repo):
-            found = await self.indexes.update(repo, change)
+        change = RemoveTag(reference) if is_tag else RemoveDigest(reference)
+        found = await self.writer.write(repo, change)
         if not found:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
         if summary is not None and summary.subject is not None:

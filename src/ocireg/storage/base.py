@@ -80,10 +80,11 @@ class StorageDriver(Protocol):
         """The whole object and its version (as `stat` reports it), read together."""
         ...
 
-    async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
+    async def put_if(self, path: str, data: bytes, version: str | None) -> str | None:
         """Replace the object only if its version is still `version` (None: only if it does
-        not exist); False when another writer got there first. On disk the caller holds the
-        repository's file lock; on S3 this is a conditional PUT (If-Match/If-None-Match)."""
+        not exist); the new version (as `stat` will report it), or None when another writer
+        got there first. On disk the caller holds the repository's file lock; on S3 this is
+        a conditional PUT (If-Match/If-None-Match)."""
         ...
 
     async def stat(self, path: str) -> FileInfo: ...

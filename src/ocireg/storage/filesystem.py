@@ -86,21 +86,25 @@ class FilesystemDriver:
 
     @_os_errors
     async def put_content(self, path: str, data: bytes) -> None:
-        full = self._full(path)
-        if len(data) <= INLINE_WRITE and not self.fsync:
-            self._atomic_write(full, data)
-        else:
-            await asyncio.to_thread(self._atomic_write, full, data)
+        await self._write(self._full(path), data)
 
-    def _atomic_write(self, full: Path, data: bytes) -> None:
+    async def _write(self, full: Path, data: bytes) -> str:
+        if len(data) <= INLINE_WRITE and not self.fsync:
+            return self._atomic_write(full, data)
+        return await asyncio.to_thread(self._atomic_write, full, data)
+
+    def _atomic_write(self, full: Path, data: bytes) -> str:
+        """Write, rename into place; the version of the new file (a rename keeps inode,
+        mtime and size, so it is what `stat` reports afterwards)."""
         full.parent.mkdir(parents=True, exist_ok=True)
         tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
+                f.flush()  # into the file before fstat: small writes wait in Python's buffer
                 if self.fsync:
-                    f.flush()
                     os.fsync(f.fileno())
+                version = _version(os.fstat(f.fileno()))
             os.replace(tmp, full)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -108,6 +112,7 @@ class FilesystemDriver:
             raise
         if self.fsync:
             _fsync_dir(full.parent)
+        return version
 
     @_os_errors
     async def get_versioned(self, path: str) -> tuple[bytes, str]:
@@ -119,16 +124,15 @@ class FilesystemDriver:
             raise PathNotFound(path) from None
 
     @_os_errors
-    async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
+    async def put_if(self, path: str, data: bytes, version: str | None) -> str | None:
         # Check, then rename: only safe because the caller holds the repository's flock.
         try:
             current: str | None = (await self.stat(path)).version
         except PathNotFound:
             current = None
         if current != version:
-            return False
-        await self.put_content(path, data)
-        return True
+            return None
+        return await self._write(self._full(path), data)
 
     @_os_errors
     async def stat(self, path: str) -> FileInfo:

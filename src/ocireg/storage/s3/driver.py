@@ -124,23 +124,24 @@ class S3Driver(UploadSessions):
         async with self._call(path):
             await c.put_object(Bucket=self.bucket, Key=self._key(path), Body=data)
 
-    async def put_if(self, path: str, data: bytes, version: str | None) -> bool:
-        """Conditional write: If-Match `version`, or If-None-Match * when None."""
+    async def put_if(self, path: str, data: bytes, version: str | None) -> str | None:
+        """Conditional write: If-Match `version`, or If-None-Match * when None; the new
+        ETag, or None when the condition failed."""
         from botocore.exceptions import ClientError
 
         c = await self._c()
         cond = {"IfMatch": version} if version else {"IfNoneMatch": "*"}
         try:
             async with self._call(path):
-                await c.put_object(Bucket=self.bucket, Key=self._key(path), Body=data, **cond)
+                r = await c.put_object(Bucket=self.bucket, Key=self._key(path), Body=data, **cond)
         except StorageUnavailable as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and _status(cause) in (409, 412):
-                return False
+                return None
             raise
         except PathNotFound:
-            return False  # If-Match on an object deleted meanwhile
-        return True
+            return None  # If-Match on an object deleted meanwhile
+        return str(r["ETag"])
 
     async def stat(self, path: str) -> FileInfo:
         c = await self._c()
