@@ -46,7 +46,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 def build_routes(config: Config) -> list[BaseRoute]:
     routes: list[BaseRoute] = list(ROUTES)
-    settings = metrics.metrics_settings(config)
+    settings = config.metrics
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
         routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
@@ -88,7 +88,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.store.kick_rebuild()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
-        if metrics.metrics_settings(config).enabled:
+        if config.metrics.enabled:
             metrics.enable()
         # In a cluster each member maintains only the repositories it owns.
         maintenance = Maintenance(config, app.state.store, owner_filter(membership))
