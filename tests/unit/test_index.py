@@ -1,0 +1,172 @@
+"""index.json in-process: the tag/descriptor rules of `Index`, and `IndexCache` over a real
+filesystem driver (no HTTP, no server)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocireg.digest import Digest
+from ocireg.registry import layout
+from ocireg.registry.index import REF_NAME, Index, IndexCache, tag_of
+from ocireg.storage.filesystem import FilesystemDriver
+
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+A, B = (str(Digest.of(x)) for x in (b"a", b"b"))
+
+
+def desc(digest: str, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": MANIFEST, "digest": digest, "size": 1, **extra}
+
+
+def test_set_tag_adds_a_tagged_descriptor() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    assert index.tags() == ["v1"]
+    assert index.by_tag("v1") == desc(A, annotations={REF_NAME: "v1"})
+
+
+def test_moving_a_tag_leaves_the_old_manifest_untagged_not_gone() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A, annotations={"keep": "me"}))
+    index.set_tag("v1", desc(B))
+    assert tag_of(index.by_tag("v1") or {}) == "v1"
+    assert (index.by_tag("v1") or {})["digest"] == B
+    old = index.by_digest(A)
+    assert old == desc(A, annotations={"keep": "me"})  # the ref name gone, the rest kept
+    assert index.digests() == [A, B]
+
+
+def test_tagging_an_untagged_manifest_replaces_its_untagged_descriptor() -> None:
+    index = Index()
+    index.add_untagged(desc(A))
+    index.set_tag("v1", desc(A))
+    assert len(index.manifests) == 1
+    assert index.tags() == ["v1"]
+
+
+def test_a_second_tag_on_the_same_digest_is_a_second_descriptor() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    index.set_tag("v2", desc(A))
+    assert index.tags() == ["v1", "v2"]
+    assert index.digests() == [A]
+    assert index.remove_tag("v1")
+    assert index.tags() == ["v2"]
+    assert len(index.manifests) == 1  # v2 still reaches A: no untagged copy added
+
+
+def test_add_untagged_does_not_duplicate_a_known_digest() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    index.add_untagged(desc(A))
+    assert len(index.manifests) == 1
+
+
+def test_removing_the_last_tag_keeps_the_manifest_by_digest() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    assert index.remove_tag("v1")
+    assert index.tags() == []
+    assert index.by_digest(A) == desc(A)
+    assert not index.remove_tag("v1")
+
+
+def test_remove_digest_removes_every_descriptor_of_it() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    index.set_tag("v2", desc(A))
+    index.add_untagged(desc(B))
+    assert index.remove_digest(A)
+    assert index.digests() == [B]
+    assert not index.remove_digest(A)
+
+
+def test_parse_and_dump_keep_unknown_keys_and_drop_malformed_entries() -> None:
+    raw = {"schemaVersion": 2, "annotations": {"x": "y"}, "manifests": [desc(A), "junk", 3]}
+    index = Index.parse(json.dumps(raw).encode())
+    assert index.manifests == [desc(A)]
+    out = json.loads(index.dump())
+    assert out["annotations"] == {"x": "y"}
+    assert out["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert out["manifests"] == [desc(A)]
+
+
+@pytest.mark.parametrize("data", [b"[]", b'"x"', b"not json"])
+def test_parse_rejects_what_is_not_an_index(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        Index.parse(data)
+
+
+def test_tag_of_ignores_malformed_annotations() -> None:
+    assert tag_of({"annotations": "v1"}) is None
+    assert tag_of({"annotations": {REF_NAME: 1}}) is None
+
+
+# --- IndexCache over the filesystem driver -------------------------------------------------
+
+
+def cache(root: Path) -> IndexCache:
+    return IndexCache(FilesystemDriver(root))
+
+
+def test_missing_repository_loads_as_none(tmp_path: Path) -> None:
+    assert asyncio.run(cache(tmp_path).load("nope")) is None
+
+
+def test_update_creates_index_json_and_load_reads_it(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+
+    async def run() -> Index | None:
+        result = await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        assert result is None
+        return await c.load("r")
+
+    loaded = asyncio.run(run())
+    assert loaded is not None and loaded.tags() == ["v1"]
+    on_disk = json.loads((tmp_path / layout.index("r")).read_bytes())
+    assert [tag_of(d) for d in on_disk["manifests"]] == ["v1"]
+
+
+def test_load_is_cached_until_the_file_changes(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+    other = cache(tmp_path)  # another process's cache over the same root
+
+    async def run() -> None:
+        await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        first = await c.load("r")
+        assert first is await c.load("r")  # same file version: the parsed copy is reused
+        await other.update("r", lambda i: i.set_tag("v2", desc(B)))
+        fresh = await c.load("r")
+        assert fresh is not first
+        assert fresh is not None and fresh.tags() == ["v1", "v2"]
+
+    asyncio.run(run())
+
+
+def test_update_returns_what_the_change_returns(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+
+    async def run() -> tuple[bool, bool]:
+        await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        removed = await c.update("r", lambda i: i.remove_tag("v1"))
+        again = await c.update("r", lambda i: i.remove_tag("v1"))
+        return removed, again
+
+    assert asyncio.run(run()) == (True, False)
+
+
+def test_cache_is_bounded(tmp_path: Path) -> None:
+    c = IndexCache(FilesystemDriver(tmp_path), max_entries=2)
+
+    async def run() -> None:
+        for repo in ("a", "b", "c"):
+            await c.update(repo, lambda i: i.add_untagged(desc(A)))
+            await c.load(repo)
+
+    asyncio.run(run())
+    assert len(c._cache) == 2
