@@ -9,7 +9,7 @@ APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy
 PYTEST_ARGS ?=
 LINT_DIRS := $(wildcard src tests bench)
 
-.PHONY: run test test-deps lint bench bench-quick clean
+.PHONY: run test test-deps lint bench bench-quick bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ bench: $(VENV)/.installed test-deps
 
 bench-quick: $(VENV)/.installed test-deps
 	$(PY) -m bench --quick
+
+# `python -m bench --quick` checked end to end (bench/test_smoke.py); not part of `make test`.
+bench-smoke: $(VENV)/.installed test-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS) bench/test_smoke.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -27,14 +27,7 @@ BACKEND_FAILED = 2  # as when the start-up check of `serve` or `rebuild-meta` fa
 
 
 def _load(path: str | None) -> Config:
-    config = load_config(Path(path) if path else None)
-    # The extension sections are free-form maps in the schema; their owners check them.
-    from ocireg.ops.scrub import scrub_settings
-    from ocireg.server.metrics import metrics_settings
-
-    metrics_settings(config)
-    scrub_settings(config)
-    return config
+    return load_config(Path(path) if path else None)
 
 
 def _open_store(config: Config) -> ImageStore:

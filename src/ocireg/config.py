@@ -3,13 +3,18 @@
 `load_config(path)` returns a typed `Config` or raises `ConfigError` naming the key path,
 the value and what was expected. Keys that zot knows and ocireg does not implement yet are
 accepted and reported once as warnings; keys that neither knows are errors, as in zot.
+
+Two passes, both inside `load_config`: `SCHEMA` checks the fixed sections and gives keys
+their canonical names; then each parser of `SECTIONS` types one free-form section (auth,
+extensions, the storage and cache drivers; modules of `ocireg.settings`). Nothing reads
+the raw file after that: consumers take `config.auth`, `config.metrics`, `config.s3`...
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,15 @@ from typing import Any
 import yaml
 
 from ocireg.errors import ConfigError
+from ocireg.settings.auth import AuthSettings, parse_auth
+from ocireg.settings.drivers import (
+    RedisSettings,
+    S3Settings,
+    parse_cache_driver,
+    parse_storage_driver,
+)
+from ocireg.settings.extensions import MetricsSettings, ScrubSettings, parse_metrics, parse_scrub
+from ocireg.settings.keys import Context, parse_duration, resolve_path
 
 # --- schema -------------------------------------------------------------------------------
 # A schema node is: a Python type or tuple of types (a leaf), a dict of canonical key ->
@@ -153,30 +167,6 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: Any, path: str) -> float:
-    """A Go duration ("1h", "90m", "1h30m0s") or a number of nanoseconds, in seconds."""
-    if isinstance(value, bool):
-        raise ConfigError(path, f"expected a duration like '1h' or '30m', got {value!r}")
-    if isinstance(value, int | float):
-        return float(value) / 1e9
-    text = str(value).strip()
-    if text in ("0", ""):
-        return 0.0
-    pos, total = 0, 0.0
-    for m in _DURATION_PART.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or pos == 0:
-        raise ConfigError(path, f"expected a duration like '1h' or '30m', got {value!r}")
-    return total
-
-
 # --- typed config -------------------------------------------------------------------------
 
 
@@ -195,8 +185,6 @@ class StorageConfig:
     gc_delay: float = 3600.0
     gc_interval: float = 3600.0
     remote_cache: bool = False
-    storage_driver: dict[str, Any] | None = None
-    cache_driver: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -206,8 +194,6 @@ class HTTPConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     realm: str = "ocireg"
     tls: TLSConfig | None = None
-    auth: dict[str, Any] | None = None
-    access_control: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -233,10 +219,35 @@ class Config:
     http: HTTPConfig = field(default_factory=HTTPConfig)
     log: LogConfig = field(default_factory=LogConfig)
     cluster: ClusterConfig | None = None
-    extensions: dict[str, Any] = field(default_factory=dict)
+    # the free-form sections, typed by their `SECTIONS` parser
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    scrub: ScrubSettings = field(default_factory=ScrubSettings)
+    s3: S3Settings | None = None  # None: the filesystem driver
+    redis: RedisSettings | None = None  # None: the embedded sqlite metadata store
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
     warnings: tuple[str, ...] = ()
+
+    @property
+    def storage_driver(self) -> str:
+        """The name of the storage driver (`storage.storageDriver.name`)."""
+        return "filesystem" if self.s3 is None else "s3"
+
+    @property
+    def cache_driver(self) -> str:
+        """The name of the metadata store (`storage.cacheDriver.name` when remoteCache)."""
+        return "sqlite" if self.redis is None else "redis"
+
+
+# The free-form sections: Config field -> the parser that types it (and the keys it reads).
+SECTIONS: dict[str, Callable[[Context], Any]] = {
+    "auth": parse_auth,  # http.auth, http.accessControl, http.realm
+    "metrics": parse_metrics,  # extensions.metrics
+    "scrub": parse_scrub,  # extensions.scrub
+    "s3": parse_storage_driver,  # storage.storageDriver
+    "redis": parse_cache_driver,  # storage.cacheDriver, storage.remoteCache
+}
 
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -282,7 +293,7 @@ def build_config(
             "storage.rootDirectory", "required: the directory that holds the repositories"
         )
     storage = StorageConfig(
-        root_directory=_path(storage_raw["rootDirectory"], base),
+        root_directory=resolve_path(storage_raw["rootDirectory"], base),
         commit=storage_raw.get("commit", False),
         gc=storage_raw.get("gc", True),
         gc_delay=parse_duration(storage_raw.get("gcDelay", "1h"), "storage.gcDelay"),
@@ -292,8 +303,6 @@ def build_config(
             "storage.gcInterval",
         ),
         remote_cache=storage_raw.get("remoteCache", False),
-        storage_driver=storage_raw.get("storageDriver"),
-        cache_driver=storage_raw.get("cacheDriver"),
     )
 
     http_raw = data.get("http", {})
@@ -303,8 +312,6 @@ def build_config(
         workers=_positive(http_raw.get("workers", os.cpu_count() or 1), "http.workers"),
         realm=http_raw.get("realm", "ocireg"),
         tls=_tls(http_raw.get("tls"), "http.tls", base),
-        auth=http_raw.get("auth"),
-        access_control=http_raw.get("accessControl"),
     )
 
     log_raw = data.get("log", {})
@@ -312,23 +319,21 @@ def build_config(
     if level not in LOG_LEVELS:
         raise ConfigError("log.level", f"expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
     output = log_raw.get("output")
-    log = LogConfig(level=level, output=_path(output, base) if output else None)
+    log = LogConfig(level=level, output=resolve_path(output, base) if output else None)
 
+    cluster = _cluster(data.get("cluster"), base)
+    context = Context(data, base, warnings)
+    sections = {name: parse(context) for name, parse in SECTIONS.items()}
     return Config(
         storage=storage,
         http=http,
         log=log,
-        cluster=_cluster(data.get("cluster"), base),
-        extensions=data.get("extensions", {}),
+        cluster=cluster,
         dist_spec_version=data.get("distSpecVersion", "1.1.1"),
         source=source,
         warnings=tuple(warnings),
+        **sections,
     )
-
-
-def _path(value: str, base: Path) -> Path:
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else (base / p)
 
 
 def _port(value: Any) -> int:
@@ -355,9 +360,9 @@ def _tls(raw: dict[str, Any] | None, path: str, base: Path) -> TLSConfig | None:
             raise ConfigError(f"{path}.{key}", "required when the tls section is present")
     cacert = raw.get("cacert")
     return TLSConfig(
-        cert=_path(raw["cert"], base),
-        key=_path(raw["key"], base),
-        cacert=_path(cacert, base) if cacert else None,
+        cert=resolve_path(raw["cert"], base),
+        key=resolve_path(raw["key"], base),
+        cacert=resolve_path(cacert, base) if cacert else None,
     )
 
 

@@ -31,6 +31,27 @@ PASSWORDS = {
     "root": "root-pw",
 }
 SERVICE = "ocireg-test"
+ALL = ["read", "create", "update", "delete"]
+# The policies of tests/auth/test_policy.py (over HTTP) and tests/unit/test_policy.py
+# (decisions in-process). Keys in mixed case on purpose: zot lower-cases every key,
+# repository globs included.
+ACCESS_CONTROL: dict[str, Any] = {
+    "Repositories": {
+        "**": {"DefaultPolicy": ["read"]},
+        "public/**": {"anonymousPolicy": ["read"], "defaultPolicy": ["read", "create"]},
+        "Team/*": {
+            "policies": [
+                {"users": ["alice"], "actions": ["read", "create"]},
+                {"users": ["bob"], "actions": ALL},
+                {"groups": ["Devs"], "actions": ["read"]},
+            ],
+            "defaultPolicy": [],
+        },
+        "team/secret": {"policies": [{"users": ["bob"], "actions": ["read"]}]},
+    },
+    "AdminPolicy": {"users": ["root"], "actions": ALL},
+    "Groups": {"Devs": {"Users": ["carol"]}},
+}
 
 
 def write_htpasswd(path: Path, users: Mapping[str, str]) -> Path:

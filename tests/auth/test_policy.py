@@ -15,7 +15,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.auth.conftest import PASSWORDS, client_for, start_registry, write_htpasswd
+from tests.auth.conftest import (
+    ACCESS_CONTROL,
+    PASSWORDS,
+    client_for,
+    start_registry,
+    write_htpasswd,
+)
 from tests.support.oci import (
     assert_error,
     blob_path,
@@ -29,35 +35,16 @@ from tests.support.oci import (
 from tests.support.server import RegistryProcess
 
 REALM = "policy-test"
-ALL = ["read", "create", "update", "delete"]
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
     workdir = tmp_path_factory.mktemp("policy")
     htpasswd = write_htpasswd(workdir / "users.htpasswd", PASSWORDS)
-    # Keys in mixed case on purpose: zot lower-cases every key, repository globs included.
-    access_control = {
-        "Repositories": {
-            "**": {"DefaultPolicy": ["read"]},
-            "public/**": {"anonymousPolicy": ["read"], "defaultPolicy": ["read", "create"]},
-            "Team/*": {
-                "policies": [
-                    {"users": ["alice"], "actions": ["read", "create"]},
-                    {"users": ["bob"], "actions": ALL},
-                    {"groups": ["Devs"], "actions": ["read"]},
-                ],
-                "defaultPolicy": [],
-            },
-            "team/secret": {"policies": [{"users": ["bob"], "actions": ["read"]}]},
-        },
-        "AdminPolicy": {"users": ["root"], "actions": ALL},
-        "Groups": {"Devs": {"Users": ["carol"]}},
-    }
     http = {
         "realm": REALM,
         "auth": {"htpasswd": {"path": str(htpasswd)}},
-        "accessControl": access_control,
+        "accessControl": ACCESS_CONTROL,
     }
     with start_registry(workdir, http) as proc:
         yield proc

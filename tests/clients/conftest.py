@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.support.server import RegistryProcess, running_registry
+from tests.support.tools import require
+
+__all__ = ["TOOL_TIMEOUT", "Tools", "require"]
 
 TOOL_TIMEOUT = 180.0
-
-
-def require(binary: str) -> str:
-    """The binary's path; skips the test when it is not installed."""
-    path = shutil.which(binary)
-    if path is None:
-        pytest.skip(f"{binary} is not installed (`make test` installs it)")
-    return path
 
 
 @dataclass

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from tests.support.server import RegistryProcess
+from tests.support.tools import require_module
 
-oras_client = pytest.importorskip("oras.client", reason="the oras PyPI package is not installed")
+oras_client = require_module("oras.client")
 
 pytestmark = pytest.mark.clients
 

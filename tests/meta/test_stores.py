@@ -9,6 +9,7 @@ import pytest
 from ocireg.meta import MetaStore
 from ocireg.meta.redis import RedisMeta
 from ocireg.meta.sqlite import SqliteMeta
+from ocireg.settings.drivers import RedisSettings
 from tests.meta.meta_suite import MetaSuite
 from tests.support.backends import Redis
 
@@ -24,7 +25,7 @@ class TestRedisMeta(MetaSuite):
         self.spec = {"name": "redis", "url": redis_server.url, "keyprefix": uuid.uuid4().hex}
 
     def make_store(self) -> MetaStore:
-        return RedisMeta(self.spec)
+        return RedisMeta(RedisSettings.from_map(self.spec))
 
 
 def test_redis_options_from_zot_keys(redis_server: Redis) -> None:
@@ -32,15 +33,17 @@ def test_redis_options_from_zot_keys(redis_server: Redis) -> None:
     import asyncio
 
     store = RedisMeta(
-        {
-            "name": "redis",
-            "addr": [f"127.0.0.1:{redis_server.port}"],
-            "db": 2,
-            "dial_timeout": "2s",
-            "read_timeout": "3s",
-            "pool_size": 4,
-            "client_name": "ocireg",
-        }
+        RedisSettings.from_map(
+            {
+                "name": "redis",
+                "addr": [f"127.0.0.1:{redis_server.port}"],
+                "db": 2,
+                "dial_timeout": "2s",
+                "read_timeout": "3s",
+                "pool_size": 4,
+                "client_name": "ocireg",
+            }
+        )
     )
     kwargs = store.client.connection_pool.connection_kwargs
     assert (kwargs["db"], kwargs["socket_connect_timeout"], kwargs["socket_timeout"]) == (

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from ocireg.config import build_config, load_config, parse_duration
+from ocireg.config import build_config, load_config
 from ocireg.errors import ConfigError
+from ocireg.settings.keys import parse_duration
 from tests.support.server import run_cli
 
 
@@ -96,6 +97,18 @@ def test_verify_command_reports_key_path_and_exit_code(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert "http.prot" in failed.stderr
     assert "Traceback" not in failed.stderr
+
+
+def test_verify_checks_every_section_without_starting_anything(tmp_path: Path) -> None:
+    """A driver section is typed by `load_config`: verify finds its bad key, and needs
+    neither the S3 endpoint nor Redis to be there."""
+    bad = tmp_path / "bad.json"
+    storage = {"rootDirectory": str(tmp_path), "storageDriver": {"name": "s3", "bucket": "b"}}
+    storage["storageDriver"]["regionEndpont"] = "http://127.0.0.1:1"  # type: ignore[index]
+    bad.write_text(json.dumps({"storage": storage}))
+    failed = run_cli("verify", str(bad))
+    assert failed.returncode == 1
+    assert "storage.storageDriver.regionendpont: unknown key" in failed.stderr
 
 
 def test_serve_with_bad_config_exits_with_message_not_traceback(tmp_path: Path) -> None:

@@ -1,133 +1,173 @@
-"""index.json in memory (`Index`) and its per-process cache (`IndexCache`) over a real
-filesystem driver and sqlite store: two caches stand for two worker processes."""
+"""index.json in-process: the tag/descriptor rules of `Index`, and `IndexCache` over a real
+filesystem driver (no HTTP, no server)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ocireg.digest import Digest
 from ocireg.meta.sqlite import SqliteMeta
-from ocireg.registry.index import (
-    REF_NAME,
-    AddUntagged,
-    Batch,
-    Index,
-    IndexCache,
-    RemoveDigest,
-    RemoveTag,
-    SetTag,
-)
+from ocireg.registry import layout
+from ocireg.registry.index import REF_NAME, Index, IndexCache, tag_of
 from ocireg.storage.filesystem import FilesystemDriver
 
-A = {
-    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-    "digest": "sha256:" + "a" * 64,
-    "size": 1,
-}
-B = {**A, "digest": "sha256:" + "b" * 64}
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+A, B = (str(Digest.of(x)) for x in (b"a", b"b"))
 
 
-def tags_of(index: Index) -> dict[str, str]:
-    return {d["annotations"][REF_NAME]: d["digest"] for d in index.manifests if "annotations" in d}
+def desc(digest: str, **extra: Any) -> dict[str, Any]:
+    return {"mediaType": MANIFEST, "digest": digest, "size": 1, **extra}
 
 
-def test_set_tag_moves_a_tag_and_keeps_the_old_manifest_untagged() -> None:
+def test_set_tag_adds_a_tagged_descriptor() -> None:
     index = Index()
-    index.set_tag("v1", A)
-    index.set_tag("v1", B)
-    assert tags_of(index) == {"v1": B["digest"]}
-    assert index.by_digest(A["digest"]) == A  # untagged, reachable by digest
-    assert index.digests() == [B["digest"], A["digest"]] or set(index.digests()) == {
-        A["digest"],
-        B["digest"],
-    }
+    index.set_tag("v1", desc(A))
+    assert index.tags() == ["v1"]
+    assert index.by_tag("v1") == desc(A, annotations={REF_NAME: "v1"})
 
 
-def test_dump_is_the_json_of_the_entries_in_order_and_parses_back() -> None:
-    index = Index(extra={"annotations": {"x": "y"}})
-    for n in range(50):
-        index.set_tag(f"t{n}", A if n % 2 else B)
-    index.remove_tag("t10")
-    doc = json.loads(index.dump())
-    assert doc["schemaVersion"] == 2 and doc["annotations"] == {"x": "y"}
-    assert doc["manifests"] == index.manifests
-    again = Index.parse(index.dump())
-    assert again.dump() == index.dump()
-    assert Index().dump() == Index.parse(Index().dump()).dump()
-
-
-def test_entries_with_the_same_tag_twice_are_kept() -> None:
-    tagged = {**A, "annotations": {REF_NAME: "v1"}}
-    index = Index([tagged, {**tagged, "digest": B["digest"]}])
-    assert len(index.manifests) == 2
-    assert index.by_tag("v1") == tagged  # the first, as a scan of the file would find
-
-
-def test_copy_leaves_the_original_alone() -> None:
+def test_moving_a_tag_leaves_the_old_manifest_untagged_not_gone() -> None:
     index = Index()
-    index.set_tag("v1", A)
-    index.dump()
-    copy = index.copy()
-    copy.set_tag("v2", B)
-    copy.remove_tag("v1")
-    assert tags_of(index) == {"v1": A["digest"]}
-    assert json.loads(index.dump())["manifests"] == index.manifests
+    index.set_tag("v1", desc(A, annotations={"keep": "me"}))
+    index.set_tag("v1", desc(B))
+    assert tag_of(index.by_tag("v1") or {}) == "v1"
+    assert (index.by_tag("v1") or {})["digest"] == B
+    old = index.by_digest(A)
+    assert old == desc(A, annotations={"keep": "me"})  # the ref name gone, the rest kept
+    assert index.digests() == [A, B]
 
 
-def test_remove_digest_removes_every_tag_on_it() -> None:
+def test_tagging_an_untagged_manifest_replaces_its_untagged_descriptor() -> None:
     index = Index()
-    for tag in ("a", "b", "c"):
-        index.set_tag(tag, A)
-    index.set_tag("d", B)
-    assert index.remove_digest(A["digest"])
-    assert tags_of(index) == {"d": B["digest"]}
-    assert index.by_digest(A["digest"]) is None
-    assert not index.remove_digest(A["digest"])
+    index.add_untagged(desc(A))
+    index.set_tag("v1", desc(A))
+    assert len(index.manifests) == 1
+    assert index.tags() == ["v1"]
 
 
-@pytest.fixture
-def caches(tmp_path: Path) -> tuple[IndexCache, IndexCache, FilesystemDriver]:
-    driver = FilesystemDriver(tmp_path / "root")
-    return (
-        IndexCache(driver, SqliteMeta(tmp_path / "meta.db")),
-        IndexCache(driver, SqliteMeta(tmp_path / "meta.db")),
-        driver,
-    )
+def test_a_second_tag_on_the_same_digest_is_a_second_descriptor() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    index.set_tag("v2", desc(A))
+    assert index.tags() == ["v1", "v2"]
+    assert index.digests() == [A]
+    assert index.remove_tag("v1")
+    assert index.tags() == ["v2"]
+    assert len(index.manifests) == 1  # v2 still reaches A: no untagged copy added
 
 
-def test_another_process_replays_the_journal_instead_of_reading_the_file(
-    caches: tuple[IndexCache, IndexCache, FilesystemDriver], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    one, two, driver = caches
+def test_add_untagged_does_not_duplicate_a_known_digest() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    index.add_untagged(desc(A))
+    assert len(index.manifests) == 1
 
-    async def scenario() -> None:
-        await one.update("r", SetTag("v1", A))
-        assert tags_of(await two.load("r")) == {"v1": A["digest"]}  # reads the file
-        reads = 0
-        real = driver.get_versioned
 
-        async def counted(path: str) -> tuple[bytes, str]:
-            nonlocal reads
-            reads += 1
-            return await real(path)
+def test_removing_the_last_tag_keeps_the_manifest_by_digest() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    assert index.remove_tag("v1")
+    assert index.tags() == []
+    assert index.by_digest(A) == desc(A)
+    assert not index.remove_tag("v1")
 
-        monkeypatch.setattr(driver, "get_versioned", counted)
-        await one.update(
-            "r", Batch([SetTag("v2", B), AddUntagged({**A, "digest": "sha256:" + "c" * 64})])
-        )
-        await one.update("r", RemoveTag("v1"))
-        await one.update("r", RemoveDigest("sha256:" + "c" * 64))
-        seen = await two.load("r")
-        assert reads == 0, "the second cache read the file instead of replaying"
-        fresh = Index.parse((await real("r/index.json"))[0])
-        assert seen is not None and seen.dump() == fresh.dump()
-        assert tags_of(seen) == {"v2": B["digest"]}
-        # A change the journal does not know (garbage collection's) means reading the file.
-        await one.update("r", lambda index: index.set_tag("gc", A))
-        assert tags_of(await two.load("r")) == {"v2": B["digest"], "gc": A["digest"]}
-        assert reads == 1
 
-    asyncio.run(scenario())
+def test_remove_digest_removes_every_descriptor_of_it() -> None:
+    index = Index()
+    index.set_tag("v1", desc(A))
+    index.set_tag("v2", desc(A))
+    index.add_untagged(desc(B))
+    assert index.remove_digest(A)
+    assert index.digests() == [B]
+    assert not index.remove_digest(A)
+
+
+def test_parse_and_dump_keep_unknown_keys_and_drop_malformed_entries() -> None:
+    raw = {"schemaVersion": 2, "annotations": {"x": "y"}, "manifests": [desc(A), "junk", 3]}
+    index = Index.parse(json.dumps(raw).encode())
+    assert index.manifests == [desc(A)]
+    out = json.loads(index.dump())
+    assert out["annotations"] == {"x": "y"}
+    assert out["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert out["manifests"] == [desc(A)]
+
+
+@pytest.mark.parametrize("data", [b"[]", b'"x"', b"not json"])
+def test_parse_rejects_what_is_not_an_index(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        Index.parse(data)
+
+
+def test_tag_of_ignores_malformed_annotations() -> None:
+    assert tag_of({"annotations": "v1"}) is None
+    assert tag_of({"annotations": {REF_NAME: 1}}) is None
+
+
+# --- IndexCache over the filesystem driver -------------------------------------------------
+
+
+def cache(root: Path) -> IndexCache:
+    return IndexCache(FilesystemDriver(root), SqliteMeta(root / "meta.db"))
+
+
+def test_missing_repository_loads_as_none(tmp_path: Path) -> None:
+    assert asyncio.run(cache(tmp_path).load("nope")) is None
+
+
+def test_update_creates_index_json_and_load_reads_it(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+
+    async def run() -> Index | None:
+        result = await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        assert result is None
+        return await c.load("r")
+
+    loaded = asyncio.run(run())
+    assert loaded is not None and loaded.tags() == ["v1"]
+    on_disk = json.loads((tmp_path / layout.index("r")).read_bytes())
+    assert [tag_of(d) for d in on_disk["manifests"]] == ["v1"]
+
+
+def test_load_is_cached_until_the_file_changes(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+    other = cache(tmp_path)  # another process's cache over the same root
+
+    async def run() -> None:
+        await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        first = await c.load("r")
+        assert first is await c.load("r")  # same file version: the parsed copy is reused
+        await other.update("r", lambda i: i.set_tag("v2", desc(B)))
+        fresh = await c.load("r")
+        assert fresh is not first
+        assert fresh is not None and fresh.tags() == ["v1", "v2"]
+
+    asyncio.run(run())
+
+
+def test_update_returns_what_the_change_returns(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+
+    async def run() -> tuple[bool, bool]:
+        await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        removed = await c.update("r", lambda i: i.remove_tag("v1"))
+        again = await c.update("r", lambda i: i.remove_tag("v1"))
+        return removed, again
+
+    assert asyncio.run(run()) == (True, False)
+
+
+def test_cache_is_bounded(tmp_path: Path) -> None:
+    c = IndexCache(FilesystemDriver(tmp_path), SqliteMeta(tmp_path / "meta.db"), max_entries=2)
+
+    async def run() -> None:
+        for repo in ("a", "b", "c"):
+            await c.update(repo, lambda i: i.add_untagged(desc(A)))
+            await c.load(repo)
+
+    asyncio.run(run())
+    assert len(c._cache) == 2

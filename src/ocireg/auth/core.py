@@ -6,7 +6,7 @@ from __future__ import annotations
 from ocireg.auth.bearer import CATALOG_SCOPE, BearerVerifier, Scope
 from ocireg.auth.htpasswd import Htpasswd, read_htpasswd
 from ocireg.auth.policy import AccessPolicy
-from ocireg.auth.settings import AuthSettings, auth_settings
+from ocireg.auth.settings import AuthSettings
 from ocireg.config import Config
 from ocireg.target import Action, Kind, Target
 
@@ -45,16 +45,14 @@ class AuthServices:
 
 def build_auth(config: Config) -> AuthServices | None:
     """The auth services, or None when neither http.auth nor http.accessControl is set."""
-    settings = auth_settings(config)
+    settings = config.auth
     return AuthServices(settings) if settings.enabled else None
 
 
 def check_auth(config: Config) -> list[str]:
     """`ocireg verify`: every auth file readable and well-formed; warnings to print."""
-    settings = auth_settings(config)
-    warnings = [
-        f"{key}: zot option not implemented by ocireg; ignored" for key in settings.warnings
-    ]
+    settings = config.auth
+    warnings: list[str] = []  # the keys not implemented are in config.warnings
     if settings.htpasswd is not None:
         users = read_htpasswd(settings.htpasswd)
         if users.skipped:

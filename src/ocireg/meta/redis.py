@@ -16,55 +16,23 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ocireg.errors import ConfigError
 from ocireg.meta.base import INDEX_CHANGES_KEPT, MetaUnavailable
+from ocireg.settings.drivers import RedisSettings
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-# zot's option -> redis-py keyword and the type it takes ("duration": seconds from "5s").
-_OPTIONS: dict[str, tuple[str, str]] = {
-    "db": ("db", "int"),
-    "username": ("username", "str"),
-    "password": ("password", "str"),
-    "client_name": ("client_name", "str"),
-    "protocol": ("protocol", "int"),
-    "dial_timeout": ("socket_connect_timeout", "duration"),
-    "read_timeout": ("socket_timeout", "duration"),
-    "pool_size": ("max_connections", "int"),
-    "max_active_conns": ("max_connections", "int"),
-}
+# redis-py waits forever by default; a dead Redis must fail the start-up check instead.
+_DEFAULT_TIMEOUTS = {"socket_connect_timeout": 3.0, "socket_timeout": 5.0}
 
 
-def _duration(value: Any, key: str) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    m = _DURATION_RE.match(str(value).strip())
-    if m is None:
-        raise ConfigError(f"storage.cacheDriver.{key}", f"expected a duration, got {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
-
-
-def client_from_config(spec: dict[str, Any]) -> tuple[Any, str]:
+def client_from_config(settings: RedisSettings) -> tuple[Any, str]:
     """A redis-py client from zot's cacheDriver keys, and the endpoint for messages."""
-    opts: dict[str, Any] = {"socket_connect_timeout": 3.0, "socket_timeout": 5.0}
-    url = spec.get("url")
+    opts: dict[str, Any] = dict(_DEFAULT_TIMEOUTS)
+    url = settings.url
     if url:
-        if "addr=" in str(url):
-            return aioredis.RedisCluster.from_url(str(url), **opts), str(url)
-        return aioredis.Redis.from_url(str(url), **opts), _safe(str(url))
-    for key, (name, kind) in _OPTIONS.items():
-        if key in spec:
-            value = spec[key]
-            opts[name] = (
-                _duration(value, key)
-                if kind == "duration"
-                else int(value)
-                if kind == "int"
-                else str(value)
-            )
-    addrs = spec.get("addr") or ["127.0.0.1:6379"]
-    if isinstance(addrs, str):
-        addrs = [addrs]
+        if "addr=" in url:
+            return aioredis.RedisCluster.from_url(url, **opts), url
+        return aioredis.Redis.from_url(url, **opts), _safe(url)
+    opts.update(settings.options)
+    addrs = settings.addrs
     if len(addrs) > 1:
         from redis.asyncio.cluster import ClusterNode
 
@@ -87,10 +55,9 @@ def _safe(url: str) -> str:
 class RedisMeta:
     name = "redis"
 
-    def __init__(self, spec: dict[str, Any]) -> None:
-        spec = {str(k).lower(): v for k, v in spec.items()}
-        self.client, self.endpoint = client_from_config(spec)
-        self.prefix = str(spec.get("keyprefix") or "zot")
+    def __init__(self, settings: RedisSettings) -> None:
+        self.client, self.endpoint = client_from_config(settings)
+        self.prefix = settings.keyprefix
         self.ns = f"{self.prefix}:ocireg"
 
     async def _do(self, coro: Any) -> Any:

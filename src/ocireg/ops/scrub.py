@@ -2,8 +2,9 @@
 
 Problems are reported (one JSON object each), never repaired: deleting a corrupt blob would
 turn a detectable problem into a silent one, and a re-push of the same bytes fixes it.
-`extensions.scrub` (zot's keys): `enable` (true when the section is present), `interval`
-(default 24h; zot raises anything under 2h to 2h, ocireg honours the value given).
+`extensions.scrub` (zot's keys, typed by `ocireg.settings.extensions` into `config.scrub`):
+`enable` (true when the section is present), `interval` (default 24h; zot raises anything
+under 2h to 2h, ocireg honours the value given).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ocireg import names
-from ocireg.config import Config, parse_duration
 from ocireg.digest import ALGORITHMS, Digest, new_hasher
-from ocireg.errors import ConfigError, RegistryError
+from ocireg.errors import RegistryError
 from ocireg.ops.content import StoredFile, list_blobs, list_dir, read_manifest
 from ocireg.ops.gc import owns_everything
 from ocireg.registry import ImageStore, layout
@@ -26,42 +26,7 @@ from ocireg.registry.manifests import parse_stored
 from ocireg.storage import PathNotFound
 
 log = logging.getLogger("ocireg.scrub")
-DEFAULT_INTERVAL = 24 * 3600.0
 HASH_PIECE = 1 << 20
-
-
-@dataclass(frozen=True)
-class ScrubSettings:
-    enabled: bool = False
-    interval: float = DEFAULT_INTERVAL
-
-
-def scrub_settings(config: Config) -> ScrubSettings:
-    """Parse `extensions.scrub`; a section that is present, even empty, enables scrub."""
-    raw = _section(config.extensions, "scrub")
-    if raw is None:
-        return ScrubSettings()
-    unknown = set(raw) - {"enable", "interval"}
-    if unknown:
-        key = sorted(unknown)[0]
-        raise ConfigError(f"extensions.scrub.{key}", "unknown key (known here: enable, interval)")
-    enabled = raw.get("enable", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError("extensions.scrub.enable", f"expected true or false, got {enabled!r}")
-    interval = parse_duration(raw.get("interval", "24h"), "extensions.scrub.interval")
-    if interval <= 0:
-        raise ConfigError(
-            "extensions.scrub.interval", f"expected a positive duration, got {interval}"
-        )
-    return ScrubSettings(enabled, interval)
-
-
-def _section(extensions: dict[str, Any], name: str) -> dict[str, Any] | None:
-    """An extension's map with lower-cased keys (zot reads keys case-insensitively)."""
-    if name not in extensions:
-        return None
-    raw = extensions[name] or {}
-    return {str(k).lower(): v for k, v in raw.items()}
 
 
 @dataclass

@@ -51,7 +51,7 @@ def build_routes(config: Config) -> list[BaseRoute]:
     """Starlette's routes: only what lies outside the API (`ocireg.api.routes` is the API's
     table, dispatched by `Dispatch`)."""
     routes: list[BaseRoute] = []
-    settings = metrics.metrics_settings(config)
+    settings = config.metrics
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
         routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
@@ -67,7 +67,7 @@ def build_middleware(
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
         # metrics -- counts everything below, labelled by endpoint
-        Middleware(metrics.MetricsMiddleware, path=metrics.metrics_settings(config).path),
+        Middleware(metrics.MetricsMiddleware, path=config.metrics.path),
         # classify: what the request is aimed at, read once (scope["ocireg.target"]); every
         # layer below reads that; a request that cannot be read one way is refused here
         Middleware(ClassifyMiddleware),
@@ -104,7 +104,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.config = config
         app.state.stream_slots = StreamSlots()
         app.state.peers = peers
-        if metrics.metrics_settings(config).enabled:
+        if config.metrics.enabled:
             metrics.enable()
         # In a cluster each member maintains only the repositories it owns (and, on shared
         # storage, those of a member that is down, when it is first in line).

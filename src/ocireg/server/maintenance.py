@@ -28,7 +28,7 @@ from ocireg.cluster.membership import Membership
 from ocireg.cluster.peers import Peers
 from ocireg.config import Config
 from ocireg.ops.gc import GarbageCollector, GCReport, owns_everything
-from ocireg.ops.scrub import Scrubber, ScrubReport, scrub_settings
+from ocireg.ops.scrub import Scrubber, ScrubReport
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server import metrics
@@ -66,7 +66,7 @@ class Maintenance:
         self.owns = owns
         storage = config.storage
         self.gc_interval = storage.gc_interval if storage.gc else 0.0
-        scrub = scrub_settings(config)
+        scrub = config.scrub
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
         self._task: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None

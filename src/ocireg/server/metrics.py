@@ -19,7 +19,6 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.config import Config
-from ocireg.errors import ConfigError, RegistryError
+from ocireg.errors import RegistryError
 from ocireg.server.traffic import Traffic
 from ocireg.target import Endpoint, Target, target_of
 
@@ -44,50 +43,13 @@ _UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
 _UPLOAD_ENDPOINTS = frozenset({Endpoint.UPLOAD_START, Endpoint.UPLOAD})
 
 
-@dataclass(frozen=True)
-class MetricsSettings:
-    enabled: bool = False
-    path: str = "/metrics"
-
-
-def metrics_settings(config: Config) -> MetricsSettings:
-    """Parse `extensions.metrics`; a section that is present, even empty, enables it."""
-    if "metrics" not in config.extensions:
-        return MetricsSettings()
-    raw = _lower_keys(config.extensions["metrics"] or {}, "extensions.metrics")
-    _only(raw, {"enable", "prometheus"}, "extensions.metrics")
-    enabled = raw.get("enable", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError("extensions.metrics.enable", f"expected true or false, got {enabled!r}")
-    prometheus = _lower_keys(raw.get("prometheus") or {}, "extensions.metrics.prometheus")
-    _only(prometheus, {"path"}, "extensions.metrics.prometheus")
-    path = prometheus.get("path", "/metrics")
-    if not isinstance(path, str) or not path.startswith("/") or path.startswith("/v2/"):
-        raise ConfigError(
-            "extensions.metrics.prometheus.path",
-            f"expected an absolute path outside /v2/, got {path!r}",
-        )
-    return MetricsSettings(enabled, path)
-
-
-def _lower_keys(raw: Any, where: str) -> dict[str, Any]:
-    if not isinstance(raw, dict):
-        raise ConfigError(where, f"expected a map, got {type(raw).__name__} {raw!r}")
-    return {str(k).lower(): v for k, v in raw.items()}
-
-
-def _only(raw: dict[str, Any], known: set[str], where: str) -> None:
-    for key in sorted(set(raw) - known):
-        raise ConfigError(f"{where}.{key}", f"unknown key (known here: {', '.join(sorted(known))})")
-
-
 # --- process setup -------------------------------------------------------------------------
 
 
 def prepare_multiprocess_dir(config: Config) -> Callable[[], None]:
     """In the parent, before workers start: point PROMETHEUS_MULTIPROC_DIR at an empty
     directory (the operator's, emptied, or a new temporary one). Returns the cleanup."""
-    if not metrics_settings(config).enabled:
+    if not config.metrics.enabled:
         return lambda: None
     given = os.environ.get(MULTIPROC_ENV)
     if given:

@@ -41,14 +41,10 @@ RELOAD_RESOLVE_TIMEOUT = 10.0
 
 def checked_config(raw: dict[str, Any], source: Path | None) -> Config:
     """The config the map `raw` (read from `source`) describes, checked as `serve` checks
-    it: every section parsed, auth files read."""
+    it: every section parsed (by `build_config`), auth files read."""
     from ocireg.auth.core import check_auth
-    from ocireg.ops.scrub import scrub_settings
-    from ocireg.server.metrics import metrics_settings
 
     config = build_config(raw, source=source)
-    metrics_settings(config)
-    scrub_settings(config)
     check_auth(config)
     return config
 

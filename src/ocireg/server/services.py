@@ -22,8 +22,7 @@ def lock_dir(config: Config) -> Path:
 
 
 def build_store(config: Config) -> ImageStore:
-    spec = {str(k).lower(): v for k, v in (config.storage.storage_driver or {}).items()}
-    zot_root = str(spec.get("rootdirectory") or "") if spec.get("name") == "s3" else ""
+    zot_root = config.s3.rootdirectory if config.s3 is not None else ""
     return ImageStore(create_driver(config), lock_dir(config), create_meta(config), zot_root)
 
 

@@ -1,11 +1,11 @@
-"""Driver selection by zot's `storage.storageDriver.name`: an explicit table, no import magic."""
+"""Driver selection by zot's `storage.storageDriver.name` (checked by `load_config`): an
+explicit table, no import magic."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from ocireg.config import Config
-from ocireg.errors import ConfigError
 from ocireg.storage.base import StorageDriver
 from ocireg.storage.filesystem import FilesystemDriver
 
@@ -15,9 +15,10 @@ def _filesystem(config: Config) -> StorageDriver:
 
 
 def _s3(config: Config) -> StorageDriver:
-    from ocireg.storage.s3 import S3Driver, S3Settings  # imports botocore: only when used
+    from ocireg.storage.s3 import S3Driver  # imports botocore: only when used
 
-    return S3Driver(S3Settings.from_map(config.storage.storage_driver or {}))
+    assert config.s3 is not None  # DRIVERS["s3"] is chosen only then
+    return S3Driver(config.s3)
 
 
 DRIVERS: dict[str, Callable[[Config], StorageDriver]] = {
@@ -27,12 +28,4 @@ DRIVERS: dict[str, Callable[[Config], StorageDriver]] = {
 
 
 def create_driver(config: Config) -> StorageDriver:
-    spec = config.storage.storage_driver or {}
-    lowered = {str(k).lower(): v for k, v in spec.items()}
-    name = str(lowered.get("name", "filesystem")).lower()
-    factory = DRIVERS.get(name)
-    if factory is None:
-        raise ConfigError(
-            "storage.storageDriver.name", f"unknown driver {name!r} (known: {', '.join(DRIVERS)})"
-        )
-    return factory(config)
+    return DRIVERS[config.storage_driver](config)

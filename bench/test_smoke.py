@@ -1,25 +1,26 @@
-"""`python -m bench --quick` still runs end to end: both registries start, every workload
-produces figures for both, the table is printed and the JSON written. No timing assertions."""
+"""`make bench-smoke`: `python -m bench --quick` still runs end to end: both registries
+start, every workload produces figures for both, the table is printed and the JSON written.
+No timing assertions. Not part of `make test` (pytest collects tests/ only)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.tools import require
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ("docker-registry", "wrk", "ab")
 
 
 @pytest.mark.slow
 def test_bench_quick_prints_table_and_writes_json(tmp_path: Path) -> None:
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} (make test-deps)")
+    for tool in TOOLS:
+        require(tool)
     out = tmp_path / "quick.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out)],

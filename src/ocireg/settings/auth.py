@@ -1,0 +1,193 @@
+"""`http.auth` and `http.accessControl`: zot's keys, checked and typed.
+
+As zot does (viper), every map key is matched case-insensitively at every depth, and the
+keys of data maps (repository globs, group names) are lower-cased too, so a glob written
+`Team/*` matches what zot would match. Files are not read here; `ocireg.auth.core.check_auth`
+reads them for `ocireg verify` and at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ocireg.auth.glob import GlobError, compile_glob
+from ocireg.errors import ConfigError
+from ocireg.settings.keys import (
+    Context,
+    check_keys,
+    lower_keys,
+    resolve_path,
+    seconds,
+    string,
+    strings,
+)
+
+ACTIONS = ("read", "create", "update", "delete")
+# zot keys that ocireg accepts and ignores with a warning (not implemented).
+_AUTH_UNIMPLEMENTED = (
+    "ldap",
+    "openid",
+    "apikey",
+    "sessionkeysfile",
+    "sessionhashkey",
+    "sessionencryptkey",
+    "sessiondriver",
+    "securesession",
+    "mtls",
+)
+_BEARER_UNIMPLEMENTED = ("upstreamtokenendpoint", "oidc", "awssecretsmanager")
+
+
+@dataclass(frozen=True)
+class BearerSettings:
+    realm: str
+    service: str
+    cert: Path
+
+
+@dataclass(frozen=True)
+class Policy:
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+    actions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RepositoryRules:
+    policies: tuple[Policy, ...] = ()
+    default_policy: frozenset[str] = frozenset()
+    anonymous_policy: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AccessControlSettings:
+    repositories: dict[str, RepositoryRules] = field(default_factory=dict)
+    admin_policy: Policy = Policy()
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)  # group -> users
+    metrics_users: frozenset[str] = frozenset()
+    metrics_anonymous: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    realm: str = "ocireg"
+    fail_delay: float = 0.0
+    htpasswd: Path | None = None
+    bearer: BearerSettings | None = None
+    access_control: AccessControlSettings | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return (
+            self.htpasswd is not None or self.bearer is not None or self.access_control is not None
+        )
+
+
+def parse_auth(ctx: Context) -> AuthSettings:
+    """`http.auth` and `http.accessControl` (with `http.realm` for the Basic challenge)."""
+    auth = _map(ctx.get("http.auth") or {}, "http.auth")
+    fail_delay = 0.0
+    htpasswd: Path | None = None
+    bearer: BearerSettings | None = None
+    check_keys(
+        auth, ("failDelay", "htpasswd", "bearer"), "http.auth", _AUTH_UNIMPLEMENTED, ctx.warnings
+    )
+    for key, value in auth.items():
+        where = f"http.auth.{key}"
+        if key == "faildelay":
+            fail_delay = seconds(value, where)
+        elif key == "htpasswd":
+            section = _map(value, where)
+            check_keys(section, ("path",), where)
+            htpasswd = resolve_path(string(section.get("path"), f"{where}.path"), ctx.base)
+        elif key == "bearer":
+            bearer = _bearer(_map(value, where), where, ctx)
+    access = ctx.get("http.accessControl")
+    return AuthSettings(
+        realm=ctx.get("http.realm") or "ocireg",
+        fail_delay=fail_delay,
+        htpasswd=htpasswd,
+        bearer=bearer,
+        access_control=None if access is None else _access_control(access),
+    )
+
+
+def _bearer(raw: dict[str, Any], where: str, ctx: Context) -> BearerSettings:
+    check_keys(raw, ("realm", "service", "cert"), where, _BEARER_UNIMPLEMENTED, ctx.warnings)
+    return BearerSettings(
+        realm=string(raw.get("realm"), f"{where}.realm"),
+        service=string(raw.get("service", ""), f"{where}.service", required=False),
+        cert=resolve_path(string(raw.get("cert"), f"{where}.cert"), ctx.base),
+    )
+
+
+def _access_control(raw: Any) -> AccessControlSettings:
+    where = "http.accessControl"
+    ac = _map(raw, where)
+    check_keys(ac, ("repositories", "adminPolicy", "groups", "metrics"), where)
+    repositories: dict[str, RepositoryRules] = {}
+    for glob, rules in _map(ac.get("repositories", {}), f"{where}.repositories").items():
+        path = f"{where}.repositories.{glob}"
+        try:
+            compile_glob(glob)
+        except GlobError as exc:
+            raise ConfigError(path, f"invalid repository glob: {exc}") from None
+        repositories[glob] = _rules(_map(rules, path), path)
+    groups: dict[str, frozenset[str]] = {}
+    for name, group in _map(ac.get("groups", {}), f"{where}.groups").items():
+        path = f"{where}.groups.{name}"
+        section = _map(group, path)
+        check_keys(section, ("users",), path)
+        groups[name] = strings(section.get("users", []), f"{path}.users")
+    metrics = _map(ac.get("metrics", {}), f"{where}.metrics")
+    check_keys(metrics, ("users", "anonymousPolicy"), f"{where}.metrics")
+    admin = ac.get("adminpolicy")
+    return AccessControlSettings(
+        repositories=repositories,
+        admin_policy=Policy() if admin is None else _policy(admin, f"{where}.adminPolicy"),
+        groups=groups,
+        metrics_users=strings(metrics.get("users", []), f"{where}.metrics.users"),
+        metrics_anonymous=_actions(
+            metrics.get("anonymouspolicy", []), f"{where}.metrics.anonymousPolicy"
+        ),
+    )
+
+
+def _rules(raw: dict[str, Any], where: str) -> RepositoryRules:
+    check_keys(raw, ("policies", "defaultPolicy", "anonymousPolicy"), where)
+    policies = raw.get("policies") or []
+    if not isinstance(policies, list):
+        raise ConfigError(f"{where}.policies", f"expected a list, got {policies!r}")
+    return RepositoryRules(
+        policies=tuple(_policy(p, f"{where}.policies[{i}]") for i, p in enumerate(policies)),
+        default_policy=_actions(raw.get("defaultpolicy", []), f"{where}.defaultPolicy"),
+        anonymous_policy=_actions(raw.get("anonymouspolicy", []), f"{where}.anonymousPolicy"),
+    )
+
+
+def _policy(raw: Any, where: str) -> Policy:
+    section = _map(raw, where)
+    if "conditions" in section:  # zot's CEL conditions: refusing is safer than ignoring
+        raise ConfigError(f"{where}.conditions", "policy conditions are not supported")
+    check_keys(section, ("users", "groups", "actions"), where)
+    return Policy(
+        users=strings(section.get("users", []), f"{where}.users"),
+        # Group names are map keys, which zot lower-cases; compare them the same way here.
+        groups=frozenset(g.lower() for g in strings(section.get("groups", []), f"{where}.groups")),
+        actions=_actions(section.get("actions", []), f"{where}.actions"),
+    )
+
+
+def _map(value: Any, where: str) -> dict[str, Any]:
+    # zot (viper) lower-cases every map key at every depth, lists included.
+    return lower_keys(value, where, deep=True)
+
+
+def _actions(value: Any, where: str) -> frozenset[str]:
+    actions = strings(value, where)
+    for action in actions:
+        if action not in ACTIONS:
+            raise ConfigError(where, f"unknown action {action!r} (expected {', '.join(ACTIONS)})")
+    return actions

@@ -1,0 +1,247 @@
+"""`storage.storageDriver` (filesystem | s3) and `storage.cacheDriver` (redis), zot's keys
+matched case-insensitively. Keys of the Go drivers that ocireg does not implement are
+warnings; any other key is an error."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ocireg.errors import ConfigError
+from ocireg.settings.keys import (
+    Context,
+    boolean,
+    check_keys,
+    integer,
+    lower_keys,
+    parse_duration,
+)
+
+STORAGE_DRIVERS = ("filesystem", "s3")
+CACHE_DRIVERS = ("sqlite", "redis")  # sqlite: the embedded default, never named in a file
+
+# --- s3 ------------------------------------------------------------------------------------
+
+_S3_KEYS = (
+    "name",
+    "rootdirectory",
+    "bucket",
+    "region",
+    "regionendpoint",
+    "secure",
+    "skipverify",
+    "forcepathstyle",
+    "accesskey",
+    "secretkey",
+    "sessiontoken",
+)
+# distribution's s3-aws parameters that ocireg has no use for yet.
+_S3_UNIMPLEMENTED = (
+    "encrypt",
+    "keyid",
+    "v4auth",
+    "chunksize",
+    "multipartcopychunksize",
+    "multipartcopymaxconcurrency",
+    "multipartcopythresholdsize",
+    "storageclass",
+    "useragent",
+    "objectacl",
+    "usedualstack",
+    "accelerate",
+    "loglevel",
+)
+_FILESYSTEM_UNIMPLEMENTED = ("rootdirectory", "maxthreads")  # storage.rootDirectory decides
+_S3_ENV = {
+    "accesskey": "AWS_ACCESS_KEY_ID",
+    "secretkey": "AWS_SECRET_ACCESS_KEY",
+    "region": "AWS_REGION",
+    "regionendpoint": "AWS_ENDPOINT_URL_S3",
+    "sessiontoken": "AWS_SESSION_TOKEN",
+}
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """zot's `storage.storageDriver` keys for S3, with the AWS environment as fallback."""
+
+    bucket: str
+    rootdirectory: str = ""
+    region: str = "us-east-1"
+    regionendpoint: str | None = None
+    secure: bool = True
+    skipverify: bool = False
+    accesskey: str | None = None
+    secretkey: str | None = None
+    sessiontoken: str | None = None
+    forcepathstyle: bool = False
+
+    @classmethod
+    def from_map(
+        cls,
+        raw: Any,
+        where: str = "storage.storageDriver",
+        warnings: list[str] | None = None,
+    ) -> S3Settings:
+        spec = lower_keys(raw, where)
+        check_keys(spec, _S3_KEYS, where, _S3_UNIMPLEMENTED, [] if warnings is None else warnings)
+        for key, var in _S3_ENV.items():
+            if not spec.get(key) and os.environ.get(var):
+                spec[key] = os.environ[var]
+        if not spec.get("region") and os.environ.get("AWS_DEFAULT_REGION"):
+            spec["region"] = os.environ["AWS_DEFAULT_REGION"]
+        if not spec.get("bucket"):
+            raise ConfigError(f"{where}.bucket", "required for the s3 driver")
+        flags = {
+            key: boolean(spec[key], f"{where}.{key}", strings=True)
+            for key in ("secure", "skipverify", "forcepathstyle")
+            if key in spec
+        }
+        return cls(
+            bucket=str(spec["bucket"]),
+            rootdirectory=str(spec.get("rootdirectory") or ""),
+            region=str(spec.get("region") or "us-east-1"),
+            regionendpoint=spec.get("regionendpoint") or None,
+            accesskey=spec.get("accesskey") or None,
+            secretkey=spec.get("secretkey") or None,
+            sessiontoken=spec.get("sessiontoken") or None,
+            **flags,
+        )
+
+    @property
+    def endpoint(self) -> str | None:
+        url = self.regionendpoint
+        if url and "://" not in url:
+            url = ("https://" if self.secure else "http://") + url
+        return url
+
+    @property
+    def prefix(self) -> str:
+        """The bucket key prefix, rootdirectory doubled as zot does (with a trailing /)."""
+        root = self.rootdirectory.strip("/")
+        return f"{root}/{root}/" if root else ""
+
+
+def parse_storage_driver(ctx: Context) -> S3Settings | None:
+    """`storage.storageDriver`: None for the filesystem driver (the default)."""
+    where = "storage.storageDriver"
+    spec = lower_keys(ctx.get(where) or {}, where)
+    name = str(spec.get("name", "filesystem")).lower()
+    if name == "s3":
+        return S3Settings.from_map(spec, where, ctx.warnings)
+    if name == "filesystem":
+        check_keys(spec, ("name",), where, _FILESYSTEM_UNIMPLEMENTED, ctx.warnings)
+        return None
+    raise ConfigError(
+        f"{where}.name", f"unknown driver {name!r} (known: {', '.join(STORAGE_DRIVERS)})"
+    )
+
+
+# --- redis ---------------------------------------------------------------------------------
+
+# zot's option -> redis-py keyword and how to read it.
+_REDIS_OPTIONS: dict[str, tuple[str, str]] = {
+    "db": ("db", "int"),
+    "username": ("username", "str"),
+    "password": ("password", "str"),
+    "client_name": ("client_name", "str"),
+    "protocol": ("protocol", "int"),
+    "dial_timeout": ("socket_connect_timeout", "duration"),
+    "read_timeout": ("socket_timeout", "duration"),
+    "pool_size": ("max_connections", "int"),
+    "max_active_conns": ("max_connections", "int"),
+}
+# go-redis options that zot passes on and ocireg does not.
+_REDIS_UNIMPLEMENTED = (
+    "sentinel_username",
+    "sentinel_password",
+    "master_name",
+    "max_retries",
+    "min_retry_backoff",
+    "max_retry_backoff",
+    "write_timeout",
+    "context_timeout_enabled",
+    "pool_fifo",
+    "pool_timeout",
+    "min_idle_conns",
+    "max_idle_conns",
+    "conn_max_idle_time",
+    "conn_max_lifetime",
+    "max_redirects",
+    "read_only",
+    "route_by_latency",
+    "route_randomly",
+    "disable_identity",
+    "identity_suffix",
+    "unstable_resp3",
+)
+_REDIS_KEYS = ("name", "url", "addr", "keyprefix", *_REDIS_OPTIONS)
+DEFAULT_REDIS_ADDR = "127.0.0.1:6379"
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """zot's redis `cacheDriver`: a URL, or addresses (several: Redis Cluster) + options."""
+
+    url: str | None = None
+    addrs: tuple[str, ...] = (DEFAULT_REDIS_ADDR,)
+    # redis-py keywords from the options above; a URL carries its own and ignores them.
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    keyprefix: str = "zot"
+
+    @classmethod
+    def from_map(
+        cls, raw: Any, where: str = "storage.cacheDriver", warnings: list[str] | None = None
+    ) -> RedisSettings:
+        spec = lower_keys(raw, where)
+        check_keys(
+            spec, _REDIS_KEYS, where, _REDIS_UNIMPLEMENTED, [] if warnings is None else warnings
+        )
+        options: dict[str, Any] = {}
+        for key, (keyword, kind) in _REDIS_OPTIONS.items():
+            if key not in spec:
+                continue
+            value, path = spec[key], f"{where}.{key}"
+            if kind == "duration":
+                options[keyword] = parse_duration(value, path, bare_unit=1.0)  # bare = seconds
+            elif kind == "int":
+                options[keyword] = integer(value, path)
+            else:
+                options[keyword] = str(value)
+        return cls(
+            url=str(spec["url"]) if spec.get("url") else None,
+            addrs=_addrs(spec.get("addr"), f"{where}.addr"),
+            options=MappingProxyType(options),
+            keyprefix=str(spec.get("keyprefix") or "zot"),
+        )
+
+
+def parse_cache_driver(ctx: Context) -> RedisSettings | None:
+    """`storage.cacheDriver`, read only when `storage.remoteCache` is on (as zot does);
+    None for the embedded sqlite store."""
+    where = "storage.cacheDriver"
+    spec = lower_keys(ctx.get(where) or {}, where)
+    if not ctx.get("storage.remoteCache") or not spec:
+        return None
+    name = str(spec.get("name", "")).lower()
+    if name != "redis":
+        raise ConfigError(
+            f"{where}.name", f"unknown cache driver {name!r} (known: {', '.join(CACHE_DRIVERS)})"
+        )
+    return RedisSettings.from_map(spec, where, ctx.warnings)
+
+
+def _addrs(value: Any, where: str) -> tuple[str, ...]:
+    if not value:
+        return (DEFAULT_REDIS_ADDR,)
+    addrs = [value] if isinstance(value, str) else value
+    if not isinstance(addrs, list) or not addrs:
+        raise ConfigError(where, f"expected 'host:port' or a list of them, got {value!r}")
+    for i, addr in enumerate(addrs):
+        _, _, port = str(addr).rpartition(":")
+        if port and not port.isdigit():
+            raise ConfigError(f"{where}[{i}]", f"expected 'host:port', got {addr!r}")
+    return tuple(str(a) for a in addrs)

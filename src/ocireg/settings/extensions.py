@@ -1,0 +1,64 @@
+"""`extensions.metrics` and `extensions.scrub` (zot's keys). A section that is present,
+even empty (YAML null), enables the extension, as in zot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ocireg.errors import ConfigError
+from ocireg.settings.keys import Context, boolean, check_keys, lower_keys, parse_duration
+
+DEFAULT_SCRUB_INTERVAL = 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    enabled: bool = False
+    path: str = "/metrics"
+
+
+@dataclass(frozen=True)
+class ScrubSettings:
+    enabled: bool = False
+    interval: float = DEFAULT_SCRUB_INTERVAL  # zot raises anything under 2h; we do not
+
+
+def parse_metrics(ctx: Context) -> MetricsSettings:
+    where = "extensions.metrics"
+    section = _extension(ctx, where, ("prometheus",))
+    if section is None:
+        return MetricsSettings()
+    raw, enabled = section
+    prometheus = lower_keys(raw.get("prometheus") or {}, f"{where}.prometheus")
+    check_keys(prometheus, ("path",), f"{where}.prometheus")
+    path = prometheus.get("path", "/metrics")
+    if not isinstance(path, str) or not path.startswith("/") or path.startswith("/v2/"):
+        raise ConfigError(
+            f"{where}.prometheus.path", f"expected an absolute path outside /v2/, got {path!r}"
+        )
+    return MetricsSettings(enabled, path)
+
+
+def parse_scrub(ctx: Context) -> ScrubSettings:
+    where = "extensions.scrub"
+    section = _extension(ctx, where, ("interval",))
+    if section is None:
+        return ScrubSettings()
+    raw, enabled = section
+    interval = parse_duration(raw.get("interval", "24h"), f"{where}.interval")
+    if interval <= 0:
+        raise ConfigError(f"{where}.interval", f"expected a positive duration, got {interval}")
+    return ScrubSettings(enabled, interval)
+
+
+def _extension(
+    ctx: Context, where: str, known: tuple[str, ...]
+) -> tuple[dict[str, Any], bool] | None:
+    """The extension's map (keys lower-cased and checked) and its `enable` flag, or None
+    when the section is absent."""
+    if not ctx.has(where):
+        return None
+    raw = lower_keys(ctx.get(where) or {}, where)
+    check_keys(raw, ("enable", *known), where)
+    return raw, boolean(raw.get("enable", True), f"{where}.enable")

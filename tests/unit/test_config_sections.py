@@ -1,0 +1,196 @@
+"""The free-form sections are typed inside `build_config`: a bad key anywhere is a
+`ConfigError` with its key path at load time, and the settings are on `Config`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ocireg.config import SECTIONS, build_config
+from ocireg.errors import ConfigError
+from ocireg.settings.drivers import RedisSettings, S3Settings
+from ocireg.settings.keys import parse_duration
+
+ROOT = {"rootDirectory": "/r"}
+
+
+def build(**sections: Any) -> Any:
+    return build_config({"storage": ROOT, **sections})
+
+
+def test_every_free_form_section_has_one_parser() -> None:
+    assert set(SECTIONS) == {"auth", "metrics", "scrub", "s3", "redis"}
+
+
+def test_defaults_without_any_section() -> None:
+    config = build()
+    assert (config.auth.enabled, config.metrics.enabled, config.scrub.enabled) == (
+        False,
+        False,
+        False,
+    )
+    assert (config.storage_driver, config.cache_driver) == ("filesystem", "sqlite")
+
+
+def test_present_but_empty_extensions_are_enabled() -> None:
+    config = build(extensions={"metrics": None, "scrub": {}})
+    assert config.metrics.enabled and config.metrics.path == "/metrics"
+    assert config.scrub.enabled and config.scrub.interval == 24 * 3600.0
+
+
+def test_sections_are_typed_case_insensitively() -> None:
+    config = build_config(
+        {
+            "storage": {
+                **ROOT,
+                "remoteCache": True,
+                "storageDriver": {"Name": "S3", "Bucket": "b", "RootDirectory": "/z"},
+                "cacheDriver": {"NAME": "redis", "Addr": "10.0.0.1:6380", "KeyPrefix": "p"},
+            },
+            "http": {"auth": {"FailDelay": 2, "HTPasswd": {"Path": "/h"}}},
+            "extensions": {
+                "Metrics": {"Prometheus": {"PATH": "/m"}},
+                "scrub": {"Interval": "2h"},
+            },
+        }
+    )
+    assert config.s3 == S3Settings(bucket="b", rootdirectory="/z")
+    assert config.redis is not None
+    assert (config.redis.addrs, config.redis.keyprefix) == (("10.0.0.1:6380",), "p")
+    assert (config.auth.fail_delay, str(config.auth.htpasswd)) == (2.0, "/h")
+    assert (config.metrics.path, config.scrub.interval) == ("/m", 7200.0)
+    assert (config.storage_driver, config.cache_driver) == ("s3", "redis")
+
+
+@pytest.mark.parametrize(
+    ("sections", "path"),
+    [
+        ({"http": {"auth": {"htpasswd": {"paht": "x"}}}}, "http.auth.htpasswd.paht"),
+        ({"http": {"accessControl": {"repos": {}}}}, "http.accessControl.repos"),
+        ({"extensions": {"metrics": {"enabled": True}}}, "extensions.metrics.enabled"),
+        (
+            {"extensions": {"metrics": {"prometheus": {"path": "/v2/m"}}}},
+            "extensions.metrics.prometheus.path",
+        ),
+        ({"extensions": {"scrub": {"interval": "daily"}}}, "extensions.scrub.interval"),
+        ({"extensions": {"scrub": {"enable": "yes"}}}, "extensions.scrub.enable"),
+        ({"storage": {**ROOT, "storageDriver": {"name": "gcs"}}}, "storage.storageDriver.name"),
+        ({"storage": {**ROOT, "storageDriver": {"name": "s3"}}}, "storage.storageDriver.bucket"),
+        (
+            {"storage": {**ROOT, "storageDriver": {"name": "s3", "bucket": "b", "bukcet": "c"}}},
+            "storage.storageDriver.bukcet",
+        ),
+        (
+            {"storage": {**ROOT, "storageDriver": {"name": "s3", "bucket": "b", "secure": 1}}},
+            "storage.storageDriver.secure",
+        ),
+        (
+            {"storage": {**ROOT, "storageDriver": {"name": "filesystem", "x": 1}}},
+            "storage.storageDriver.x",
+        ),
+        (
+            {"storage": {**ROOT, "remoteCache": True, "cacheDriver": {"name": "dynamodb"}}},
+            "storage.cacheDriver.name",
+        ),
+        (
+            {
+                "storage": {
+                    **ROOT,
+                    "remoteCache": True,
+                    "cacheDriver": {"name": "redis", "adr": "h:1"},
+                }
+            },
+            "storage.cacheDriver.adr",
+        ),
+        (
+            {
+                "storage": {
+                    **ROOT,
+                    "remoteCache": True,
+                    "cacheDriver": {"name": "redis", "dial_timeout": "soon"},
+                }
+            },
+            "storage.cacheDriver.dial_timeout",
+        ),
+        (
+            {
+                "storage": {
+                    **ROOT,
+                    "remoteCache": True,
+                    "cacheDriver": {"name": "redis", "addr": "h:x"},
+                }
+            },
+            "storage.cacheDriver.addr[0]",
+        ),
+        (
+            {
+                "storage": {
+                    **ROOT,
+                    "remoteCache": True,
+                    "cacheDriver": {"name": "redis", "db": "one"},
+                }
+            },
+            "storage.cacheDriver.db",
+        ),
+    ],
+)
+def test_bad_key_in_a_section_names_its_path_at_load(sections: dict[str, Any], path: str) -> None:
+    raw: dict[str, Any] = {"storage": ROOT, **sections}
+    with pytest.raises(ConfigError) as info:
+        build_config(raw)
+    assert info.value.path == path
+
+
+def test_cache_driver_is_ignored_without_remote_cache_as_in_zot() -> None:
+    config = build_config({"storage": {**ROOT, "cacheDriver": {"name": "dynamodb"}}})
+    assert config.redis is None
+
+
+def test_go_driver_keys_not_implemented_are_warnings() -> None:
+    config = build_config(
+        {
+            "storage": {
+                **ROOT,
+                "remoteCache": True,
+                "storageDriver": {"name": "s3", "bucket": "b", "chunksize": 5 << 20},
+                "cacheDriver": {"name": "redis", "url": "redis://h", "pool_timeout": "1s"},
+            },
+            "http": {"auth": {"ldap": {}, "bearer": {"realm": "r", "cert": "c", "oidc": 1}}},
+        }
+    )
+    assert set(config.warnings) == {
+        "storage.storageDriver.chunksize",
+        "storage.cacheDriver.pool_timeout",
+        "http.auth.ldap",
+        "http.auth.bearer.oidc",
+    }
+
+
+def test_redis_options_map_to_redis_py_keywords() -> None:
+    settings = RedisSettings.from_map(
+        {"addr": ["a:1", "b:2"], "db": "2", "dial_timeout": "1500ms", "read_timeout": 3}
+    )
+    assert settings.addrs == ("a:1", "b:2")
+    # zot's redis durations; a bare number is seconds here (ocireg's reading, kept).
+    assert dict(settings.options) == {
+        "db": 2,
+        "socket_connect_timeout": 1.5,
+        "socket_timeout": 3.0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "bare_unit", "seconds"),
+    [("5", 1.0, 5.0), (5, 1.0, 5.0), (5, None, 5e-9), ("1m30s", 1.0, 90.0), ("0", None, 0.0)],
+)
+def test_one_duration_parser_with_a_unit_for_bare_numbers(
+    value: object, bare_unit: float | None, seconds: float
+) -> None:
+    assert parse_duration(value, "x", bare_unit) == pytest.approx(seconds)
+
+
+def test_bare_numeric_string_is_not_a_go_duration() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_duration("5", "storage.gcDelay")
+    assert info.value.path == "storage.gcDelay"
