@@ -58,8 +58,9 @@ def write_content(client: httpx.Client, prefix: str) -> Content:
     return content
 
 
-def check_content(client: httpx.Client, content: Content) -> None:
-    """Everything `write_content` pushed, read back whole through `client`."""
+def check_content(client: httpx.Client, content: Content, referrers: bool = True) -> None:
+    """Everything `write_content` pushed, read back whole through `client` (the referrers
+    only when `referrers`: see the known gap in test_storage_exchange.py)."""
     for tag, image in content.images.items():
         repo = content.other_repo if tag == "other" else content.repo
         ref = "latest" if tag == "other" else tag
@@ -83,6 +84,12 @@ def check_content(client: httpx.Client, content: Content) -> None:
     assert r.status_code == 200, r.text
     assert sorted(r.json()["tags"]) == ["amd64", "arm64", "multi"]
 
+    if referrers:
+        check_referrers(client, content)
+    assert {content.repo, content.other_repo} <= set(catalog(client))
+
+
+def check_referrers(client: httpx.Client, content: Content) -> None:
     assert content.artifact is not None
     r = client.get(f"/v2/{content.repo}/referrers/{content.index_digest}")
     assert r.status_code == 200, r.text
@@ -94,8 +101,6 @@ def check_content(client: httpx.Client, content: Content) -> None:
         f"/v2/{content.repo}/referrers/{content.index_digest}", params={"artifactType": SBOM}
     )
     assert [m["digest"] for m in r.json()["manifests"]] == [content.artifact.digest]
-
-    assert {content.repo, content.other_repo} <= set(catalog(client))
 
 
 def catalog(client: httpx.Client) -> list[str]:
