@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import use_backend
-from tests.interop.scenario import check_content, check_referrers, write_content
+from tests.interop.scenario import Content, check_content, check_referrers, write_content
 from tests.support.backends import Redis, SeaweedFS
 from tests.support.server import RegistryProcess, base_config
 from tests.support.zot import ZotProcess, zot_config
@@ -32,7 +32,7 @@ def start(kind: str, workdir: Path, cfg: dict[str, Any], turn: int) -> RegistryP
 
 def take_turns(workdir: Path, cfg: dict[str, Any], first: str) -> None:
     second = "ocireg" if first == "zot" else "zot"
-    written = []
+    written: list[Content] = []
     for turn, kind in enumerate((first, second, first)):
         proc = start(kind, workdir, cfg, turn)
         try:
