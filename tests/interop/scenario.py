@@ -40,8 +40,10 @@ class Content:
     artifact: Image | None = None
 
 
-def write_content(client: httpx.Client, prefix: str) -> Content:
-    repo, other = unique_repo(prefix), unique_repo(prefix)
+def write_content(
+    client: httpx.Client, prefix: str, repo: str | None = None, other: str | None = None
+) -> Content:
+    repo, other = repo or unique_repo(prefix), other or unique_repo(prefix)
     content = Content(repo, other)
     for tag, arch in (("amd64", "amd64"), ("arm64", "arm64")):
         config = f'{{"architecture":"{arch}","os":"linux","tag":"{repo}:{tag}"}}'.encode()
