@@ -94,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
         keys = [k for k in keys if k in wanted or k == "6"]  # 6: the limits others need
 
     started = time.time()
-    zot_release = "-"
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ocireg-bench-") as tmp:
         ctx = Context(Path(tmp), sizes, args.quick)
@@ -103,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
             ctx.peer = start_peer(ctx.workdir)
             if zot is not None:
                 ctx.zot = start_zot(ctx.workdir, zot)
-                zot_release = zot_version(zot)
             rows: list[Row] = []
             for key in keys:
                 print(f"[bench] workload {key} ...", file=sys.stderr, flush=True)
@@ -123,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "ocireg": {"workers": args.workers or os.cpu_count(), "log_level": args.log_level},
         "peer": {"name": "docker-registry", "version": peer_version()},
-        "zot": {"binary": str(zot), "version": zot_release} if zot is not None else None,
+        "zot": {"binary": str(zot), "version": zot_version(zot)} if zot is not None else None,
         "sizes": vars(sizes),
         "seconds": round(time.time() - started, 1),
         # Other work on the machine moves every figure: the 1-minute load before and after.
