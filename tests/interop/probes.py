@@ -23,6 +23,7 @@ from tests.support.oci import (
     encode_json,
     image_manifest,
     push_blob,
+    push_manifest,
     random_blob,
     sha256_digest,
     start_upload,
@@ -86,6 +87,7 @@ def answer(r: httpx.Response, repo: str = "", body: str = "", digest: str = "") 
 class Setup:
     repo: str
     other: str
+    manifest: bytes  # the image under v1, v2, v3
     tag_digest: str
     layer_digest: str
     layer: bytes
@@ -98,9 +100,7 @@ def _push_fixed_image(client: httpx.Client, repo: str, tag: str, layer: bytes) -
     push_blob(client, repo, config)
     push_blob(client, repo, layer)
     body, _ = image_manifest(descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, layer)])
-    r = client.put(
-        f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = push_manifest(client, repo, tag, body)
     assert r.status_code == 201, r.text
     return body
 
@@ -110,9 +110,7 @@ def prepare(client: httpx.Client, repo: str, other: str) -> Setup:
     layer = b"probe layer\n" * 40
     manifest = _push_fixed_image(client, repo, "v1", layer)
     for tag in ("v2", "v3"):
-        r = client.put(
-            f"/v2/{repo}/manifests/{tag}", content=manifest, headers={"Content-Type": OCI_MANIFEST}
-        )
+        r = push_manifest(client, repo, tag, manifest)
         assert r.status_code == 201, r.text
     signature = b"signature"
     push_blob(client, repo, b"{}")
@@ -123,15 +121,14 @@ def prepare(client: httpx.Client, repo: str, other: str) -> Setup:
         subject=descriptor(OCI_MANIFEST, manifest),
         artifact_type="application/vnd.example.sig",
     )
-    r = client.put(
-        f"/v2/{repo}/manifests/{digest}", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = push_manifest(client, repo, digest, body)
     assert r.status_code == 201, r.text
     other_layer = b"only in the other repository\n" * 10
     _push_fixed_image(client, other, "v1", other_layer)
     return Setup(
         repo,
         other,
+        manifest,
         sha256_digest(manifest),
         sha256_digest(layer),
         layer,
@@ -208,57 +205,34 @@ def name_uppercase(c: httpx.Client, s: Setup) -> Answer:
 
 @probe
 def put_manifest_blob_unknown(c: httpx.Client, s: Setup) -> Answer:
-    body, _ = image_manifest(
-        {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": absent_digest(),
-            "size": 2,
-        },
-        [],
-    )
-    r = c.put(
-        f"/v2/{s.repo}/manifests/missing", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    body, _ = image_manifest({**descriptor(OCI_CONFIG, b"{}"), "digest": absent_digest()}, [])
+    r = push_manifest(c, s.repo, "missing", body)
     return answer(r, s.repo)
 
 
 @probe
 def put_manifest_invalid_json(c: httpx.Client, s: Setup) -> Answer:
-    r = c.put(
-        f"/v2/{s.repo}/manifests/broken",
-        content=b"{not json",
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    r = push_manifest(c, s.repo, "broken", b"{not json")
     return answer(r, s.repo)
 
 
 @probe
 def put_manifest_media_type_mismatch(c: httpx.Client, s: Setup) -> Answer:
-    body = c.get(f"/v2/{s.repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content
-    r = c.put(f"/v2/{s.repo}/manifests/mismatch", content=body, headers={"Content-Type": OCI_INDEX})
+    r = push_manifest(c, s.repo, "mismatch", s.manifest, OCI_INDEX)
     return answer(r, s.repo)
 
 
 @probe
 def put_manifest_digest_mismatch(c: httpx.Client, s: Setup) -> Answer:
-    body = c.get(f"/v2/{s.repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content
-    r = c.put(
-        f"/v2/{s.repo}/manifests/{absent_digest()}",
-        content=body,
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    r = push_manifest(c, s.repo, absent_digest(), s.manifest)
     return answer(r, s.repo)
 
 
 @probe
 def put_manifest_no_schema_version(c: httpx.Client, s: Setup) -> Answer:
-    doc = json.loads(c.get(f"/v2/{s.repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content)
+    doc = json.loads(s.manifest)
     del doc["schemaVersion"]
-    r = c.put(
-        f"/v2/{s.repo}/manifests/noschema",
-        content=encode_json(doc),
-        headers={"Content-Type": OCI_MANIFEST},
-    )
+    r = push_manifest(c, s.repo, "noschema", encode_json(doc))
     return answer(r, s.repo)
 
 
@@ -267,35 +241,21 @@ def put_manifest_with_subject(c: httpx.Client, s: Setup) -> Answer:
     config, layer = b"{}", b"payload"
     push_blob(c, s.repo, config)
     push_blob(c, s.repo, layer)
-    subject = {"mediaType": OCI_MANIFEST, "digest": s.tag_digest, "size": 1}
-    size = len(c.get(f"/v2/{s.repo}/manifests/v1", headers={"Accept": OCI_MANIFEST}).content)
-    subject["size"] = size
+    subject = descriptor(OCI_MANIFEST, s.manifest)
     body, digest = image_manifest(
-        {
-            "mediaType": "application/vnd.oci.empty.v1+json",
-            "digest": sha256_digest(config),
-            "size": 2,
-        },
-        [
-            {
-                "mediaType": "application/octet-stream",
-                "digest": sha256_digest(layer),
-                "size": len(layer),
-            }
-        ],
+        descriptor(OCI_EMPTY, config),
+        [descriptor("application/octet-stream", layer)],
         subject=subject,
         artifact_type="application/vnd.example.other",
     )
-    r = c.put(
-        f"/v2/{s.repo}/manifests/{digest}", content=body, headers={"Content-Type": OCI_MANIFEST}
-    )
+    r = push_manifest(c, s.repo, digest, body)
     return answer(r, s.repo)
 
 
 @probe
 def put_manifest_too_large(c: httpx.Client, s: Setup) -> Answer:
     body = b'{"schemaVersion":2,"x":"' + b"a" * (4 * 1024 * 1024 + 10) + b'"}'
-    r = c.put(f"/v2/{s.repo}/manifests/huge", content=body, headers={"Content-Type": OCI_MANIFEST})
+    r = push_manifest(c, s.repo, "huge", body)
     return answer(r, s.repo)
 
 
