@@ -13,9 +13,10 @@ import httpx
 import pytest
 
 from tests.conftest import use_backend
+from tests.interop.conftest import assert_conformant
 from tests.interop.scenario import Content, check_content, write_content
 from tests.support.backends import Redis, SeaweedFS
-from tests.support.cluster import cluster_configs, repo_owned_by
+from tests.support.cluster import cluster_configs, owner_of, repo_owned_by
 from tests.support.oci import OCI_MANIFEST, assert_error, manifest_path
 from tests.support.server import RegistryProcess
 from tests.support.zot import ZotProcess, zot_config
@@ -99,3 +100,17 @@ def test_a_member_down_and_back(tmp_path: Path, seaweedfs: SeaweedFS, redis_serv
         for client in (zot_client, oci_client):
             check_content(client, zots)
             check_content(client, ocis)
+
+
+def test_conformance_through_each_member_to_the_other(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """The conformance suite through each member, on repositories the *other* member owns:
+    ocireg forwarding to zot, and zot forwarding to ocireg."""
+    prefix = "mixed-conformance"
+    with mixed_cluster(tmp_path, seaweedfs, redis_server, ("zot", "ocireg"), prefix) as procs:
+        for entry, proc in enumerate(procs):
+            namespace = next(
+                f"{prefix}/n{i}" for i in range(1000) if owner_of(f"{prefix}/n{i}/repo", 2) != entry
+            )
+            assert_conformant(proc.url, tmp_path / f"conformance-{entry}", namespace)
