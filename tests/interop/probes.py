@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 
 from tests.support.oci import (
+    DOCKER_LIST,
     DOCKER_MANIFEST,
     OCI_CONFIG,
     OCI_EMPTY,
@@ -21,6 +22,7 @@ from tests.support.oci import (
     absent_digest,
     descriptor,
     encode_json,
+    image_index,
     image_manifest,
     push_blob,
     push_manifest,
@@ -527,6 +529,59 @@ def referrers_malformed_digest(c: httpx.Client, s: Setup) -> Answer:
 @probe
 def referrers_unknown_repo(c: httpx.Client, s: Setup) -> Answer:
     return answer(c.get(f"/v2/no/such/repo/referrers/{s.tag_digest}"))
+
+
+@probe
+def base_head(c: httpx.Client, s: Setup) -> Answer:
+    return answer(c.head("/v2/"))
+
+
+@probe
+def catalog_last(c: httpx.Client, s: Setup) -> Answer:
+    r = c.get("/v2/_catalog", params={"last": s.other})
+    return answer(r, body=json.dumps(r.json()))
+
+
+@probe
+def docker_manifest_list(c: httpx.Client, s: Setup) -> Answer:
+    """A Docker manifest list over the image, pushed by tag and read with several Accepts."""
+    body, _ = image_index(
+        [descriptor(OCI_MANIFEST, s.manifest, platform={"architecture": "amd64", "os": "linux"})],
+        media_type=DOCKER_LIST,
+    )
+    put = push_manifest(c, s.repo, "list", body, DOCKER_LIST)
+    r = c.get(f"/v2/{s.repo}/manifests/list", headers={"Accept": f"{OCI_INDEX}, {DOCKER_LIST}"})
+    return answer(r, s.repo, body=f"put {put.status_code}, same bytes {r.content == body}")
+
+
+@probe
+def manifest_head_accept_other_type(c: httpx.Client, s: Setup) -> Answer:
+    """An OCI manifest asked for with only the index type acceptable."""
+    r = c.head(f"/v2/{s.repo}/manifests/v1", headers={"Accept": OCI_INDEX})
+    return answer(r, s.repo)
+
+
+@probe
+def blob_range_suffix(c: httpx.Client, s: Setup) -> Answer:
+    r = c.get(f"/v2/{s.repo}/blobs/{s.layer_digest}", headers={"Range": "bytes=-10"})
+    return answer(r, s.repo, body=f"{len(r.content)} bytes")
+
+
+@probe
+def upload_patch_after_complete(c: httpx.Client, s: Setup) -> Answer:
+    data, digest = random_blob(10)
+    location = start_upload(c, s.repo)
+    c.put(location, params={"digest": digest}, content=data)
+    return answer(c.patch(location, content=b"more"), s.repo)
+
+
+@probe
+def tag_overwrite_moves_tag(c: httpx.Client, s: Setup) -> Answer:
+    """v2 moved to the artifact-free other image: the tag list keeps one v2."""
+    body = _push_fixed_image(c, s.repo, "v2", b"second image layer\n" * 8)
+    r = c.get(f"/v2/{s.repo}/manifests/v2", headers={"Accept": OCI_MANIFEST})
+    tags = c.get(f"/v2/{s.repo}/tags/list").json()["tags"]
+    return answer(r, s.repo, body=f"moved {r.content == body}, v2 listed {tags.count('v2')}x")
 
 
 @probe
