@@ -9,7 +9,11 @@ APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy
 PYTEST_ARGS ?=
 LINT_DIRS := $(wildcard src tests bench)
 
-.PHONY: run test test-deps lint bench bench-quick bench-smoke clean
+# Reference programs (zot, the OCI conformance suite, crane, regctl) for `make interop` and
+# bench/'s zot column; only CI and the project's machines have this folder.
+TOOLS := $(abspath ../shared/tools)
+
+.PHONY: run test test-deps lint interop bench bench-quick bench-smoke clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +42,16 @@ test: $(VENV)/.installed test-deps lint
 	OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
 	# ...and on SeaweedFS (S3) + Redis, through a member of a three-member cluster
 	OCIREG_TEST_BACKEND=s3 OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
+
+# tests/interop against zot, the conformance suite, crane and regctl; pytest collects that
+# folder only when OCIREG_INTEROP_TOOLS is set (tests/conftest.py), so `make test` never does.
+interop:
+	@if [ ! -d "$(TOOLS)" ]; then \
+	  echo "make interop: $(TOOLS) does not exist; nothing to run (the tests need zot, crane, regctl and the conformance suite from there)"; \
+	else \
+	  $(MAKE) --no-print-directory $(VENV)/.installed test-deps && \
+	  OCIREG_INTEROP_TOOLS=$(TOOLS) $(VENV)/bin/pytest $(PYTEST_ARGS) tests/interop; \
+	fi
 
 bench: $(VENV)/.installed test-deps
 	$(PY) -m bench

@@ -1,5 +1,6 @@
-"""`python -m bench [--quick]`: start ocireg and docker-registry on loopback, run the
-workloads against both (alternating, medians), print a table, write JSON under bench/results/.
+"""`python -m bench [--quick]`: start ocireg, docker-registry and (when ../shared/tools/zot
+exists) zot on loopback, run the workloads against each (alternating, medians), print a
+table, write JSON under bench/results/.
 
 Extra workloads plug in as modules defining `TITLE` and `run(ctx) -> list[Row]` (see
 `bench.core`); the ones listed in PLUGINS are picked up as soon as they exist.
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from bench.core import Context, Row, Sizes
 from bench.report import document, table
-from bench.servers import peer_version, start_ocireg, start_peer
+from bench.servers import peer_version, start_ocireg, start_peer, start_zot, zot_binary, zot_version
 from bench.workloads import WORKLOADS, cluster_stub
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         help="ocireg log.level (warn, like the peer; info adds the access log)",
     )
     parser.add_argument("--out", type=Path, default=None, help="JSON output path")
+    parser.add_argument("--no-zot", action="store_true", help="leave zot out even if present")
     args = parser.parse_args(argv)
+    zot = None if args.no_zot else zot_binary()
 
     sizes = Sizes.quick() if args.quick else Sizes.full()
     if args.reps:
@@ -97,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.ocireg = start_ocireg(ctx.workdir, args.workers, args.log_level)
         try:
             ctx.peer = start_peer(ctx.workdir)
+            if zot is not None:
+                ctx.zot = start_zot(ctx.workdir, zot)
             rows: list[Row] = []
             for key in keys:
                 print(f"[bench] workload {key} ...", file=sys.stderr, flush=True)
@@ -116,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": machine(),
         "ocireg": {"workers": args.workers or os.cpu_count(), "log_level": args.log_level},
         "peer": {"name": "docker-registry", "version": peer_version()},
+        "zot": {"binary": str(zot), "version": zot_version(zot)} if zot is not None else None,
         "sizes": vars(sizes),
         "seconds": round(time.time() - started, 1),
         # Other work on the machine moves every figure: the 1-minute load before and after.

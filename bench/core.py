@@ -47,13 +47,14 @@ class Context:
     quick: bool
     ocireg: Target | None = None
     peer: Target | None = None
+    zot: Target | None = None  # the third column, when ../shared/tools/zot exists
     # Physical limits measured by the reference workload, in MiB/s ("sha256", "loopback",
     # "hash+write"), for the "fraction of the limit" column.
     limits: dict[str, float] = field(default_factory=dict)
 
     @property
     def targets(self) -> list[Target]:
-        return [t for t in (self.ocireg, self.peer) if t is not None]
+        return [t for t in (self.ocireg, self.peer, self.zot) if t is not None]
 
 
 @dataclass
@@ -69,6 +70,7 @@ class Row:
     runs: dict[str, list[float]] = field(default_factory=dict)
     note: str = ""
     vs: str = "docker-registry"  # what the comparison column holds for this row
+    zot: float | None = None  # zot's figure for the same measurement (workloads run on it)
 
     @property
     def ratio(self) -> float | None:
@@ -76,9 +78,16 @@ class Row:
             return None
         return self.ocireg / self.peer
 
+    @property
+    def ratio_zot(self) -> float | None:
+        if self.ocireg is None or not self.zot:
+            return None
+        return self.ocireg / self.zot
+
     def as_dict(self, limits: dict[str, float]) -> dict[str, Any]:
         out = asdict(self)
         out["ratio"] = self.ratio
+        out["ratio_zot"] = self.ratio_zot
         if self.limit and self.limit in limits and self.ocireg is not None:
             out["limit_mib_s"] = limits[self.limit]
             out["ocireg_fraction_of_limit"] = self.ocireg / limits[self.limit]
@@ -127,6 +136,7 @@ def row_from(
         unit,
         ocireg=median(per_target.get("ocireg")),
         peer=median(per_target.get("peer")),
+        zot=median(per_target.get("zot")),
         runs=per_target,
         **kw,
     )

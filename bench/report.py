@@ -15,9 +15,14 @@ def _num(value: float | None) -> str:
     return f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
+def _ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "-"
+
+
 def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
     """A Markdown table: one line per metric, the ratio against its goal, the fraction of
-    the physical limit where one applies."""
+    the physical limit where one applies; zot's figure and ratio when zot ran."""
+    with_zot = any(row.zot is not None for row in rows)
     header = [
         "workload",
         "metric",
@@ -26,6 +31,7 @@ def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
         "docker-registry",
         "ratio",
         "goal",
+        *(["zot", "vs zot"] if with_zot else []),
         "% of limit",
         "note",
     ]
@@ -48,8 +54,9 @@ def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
                 row.unit,
                 _num(row.ocireg),
                 _num(row.peer) + ("" if row.vs == "docker-registry" else f" ({row.vs})"),
-                (f"{ratio:.2f}x" if ratio is not None else "-") + verdict,
+                _ratio(ratio) + verdict,
                 f">= {row.goal:g}x" if row.goal is not None else "",
+                *([_num(row.zot), _ratio(row.ratio_zot)] if with_zot else []),
                 limit,
                 row.note,
             ]

@@ -1,10 +1,12 @@
-"""The two registries under test, each on a free loopback port with storage in a temp dir."""
+"""The registries under test (ocireg, docker-registry and, where its binary exists, zot),
+each on a free loopback port with storage in a temp dir."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -147,3 +149,41 @@ def peer_version() -> str:
         ["docker-registry", "--version"], capture_output=True, text=True, check=False
     )
     return out.stdout.strip().split(" ")[-1] if out.returncode == 0 else "?"
+
+
+# zot is not packaged: a static build sits in ../shared/tools on the project's machines
+# (OCIREG_INTEROP_TOOLS, as `make interop` sets it, names another folder).
+ZOT_TOOLS = REPO_ROOT.parent / "shared" / "tools"
+
+
+def zot_binary() -> Path | None:
+    folder = Path(os.environ.get("OCIREG_INTEROP_TOOLS") or ZOT_TOOLS)
+    path = folder / "zot"
+    return path if path.is_file() else None
+
+
+def start_zot(workdir: Path, binary: Path, log_level: str = "warn") -> Target:
+    """zot as it ships: its defaults (dedupe and GC on, every core), log level as the others."""
+    port = free_port()
+    root = workdir / "zot-root"
+    config = {
+        "distSpecVersion": "1.1.1",
+        "storage": {"rootDirectory": str(root)},
+        "http": {"address": "127.0.0.1", "port": str(port)},
+        "log": {"level": log_level},
+    }
+    config_path = workdir / "zot.json"
+    config_path.write_text(json.dumps(config))
+    log_path = workdir / "zot.log"
+    proc = _spawn([str(binary), "serve", str(config_path)], log_path)
+    return _wait_ready(Target("zot", "zot", port, root, proc, log_path), "/v2/")
+
+
+def zot_version(binary: Path) -> str:
+    """zot has no --version flag and logs its release only at info level: the version is
+    the one the tools' README gives for it (its row: | `zot` | ... | project-zot/zot vX |)."""
+    readme = binary.parent / "README.md"
+    text = readme.read_text(errors="replace") if readme.is_file() else ""
+    row = next((line for line in text.splitlines() if line.startswith("| `zot`")), "")
+    found = re.search(r"\bv\d+\.\d+\.\d+\b", row)
+    return found.group(0) if found else "?"

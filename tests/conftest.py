@@ -11,6 +11,14 @@ import pytest
 from tests.support.backends import Redis, SeaweedFS, running_redis, running_seaweedfs
 from tests.support.cluster import cluster_configs, start_members
 from tests.support.server import RegistryProcess, base_config, running_registry
+from tests.support.zot import TOOLS_ENV
+
+# tests/interop/ runs zot, the OCI conformance suite, crane and regctl from a folder outside
+# the repository (../shared/tools, on CI). `make test` must neither run nor need them, so
+# pytest does not even collect that folder unless `make interop` passed the tools' path.
+# (A top-level folder would do too, but then it would miss tests/support and this conftest's
+# SeaweedFS and Redis fixtures.)
+collect_ignore = [] if os.environ.get(TOOLS_ENV) else ["interop"]
 
 # OCIREG_TEST_TOPOLOGY=cluster3 runs the API tests against member 0 of a three-member cluster
 # over one shared root: about two thirds of the test repositories are owned by other members.

@@ -101,7 +101,7 @@ class RegistryProcess:
         self.config_path.write_text(json.dumps(self.config, indent=2))
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ocireg", "serve", str(self.config_path)],
+            self.command(),
             env=ocireg_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -112,6 +112,10 @@ class RegistryProcess:
         if wait:
             self.wait_ready(timeout)
         return self
+
+    def command(self) -> list[str]:
+        """The argv that serves `self.config_path` (tests/support/zot.py starts zot instead)."""
+        return [sys.executable, "-m", "ocireg", "serve", str(self.config_path)]
 
     def _limit_file_size(self) -> None:
         assert self.max_file_size is not None

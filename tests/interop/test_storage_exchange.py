@@ -1,0 +1,86 @@
+"""zot's storage served by ocireg and ocireg's by zot, on local disk and on S3 (SeaweedFS).
+
+The two take turns on one storage (zot keeps BoltDB files under its root and must be alone
+there): the first writes content and serves it, stops; the second serves it, writes more,
+stops; the first comes back and serves both. Images, a multi-arch index, tags, referrers (an
+artifact whose subject is the index) and the catalog are read back whole each time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import use_backend
+from tests.interop.scenario import Content, check_content, check_referrers, write_content
+from tests.support.backends import Redis, SeaweedFS
+from tests.support.server import RegistryProcess, base_config
+from tests.support.zot import ZotProcess, zot_config
+
+pytestmark = pytest.mark.slow
+
+
+def start(kind: str, workdir: Path, cfg: dict[str, Any], turn: int) -> RegistryProcess:
+    name = f"{kind}-{turn}"
+    if kind == "zot":
+        return ZotProcess(workdir, zot_config(cfg), name=name).start()
+    return RegistryProcess(workdir, cfg, name=name).start()
+
+
+def take_turns(workdir: Path, cfg: dict[str, Any], first: str) -> None:
+    second = "ocireg" if first == "zot" else "zot"
+    written: list[Content] = []
+    for turn, kind in enumerate((first, second, first)):
+        proc = start(kind, workdir, cfg, turn)
+        try:
+            with httpx.Client(base_url=proc.url, timeout=30.0) as client:
+                for i, content in enumerate(written):
+                    # ocireg back on a storage zot added referrers to: the known gap below.
+                    stale = kind == "ocireg" and turn == 2 and i == 1
+                    check_content(client, content, referrers=not stale)
+                if turn < 2:
+                    written.append(write_content(client, f"{kind}{turn}"))
+                    check_content(client, written[-1])
+        finally:
+            proc.stop()
+
+
+@pytest.mark.parametrize("first", ["zot", "ocireg"])
+def test_one_root_on_local_disk(tmp_path: Path, first: str) -> None:
+    take_turns(tmp_path, base_config(tmp_path / "root"), first)
+
+
+@pytest.mark.parametrize("first", ["zot", "ocireg"])
+def test_one_bucket_and_redis(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis, first: str
+) -> None:
+    """The same config file for both: S3 for the data, Redis for zot's dedupe cache and
+    metadata and for ocireg's indexes (under one key prefix, as one deployment would)."""
+    cfg = base_config(tmp_path / "local")
+    use_backend(cfg, seaweedfs, redis_server, f"/exchange-{first}", f"exchange-{first}")
+    take_turns(tmp_path, cfg, first)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap: ocireg's referrers index (sqlite/Redis), once built, is trusted for "
+    "additions; referrers another writer (zot) added to index.json since are not seen",
+)
+def test_referrers_zot_added_while_ocireg_was_away(tmp_path: Path) -> None:
+    root = base_config(tmp_path / "root")
+    for turn, kind in enumerate(("ocireg", "zot", "ocireg")):
+        proc = start(kind, tmp_path, root, turn)
+        try:
+            with httpx.Client(base_url=proc.url, timeout=30.0) as client:
+                if turn == 0:
+                    # A referrers query makes ocireg build its index; from then on it trusts it.
+                    check_referrers(client, write_content(client, "ocireg"))
+                elif turn == 1:
+                    content = write_content(client, "zot")
+                else:
+                    check_referrers(client, content)
+        finally:
+            proc.stop()
