@@ -88,3 +88,33 @@ class MetaSuite:
             await m.health()
 
         self.run(body)
+
+    def test_scanned_manifests_per_repo(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.scanned("r") == set()
+            await m.mark_scanned("r", ["sha256:1", "sha256:2"])
+            await m.mark_scanned("r", ["sha256:2"])  # idempotent
+            await m.mark_scanned("r", [])
+            await m.mark_scanned("other", ["sha256:3"])
+            assert await m.scanned("r") == {"sha256:1", "sha256:2"}
+            await m.clear()
+            assert await m.scanned("r") == set()
+
+        self.run(body)
+
+    def test_index_changes_keep_the_most_recent_in_order(self) -> None:
+        from ocireg.meta.base import INDEX_CHANGES_KEPT
+
+        async def body(m: MetaStore) -> None:
+            await m.add_index_change("r", None, "v0", '["a"]')
+            for n in range(INDEX_CHANGES_KEPT + 5):
+                await m.add_index_change("r", f"v{n}", f"v{n + 1}", f'["{n}"]')
+            await m.add_index_change("other", None, "x", "[]")
+            kept = await m.index_changes("r")
+            assert len(kept) == INDEX_CHANGES_KEPT
+            last = INDEX_CHANGES_KEPT + 4
+            assert kept[-1] == (f"v{last}", f"v{last + 1}", f'["{last}"]')
+            assert [after for _, after, _ in kept] == [f"v{n + 1}" for n in range(5, last + 1)]
+            assert await m.index_changes("nobody") == []
+
+        self.run(body)

@@ -43,6 +43,15 @@ class MetaStore(Protocol):
         """A storage path known to hold the bytes of `digest` (for dedupe stubs)."""
         ...
 
+    async def mark_scanned(self, repo: str, digests: list[str]) -> None:
+        """Note that these manifests of `repo` were looked at for a subject (their referrers,
+        if any, are recorded)."""
+        ...
+
+    async def scanned(self, repo: str) -> set[str]:
+        """The manifests of `repo` looked at for a subject."""
+        ...
+
     async def add_index_change(
         self, repo: str, before: str | None, after: str, change: str
     ) -> None:

@@ -112,6 +112,14 @@ class RedisMeta:
             path = await self._do(self.client.hget(f"{self.prefix}:blobs:original", digest))
         return path.decode() if isinstance(path, bytes) else path
 
+    async def mark_scanned(self, repo: str, digests: list[str]) -> None:
+        if digests:
+            await self._do(self.client.sadd(f"{self.ns}:scanned:{repo}", *digests))
+
+    async def scanned(self, repo: str) -> set[str]:
+        found = await self._do(self.client.smembers(f"{self.ns}:scanned:{repo}"))
+        return {d.decode() if isinstance(d, bytes) else str(d) for d in found}
+
     async def add_index_change(
         self, repo: str, before: str | None, after: str, change: str
     ) -> None:

@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS referrers (
     repo TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL, descriptor TEXT NOT NULL,
     PRIMARY KEY (repo, subject, digest));
 CREATE TABLE IF NOT EXISTS blob_locations (digest TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS scanned (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL, before TEXT, after TEXT NOT NULL,
     change TEXT NOT NULL);
@@ -86,7 +88,7 @@ class SqliteMeta:
         return bool(rows)
 
     async def clear(self) -> None:
-        for table in ("referrers", "blob_locations", "index_changes"):
+        for table in ("referrers", "blob_locations", "index_changes", "scanned"):
             self._run(f"DELETE FROM {table}")
         self._run("DELETE FROM state WHERE key = 'ready'")
 
@@ -115,6 +117,17 @@ class SqliteMeta:
     async def blob_location(self, digest: str) -> str | None:
         rows = self._run("SELECT path FROM blob_locations WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
+
+    async def mark_scanned(self, repo: str, digests: list[str]) -> None:
+        try:
+            self._conn().executemany(
+                "INSERT OR IGNORE INTO scanned VALUES (?, ?)", [(repo, d) for d in digests]
+            )
+        except sqlite3.Error as exc:
+            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+
+    async def scanned(self, repo: str) -> set[str]:
+        return {r[0] for r in self._run("SELECT digest FROM scanned WHERE repo = ?", (repo,))}
 
     async def add_index_change(
         self, repo: str, before: str | None, after: str, change: str

@@ -36,7 +36,7 @@ class Index:
     so copies share them.
     """
 
-    __slots__ = ("_count", "_entries", "_first", "_json", "extra")
+    __slots__ = ("__weakref__", "_count", "_entries", "_first", "_json", "extra")
 
     def __init__(
         self, manifests: Iterable[dict[str, Any]] = (), extra: dict[str, Any] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,9 @@ class ImageStore:
         self._rebuild: asyncio.Task[bool] | None = None
         # Manifests are immutable by digest: keep their parsed summaries for referrers.
         self._parsed: OrderedDict[str, Manifest | None] = OrderedDict()
+        # The index object last checked for manifests the metadata store has not seen (an
+        # index is replaced, never changed, when the file changes: identity is a version).
+        self._scanned_at: weakref.WeakValueDictionary[str, Index] = weakref.WeakValueDictionary()
 
     async def close(self) -> None:
         await self.driver.close()
@@ -161,6 +165,7 @@ class ImageStore:
             await self.meta.add_referrer(
                 repo, str(manifest.subject), _referrer_descriptor(desc, manifest)
             )
+        await self.meta.mark_scanned(repo, [str(digest)])
 
         async def prepare() -> None:
             # Under the lock: garbage collection deletes unreferenced blobs under it, so a
@@ -215,6 +220,7 @@ class ImageStore:
             return []
         found: dict[str, dict[str, Any]] = {}
         if await self.meta.ready():
+            await self._scan_new_manifests(repo, index)
             # The store may hold referrers deleted since: index.json has the last word.
             for desc in await self.meta.referrers(repo, str(subject)):
                 if index.by_digest(desc["digest"]) is not None:
@@ -270,8 +276,28 @@ class ImageStore:
                     descriptor = _referrer_descriptor(desc, manifest)
                     await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
                     count += 1
+            if index is not None:
+                await self.meta.mark_scanned(repo, index.digests())
         await self.meta.mark_ready()
         return count
+
+    async def _scan_new_manifests(self, repo: str, index: Index) -> None:
+        """Record the referrers of manifests that reached index.json without passing through
+        this registry's write path (a zot member on the same storage, a layout copied in):
+        each manifest is looked at once, then remembered in the metadata store."""
+        digests = index.digests()
+        if self._scanned_at.get(repo) is index:
+            return  # this very index was checked already
+        new = set(digests) - await self.meta.scanned(repo)
+        for digest in new:
+            desc = index.by_digest(digest)
+            manifest = None if desc is None else await self._summary(repo, desc)
+            if desc is not None and manifest is not None and manifest.subject is not None:
+                descriptor = _referrer_descriptor(desc, manifest)
+                await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
+        if new:
+            await self.meta.mark_scanned(repo, sorted(new))
+        self._scanned_at[repo] = index
 
     async def _summary(self, repo: str, desc: dict[str, Any]) -> Manifest | None:
         digest = desc["digest"]
