@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -13,45 +14,45 @@ from ocireg.identity import CATALOG_FILTER_KEY
 from ocireg.registry.manifests import OCI_INDEX
 
 
-def _page(request: Request, items: list[str]) -> tuple[list[str], str | None]:
-    """Apply `n` and `last`; return the page and the Link header for the next one."""
+def _paging(request: Request) -> tuple[str | None, int | None]:
+    """`last` and `n` of a listing request (n None: no limit)."""
     params = target(request).query
-    last = params.get("last")
-    if last:
-        items = [i for i in items if i > last]  # `last` need not exist; byte order as sorted
     raw_n = params.get("n")
     if raw_n is None or raw_n == "":
-        return items, None
+        return params.get("last") or None, None
     if not raw_n.isdigit():
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:20]})
-    n = int(raw_n)
-    page = items[:n]
-    link = None
-    if n > 0 and len(items) > n:
+    return params.get("last") or None, int(raw_n)
+
+
+def _listing(
+    request: Request, body: dict[str, object], page: list[str], n: int | None, more: bool
+) -> Response:
+    """The JSON answer, with a `Link` to the next page when one follows."""
+    headers = None
+    if n and more:
         query = urlencode({"n": n, "last": page[-1]})
-        link = f'<{request.url.path}?{query}>; rel="next"'
-    return page, link
-
-
-def _listing(body: dict[str, object], link: str | None) -> Response:
-    return JSONResponse(body, headers={"link": link} if link else None)
+        headers = {"link": f'<{request.url.path}?{query}>; rel="next"'}
+    return JSONResponse(body, headers=headers)
 
 
 async def list_tags(request: Request) -> Response:
     """end-8a/end-8b: GET /v2/<name>/tags/list[?n=&last=]."""
     repo = repo_name(request)
-    tags, link = _page(request, await store_of(request).tags(repo))
-    return _listing({"name": repo, "tags": tags}, link)
+    last, n = _paging(request)
+    tags = await store_of(request).tags(repo)  # sorted: the page starts by bisection
+    rest = tags[bisect.bisect_right(tags, last) :] if last else tags
+    page = rest if n is None else rest[:n]
+    return _listing(request, {"name": repo, "tags": page}, page, n, len(rest) > len(page))
 
 
 async def catalog(request: Request) -> Response:
-    """GET /v2/_catalog[?n=&last=]."""
-    repos = await store_of(request).catalog()
+    """GET /v2/_catalog[?n=&last=]: with access control, only what the caller may read,
+    and pages count only those."""
+    last, n = _paging(request)
     visible = request.scope.get(CATALOG_FILTER_KEY)
-    if visible is not None:  # access control: only what the caller may read, then pages
-        repos = [r for r in repos if visible(r)]
-    repos, link = _page(request, repos)
-    return _listing({"repositories": repos}, link)
+    page, more = await store_of(request).catalog_page(last, n, visible)
+    return _listing(request, {"repositories": page}, page, n, more)
 
 
 async def list_referrers(request: Request) -> Response:

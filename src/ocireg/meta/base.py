@@ -43,6 +43,14 @@ class MetaStore(Protocol):
         """A storage path known to hold the bytes of `digest` (for dedupe stubs)."""
         ...
 
+    async def add_repository(self, name: str) -> None:
+        """Note that repository `name` exists (the catalog index)."""
+        ...
+
+    async def repositories_after(self, last: str, limit: int) -> list[str]:
+        """Up to `limit` repository names greater than `last` in byte order."""
+        ...
+
     async def mark_scanned(self, repo: str, digests: list[str]) -> None:
         """Note that these manifests of `repo` were looked at for a subject (their referrers,
         if any, are recorded)."""

@@ -112,6 +112,17 @@ class RedisMeta:
             path = await self._do(self.client.hget(f"{self.prefix}:blobs:original", digest))
         return path.decode() if isinstance(path, bytes) else path
 
+    async def add_repository(self, name: str) -> None:
+        # One sorted set, all scores 0: ZRANGEBYLEX pages it in byte order.
+        await self._do(self.client.zadd(f"{self.ns}:repositories", {name: 0}))
+
+    async def repositories_after(self, last: str, limit: int) -> list[str]:
+        start = f"({last}" if last else "-"
+        found = await self._do(
+            self.client.zrangebylex(f"{self.ns}:repositories", start, "+", start=0, num=limit)
+        )
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in found]
+
     async def mark_scanned(self, repo: str, digests: list[str]) -> None:
         if digests:
             await self._do(self.client.sadd(f"{self.ns}:scanned:{repo}", *digests))

@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS referrers (
     repo TEXT NOT NULL, subject TEXT NOT NULL, digest TEXT NOT NULL, descriptor TEXT NOT NULL,
     PRIMARY KEY (repo, subject, digest));
 CREATE TABLE IF NOT EXISTS blob_locations (digest TEXT PRIMARY KEY, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS scanned (
     repo TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS index_changes (
@@ -88,7 +89,7 @@ class SqliteMeta:
         return bool(rows)
 
     async def clear(self) -> None:
-        for table in ("referrers", "blob_locations", "index_changes", "scanned"):
+        for table in ("referrers", "blob_locations", "index_changes", "scanned", "repositories"):
             self._run(f"DELETE FROM {table}")
         self._run("DELETE FROM state WHERE key = 'ready'")
 
@@ -117,6 +118,15 @@ class SqliteMeta:
     async def blob_location(self, digest: str) -> str | None:
         rows = self._run("SELECT path FROM blob_locations WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
+
+    async def add_repository(self, name: str) -> None:
+        self._run("INSERT OR IGNORE INTO repositories VALUES (?)", (name,))
+
+    async def repositories_after(self, last: str, limit: int) -> list[str]:
+        rows = self._run(
+            "SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?", (last, limit)
+        )
+        return [r[0] for r in rows]
 
     async def mark_scanned(self, repo: str, digests: list[str]) -> None:
         try:

@@ -36,7 +36,7 @@ class Index:
     so copies share them.
     """
 
-    __slots__ = ("__weakref__", "_count", "_entries", "_first", "_json", "extra")
+    __slots__ = ("__weakref__", "_count", "_entries", "_first", "_json", "_tags", "extra")
 
     def __init__(
         self, manifests: Iterable[dict[str, Any]] = (), extra: dict[str, Any] | None = None
@@ -46,6 +46,7 @@ class Index:
         self._json: dict[str, bytes] = {}
         self._first: dict[str, str] = {}  # digest -> key of its first entry
         self._count: dict[str, int] = {}  # digest -> number of entries
+        self._tags: list[str] | None = None  # sorted, made on demand
         for desc in manifests:
             self._add(desc)
 
@@ -65,6 +66,7 @@ class Index:
         other._json = self._json.copy()
         other._first = self._first.copy()
         other._count = self._count.copy()
+        other._tags = self._tags
         return other
 
     def dump(self) -> bytes:
@@ -103,7 +105,10 @@ class Index:
         return None if key is None else self._entries[key]
 
     def tags(self) -> list[str]:
-        return sorted({t for d in self._entries.values() if (t := tag_of(d))})
+        """Sorted; made once per index (an index is copied, never changed, once cached)."""
+        if self._tags is None:
+            self._tags = sorted({t for d in self._entries.values() if (t := tag_of(d))})
+        return self._tags
 
     def digests(self) -> list[str]:
         return list(self._count)
@@ -155,6 +160,7 @@ class Index:
             while f"{key}#{n}" in self._entries:
                 n += 1
             key = f"{key}#{n}"
+        self._tags = None
         in_step = len(self._json) == len(self._entries)
         self._entries[key] = desc
         if in_step:  # keep both dicts in step once they are (see `dump`)
@@ -167,6 +173,7 @@ class Index:
         desc = self._entries.pop(key, None)
         if desc is None:
             return None
+        self._tags = None
         self._json.pop(key, None)
         digest = desc.get("digest")
         if isinstance(digest, str):

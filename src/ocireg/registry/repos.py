@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from ocireg.meta import MetaStore
 from ocireg.registry import layout
 from ocireg.registry.locks import LocalLocks
 from ocireg.storage import PathNotFound, StorageDriver
+
+PAGE_CHUNK = 500  # names read from the catalog index at a time
 
 _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR})
 
 
 class Repositories:
-    def __init__(self, driver: StorageDriver, locks: LocalLocks) -> None:
+    def __init__(self, driver: StorageDriver, locks: LocalLocks, meta: MetaStore) -> None:
         self.driver = driver
         self.locks = locks
+        self.meta = meta
         self._known: set[str] = set()  # repositories this process has seen exist
 
     async def exists(self, repo: str) -> bool:
@@ -42,10 +48,29 @@ class Repositories:
             await self.driver.put_if(
                 layout.index(repo), b'{"schemaVersion":2,"manifests":[]}', None
             )
+            await self.meta.add_repository(repo)
         self._known.add(repo)
 
+    async def page(
+        self, last: str | None, limit: int | None, visible: Callable[[str], bool] | None
+    ) -> tuple[list[str], bool]:
+        """Up to `limit` repositories after `last` that `visible` accepts, from the catalog
+        index in the metadata store, and whether more follow. The cost follows the page, not
+        the number of repositories (with access control, the names skipped to fill it)."""
+        found: list[str] = []
+        cursor = last or ""
+        while limit is None or len(found) <= limit:
+            chunk = await self.meta.repositories_after(cursor, PAGE_CHUNK)
+            found += [name for name in chunk if visible is None or visible(name)]
+            if len(chunk) < PAGE_CHUNK:
+                break
+            cursor = chunk[-1]
+        if limit is None:
+            return found, False
+        return found[:limit], len(found) > limit
+
     async def catalog(self) -> list[str]:
-        """Every repository under the root, sorted by byte order."""
+        """Every repository under the root, sorted by byte order (a walk of the storage)."""
         found: list[str] = []
         await self._walk("", found)
         return sorted(found)

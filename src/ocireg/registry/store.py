@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from ocireg.storage import StorageDriver
 
 log = logging.getLogger("ocireg.registry")
 REBUILD_LEASE = 600  # seconds one process may hold the rebuild before another may take over
+CATALOG_RECONCILE = 600.0  # seconds between walks that add repositories others created
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class ImageStore:
         self.driver = driver
         self.meta = meta
         self.locks = LocalLocks(lock_dir)
-        self.repos = Repositories(driver, self.locks)
+        self.repos = Repositories(driver, self.locks, meta)
         self.blobs = BlobStore(driver, self.repos, meta, zot_root)
         self.uploads = Uploads(driver, self.locks, self.repos)
         self.indexes = IndexCache(driver, meta)
@@ -68,6 +71,11 @@ class ImageStore:
         # The index object last checked for manifests the metadata store has not seen (an
         # index is replaced, never changed, when the file changes: identity is a version).
         self._scanned_at: weakref.WeakValueDictionary[str, Index] = weakref.WeakValueDictionary()
+        # The catalog index is used where every writer of this storage writes it too: a
+        # shared Redis, or sqlite beside a local root (members on one root share it).
+        self.meta_shared = meta.name == "redis" or driver.local_path("x") is not None
+        self._reconciled: float | None = None  # monotonic time of the last catalog walk
+        self._reconciling: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
         await self.driver.close()
@@ -209,6 +217,49 @@ class ImageStore:
     async def tags(self, repo: str) -> list[str]:
         return (await self._index(repo)).tags()
 
+    async def catalog_page(
+        self, last: str | None, limit: int | None, visible: Callable[[str], bool] | None = None
+    ) -> tuple[list[str], bool]:
+        """One page of `/v2/_catalog`: from the metadata store's catalog index once it is
+        built, else (a new or flushed store, being rebuilt) from a walk of the storage.
+
+        The index sees the repositories this registry creates. Ones another writer created
+        on the same storage (a zot member, a layout copied in) are added by a walk of the
+        storage that each process makes before its first catalog page and then every
+        CATALOG_RECONCILE seconds, in the background; `ocireg rebuild-meta` adds them at once.
+        """
+        if self.meta_shared and await self.meta.ready():
+            await self._reconcile_catalog()
+            return await self.repos.page(last, limit, visible)
+        self.kick_rebuild()
+        names = [
+            name
+            for name in await self.catalog()
+            if (not last or name > last) and (visible is None or visible(name))
+        ]
+        if limit is None:
+            return names, False
+        return names[:limit], len(names) > limit
+
+    async def _reconcile_catalog(self) -> None:
+        now = time.monotonic()
+        if self._reconciled is None:  # first page of this process: the walk comes first
+            self._reconciled = now
+            await self._add_walked_repositories()
+        elif now - self._reconciled > CATALOG_RECONCILE and self._reconciling is None:
+            self._reconciled = now
+            self._reconciling = asyncio.create_task(self._add_walked_repositories())
+            self._reconciling.add_done_callback(self._reconciled_in_background)
+
+    async def _add_walked_repositories(self) -> None:
+        for repo in await self.catalog():
+            await self.meta.add_repository(repo)
+
+    def _reconciled_in_background(self, task: asyncio.Task[None]) -> None:
+        self._reconciling = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("catalog reconcile failed", extra={"error": str(task.exception())})
+
     async def catalog(self) -> list[str]:
         return await self.repos.catalog()
 
@@ -278,6 +329,7 @@ class ImageStore:
                     count += 1
             if index is not None:
                 await self.meta.mark_scanned(repo, index.digests())
+            await self.meta.add_repository(repo)
         await self.meta.mark_ready()
         return count
 
