@@ -1,0 +1,163 @@
+"""Workload 9, cost that does not grow with content: tag writes into one repository as it
+fills up, and catalog pages over many repositories.
+
+- Tag writes: 8 clients put one manifest under tags t0..tN-1 of one repository (2 workers);
+  the rate of the last 500 tags against the rate of the first 500 (goal >= 0.8).
+- Catalog: R repositories written straight into a fresh root as OCI layouts (no HTTP, so
+  the fill takes seconds), `ocireg rebuild-meta`, then the median time of one page (n=100,
+  at random places) and of a walk of the whole catalog in pages of 1,000.
+
+Runs against ocireg alone (the peers keep one file per tag and walk the catalog; their
+figures for the same shape are in docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.core import Context, Row
+
+TITLE = "9 content"
+WRITERS = 8
+EMPTY_INDEX = (
+    b'{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}'
+)
+LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+def run(ctx: Context) -> list[Row]:
+    tags = 2_000 if ctx.quick else 10_000
+    rows = [_tag_writes(ctx, tags)]
+    for repos in (1_000,) if ctx.quick else (10_000, 100_000):
+        rows += _catalog(ctx, repos)
+    return rows
+
+
+def _tag_writes(ctx: Context, count: int) -> Row:
+    import httpx
+
+    from tests.support.oci import push_image
+    from tests.support.server import running_registry
+
+    with (
+        tempfile.TemporaryDirectory(prefix="tags-", dir=ctx.workdir) as tmp,
+        running_registry(Path(tmp), workers=2) as registry,
+    ):
+        repo = "bench/tags"
+        with httpx.Client(base_url=registry.url, timeout=60) as client:
+            body = push_image(client, repo, "base").manifest
+        done = [0.0] * count
+        next_tag = iter(range(count))
+        lock = threading.Lock()
+
+        def write() -> None:
+            conn = http.client.HTTPConnection("127.0.0.1", registry.port, timeout=60)
+            headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+            while True:
+                with lock:
+                    n = next(next_tag, None)
+                if n is None:
+                    return
+                conn.request("PUT", f"/v2/{repo}/manifests/t{n}", body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                assert response.status == 201, response.status
+                done[n] = time.perf_counter()
+
+        started = time.perf_counter()
+        threads = [threading.Thread(target=write) for _ in range(WRITERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    times = sorted(done)
+    first = 500 / (times[499] - started)
+    last = 500 / (times[-1] - times[-501])
+    return Row(
+        TITLE,
+        f"tag writes, tags {count - 500:,}-{count:,}",
+        "tags/s",
+        ocireg=last,
+        peer=first,
+        goal=0.8,
+        vs="first 500 tags",
+        note=f"{WRITERS} clients, one repository, 2 workers; "
+        f"whole run {count / (times[-1] - started):.0f} tags/s",
+    )
+
+
+def _fill(root: Path, count: int) -> list[str]:
+    names = [f"team{i % 100:02d}/app{i:06d}" for i in range(count)]
+    for name in names:
+        repo = root / name
+        repo.mkdir(parents=True)
+        (repo / "oci-layout").write_bytes(LAYOUT)
+        (repo / "index.json").write_bytes(EMPTY_INDEX)
+    return sorted(names)
+
+
+def _catalog(ctx: Context, count: int) -> list[Row]:
+    from tests.support.server import base_config, run_cli, running_registry
+
+    with tempfile.TemporaryDirectory(prefix="catalog-", dir=ctx.workdir) as tmp:
+        work = Path(tmp)
+        names = _fill(work / "root", count)
+        config = base_config(work / "root", workers=2)
+        (work / "config.json").write_text(json.dumps(config))
+        rebuilt = time.perf_counter()
+        result = run_cli("rebuild-meta", str(work / "config.json"), timeout=3600)
+        rebuilt = time.perf_counter() - rebuilt
+        assert result.returncode == 0, result.stderr
+        with running_registry(work, config, name="catalog") as registry:
+            conn = http.client.HTTPConnection("127.0.0.1", registry.port, timeout=600)
+
+            def get(path: str) -> dict[str, object]:
+                conn.request("GET", path)
+                response = conn.getresponse()
+                data = response.read()
+                assert response.status == 200, (response.status, data[:200])
+                link = response.getheader("link") or ""
+                return {"body": json.loads(data), "link": link}
+
+            get("/v2/_catalog?n=1")  # the first page of a process walks once (see store.py)
+            rng = random.Random(9)
+            pages = []
+            for _ in range(50):
+                last = rng.choice(names)
+                started = time.perf_counter()
+                page = get(f"/v2/_catalog?n=100&last={last}")
+                pages.append((time.perf_counter() - started) * 1000)
+                assert len(page["body"]["repositories"]) <= 100  # type: ignore[index]
+            started = time.perf_counter()
+            seen, path = 0, "/v2/_catalog?n=1000"
+            while path:
+                page = get(path)
+                seen += len(page["body"]["repositories"])  # type: ignore[index]
+                link = str(page["link"])
+                path = link[1 : link.index(">")] if link else ""
+            walk = time.perf_counter() - started
+            assert seen == count, (seen, count)
+    label = f"{count:,} repositories"
+    return [
+        Row(
+            TITLE,
+            f"catalog page n=100, {label}",
+            "ms",
+            ocireg=statistics.median(pages),
+            note="median of 50 pages at random places; goal < 10 ms at 100,000",
+        ),
+        Row(
+            TITLE,
+            f"whole catalog in pages of 1,000, {label}",
+            "s",
+            ocireg=walk,
+            note=f"ocireg rebuild-meta over them took {rebuilt:.1f} s",
+        ),
+    ]
