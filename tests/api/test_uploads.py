@@ -21,6 +21,7 @@ from tests.support.oci import (
     start_upload,
     uploads_path,
 )
+from tests.support.server import RegistryProcess, wait_until
 
 # An empty session has no last byte; registries answer "0-0" (distribution, zot) and the spec
 # does not define it, so either spelling is accepted.
@@ -260,6 +261,25 @@ def test_end5_content_range_not_matching_length_is_rejected(
         headers={"Content-Type": "application/octet-stream", "Content-Range": "0-99"},
     )
     assert_error(r, (400, 416), ("BLOB_UPLOAD_INVALID", "SIZE_INVALID"))
+
+
+def test_requests_for_unknown_sessions_leave_no_lock_files(
+    registry: RegistryProcess, client: httpx.Client, repo: str
+) -> None:
+    """Issue 11, finding 4: a lock file exists only while its lock is held, so naming sessions
+    that do not exist (or pushing and deleting ones that do) leaves nothing behind."""
+    for i in range(20):
+        location = unknown_location(repo) if i % 2 else f"{uploads_path(repo)}nonsense-{i}"
+        assert patch_chunk(client, location, b"abc").status_code == 404
+        assert client.put(location, params={"digest": sha256_digest(b"x")}).status_code == 404
+        assert client.get(location).status_code == 404
+        assert client.delete(location).status_code == 404
+    data, digest = random_blob(100)
+    assert_created(push_blob_chunked(client, repo, data, 30), digest)
+    client.delete(start_upload(client, repo))
+    locks = registry.root / ".ocireg" / "locks"
+    # Bounded: a background task of the server may hold a lock for a moment.
+    wait_until(lambda: not locks.exists() or not any(locks.iterdir()), timeout=10)
 
 
 def test_end5_malformed_content_range_is_rejected(client: httpx.Client, repo: str) -> None:
