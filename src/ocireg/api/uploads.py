@@ -56,7 +56,7 @@ async def patch_upload(request: Request) -> Response:
     repo = repo_name(request)
     session = request.path_params["session"]
     store = store_of(request)
-    start = None
+    start = expected = None
     content_range = request.headers.get("content-range")
     if content_range:
         m = _CONTENT_RANGE_RE.match(content_range.strip())
@@ -70,15 +70,18 @@ async def patch_upload(request: Request) -> Response:
                 headers={"Range": f"0-{max(size - 1, 0)}"},
             )
         start = int(m.group(1))
+        expected = int(m.group(2)) - start + 1
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) != int(m.group(2)) - start + 1:
+        if length is not None and length.isdigit() and int(length) != expected:
             raise RegistryError(
                 ErrorCode.BLOB_UPLOAD_INVALID,
                 "Content-Range does not match Content-Length",
                 status=416,
                 headers={"Range": f"0-{max(await store.uploads.size(repo, session) - 1, 0)}"},
             )
-    size = await with_body(request, lambda body: store.uploads.append(repo, session, body, start))
+    size = await with_body(
+        request, lambda body: store.uploads.append(repo, session, body, start, expected)
+    )
     return Response(status_code=202, headers=_session_headers(repo, session, size))
 
 
