@@ -75,6 +75,9 @@ SCHEMA: dict[str, Any] = {
         "auth": FREE,
         "accessControl": FREE,
         "ratelimit": UNIMPLEMENTED,
+        # ocireg's own (zot has no equivalent): limits on what a slow client can hold.
+        "bodyIdleTimeout": _DURATION,
+        "manifestBodyBudget": int,
     },
     "log": {"level": str, "output": str, "audit": UNIMPLEMENTED},
     "extensions": {
@@ -201,6 +204,8 @@ class HTTPConfig:
     tls: TLSConfig | None = None
     auth: dict[str, Any] | None = None
     access_control: dict[str, Any] | None = None
+    body_idle_timeout: float = 60.0  # seconds without a body byte; 0: wait forever
+    manifest_body_budget: int = 64 << 20  # bytes of manifest bodies held per worker
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,12 @@ def build_config(
         tls=_tls(http_raw.get("tls"), "http.tls", base),
         auth=http_raw.get("auth"),
         access_control=http_raw.get("accessControl"),
+        body_idle_timeout=parse_duration(
+            http_raw.get("bodyIdleTimeout", "60s"), "http.bodyIdleTimeout"
+        ),
+        manifest_body_budget=_positive(
+            http_raw.get("manifestBodyBudget", 64 << 20), "http.manifestBodyBudget"
+        ),
     )
 
     log_raw = data.get("log", {})

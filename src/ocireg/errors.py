@@ -33,6 +33,7 @@ class ErrorCode(enum.Enum):
     # Not in the spec's list, which has no code for these situations; same envelope.
     NOT_FOUND = ("no such endpoint", 404)
     RANGE_INVALID = ("requested range not satisfiable", 416)
+    REQUEST_TIMEOUT = ("no request body received for too long", 408)
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)

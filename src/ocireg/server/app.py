@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ocireg.api.common import BodyBudget
 from ocireg.api.fast import FastRoutes
 from ocireg.api.responses import StreamSlots
 from ocireg.api.routes import ROUTES
@@ -25,7 +26,9 @@ from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.config import Config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
+from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.server import metrics
+from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.services import build_store
@@ -61,6 +64,8 @@ def build_middleware(
     stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
+        # a body that stops arriving ends its request (408) and frees what it held
+        Middleware(BodyIdleTimeout, seconds=config.http.body_idle_timeout),
         # metrics -- counts everything below
         Middleware(metrics.MetricsMiddleware, routes=routes),
         # cluster inbound: verify a forwarded request's proof, adopt its identity
@@ -88,6 +93,9 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.store.kick_rebuild()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
+        app.state.body_budget = BodyBudget(
+            max(config.http.manifest_body_budget, MAX_MANIFEST_BYTES)
+        )
         if metrics.metrics_settings(config).enabled:
             metrics.enable()
         # In a cluster each member maintains only the repositories it owns.
