@@ -31,7 +31,7 @@ from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
-from ocireg.server.services import build_store
+from ocireg.server.services import build_store, replay_dir
 
 CONFIG_ENV = "OCIREG_CONFIG"
 # Which cluster member this instance is, found once by the parent before the workers start.
@@ -69,7 +69,7 @@ def build_middleware(
         # metrics -- counts everything below
         Middleware(metrics.MetricsMiddleware, routes=routes),
         # cluster inbound: verify a forwarded request's proof, adopt its identity
-        cluster_inbound(membership),
+        cluster_inbound(membership, replay_dir(config)),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
         authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity

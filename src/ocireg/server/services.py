@@ -21,6 +21,11 @@ def lock_dir(config: Config) -> Path:
     return config.storage.root_directory / PRIVATE_DIR / "locks"
 
 
+def replay_dir(config: Config) -> Path:
+    """Where the worker processes of this instance note the hop proofs they accepted."""
+    return config.storage.root_directory / PRIVATE_DIR / "proofs"
+
+
 def build_store(config: Config) -> ImageStore:
     spec = {str(k).lower(): v for k, v in (config.storage.storage_driver or {}).items()}
     zot_root = str(spec.get("rootdirectory") or "") if spec.get("name") == "s3" else ""
