@@ -257,6 +257,8 @@ def test_gc_skips_a_session_that_is_receiving_bytes_and_takes_it_next_time(
         lock = hashlib.sha256(f"upload:{session}".encode()).hexdigest()[:40]
         wait_until((gc_registry.root / ".ocireg" / "locks" / f"{lock}.lock").exists, timeout=10)
         wait_until_collectable(gc_registry, later, orphan)
+        # A dry run says the same, without removing anything.
+        assert run_gc(gc_registry.config_path, dry_run=True)[repo]["uploadsBusy"] == [session]
         # Bounded: today's GC would wait on the session's lock until the client stops.
         reports = run_gc(gc_registry.config_path, timeout=30)
         assert reports[repo]["uploadsBusy"] == [session]

@@ -195,17 +195,15 @@ class GarbageCollector:
             name = session.path.rsplit("/", 1)[-1]
             if session.mtime > cutoff:
                 continue
-            if self.dry_run:
-                report.uploads.append(name)
-                continue
             try:
                 # Never wait for a session's lock: its holder may be receiving a body slowly
                 # for as long as its client likes, and every repository after this one would
                 # wait too. A busy session is not idle anyway; the next run looks again.
+                # (A dry run takes the lock too, for a moment, to report the same.)
                 async with self.store.locks.upload(name, wait=False):
                     # A request may have resumed the session since it was listed: the driver
                     # checks its age again.
-                    if await self.driver.upload_expire(session.path, cutoff):
+                    if self.dry_run or await self.driver.upload_expire(session.path, cutoff):
                         report.uploads.append(name)
             except LockBusy:
                 report.uploads_busy.append(name)
