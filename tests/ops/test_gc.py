@@ -194,10 +194,12 @@ def test_gc_removes_stale_uploads_only(
         assert stored.multipart_uploads(repo) == [f"{repo}/.uploads/{stale_ids[0]}"]
         stale_ids.append(stored.abandon_multipart_upload(repo))
     stale_ids.sort()
-    # Idle for longer than gcDelay (4 s: an upload starts well within it on a loaded
-    # machine), then a fresh session that must survive the run.
-    config = config_variant(gc_registry, "delay-4s", gcDelay="4s")
-    wait_until(lambda: run_gc(config, dry_run=True)[repo]["uploads"] == stale_ids, timeout=30)
+    # Idle for longer than gcDelay, then a fresh session that must survive the run. The
+    # fresh one must still be younger than gcDelay when the run reaches this repository:
+    # with 4 s, starting `ocireg gc` and collecting the repositories before this one took
+    # longer than that on a loaded machine (and the fresh session went too); 10 s leaves room.
+    config = config_variant(gc_registry, "delay-10s", gcDelay="10s")
+    wait_until(lambda: run_gc(config, dry_run=True)[repo]["uploads"] == stale_ids, timeout=40)
     fresh = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
     fresh_id = fresh.rsplit("/", 1)[1]
 
