@@ -89,6 +89,9 @@ SCHEMA: dict[str, Any] = {
         "auth": FREE,
         "accessControl": FREE,
         "ratelimit": UNIMPLEMENTED,
+        # ocireg's own (zot has no equivalent): limits on what a slow client can hold.
+        "bodyIdleTimeout": _DURATION,
+        "manifestBodyBudget": int,
     },
     "log": {"level": str, "output": str, "audit": UNIMPLEMENTED},
     "extensions": {
@@ -194,6 +197,8 @@ class HTTPConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     realm: str = "ocireg"
     tls: TLSConfig | None = None
+    body_idle_timeout: float = 60.0  # seconds without a body byte; 0: wait forever
+    manifest_body_budget: int = 64 << 20  # bytes of manifest bodies held per worker
 
 
 @dataclass(frozen=True)
@@ -312,6 +317,12 @@ def build_config(
         workers=_positive(http_raw.get("workers", os.cpu_count() or 1), "http.workers"),
         realm=http_raw.get("realm", "ocireg"),
         tls=_tls(http_raw.get("tls"), "http.tls", base),
+        body_idle_timeout=parse_duration(
+            http_raw.get("bodyIdleTimeout", "60s"), "http.bodyIdleTimeout"
+        ),
+        manifest_body_budget=_positive(
+            http_raw.get("manifestBodyBudget", 64 << 20), "http.manifestBodyBudget"
+        ),
     )
 
     log_raw = data.get("log", {})

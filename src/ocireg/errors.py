@@ -49,6 +49,7 @@ class ErrorCode(enum.Enum):
     NOT_FOUND = ("no such endpoint", 404)
     METHOD_NOT_ALLOWED = ("method not allowed on this endpoint", 405, "UNSUPPORTED")
     RANGE_INVALID = ("requested range not satisfiable", 416)
+    REQUEST_TIMEOUT = ("no request body received for too long", 408)
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)

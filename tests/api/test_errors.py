@@ -235,12 +235,16 @@ def test_path_traversal_never_leaves_the_root(
 
 
 def outside_files(root: Path) -> set[Path]:
-    """Files within two levels above the root but not under it."""
+    """Files within two levels above the root but not under it. Other members' private
+    directories (`.ocireg`: locks, the proofs they accepted) beside it are theirs to change."""
     base = root.parents[1]
     return {
         p.resolve()
         for p in base.rglob("*")
-        if p.is_file() and root not in p.resolve().parents and p.resolve() != root
+        if p.is_file()
+        and root not in p.resolve().parents
+        and p.resolve() != root
+        and ".ocireg" not in p.relative_to(base).parts
     }
 
 

@@ -4,6 +4,7 @@ status) and DELETE on the upload location."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -21,10 +22,12 @@ from tests.support.oci import (
     start_upload,
     uploads_path,
 )
+from tests.support.server import RegistryProcess, wait_until
 
 # An empty session has no last byte; registries answer "0-0" (distribution, zot) and the spec
 # does not define it, so either spelling is accepted.
 EMPTY_RANGES = {"0-0", "0--1"}
+MiB = 1 << 20
 
 
 def assert_blob(client: httpx.Client, repo: str, data: bytes) -> None:
@@ -260,6 +263,69 @@ def test_end5_content_range_not_matching_length_is_rejected(
         headers={"Content-Type": "application/octet-stream", "Content-Range": "0-99"},
     )
     assert_error(r, (400, 416), ("BLOB_UPLOAD_INVALID", "SIZE_INVALID"))
+
+
+def _body(*pieces: bytes) -> Iterator[bytes]:
+    """A body httpx sends with chunked transfer encoding: no Content-Length to compare."""
+    yield from pieces
+
+
+@pytest.mark.parametrize(
+    ("declared", "sent"),
+    [(10, 5), (10, 15), (2 * MiB, 2 * MiB - 5), (2 * MiB, 3 * MiB)],
+    ids=["short", "long", "short-large", "long-large"],
+)
+def test_end5_chunked_body_not_matching_content_range_is_416_and_changes_nothing(
+    client: httpx.Client, repo: str, declared: int, sent: int
+) -> None:
+    """Issue 11, finding 7: the bytes received decide, not the headers. Large bodies reach the
+    session file before the mismatch shows; they are taken back."""
+    data, digest = random_blob(100 + declared)
+    location = start_upload(client, repo)
+    assert patch_chunk(client, location, data[:100], 0).status_code == 202
+    wrong = (data[100:] + random_blob(sent)[0])[:sent]
+    r = client.patch(
+        location,
+        content=_body(wrong[: sent // 2], wrong[sent // 2 :]),
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"100-{99 + declared}",
+        },
+    )
+    assert_error(r, 416, "RANGE_INVALID")
+    assert r.headers["range"] == "0-99"
+    assert client.get(location).headers["range"] == "0-99"
+    # Exactly as it was: the right chunk goes on from byte 100 and the blob is exact.
+    r = client.patch(
+        location,
+        content=_body(data[100:]),
+        headers={
+            "Content-Type": "application/octet-stream",
+            "Content-Range": f"100-{99 + declared}",
+        },
+    )
+    assert r.status_code == 202, r.text
+    assert_created(client.put(r.headers["location"], params={"digest": digest}), digest)
+    assert_blob(client, repo, data)
+
+
+def test_requests_for_unknown_sessions_leave_no_lock_files(
+    registry: RegistryProcess, client: httpx.Client, repo: str
+) -> None:
+    """Issue 11, finding 4: a lock file exists only while its lock is held, so naming sessions
+    that do not exist (or pushing and deleting ones that do) leaves nothing behind."""
+    for i in range(20):
+        location = unknown_location(repo) if i % 2 else f"{uploads_path(repo)}nonsense-{i}"
+        assert patch_chunk(client, location, b"abc").status_code == 404
+        assert client.put(location, params={"digest": sha256_digest(b"x")}).status_code == 404
+        assert client.get(location).status_code == 404
+        assert client.delete(location).status_code == 404
+    data, digest = random_blob(100)
+    assert_created(push_blob_chunked(client, repo, data, 30), digest)
+    client.delete(start_upload(client, repo))
+    locks = registry.root / ".ocireg" / "locks"
+    # Bounded: a background task of the server may hold a lock for a moment.
+    wait_until(lambda: not locks.exists() or not any(locks.iterdir()), timeout=10)
 
 
 def test_end5_malformed_content_range_is_rejected(client: httpx.Client, repo: str) -> None:

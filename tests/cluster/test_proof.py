@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
-from ocireg.cluster.proof import ProofError, ProofVerifier, derive_key, sign
+from ocireg.cluster.proof import VALIDITY_SECONDS, ProofError, ProofVerifier, derive_key, sign
 from ocireg.identity import ANONYMOUS, Identity
+from tests.support.server import wait_until
 
 KEY = derive_key(b"loremipsumdolors")
 ALICE = Identity(user="alice", groups=("dev",), method="basic")
@@ -74,3 +76,35 @@ def test_another_key_does_not_verify() -> None:
 def test_malformed_proofs_are_refused_not_crashing(proof: bytes | None) -> None:
     with pytest.raises(ProofError):
         _verifier("m:1").verify("GET", "/v2/a/tags/list", b"", proof, b"e30=")
+
+
+def test_workers_sharing_a_replay_dir_accept_a_proof_once(tmp_path: Path) -> None:
+    """Two verifiers over one directory, as the worker processes of one member."""
+    first, second = (ProofVerifier(KEY, "m:1", tmp_path) for _ in range(2))
+    hop = sign(KEY, "GET", "/v2/a/tags/list", b"", "m:1", ANONYMOUS)
+    first.verify("GET", "/v2/a/tags/list", b"", hop.proof, hop.identity)
+    with pytest.raises(ProofError, match="replayed"):
+        second.verify("GET", "/v2/a/tags/list", b"", hop.proof, hop.identity)
+    other = sign(KEY, "GET", "/v2/a/tags/list", b"", "m:1", ANONYMOUS)
+    assert second.verify("GET", "/v2/a/tags/list", b"", other.proof, other.identity) == ANONYMOUS
+
+
+def test_windows_no_proof_can_fall_in_are_removed(tmp_path: Path) -> None:
+    verifier = ProofVerifier(KEY, "m:1", tmp_path)
+    start = 1_000_000.0
+    for offset in (0.0, VALIDITY_SECONDS * 4):
+        now = start + offset
+        hop = sign(KEY, "GET", "/v2/a/tags/list", b"", "m:1", ANONYMOUS, now=now)
+        verifier.verify("GET", "/v2/a/tags/list", b"", hop.proof, hop.identity, now=now)
+    latest = str(int((start + VALIDITY_SECONDS * 4) // VALIDITY_SECONDS))
+    wait_until(lambda: [p.name for p in tmp_path.iterdir()] == [latest], timeout=10)
+
+
+def test_an_unwritable_replay_dir_refuses_rather_than_risk_a_replay(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    hop = sign(KEY, "GET", "/v2/a/tags/list", b"", "m:1", ANONYMOUS)
+    with pytest.raises(ProofError, match="replay cache"):
+        ProofVerifier(KEY, "m:1", blocker).verify(
+            "GET", "/v2/a/tags/list", b"", hop.proof, hop.identity
+        )

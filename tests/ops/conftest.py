@@ -79,10 +79,12 @@ def config_variant(proc: RegistryProcess, name: str, **storage: Any) -> Path:
     return path
 
 
-def run_gc(config: Path, dry_run: bool = False) -> dict[str, dict[str, Any]]:
+def run_gc(
+    config: Path, dry_run: bool = False, timeout: float = 120.0
+) -> dict[str, dict[str, Any]]:
     """`ocireg gc CONFIG [--dry-run]`: its JSON lines by repository."""
     args = ["gc", str(config)] + (["--dry-run"] if dry_run else [])
-    result = run_cli(*args)
+    result = run_cli(*args, timeout=timeout)
     assert result.returncode == 0, result.stderr
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     return {r["repository"]: r for r in reports}

@@ -3,6 +3,7 @@ the filesystem and on SeaweedFS + Redis (the `gc_registry` fixture runs each tes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from tests.support.oci import (
     sha256_digest,
     unique_repo,
 )
+from tests.support.rawhttp import SocketResponse, read_response, start_request
 from tests.support.server import RegistryProcess, ocireg_env, wait_until
 
 
@@ -192,10 +194,12 @@ def test_gc_removes_stale_uploads_only(
         assert stored.multipart_uploads(repo) == [f"{repo}/.uploads/{stale_ids[0]}"]
         stale_ids.append(stored.abandon_multipart_upload(repo))
     stale_ids.sort()
-    # Idle for longer than gcDelay (4 s: an upload starts well within it on a loaded
-    # machine), then a fresh session that must survive the run.
-    config = config_variant(gc_registry, "delay-4s", gcDelay="4s")
-    wait_until(lambda: run_gc(config, dry_run=True)[repo]["uploads"] == stale_ids, timeout=30)
+    # Idle for longer than gcDelay, then a fresh session that must survive the run. The
+    # fresh one must still be younger than gcDelay when the run reaches this repository:
+    # with 4 s, starting `ocireg gc` and collecting the repositories before this one took
+    # longer than that on a loaded machine (and the fresh session went too); 10 s leaves room.
+    config = config_variant(gc_registry, "delay-10s", gcDelay="10s")
+    wait_until(lambda: run_gc(config, dry_run=True)[repo]["uploads"] == stale_ids, timeout=40)
     fresh = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
     fresh_id = fresh.rsplit("/", 1)[1]
 
@@ -210,6 +214,66 @@ def test_gc_removes_stale_uploads_only(
     r = c.put(fresh, params={"digest": sha256_digest(data)}, content=data)
     assert r.status_code == 201, r.text
     assert fresh_id not in report["uploads"]
+
+
+class Trickle:
+    """A PATCH whose body comes one byte every 0.2 s until `finish` sends the rest."""
+
+    def __init__(self, registry: RegistryProcess, location: str, data: bytes) -> None:
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+        self.sock = start_request(registry.port, "PATCH", location, headers, timeout=60)
+        self.data = data
+        self.sent = 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run)
+        self.thread.start()
+
+    def _run(self) -> None:
+        # The client's pace (well inside http.bodyIdleTimeout), not a synchronisation.
+        while not self.done.wait(0.2) and self.sent < len(self.data) - 1:
+            self.sock.sendall(self.data[self.sent : self.sent + 1])
+            self.sent += 1
+
+    def finish(self) -> SocketResponse:
+        self.done.set()
+        self.thread.join(timeout=10)
+        with self.sock:
+            self.sock.sendall(self.data[self.sent :])
+            return read_response(self.sock)
+
+
+def test_gc_skips_a_session_that_is_receiving_bytes_and_takes_it_next_time(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
+) -> None:
+    """Issue 11, finding 3: a PATCH trickling one byte at a time holds its session's lock for
+    as long as its client likes. GC neither waits for it nor stops at it: the session is
+    reported busy, the repositories after it are collected, and a later run, once the
+    session is idle, removes it."""
+    c = gc_client
+    session_url = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
+    session = session_url.rsplit("/", 1)[1]
+    later = f"{repo}-later"  # collected after `repo` (catalog order)
+    orphan = push_blob(c, later, random_bytes(64))
+    trickle = Trickle(gc_registry, session_url, random_bytes(100))
+    try:
+        lock = hashlib.sha256(f"upload:{session}".encode()).hexdigest()[:40]
+        wait_until((gc_registry.root / ".ocireg" / "locks" / f"{lock}.lock").exists, timeout=10)
+        wait_until_collectable(gc_registry, later, orphan)
+        # A dry run says the same, without removing anything.
+        assert run_gc(gc_registry.config_path, dry_run=True)[repo]["uploadsBusy"] == [session]
+        # Bounded: today's GC would wait on the session's lock until the client stops.
+        reports = run_gc(gc_registry.config_path, timeout=30)
+        assert reports[repo]["uploadsBusy"] == [session]
+        assert session not in reports[repo]["uploads"]
+        assert orphan in reports[later]["blobs"]
+        assert stored.session_exists(repo, session)
+    finally:
+        answer = trickle.finish()
+    assert answer.status == 202, answer.body
+    assert answer.headers["range"] == "0-99"
+    # Idle now: a later run takes it.
+    wait_until(lambda: session in run_gc(gc_registry.config_path)[repo]["uploads"], timeout=30)
+    assert not stored.session_exists(repo, session)
 
 
 def test_push_while_gc_runs_completes_and_pulls(

@@ -51,15 +51,26 @@ def start_members(workdir: Path, configs: list[dict[str, Any]]) -> list[Registry
 
 
 @contextlib.contextmanager
-def running_cluster(
-    workdir: Path, count: int = 3, shared_root: bool = True, workers: int = 1, **extra: Any
+def running_members(
+    workdir: Path, configs: list[dict[str, Any]]
 ) -> Iterator[list[RegistryProcess]]:
-    procs = start_members(workdir, cluster_configs(workdir, count, shared_root, workers, **extra))
+    """`start_members`, and every member stopped at the end."""
+    procs = start_members(workdir, configs)
     try:
         yield procs
     finally:
         for proc in procs:
             proc.stop()
+
+
+@contextlib.contextmanager
+def running_cluster(
+    workdir: Path, count: int = 3, shared_root: bool = True, workers: int = 1, **extra: Any
+) -> Iterator[list[RegistryProcess]]:
+    with running_members(
+        workdir, cluster_configs(workdir, count, shared_root, workers, **extra)
+    ) as procs:
+        yield procs
 
 
 def owner_of(repo: str, count: int = 3) -> int:

@@ -58,6 +58,18 @@ def test_zot_keys_not_implemented_are_warnings() -> None:
             "cluster.members[0]",
         ),
         ({"storage": {"rootDirectory": "/r"}, "http": {"tls": {"cert": "c"}}}, "http.tls.key"),
+        (
+            {"storage": {"rootDirectory": "/r"}, "http": {"bodyIdleTimeout": "x"}},
+            "http.bodyIdleTimeout",
+        ),
+        (
+            {"storage": {"rootDirectory": "/r"}, "http": {"manifestBodyBudget": "64MiB"}},
+            "http.manifestBodyBudget",
+        ),
+        (
+            {"storage": {"rootDirectory": "/r"}, "http": {"manifestBodyBudget": 0}},
+            "http.manifestBodyBudget",
+        ),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], path: str) -> None:
@@ -76,6 +88,14 @@ def test_go_durations(text: str, seconds: float) -> None:
 
 def test_duration_as_nanoseconds() -> None:
     assert parse_duration(2_000_000_000, "x") == 2.0
+
+
+def test_body_limits_have_defaults_and_take_zot_style_values() -> None:
+    default = build_config({"storage": {"rootDirectory": "/r"}}).http
+    assert (default.body_idle_timeout, default.manifest_body_budget) == (60.0, 64 << 20)
+    raw = {"bodyidletimeout": "1m30s", "manifestBodyBudget": 16 << 20}
+    http = build_config({"storage": {"rootDirectory": "/r"}, "http": raw}).http
+    assert (http.body_idle_timeout, http.manifest_body_budget) == (90.0, 16 << 20)
 
 
 def test_yaml_config_is_read(tmp_path: Path) -> None:

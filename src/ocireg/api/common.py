@@ -35,23 +35,74 @@ def repo_name(request: Request) -> str:
     return repository
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The whole body if it is at most `limit` bytes; else 413 MANIFEST_INVALID, after the
-    body has been read (up to MAX_DRAIN) so that the client sees the answer, not a reset."""
+class BodyBudget:
+    """The bytes of request bodies (manifests) this worker process holds in memory at once.
+
+    Counted as they arrive, so a client that declares a large body and stalls holds only what
+    it sent; stalled bodies end with the idle timeout (`http.bodyIdleTimeout`) and give their
+    share back. A request that would go past the budget is answered 429 at once: waiting would
+    only let the stalled requests hold more."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give(self, size: int) -> None:
+        self.held -= size
+
+
+@contextlib.asynccontextmanager
+async def limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The whole body, while the `with` lasts, if it is at most `limit` bytes (else 413
+    MANIFEST_INVALID) and fits in this worker's budget (else 429 TOOMANYREQUESTS). Either
+    error comes after the body has been read (up to MAX_DRAIN), so that the client sees the
+    answer, not a reset."""
+    budget: BodyBudget = request.app.state.body_budget
     declared = request.headers.get("content-length")
     body = request.stream()
-    size = 0
-    if not (declared is not None and declared.isdigit() and int(declared) > limit):
-        parts: list[bytes] = []
-        async for chunk in body:
-            size += len(chunk)
-            if size > limit:
-                break
-            parts.append(chunk)
+    size = held = 0
+    parts: list[bytes] = []
+    try:
+        error = None
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            error = _too_large(limit)
         else:
-            return b"".join(parts)
-    await _drain(body, size)
-    raise RegistryError(ErrorCode.MANIFEST_TOO_LARGE, detail={"limit": limit})
+            async for chunk in body:
+                if size + len(chunk) > limit:
+                    error = _too_large(limit)
+                elif not budget.take(len(chunk)):
+                    error = RegistryError(
+                        ErrorCode.TOOMANYREQUESTS,
+                        "too many manifest bodies in progress here; try again",
+                        {"budget": budget.limit},
+                        headers={"Retry-After": "1"},
+                    )
+                else:
+                    parts.append(chunk)
+                    held += len(chunk)
+                size += len(chunk)
+                if error is not None:
+                    break
+        if error is not None:
+            parts.clear()
+            with contextlib.suppress(Exception):  # a stalled body: the answer is still ours
+                await _drain(body, size)
+            raise error
+        whole = b"".join(parts)
+        parts.clear()  # one copy held, the one counted
+        yield whole
+    finally:
+        budget.give(held)
+
+
+def _too_large(limit: int) -> RegistryError:
+    return RegistryError(ErrorCode.MANIFEST_TOO_LARGE, detail={"limit": limit})
 
 
 async def with_body(request: Request, use: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ocireg.api.common import read_limited, repo_name, store_of, target
+from ocireg.api.common import limited_body, repo_name, store_of, target
 from ocireg.api.responses import RawParts, RawResponse
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
@@ -41,10 +41,10 @@ async def put_manifest(request: Request) -> Response:
     """end-7: PUT /v2/<name>/manifests/<reference>."""
     repo = repo_name(request)
     reference = _reference(target(request))
-    body = await read_limited(request, MAX_MANIFEST_BYTES)
-    result = await store_of(request).put_manifest(
-        repo, reference, body, request.headers.get("content-type")
-    )
+    async with limited_body(request, MAX_MANIFEST_BYTES) as body:
+        result = await store_of(request).put_manifest(
+            repo, reference, body, request.headers.get("content-type")
+        )
     headers = {
         "location": f"/v2/{repo}/manifests/{result.digest}",
         "docker-content-digest": str(result.digest),

@@ -12,6 +12,9 @@ from ocireg.api.common import repo_name, store_of, target, with_body
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
+# What the registry answers for a chunk that does not continue the session: 416 with the
+# session's `Range`, which only this layer puts in a header.
+_RANGE_CODES = frozenset({ErrorCode.UPLOAD_RANGE_INVALID, ErrorCode.RANGE_INVALID})
 _CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
 
@@ -64,7 +67,7 @@ async def patch_upload(request: Request) -> Response:
     repo = repo_name(request)
     session = _session(request)
     store = store_of(request)
-    start = None
+    start = expected = None
     content_range = request.headers.get("content-range")
     if content_range:
         m = _CONTENT_RANGE_RE.match(content_range.strip())
@@ -72,16 +75,17 @@ async def patch_upload(request: Request) -> Response:
             size = await store.uploads.size(repo, session)
             raise _out_of_range(size, "malformed Content-Range", content_range)
         start = int(m.group(1))
+        expected = int(m.group(2)) - start + 1
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) != int(m.group(2)) - start + 1:
+        if length is not None and length.isdigit() and int(length) != expected:
             size = await store.uploads.size(repo, session)
             raise _out_of_range(size, "Content-Range does not match Content-Length", content_range)
     try:
         size = await with_body(
-            request, lambda body: store.uploads.append(repo, session, body, start)
+            request, lambda body: store.uploads.append(repo, session, body, start, expected)
         )
     except RegistryError as err:
-        if err.code is ErrorCode.UPLOAD_RANGE_INVALID and isinstance(err.detail, dict):
+        if err.code in _RANGE_CODES and isinstance(err.detail, dict) and "size" in err.detail:
             err.headers["range"] = _range(int(err.detail.get("size", 0)))
         raise
     return Response(status_code=202, headers=_session_headers(repo, session, size))

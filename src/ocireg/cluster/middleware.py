@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from starlette.middleware import Middleware
@@ -49,9 +50,12 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ClusterInboundMiddleware:
-    def __init__(self, app: ASGIApp, membership: Membership) -> None:
+    def __init__(
+        self, app: ASGIApp, membership: Membership, replay_dir: Path | None = None
+    ) -> None:
         self.app = app
-        self.verifier = ProofVerifier(derive_key(membership.hash_key), membership.local_member)
+        key = derive_key(membership.hash_key)
+        self.verifier = ProofVerifier(key, membership.local_member, replay_dir)
         self.fingerprint = (FINGERPRINT_HEADER, membership.fingerprint.encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -265,8 +269,12 @@ async def _kept_body(receive: Receive) -> tuple[Callable[[], Receive], bool]:
     return reader, complete
 
 
-def cluster_inbound(membership: Membership | None) -> Middleware | None:
-    return Middleware(ClusterInboundMiddleware, membership=membership) if membership else None
+def cluster_inbound(
+    membership: Membership | None, replay_dir: Path | None = None
+) -> Middleware | None:
+    if membership is None:
+        return None
+    return Middleware(ClusterInboundMiddleware, membership=membership, replay_dir=replay_dir)
 
 
 def cluster_forward(

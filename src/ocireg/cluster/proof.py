@@ -3,7 +3,8 @@
 The forwarding member signs, with a key derived from the shared `hashKey` (HKDF, so the routing
 key itself never keys a MAC), the method, decoded path, raw query, the member it is sent to, the
 identity it authenticated, a timestamp and a random nonce. The owner recomputes the MAC, refuses
-proofs outside a short validity window and nonces it has seen, and then trusts the identity.
+proofs outside a short validity window and nonces any of its worker processes has seen, and
+then trusts the identity.
 The body is not covered (it is streamed); run member traffic over TLS where the network between
 members is not trusted.
 """
@@ -16,9 +17,13 @@ import hashlib
 import hmac
 import json
 import os
+import re
+import shutil
+import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -35,6 +40,7 @@ _VERSION = "v1"
 # the time a request waits in a queue. It also bounds how long a nonce must be remembered.
 VALIDITY_SECONDS = 15.0
 REPLAY_CACHE_SIZE = 100_000
+_NONCE_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
 def derive_key(hash_key: bytes) -> bytes:
@@ -92,19 +98,73 @@ class ProofError(Exception):
     """Why a proof was refused (logged; the request is then treated as a client's)."""
 
 
-class ProofVerifier:
-    """Checks proofs for one member. Holds the replay cache of this worker process.
+class SharedNonces:
+    """Nonces already accepted by any worker process of this member: an empty file per nonce,
+    in a directory per validity window, under the instance's private directory. Creating the
+    file with O_EXCL decides atomically, across processes, who saw a nonce first; no lock, no
+    server, nothing to corrupt. Directories of windows no proof can fall in any more are
+    removed by whichever process first moves past them."""
 
-    The cache is per process: a proof replayed to another worker of the same member within the
-    validity window is not caught here. Proofs are bound to the target member, so they cannot be
-    replayed elsewhere, and the short window limits the exposure; a shared cache (Redis) would
-    close it at the cost of a round trip per forwarded request.
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._swept = -1
+
+    def first_sight(self, nonce: str, sent_at: float, now: float) -> bool:
+        if not _NONCE_RE.match(nonce):
+            return False  # signed, so a member's; but never a path we did not shape
+        window = self.directory / str(int(sent_at // VALIDITY_SECONDS))
+        try:
+            try:
+                fd = os.open(window / nonce, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            except FileNotFoundError:
+                window.mkdir(parents=True, exist_ok=True)
+                fd = os.open(window / nonce, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            # Refuse rather than risk a replay: the request goes on as a client's.
+            raise ProofError(f"replay cache {self.directory}: {exc.strerror}") from None
+        os.close(fd)
+        self._sweep(now)
+        return True
+
+    def _sweep(self, now: float) -> None:
+        # A proof of window w is accepted only while now is within VALIDITY_SECONDS of its
+        # timestamp, i.e. in windows w-1..w+1: anything older than w-2 is dead.
+        current = int(now // VALIDITY_SECONDS)
+        if current == self._swept:
+            return
+        self._swept = current
+        try:
+            dead = [e.path for e in os.scandir(self.directory) if _is_dead(e.name, current)]
+        except OSError:
+            return
+        if dead:  # possibly many files: not on the event loop
+            threading.Thread(target=_remove_all, args=(dead,), daemon=True).start()
+
+
+def _is_dead(name: str, current: int) -> bool:
+    return name.isdigit() and int(name) < current - 2
+
+
+def _remove_all(paths: list[str]) -> None:
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)  # another process may be removing it too
+
+
+class ProofVerifier:
+    """Checks proofs for one member.
+
+    With `replay_dir` (what a server passes) a nonce is accepted once by the member, whichever
+    of its worker processes sees it (`SharedNonces`); without it, once per process. Proofs are
+    bound to the target member, so they cannot be replayed to another member either.
     """
 
-    def __init__(self, key: bytes, local_member: str) -> None:
+    def __init__(self, key: bytes, local_member: str, replay_dir: Path | None = None) -> None:
         self._key = key
         self._local = local_member
         self._seen: OrderedDict[str, float] = OrderedDict()
+        self._shared = SharedNonces(replay_dir) if replay_dir is not None else None
 
     def verify(
         self,
@@ -137,6 +197,8 @@ class ProofVerifier:
         self._forget_expired(now)
         if nonce in self._seen:
             raise ProofError("replayed proof")
+        if self._shared is not None and not self._shared.first_sight(nonce, sent_at, now):
+            raise ProofError("replayed proof (seen by another worker)")
         self._seen[nonce] = sent_at
         try:
             data = json.loads(base64.urlsafe_b64decode(identity))

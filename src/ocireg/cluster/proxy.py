@@ -83,11 +83,24 @@ def client_ssl_context(config: Config) -> ssl.SSLContext | None:
 class _BodyState:
     sent: bool = False  # a body byte left for the owner: the request can no longer be replayed
     client_gone: bool = False
+    # The client's body failed us (it stalled past http.bodyIdleTimeout): the client's error
+    # to answer, not the owner's.
+    client_error: RegistryError | None = None
+
+    def raise_client_failure(self) -> None:
+        if self.client_error is not None:
+            raise self.client_error
+        if self.client_gone:
+            raise ClientDisconnect()
 
 
 async def _request_body(receive: Receive, state: _BodyState) -> AsyncGenerator[bytes, None]:
     while True:
-        message = await receive()
+        try:
+            message = await receive()
+        except RegistryError as err:
+            state.client_error = err
+            raise
         if message["type"] == "http.disconnect":
             state.client_gone = True
             raise ClientDisconnect()
@@ -213,16 +226,14 @@ class Forwarder:
             except aiohttp.ClientConnectorError as exc:
                 raise _unavailable(member, exc) from None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if state.client_gone:
-                    raise ClientDisconnect() from None
+                state.raise_client_failure()
                 if attempt == 2 or state.sent:
                     raise _unavailable(member, exc) from None
                 # A pooled connection the owner had closed (it restarted): nothing of the
                 # body has left yet, so the request can go again on a new connection.
                 log.info("retrying on a fresh connection", extra={"member": member})
             except (aiohttp.ClientError, TimeoutError) as exc:
-                if state.client_gone:
-                    raise ClientDisconnect() from None
+                state.raise_client_failure()
                 raise _unavailable(member, exc) from None
             finally:
                 if body is not None and response is None:

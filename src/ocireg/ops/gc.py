@@ -30,6 +30,7 @@ from ocireg.ops.content import (
 )
 from ocireg.registry import ImageStore, layout
 from ocireg.registry.index import Index, tag_of
+from ocireg.registry.locks import LockBusy
 from ocireg.storage import PathNotFound
 
 log = logging.getLogger("ocireg.gc")
@@ -46,6 +47,8 @@ class GCReport:
     manifests: list[str] = field(default_factory=list)
     blobs: list[str] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
+    # Sessions old enough to go but receiving bytes right now: left for the next run.
+    uploads_busy: list[str] = field(default_factory=list)
     bytes_freed: int = 0
     bytes_kept: int = 0  # blob bytes left in the repository
     skipped: str | None = None  # why manifests and blobs were left alone
@@ -60,6 +63,8 @@ class GCReport:
             "bytesFreed": self.bytes_freed,
             "bytesKept": self.bytes_kept,
         }
+        if self.uploads_busy:
+            out["uploadsBusy"] = self.uploads_busy
         if self.skipped:
             out["skipped"] = self.skipped
         return out
@@ -95,7 +100,13 @@ class GarbageCollector:
             await self._collect_content(repo, cutoff, report)
         # Upload sessions need no repository lock: each has its own, taken per session.
         await self._collect_uploads(repo, cutoff, report)
-        if report.manifests or report.blobs or report.uploads or report.skipped:
+        if (
+            report.manifests
+            or report.blobs
+            or report.uploads
+            or report.uploads_busy
+            or report.skipped
+        ):
             log.info("gc", extra=report.as_json())
         return report
 
@@ -184,12 +195,17 @@ class GarbageCollector:
             name = session.path.rsplit("/", 1)[-1]
             if session.mtime > cutoff:
                 continue
-            if self.dry_run:
-                report.uploads.append(name)
-                continue
-            async with self.store.locks.upload(name):
-                # A request may have resumed the session while we waited for its lock: the
-                # driver checks its age again.
-                if await self.driver.upload_expire(session.path, cutoff):
-                    report.uploads.append(name)
+            try:
+                # Never wait for a session's lock: its holder may be receiving a body slowly
+                # for as long as its client likes, and every repository after this one would
+                # wait too. A busy session is not idle anyway; the next run looks again.
+                # (A dry run takes the lock too, for a moment, to report the same.)
+                async with self.store.locks.upload(name, wait=False):
+                    # A request may have resumed the session since it was listed: the driver
+                    # checks its age again.
+                    if self.dry_run or await self.driver.upload_expire(session.path, cutoff):
+                        report.uploads.append(name)
+            except LockBusy:
+                report.uploads_busy.append(name)
         report.uploads.sort()
+        report.uploads_busy.sort()

@@ -3,6 +3,11 @@
 In a cluster one member owns each repository, so a lock local to the machine is enough;
 `flock` covers the Granian worker processes, an asyncio lock the coroutines of one process
 (so waiting coroutines do not each occupy a thread).
+
+A lock file exists only while its lock is held: the holder unlinks it before letting go, so
+requests naming sessions or repositories that do not exist leave nothing behind. A waiter
+that then gets the lock on the unlinked file sees that its path no longer names that file and
+tries again with a fresh one, so two holders never lock different files for one key.
 """
 
 from __future__ import annotations
@@ -18,37 +23,75 @@ from pathlib import Path
 from ocireg.storage import StorageUnavailable
 
 
+class LockBusy(Exception):
+    """`try_hold` found the lock held by someone else."""
+
+
 class LocalLocks:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._local: dict[str, asyncio.Lock] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(self, key: str, wait: bool = True) -> AsyncIterator[None]:
+        """Hold the lock of `key`; with `wait=False`, raise LockBusy rather than wait."""
         local = self._local.setdefault(key, asyncio.Lock())
-        async with local:
-            fd = self._open(key)
+        if not wait and local.locked():
+            raise LockBusy(key)
+        try:
+            async with local:
+                path = self._path(key)
+                fd = await self._acquire(path, wait)
+                try:
+                    yield
+                finally:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)  # still held: nobody can lock this file after us
+                    os.close(fd)  # closing the descriptor releases the flock
+        finally:
+            if not local.locked() and self._local.get(key) is local:
+                del self._local[key]
+
+    async def _acquire(self, path: Path, wait: bool) -> int:
+        while True:
+            fd = self._open(path)
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
+                    if not wait:
+                        raise LockBusy(str(path)) from None
                     await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
-                yield
-            finally:
-                os.close(fd)  # closing the descriptor releases the flock
-        if not local.locked() and self._local.get(key) is local:
-            del self._local[key]
+                if _same_file(fd, path):
+                    return fd
+            except BaseException:
+                os.close(fd)
+                raise
+            os.close(fd)  # the previous holder unlinked it meanwhile: lock the new file
 
-    def _open(self, key: str) -> int:
-        name = hashlib.sha256(key.encode()).hexdigest()[:40]
+    def _path(self, key: str) -> Path:
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.lock"
+
+    def _open(self, path: Path) -> int:
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            return os.open(self.directory / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise StorageUnavailable(f"lock directory {self.directory}: {exc.strerror}") from exc
 
     def repo(self, name: str) -> contextlib.AbstractAsyncContextManager[None]:
         return self.hold(f"repo:{name}")
 
-    def upload(self, session: str) -> contextlib.AbstractAsyncContextManager[None]:
-        return self.hold(f"upload:{session}")
+    def upload(
+        self, session: str, wait: bool = True
+    ) -> contextlib.AbstractAsyncContextManager[None]:
+        return self.hold(f"upload:{session}", wait)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    own = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (own.st_dev, own.st_ino)

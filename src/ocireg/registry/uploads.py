@@ -65,11 +65,19 @@ class Uploads:
             raise self._unknown(session) from None
 
     async def append(
-        self, repo: str, session: str, body: AsyncIterator[bytes], start: int | None = None
+        self,
+        repo: str,
+        session: str,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
     ) -> int:
-        """Append `body`; with `start` (from Content-Range) it must be where the session ends."""
+        """Append `body`; with `start` (from Content-Range) it must be where the session ends.
+        With `length` (from Content-Range too) the chunk is all or nothing: a body of another
+        length, or one that fails midway, leaves the session exactly as it was."""
+        self._path(repo, session)  # a malformed id is unknown before any lock is taken
         async with self.locks.upload(session):
-            return await self._append(repo, session, body, start)
+            return await self._append(repo, session, body, start, length)
 
     async def complete(
         self, repo: str, session: str, digest: Digest, body: AsyncIterator[bytes]
@@ -77,7 +85,7 @@ class Uploads:
         """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
-            size = await self._append(repo, session, body, None)
+            size = await self._append(repo, session, body, None, None)
             actual = await self._digest_of(path, session, size, digest.algorithm)
             if actual != digest.hex:
                 await self._discard(path, session)
@@ -112,7 +120,12 @@ class Uploads:
         return RegistryError(ErrorCode.BLOB_UPLOAD_UNKNOWN, detail={"session": session[:100]})
 
     async def _append(
-        self, repo: str, session: str, body: AsyncIterator[bytes], start: int | None
+        self,
+        repo: str,
+        session: str,
+        body: AsyncIterator[bytes],
+        start: int | None,
+        length: int | None,
     ) -> int:
         path = self._path(repo, session)
         try:
@@ -130,11 +143,22 @@ class Uploads:
             running = self._hashes.pop(session, None)
             if running is None or running.offset != size:
                 running = _RunningHash(0, new_hasher(_RUNNING_HASH_ALG)) if size == 0 else None
+            if length is not None:
+                body = _exactly(body, length)
             try:
                 await self._stream_into(writer, body, running)
                 await writer.commit()
-            except BaseException:
+            except BaseException as exc:
                 running = None  # the file may hold bytes the hash has not seen
+                if length is not None:
+                    with contextlib.suppress(Exception):
+                        await writer.rollback()
+                if isinstance(exc, _LengthMismatch):
+                    raise RegistryError(
+                        ErrorCode.RANGE_INVALID,
+                        "chunk length differs from its Content-Range",
+                        {"declared": length, "received": exc.received, "size": size},
+                    ) from None
                 raise
             finally:
                 if running is not None:
@@ -202,6 +226,25 @@ class Uploads:
         self._hashes.pop(session, None)
         with contextlib.suppress(PathNotFound):
             await self.driver.upload_abort(path)
+
+
+class _LengthMismatch(Exception):
+    def __init__(self, received: str) -> None:
+        super().__init__(received)
+        self.received = received
+
+
+async def _exactly(body: AsyncIterator[bytes], length: int) -> AsyncIterator[bytes]:
+    """`body`, if it is `length` bytes long; else _LengthMismatch, raised before any byte
+    past `length` is handed on."""
+    seen = 0
+    async for chunk in body:
+        seen += len(chunk)
+        if seen > length:
+            raise _LengthMismatch(f"more than {length}")
+        yield chunk
+    if seen != length:
+        raise _LengthMismatch(str(seen))
 
 
 def _hash_all(hasher: Hasher, pieces: list[bytes]) -> None:

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
 from ocireg.api.responses import StreamSlots
 from ocireg.auth.core import build_auth
@@ -26,11 +27,13 @@ from ocireg.cluster.peers import Peers, peers_from_config
 from ocireg.config import Config, build_config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
+from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.server import metrics
+from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV
-from ocireg.server.services import build_store
+from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
 from ocireg.target import ClassifyMiddleware, Endpoint
 
@@ -66,13 +69,15 @@ def build_middleware(
     stack = [
         # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
         Middleware(RequestContextMiddleware),
+        # a body that stops arriving ends its request (408) and frees what it held
+        Middleware(BodyIdleTimeout, seconds=config.http.body_idle_timeout),
         # metrics -- counts everything below, labelled by endpoint
         Middleware(metrics.MetricsMiddleware, path=config.metrics.path),
         # classify: what the request is aimed at, read once (scope["ocireg.target"]); every
         # layer below reads that; a request that cannot be read one way is refused here
         Middleware(ClassifyMiddleware),
         # cluster inbound: verify a forwarded request's proof, adopt its identity
-        cluster_inbound(membership),
+        cluster_inbound(membership, replay_dir(config)),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
         authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (on
@@ -104,6 +109,9 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.config = config
         app.state.stream_slots = StreamSlots()
         app.state.peers = peers
+        app.state.body_budget = BodyBudget(
+            max(config.http.manifest_body_budget, MAX_MANIFEST_BYTES)
+        )
         if config.metrics.enabled:
             metrics.enable()
         # In a cluster each member maintains only the repositories it owns (and, on shared

@@ -93,6 +93,7 @@ class Maintenance:
             manifests=sum(len(r.manifests) for r in reports),
             blobs=sum(len(r.blobs) for r in reports),
             uploads=sum(len(r.uploads) for r in reports),
+            uploads_busy=sum(len(r.uploads_busy) for r in reports),
             bytes_freed=sum(r.bytes_freed for r in reports),
         )
         return reports

@@ -21,6 +21,11 @@ def lock_dir(config: Config) -> Path:
     return config.storage.root_directory / PRIVATE_DIR / "locks"
 
 
+def replay_dir(config: Config) -> Path:
+    """Where the worker processes of this instance note the hop proofs they accepted."""
+    return config.storage.root_directory / PRIVATE_DIR / "proofs"
+
+
 def build_store(config: Config) -> ImageStore:
     zot_root = config.s3.rootdirectory if config.s3 is not None else ""
     return ImageStore(create_driver(config), lock_dir(config), create_meta(config), zot_root)

@@ -62,6 +62,12 @@ class FileWriter(Protocol):
         """Wait for every write; flush (and, when the driver is configured to, fsync)."""
         ...
 
+    async def rollback(self) -> None:
+        """Instead of `commit`: forget what this writer appended, leaving the file exactly as
+        it was when opened (a chunk whose length did not match what the client declared).
+        Only `close` follows."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -318,6 +318,7 @@ class FilesystemWriter:
         self._path = path
         self._fd = fd
         self._size = size
+        self._opened_at = size
         self._fsync = fsync
         self._lane: Lane | None = None  # from the first large write on, every write goes there
 
@@ -344,6 +345,14 @@ class FilesystemWriter:
                 await self._lane.drain()
             if self._fsync:
                 await asyncio.to_thread(os.fsync, self._fd)
+
+    async def rollback(self) -> None:
+        with _storage_errors(self._path):
+            if self._lane is not None:
+                with contextlib.suppress(Exception):
+                    await self._lane.drain()  # nothing queued may land after the truncate
+            os.ftruncate(self._fd, self._opened_at)
+        self._size = self._opened_at
 
     async def close(self) -> None:
         fd, self._fd = self._fd, -1

@@ -75,6 +75,11 @@ class S3Writer:
         if self._seal_on_commit:
             await self._driver._seal(self._path, self._state)
 
+    async def rollback(self) -> None:
+        # The stored state is what `commit` saved last: without a commit it still describes
+        # the session as it was (a part sent meanwhile is replaced by the next writer's).
+        await self.close()
+
     async def close(self) -> None:
         task, self._inflight = self._inflight, None
         if task is not None and not task.done():
