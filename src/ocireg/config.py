@@ -80,7 +80,7 @@ SCHEMA: dict[str, Any] = {
     "extensions": {
         "metrics": EXTENSION,
         "scrub": EXTENSION,
-        "sync": UNIMPLEMENTED,
+        "sync": EXTENSION,
         "search": UNIMPLEMENTED,
         "lint": UNIMPLEMENTED,
         "trust": UNIMPLEMENTED,
