@@ -28,6 +28,11 @@ from ocireg.server import metrics
 from ocireg.server.context import RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.services import build_store
+from ocireg.sync.ondemand import STATE_KEY as SYNC_STATE
+from ocireg.sync.ondemand import sync_on_demand
+from ocireg.sync.periodic import PeriodicSync
+from ocireg.sync.service import SyncService
+from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware
 
 CONFIG_ENV = "OCIREG_CONFIG"
@@ -75,6 +80,9 @@ def build_middleware(config: Config, membership: Membership | None = None) -> li
         cluster_forward(config, membership, on_forward=metrics.record_proxied),
         # authorize: access-control policies, on the owner
         authorize(auth),
+        # sync on demand: a mapped manifest/blob that is missing (or a tag due for a check)
+        # is fetched from upstream first; here, so only the owner fetches, once authorized
+        sync_on_demand(config),
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
         Middleware(Dispatch),
     ]
@@ -93,14 +101,24 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.stream_slots = StreamSlots()
         if metrics.metrics_settings(config).enabled:
             metrics.enable()
-        # In a cluster each member maintains only the repositories it owns.
-        maintenance = Maintenance(config, app.state.store, owner_filter(membership))
+        sync = sync_settings(config)
+        service = None
+        if sync.enabled and sync.registries:
+            service = SyncService(sync, app.state.store, metrics.record_sync)
+        setattr(app.state, SYNC_STATE, service)
+        # In a cluster each member maintains (and syncs) only the repositories it owns.
+        background = [PeriodicSync(service).run_forever] if service and sync.periodic else []
+        maintenance = Maintenance(
+            config, app.state.store, owner_filter(membership), background=background
+        )
         maintenance.start()
         log.info("worker ready", extra={"pid": os.getpid()})
         try:
             yield
         finally:
             await maintenance.stop()
+            if service is not None:
+                await service.close()
             await app.state.store.close()
 
     routes = build_routes(config)

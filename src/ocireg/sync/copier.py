@@ -1,0 +1,143 @@
+"""Copy one image from an upstream into the image store, through the store's own API.
+
+The order makes a half-copied image invisible: blobs first (each through an upload session,
+so its digest is verified before it gets its name), then the manifests an index lists (by
+digest), then the manifest the client asked for, by its tag or digest. The store refuses a
+manifest whose blobs or children are missing, so an interruption at any point leaves at most
+unreferenced blobs, which garbage collection removes. Digests are kept: the bytes stored are
+the upstream's bytes (zot's `preserveDigest`; ocireg never converts).
+
+Referrers (signatures, SBOMs) follow the image: the upstream's referrers API where it has
+one, and the fallback and cosign tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from ocireg import names
+from ocireg.digest import Digest
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.registry import ImageStore
+from ocireg.registry.manifests import Manifest, parse_manifest
+from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
+
+log = logging.getLogger("ocireg.sync")
+MAX_DEPTH = 3  # an index of indexes of manifests; deeper nesting is refused
+REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
+_COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
+
+
+class Copier:
+    def __init__(self, store: ImageStore, upstream: Upstream, record: Recorder) -> None:
+        self.store = store
+        self.upstream = upstream
+        self.record = record
+
+    async def copy(
+        self, remote: str, local: str, reference: str, referrers: int = REFERRER_DEPTH
+    ) -> Digest:
+        """Copy `remote:reference` to `local` under the same reference; returns its digest."""
+        fetched = await self.upstream.manifest(remote, reference)
+        await self._contents(remote, local, fetched, MAX_DEPTH)
+        await self._put(local, reference if names.is_tag(reference) else None, fetched)
+        log.info(
+            "image synced",
+            extra={
+                "upstream": fetched.upstream,
+                "repository": local,
+                "reference": reference,
+                "digest": str(fetched.digest),
+            },
+        )
+        if referrers > 0:
+            await self._referrers(remote, local, fetched.digest, referrers - 1)
+        return fetched.digest
+
+    async def blob(self, remote: str, local: str, digest: Digest) -> None:
+        """Store one blob, verified against its digest by the upload's completion."""
+        session = await self.store.uploads.start(local)
+        try:
+            async with self.upstream.blob(remote, digest) as pieces:
+                size = await self.store.uploads.complete(
+                    local, session, digest, self._counted(pieces)
+                )
+        except RegistryError as err:
+            if err.code is ErrorCode.DIGEST_INVALID:  # the session is already discarded
+                raise UpstreamError(self.upstream.name, f"blob {digest}: digest mismatch") from None
+            await self._abandon(local, session)
+            raise
+        except BaseException:
+            await self._abandon(local, session)
+            raise
+        log.debug("blob synced", extra={"repository": local, "digest": str(digest), "size": size})
+
+    async def _counted(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        async for piece in pieces:
+            self.record("bytes", "", len(piece))
+            yield piece
+
+    async def _abandon(self, local: str, session: str) -> None:
+        with contextlib.suppress(RegistryError):  # gone already
+            await self.store.uploads.cancel(local, session)
+
+    async def _contents(self, remote: str, local: str, fetched: Fetched, depth: int) -> None:
+        """Everything `fetched` references, stored; not `fetched` itself."""
+        manifest = _parse(fetched)
+        for digest in manifest.blobs:
+            if not await self.store.blobs.exists(local, digest):
+                await self.blob(remote, local, digest)
+        if manifest.children and depth <= 1:
+            raise UpstreamError(fetched.upstream, "image index nested too deep")
+        for child in manifest.children:
+            if await self._has_manifest(local, child):
+                continue
+            nested = await self.upstream.manifest(remote, str(child))
+            await self._contents(remote, local, nested, depth - 1)
+            await self._put(local, None, nested)
+
+    async def _put(self, local: str, tag: str | None, fetched: Fetched) -> None:
+        try:
+            await self.store.put_manifest(
+                local, tag or str(fetched.digest), fetched.body, fetched.media_type
+            )
+        except RegistryError as err:
+            if err.code in (ErrorCode.MANIFEST_INVALID, ErrorCode.DIGEST_INVALID):
+                raise UpstreamError(fetched.upstream, f"manifest refused: {err.message}") from None
+            raise
+
+    async def _has_manifest(self, local: str, digest: Digest) -> bool:
+        try:
+            await self.store.resolve(local, str(digest))
+        except RegistryError:
+            return False
+        return True
+
+    async def _referrers(self, remote: str, local: str, subject: Digest, depth: int) -> None:
+        """Best effort: a referrer that cannot be copied is logged, the image stays."""
+        try:
+            found = await self.upstream.referrers(remote, subject)
+            for desc in found or []:
+                digest = Digest.parse(desc["digest"])
+                if not await self._has_manifest(local, digest):
+                    await self.copy(remote, local, str(digest), depth)
+            tags = await self.upstream.tags(remote)
+            base = f"{subject.algorithm}-{subject.hex}"
+            for suffix in _COSIGN_SUFFIXES:
+                if base + suffix in tags:
+                    await self.copy(remote, local, base + suffix, 0)
+        except (UpstreamError, RegistryError) as exc:
+            self.record("referrer_error", "", 1)
+            log.warning(
+                "referrers not synced",
+                extra={"repository": local, "subject": str(subject), "reason": str(exc)},
+            )
+
+
+def _parse(fetched: Fetched) -> Manifest:
+    try:
+        return parse_manifest(fetched.body, fetched.media_type)
+    except RegistryError as err:
+        raise UpstreamError(fetched.upstream, f"malformed manifest: {err.message}") from None
