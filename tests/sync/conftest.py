@@ -99,6 +99,7 @@ def mirror(
     workdir: Path, registries: list[dict[str, Any]], workers: int = 2, **sync: Any
 ) -> Iterator[RegistryProcess]:
     """An ocireg whose sync section lists `registries`."""
+    workdir.mkdir(parents=True, exist_ok=True)
     config = sync_config(workdir, registries, workers, **sync)
     with running_registry(workdir, config, name="mirror") as proc:
         yield proc

@@ -203,7 +203,7 @@ class SyncService:
             )
         raise RegistryError(
             code,
-            "the upstream registry's content was refused",
+            "could not be synced from the upstream registry",
             {"reference": reference, "upstreams": reasons},
         )
 
