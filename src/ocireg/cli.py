@@ -31,9 +31,11 @@ def _load(path: str | None) -> Config:
     # The extension sections are free-form maps in the schema; their owners check them.
     from ocireg.ops.scrub import scrub_settings
     from ocireg.server.metrics import metrics_settings
+    from ocireg.sync.settings import check_sync
 
     metrics_settings(config)
     scrub_settings(config)
+    check_sync(config)
     return config
 
 
@@ -80,6 +82,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
     for key in config.warnings:
+        print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
+    from ocireg.sync.settings import check_sync
+
+    for key in check_sync(config):
         print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
     for warning in _auth_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)

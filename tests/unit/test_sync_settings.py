@@ -11,6 +11,7 @@ import pytest
 from ocireg.config import build_config
 from ocireg.errors import ConfigError
 from ocireg.sync.settings import load_credentials, sync_settings
+from tests.support.server import run_cli
 
 ISSUE_EXAMPLE: dict[str, Any] = {
     "enable": True,
@@ -127,3 +128,19 @@ def test_credentials_file_is_keyed_by_host(tmp_path: Path) -> None:
     path.write_text(json.dumps({"h": {"username": "u"}}))
     with pytest.raises(ConfigError):
         load_credentials(path)
+
+
+def test_verify_checks_the_section_and_names_ignored_keys(tmp_path: Path) -> None:
+    config = {
+        "storage": {"rootDirectory": str(tmp_path / "r")},
+        "extensions": {"sync": {"registries": [{"urls": ["http://h:1"], "onlySigned": True}]}},
+    }
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    result = run_cli("verify", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "extensions.sync.registries[0].onlySigned" in result.stderr
+    config["extensions"]["sync"]["credentialsFile"] = str(tmp_path / "missing.json")
+    path.write_text(json.dumps(config))
+    result = run_cli("verify", str(path))
+    assert result.returncode != 0 and "credentialsFile" in result.stderr

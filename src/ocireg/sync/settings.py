@@ -134,6 +134,15 @@ def sync_settings(config: Config) -> SyncSettings:
     )
 
 
+def check_sync(config: Config) -> list[str]:
+    """For `ocireg verify` and start-up: the section parsed and the credentials file read
+    (errors raise `ConfigError`); returns the zot-only keys that are ignored."""
+    settings = sync_settings(config)
+    if settings.enabled and settings.credentials_file is not None:
+        load_credentials(settings.credentials_file)
+    return list(settings.ignored)
+
+
 def load_credentials(path: Path) -> dict[str, Credentials]:
     """zot's credentials file: `{"host[:port]": {"username": ..., "password": ...}}`."""
     where = f"{SECTION}.credentialsFile"
