@@ -16,9 +16,10 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, write_htpasswd
+from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, basic, write_htpasswd
 from tests.support.oci import Image, assert_error, push_image, unique_repo
-from tests.sync.conftest import docker_registry, mirror
+from tests.support.server import running_registry
+from tests.sync.conftest import Upstream, docker_registry, mirror, sync_config
 
 
 class ChainedTokenServer(TokenServer):
@@ -92,3 +93,24 @@ def test_the_token_flow_with_credentials(tmp_path: Path, token_server: ChainedTo
             assert layer.status_code == 200
     scopes = [q.get("scope") for q in token_server.requests]
     assert [f"repository:{repo}:pull"] in scopes
+
+
+def test_a_client_that_may_not_read_triggers_no_fetch(upstream: Upstream, tmp_path: Path) -> None:
+    repo = f"secret/{unique_repo('img')}"
+    with httpx.Client(base_url=upstream.url, timeout=30) as up:
+        push_image(up, repo, "v1")
+    entry = {"urls": [upstream.url], "onDemand": True}
+    config = sync_config(tmp_path, [entry])
+    config["http"]["auth"] = {
+        "htpasswd": {"path": str(write_htpasswd(tmp_path / "users", PASSWORDS))}
+    }
+    config["http"]["accessControl"] = {
+        "repositories": {"secret/**": {"policies": [{"users": ["alice"], "actions": ["read"]}]}}
+    }
+    with running_registry(tmp_path, config, name="mirror") as proc:
+        url = f"{proc.url}/v2/{repo}/manifests/v1"
+        assert_error(httpx.get(url, timeout=30), 401, "UNAUTHORIZED")
+        assert_error(httpx.get(url, auth=basic("bob"), timeout=30), 403, "DENIED")
+        assert not (proc.root / repo).exists()  # refused before anything was fetched
+        assert httpx.get(url, auth=basic("alice"), timeout=30).status_code == 200
+        assert (proc.root / repo / "index.json").exists()
