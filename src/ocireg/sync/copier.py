@@ -13,9 +13,10 @@ one, and the fallback and cosign tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 
 from ocireg import names
 from ocireg.digest import Digest
@@ -26,6 +27,7 @@ from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
 log = logging.getLogger("ocireg.sync")
 MAX_DEPTH = 3  # an index of indexes of manifests; deeper nesting is refused
+PARALLEL_BLOBS = 4  # blob downloads of one image at a time
 REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
 _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
 
@@ -86,9 +88,8 @@ class Copier:
     async def _contents(self, remote: str, local: str, fetched: Fetched, depth: int) -> None:
         """Everything `fetched` references, stored; not `fetched` itself."""
         manifest = _parse(fetched)
-        for digest in manifest.blobs:
-            if not await self.store.blobs.exists(local, digest):
-                await self.blob(remote, local, digest)
+        missing = [d for d in manifest.blobs if not await self.store.blobs.exists(local, d)]
+        await self._blobs(remote, local, missing)
         if manifest.children and depth <= 1:
             raise UpstreamError(fetched.upstream, "image index nested too deep")
         for child in manifest.children:
@@ -97,6 +98,29 @@ class Copier:
             nested = await self.upstream.manifest(remote, str(child))
             await self._contents(remote, local, nested, depth - 1)
             await self._put(local, None, nested)
+
+    async def _blobs(self, remote: str, local: str, digests: Iterable[Digest]) -> None:
+        """Copy blobs `PARALLEL_BLOBS` at a time (layers download side by side, as clients
+        pull them); the first failure cancels the others and is raised."""
+        slots = asyncio.Semaphore(PARALLEL_BLOBS)
+
+        async def bounded(digest: Digest) -> None:
+            async with slots:
+                await self.blob(remote, local, digest)
+
+        tasks = [asyncio.ensure_future(bounded(d)) for d in dict.fromkeys(digests)]
+        if not tasks:
+            return
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a failure, or this copy itself cancelled: the other downloads stop too
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            failure = task.exception()
+            if failure is not None:
+                raise failure
 
     async def _put(self, local: str, tag: str | None, fetched: Fetched) -> None:
         try:
