@@ -59,6 +59,9 @@ def test_a_tag_is_fetched_stored_and_served(
         for layer in image.layers:
             b = c.get(f"/v2/docker/library/{name}/blobs/{sha256_digest(layer)}")
             assert b.status_code == 200 and b.content == layer
+    samples = scrape(pull_through.url)
+    assert value(samples, "ocireg_sync_bytes_total") >= sum(len(x) for x in image.layers)
+    assert value(samples, "ocireg_sync_images_total", mode="on_demand", result="ok") >= 1
     # Stored under the destination, digests kept.
     for layer in image.layers:
         assert (
@@ -196,3 +199,16 @@ def test_manifest_check_interval_serves_a_recent_tag_without_asking(tmp_path: Pa
                 # Within the interval: the stored tag, without asking upstream.
                 r = c.get(path, headers=ACCEPT)
                 assert r.headers["docker-content-digest"] == first.digest
+
+
+def test_urls_are_tried_in_order(upstream: Upstream, tmp_path: Path) -> None:
+    name = unique_repo("failover")
+    with httpx.Client(base_url=upstream.url, timeout=30) as up:
+        image = push_image(up, f"library/{name}", "v1")
+    dead = "http://127.0.0.1:9"  # discard port: nothing listens
+    entries = [{"urls": [dead, upstream.url], "onDemand": True}]
+    with mirror(tmp_path, entries) as proc:
+        r = httpx.get(f"{proc.url}/v2/library/{name}/manifests/v1", headers=ACCEPT, timeout=30)
+        assert r.status_code == 200 and r.content == image.manifest
+        errors = value(scrape(proc.url), "ocireg_sync_upstream_errors_total", upstream=dead)
+        assert errors >= 1
