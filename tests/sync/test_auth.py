@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, basic, write_htpasswd
 from tests.support.oci import Image, assert_error, push_image, unique_repo
-from tests.support.server import running_registry
+from tests.support.server import running_registry, wait_until
 from tests.sync.conftest import Upstream, docker_registry, mirror, sync_config
 
 
@@ -113,4 +113,4 @@ def test_a_client_that_may_not_read_triggers_no_fetch(upstream: Upstream, tmp_pa
         assert_error(httpx.get(url, auth=basic("bob"), timeout=30), 403, "DENIED")
         assert not (proc.root / repo).exists()  # refused before anything was fetched
         assert httpx.get(url, auth=basic("alice"), timeout=30).status_code == 200
-        assert (proc.root / repo / "index.json").exists()
+        wait_until(lambda: (proc.root / repo / "index.json").exists())

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.ops.conftest import scrape, value
 from tests.support.oci import OCI_MANIFEST, descriptor, image_manifest, sha256_digest
-from tests.support.server import RegistryProcess
+from tests.support.server import RegistryProcess, wait_until
 from tests.sync.conftest import mirror
 
 CONFIG = b'{"architecture":"amd64","os":"linux"}'
@@ -25,6 +26,14 @@ MANIFEST, DIGEST = image_manifest(
     [descriptor("application/vnd.oci.image.layer.v1.tar", LAYER)],
 )
 OTHER_DIGEST = sha256_digest(b"something else")
+# The `gated` repository's layer: its second half waits for GATE, so a client that receives
+# bytes before the test opens the gate proves the mirror streams the first pull.
+BIG_LAYER = bytes(range(256)) * (16 << 10)  # 4 MiB
+BIG_MANIFEST, _ = image_manifest(
+    descriptor("application/vnd.oci.image.config.v1+json", CONFIG),
+    [descriptor("application/vnd.oci.image.layer.v1.tar", BIG_LAYER)],
+)
+GATE = threading.Event()
 
 
 class BadRegistry(BaseHTTPRequestHandler):
@@ -58,10 +67,22 @@ class BadRegistry(BaseHTTPRequestHandler):
             return self._send(200, b'{"schemaVersion": 2, "config": ', OCI_MANIFEST)
         if kind == "redirect":
             return self._send(302, b"", headers={"Location": self.path})
+        if kind == "gated":
+            return self._send(200, BIG_MANIFEST, OCI_MANIFEST)
         return self._send(200, MANIFEST, OCI_MANIFEST, {"Docker-Content-Digest": DIGEST})
 
     def _blob(self, kind: str, digest: str) -> None:
         data = CONFIG if digest == sha256_digest(CONFIG) else LAYER
+        if kind == "gated" and digest == sha256_digest(BIG_LAYER):
+            half = len(BIG_LAYER) // 2
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BIG_LAYER)))
+            self.end_headers()
+            self.wfile.write(BIG_LAYER[:half])
+            self.wfile.flush()
+            GATE.wait(timeout=30)
+            self.wfile.write(BIG_LAYER[half:])
+            return None
         if kind == "blobdigest":
             return self._send(200, data[::-1])
         if kind == "stall" and data is LAYER:
@@ -84,8 +105,8 @@ class BadRegistry(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
+        for key, text in (headers or {}).items():
+            self.send_header(key, text)
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(body)
@@ -123,12 +144,10 @@ def nothing_visible(proc: RegistryProcess, repo: str) -> None:
         ("digest", "digest mismatch"),
         ("large", "too large"),
         ("malformed", "malformed manifest"),
-        ("blobdigest", "digest mismatch"),
         ("redirect", "redirect"),
-        ("stall", "blob transfer failed"),
     ],
 )
-def test_bad_content_is_refused_with_a_clear_error(
+def test_a_bad_manifest_is_refused_with_a_clear_error(
     bad_mirror: RegistryProcess, kind: str, reason: str
 ) -> None:
     repo = f"bad/{kind}"
@@ -140,6 +159,52 @@ def test_bad_content_is_refused_with_a_clear_error(
     nothing_visible(bad_mirror, repo)
 
 
+@pytest.mark.parametrize(("kind", "reason"), [("blobdigest", "digest mismatch"), ("stall", "")])
+def test_a_bad_blob_fails_its_download_and_the_image_is_not_stored(
+    bad_mirror: RegistryProcess, kind: str, reason: str
+) -> None:
+    """The manifest is verified and answered before the blobs arrive (the first pull is
+    streamed), so the failure shows on the blob: a cut transfer, or a JSON error."""
+    repo = f"bad/{kind}"
+    errors_before = value(scrape(bad_mirror.url), "ocireg_sync_images_total", result="error")
+    r = httpx.get(f"{bad_mirror.url}/v2/{repo}/manifests/v1", timeout=30)
+    assert r.status_code == 200 and r.content == MANIFEST
+    try:
+        blob = httpx.get(f"{bad_mirror.url}/v2/{repo}/blobs/{sha256_digest(LAYER)}", timeout=30)
+    except httpx.HTTPError:
+        pass  # cut short before the last byte: the client never holds unverified bytes
+    else:
+        assert blob.status_code in (404, 503), blob.status_code
+        assert reason in json.dumps(blob.json()["errors"][0]["detail"])
+
+    def copy_failed() -> bool:
+        samples = scrape(bad_mirror.url)
+        return value(samples, "ocireg_sync_images_total", result="error") > errors_before
+
+    wait_until(copy_failed, timeout=30)
+    nothing_visible(bad_mirror, repo)
+
+
 def test_a_well_behaved_repository_of_the_same_upstream_works(bad_mirror: RegistryProcess) -> None:
     r = httpx.get(f"{bad_mirror.url}/v2/good/image/manifests/v1", timeout=30)
     assert r.status_code == 200 and r.content == MANIFEST
+
+
+def test_the_first_pull_streams_a_blob_while_it_is_copied(bad_mirror: RegistryProcess) -> None:
+    repo = "bad/gated"
+    r = httpx.get(f"{bad_mirror.url}/v2/{repo}/manifests/v1", timeout=30)
+    assert r.status_code == 200 and r.content == BIG_MANIFEST
+    received = bytearray()
+    url = f"{bad_mirror.url}/v2/{repo}/blobs/{sha256_digest(BIG_LAYER)}"
+    try:
+        with httpx.stream("GET", url, timeout=20) as blob:
+            assert blob.status_code == 200
+            assert int(blob.headers["content-length"]) == len(BIG_LAYER)
+            for piece in blob.iter_raw():
+                received += piece
+                GATE.set()  # bytes arrived while the upstream still holds the second half
+    finally:
+        GATE.set()
+    assert received == BIG_LAYER
+    stored = bad_mirror.root / repo / "blobs" / "sha256" / sha256_digest(BIG_LAYER)[7:]
+    wait_until(stored.exists)

@@ -18,7 +18,7 @@ from tests.support.oci import (
     sha256_digest,
     unique_repo,
 )
-from tests.support.server import RegistryProcess
+from tests.support.server import RegistryProcess, wait_until
 from tests.sync.conftest import Upstream, docker_registry, mirror
 
 ACCEPT = {
@@ -119,9 +119,10 @@ def test_a_multi_arch_index_brings_its_children(
     with httpx.Client(base_url=pull_through.url, timeout=30) as c:
         r = c.get(f"/v2/docker/{repo}/manifests/v1", headers=ACCEPT)
         assert r.status_code == 200 and r.headers["docker-content-digest"] == digest
-    # The children are stored, not fetched later: visible with the upstream gone from the path.
-    index = (pull_through.root / f"docker/{repo}" / "index.json").read_text()
-    assert amd.digest in index and arm.digest in index
+    # The children are stored too (behind the answer: the copy goes on after it).
+    index = pull_through.root / f"docker/{repo}" / "index.json"
+    wait_until(lambda: digest in index.read_text())
+    assert amd.digest in index.read_text() and arm.digest in index.read_text()
     for image in (amd, arm):
         for layer in image.layers:
             assert stored_blob(pull_through, f"docker/{repo}", sha256_digest(layer)).exists()
@@ -172,6 +173,8 @@ def test_cached_content_is_served_when_the_upstream_is_down(tmp_path: Path) -> N
         path = f"/v2/docker/library/{name}/manifests/stable"
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             assert c.get(path, headers=ACCEPT).status_code == 200
+            stored = proc.root / f"docker/library/{name}" / "index.json"
+            wait_until(lambda: image.digest in stored.read_text())
             up_server.stop()
             r = c.get(path, headers=ACCEPT)
             assert r.status_code == 200 and r.content == image.manifest

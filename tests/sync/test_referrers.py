@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.support.oci import push_artifact, push_image, unique_repo
-from tests.support.server import RegistryProcess, running_registry
+from tests.support.server import RegistryProcess, running_registry, wait_until
 from tests.sync.conftest import Upstream, mirror
 
 SBOM = "application/vnd.example.sbom"
@@ -34,6 +34,8 @@ def test_referrers_api_content_is_copied_with_the_image(
     registries = [{"urls": [ocireg_upstream.url], "onDemand": True}]
     with mirror(tmp_path, registries) as proc, httpx.Client(base_url=proc.url, timeout=30) as c:
         assert c.get(f"/v2/{repo}/manifests/v1").status_code == 200
+        # The referrers are copied behind the answer.
+        wait_until(lambda: c.get(f"/v2/{repo}/referrers/{sbom.digest}").json()["manifests"])
         r = c.get(f"/v2/{repo}/referrers/{image.digest}")
         assert r.status_code == 200
         assert [m["digest"] for m in r.json()["manifests"]] == [sbom.digest]
@@ -53,7 +55,7 @@ def test_cosign_tags_are_copied_from_a_registry_without_the_api(
     registries = [{"urls": [upstream.url], "onDemand": True}]
     with mirror(tmp_path, registries) as proc, httpx.Client(base_url=proc.url, timeout=30) as c:
         assert c.get(f"/v2/{repo}/manifests/v1").status_code == 200
-        assert tag in c.get(f"/v2/{repo}/tags/list").json()["tags"]
+        wait_until(lambda: tag in c.get(f"/v2/{repo}/tags/list").json().get("tags", []))
         # Already stored: served without another fetch.
         r = c.get(f"/v2/{repo}/manifests/{signature.digest}")
         assert r.status_code == 200 and r.content == signature.manifest

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 from ocireg import names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
+from ocireg.registry.layout import upload
 from ocireg.registry.manifests import Manifest, parse_manifest
+from ocireg.sync.transfers import Transfer, Transfers
 from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
 log = logging.getLogger("ocireg.sync")
@@ -33,17 +36,29 @@ _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
 
 
 class Copier:
-    def __init__(self, store: ImageStore, upstream: Upstream, record: Recorder) -> None:
+    def __init__(
+        self, store: ImageStore, upstream: Upstream, record: Recorder, transfers: Transfers
+    ) -> None:
         self.store = store
         self.upstream = upstream
         self.record = record
+        self.transfers = transfers
 
     async def copy(
-        self, remote: str, local: str, reference: str, referrers: int = REFERRER_DEPTH
+        self,
+        remote: str,
+        local: str,
+        reference: str,
+        referrers: int = REFERRER_DEPTH,
+        fetched: Fetched | None = None,
+        seen: Callable[[Fetched], None] | None = None,
     ) -> Digest:
-        """Copy `remote:reference` to `local` under the same reference; returns its digest."""
-        fetched = await self.upstream.manifest(remote, reference)
-        await self._contents(remote, local, fetched, MAX_DEPTH)
+        """Copy `remote:reference` to `local` under the same reference; returns its digest.
+        `fetched`: its manifest, already read; `seen` is told each manifest an index lists
+        as it is read (on demand answers them before they are stored)."""
+        if fetched is None:
+            fetched = await self.upstream.manifest(remote, reference)
+        await self._contents(remote, local, fetched, MAX_DEPTH, seen)
         await self._put(local, reference if names.is_tag(reference) else None, fetched)
         log.info(
             "image synced",
@@ -59,22 +74,35 @@ class Copier:
         return fetched.digest
 
     async def blob(self, remote: str, local: str, digest: Digest) -> None:
-        """Store one blob, verified against its digest by the upload's completion."""
-        session = await self.store.uploads.start(local)
-        try:
-            async with self.upstream.blob(remote, digest) as pieces:
-                size = await self.store.uploads.complete(
-                    local, session, digest, self._counted(pieces)
-                )
-        except RegistryError as err:
-            if err.code is ErrorCode.DIGEST_INVALID:  # the session is already discarded
-                raise UpstreamError(self.upstream.name, f"blob {digest}: digest mismatch") from None
-            await self._abandon(local, session)
-            raise
-        except BaseException:
-            await self._abandon(local, session)
-            raise
-        log.debug("blob synced", extra={"repository": local, "digest": str(digest), "size": size})
+        """Store one blob, verified against its digest by the upload's completion; fetched
+        once however many copies and clients ask for it (`Transfers`, and across worker
+        processes a file lock)."""
+        await self.transfers.fetch(
+            local, digest, functools.partial(self.blob_into, remote, local, digest)
+        )
+
+    async def blob_into(self, remote: str, local: str, digest: Digest, transfer: Transfer) -> None:
+        async with self.store.locks.hold(f"sync:{local}@{digest}"):
+            if await self.store.blobs.exists(local, digest):
+                return  # another worker process copied it meanwhile
+            session = await self.store.uploads.start(local)
+            try:
+                async with self.upstream.blob(remote, digest) as (size, pieces):
+                    transfer.started(self.store.driver.local_path(upload(local, session)), size)
+                    stored = await self.store.uploads.complete(
+                        local, session, digest, self._counted(pieces)
+                    )
+            except RegistryError as err:
+                if err.code is ErrorCode.DIGEST_INVALID:  # the session is already discarded
+                    raise UpstreamError(
+                        self.upstream.name, f"blob {digest}: digest mismatch"
+                    ) from None
+                await self._abandon(local, session)
+                raise
+            except BaseException:
+                await self._abandon(local, session)
+                raise
+        log.debug("blob synced", extra={"repository": local, "digest": str(digest), "size": stored})
 
     async def _counted(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for piece in pieces:
@@ -85,19 +113,29 @@ class Copier:
         with contextlib.suppress(RegistryError):  # gone already
             await self.store.uploads.cancel(local, session)
 
-    async def _contents(self, remote: str, local: str, fetched: Fetched, depth: int) -> None:
+    async def _contents(
+        self,
+        remote: str,
+        local: str,
+        fetched: Fetched,
+        depth: int,
+        seen: Callable[[Fetched], None] | None = None,
+    ) -> None:
         """Everything `fetched` references, stored; not `fetched` itself."""
-        manifest = _parse(fetched)
+        manifest = check_manifest(fetched)
         missing = [d for d in manifest.blobs if not await self.store.blobs.exists(local, d)]
         await self._blobs(remote, local, missing)
         if manifest.children and depth <= 1:
             raise UpstreamError(fetched.upstream, "image index nested too deep")
+        nested: list[Fetched] = []
         for child in manifest.children:
-            if await self._has_manifest(local, child):
-                continue
-            nested = await self.upstream.manifest(remote, str(child))
-            await self._contents(remote, local, nested, depth - 1)
-            await self._put(local, None, nested)
+            if not await self._has_manifest(local, child):
+                nested.append(await self.upstream.manifest(remote, str(child)))
+                if seen is not None:
+                    seen(nested[-1])
+        for child_manifest in nested:
+            await self._contents(remote, local, child_manifest, depth - 1, seen)
+            await self._put(local, None, child_manifest)
 
     async def _blobs(self, remote: str, local: str, digests: Iterable[Digest]) -> None:
         """Copy blobs `PARALLEL_BLOBS` at a time (layers download side by side, as clients
@@ -160,7 +198,8 @@ class Copier:
             )
 
 
-def _parse(fetched: Fetched) -> Manifest:
+def check_manifest(fetched: Fetched) -> Manifest:
+    """The manifest's summary; a manifest the store would refuse is the upstream's fault."""
     try:
         return parse_manifest(fetched.body, fetched.media_type)
     except RegistryError as err:

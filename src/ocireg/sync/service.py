@@ -23,7 +23,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,9 +32,11 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 from ocireg.sync.content import Mapping, split_pattern
-from ocireg.sync.copier import Copier
+from ocireg.sync.copier import Copier, check_manifest
 from ocireg.sync.settings import Credentials, RegistrySettings, SyncSettings, load_credentials
+from ocireg.sync.transfers import Transfers, open_follower
 from ocireg.sync.upstream import (
+    Fetched,
     Recorder,
     Upstream,
     UpstreamError,
@@ -43,6 +45,7 @@ from ocireg.sync.upstream import (
 )
 
 log = logging.getLogger("ocireg.sync")
+Streamed = tuple[int, AsyncGenerator[bytes, None]]  # a blob's size and its bytes as they arrive
 
 
 def _no_record(kind: str, label: str, amount: float) -> None:
@@ -77,16 +80,23 @@ class SyncService:
         credentials: dict[str, Credentials] = {}
         if settings.credentials_file is not None:
             credentials = load_credentials(settings.credentials_file)
+        self.transfers = Transfers()
         self.registries = [
-            _registry(entry, store, credentials, record) for entry in settings.registries
+            _registry(entry, store, credentials, record, self.transfers)
+            for entry in settings.registries
         ]
-        self._inflight: dict[tuple[str, ...], asyncio.Task[None]] = {}
+        # (local, reference) -> the copy of that image in this process, and its manifest
+        # once verified (the clients waiting are answered with it before the copy ends)
+        self._inflight: dict[
+            tuple[str, str], tuple[asyncio.Task[None], asyncio.Future[Fetched]]
+        ] = {}
+        self._pending: dict[tuple[str, str], Fetched] = {}  # manifests fetched, not yet stored
         self._checked: dict[tuple[str, str], float] = {}  # (local, tag) -> last upstream check
         for key in settings.ignored:
             log.warning("zot sync key not implemented, ignored", extra={"key": key})
 
     async def close(self) -> None:
-        for task in list(self._inflight.values()):
+        for task, _ in list(self._inflight.values()):
             task.cancel()
         for registry in self.registries:
             await registry.upstream.close()
@@ -103,35 +113,73 @@ class SyncService:
 
     # --- on demand ---------------------------------------------------------------------------
 
-    async def on_demand_manifest(self, local: str, reference: str) -> None:
-        """Make `local:reference` present (and, for a tag, fresh enough) before it is served."""
+    async def on_demand_manifest(self, local: str, reference: str) -> Fetched | None:
+        """Make `local:reference` present (and, for a tag, fresh enough) before it is served.
+        Returns the manifest to answer with when it was just fetched and the rest of its
+        image is still being copied; None when the store has the answer."""
         routes = self.routes(local)
         if not routes:
-            return
+            return None
+        pending = self._pending.get((local, reference))
+        if pending is not None:
+            return pending  # part of an image being copied: verified, not stored yet
         present = await self._local_digest(local, reference)
         if present is not None and not self._due(local, reference, routes):
             self.record("on_demand", "hit", 1)
-            return
-        await self._once(("manifest", local, reference), self._manifest, routes, local, reference)
+            return None
+        key = (local, reference)
+        job = self._inflight.get(key)
+        if job is None:
+            early: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._manifest(routes, local, reference, early))
+            job = self._inflight[key] = (task, early)
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        task, early = job
+        # Not cancelled with the caller: the copy goes on for the others (and the cache).
+        either: set[asyncio.Future[Any]] = {task, early}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if early.done():
+            return early.result()
+        task.result()  # raises the copy's error, if any
+        return None
 
-    async def on_demand_blob(self, local: str, digest: Digest) -> None:
+    async def on_demand_blob(self, local: str, digest: Digest, follow: bool) -> Streamed | None:
+        """Make `local@digest` present before it is served. With `follow`, a blob being
+        copied may instead be returned as (size, bytes as they arrive)."""
         routes = self.routes(local)
         if not routes or await self.store.blobs.exists(local, digest):
-            return
-        await self._once(("blob", local, str(digest)), self._blob, routes, local, digest)
+            return None
+        failures: list[UpstreamError] = []
+        for registry, remote in routes:
+            copy = functools.partial(registry.copier.blob_into, remote, local, digest)
+            transfer = self.transfers.start(local, digest, copy)
+            assert transfer.task is not None
+            if follow:
+                started = asyncio.ensure_future(transfer.ready.wait())
+                await asyncio.wait({transfer.task, started}, return_when=asyncio.FIRST_COMPLETED)
+                started.cancel()
+                if transfer.followable and not transfer.task.done():
+                    follower = await open_follower(transfer)
+                    if follower is not None:
+                        self.record("on_demand", "miss", 1)
+                        return transfer.size or 0, follower
+            try:
+                await asyncio.shield(transfer.task)
+            except UpstreamError as exc:
+                failures.append(exc)
+                continue
+            self.record("on_demand", "miss", 1)
+            return None
+        self._failed(failures, local, str(digest), False, ErrorCode.BLOB_UNKNOWN)
+        return None
 
-    async def _once(
-        self, key: tuple[str, ...], work: Callable[..., Coroutine[None, None, None]], *args: Any
+    async def _manifest(
+        self,
+        routes: list[tuple[Registry, str]],
+        local: str,
+        ref: str,
+        early: asyncio.Future[Fetched],
     ) -> None:
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(work(*args))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _: self._inflight.pop(key, None))
-        # A client that goes away must not cancel the fetch the others wait for.
-        await asyncio.shield(task)
-
-    async def _manifest(self, routes: list[tuple[Registry, str]], local: str, ref: str) -> None:
         async with self.store.locks.hold(f"sync:{local}@{ref}"):
             present = await self._local_digest(local, ref)
             if present is not None and not self._due(local, ref, routes):
@@ -146,30 +194,51 @@ class SyncService:
                         if now == present:
                             self.record("on_demand", "hit", 1)
                             return
-                    await registry.copier.copy(remote, local, ref)
+                    fetched = await registry.upstream.manifest(remote, ref)
+                    check_manifest(fetched)
                 except UpstreamError as exc:
                     failures.append(exc)
                     continue
-                self._checked[(local, ref)] = time.monotonic()
-                self.record("on_demand", "miss", 1)
-                self.record("image", "on_demand", 1)
+                await self._copy_behind(registry, remote, local, ref, fetched, early)
                 return
         self._failed(failures, local, ref, present is not None, ErrorCode.MANIFEST_UNKNOWN)
 
-    async def _blob(self, routes: list[tuple[Registry, str]], local: str, digest: Digest) -> None:
-        async with self.store.locks.hold(f"sync:{local}@{digest}"):
-            if await self.store.blobs.exists(local, digest):
-                return
-            failures: list[UpstreamError] = []
-            for registry, remote in routes:
-                try:
-                    await registry.copier.blob(remote, local, digest)
-                except UpstreamError as exc:
-                    failures.append(exc)
-                    continue
-                self.record("on_demand", "miss", 1)
-                return
-        self._failed(failures, local, str(digest), False, ErrorCode.BLOB_UNKNOWN)
+    async def _copy_behind(
+        self,
+        registry: Registry,
+        remote: str,
+        local: str,
+        ref: str,
+        fetched: Fetched,
+        early: asyncio.Future[Fetched],
+    ) -> None:
+        """Answer the waiting clients with the verified manifest now and copy the image
+        behind them: its blobs are streamed to clients that ask while they are copied, the
+        manifests it lists are answered from memory until they are stored."""
+        keys = [(local, ref), (local, str(fetched.digest))]
+
+        def seen(child: Fetched) -> None:
+            keys.append((local, str(child.digest)))
+            self._pending[keys[-1]] = child
+
+        for key in keys:
+            self._pending[key] = fetched
+        early.set_result(fetched)
+        try:
+            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen)
+        except (UpstreamError, RegistryError) as exc:
+            self.record("image_error", "on_demand", 1)
+            log.error(
+                "on-demand sync failed after the manifest was served",
+                extra={"repository": local, "reference": ref, "reason": str(exc)},
+            )
+            return
+        finally:
+            for key in keys:
+                self._pending.pop(key, None)
+        self._checked[(local, ref)] = time.monotonic()
+        self.record("on_demand", "miss", 1)
+        self.record("image", "on_demand", 1)
 
     def _failed(
         self,
@@ -307,6 +376,8 @@ def _registry(
     store: ImageStore,
     credentials: dict[str, Credentials],
     record: Recorder,
+    transfers: Transfers,
 ) -> Registry:
     upstream = Upstream(settings, credentials, record)
-    return Registry(settings, upstream, Mapping(settings.content), Copier(store, upstream, record))
+    copier = Copier(store, upstream, record, transfers)
+    return Registry(settings, upstream, Mapping(settings.content), copier)

@@ -158,8 +158,11 @@ class Upstream:
         return declared
 
     @contextlib.asynccontextmanager
-    async def blob(self, repo: str, digest: Digest) -> AsyncIterator[AsyncIterator[bytes]]:
-        """The blob's bytes as they arrive (the caller verifies the digest while storing)."""
+    async def blob(
+        self, repo: str, digest: Digest
+    ) -> AsyncIterator[tuple[int | None, AsyncIterator[bytes]]]:
+        """The blob's size (if the upstream says it) and its bytes as they arrive (the caller
+        verifies the digest while storing)."""
         async with self._request("GET", repo, f"blobs/{digest}") as (url, resp):
 
             async def pieces() -> AsyncIterator[bytes]:
@@ -170,7 +173,7 @@ class Upstream:
                     self.record("upstream_error", self.name, 1)
                     raise UpstreamError(url, f"blob transfer failed: {_reason(exc)}") from None
 
-            yield pieces()
+            yield resp.content_length, pieces()
 
     async def tags(self, repo: str) -> list[str]:
         return await self._list(repo, "tags/list", "tags")
