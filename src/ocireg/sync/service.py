@@ -98,6 +98,7 @@ class SyncService:
     async def close(self) -> None:
         for task, _ in list(self._inflight.values()):
             task.cancel()
+        self.transfers.cancel_all()
         for registry in self.registries:
             await registry.upstream.close()
 

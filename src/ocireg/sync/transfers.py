@@ -65,6 +65,12 @@ class Transfers:
         finally:
             transfer.ready.set()  # readers waiting for a start see the end instead
 
+    def cancel_all(self) -> None:
+        """At shutdown: the sessions of cancelled copies are abandoned (the copier cleans up)."""
+        for transfer in list(self._active.values()):
+            if transfer.task is not None:
+                transfer.task.cancel()
+
     async def fetch(self, local: str, digest: Digest, copy: Copy) -> None:
         """Copy the blob unless this process already is; either way, wait for the end. A
         caller that is cancelled does not cancel the copy others wait for."""
