@@ -82,7 +82,7 @@ class Copier:
         )
 
     async def blob_into(self, remote: str, local: str, digest: Digest, transfer: Transfer) -> None:
-        async with self.store.locks.hold(f"sync:{local}@{digest}"):
+        async with self.store.locks.hold(f"sync-blob:{local}@{digest}"):
             if await self.store.blobs.exists(local, digest):
                 return  # another worker process copied it meanwhile
             session = await self.store.uploads.start(local)

@@ -2,15 +2,16 @@
 
 On demand (a manifest or blob GET/HEAD for a repository that an `onDemand` registry entry
 maps):
-- content missing locally is fetched from the first entry and URL that has it, then served
-  from the store;
+- a manifest missing locally is fetched from the first entry and URL that has it, verified,
+  answered at once, and its image copied behind the answer; blobs are streamed to the
+  clients that ask while they are copied (`transfers`), and served from the store after;
 - a manifest by digest that is present is served as is (a digest never changes);
 - a tag that is present is revalidated with one HEAD upstream when its last check is older
   than `manifestCheckInterval` (zot's key; 0, the default, checks on every request as zot
   does); a moved tag is copied again; when no upstream answers, the cached copy is served.
-Concurrent requests for one missing image fetch it once: per process, later requests wait
-for the first one's task; across the instance's worker processes, a file lock per
-(repository, reference) serialises them and the later one finds the content stored.
+Concurrent requests for one missing image fetch it once: per process, later requests share
+the first one's copy; across the instance's worker processes, a file lock per (repository,
+reference) and per blob serialises them and the later one finds the content stored.
 
 Periodic: each entry with `pollInterval` and `content` lists the upstream's catalog (or,
 where the upstream has none, the literal prefixes), filters repositories and tags by the
@@ -41,15 +42,12 @@ from ocireg.sync.upstream import (
     Upstream,
     UpstreamError,
     UpstreamMissing,
+    no_record,
     with_retries,
 )
 
 log = logging.getLogger("ocireg.sync")
 Streamed = tuple[int, AsyncGenerator[bytes, None]]  # a blob's size and its bytes as they arrive
-
-
-def _no_record(kind: str, label: str, amount: float) -> None:
-    pass
 
 
 @dataclass
@@ -72,7 +70,7 @@ class PollReport:
 
 class SyncService:
     def __init__(
-        self, settings: SyncSettings, store: ImageStore, record: Recorder = _no_record
+        self, settings: SyncSettings, store: ImageStore, record: Recorder = no_record
     ) -> None:
         self.settings = settings
         self.store = store
@@ -181,7 +179,7 @@ class SyncService:
         ref: str,
         early: asyncio.Future[Fetched],
     ) -> None:
-        async with self.store.locks.hold(f"sync:{local}@{ref}"):
+        async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
             present = await self._local_digest(local, ref)
             if present is not None and not self._due(local, ref, routes):
                 self.record("on_demand", "hit", 1)  # another worker fetched it meanwhile
@@ -340,7 +338,7 @@ class SyncService:
         )
         if await self._local_digest(local, tag) == digest:
             return False
-        async with self.store.locks.hold(f"sync:{local}@{tag}"):
+        async with self.store.locks.hold(f"sync-manifest:{local}@{tag}"):
             if await self._local_digest(local, tag) == digest:
                 return False
             await with_retries(settings, lambda: registry.copier.copy(remote, local, tag))

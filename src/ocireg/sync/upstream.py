@@ -63,7 +63,7 @@ class Fetched:
 Recorder = Callable[[str, str, float], None]  # (kind, label, amount): see SyncService
 
 
-def _no_record(kind: str, label: str, amount: float) -> None:
+def no_record(kind: str, label: str, amount: float) -> None:
     pass
 
 
@@ -97,7 +97,7 @@ class Upstream:
         self,
         settings: RegistrySettings,
         credentials: dict[str, Credentials],
-        record: Recorder = _no_record,
+        record: Recorder = no_record,
     ) -> None:
         self.settings = settings
         self.urls = settings.urls
