@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bench.servers import PEER_CONFIG
+from tests.support.pki import CertFiles
 from tests.support.server import (
     RegistryProcess,
     base_config,
@@ -34,10 +35,11 @@ class Upstream:
     root: Path
     proc: subprocess.Popen[bytes]
     log: Path
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def host(self) -> str:
@@ -54,8 +56,11 @@ class Upstream:
 
 
 @contextlib.contextmanager
-def docker_registry(workdir: Path, auth: str = "") -> Iterator[Upstream]:
-    """docker-registry serving `workdir/root`; `auth` is an `auth:` YAML section, or none."""
+def docker_registry(
+    workdir: Path, auth: str = "", tls: CertFiles | None = None
+) -> Iterator[Upstream]:
+    """docker-registry serving `workdir/root`; `auth` is an `auth:` YAML section, or none;
+    with `tls`, over HTTPS with that certificate."""
     if not Path(DOCKER_REGISTRY).exists():
         pytest.skip("docker-registry is not installed (`make test-deps` installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -63,18 +68,22 @@ def docker_registry(workdir: Path, auth: str = "") -> Iterator[Upstream]:
     root = workdir / "upstream-root"
     config = workdir / "upstream.yml"
     # The benchmark's peer config (Debian's defaults), plus an `auth:` section if given.
-    config.write_text(PEER_CONFIG.format(root=root, port=port) + auth)
+    text = PEER_CONFIG.format(root=root, port=port)
+    if tls is not None:  # the config ends with its `http:` map: these lines extend it
+        text += f"  tls:\n    certificate: {tls.cert}\n    key: {tls.key}\n"
+    config.write_text(text + auth)
     log = workdir / "upstream.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [DOCKER_REGISTRY, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
         )
-    upstream = Upstream(port, root, proc, log)
+    upstream = Upstream(port, root, proc, log, "https" if tls else "http")
 
     def up() -> bool:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited:\n{log.read_text()[-3000:]}")
-        return httpx.get(f"{upstream.url}/v2/", timeout=1.0).status_code in (200, 401)
+        r = httpx.get(f"{upstream.url}/v2/", timeout=1.0, verify=False)
+        return r.status_code in (200, 401)
 
     try:
         wait_until(up, timeout=20)
