@@ -142,5 +142,5 @@ def test_verify_checks_the_section_and_names_ignored_keys(tmp_path: Path) -> Non
     assert "extensions.sync.registries[0].onlySigned" in result.stderr
     config["extensions"]["sync"]["credentialsFile"] = str(tmp_path / "missing.json")
     path.write_text(json.dumps(config))
-    result = run_cli("verify", str(path))
-    assert result.returncode != 0 and "credentialsFile" in result.stderr
+    result = run_cli("verify", str(path))  # zot syncs without them, and says so
+    assert result.returncode == 0 and "credentialsFile" in result.stderr

@@ -30,7 +30,7 @@ from typing import Any
 
 from ocireg import names
 from ocireg.digest import Digest
-from ocireg.errors import ErrorCode, RegistryError
+from ocireg.errors import ConfigError, ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 from ocireg.sync.content import Mapping, split_pattern
 from ocireg.sync.copier import Copier, check_manifest
@@ -77,7 +77,10 @@ class SyncService:
         self.record = record
         credentials: dict[str, Credentials] = {}
         if settings.credentials_file is not None:
-            credentials = load_credentials(settings.credentials_file)
+            try:
+                credentials = load_credentials(settings.credentials_file)
+            except ConfigError as err:  # as zot: said once, then sync without credentials
+                log.error("sync credentials not usable", extra={"reason": str(err)})
         self.transfers = Transfers()
         self.registries = [
             _registry(entry, store, credentials, record, self.transfers)

@@ -135,12 +135,17 @@ def sync_settings(config: Config) -> SyncSettings:
 
 
 def check_sync(config: Config) -> list[str]:
-    """For `ocireg verify` and start-up: the section parsed and the credentials file read
-    (errors raise `ConfigError`); returns the zot-only keys that are ignored."""
+    """For `ocireg verify` and start-up: the section parsed (errors raise `ConfigError`);
+    returns warnings: the zot-only keys that are ignored, and a credentials file that cannot
+    be used (zot then syncs without credentials, and so does ocireg)."""
     settings = sync_settings(config)
+    warnings = [f"{key}: zot option not implemented by ocireg; ignored" for key in settings.ignored]
     if settings.enabled and settings.credentials_file is not None:
-        load_credentials(settings.credentials_file)
-    return list(settings.ignored)
+        try:
+            load_credentials(settings.credentials_file)
+        except ConfigError as err:
+            warnings.append(f"{err}; syncing without credentials")
+    return warnings
 
 
 def load_credentials(path: Path) -> dict[str, Credentials]:
