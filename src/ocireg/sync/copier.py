@@ -30,6 +30,7 @@ from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
 log = logging.getLogger("ocireg.sync")
 MAX_DEPTH = 3  # an index of indexes of manifests; deeper nesting is refused
+READ_AHEAD = 8  # pieces (up to 1 MiB each) read from upstream before the store takes them
 PARALLEL_BLOBS = 4  # blob downloads of one image at a time
 REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
 _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
@@ -105,9 +106,30 @@ class Copier:
         log.debug("blob synced", extra={"repository": local, "digest": str(digest), "size": stored})
 
     async def _counted(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        async for piece in pieces:
-            self.record("bytes", "", len(piece))
-            yield piece
+        """The upstream's pieces, read ahead: the store writes a batch while the next bytes
+        arrive (reading only when the disk is done would leave the network idle half the
+        time). At most `READ_AHEAD` pieces wait in memory."""
+        queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(READ_AHEAD)
+
+        async def read() -> None:
+            try:
+                async for piece in pieces:
+                    self.record("bytes", "", len(piece))
+                    await queue.put(piece)
+                await queue.put(None)
+            except Exception as exc:  # handed to the consumer, which raises it
+                await queue.put(exc)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
 
     async def _abandon(self, local: str, session: str) -> None:
         with contextlib.suppress(RegistryError):  # gone already
