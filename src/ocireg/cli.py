@@ -91,6 +91,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
     for key in config.warnings:
         print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
+    from ocireg.sync.settings import check_sync
+
+    for warning in check_sync(config):
+        print(f"warning: {warning}", file=sys.stderr)
     for warning in _auth_warnings(config):
         print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok")

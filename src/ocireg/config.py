@@ -31,6 +31,7 @@ from ocireg.settings.drivers import (
 )
 from ocireg.settings.extensions import MetricsSettings, ScrubSettings, parse_metrics, parse_scrub
 from ocireg.settings.keys import Context, parse_duration, resolve_path
+from ocireg.sync.settings import SyncSettings, parse_sync
 
 # --- schema -------------------------------------------------------------------------------
 # A schema node is: a Python type or tuple of types (a leaf), a dict of canonical key ->
@@ -97,7 +98,7 @@ SCHEMA: dict[str, Any] = {
     "extensions": {
         "metrics": EXTENSION,
         "scrub": EXTENSION,
-        "sync": UNIMPLEMENTED,
+        "sync": EXTENSION,
         "search": UNIMPLEMENTED,
         "lint": UNIMPLEMENTED,
         "trust": UNIMPLEMENTED,
@@ -230,6 +231,7 @@ class Config:
     scrub: ScrubSettings = field(default_factory=ScrubSettings)
     s3: S3Settings | None = None  # None: the filesystem driver
     redis: RedisSettings | None = None  # None: the embedded sqlite metadata store
+    sync: SyncSettings = field(default_factory=SyncSettings)
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -252,6 +254,7 @@ SECTIONS: dict[str, Callable[[Context], Any]] = {
     "scrub": parse_scrub,  # extensions.scrub
     "s3": parse_storage_driver,  # storage.storageDriver
     "redis": parse_cache_driver,  # storage.cacheDriver, storage.remoteCache
+    "sync": parse_sync,  # extensions.sync
 }
 
 

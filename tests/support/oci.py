@@ -181,9 +181,9 @@ def push_blob_monolithic(
             headers={"Content-Type": "application/octet-stream"},
         )
     location = start_upload(client, repo)
+    # Merged, not replaced: distribution keeps its upload state in the location's query.
     return client.put(
-        location,
-        params={"digest": digest},
+        httpx.URL(location).copy_merge_params({"digest": digest}),
         content=data,
         headers={"Content-Type": "application/octet-stream"},
     )

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ocireg.api.common import limited_body, repo_name, store_of, target
-from ocireg.api.responses import RawParts, RawResponse
+from ocireg.api.responses import RawParts, RawResponse, manifest_headers
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.target import Target
@@ -27,13 +27,7 @@ async def get_manifest_parts(store: ImageStore, aim: Target, head: bool) -> RawP
     """end-3, for `get_manifest` and for the raw routes (`ocireg.api.dispatch`)."""
     assert aim.repository is not None
     manifest = await store.get_manifest(aim.repository, _reference(aim))
-    digest = str(manifest.digest).encode()
-    headers = [
-        (b"docker-content-digest", digest),
-        (b"etag", b'"' + digest + b'"'),
-        (b"content-length", str(len(manifest.body)).encode()),
-        (b"content-type", manifest.media_type.encode("latin-1")),
-    ]
+    headers = manifest_headers(manifest.digest, len(manifest.body), manifest.media_type)
     return RawParts(200, headers, b"" if head else manifest.body)
 
 

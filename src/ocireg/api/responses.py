@@ -51,6 +51,17 @@ def blob_headers(
     return headers
 
 
+def manifest_headers(digest: Digest, size: int, media_type: str) -> RawHeaders:
+    """The headers of a manifest GET/HEAD."""
+    text = str(digest).encode()
+    return [
+        (b"docker-content-digest", text),
+        (b"etag", b'"' + text + b'"'),
+        (b"content-length", str(size).encode()),
+        (b"content-type", media_type.encode("latin-1")),
+    ]
+
+
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416)."""
     m = _RANGE_RE.match(header.strip())

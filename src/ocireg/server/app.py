@@ -35,6 +35,11 @@ from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV
 from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
+from ocireg.sync.ondemand import STATE_KEY as SYNC_STATE
+from ocireg.sync.ondemand import sync_on_demand
+from ocireg.sync.periodic import PeriodicSync
+from ocireg.sync.service import SyncService
+from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
 
 CONFIG_ENV = "OCIREG_CONFIG"
@@ -91,6 +96,9 @@ def build_middleware(
         ),
         # authorize: access-control policies, where the request is answered
         authorize(auth),
+        # sync on demand: a mapped manifest/blob that is missing (or a tag due for a check)
+        # is fetched from upstream first; here, so only the owner fetches, once authorized
+        sync_on_demand(config),
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
         Middleware(Dispatch, extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status}),
     ]
@@ -114,9 +122,17 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         )
         if config.metrics.enabled:
             metrics.enable()
-        # In a cluster each member maintains only the repositories it owns (and, on shared
-        # storage, those of a member that is down, when it is first in line).
-        maintenance = Maintenance(config, app.state.store, owner_filter(membership, peers))
+        sync = sync_settings(config)
+        service = None
+        if sync.enabled and sync.registries:
+            service = SyncService(sync, app.state.store, metrics.record_sync)
+        setattr(app.state, SYNC_STATE, service)
+        # In a cluster each member maintains (and syncs) only the repositories it owns (and,
+        # on shared storage, those of a member that is down, when it is first in line).
+        background = [PeriodicSync(service).run_forever] if service and sync.periodic else []
+        maintenance = Maintenance(
+            config, app.state.store, owner_filter(membership, peers), background=background
+        )
         maintenance.start()
         if peers is not None:
             peers.start(app.state.store.driver)
@@ -127,6 +143,8 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
             if peers is not None:
                 await peers.stop()
             await maintenance.stop()
+            if service is not None:
+                await service.close()
             await app.state.store.close()
 
     routes = build_routes(config)

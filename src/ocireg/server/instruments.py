@@ -126,6 +126,29 @@ class Instruments:
             multiprocess_mode="mostrecent",
         )
 
+        self.sync_images = Counter(
+            "ocireg_sync_images",
+            "Images copied from an upstream registry, by mode (on_demand, periodic) and result",
+            ["mode", "result"],
+            registry=r,
+        )
+        self.sync_bytes = Counter(
+            "ocireg_sync_bytes", "Blob bytes received from upstream registries", registry=r
+        )
+        self.sync_upstream_errors = Counter(
+            "ocireg_sync_upstream_errors",
+            "Failed requests to an upstream registry, by the entry's first URL",
+            ["upstream"],
+            registry=r,
+        )
+        self.sync_on_demand = Counter(
+            "ocireg_sync_on_demand",
+            "On-demand look-ups of mapped content: hit (served as stored), miss (fetched), "
+            "stale (upstream unreachable, cached copy served)",
+            ["result"],
+            registry=r,
+        )
+
     def render(self) -> bytes:
         if self.registry is not None:
             return generate_latest(self.registry)

@@ -8,7 +8,8 @@ directory and each member must still maintain its own repositories.
 
 GC runs every `storage.gcInterval` (0: only on demand, `ocireg gc`); scrub every
 `extensions.scrub.interval` when scrub is enabled. Each visits only the repositories that
-`owns` accepts: in a cluster, the ones this member owns.
+`owns` accepts: in a cluster, the ones this member owns. `background` jobs (periodic sync)
+run for as long as the elected worker does, with the same `owns`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -36,6 +37,7 @@ from ocireg.server import metrics
 log = logging.getLogger("ocireg.maintenance")
 ELECTION_RETRY = 5.0
 R = TypeVar("R")
+BackgroundJob = Callable[[Callable[[str], bool]], Coroutine[None, None, None]]
 
 
 def owner_filter(
@@ -59,7 +61,11 @@ def leader_lock_path(config: Config) -> Path:
 
 class Maintenance:
     def __init__(
-        self, config: Config, store: ImageStore, owns: Callable[[str], bool] = owns_everything
+        self,
+        config: Config,
+        store: ImageStore,
+        owns: Callable[[str], bool] = owns_everything,
+        background: Sequence[BackgroundJob] = (),
     ) -> None:
         self.config = config
         self.store = store
@@ -68,11 +74,12 @@ class Maintenance:
         self.gc_interval = storage.gc_interval if storage.gc else 0.0
         scrub = config.scrub
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
+        self.background = tuple(background)
         self._task: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
 
     def start(self) -> None:
-        if self.gc_interval > 0 or self.scrub_interval > 0:
+        if self.gc_interval > 0 or self.scrub_interval > 0 or self.background:
             self._task = asyncio.create_task(self._main(), name="ocireg-maintenance")
 
     async def stop(self) -> None:
@@ -140,6 +147,17 @@ class Maintenance:
             "maintenance runs in this worker",
             extra={"pid": os.getpid(), "gc_interval": self.gc_interval},
         )
+        jobs = [asyncio.create_task(job(self.owns)) for job in self.background]
+        try:
+            await self._schedule()
+            await asyncio.gather(*jobs)
+        finally:
+            for job in jobs:
+                job.cancel()
+
+    async def _schedule(self) -> None:
+        if self.gc_interval <= 0 and self.scrub_interval <= 0:
+            return
         now = time.monotonic()
         next_gc = now + self.gc_interval if self.gc_interval > 0 else float("inf")
         next_scrub = now + self.scrub_interval if self.scrub_interval > 0 else float("inf")

@@ -6,7 +6,8 @@ The parent process gives every worker one fresh PROMETHEUS_MULTIPROC_DIR before 
 Requests are labelled by route template, never by raw path: repository names and digests
 would make the number of series unbounded.
 
-`record_proxied` is for the cluster proxy; `record_gc`/`record_scrub` for maintenance runs.
+`record_proxied` is for the cluster proxy; `record_gc`/`record_scrub` for maintenance runs;
+`record_sync` for the sync extension.
 All of them do nothing when metrics are disabled.
 """
 
@@ -151,6 +152,23 @@ def record_scrub(reports: Sequence[ScrubReport], seconds: float, failed: bool = 
         for problem in report.problems:
             m.scrub_problems.labels(problem["problem"]).inc()
         m.storage_bytes.labels(report.repository).set(report.bytes)
+
+
+def record_sync(kind: str, label: str = "", amount: float = 1) -> None:
+    """For `ocireg.sync` (its `Recorder`): images, bytes, upstream errors, on-demand results."""
+    m = _instruments
+    if m is None:
+        return
+    if kind == "image":
+        m.sync_images.labels(label, "ok").inc(amount)
+    elif kind == "image_error":
+        m.sync_images.labels(label, "error").inc(amount)
+    elif kind == "bytes":
+        m.sync_bytes.inc(amount)
+    elif kind == "upstream_error":
+        m.sync_upstream_errors.labels(label).inc(amount)
+    elif kind == "on_demand":
+        m.sync_on_demand.labels(label).inc(amount)
 
 
 async def metrics_endpoint(request: Request) -> Response:

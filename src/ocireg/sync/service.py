@@ -1,0 +1,385 @@
+"""The sync service of one worker process: on-demand pulls and periodic polls.
+
+On demand (a manifest or blob GET/HEAD for a repository that an `onDemand` registry entry
+maps):
+- a manifest missing locally is fetched from the first entry and URL that has it, verified,
+  answered at once, and its image copied behind the answer; blobs are streamed to the
+  clients that ask while they are copied (`transfers`), and served from the store after;
+- a manifest by digest that is present is served as is (a digest never changes);
+- a tag that is present is revalidated with one HEAD upstream when its last check is older
+  than `manifestCheckInterval` (zot's key; 0, the default, checks on every request as zot
+  does); a moved tag is copied again; when no upstream answers, the cached copy is served.
+Concurrent requests for one missing image fetch it once: per process, later requests share
+the first one's copy; across the instance's worker processes, a file lock per (repository,
+reference) and per blob serialises them and the later one finds the content stored.
+
+Periodic: each entry with `pollInterval` and `content` lists the upstream's catalog (or,
+where the upstream has none, the literal prefixes), filters repositories and tags by the
+content rules, and copies every tag whose upstream digest differs from the local one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ocireg import names
+from ocireg.digest import Digest
+from ocireg.errors import ConfigError, ErrorCode, RegistryError
+from ocireg.registry import ImageStore
+from ocireg.sync.content import Mapping, split_pattern
+from ocireg.sync.copier import Copier, check_manifest
+from ocireg.sync.settings import Credentials, RegistrySettings, SyncSettings, load_credentials
+from ocireg.sync.transfers import Transfers, open_follower
+from ocireg.sync.upstream import (
+    Fetched,
+    Recorder,
+    Upstream,
+    UpstreamError,
+    UpstreamMissing,
+    no_record,
+    with_retries,
+)
+
+log = logging.getLogger("ocireg.sync")
+Streamed = tuple[int, AsyncGenerator[bytes, None]]  # a blob's size and its bytes as they arrive
+
+
+@dataclass
+class Registry:
+    """One `registries[]` entry, ready to use."""
+
+    settings: RegistrySettings
+    upstream: Upstream
+    mapping: Mapping
+    copier: Copier
+
+
+@dataclass
+class PollReport:
+    upstream: str
+    repositories: int = 0
+    images: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class SyncService:
+    def __init__(
+        self, settings: SyncSettings, store: ImageStore, record: Recorder = no_record
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.record = record
+        credentials: dict[str, Credentials] = {}
+        if settings.credentials_file is not None:
+            try:
+                credentials = load_credentials(settings.credentials_file)
+            except ConfigError as err:  # as zot: said once, then sync without credentials
+                log.error("sync credentials not usable", extra={"reason": str(err)})
+        self.transfers = Transfers()
+        self.registries = [
+            _registry(entry, store, credentials, record, self.transfers)
+            for entry in settings.registries
+        ]
+        # (local, reference) -> the copy of that image in this process, and its manifest
+        # once verified (the clients waiting are answered with it before the copy ends)
+        self._inflight: dict[
+            tuple[str, str], tuple[asyncio.Task[None], asyncio.Future[Fetched]]
+        ] = {}
+        self._pending: dict[tuple[str, str], Fetched] = {}  # manifests fetched, not yet stored
+        self._checked: dict[tuple[str, str], float] = {}  # (local, tag) -> last upstream check
+        for key in settings.ignored:
+            log.warning("zot sync key not implemented, ignored", extra={"key": key})
+
+    async def close(self) -> None:
+        for task, _ in list(self._inflight.values()):
+            task.cancel()
+        self.transfers.cancel_all()
+        for registry in self.registries:
+            await registry.upstream.close()
+
+    def routes(self, local: str) -> list[tuple[Registry, str]]:
+        """The on-demand entries that map `local`, with the upstream name, in config order."""
+        out = []
+        for registry in self.registries:
+            if registry.settings.on_demand:
+                remote = registry.mapping.remote_name(local)
+                if remote is not None and _valid_name(remote):
+                    out.append((registry, remote))
+        return out
+
+    # --- on demand ---------------------------------------------------------------------------
+
+    async def on_demand_manifest(self, local: str, reference: str) -> Fetched | None:
+        """Make `local:reference` present (and, for a tag, fresh enough) before it is served.
+        Returns the manifest to answer with when it was just fetched and the rest of its
+        image is still being copied; None when the store has the answer."""
+        routes = self.routes(local)
+        if not routes:
+            return None
+        pending = self._pending.get((local, reference))
+        if pending is not None:
+            return pending  # part of an image being copied: verified, not stored yet
+        present = await self._local_digest(local, reference)
+        if present is not None and not self._due(local, reference, routes):
+            self.record("on_demand", "hit", 1)
+            return None
+        key = (local, reference)
+        job = self._inflight.get(key)
+        if job is None:
+            early: asyncio.Future[Fetched] = asyncio.get_running_loop().create_future()
+            task = asyncio.create_task(self._manifest(routes, local, reference, early))
+            job = self._inflight[key] = (task, early)
+            task.add_done_callback(lambda _: self._inflight.pop(key, None))
+        task, early = job
+        # Not cancelled with the caller: the copy goes on for the others (and the cache).
+        either: set[asyncio.Future[Any]] = {task, early}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if early.done():
+            return early.result()
+        task.result()  # raises the copy's error, if any
+        return None
+
+    async def on_demand_blob(self, local: str, digest: Digest, follow: bool) -> Streamed | None:
+        """Make `local@digest` present before it is served. With `follow`, a blob being
+        copied may instead be returned as (size, bytes as they arrive)."""
+        routes = self.routes(local)
+        if not routes or await self.store.blobs.exists(local, digest):
+            return None
+        failures: list[UpstreamError] = []
+        for registry, remote in routes:
+            copy = functools.partial(registry.copier.blob_into, remote, local, digest)
+            transfer = self.transfers.start(local, digest, copy)
+            assert transfer.task is not None
+            if follow:
+                started = asyncio.ensure_future(transfer.ready.wait())
+                await asyncio.wait({transfer.task, started}, return_when=asyncio.FIRST_COMPLETED)
+                started.cancel()
+                if transfer.followable and not transfer.task.done():
+                    follower = await open_follower(transfer)
+                    if follower is not None:
+                        self.record("on_demand", "miss", 1)
+                        return transfer.size or 0, follower
+            try:
+                await asyncio.shield(transfer.task)
+            except UpstreamError as exc:
+                failures.append(exc)
+                continue
+            self.record("on_demand", "miss", 1)
+            return None
+        self._failed(failures, local, str(digest), False, ErrorCode.BLOB_UNKNOWN)
+        return None
+
+    async def _manifest(
+        self,
+        routes: list[tuple[Registry, str]],
+        local: str,
+        ref: str,
+        early: asyncio.Future[Fetched],
+    ) -> None:
+        async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
+            present = await self._local_digest(local, ref)
+            if present is not None and not self._due(local, ref, routes):
+                self.record("on_demand", "hit", 1)  # another worker fetched it meanwhile
+                return
+            failures: list[UpstreamError] = []
+            for registry, remote in routes:
+                try:
+                    if present is not None:
+                        now = await registry.upstream.manifest_digest(remote, ref)
+                        self._checked[(local, ref)] = time.monotonic()
+                        if now == present:
+                            self.record("on_demand", "hit", 1)
+                            return
+                    fetched = await registry.upstream.manifest(remote, ref)
+                    check_manifest(fetched)
+                except UpstreamError as exc:
+                    failures.append(exc)
+                    continue
+                await self._copy_behind(registry, remote, local, ref, fetched, early)
+                return
+        self._failed(failures, local, ref, present is not None, ErrorCode.MANIFEST_UNKNOWN)
+
+    async def _copy_behind(
+        self,
+        registry: Registry,
+        remote: str,
+        local: str,
+        ref: str,
+        fetched: Fetched,
+        early: asyncio.Future[Fetched],
+    ) -> None:
+        """Answer the waiting clients with the verified manifest now and copy the image
+        behind them: its blobs are streamed to clients that ask while they are copied, the
+        manifests it lists are answered from memory until they are stored."""
+        keys = [(local, ref), (local, str(fetched.digest))]
+
+        def seen(child: Fetched) -> None:
+            keys.append((local, str(child.digest)))
+            self._pending[keys[-1]] = child
+
+        for key in keys:
+            self._pending[key] = fetched
+        early.set_result(fetched)
+        try:
+            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen)
+        except (UpstreamError, RegistryError) as exc:
+            self.record("image_error", "on_demand", 1)
+            log.error(
+                "on-demand sync failed after the manifest was served",
+                extra={"repository": local, "reference": ref, "reason": str(exc)},
+            )
+            return
+        finally:
+            for key in keys:
+                self._pending.pop(key, None)
+        self._checked[(local, ref)] = time.monotonic()
+        self.record("on_demand", "miss", 1)
+        self.record("image", "on_demand", 1)
+
+    def _failed(
+        self,
+        failures: Sequence[UpstreamError],
+        local: str,
+        reference: str,
+        cached: bool,
+        code: ErrorCode,
+    ) -> None:
+        """Every upstream failed: serve the cached copy if there is one, else say why."""
+        reasons = [str(f) for f in failures]
+        if cached:
+            self.record("on_demand", "stale", 1)
+            log.warning(
+                "upstream check failed, serving the cached copy",
+                extra={"repository": local, "reference": reference, "reasons": reasons},
+            )
+            return
+        if all(isinstance(f, UpstreamMissing) for f in failures):
+            return  # not upstream either: the handler answers the usual 404
+        self.record("image_error", "on_demand", 1)
+        log.error(
+            "on-demand sync failed",
+            extra={"repository": local, "reference": reference, "reasons": reasons},
+        )
+        if all(f.transient for f in failures):
+            raise RegistryError(
+                ErrorCode.UNAVAILABLE,
+                "the upstream registry could not be reached",
+                {"reference": reference, "upstreams": reasons},
+            )
+        raise RegistryError(
+            code,
+            "could not be synced from the upstream registry",
+            {"reference": reference, "upstreams": reasons},
+        )
+
+    def _due(self, local: str, reference: str, routes: list[tuple[Registry, str]]) -> bool:
+        """Whether a present reference must be checked upstream before it is served."""
+        if not names.is_tag(reference):
+            return False
+        last = self._checked.get((local, reference))
+        interval = min(r.settings.manifest_check_interval for r, _ in routes)
+        return last is None or time.monotonic() - last >= interval
+
+    async def _local_digest(self, local: str, reference: str) -> Digest | None:
+        try:
+            desc = await self.store.resolve(local, reference)
+            return Digest.parse(desc["digest"])
+        except (RegistryError, KeyError, TypeError):
+            return None
+
+    # --- periodic ----------------------------------------------------------------------------
+
+    async def poll(self, registry: Registry, owns: Callable[[str], bool]) -> PollReport:
+        """One periodic pass over `registry`: copy new and moved tags that pass the filters."""
+        upstream = registry.upstream
+        report = PollReport(upstream.name)
+        for remote in await self._repositories(registry):
+            local = registry.mapping.local_name(remote)
+            if local is None or not _valid_name(local) or not owns(local):
+                continue
+            report.repositories += 1
+            try:
+                tags = await with_retries(
+                    registry.settings, functools.partial(upstream.tags, remote)
+                )
+            except UpstreamError as exc:
+                report.errors.append(str(exc))
+                continue
+            for tag in registry.mapping.tags(remote, tags):
+                if not names.is_tag(tag):
+                    continue
+                try:
+                    if await self._poll_tag(registry, remote, local, tag):
+                        report.images += 1
+                        self.record("image", "periodic", 1)
+                except (UpstreamError, RegistryError) as exc:
+                    report.errors.append(f"{remote}:{tag}: {exc}")
+                    self.record("image_error", "periodic", 1)
+        log.info(
+            "periodic sync done",
+            extra={
+                "upstream": report.upstream,
+                "repositories": report.repositories,
+                "images": report.images,
+                "errors": len(report.errors),
+            },
+        )
+        for error in report.errors[:20]:
+            log.warning("periodic sync error", extra={"upstream": report.upstream, "reason": error})
+        return report
+
+    async def _poll_tag(self, registry: Registry, remote: str, local: str, tag: str) -> bool:
+        settings = registry.settings
+        digest = await with_retries(
+            settings, lambda: registry.upstream.manifest_digest(remote, tag)
+        )
+        if await self._local_digest(local, tag) == digest:
+            return False
+        async with self.store.locks.hold(f"sync-manifest:{local}@{tag}"):
+            if await self._local_digest(local, tag) == digest:
+                return False
+            await with_retries(settings, lambda: registry.copier.copy(remote, local, tag))
+        return True
+
+    async def _repositories(self, registry: Registry) -> list[str]:
+        """The upstream repositories the content rules cover: from the catalog, or where
+        there is none, the prefixes that name one repository exactly."""
+        try:
+            catalog = await with_retries(registry.settings, registry.upstream.catalog)
+        except UpstreamError as exc:
+            log.warning(
+                "upstream catalog unavailable, using literal prefixes",
+                extra={"upstream": registry.upstream.name, "reason": str(exc)},
+            )
+            catalog = [
+                rule.prefix.strip("/")
+                for rule in registry.mapping.rules
+                if split_pattern(rule.prefix.strip("/") + "/")[1] == ""
+            ]
+        return [r for r in catalog if registry.mapping.rule_for_upstream(r) is not None]
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        names.validate_name(name)
+    except RegistryError:
+        return False
+    return True
+
+
+def _registry(
+    settings: RegistrySettings,
+    store: ImageStore,
+    credentials: dict[str, Credentials],
+    record: Recorder,
+    transfers: Transfers,
+) -> Registry:
+    upstream = Upstream(settings, credentials, record)
+    copier = Copier(store, upstream, record, transfers)
+    return Registry(settings, upstream, Mapping(settings.content), copier)

@@ -1,0 +1,117 @@
+"""Blob copies in flight in this worker process: each blob is fetched once, and a client
+that asks for a blob while it is being copied reads it as it arrives (the first pull is
+streamed rather than made to wait for the whole blob to land).
+
+A transfer writes into an upload session of the store, so its bytes stay invisible until the
+session's digest check passes. On the filesystem a reader follows the session's file (the
+descriptor stays valid when the finished session is renamed into place) and holds back the
+last byte until the check has passed: a client never receives a complete blob whose digest
+was not verified. On S3 a session's parts cannot be read back, so readers wait for the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from dataclasses import dataclass, field
+
+from ocireg.digest import Digest
+
+PIECE = 1 << 20
+POLL = 0.02  # seconds between looks at a growing file when no byte is new
+
+
+@dataclass
+class Transfer:
+    digest: Digest
+    path: str | None = None  # the upload session's file while it is written (filesystem)
+    size: int | None = None  # from the upstream's Content-Length
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # path and size are known
+    task: asyncio.Task[None] | None = None
+
+    def started(self, path: str | None, size: int | None) -> None:
+        self.path, self.size = path, size
+        self.ready.set()
+
+    @property
+    def followable(self) -> bool:
+        return self.path is not None and self.size is not None and self.size > 0
+
+
+Copy = Callable[[Transfer], Coroutine[None, None, None]]
+
+
+class Transfers:
+    def __init__(self) -> None:
+        self._active: dict[tuple[str, str], Transfer] = {}
+
+    def start(self, local: str, digest: Digest, copy: Copy) -> Transfer:
+        """The transfer of `local@digest` in this process, started with `copy` if none is."""
+        key = (local, str(digest))
+        transfer = self._active.get(key)
+        if transfer is None:
+            transfer = Transfer(digest)
+            transfer.task = asyncio.create_task(self._run(transfer, copy))
+            self._active[key] = transfer
+            transfer.task.add_done_callback(lambda _: self._active.pop(key, None))
+        return transfer
+
+    @staticmethod
+    async def _run(transfer: Transfer, copy: Copy) -> None:
+        try:
+            await copy(transfer)
+        finally:
+            transfer.ready.set()  # readers waiting for a start see the end instead
+
+    def cancel_all(self) -> None:
+        """At shutdown: the sessions of cancelled copies are abandoned (the copier cleans up)."""
+        for transfer in list(self._active.values()):
+            if transfer.task is not None:
+                transfer.task.cancel()
+
+    async def fetch(self, local: str, digest: Digest, copy: Copy) -> None:
+        """Copy the blob unless this process already is; either way, wait for the end. A
+        caller that is cancelled does not cancel the copy others wait for."""
+        transfer = self.start(local, digest, copy)
+        assert transfer.task is not None
+        await asyncio.shield(transfer.task)
+
+
+async def open_follower(transfer: Transfer) -> AsyncGenerator[bytes, None] | None:
+    """The blob's bytes as the transfer writes them, or None if the session's file is gone
+    already (the copy ended: the store serves the blob). The iterator raises the transfer's
+    error, if it fails, before the last byte."""
+    assert transfer.path is not None
+    try:
+        fd = await asyncio.to_thread(os.open, transfer.path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    return _follow(transfer, fd)
+
+
+async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
+    assert transfer.size is not None and transfer.task is not None
+    size, task = transfer.size, transfer.task
+    try:
+        offset = 0
+        while offset < size:
+            finished = task.done()
+            if finished:
+                task.result()  # raises the copy's error: the client gets a cut response
+            # Until the digest is checked, the last byte stays here.
+            limit = size - offset if finished else size - 1 - offset
+            piece = b""
+            if limit > 0:
+                piece = await asyncio.to_thread(os.pread, fd, min(PIECE, limit), offset)
+            if piece:
+                offset += len(piece)
+                yield piece
+            elif finished:
+                raise OSError(f"{transfer.path}: shorter than its {size} bytes")
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(task), POLL)
+    finally:
+        os.close(fd)

@@ -1,0 +1,120 @@
+"""Upstream registries for the sync tests: Debian's docker-registry (distribution 2.8) on a
+loopback port, open, behind htpasswd, or behind a token server; and ocireg instances whose
+config has an `extensions.sync` section pointing at them."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.servers import PEER_CONFIG
+from tests.support.pki import CertFiles
+from tests.support.server import (
+    RegistryProcess,
+    base_config,
+    free_port,
+    running_registry,
+    wait_until,
+)
+
+DOCKER_REGISTRY = "/usr/bin/docker-registry"
+
+
+@dataclass
+class Upstream:
+    """A running docker-registry."""
+
+    port: int
+    root: Path
+    proc: subprocess.Popen[bytes]
+    log: Path
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def docker_registry(
+    workdir: Path, auth: str = "", tls: CertFiles | None = None
+) -> Iterator[Upstream]:
+    """docker-registry serving `workdir/root`; `auth` is an `auth:` YAML section, or none;
+    with `tls`, over HTTPS with that certificate."""
+    if not Path(DOCKER_REGISTRY).exists():
+        pytest.skip("docker-registry is not installed (`make test-deps` installs it)")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    root = workdir / "upstream-root"
+    config = workdir / "upstream.yml"
+    # The benchmark's peer config (Debian's defaults), plus an `auth:` section if given.
+    text = PEER_CONFIG.format(root=root, port=port)
+    if tls is not None:  # the config ends with its `http:` map: these lines extend it
+        text += f"  tls:\n    certificate: {tls.cert}\n    key: {tls.key}\n"
+    config.write_text(text + auth)
+    log = workdir / "upstream.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [DOCKER_REGISTRY, "serve", str(config)], stdout=out, stderr=subprocess.STDOUT
+        )
+    upstream = Upstream(port, root, proc, log, "https" if tls else "http")
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError(f"docker-registry exited:\n{log.read_text()[-3000:]}")
+        r = httpx.get(f"{upstream.url}/v2/", timeout=1.0, verify=False)
+        return r.status_code in (200, 401)
+
+    try:
+        wait_until(up, timeout=20)
+        yield upstream
+    finally:
+        upstream.stop()
+
+
+def sync_config(
+    workdir: Path, registries: list[dict[str, Any]], workers: int = 2, **sync: Any
+) -> dict[str, Any]:
+    config = base_config(workdir / "mirror-root", workers=workers)
+    config["extensions"] = {
+        "sync": {"enable": True, "registries": registries, **sync},
+        "metrics": {"enable": True},
+    }
+    return config
+
+
+@contextlib.contextmanager
+def mirror(
+    workdir: Path, registries: list[dict[str, Any]], workers: int = 2, **sync: Any
+) -> Iterator[RegistryProcess]:
+    """An ocireg whose sync section lists `registries`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = sync_config(workdir, registries, workers, **sync)
+    with running_registry(workdir, config, name="mirror") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
+    with docker_registry(tmp_path_factory.mktemp("upstream")) as server:
+        yield server
