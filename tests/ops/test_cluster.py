@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.cluster.test_shared_storage import wait_all_shared
 from tests.ops.conftest import BLOB, scrape, value
 from tests.support.cluster import cluster_configs, repo_owned_by, start_members
 from tests.support.oci import assert_error, push_blob, push_image, random_bytes, sha256_digest
@@ -118,6 +119,7 @@ def test_a_down_members_repositories_are_collected_by_the_first_live_member_then
         cfg["storage"].update(gcDelay="1s", gcInterval="1s")
     members = start_members(tmp_path, configs)
     try:
+        wait_all_shared(members)  # until then a member forwards as with separate storage
         repo = repo_owned_by(2, prefix="ops/takeover")
         with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
             push_image(c, repo, "v1")

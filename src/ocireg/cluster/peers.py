@@ -88,6 +88,11 @@ class Peers:
         peer = self.state.get(index)
         return peer is not None and peer.shared
 
+    def all_ocireg(self) -> bool:
+        """True once every peer has answered a probe as an ocireg (with a fingerprint): no
+        zot member, and nobody unknown, writes this cluster's storage."""
+        return all(peer.fingerprint is not None for peer in self.state.values())
+
     def disagrees(self, index: int) -> bool:
         """True when member `index` announced a routing fingerprint other than ours."""
         peer = self.state.get(index)

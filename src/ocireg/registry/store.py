@@ -74,6 +74,9 @@ class ImageStore:
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).
         self.meta_shared = meta.name == "redis" or driver.local_path("x") is not None
+        # Whether every other writer of this storage keeps the catalog index too (the server
+        # sets it in a cluster: no zot member, no member unknown yet).
+        self.only_ocireg_writes: Callable[[], bool] = lambda: True
         self._reconciled: float | None = None  # monotonic time of the last catalog walk
         self._reconciling: asyncio.Task[None] | None = None
 
@@ -224,11 +227,13 @@ class ImageStore:
         built, else (a new or flushed store, being rebuilt) from a walk of the storage.
 
         The index sees the repositories this registry creates. Ones another writer created
-        on the same storage (a zot member, a layout copied in) are added by a walk of the
-        storage that each process makes before its first catalog page and then every
-        CATALOG_RECONCILE seconds, in the background; `ocireg rebuild-meta` adds them at once.
+        on the same storage (a layout copied in, a zot member while it ran alone) are added
+        by a walk of the storage that each process makes before its first catalog page and
+        then every CATALOG_RECONCILE seconds, in the background; `ocireg rebuild-meta` adds
+        them at once. While a cluster has a member that is not an ocireg (or not known yet),
+        pages come from a walk: that member does not keep the index.
         """
-        if self.meta_shared and await self.meta.ready():
+        if self.meta_shared and self.only_ocireg_writes() and await self.meta.ready():
             await self._reconcile_catalog()
             return await self.repos.page(last, limit, visible)
         self.kick_rebuild()

@@ -117,6 +117,8 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.config = config
         app.state.stream_slots = StreamSlots()
         app.state.peers = peers
+        if peers is not None:  # a zot member does not keep ocireg's catalog index
+            app.state.store.only_ocireg_writes = peers.all_ocireg
         app.state.body_budget = BodyBudget(
             max(config.http.manifest_body_budget, MAX_MANIFEST_BYTES)
         )
