@@ -149,8 +149,33 @@ class ClusterForwardMiddleware:
         if not self.peers.shares(owner):
             await self._forward(scope, receive, send, owner)
             return
-        # Shared storage: if the owner fails before answering, answer here.
-        reader, complete = await _kept_body(receive)
+        # Shared storage: if the owner fails before answering, answer here. The kept body
+        # counts against the worker's manifest budget like a body a handler holds.
+        budget = getattr(scope["app"].state, "body_budget", None)
+        taken = 0
+
+        def take(size: int) -> bool:
+            nonlocal taken
+            if budget is not None and not budget.take(size):
+                return False
+            taken += size
+            return True
+
+        try:
+            reader, complete = await _kept_body(receive, take)
+            await self._forward_or_answer(scope, reader, complete, send, owner)
+        finally:
+            if budget is not None:
+                budget.give(taken)
+
+    async def _forward_or_answer(
+        self,
+        scope: Scope,
+        reader: Callable[[], Receive],
+        complete: bool,
+        send: Send,
+        owner: int,
+    ) -> None:
         started = False
 
         async def sending(message: Message) -> None:
@@ -239,10 +264,13 @@ class ClusterForwardMiddleware:
         return wrapped
 
 
-async def _kept_body(receive: Receive) -> tuple[Callable[[], Receive], bool]:
+async def _kept_body(
+    receive: Receive, take: Callable[[int], bool]
+) -> tuple[Callable[[], Receive], bool]:
     """Readers of the request that each start from the first byte, and whether the body was
     kept whole: it is read ahead up to _REPLAY_LIMIT bytes (index writes carry a manifest or
-    nothing). Past the limit a second reader would miss what the first one took."""
+    nothing), while `take` grants the memory. Past that a second reader would miss what the
+    first one took."""
     kept: list[Message] = []
     size = 0
     complete = False
@@ -252,6 +280,8 @@ async def _kept_body(receive: Receive) -> tuple[Callable[[], Receive], bool]:
         if message["type"] != "http.request":
             break
         size += len(message.get("body", b""))
+        if not take(len(message.get("body", b""))):
+            break  # over the budget: forwarded as it comes, without a second chance
         if not message.get("more_body", False):
             complete = True
             break
