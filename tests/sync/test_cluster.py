@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.cluster.test_shared_storage import wait_all_shared
 from tests.ops.conftest import scrape, value
 from tests.support.cluster import owner_of, repo_owned_by, running_cluster
 from tests.support.oci import push_image
@@ -30,6 +31,8 @@ def test_only_the_owner_fetches_on_demand_and_polls(upstream: Upstream, tmp_path
     }
     extensions = {"sync": sync, "metrics": {"enable": True}}
     with running_cluster(tmp_path, extensions=extensions) as members:
+        # On shared storage too: reads of a mirrored repository still go to the owner.
+        wait_all_shared(members)
         for member in members:  # through each member in turn, the owner last
             r = httpx.get(f"{member.url}/v2/{pulled}/manifests/v1", timeout=30)
             assert r.status_code == 200 and r.content == image.manifest

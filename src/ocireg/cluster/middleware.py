@@ -127,8 +127,12 @@ class ClusterForwardMiddleware:
         peers: Peers,
         on_forward: Callable[[str, bool], None] | None = None,
         on_failover: Callable[[str], None] | None = None,
+        owner_reads: Callable[[str], bool] | None = None,
     ) -> None:
         self.app = app
+        # Repositories whose reads go to the owner on shared storage too (sync's mirrors:
+        # the owner alone fetches from the upstream).
+        self.owner_reads = owner_reads
         self.membership = membership
         self.forwarder = forwarder
         self.peers = peers
@@ -201,7 +205,8 @@ class ClusterForwardMiddleware:
         if owner == self.membership.local_index:
             return None
         if self.peers.shares(owner):
-            if (aim.endpoint, scope["method"]) not in _INDEX_WRITES:
+            owner_reads = self.owner_reads is not None and self.owner_reads(aim.repository)
+            if (aim.endpoint, scope["method"]) not in _INDEX_WRITES and not owner_reads:
                 return None  # reads and uploads: no hop on shared storage
             if scope.get(FORWARDED_KEY):
                 return None  # the member lists disagree; the storage is shared: answer here
@@ -313,6 +318,7 @@ def cluster_forward(
     peers: Peers | None,
     on_forward: Callable[[str, bool], None] | None = None,
     on_failover: Callable[[str], None] | None = None,
+    owner_reads: Callable[[str], bool] | None = None,
 ) -> Middleware | None:
     if membership is None or peers is None:
         return None
@@ -324,4 +330,5 @@ def cluster_forward(
         peers=peers,
         on_forward=on_forward,
         on_failover=on_failover,
+        owner_reads=owner_reads,
     )

@@ -36,7 +36,7 @@ from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV
 from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
 from ocireg.sync.ondemand import STATE_KEY as SYNC_STATE
-from ocireg.sync.ondemand import sync_on_demand
+from ocireg.sync.ondemand import mirrored, sync_on_demand
 from ocireg.sync.periodic import PeriodicSync
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
@@ -93,6 +93,7 @@ def build_middleware(
             peers,
             on_forward=metrics.record_proxied,
             on_failover=metrics.record_failover,
+            owner_reads=mirrored(config),
         ),
         # authorize: access-control policies, where the request is answered
         authorize(auth),

@@ -9,7 +9,7 @@ service decides whether the repository maps to an upstream and whether anything 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -18,6 +18,7 @@ from ocireg.api.responses import blob_headers, manifest_headers
 from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.sync.content import Mapping
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.sync.upstream import Fetched, UpstreamError
@@ -87,3 +88,12 @@ def _has_header(scope: Scope, name: bytes) -> bool:
 def sync_on_demand(config: Config) -> Middleware | None:
     """The middleware when some registry entry is `onDemand`; None otherwise."""
     return Middleware(SyncOnDemand) if sync_settings(config).on_demand else None
+
+
+def mirrored(config: Config) -> Callable[[str], bool] | None:
+    """Which repositories on-demand sync may fetch into: in a cluster their reads go to the
+    owner even on shared storage, so that one member fetches each image once."""
+    entries = [Mapping(r.content) for r in sync_settings(config).on_demand]
+    if not entries:
+        return None
+    return lambda repo: any(m.remote_name(repo) is not None for m in entries)
