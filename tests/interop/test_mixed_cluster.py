@@ -26,9 +26,16 @@ pytestmark = pytest.mark.slow
 
 @contextlib.contextmanager
 def mixed_cluster(
-    workdir: Path, seaweedfs: SeaweedFS, redis: Redis, kinds: tuple[str, str], prefix: str
+    workdir: Path,
+    seaweedfs: SeaweedFS,
+    redis: Redis,
+    kinds: tuple[str, str],
+    prefix: str,
+    shared: bool = False,
 ) -> Iterator[list[RegistryProcess]]:
-    """Member i is `kinds[i]`; both read the same config but for their port and local root."""
+    """Member i is `kinds[i]`; both read the same config but for their port and local root.
+    `shared`: the ocireg member is told that every member shares its storage
+    (`cluster.sharedStorage: true`, ocireg's key: zot writes no records to find it by)."""
     configs = cluster_configs(workdir, count=2, workers=1)
     procs: list[RegistryProcess] = []
     for i, (kind, cfg) in enumerate(zip(kinds, configs, strict=True)):
@@ -37,6 +44,8 @@ def mixed_cluster(
         if kind == "zot":
             procs.append(ZotProcess(workdir, zot_config(cfg), name=f"zot{i}").start(wait=False))
         else:
+            if shared:
+                cfg["cluster"]["sharedStorage"] = True
             procs.append(RegistryProcess(workdir, cfg, name=f"ocireg{i}").start(wait=False))
     try:
         for proc in procs:
@@ -114,3 +123,26 @@ def test_conformance_through_each_member_to_the_other(
                 f"{prefix}/n{i}" for i in range(1000) if owner_of(f"{prefix}/n{i}/repo", 2) != entry
             )
             assert_conformant(proc.url, tmp_path / f"conformance-{entry}", namespace)
+
+
+def test_a_zot_owner_down_fails_over_to_ocireg_on_declared_shared_storage(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """With `sharedStorage: true`, ocireg answers reads of zot's repositories itself, and while
+    the zot owner is down it takes pushes to them too; zot, back, serves all of it."""
+    prefix = "mixed-failover"
+    with mixed_cluster(
+        tmp_path, seaweedfs, redis_server, ("zot", "ocireg"), prefix, shared=True
+    ) as procs:
+        zot, oci = procs
+        zot_client = httpx.Client(base_url=zot.url, timeout=30.0)
+        oci_client = httpx.Client(base_url=oci.url, timeout=30.0)
+        before = owned_content(oci_client, 0, f"{prefix}/zot")  # index writes go to zot
+        zot.stop()
+        check_content(oci_client, before)
+        during = owned_content(oci_client, 0, f"{prefix}/zot-down")  # failover: written here
+        check_content(oci_client, during)
+        zot.start()
+        for content in (before, during):
+            check_content(zot_client, content)
+            check_content(oci_client, content)
