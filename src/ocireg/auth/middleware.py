@@ -18,8 +18,9 @@ import binascii
 from collections.abc import Callable
 
 from starlette.middleware import Middleware
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ocireg.asgi import with_response_header
 from ocireg.auth.bearer import TokenError, grants
 from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.errors import ErrorCode, RegistryError
@@ -57,7 +58,8 @@ class AuthenticateMiddleware:
                 raise self._refusal(aim)
             if aim.kind is Kind.PING:
                 # As zot: 200, but the challenge tells clients that credentials are welcome.
-                send = _with_header(send, b"www-authenticate", self.auth.challenge(aim))
+                challenge = self.auth.challenge(aim).encode("latin-1")
+                send = with_response_header(send, b"www-authenticate", challenge)
         await self.app(scope, receive, send)
 
     async def _identify(self, header: str | None, aim: Target) -> Identity:
@@ -211,16 +213,6 @@ async def _tag_exists(scope: Scope, repository: str, tag: str) -> bool:
     except RegistryError:  # no such repository yet: the tag is new
         return False
     return tag in tags
-
-
-def _with_header(send: Send, name: bytes, value: str) -> Send:
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [*message.get("headers", []), (name, value.encode("latin-1"))]
-            message = {**message, "headers": headers}
-        await send(message)
-
-    return sending
 
 
 def _basic(credentials: str) -> tuple[str | None, str]:

@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ocireg.asgi import with_response_header
 from ocireg.cluster.membership import Membership
 from ocireg.cluster.peers import FINGERPRINT_HEADER, Peers
 from ocireg.cluster.proof import (
@@ -56,26 +57,16 @@ class ClusterInboundMiddleware:
         self.app = app
         key = derive_key(membership.hash_key)
         self.verifier = ProofVerifier(key, membership.local_member, replay_dir)
-        self.fingerprint = (FINGERPRINT_HEADER, membership.fingerprint.encode())
+        self.fingerprint = membership.fingerprint.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             scope = self._classify(scope)
             if target_of(scope).endpoint is Endpoint.LIVEZ:
-                send = self._advertising(send)
+                # This member's routing fingerprint, so that the peers' probes notice
+                # members that route differently (cluster/peers.py).
+                send = with_response_header(send, FINGERPRINT_HEADER, self.fingerprint)
         await self.app(scope, receive, send)
-
-    def _advertising(self, send: Send) -> Send:
-        """`/livez` answers carry this member's routing fingerprint, so that the peers'
-        probes notice members that route differently (cluster/peers.py)."""
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), self.fingerprint]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        return sending
 
     def _classify(self, scope: Scope) -> Scope:
         if not any(key.lower() in CLUSTER_HEADERS for key, _ in scope["headers"]):

@@ -1,0 +1,17 @@
+"""Small ASGI helpers that several middlewares share."""
+
+from __future__ import annotations
+
+from starlette.types import Message, Send
+
+
+def with_response_header(send: Send, name: bytes, value: bytes) -> Send:
+    """`send`, with one more header on the response start."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", []), (name, value)]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sending
