@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ocireg.config import DEFAULT_CONFIG, Config, load_config, read_config_file
+from ocireg.config import DEFAULT_CONFIG, Config, build_config, load_config, read_config_file
 from ocireg.errors import ConfigError, RegistryError
 from ocireg.logs import setup_logging
 from ocireg.meta import MetaUnavailable
@@ -54,11 +54,9 @@ def _report_warnings(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ocireg.server.reload import checked_config
-
     source = Path(args.config) if args.config else None
     raw = read_config_file(source) if source else DEFAULT_CONFIG
-    config = checked_config(raw, source)
+    config = build_config(raw, source=source)  # the auth files are read just below
     setup_logging(config.log.level, config.log.output)
     _report_warnings(config)
     # Fail here, once, rather than in every worker process.

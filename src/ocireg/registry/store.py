@@ -342,10 +342,9 @@ class ImageStore:
         """Record the referrers of manifests that reached index.json without passing through
         this registry's write path (a zot member on the same storage, a layout copied in):
         each manifest is looked at once, then remembered in the metadata store."""
-        digests = index.digests()
         if self._scanned_at.get(repo) is index:
             return  # this very index was checked already
-        new = set(digests) - await self.meta.scanned(repo)
+        new = set(index.digests()) - await self.meta.scanned(repo)
         for digest in new:
             desc = index.by_digest(digest)
             manifest = None if desc is None else await self._summary(repo, desc)
