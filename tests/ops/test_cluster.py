@@ -12,7 +12,7 @@ from tests.cluster.test_shared_storage import wait_all_shared
 from tests.ops.conftest import BLOB, scrape, value
 from tests.support.cluster import cluster_configs, repo_owned_by, start_members
 from tests.support.oci import assert_error, push_blob, push_image, random_bytes, sha256_digest
-from tests.support.server import run_cli, wait_until
+from tests.support.server import RegistryProcess, run_cli, wait_until
 
 
 def gc_lines(log: str) -> list[dict[str, object]]:
@@ -109,6 +109,20 @@ def test_forwarded_requests_and_proxy_errors_are_counted_by_member(tmp_path: Pat
             member.stop()
 
 
+def collected(member: RegistryProcess, repo: str) -> bool:
+    return any(x["repository"] == repo for x in gc_lines(member.log_path.read_text()))
+
+
+def orphan_collected_by(via: RegistryProcess, collector: RegistryProcess, repo: str) -> None:
+    """Push an unreferenced blob to `repo` through `via`; wait until it is gone and
+    `collector`'s log names the repository."""
+    with httpx.Client(base_url=via.url, timeout=30.0) as c:
+        orphan = push_blob(c, repo, random_bytes(100))
+    blob = via.root / repo / "blobs" / "sha256" / orphan.split(":")[1]
+    wait_until(lambda: not blob.exists(), timeout=30)
+    wait_until(lambda: collected(collector, repo), timeout=10)
+
+
 def test_a_down_members_repositories_are_collected_by_the_first_live_member_then_handed_back(
     tmp_path: Path,
 ) -> None:
@@ -124,24 +138,10 @@ def test_a_down_members_repositories_are_collected_by_the_first_live_member_then
         with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
             push_image(c, repo, "v1")
         members[2].kill()
-        with httpx.Client(base_url=members[0].url, timeout=30.0) as c:
-            orphan = push_blob(c, repo, random_bytes(100))
-        blob = members[0].root / repo / "blobs" / "sha256" / orphan.split(":")[1]
-        wait_until(lambda: not blob.exists(), timeout=30)
-        wait_until(
-            lambda: any(x["repository"] == repo for x in gc_lines(members[0].log_path.read_text())),
-            timeout=10,
-        )
-        assert not any(x["repository"] == repo for x in gc_lines(members[1].log_path.read_text()))
+        orphan_collected_by(members[0], members[0], repo)
+        assert not collected(members[1], repo)
         members[2].start()
-        with httpx.Client(base_url=members[2].url, timeout=30.0) as c:
-            orphan = push_blob(c, repo, random_bytes(100))
-        blob = members[0].root / repo / "blobs" / "sha256" / orphan.split(":")[1]
-        wait_until(lambda: not blob.exists(), timeout=30)
-        wait_until(
-            lambda: any(x["repository"] == repo for x in gc_lines(members[2].log_path.read_text())),
-            timeout=10,
-        )
+        orphan_collected_by(members[2], members[2], repo)
         handed_back = len(gc_lines(members[0].log_path.read_text()))
         # member 0 no longer collects it: several of its runs pass without the repository
         runs = members[0].log_path.read_text().count('"gc run"')
