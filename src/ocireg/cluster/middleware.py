@@ -137,7 +137,7 @@ class ClusterForwardMiddleware:
         if scope["type"] == "lifespan":
             await self.app(scope, self._closing_on_shutdown(receive), send)
             return
-        owner = self._owner(scope) if scope["type"] == "http" else None
+        owner = await self._owner(scope) if scope["type"] == "http" else None
         if owner is None:
             await self.app(scope, receive, send)
             return
@@ -187,7 +187,7 @@ class ClusterForwardMiddleware:
             self._failed_over(owner)
             await self.app(scope, reader(), send)
 
-    def _owner(self, scope: Scope) -> int | None:
+    async def _owner(self, scope: Scope) -> int | None:
         """Index of the member to forward to, or None to answer here."""
         aim = target_of(scope)
         if aim.repository is None:
@@ -206,6 +206,9 @@ class ClusterForwardMiddleware:
                 return None
             return owner
         if scope.get(FORWARDED_KEY):
+            if await self.peers.shares_now(owner):
+                # A member that joined a moment ago, whose record had not been read yet.
+                return None
             target = self.membership.members[owner]
             log.error(
                 "forwarded request for a repository this member does not own; the member "

@@ -80,6 +80,7 @@ class Peers:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._driver: StorageDriver | None = None
 
     # --- what the routing asks -----------------------------------------------------------
 
@@ -87,6 +88,20 @@ class Peers:
         """True when member `index` is known to use this member's storage."""
         peer = self.state.get(index)
         return peer is not None and peer.shared
+
+    async def shares_now(self, index: int) -> bool:
+        """`shares`, after reading member `index`'s record at once if it has not been found
+        yet: a member that just joined is known to share the storage before the next look."""
+        peer = self.state.get(index)
+        if peer is None or peer.shared or self.mode is not None or self._driver is None:
+            return self.shares(index)
+        try:
+            found = await self._has_record(self._driver, index, time.time())
+        except StorageError:
+            return False
+        if found:
+            self._found_shared(index)
+        return found
 
     def all_ocireg(self) -> bool:
         """True once every peer has answered a probe as an ocireg (with a fingerprint): no
@@ -151,6 +166,7 @@ class Peers:
     # --- background work -----------------------------------------------------------------
 
     def start(self, driver: StorageDriver) -> None:
+        self._driver = driver
         self._tasks = [asyncio.create_task(self._probe_loop(), name="ocireg-peer-probes")]
         if self.mode is None:
             self._tasks.append(asyncio.create_task(self._records(driver), name="ocireg-peers"))
@@ -176,15 +192,19 @@ class Peers:
                     wrote = now
                 for index, peer in self.state.items():
                     if not peer.shared and await self._has_record(driver, index, now):
-                        peer.shared = True
-                        log.info(
-                            "cluster member shares this storage",
-                            extra={"member": self.membership.members[index]},
-                        )
+                        self._found_shared(index)
             except StorageError as exc:
                 log.warning("cluster member records unavailable", extra={"error": str(exc)})
             everyone = all(peer.shared for peer in self.state.values())
             await asyncio.sleep(RECORD_EVERY if everyone else LOOK_EVERY)
+
+    def _found_shared(self, index: int) -> None:
+        if not self.state[index].shared:
+            self.state[index].shared = True
+            log.info(
+                "cluster member shares this storage",
+                extra={"member": self.membership.members[index]},
+            )
 
     async def _has_record(self, driver: StorageDriver, index: int, now: float) -> bool:
         member = self.membership.members[index]
