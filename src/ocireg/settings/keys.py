@@ -76,17 +76,34 @@ def check_keys(
     warnings: list[str] | None = None,
 ) -> None:
     """Every key of `raw` (lower-cased) is one of `known` (spelled as documented, matched
-    case-insensitively); a key in `unimplemented` is recorded in `warnings` instead."""
+    case-insensitively); a key in `unimplemented` is recorded in `warnings` instead, spelled
+    as documented."""
     shown = tuple(known)
     allowed = {k.lower() for k in shown}
-    skipped = {k.lower() for k in unimplemented}
+    skipped = {k.lower(): k for k in unimplemented}
     for key in raw:
         if key in allowed:
             continue
         if key in skipped and warnings is not None:
-            warnings.append(join(where, key))
+            warnings.append(join(where, skipped[key]))
             continue
         raise ConfigError(join(where, key), f"unknown key (known here: {', '.join(shown)})")
+
+
+def canonical_keys(
+    raw: Any,
+    known: Iterable[str],
+    where: str,
+    unimplemented: Iterable[str] = (),
+    warnings: list[str] | None = None,
+) -> dict[str, Any]:
+    """The map `raw` with its keys spelled as in `known`, checked as `check_keys` does; the
+    unimplemented keys are left out."""
+    shown = tuple(known)
+    low = lower_keys(raw, where)
+    check_keys(low, shown, where, unimplemented, [] if warnings is None else warnings)
+    spelled = {k.lower(): k for k in shown}
+    return {spelled[key]: value for key, value in low.items() if key in spelled}
 
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -117,6 +134,14 @@ def parse_duration(value: Any, where: str, bare_unit: float | None = None) -> fl
     if pos != len(text) or pos == 0:
         raise ConfigError(where, expected)
     return total
+
+
+def duration(value: Any, where: str) -> float:
+    """A Go duration that must not be negative."""
+    result = parse_duration(value, where)
+    if result < 0:
+        raise ConfigError(where, f"expected a non-negative duration, got {value!r}")
+    return result
 
 
 def resolve_path(value: str, base: Path) -> Path:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ocireg.errors import ConfigError
-from ocireg.settings.keys import Context, parse_duration
+from ocireg.settings.keys import Context, boolean, canonical_keys, duration, join, string
 
 if TYPE_CHECKING:
     from ocireg.config import Config
@@ -120,7 +120,7 @@ def parse_sync(ctx: Context) -> SyncSettings:
     if not ctx.has(SECTION):
         return SyncSettings()
     ignored: list[str] = []
-    raw = _map(ctx.get(SECTION) or {}, SECTION, _TOP_KEYS, (), ignored)
+    raw = canonical_keys(ctx.get(SECTION) or {}, _TOP_KEYS, SECTION, (), ignored)
     enabled = _bool(raw, "enable", True, SECTION)
     registries = raw.get("registries") or []
     if not isinstance(registries, list):
@@ -133,10 +133,12 @@ def parse_sync(ctx: Context) -> SyncSettings:
     download = raw.get("downloadDir")
     return SyncSettings(
         enabled=enabled,
-        credentials_file=Path(_string(credentials, f"{SECTION}.credentialsFile"))
+        credentials_file=Path(string(credentials, f"{SECTION}.credentialsFile", required=False))
         if credentials
         else None,
-        download_dir=Path(_string(download, f"{SECTION}.downloadDir")) if download else None,
+        download_dir=Path(string(download, f"{SECTION}.downloadDir", required=False))
+        if download
+        else None,
         registries=parsed,
         ignored=tuple(ignored),
     )
@@ -178,7 +180,7 @@ def load_credentials(path: Path) -> dict[str, Credentials]:
 
 
 def _registry(raw: Any, where: str, ignored: list[str]) -> RegistrySettings:
-    entry = _map(raw, where, _REGISTRY_KEYS, _REGISTRY_IGNORED, ignored)
+    entry = canonical_keys(raw, _REGISTRY_KEYS, where, _REGISTRY_IGNORED, ignored)
     urls = entry.get("urls")
     if not isinstance(urls, list) or not urls:
         raise ConfigError(f"{where}.urls", f"expected a non-empty list of URLs, got {urls!r}")
@@ -205,7 +207,7 @@ def _registry(raw: Any, where: str, ignored: list[str]) -> RegistrySettings:
         poll_interval=_duration(entry, "pollInterval", 0, where),
         manifest_check_interval=_duration(entry, "manifestCheckInterval", 0, where),
         tls_verify=_bool(entry, "tlsVerify", True, where),
-        cert_dir=Path(_string(cert_dir, f"{where}.certDir")) if cert_dir else None,
+        cert_dir=Path(string(cert_dir, f"{where}.certDir", required=False)) if cert_dir else None,
         max_retries=retries,
         retry_delay=retry_delay,
         max_retry_delay=max(retry_delay, _duration(entry, "maxRetryDelay", 0, where)),
@@ -215,7 +217,7 @@ def _registry(raw: Any, where: str, ignored: list[str]) -> RegistrySettings:
 
 
 def _content(raw: Any, where: str) -> ContentRule:
-    entry = _map(raw, where, _CONTENT_KEYS, (), [])
+    entry = canonical_keys(raw, _CONTENT_KEYS, where)
     prefix = entry.get("prefix")
     if not isinstance(prefix, str) or not prefix.strip("/"):
         raise ConfigError(f"{where}.prefix", f"expected a repository glob, got {prefix!r}")
@@ -223,14 +225,16 @@ def _content(raw: Any, where: str) -> ContentRule:
     tags = entry.get("tags")
     return ContentRule(
         prefix=prefix,
-        destination=_string(destination, f"{where}.destination") if destination else "",
+        destination=string(destination, f"{where}.destination", required=False)
+        if destination
+        else "",
         strip_prefix=_bool(entry, "stripPrefix", False, where),
         tags=_tags(tags, f"{where}.tags") if tags is not None else None,
     )
 
 
 def _tags(raw: Any, where: str) -> TagFilter:
-    entry = _map(raw, where, _TAG_KEYS, (), [])
+    entry = canonical_keys(raw, _TAG_KEYS, where)
     return TagFilter(
         regex=_regex(entry.get("regex"), f"{where}.regex"),
         exclude=_regex(entry.get("excludeRegex"), f"{where}.excludeRegex"),
@@ -242,50 +246,15 @@ def _regex(value: Any, where: str) -> re.Pattern[str] | None:
     if value is None or value == "":
         return None
     try:
-        return re.compile(_string(value, where))
+        return re.compile(string(value, where, required=False))
     except re.error as exc:
         raise ConfigError(where, f"not a valid regular expression: {exc}") from None
 
 
-# --- small readers ---------------------------------------------------------------------------
-
-
-def _map(
-    raw: Any, where: str, known: tuple[str, ...], accepted: tuple[str, ...], ignored: list[str]
-) -> dict[str, Any]:
-    """`raw` with canonical key names; zot-only keys are dropped and listed in `ignored`."""
-    if not isinstance(raw, dict):
-        raise ConfigError(where, f"expected a map, got {type(raw).__name__} {raw!r}")
-    canonical = {k.lower(): k for k in known}
-    skipped = {k.lower(): k for k in accepted}
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        lower = str(key).lower()
-        if lower in skipped:
-            ignored.append(f"{where}.{skipped[lower]}")
-        elif lower in canonical:
-            out[canonical[lower]] = value
-        else:
-            names = ", ".join(known + accepted)
-            raise ConfigError(f"{where}.{key}", f"unknown key (known here: {names})")
-    return out
-
-
 def _bool(raw: dict[str, Any], key: str, default: bool, where: str) -> bool:
-    value = raw.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{where}.{key}", f"expected true or false, got {value!r}")
-    return value
-
-
-def _string(value: Any, where: str) -> str:
-    if not isinstance(value, str):
-        raise ConfigError(where, f"expected a string, got {value!r}")
-    return value
+    """The key's value, `default` when absent."""
+    return boolean(raw.get(key, default), join(where, key))
 
 
 def _duration(raw: dict[str, Any], key: str, default: Any, where: str) -> float:
-    seconds = parse_duration(raw.get(key, default), f"{where}.{key}")
-    if seconds < 0:
-        raise ConfigError(f"{where}.{key}", f"expected a non-negative duration, got {seconds}")
-    return seconds
+    return duration(raw.get(key, default), join(where, key))
