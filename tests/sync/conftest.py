@@ -23,6 +23,7 @@ from tests.support.server import (
     running_registry,
     wait_until,
 )
+from tests.support.tools import missing
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 
@@ -62,7 +63,7 @@ def docker_registry(
     """docker-registry serving `workdir/root`; `auth` is an `auth:` YAML section, or none;
     with `tls`, over HTTPS with that certificate."""
     if not Path(DOCKER_REGISTRY).exists():
-        pytest.skip("docker-registry is not installed (`make test-deps` installs it)")
+        missing("docker-registry is not installed (`make test` installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     root = workdir / "upstream-root"
