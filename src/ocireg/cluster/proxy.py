@@ -181,8 +181,18 @@ class Forwarder:
         member: str,
         extra_headers: list[tuple[bytes, bytes]],
     ) -> None:
-        method: str = scope["method"]
-        url = URL.build(
+        """Send the request to `member` and its answer to the client; RegistryError
+        UNAVAILABLE when the member cannot be reached or fails mid-answer."""
+        url = self._url(scope, member)
+        headers, has_body = _request_headers(scope, extra_headers)
+        if not has_body and await self._relayed(scope, url, member, headers, send):
+            return
+        response = await self._send(scope["method"], url, member, headers, has_body, receive)
+        async with response:
+            await _relay_response(response, scope["method"], member, send)
+
+    def _url(self, scope: Scope, member: str) -> URL:
+        return URL.build(
             scheme=self.scheme,
             authority=member,
             # The server percent-decoded the path; quote it again so it arrives the same.
@@ -190,47 +200,58 @@ class Forwarder:
             query_string=scope.get("query_string", b"").decode("latin-1"),
             encoded=True,
         )
-        headers, has_body = _request_headers(scope, extra_headers)
+
+    async def _relayed(
+        self, scope: Scope, url: URL, member: str, headers: CIMultiDict[str], send: Send
+    ) -> bool:
+        """A blob GET answered through the lean relay; False when it is not one, or the
+        owner's answer is not of the kind the relay passes on (then aiohttp asks again)."""
         if (
-            self._relay is not None
-            and method == "GET"
-            and not has_body
-            and target_of(scope).endpoint is Endpoint.BLOB
-            and url.host is not None
-            and url.port is not None
+            self._relay is None
+            or scope["method"] != "GET"
+            or target_of(scope).endpoint is not Endpoint.BLOB
+            or url.host is None
+            or url.port is None
         ):
-            try:
-                await self._relay.get(
-                    url.host,
-                    url.port,
-                    member,
-                    url.raw_path_qs,
-                    headers.items(),
-                    send,
-                    _DROP_RESPONSE,
-                )
-                return
-            except NotRelayable as exc:
-                log.info("answer not relayable, asking again", extra={"reason": str(exc)})
-            except OwnerFailed as exc:
-                raise _unavailable(member, exc) from None
+            return False
+        try:
+            await self._relay.get(
+                url.host, url.port, member, url.raw_path_qs, headers.items(), send, _DROP_RESPONSE
+            )
+            return True
+        except NotRelayable as exc:
+            log.info("answer not relayable, asking again", extra={"reason": str(exc)})
+            return False
+        except OwnerFailed as exc:
+            raise _unavailable(member, exc) from None
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        member: str,
+        headers: CIMultiDict[str],
+        has_body: bool,
+        receive: Receive,
+    ) -> aiohttp.ClientResponse:
+        """The owner's response. A pooled connection the owner had closed is tried once more
+        on a fresh one, if no body byte has left yet; the client's own failures (gone,
+        stalled) are raised as the client's."""
         state = _BodyState()
-        response: aiohttp.ClientResponse | None = None
         for attempt in (1, 2):
             body = _request_body(receive, state) if has_body else None
+            response: aiohttp.ClientResponse | None = None
             try:
                 response = await self._session(fresh=attempt == 2).request(
                     method, url, headers=headers, data=body, allow_redirects=False
                 )
-                break
+                return response
             except aiohttp.ClientConnectorError as exc:
                 raise _unavailable(member, exc) from None
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 state.raise_client_failure()
                 if attempt == 2 or state.sent:
                     raise _unavailable(member, exc) from None
-                # A pooled connection the owner had closed (it restarted): nothing of the
-                # body has left yet, so the request can go again on a new connection.
                 log.info("retrying on a fresh connection", extra={"member": member})
             except (aiohttp.ClientError, TimeoutError) as exc:
                 state.raise_client_failure()
@@ -238,9 +259,7 @@ class Forwarder:
             finally:
                 if body is not None and response is None:
                     await body.aclose()
-        assert response is not None
-        async with response:
-            await _relay_response(response, method, member, send)
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
 
 def _request_headers(
