@@ -19,6 +19,7 @@ from ocireg.meta import MetaUnavailable
 from ocireg.storage import StorageUnavailable
 
 if TYPE_CHECKING:
+    from ocireg.ops.runs import Checkpoint
     from ocireg.registry import ImageStore
 
 log = logging.getLogger("ocireg.cli")
@@ -134,53 +135,65 @@ def _owned(config: Config) -> Callable[[str], bool]:
     return owner_filter(membership_from_config(config))
 
 
+def _checkpoint(config: Config, job: str, from_start: bool) -> Checkpoint:
+    from ocireg.server.maintenance import checkpoint_of
+
+    checkpoint = checkpoint_of(config, job)
+    if from_start:
+        checkpoint.clear()
+    return checkpoint
+
+
 def cmd_gc(args: argparse.Namespace) -> int:
-    """Collect every repository once; one JSON line per repository on stdout."""
+    """Collect every repository once; one JSON line per repository on stdout, as each is
+    done. A run that was stopped resumes after the last repository it finished."""
     config = _load(args.config)
     setup_logging(config.log.level, config.log.output)
     if not config.storage.gc:
         print("warning: storage.gc is false; collecting because asked to", file=sys.stderr)
     from ocireg.ops.gc import GarbageCollector
 
-    async def run() -> list[dict[str, object]]:
+    async def run() -> None:
         store = _open_store(config)
         try:
             collector = GarbageCollector(store, config.storage.gc_delay, dry_run=args.dry_run)
-            return [r.as_json() for r in await collector.run(_owned(config))]
+            # A dry run changes nothing, so it neither resumes nor leaves a checkpoint.
+            checkpoint = None if args.dry_run else _checkpoint(config, "gc", args.from_start)
+            async for report in collector.run(_owned(config), checkpoint):
+                print(json.dumps(report.as_json(), separators=(",", ":")), flush=True)
         finally:
             await store.close()
 
-    for line in asyncio.run(run()):
-        print(json.dumps(line, separators=(",", ":")))
+    asyncio.run(run())
     return 0
 
 
 def cmd_scrub(args: argparse.Namespace) -> int:
-    """Check every repository once; one JSON line per problem on stdout, a summary on
-    stderr; exit status 2 when problems were found."""
+    """Check every repository once; one JSON line per problem on stdout as found, a summary
+    on stderr; exit status 2 when problems were found. Resumes like `gc`."""
     config = _load(args.config)
     setup_logging(config.log.level, config.log.output)
-    from ocireg.ops.scrub import Scrubber, ScrubReport
+    from ocireg.ops.scrub import Scrubber
 
-    async def run() -> list[ScrubReport]:
+    summary = dict.fromkeys(("repositories", "blobs", "bytes", "problems"), 0)
+
+    async def run() -> None:
         store = _open_store(config)
         try:
-            return await Scrubber(store).run(_owned(config))
+            checkpoint = _checkpoint(config, "scrub", args.from_start)
+            async for report in Scrubber(store).run(_owned(config), checkpoint):
+                for problem in report.problems:
+                    print(json.dumps(problem, separators=(",", ":")), flush=True)
+                summary["repositories"] += 1
+                summary["blobs"] += report.blobs
+                summary["bytes"] += report.bytes
+                summary["problems"] += len(report.problems)
         finally:
             await store.close()
 
-    reports = asyncio.run(run())
-    problems = [p for r in reports for p in r.problems]
-    for problem in problems:
-        print(json.dumps(problem, separators=(",", ":")))
-    summary = {
-        "repositories": len(reports),
-        "blobs": sum(r.blobs for r in reports),
-        "bytes": sum(r.bytes for r in reports),
-        "problems": len(problems),
-    }
+    asyncio.run(run())
     print(json.dumps(summary), file=sys.stderr)
-    return SCRUB_FOUND_PROBLEMS if problems else 0
+    return SCRUB_FOUND_PROBLEMS if summary["problems"] else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,10 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     gc.add_argument(
         "--dry-run", action="store_true", help="report what would be removed, remove nothing"
     )
-    gc.set_defaults(func=cmd_gc)
     scrub = sub.add_parser("scrub", help="re-hash blobs and check manifests; never deletes")
     scrub.add_argument("config")
-    scrub.set_defaults(func=cmd_scrub)
+    for job, run in ((gc, cmd_gc), (scrub, cmd_scrub)):
+        job.add_argument(
+            "--from-start",
+            action="store_true",
+            help="ignore where an interrupted run stopped; go over every repository",
+        )
+        job.set_defaults(func=run)
     cluster = sub.add_parser("cluster", help="cluster commands")
     cluster_sub = cluster.add_subparsers(dest="cluster_command", required=True)
     status = cluster_sub.add_parser("status", help="ask every member; print one table")

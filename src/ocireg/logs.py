@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,41 @@ def setup_logging(level: str, output: Path | None) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(_LEVELS.get(level, logging.INFO))
     logger.propagate = False
+
+
+class Progress:
+    """Where a run over every repository stands (gc, scrub, rebuild-meta), logged every
+    `every` seconds and once at the end, so that a run over 100,000 repositories is not silent
+    for an hour."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        job: str,
+        every: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger, self.job, self.every, self.clock = logger, job, every, clock
+        self.started = self.last = clock()
+        self.done = 0
+
+    def step(self, repository: str) -> None:
+        """One more repository finished."""
+        self.done += 1
+        now = self.clock()
+        if now - self.last >= self.every:
+            self.last = now
+            self._log("progress", repository=repository)
+
+    def finish(self) -> None:
+        self._log("finished")
+
+    def _log(self, what: str, **extra: Any) -> None:
+        self.logger.info(
+            f"{self.job} {what}",
+            extra={
+                "repositories": self.done,
+                "seconds": round(self.clock() - self.started, 1),
+                **extra,
+            },
+        )

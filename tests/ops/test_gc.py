@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ocireg.config import load_config
+from ocireg.server.maintenance import checkpoint_of
 from tests.ops.conftest import Stored, StoredInBucket, config_variant, run_gc
 from tests.support.oci import (
     OCI_INDEX,
@@ -32,7 +34,7 @@ from tests.support.oci import (
     unique_repo,
 )
 from tests.support.rawhttp import SocketResponse, read_response, start_request
-from tests.support.server import RegistryProcess, ocireg_env, wait_until
+from tests.support.server import RegistryProcess, ocireg_env, run_cli, wait_until
 
 
 def blobs_of(image: Image) -> set[str]:
@@ -175,6 +177,26 @@ def test_gc_delay_keeps_younger_content(
     report = run_gc(gc_registry.config_path)[repo]
     assert report["manifests"] == [garbage.digest]
     assert stored.blob_files(repo) == set()
+
+
+def test_gc_command_resumes_after_an_interrupted_run(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, repo: str
+) -> None:
+    """A run that stopped (SIGKILL, restart) left the last repository it finished in its
+    checkpoint; the next `ocireg gc` starts after it, and `--from-start` ignores it."""
+    names = [f"{repo}/{n}" for n in ("a", "b", "c")]
+    for name in names:
+        push_image(gc_client, name, "v1")
+    checkpoint = checkpoint_of(load_config(gc_registry.config_path), "gc")
+    checkpoint.save(names[1])
+    resumed = run_gc(gc_registry.config_path)
+    assert names[2] in resumed and names[0] not in resumed and names[1] not in resumed
+    assert not checkpoint.path.exists()  # it reached the end: the next run is whole
+    assert set(names) <= set(run_gc(gc_registry.config_path))
+    checkpoint.save(names[1])
+    result = run_cli("gc", str(gc_registry.config_path), "--from-start", timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert set(names) <= {json.loads(line)["repository"] for line in result.stdout.splitlines()}
 
 
 def test_gc_removes_stale_uploads_only(

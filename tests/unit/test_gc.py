@@ -15,6 +15,7 @@ import pytest
 from ocireg.digest import Digest
 from ocireg.meta.sqlite import SqliteMeta
 from ocireg.ops.gc import GarbageCollector, GCReport
+from ocireg.ops.runs import Checkpoint, each_repository
 from ocireg.registry import ImageStore, layout
 from ocireg.storage.filesystem import FilesystemDriver
 from tests.support.oci import (
@@ -173,3 +174,51 @@ def test_an_unreadable_kept_manifest_stops_the_sweep(registry: Registry) -> None
     report = registry.collect("r", now=later(2))
     assert report.skipped is not None and tagged in report.skipped
     assert registry.blob_files("r") == pushed | {orphan}
+
+
+NAMES = ["a", "a/b", "a/b/c", "a-c", "b", "b.x/y", "z"]
+
+
+def test_the_walk_visits_every_repository_and_resumes_after_any_of_them(
+    registry: Registry,
+) -> None:
+    for name in NAMES:
+        registry.image(name, "v1")
+
+    async def walk(after: str = "") -> list[str]:
+        return [repo async for repo in registry.store.repositories(after)]
+
+    # Component by component: a directory's repositories come right after it.
+    order = ["a", "a/b", "a/b/c", "a-c", "b", "b.x/y", "z"]
+    assert registry.run(walk()) == order
+    for i, name in enumerate(order):
+        assert registry.run(walk(name)) == order[i + 1 :]
+    assert registry.run(walk("a/b/zzz")) == ["a-c", "b", "b.x/y", "z"]  # since deleted
+    assert registry.run(registry.store.catalog()) == sorted(NAMES)
+
+
+def test_an_interrupted_run_resumes_after_the_last_repository_it_finished(
+    registry: Registry, tmp_path: Path
+) -> None:
+    for name in NAMES:
+        registry.image(name, "v1")
+    checkpoint = Checkpoint(tmp_path / "gc-progress")
+
+    async def visit(repo: str) -> str:
+        return repo
+
+    async def run(stop_after: int | None) -> list[str]:
+        seen: list[str] = []
+        runs = each_repository(registry.store, "gc", visit, checkpoint=checkpoint, save_every=0)
+        async for repo in runs:
+            seen.append(repo)
+            if len(seen) == stop_after:
+                break  # as a SIGKILL would, between two repositories
+        return seen
+
+    first = registry.run(run(stop_after=3))
+    # The third was yielded, not finished: the checkpoint names the second.
+    assert checkpoint.load() == first[1]
+    assert registry.run(run(stop_after=None)) == NAMES[2:]
+    assert checkpoint.load() == ""  # a run that reached the end starts over next time
+    assert registry.run(run(stop_after=None)) == NAMES

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,16 +28,13 @@ from ocireg.ops.content import (
     read_manifest,
     references,
 )
+from ocireg.ops.runs import Checkpoint, each_repository, owns_everything
 from ocireg.registry import ImageStore, layout
 from ocireg.registry.index import Index, tag_of
 from ocireg.registry.locks import LockBusy
 from ocireg.storage import PathNotFound
 
 log = logging.getLogger("ocireg.gc")
-
-
-def owns_everything(repo: str) -> bool:
-    return True
 
 
 @dataclass
@@ -85,13 +82,12 @@ class GarbageCollector:
         self.dry_run = dry_run
         self.clock = clock
 
-    async def run(self, owns: Callable[[str], bool] = owns_everything) -> list[GCReport]:
-        """Collect every repository that `owns` accepts (in a cluster: the ones we own)."""
-        reports = []
-        for repo in await self.store.catalog():
-            if owns(repo):
-                reports.append(await self.collect(repo))
-        return reports
+    def run(
+        self, owns: Callable[[str], bool] = owns_everything, checkpoint: Checkpoint | None = None
+    ) -> AsyncIterator[GCReport]:
+        """Collect every repository that `owns` accepts (in a cluster: the ones we own), one
+        report at a time (`ops.runs`)."""
+        return each_repository(self.store, "gc", self.collect, owns, checkpoint, log)
 
     async def collect(self, repo: str) -> GCReport:
         report = GCReport(repo, self.dry_run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from ocireg import names
 from ocireg.digest import ALGORITHMS, Digest, new_hasher
 from ocireg.errors import RegistryError
 from ocireg.ops.content import StoredFile, list_blobs, list_dir, read_manifest
-from ocireg.ops.gc import owns_everything
+from ocireg.ops.runs import Checkpoint, each_repository, owns_everything
 from ocireg.registry import ImageStore, layout
 from ocireg.registry.index import Index, tag_of
 from ocireg.registry.manifests import parse_stored
@@ -45,8 +45,11 @@ class Scrubber:
         self.store = store
         self.driver = store.driver
 
-    async def run(self, owns: Callable[[str], bool] = owns_everything) -> list[ScrubReport]:
-        return [await self.scrub(r) for r in await self.store.catalog() if owns(r)]
+    def run(
+        self, owns: Callable[[str], bool] = owns_everything, checkpoint: Checkpoint | None = None
+    ) -> AsyncIterator[ScrubReport]:
+        """Scrub every repository that `owns` accepts, one report at a time (`ops.runs`)."""
+        return each_repository(self.store, "scrub", self.scrub, owns, checkpoint, log)
 
     async def scrub(self, repo: str) -> ScrubReport:
         report = ScrubReport(repo)

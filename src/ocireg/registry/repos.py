@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from ocireg.meta import MetaStore
 from ocireg.registry import layout
@@ -71,21 +71,38 @@ class Repositories:
 
     async def catalog(self) -> list[str]:
         """Every repository under the root, sorted by byte order (a walk of the storage)."""
-        found: list[str] = []
-        await self._walk("", found)
-        return sorted(found)
+        return sorted([repo async for repo in self.walk()])
 
-    async def _walk(self, prefix: str, found: list[str]) -> None:
+    async def walk(self, after: str = "") -> AsyncIterator[str]:
+        """Every repository under the root, one at a time, in walk order (names compared
+        component by component: `a`, `a/b`, `a-c`), starting after `after`: a long run over
+        every repository resumes from the last one it finished. Only the listings on the
+        way down are held, whatever the number of repositories."""
+        mark = _components(after) if after else ()
+        async for repo in self._walk("", mark):
+            yield repo
+
+    async def _walk(self, prefix: str, mark: tuple[str, ...]) -> AsyncIterator[str]:
         try:
             names = await self.driver.list(prefix)
         except PathNotFound:
             return
-        if prefix and layout.INDEX_FILE in names and layout.OCI_LAYOUT_FILE in names:
-            found.append(prefix)
-        for name in names:
-            if not name.endswith("/") or name.startswith("."):
-                continue
-            name = name[:-1]
-            if name in _SKIP_DIRS:
-                continue
-            await self._walk(f"{prefix}/{name}" if prefix else name, found)
+        is_repository = layout.INDEX_FILE in names and layout.OCI_LAYOUT_FILE in names
+        if prefix and is_repository and _components(prefix) > mark:
+            yield prefix
+        children = sorted(
+            name[:-1]
+            for name in names
+            if name.endswith("/") and not name.startswith(".") and name[:-1] not in _SKIP_DIRS
+        )
+        for name in children:
+            child = f"{prefix}/{name}" if prefix else name
+            parts = _components(child)
+            if parts < mark and mark[: len(parts)] != parts:
+                continue  # everything below comes before `after`: done already
+            async for repo in self._walk(child, mark):
+                yield repo
+
+
+def _components(name: str) -> tuple[str, ...]:
+    return tuple(name.split("/"))

@@ -8,7 +8,7 @@ import os
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 from ocireg import jsondoc, names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.logs import Progress
 from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.faults import boundary
@@ -268,6 +269,10 @@ class ImageStore:
     async def catalog(self) -> list[str]:
         return await self.repos.catalog()
 
+    def repositories(self, after: str = "") -> AsyncIterator[str]:
+        """Every repository, one at a time (`Repositories.walk`): for runs over all of them."""
+        return self.repos.walk(after)
+
     async def referrers(self, repo: str, subject: Digest) -> list[dict[str, Any]]:
         """Descriptors of the manifests whose `subject` is `subject`, plus those listed in an
         index tagged with the fallback tag schema `<alg>-<hex>`."""
@@ -324,7 +329,8 @@ class ImageStore:
         """Refill the metadata store from storage; returns the referrers found."""
         await self.meta.clear()
         count = 0
-        for repo in await self.catalog():
+        progress = Progress(log, "rebuild-meta")
+        async for repo in self.repositories():
             index = await self.indexes.load(repo)
             for desc in index.manifests if index is not None else []:
                 manifest = await self._summary(repo, desc)
@@ -335,7 +341,9 @@ class ImageStore:
             if index is not None:
                 await self.meta.mark_scanned(repo, index.digests())
             await self.meta.add_repository(repo)
+            progress.step(repo)
         await self.meta.mark_ready()
+        progress.finish()
         return count
 
     async def _scan_new_manifests(self, repo: str, index: Index) -> None:

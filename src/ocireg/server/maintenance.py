@@ -21,14 +21,15 @@ import logging
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TypeVar
 
 from ocireg.cluster.membership import Membership
 from ocireg.cluster.peers import Peers
 from ocireg.config import Config
-from ocireg.ops.gc import GarbageCollector, GCReport, owns_everything
+from ocireg.ops.gc import GarbageCollector, GCReport
+from ocireg.ops.runs import Checkpoint, owns_everything
 from ocireg.ops.scrub import Scrubber, ScrubReport
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
@@ -57,6 +58,13 @@ def owner_filter(
 def leader_lock_path(config: Config) -> Path:
     member = re.sub(r"[^A-Za-z0-9.]+", "_", f"{config.http.address}-{config.http.port}")
     return config.storage.root_directory / PRIVATE_DIR / f"maintenance-{member}.lock"
+
+
+def checkpoint_of(config: Config, job: str) -> Checkpoint:
+    """Where this instance's `job` runs note their progress: the server's runs and the
+    command's (`ocireg gc`, `ocireg scrub`) with the same config resume each other's."""
+    member = f"{config.http.address}:{config.http.port}"
+    return Checkpoint.of(config.storage.root_directory, job, member)
 
 
 class Maintenance:
@@ -91,47 +99,53 @@ class Maintenance:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
 
-    async def run_gc(self) -> list[GCReport]:
+    async def run_gc(self) -> dict[str, int]:
         collector = GarbageCollector(self.store, self.config.storage.gc_delay)
-        reports = await self._timed("gc", collector.run(self.owns), metrics.record_gc)
-        self._logged(
-            "gc run",
-            repositories=len(reports),
-            manifests=sum(len(r.manifests) for r in reports),
-            blobs=sum(len(r.blobs) for r in reports),
-            uploads=sum(len(r.uploads) for r in reports),
-            uploads_busy=sum(len(r.uploads_busy) for r in reports),
-            bytes_freed=sum(r.bytes_freed for r in reports),
+        totals = dict.fromkeys(
+            ("repositories", "manifests", "blobs", "uploads", "uploads_busy", "bytes_freed"), 0
         )
-        return reports
 
-    async def run_scrub(self) -> list[ScrubReport]:
+        def tally(report: GCReport) -> None:
+            metrics.record_gc(report)
+            totals["repositories"] += 1
+            for key in ("manifests", "blobs", "uploads", "uploads_busy"):
+                totals[key] += len(getattr(report, key))
+            totals["bytes_freed"] += report.bytes_freed
+
+        await self._timed("gc", collector.run(self.owns, self._checkpoint("gc")), tally)
+        self._logged("gc run", **totals)
+        return totals
+
+    async def run_scrub(self) -> dict[str, int]:
         scrubber = Scrubber(self.store)
-        reports = await self._timed("scrub", scrubber.run(self.owns), metrics.record_scrub)
-        self._logged(
-            "scrub run",
-            repositories=len(reports),
-            blobs=sum(r.blobs for r in reports),
-            problems=sum(len(r.problems) for r in reports),
-        )
-        return reports
+        totals = dict.fromkeys(("repositories", "blobs", "problems"), 0)
+
+        def tally(report: ScrubReport) -> None:
+            metrics.record_scrub(report)
+            totals["repositories"] += 1
+            totals["blobs"] += report.blobs
+            totals["problems"] += len(report.problems)
+
+        await self._timed("scrub", scrubber.run(self.owns, self._checkpoint("scrub")), tally)
+        self._logged("scrub run", **totals)
+        return totals
+
+    def _checkpoint(self, job: str) -> Checkpoint:
+        return checkpoint_of(self.config, job)
 
     @staticmethod
-    async def _timed(
-        name: str,
-        run: Awaitable[list[R]],
-        record: Callable[[list[R], float, bool], None],
-    ) -> list[R]:
-        """Await a run, record it in the metrics; a failed run is logged and yields nothing."""
+    async def _timed(name: str, run: AsyncIterator[R], tally: Callable[[R], None]) -> None:
+        """Go through a run, one report at a time, and record it in the metrics; a failed
+        run is logged (its checkpoint stays: the next run resumes)."""
         started = time.monotonic()
+        failed = False
         try:
-            reports = await run
+            async for report in run:
+                tally(report)
         except Exception:
             log.exception(f"{name} run failed")
-            record([], time.monotonic() - started, True)
-            return []
-        record(reports, time.monotonic() - started, False)
-        return reports
+            failed = True
+        metrics.record_run(name, time.monotonic() - started, failed)
 
     @staticmethod
     def _logged(message: str, **counts: int) -> None:

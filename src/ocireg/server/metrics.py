@@ -6,8 +6,8 @@ The parent process gives every worker one fresh PROMETHEUS_MULTIPROC_DIR before 
 Requests are labelled by route template, never by raw path: repository names and digests
 would make the number of series unbounded.
 
-`record_proxied` is for the cluster proxy; `record_gc`/`record_scrub` for maintenance runs;
-`record_sync` for the sync extension.
+`record_proxied` is for the cluster proxy; `record_gc`, `record_scrub` and `record_run` for
+maintenance runs; `record_sync` for the sync extension.
 All of them do nothing when metrics are disabled.
 """
 
@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -126,32 +126,38 @@ def record_failover(member: str) -> None:
         m.failovers.labels(member).inc()
 
 
-def record_gc(reports: Sequence[GCReport], seconds: float, failed: bool = False) -> None:
+def record_gc(report: GCReport) -> None:
+    """For the maintenance run: one repository collected."""
     m = _instruments
     if m is None:
         return
-    m.gc_runs.labels("error" if failed else "ok").inc()
-    m.gc_duration.observe(seconds)
-    for report in reports:
-        m.gc_removed.labels("manifest").inc(len(report.manifests))
-        m.gc_removed.labels("blob").inc(len(report.blobs))
-        m.gc_removed.labels("upload").inc(len(report.uploads))
-        m.gc_removed_bytes.inc(report.bytes_freed)
-        if not report.dry_run:
-            m.storage_bytes.labels(report.repository).set(report.bytes_kept)
+    m.gc_removed.labels("manifest").inc(len(report.manifests))
+    m.gc_removed.labels("blob").inc(len(report.blobs))
+    m.gc_removed.labels("upload").inc(len(report.uploads))
+    m.gc_removed_bytes.inc(report.bytes_freed)
+    if not report.dry_run:
+        m.storage_bytes.labels(report.repository).set(report.bytes_kept)
 
 
-def record_scrub(reports: Sequence[ScrubReport], seconds: float, failed: bool = False) -> None:
+def record_scrub(report: ScrubReport) -> None:
+    """For the maintenance run: one repository scrubbed."""
     m = _instruments
     if m is None:
         return
-    m.scrub_runs.labels("error" if failed else "ok").inc()
-    m.scrub_duration.observe(seconds)
-    for report in reports:
-        m.scrub_blobs.inc(report.blobs)
-        for problem in report.problems:
-            m.scrub_problems.labels(problem["problem"]).inc()
-        m.storage_bytes.labels(report.repository).set(report.bytes)
+    m.scrub_blobs.inc(report.blobs)
+    for problem in report.problems:
+        m.scrub_problems.labels(problem["problem"]).inc()
+    m.storage_bytes.labels(report.repository).set(report.bytes)
+
+
+def record_run(job: str, seconds: float, failed: bool) -> None:
+    """For the maintenance run: a whole gc or scrub run ended."""
+    m = _instruments
+    if m is None:
+        return
+    runs, duration = (m.gc_runs, m.gc_duration) if job == "gc" else (m.scrub_runs, m.scrub_duration)
+    runs.labels("error" if failed else "ok").inc()
+    duration.observe(seconds)
 
 
 def record_sync(kind: str, label: str = "", amount: float = 1) -> None:
