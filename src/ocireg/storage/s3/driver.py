@@ -302,7 +302,8 @@ class S3Driver(UploadSessions):
         return None
 
     async def download_url(self, path: str) -> str | None:
-        return await self._presigner.get_url(self.bucket, self._key(path))
+        async with self._call(path):  # no credentials to sign with: unavailable, not a 500
+            return await self._presigner.get_url(self.bucket, self._key(path))
 
     async def health(self) -> None:
         c = await self._c()
