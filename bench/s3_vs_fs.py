@@ -30,7 +30,7 @@ sys.path[:0] = [
 ]
 
 from bench.cluster import _complaints, _log_size  # noqa: E402
-from bench.cluster_hop import PIECE, _payload, peak_rss_mib, pull, push  # noqa: E402
+from bench.cluster_hop import _payload, peak_rss_mib, pull, push, read_body  # noqa: E402
 from bench.core import median  # noqa: E402
 from tests.support.backends import running_seaweedfs  # noqa: E402
 from tests.support.server import RegistryProcess, base_config, running_registry  # noqa: E402
@@ -115,7 +115,6 @@ def redirecting(workdir: Path, on_s3: RegistryProcess) -> Iterator[RegistryProce
 
 def pull_redirected(proc: RegistryProcess, repo: str, size: int, digest: str) -> float:
     """MB/s of one blob GET that follows the registry's redirect (both hops timed)."""
-    buffer = bytearray(PIECE)
     conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=600)
     try:
         started = time.perf_counter()
@@ -131,12 +130,7 @@ def pull_redirected(proc: RegistryProcess, repo: str, size: int, digest: str) ->
         bucket.request("GET", f"{location.path}?{location.query}")
         r = bucket.getresponse()
         assert r.status == 200, r.status
-        received = 0
-        while n := r.readinto(buffer):
-            received += n
-        elapsed = time.perf_counter() - started
-        assert received == size, (received, size)
-        return size / elapsed / 1e6
+        return read_body(r, size, started)
     finally:
         bucket.close()
 
