@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.conftest import backend_config
+from tests.conftest import backend_config, use_backend
 from tests.support.backends import Redis, SeaweedFS
+from tests.support.cluster import cluster_configs, repo_owned_by, running_members
 from tests.support.oci import (
     absent_digest,
     assert_error,
@@ -183,3 +184,28 @@ def test_filesystem_driver_ignores_redirect_blob_url(tmp_path: Path) -> None:
         r = c.get(f"/v2/{repo}/blobs/{digest}")
         assert r.status_code == 200
         assert r.content == data
+
+
+def test_a_forwarded_blob_get_passes_the_owners_redirect_on(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """Separate storage (zot's model): member 0 forwards the GET to the owner, whose 307
+    reaches the client as it is (the proxy does not follow redirects)."""
+    configs = cluster_configs(tmp_path, count=2, workers=1)
+    for i, cfg in enumerate(configs):
+        cfg["storage"]["rootDirectory"] = str(tmp_path / f"local-{i}")
+        use_backend(cfg, seaweedfs, redis_server, f"/sep{uuid.uuid4().hex[:8]}", f"m{i}")
+        cfg["storage"]["redirectBlobURL"] = True
+        cfg["cluster"]["sharedStorage"] = False
+    repo = repo_owned_by(1, count=2, prefix="redirect")
+    data = random_bytes(100_000)
+    with (
+        running_members(tmp_path, configs) as members,
+        httpx.Client(base_url=members[0].url, timeout=60) as c,
+    ):
+        digest = push_blob(c, repo, data)
+        r = c.get(f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == 307
+        owner_root = configs[1]["storage"]["storageDriver"]["rootdirectory"].strip("/")
+        assert f"/{owner_root}/{owner_root}/{repo}/blobs/" in r.headers["Location"]
+        assert httpx.get(r.headers["Location"], timeout=60).content == data
