@@ -71,20 +71,25 @@ def push(member: RegistryProcess, repo: str, piece: bytes, size: int, digest: st
 
 def pull(member: RegistryProcess, repo: str, size: int, digest: str) -> float:
     conn = _conn(member)
-    buffer = bytearray(PIECE)
     try:
         started = time.perf_counter()
         conn.request("GET", f"/v2/{repo}/blobs/{digest}")
         r = conn.getresponse()
         assert r.status == 200, r.status
-        received = 0
-        while n := r.readinto(buffer):
-            received += n
-        elapsed = time.perf_counter() - started
-        assert received == size, (received, size)
-        return size / elapsed / 1e6
+        return read_body(r, size, started)
     finally:
         conn.close()
+
+
+def read_body(r: http.client.HTTPResponse, size: int, started: float) -> float:
+    """MB/s of a download begun at `started` (perf_counter), once `r`'s `size` bytes are read."""
+    buffer = bytearray(PIECE)
+    received = 0
+    while n := r.readinto(buffer):
+        received += n
+    elapsed = time.perf_counter() - started
+    assert received == size, (received, size)
+    return size / elapsed / 1e6
 
 
 def peak_rss_mib(member: RegistryProcess) -> float:

@@ -30,6 +30,8 @@ def run(ctx: Context) -> list[Row]:
         s3_vs_fs.instances(Path(tmp), WORKERS) as procs,
     ):
         result = s3_vs_fs.measure(procs, ctx.sizes.reps, size, piece, digest)
+        with s3_vs_fs.redirecting(Path(tmp), procs["s3"]) as proc:
+            redirected = s3_vs_fs.measure_redirect(proc, ctx.sizes.reps, size, piece, digest)
     to_mib = 1e6 / MiB  # s3_vs_fs (cluster_hop's push and pull) reports MB/s
     rows: list[Row] = []
     for op in ("push", "pull"):
@@ -48,6 +50,7 @@ def run(ctx: Context) -> list[Row]:
                 + failed_note(result.failures, op),
             )
         )
+    rows.append(_redirect_row(size, redirected, rows[1]))
     rows.append(
         Row(
             TITLE,
@@ -61,3 +64,22 @@ def run(ctx: Context) -> list[Row]:
         )
     )
     return rows
+
+
+def _redirect_row(size: int, redirected: tuple[list[float], list[str]], pull: Row) -> Row:
+    """The same blob pulled by following `storage.redirectBlobURL`'s 307: the client reads
+    from SeaweedFS itself; compared with the pull through ocireg (`pull`'s S3 runs)."""
+    values, failures = redirected
+    runs = {"redirect": [v * 1e6 / MiB for v in values], "through ocireg": pull.runs["s3"]}
+    return Row(
+        TITLE,
+        f"pull {size // MiB} MiB on S3, redirect",
+        "MiB/s",
+        ocireg=median(runs["redirect"]),
+        peer=pull.ocireg,
+        vs="S3 pull through ocireg",
+        runs=runs,
+        note="storage.redirectBlobURL: GET answered 307, the client follows the presigned URL"
+        " to SeaweedFS (both hops timed); comparison column: the pull row's S3 figure"
+        + failed_note([("pull", f) for f in failures], "pull"),
+    )

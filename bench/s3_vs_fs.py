@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import http.client
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 sys.path[:0] = [
     str(Path(__file__).resolve().parents[1]),
@@ -27,7 +30,7 @@ sys.path[:0] = [
 ]
 
 from bench.cluster import _complaints, _log_size  # noqa: E402
-from bench.cluster_hop import _payload, peak_rss_mib, pull, push  # noqa: E402
+from bench.cluster_hop import _payload, peak_rss_mib, pull, push, read_body  # noqa: E402
 from bench.core import median  # noqa: E402
 from tests.support.backends import running_seaweedfs  # noqa: E402
 from tests.support.server import RegistryProcess, base_config, running_registry  # noqa: E402
@@ -95,6 +98,62 @@ def measure(
     return out
 
 
+# --- pull with redirect (storage.redirectBlobURL) ----------------------------------------
+
+
+@contextlib.contextmanager
+def redirecting(workdir: Path, on_s3: RegistryProcess) -> Iterator[RegistryProcess]:
+    """Another ocireg on the S3 instance's bucket, with `storage.redirectBlobURL`: its blob
+    GETs answer 307 to a presigned URL and the client downloads from SeaweedFS itself."""
+    cfg = base_config(workdir / "redirect-local", workers=on_s3.config["http"]["workers"])
+    cfg["storage"]["storageDriver"] = dict(on_s3.config["storage"]["storageDriver"])
+    cfg["storage"]["redirectBlobURL"] = True
+    (workdir / "redirect").mkdir()
+    with running_registry(workdir / "redirect", cfg) as proc:
+        yield proc
+
+
+def pull_redirected(proc: RegistryProcess, repo: str, size: int, digest: str) -> float:
+    """MB/s of one blob GET that follows the registry's redirect (both hops timed)."""
+    conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=600)
+    try:
+        started = time.perf_counter()
+        conn.request("GET", f"/v2/{repo}/blobs/{digest}")
+        r = conn.getresponse()
+        r.read()
+        assert r.status == 307, r.status
+        location = urlsplit(r.getheader("location") or "")
+    finally:
+        conn.close()
+    bucket = http.client.HTTPConnection(location.hostname or "", location.port, timeout=600)
+    try:
+        bucket.request("GET", f"{location.path}?{location.query}")
+        r = bucket.getresponse()
+        assert r.status == 200, r.status
+        return read_body(r, size, started)
+    finally:
+        bucket.close()
+
+
+def measure_redirect(
+    proc: RegistryProcess, runs: int, size: int, piece: bytes, digest: str
+) -> tuple[list[float], list[str]]:
+    """The blob pushed once through `proc` (a `redirecting` instance), then `runs` pulls
+    that follow the redirect: MB/s per run, and what failed. One untimed GET first: a
+    worker makes its signing client at its first redirect (~0.1 s, once), as the pulls
+    through ocireg find the worker's S3 client made by the push."""
+    repo = "bench/s3redirect"
+    try:
+        push(proc, repo, piece, size, digest)
+        conn = http.client.HTTPConnection("127.0.0.1", proc.port, timeout=600)
+        conn.request("GET", f"/v2/{repo}/blobs/{digest}")
+        conn.getresponse().read()
+        conn.close()
+        return [pull_redirected(proc, repo, size, digest) for _ in range(runs)], []
+    except (OSError, AssertionError) as exc:
+        return [], [f"{exc!r}"[:160]]
+
+
 def _mb(values: list[float]) -> str:
     found = median(values)
     return "-" if found is None else f"{found:.0f}"
@@ -113,15 +172,18 @@ def main(argv: list[str] | None = None) -> int:
         instances(Path(tmp), args.workers) as procs,
     ):
         result = measure(procs, args.runs, size, piece, digest)
+        with redirecting(Path(tmp), procs["s3"]) as proc:
+            redirected, redirect_failures = measure_redirect(proc, args.runs, size, piece, digest)
     print(f"{args.size_mib} MiB blob, {args.runs} runs, {args.workers} worker(s), medians")
     print(f"{'driver':16} {'push MB/s':>10} {'pull MB/s':>10} {'peak RSS MiB':>13}")
     for driver in DRIVERS:
         name = "s3 (SeaweedFS)" if driver == "s3" else driver
         up, down = result.runs[f"push {driver}"], result.runs[f"pull {driver}"]
         print(f"{name:16} {_mb(up):>10} {_mb(down):>10} {result.rss[driver]:13.0f}")
-    for op, text in result.failures:
+    print(f"{'s3 pull, redirect':16} {'':>10} {_mb(redirected):>10}")
+    for op, text in result.failures + [("redirect pull", t) for t in redirect_failures]:
         print(f"FAILED {op}: {text}")
-    return 1 if result.failures else 0
+    return 1 if result.failures or redirect_failures else 0
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ SCHEMA: dict[str, Any] = {
         "untaggedImageRetentionDelay": UNIMPLEMENTED,
         "retention": UNIMPLEMENTED,
         "remoteCache": bool,
+        "redirectBlobURL": bool,
         "storageDriver": FREE,
         "cacheDriver": FREE,
         "subPaths": UNIMPLEMENTED,
@@ -189,6 +190,8 @@ class StorageConfig:
     gc_delay: float = 3600.0
     gc_interval: float = 3600.0
     remote_cache: bool = False
+    # zot's: unranged blob GETs answer 307 to a presigned URL of the object (S3 only)
+    redirect_blob_url: bool = False
 
 
 @dataclass(frozen=True)
@@ -311,6 +314,7 @@ def build_config(
             "storage.gcInterval",
         ),
         remote_cache=storage_raw.get("remoteCache", False),
+        redirect_blob_url=storage_raw.get("redirectBlobURL", False),
     )
 
     http_raw = data.get("http", {})

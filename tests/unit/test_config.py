@@ -138,3 +138,12 @@ def test_serve_with_bad_config_exits_with_message_not_traceback(tmp_path: Path) 
     assert result.returncode == 1
     assert "not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_redirect_blob_url_is_zots_key_off_by_default() -> None:
+    assert build_config({"storage": {"rootDirectory": "/r"}}).storage.redirect_blob_url is False
+    raw = {"storage": {"rootDirectory": "/r", "redirectbloburl": True}}
+    assert build_config(raw).storage.redirect_blob_url is True
+    with pytest.raises(ConfigError) as info:
+        build_config({"storage": {"rootDirectory": "/r", "redirectBlobURL": "yes"}})
+    assert info.value.path == "storage.redirectBlobURL"

@@ -40,3 +40,13 @@ def test_bucket_is_required() -> None:
     with pytest.raises(ConfigError) as exc:
         S3Settings.from_map({"name": "s3"})
     assert exc.value.path == "storage.storageDriver.bucket"
+
+
+def test_redirect_endpoint_defaults_to_the_driver_endpoint() -> None:
+    s = S3Settings.from_map({"bucket": "b", "regionendpoint": "http://10.0.0.5:8333"})
+    assert s.redirect_endpoint == "http://10.0.0.5:8333"
+    s = S3Settings.from_map(
+        {"bucket": "b", "regionendpoint": "http://10.0.0.5:8333", "RedirectEndpoint": "s3.example"}
+    )
+    assert s.redirect_endpoint == "https://s3.example"  # no scheme: `secure` decides
+    assert s.endpoint == "http://10.0.0.5:8333"  # the driver itself still uses its own

@@ -6,7 +6,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ocireg.api.common import store_of, target
-from ocireg.api.responses import BlobResponse, RawParts, RawResponse, blob_headers, parse_range
+from ocireg.api.responses import (
+    REDIRECTED_BYTES,
+    BlobResponse,
+    RawParts,
+    RawResponse,
+    blob_headers,
+    parse_range,
+    redirect_headers,
+)
 from ocireg.digest import Digest
 from ocireg.registry import ImageStore
 from ocireg.target import Target
@@ -27,6 +35,13 @@ async def get_blob(request: Request) -> Response:
     info = await store.blobs.stat(repo, digest)
     byte_range = None
     range_header = request.headers.get("range")
+    # zot's storage.redirectBlobURL: whole-blob GETs only, as zot does (a ranged GET is
+    # a client resuming or probing: answered here, so it never costs a second hop).
+    if not range_header and request.app.state.redirect_blobs:
+        location = await store.blobs.download_url(repo, digest)
+        if location is not None:
+            request.scope[REDIRECTED_BYTES] = info.size
+            return RawResponse(RawParts(307, redirect_headers(digest, location), b""))
     if range_header:
         byte_range = parse_range(range_header, info.size)
     elif info.size <= WHOLE_BODY:

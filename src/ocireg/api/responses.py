@@ -15,6 +15,9 @@ from ocireg.registry import ImageStore
 
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 RawHeaders = list[tuple[bytes, bytes]]
+# The scope key where a blob GET answered by a redirect leaves the blob's size, so the
+# metrics count the download the bucket serves in the registry's place.
+REDIRECTED_BYTES = "ocireg.redirected_bytes"
 
 
 class RawParts(NamedTuple):
@@ -49,6 +52,15 @@ def blob_headers(
         headers.append((b"content-range", f"bytes {byte_range[0]}-{byte_range[1]}/{size}".encode()))
     headers += [(b"accept-ranges", b"bytes"), (b"content-type", b"application/octet-stream")]
     return headers
+
+
+def redirect_headers(digest: Digest, location: str) -> RawHeaders:
+    """The headers of a blob GET answered 307 with the object's presigned URL."""
+    return [
+        (b"docker-content-digest", str(digest).encode()),
+        (b"location", location.encode("latin-1")),
+        (b"content-length", b"0"),
+    ]
 
 
 def manifest_headers(digest: Digest, size: int, media_type: str) -> RawHeaders:

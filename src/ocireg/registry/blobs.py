@@ -92,6 +92,11 @@ class BlobStore:
     def local_path(self, repo: str, digest: Digest) -> str | None:
         return self.driver.local_path(self._path(repo, digest))
 
+    async def download_url(self, repo: str, digest: Digest) -> str | None:
+        """A presigned URL of the blob's bytes (S3), or None. Call after `stat`, which
+        checks that `repo` has the blob and resolves a zot dedupe stub to its bytes."""
+        return await self.driver.download_url(self._path(repo, digest))
+
     async def read(
         self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:

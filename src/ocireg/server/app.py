@@ -117,6 +117,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.store.kick_rebuild()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
+        app.state.redirect_blobs = config.storage.redirect_blob_url
         app.state.peers = peers
         if peers is not None:  # a zot member does not keep ocireg's catalog index
             app.state.store.only_ocireg_writes = peers.all_ocireg

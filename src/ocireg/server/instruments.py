@@ -52,6 +52,18 @@ class Instruments:
             ["method", "route"],
             registry=r,
         )
+        # A redirected blob GET is a download the bucket serves for the registry: its bytes
+        # never pass through ocireg_http_response_bytes, so they are counted here.
+        self.blob_redirects = Counter(
+            "ocireg_blob_redirects",
+            "Blob GETs answered with a redirect to the storage (storage.redirectBlobURL)",
+            registry=r,
+        )
+        self.blob_redirect_bytes = Counter(
+            "ocireg_blob_redirect_bytes",
+            "Bytes of the blobs whose GET was redirected to the storage",
+            registry=r,
+        )
         self.uploads = Gauge(
             "ocireg_uploads_in_progress",
             "Upload requests (POST, PATCH, PUT on an upload route) being received now",

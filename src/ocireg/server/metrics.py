@@ -27,6 +27,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ocireg.api.responses import REDIRECTED_BYTES
 from ocireg.config import Config
 from ocireg.errors import RegistryError
 from ocireg.server.traffic import Traffic
@@ -233,6 +234,10 @@ class MetricsMiddleware:
                 bytes_in.inc(traffic.bytes_in)
             if traffic.bytes_out:
                 bytes_out.inc(traffic.bytes_out)
+            redirected = scope.get(REDIRECTED_BYTES)
+            if redirected is not None:
+                m.blob_redirects.inc()
+                m.blob_redirect_bytes.inc(redirected)
 
     # `labels()` costs as much as the update itself; the label sets are few, keep them bound.
 

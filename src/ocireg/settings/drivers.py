@@ -37,6 +37,7 @@ _S3_KEYS = (
     "accesskey",
     "secretkey",
     "sessiontoken",
+    "redirectendpoint",  # ours: where clients reach the bucket (storage.redirectBlobURL)
 )
 # distribution's s3-aws parameters that ocireg has no use for yet.
 _S3_UNIMPLEMENTED = (
@@ -78,6 +79,9 @@ class S3Settings:
     secretkey: str | None = None
     sessiontoken: str | None = None
     forcepathstyle: bool = False
+    # ours: the endpoint written into the presigned URLs of blob redirects, when clients
+    # reach the bucket by another address than the registry does (None: regionendpoint)
+    redirectendpoint: str | None = None
 
     @classmethod
     def from_map(
@@ -108,12 +112,20 @@ class S3Settings:
             accesskey=spec.get("accesskey") or None,
             secretkey=spec.get("secretkey") or None,
             sessiontoken=spec.get("sessiontoken") or None,
+            redirectendpoint=spec.get("redirectendpoint") or None,
             **flags,
         )
 
     @property
     def endpoint(self) -> str | None:
-        url = self.regionendpoint
+        return self._with_scheme(self.regionendpoint)
+
+    @property
+    def redirect_endpoint(self) -> str | None:
+        """The endpoint of presigned download URLs: `redirectendpoint`, else the driver's."""
+        return self._with_scheme(self.redirectendpoint) or self.endpoint
+
+    def _with_scheme(self, url: str | None) -> str | None:
         if url and "://" not in url:
             url = ("https://" if self.secure else "http://") + url
         return url

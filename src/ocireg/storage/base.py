@@ -160,6 +160,11 @@ class StorageDriver(Protocol):
         """A filesystem path for zero-copy responses, or None when the bytes are remote."""
         ...
 
+    async def download_url(self, path: str) -> str | None:
+        """A short-lived URL from which a client can GET the object itself, without
+        credentials (blob redirects), or None when the backend has no such URL."""
+        ...
+
     async def health(self) -> None:
         """Raise StorageUnavailable when the backend cannot serve requests."""
         ...

@@ -296,6 +296,9 @@ class FilesystemDriver:
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))
 
+    async def download_url(self, path: str) -> str | None:
+        return None  # no URL to give: the registry serves the file itself
+
     async def health(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

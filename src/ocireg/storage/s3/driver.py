@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from ocireg.storage.base import FileInfo, InvalidPath, PathNotFound, StorageUnavailable
+from ocireg.storage.s3.presign import Presigner
 from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 from ocireg.storage.s3.settings import S3Settings
 from ocireg.storage.s3.writer import S3Writer
@@ -42,6 +43,7 @@ class S3Driver(UploadSessions):
         self._client: Any = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._lock: asyncio.Lock | None = None
+        self._presigner = Presigner(settings)
 
     @property
     def where(self) -> str:
@@ -299,6 +301,10 @@ class S3Driver(UploadSessions):
     def local_path(self, path: str) -> str | None:
         return None
 
+    async def download_url(self, path: str) -> str | None:
+        async with self._call(path):  # no credentials to sign with: unavailable, not a 500
+            return await self._presigner.get_url(self.bucket, self._key(path))
+
     async def health(self) -> None:
         c = await self._c()
         try:
@@ -308,6 +314,7 @@ class S3Driver(UploadSessions):
             raise StorageUnavailable(f"{self.where}: the bucket does not exist") from None
 
     async def close(self) -> None:
+        await self._presigner.close()
         if self._stack is not None:
             await self._stack.aclose()
             self._stack = None
