@@ -6,6 +6,8 @@ fills up, and catalog pages over many repositories.
 - Catalog: R repositories written straight into a fresh root as OCI layouts (no HTTP, so
   the fill takes seconds), `ocireg rebuild-meta`, then the median time of one page (n=100,
   at random places) and of a walk of the whole catalog in pages of 1,000.
+- Maintenance over the same R repositories: the time and peak RSS of `ocireg rebuild-meta`
+  and of `ocireg gc` (goal for gc at 100,000: under 256 MiB).
 
 Runs against ocireg alone (the peers keep one file per tag and walk the catalog; their
 figures for the same shape are in docs/performance.md).
@@ -17,6 +19,8 @@ import http.client
 import json
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -104,17 +108,14 @@ def _fill(root: Path, count: int) -> list[str]:
 
 
 def _catalog(ctx: Context, count: int) -> list[Row]:
-    from tests.support.server import base_config, run_cli, running_registry
+    from tests.support.server import base_config, running_registry
 
     with tempfile.TemporaryDirectory(prefix="catalog-", dir=ctx.workdir) as tmp:
         work = Path(tmp)
         names = _fill(work / "root", count)
         config = base_config(work / "root", workers=2)
         (work / "config.json").write_text(json.dumps(config))
-        rebuilt = time.perf_counter()
-        result = run_cli("rebuild-meta", str(work / "config.json"), timeout=3600)
-        rebuilt = time.perf_counter() - rebuilt
-        assert result.returncode == 0, result.stderr
+        rebuilt, rebuild_rss = _measured_cli("rebuild-meta", str(work / "config.json"))
         with running_registry(work, config, name="catalog") as registry:
             conn = http.client.HTTPConnection("127.0.0.1", registry.port, timeout=600)
 
@@ -144,6 +145,7 @@ def _catalog(ctx: Context, count: int) -> list[Row]:
                 path = link[1 : link.index(">")] if link else ""
             walk = time.perf_counter() - started
             assert seen == count, (seen, count)
+        collected, gc_rss = _measured_cli("gc", str(work / "config.json"))
     label = f"{count:,} repositories"
     return [
         Row(
@@ -158,6 +160,43 @@ def _catalog(ctx: Context, count: int) -> list[Row]:
             f"whole catalog in pages of 1,000, {label}",
             "s",
             ocireg=walk,
-            note=f"ocireg rebuild-meta over them took {rebuilt:.1f} s",
+        ),
+        Row(
+            TITLE,
+            f"ocireg rebuild-meta, {label}",
+            "MiB",
+            ocireg=rebuild_rss,
+            note=f"peak RSS; it took {rebuilt:.1f} s",
+        ),
+        Row(
+            TITLE,
+            f"ocireg gc, {label}",
+            "MiB",
+            ocireg=gc_rss,
+            note=f"peak RSS; it took {collected:.1f} s; goal < 256 MiB at 100,000",
         ),
     ]
+
+
+def _measured_cli(*args: str) -> tuple[float, float]:
+    """(seconds, peak RSS in MiB) of `ocireg ARGS`, run under a parent of its own so that
+    the peak is this command's alone (RUSAGE_CHILDREN keeps the largest child's)."""
+    from tests.support.server import ocireg_env
+
+    probe = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL); "
+        "print(r.returncode, time.perf_counter() - t, "
+        "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe, sys.executable, "-m", "ocireg", *args],
+        env=ocireg_env(),
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
+    code, seconds, kib = result.stdout.split()
+    assert code == "0", result.stderr[-2000:]
+    return float(seconds), int(kib) / 1024
