@@ -3,7 +3,6 @@ and the digests a manifest names."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,18 +27,11 @@ class StoredFile:
 async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile | None:
     """Size and stamp of a blob file (on S3 the stamp is the object's LastModified, which a
     mount's server-side copy renews as a hard link renews the ctime)."""
-    local = driver.local_path(path)
-    if local is not None:
-        try:
-            st = os.stat(local)
-        except FileNotFoundError:
-            return None
-        return StoredFile(name, path, st.st_size, max(st.st_mtime, st.st_ctime))
     try:
         info = await driver.stat(path)
     except PathNotFound:
         return None
-    return StoredFile(name, path, info.size, info.mtime)
+    return StoredFile(name, path, info.size, max(info.mtime, info.renamed))
 
 
 async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:

@@ -108,11 +108,11 @@ class GarbageCollector:
 
     async def _collect_content(self, repo: str, cutoff: float, report: GCReport) -> None:
         try:
-            index = Index.parse(await self.driver.get_content(layout.index(repo)))
-        except PathNotFound:
-            return
+            index = await self.store.indexes.load(repo)
         except ValueError as exc:
             report.skipped = f"index.json is not valid: {exc}"
+            return
+        if index is None:
             return
         blobs = await list_blobs(self.driver, repo)
         kept, named, unreadable = await self._mark(index, blobs, cutoff)

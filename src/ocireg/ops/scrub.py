@@ -21,7 +21,7 @@ from ocireg.errors import RegistryError
 from ocireg.ops.content import StoredFile, list_blobs, list_dir, read_manifest
 from ocireg.ops.runs import Checkpoint, each_repository, owns_everything
 from ocireg.registry import ImageStore, layout
-from ocireg.registry.index import Index, tag_of
+from ocireg.registry.index import tag_of
 from ocireg.registry.manifests import parse_stored
 from ocireg.storage import PathNotFound
 
@@ -67,12 +67,12 @@ class Scrubber:
                 corrupt.add(digest)
                 report.problem("blob_digest_mismatch", blob=digest, actual=actual)
         try:
-            index = Index.parse(await self.driver.get_content(layout.index(repo)))
-        except PathNotFound:
-            report.problem("index_missing")
-            return self._logged(report)
+            index = await self.store.indexes.load(repo)
         except ValueError as exc:
             report.problem("index_invalid", error=str(exc))
+            return self._logged(report)
+        if index is None:
+            report.problem("index_missing")
             return self._logged(report)
         # Tagged entries first, one shared `seen`: each manifest is reported once, under the
         # tag that reaches it when there is one.

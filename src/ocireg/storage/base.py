@@ -42,6 +42,10 @@ class FileInfo:
     # Changes whenever the content may have changed (inode+mtime on disk, ETag on S3):
     # the key for caches of parsed objects such as index.json.
     version: str = ""
+    # When the file last got a new name, if later than `mtime` (a hard link renews the
+    # inode's ctime, not its mtime): garbage collection counts a blob mounted moments ago as
+    # young. 0 where a new name is a new object (S3: a copy renews LastModified).
+    renamed: float = 0.0
 
 
 class FileWriter(Protocol):

@@ -147,6 +147,7 @@ class FilesystemDriver:
             st.st_mtime,
             is_dir=stat.S_ISDIR(st.st_mode),
             version=_version(st),
+            renamed=st.st_ctime,
         )
 
     @_os_errors
