@@ -58,10 +58,9 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
         ssl_client_verify=bool(tls and tls.cacert),
         respawn_failed_workers=True,
         # On a reload (SIGHUP, server/reload.py) Granian starts a new worker, waits this
-        # long, then stops the old one; it does not wait for the new one to listen, and a
-        # worker takes about a second to import and start on a busy machine. Shorter, and
-        # clients meet refused connections in between (measured: 200-370 in 5 s of
-        # requests with 0.2 s; none with 3 s). Crashed workers are respawned at once.
+        # long, then stops the old one; it does not wait for the new one to listen. Shorter,
+        # and clients meet refused connections in between (docs/cluster.md, "Adding and
+        # removing members"). Crashed workers are respawned at once.
         respawn_interval=RELOAD_OVERLAP,
     )
     reloader = ConfigReloader(config.source, config) if config.source else None
