@@ -30,6 +30,9 @@ def run(ctx: Context) -> list[Row]:
         s3_vs_fs.instances(Path(tmp), WORKERS) as procs,
     ):
         result = s3_vs_fs.measure(procs, ctx.sizes.reps, size, piece, digest)
+        reads = s3_vs_fs.measure_manifests(
+            procs, ctx.sizes.reps, ctx.sizes.connections, ctx.sizes.duration
+        )
     to_mib = 1e6 / MiB  # s3_vs_fs (cluster_hop's push and pull) reports MB/s
     rows: list[Row] = []
     for op in ("push", "pull"):
@@ -46,6 +49,22 @@ def run(ctx: Context) -> list[Row]:
                 note=f"comparison column: the same {op} on the filesystem driver; SeaweedFS"
                 f" (weed server -s3) on loopback; {WORKERS} worker/instance"
                 + failed_note(result.failures, op),
+            )
+        )
+    for method, tool in (("GET", "wrk"), ("HEAD", "ab -k")):
+        runs = {d: reads[f"{method} {d}"] for d in s3_vs_fs.DRIVERS}
+        rows.append(
+            Row(
+                TITLE,
+                f"manifest {method} by tag on S3 + Redis ({tool})",
+                "req/s",
+                ocireg=median(runs["s3"]),
+                peer=median(runs["filesystem"]),
+                vs="filesystem",
+                goal=0.5,  # issue #14: at least half of the filesystem figure
+                runs=runs,
+                note=f"{ctx.sizes.connections} connections, {ctx.sizes.duration:g} s;"
+                f" comparison column: the filesystem driver; {WORKERS} worker/instance",
             )
         )
     rows.append(
