@@ -334,7 +334,7 @@ class IndexCache:
 
     async def _current(self, repo: str) -> tuple[str, Index] | None:
         """(version, index) as stored now; None when there is no index.json."""
-        if not self.versions.trusted():
+        if not self.versions.usable():
             return await self._stored(repo)
         try:
             seen = await self.versions.read(repo)

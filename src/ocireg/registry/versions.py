@@ -27,12 +27,16 @@ writer that does not follow these rules (one ocireg cannot see) can go unnoticed
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable
 
 from ocireg.meta import MetaStore
 
 VERSION_TTL = 300  # seconds; also the bound for writers outside the protocol (docs/storage.md)
+# After the store failed a read, readers go straight to storage for this long: a store that
+# hangs must not add its timeout to every read.
+PAUSE_AFTER_FAILURE = 5.0
 VERSION = "v:"
 TOKEN = "t:"
 
@@ -62,6 +66,11 @@ class IndexVersions:
         # the request: a write acknowledged before it is seen).
         self._next: dict[str, asyncio.Future[str | None]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._paused_until = 0.0
+
+    def usable(self) -> bool:
+        """Whether readers may ask the key now: trusted, and the store did not just fail."""
+        return self.trusted() and time.monotonic() >= self._paused_until
 
     # --- writers ---------------------------------------------------------------------------
 
@@ -93,6 +102,7 @@ class IndexVersions:
                 try:
                     waiting.set_result(await self.meta.index_version(repo))
                 except Exception as exc:
+                    self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
                     waiting.set_exception(exc)
                     waiting.exception()  # retrieved: waiters that went away must not log it
         finally:
