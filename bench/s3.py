@@ -30,6 +30,9 @@ def run(ctx: Context) -> list[Row]:
         s3_vs_fs.instances(Path(tmp), WORKERS) as procs,
     ):
         result = s3_vs_fs.measure(procs, ctx.sizes.reps, size, piece, digest)
+        reads = s3_vs_fs.measure_manifests(
+            procs, ctx.sizes.reps, ctx.sizes.connections, ctx.sizes.duration
+        )
         with s3_vs_fs.redirecting(Path(tmp), procs["s3"]) as proc:
             redirected = s3_vs_fs.measure_redirect(proc, ctx.sizes.reps, size, piece, digest)
     to_mib = 1e6 / MiB  # s3_vs_fs (cluster_hop's push and pull) reports MB/s
@@ -51,6 +54,22 @@ def run(ctx: Context) -> list[Row]:
             )
         )
     rows.append(_redirect_row(size, redirected, rows[1]))
+    for method, tool in (("GET", "wrk"), ("HEAD", "ab -k")):
+        runs = {d: reads[f"{method} {d}"] for d in s3_vs_fs.DRIVERS}
+        rows.append(
+            Row(
+                TITLE,
+                f"manifest {method} by tag on S3 + Redis ({tool})",
+                "req/s",
+                ocireg=median(runs["s3"]),
+                peer=median(runs["filesystem"]),
+                vs="filesystem",
+                goal=0.5,  # issue #14: at least half of the filesystem figure
+                runs=runs,
+                note=f"{ctx.sizes.connections} connections, {ctx.sizes.duration:g} s;"
+                f" comparison column: the filesystem driver; {WORKERS} worker/instance",
+            )
+        )
     rows.append(
         Row(
             TITLE,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
+import os
 import sys
 import tempfile
 import time
@@ -32,7 +33,8 @@ sys.path[:0] = [
 from bench.cluster import _complaints, _log_size  # noqa: E402
 from bench.cluster_hop import _payload, peak_rss_mib, pull, push, read_body  # noqa: E402
 from bench.core import median  # noqa: E402
-from tests.support.backends import running_seaweedfs  # noqa: E402
+from bench.rawhttp import Connection  # noqa: E402
+from tests.support.backends import running_redis, running_seaweedfs  # noqa: E402
 from tests.support.server import RegistryProcess, base_config, running_registry  # noqa: E402
 
 DRIVERS = ("s3", "filesystem")
@@ -52,12 +54,15 @@ class Measured:
 def instances(workdir: Path, workers: int) -> Iterator[dict[str, RegistryProcess]]:
     """One running ocireg per driver (keys of DRIVERS), the S3 one on a SeaweedFS started
     under `workdir`; all stopped on exit."""
-    for sub in ("weed", "s3", "fs"):
+    for sub in ("weed", "s3", "fs", "redis"):
         (workdir / sub).mkdir()
-    with running_seaweedfs(workdir / "weed") as weed:
-        # The S3 instance keeps only its local state (locks, metadata) in rootDirectory.
+    with running_seaweedfs(workdir / "weed") as weed, running_redis(workdir / "redis") as redis:
+        # The S3 instance keeps only its locks in rootDirectory; its metadata store is Redis,
+        # as in a deployment on S3 (issue #14 measures manifest reads on S3 + Redis).
         s3 = base_config(workdir / "s3-local", workers=workers)
         s3["storage"]["storageDriver"] = weed.storage_driver("/bench")
+        s3["storage"]["remoteCache"] = True
+        s3["storage"]["cacheDriver"] = {"name": "redis", "url": redis.url, "keyprefix": "bench"}
         fs = base_config(workdir / "fs-root", workers=workers)
         with (
             running_registry(workdir / "s3", s3) as on_s3,
@@ -106,7 +111,9 @@ def redirecting(workdir: Path, on_s3: RegistryProcess) -> Iterator[RegistryProce
     """Another ocireg on the S3 instance's bucket, with `storage.redirectBlobURL`: its blob
     GETs answer 307 to a presigned URL and the client downloads from SeaweedFS itself."""
     cfg = base_config(workdir / "redirect-local", workers=on_s3.config["http"]["workers"])
-    cfg["storage"]["storageDriver"] = dict(on_s3.config["storage"]["storageDriver"])
+    for key in ("storageDriver", "remoteCache", "cacheDriver"):
+        if key in on_s3.config["storage"]:
+            cfg["storage"][key] = on_s3.config["storage"][key]
     cfg["storage"]["redirectBlobURL"] = True
     (workdir / "redirect").mkdir()
     with running_registry(workdir / "redirect", cfg) as proc:
@@ -154,6 +161,30 @@ def measure_redirect(
         return [], [f"{exc!r}"[:160]]
 
 
+MANIFEST_READS = ("GET", "HEAD")
+
+
+def measure_manifests(
+    procs: dict[str, RegistryProcess], runs: int, connections: int, duration: float
+) -> dict[str, list[float]]:
+    """Manifest GET (wrk) and HEAD (ab -k) by tag, req/s per run under "GET s3", "HEAD
+    filesystem", ...: the harness's manifest-read measurement (workload 3) on each instance,
+    alternating which driver goes first. Errors raise (wrk/ab refuse non-2xx answers)."""
+    from bench.workloads import MANIFEST_REPO, ab_head, push_image, wrk_get
+
+    for proc in procs.values():
+        with Connection("127.0.0.1", proc.port) as conn:
+            push_image(conn, MANIFEST_REPO, "latest", [os.urandom(4096)])
+    out: dict[str, list[float]] = {f"{m} {d}": [] for m in MANIFEST_READS for d in procs}
+    for rep in range(runs):
+        order = list(procs) if rep % 2 == 0 else list(reversed(procs))
+        for driver in order:
+            url = f"{procs[driver].url}/v2/{MANIFEST_REPO}/manifests/latest"
+            out[f"GET {driver}"].append(wrk_get(url, connections, duration))
+            out[f"HEAD {driver}"].append(ab_head(url, connections, duration))
+    return out
+
+
 def _mb(values: list[float]) -> str:
     found = median(values)
     return "-" if found is None else f"{found:.0f}"
@@ -164,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--manifest-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     size = args.size_mib * 1024 * 1024
     piece, digest = _payload(size)
@@ -172,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
         instances(Path(tmp), args.workers) as procs,
     ):
         result = measure(procs, args.runs, size, piece, digest)
+        reads = measure_manifests(procs, args.runs, 64, args.manifest_seconds)
         with redirecting(Path(tmp), procs["s3"]) as proc:
             redirected, redirect_failures = measure_redirect(proc, args.runs, size, piece, digest)
     print(f"{args.size_mib} MiB blob, {args.runs} runs, {args.workers} worker(s), medians")
@@ -181,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         up, down = result.runs[f"push {driver}"], result.runs[f"pull {driver}"]
         print(f"{name:16} {_mb(up):>10} {_mb(down):>10} {result.rss[driver]:13.0f}")
     print(f"{'s3 pull, redirect':16} {'':>10} {_mb(redirected):>10}")
+    for method in MANIFEST_READS:
+        fig = {d: _mb(reads[f"{method} {d}"]) for d in DRIVERS}
+        print(f"manifest {method} by tag, req/s: s3 {fig['s3']}, filesystem {fig['filesystem']}")
     for op, text in result.failures + [("redirect pull", t) for t in redirect_failures]:
         print(f"FAILED {op}: {text}")
     return 1 if result.failures or redirect_failures else 0

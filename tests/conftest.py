@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,19 @@ def use_backend(
     cfg["storage"]["remoteCache"] = True
     cfg["storage"]["cacheDriver"] = {"name": "redis", "url": redis.url, "keyprefix": keyprefix}
     return cfg
+
+
+def s3_cluster_configs(
+    workdir: Path, seaweedfs: SeaweedFS, redis: Redis, count: int = 3, **extra: Any
+) -> list[dict[str, Any]]:
+    """Configs of a cluster on one fresh SeaweedFS root and Redis prefix, each member with
+    a local rootDirectory of its own (as on separate machines); `extra`: cluster_configs'."""
+    root, prefix = f"/c{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    configs = cluster_configs(workdir, count=count, **extra)
+    for i, cfg in enumerate(configs):
+        cfg["storage"]["rootDirectory"] = str(workdir / f"local-{i}")
+        use_backend(cfg, seaweedfs, redis, root, prefix)
+    return configs
 
 
 def backend_config(

@@ -17,7 +17,7 @@ from tests.interop.conftest import assert_conformant
 from tests.interop.scenario import Content, check_content, write_content
 from tests.support.backends import Redis, SeaweedFS
 from tests.support.cluster import cluster_configs, owner_of, repo_owned_by
-from tests.support.oci import OCI_MANIFEST, assert_error, manifest_path
+from tests.support.oci import OCI_MANIFEST, assert_error, manifest_path, push_image, push_manifest
 from tests.support.server import RegistryProcess
 from tests.support.zot import ZotProcess, zot_config
 
@@ -146,3 +146,27 @@ def test_a_zot_owner_down_fails_over_to_ocireg_on_declared_shared_storage(
         for content in (before, during):
             check_content(zot_client, content)
             check_content(oci_client, content)
+
+
+def test_tags_zot_moves_are_read_at_once_through_ocireg(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """zot keeps no index-version keys, and announces no `x-ocireg-index-versions` on
+    /livez: while it is a member, the ocireg member asks storage which index.json is current
+    (docs/storage.md), so a tag zot moves is read right after through ocireg, which answers
+    reads of zot's repositories itself on shared storage."""
+    prefix = "mixed-versions"
+    kinds = ("zot", "ocireg")
+    with mixed_cluster(tmp_path, seaweedfs, redis_server, kinds, prefix, shared=True) as procs:
+        zot = httpx.Client(base_url=procs[0].url, timeout=30.0)
+        oci = httpx.Client(base_url=procs[1].url, timeout=30.0)
+        repo = repo_owned_by(0, 2, prefix)
+        images = [push_image(zot, repo, f"i{n}") for n in range(3)]
+        for n in range(15):
+            image = images[n % 3]
+            r = push_manifest(zot, repo, "latest", image.manifest, image.media_type)
+            assert r.status_code == 201, r.text
+            for _ in range(3):
+                r = oci.get(manifest_path(repo, "latest"), headers={"Accept": OCI_MANIFEST})
+                assert r.status_code == 200, r.text
+                assert r.headers["docker-content-digest"] == image.digest, n

@@ -118,3 +118,37 @@ class MetaSuite:
             assert await m.index_changes("nobody") == []
 
         self.run(body)
+
+    def test_index_version_set_read_and_swap(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.index_version("r") is None
+            # None as `expected`: only while there is no value
+            assert await m.swap_index_version("r", None, "t:1", 60)
+            assert not await m.swap_index_version("r", None, "t:2", 60)
+            assert await m.index_version("r") == "t:1"
+            # compare-and-set: only from the value held now
+            assert not await m.swap_index_version("r", "t:other", "v:x", 60)
+            assert await m.swap_index_version("r", "t:1", "v:x", 60)
+            assert await m.index_version("r") == "v:x"
+            assert not await m.swap_index_version("r", "t:1", "v:y", 60)
+            await m.set_index_version("r", "t:3", 60)  # unconditional
+            assert await m.index_version("r") == "t:3"
+            assert await m.index_version("other") is None
+            await m.clear()  # a rebuild forgets every version: readers ask storage
+            assert await m.index_version("r") is None
+
+        self.run(body)
+
+    def test_index_version_expires(self) -> None:
+        async def body(m: MetaStore) -> None:
+            await m.set_index_version("r", "v:x", 1)
+            assert await m.index_version("r") == "v:x"
+            deadline = asyncio.get_running_loop().time() + 10
+            while await m.index_version("r") is not None:
+                assert asyncio.get_running_loop().time() < deadline, "never expired"
+                await asyncio.sleep(0.1)
+            # an expired value counts as none: a claim from None succeeds, one from it fails
+            assert not await m.swap_index_version("r", "v:x", "v:y", 60)
+            assert await m.swap_index_version("r", None, "t:1", 60)
+
+        self.run(body)

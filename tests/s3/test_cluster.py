@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import use_backend
+from tests.conftest import s3_cluster_configs
 from tests.support.backends import Redis, SeaweedFS
-from tests.support.cluster import cluster_configs, repo_owned_by, start_members
+from tests.support.cluster import repo_owned_by, running_members
 from tests.support.oci import blob_path, manifest_path, push_image, random_bytes, sha256_digest
 from tests.support.server import RegistryProcess, run_cli
 
@@ -22,17 +21,8 @@ MiB = 1 << 20
 def members(
     tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
 ) -> Iterator[list[RegistryProcess]]:
-    root, prefix = f"/c{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
-    configs = cluster_configs(tmp_path, count=3, workers=1)
-    for i, cfg in enumerate(configs):
-        cfg["storage"]["rootDirectory"] = str(tmp_path / f"local-{i}")  # machines share nothing
-        use_backend(cfg, seaweedfs, redis_server, root, prefix)
-    procs = start_members(tmp_path, configs)
-    try:
+    with running_members(tmp_path, s3_cluster_configs(tmp_path, seaweedfs, redis_server)) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
 
 
 def test_push_through_one_member_pull_through_the_others(members: list[RegistryProcess]) -> None:

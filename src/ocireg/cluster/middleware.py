@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.asgi import with_response_header
 from ocireg.cluster.membership import Membership
-from ocireg.cluster.peers import FINGERPRINT_HEADER, Peers
+from ocireg.cluster.peers import FINGERPRINT_HEADER, INDEX_VERSIONS_HEADER, Peers
 from ocireg.cluster.proof import (
     CLUSTER_HEADERS,
     HOP_HEADER,
@@ -66,6 +66,9 @@ class ClusterInboundMiddleware:
                 # This member's routing fingerprint, so that the peers' probes notice
                 # members that route differently (cluster/peers.py).
                 send = with_response_header(send, FINGERPRINT_HEADER, self.fingerprint)
+                # ... and that this member keeps the index-version keys when it writes
+                # (registry/versions.py): older members do not, so no peer trusts them.
+                send = with_response_header(send, INDEX_VERSIONS_HEADER, b"1")
         await self.app(scope, receive, send)
 
     def _classify(self, scope: Scope) -> Scope:

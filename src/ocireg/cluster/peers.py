@@ -40,6 +40,7 @@ RECORD_EVERY = 30.0  # rewrite our record this often (seconds)
 RECORD_FRESH = 600.0  # a record older than this proves nothing about today's storage
 LOOK_EVERY = 2.0  # read the peers' records this often until every peer is found
 FINGERPRINT_HEADER = b"x-ocireg-cluster-fingerprint"
+INDEX_VERSIONS_HEADER = b"x-ocireg-index-versions"
 PROBE_EVERY = 1.0
 PROBE_TIMEOUT = 1.5
 TIMEOUTS_TO_DOWN = 2
@@ -53,6 +54,7 @@ class PeerState:
     last_contact: float = 0.0  # wall clock of the last good answer, 0 if none yet
     changed: float = 0.0
     fingerprint: str | None = None  # how the peer routes (None: not an ocireg, or not known)
+    index_versions: bool = False  # it keeps the index-version keys (registry/versions.py)
 
 
 def record_path(member: str) -> str:
@@ -108,6 +110,14 @@ class Peers:
         zot member, and nobody unknown, writes this cluster's storage."""
         return all(peer.fingerprint is not None for peer in self.state.values())
 
+    def all_keep_index_versions(self) -> bool:
+        """`all_ocireg`, and every peer said at its last answer that it keeps the
+        index-version keys when it writes (a member of an older version does not). A peer
+        that goes down is not believed again until it answers: it may come back older."""
+        return all(
+            peer.fingerprint is not None and peer.index_versions for peer in self.state.values()
+        )
+
     def disagrees(self, index: int) -> bool:
         """True when member `index` announced a routing fingerprint other than ours."""
         peer = self.state.get(index)
@@ -119,6 +129,8 @@ class Peers:
 
     def mark_down(self, index: int, reason: str) -> None:
         peer = self.state.get(index)
+        if peer is not None:
+            peer.index_versions = False
         if peer is not None and peer.up:
             peer.up = False
             peer.changed = time.time()
@@ -239,6 +251,8 @@ class Peers:
                 if response.status == 200:
                     self._mark_up(index)
                     self._note_fingerprint(index, response.headers.get(FINGERPRINT_HEADER.decode()))
+                    keeps = response.headers.get(INDEX_VERSIONS_HEADER.decode()) == "1"
+                    self.state[index].index_versions = keeps
                     return
                 reason = f"/livez answered {response.status}"
         except TimeoutError:

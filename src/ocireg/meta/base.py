@@ -71,6 +71,22 @@ class MetaStore(Protocol):
         """The kept changes of `repo`, oldest first: (before, after, change)."""
         ...
 
+    async def index_version(self, repo: str) -> str | None:
+        """The value kept under `repo`'s index-version key (registry/versions.py gives it its
+        meaning), None when there is none or it has expired."""
+        ...
+
+    async def set_index_version(self, repo: str, value: str, ttl: int) -> None:
+        """Replace the key's value, whatever it was; it expires after `ttl` seconds."""
+        ...
+
+    async def swap_index_version(
+        self, repo: str, expected: str | None, value: str, ttl: int
+    ) -> bool:
+        """Atomically: if the key holds `expected` (None: there is no key, or it expired),
+        set it to `value` for `ttl` seconds and return True; else change nothing, False."""
+        ...
+
     async def health(self) -> None:
         """Raise MetaUnavailable when the store cannot serve requests."""
         ...

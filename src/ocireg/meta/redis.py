@@ -3,7 +3,8 @@
 Keys, under zot's `keyprefix` (default "zot") and our own namespace so that a Redis shared
 with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild lease),
 `<p>:ocireg:referrers:<repo>:<subject>` (HASH digest -> descriptor JSON) and
-`<p>:ocireg:blobs` (HASH digest -> path). zot's own dedupe hash `<p>:blobs:original` is
+`<p>:ocireg:blobs` (HASH digest -> path), `<p>:ocireg:index-version:<repo>` (STRING with a
+TTL). zot's own dedupe hash `<p>:blobs:original` is
 read as a fallback for blob locations (zot writes it when dedupe is on).
 """
 
@@ -21,6 +22,15 @@ from ocireg.settings.drivers import RedisSettings
 
 # redis-py waits forever by default; a dead Redis must fail the start-up check instead.
 _DEFAULT_TIMEOUTS = {"socket_connect_timeout": 3.0, "socket_timeout": 5.0}
+
+# Compare-and-set of one key: GET and SET in one atomic step (a script runs alone).
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+    return 1
+end
+return 0
+"""
 
 
 def client_from_config(settings: RedisSettings) -> tuple[Any, str]:
@@ -59,6 +69,7 @@ class RedisMeta:
         self.client, self.endpoint = client_from_config(settings)
         self.prefix = settings.keyprefix
         self.ns = f"{self.prefix}:ocireg"
+        self._swap = self.client.register_script(_SWAP)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -143,6 +154,24 @@ class RedisMeta:
     async def index_changes(self, repo: str) -> list[tuple[str | None, str, str]]:
         found = await self._do(self.client.lrange(f"{self.ns}:index-changes:{repo}", 0, -1))
         return [tuple(json.loads(entry)) for entry in found]
+
+    def _version_key(self, repo: str) -> str:
+        return f"{self.ns}:index-version:{repo}"
+
+    async def index_version(self, repo: str) -> str | None:
+        found = await self._do(self.client.get(self._version_key(repo)))
+        return found.decode() if isinstance(found, bytes) else found
+
+    async def set_index_version(self, repo: str, value: str, ttl: int) -> None:
+        await self._do(self.client.set(self._version_key(repo), value, ex=ttl))
+
+    async def swap_index_version(
+        self, repo: str, expected: str | None, value: str, ttl: int
+    ) -> bool:
+        key = self._version_key(repo)
+        if expected is None:
+            return bool(await self._do(self.client.set(key, value, ex=ttl, nx=True)))
+        return bool(await self._do(self._swap(keys=[key], args=[expected, value, ttl])))
 
     async def health(self) -> None:
         await self._do(self.client.ping())

@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS index_changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL, before TEXT, after TEXT NOT NULL,
     change TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS index_changes_repo ON index_changes (repo, seq);
+CREATE TABLE IF NOT EXISTS index_versions (
+    repo TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -89,7 +91,8 @@ class SqliteMeta:
         return bool(rows)
 
     async def clear(self) -> None:
-        for table in ("referrers", "blob_locations", "index_changes", "scanned", "repositories"):
+        tables = ("referrers", "blob_locations", "index_changes", "scanned", "repositories")
+        for table in (*tables, "index_versions"):
             self._run(f"DELETE FROM {table}")
         self._run("DELETE FROM state WHERE key = 'ready'")
 
@@ -158,6 +161,38 @@ class SqliteMeta:
             (repo,),
         )
         return [(r[0], r[1], r[2]) for r in rows]
+
+    async def index_version(self, repo: str) -> str | None:
+        rows = self._run(
+            "SELECT value FROM index_versions WHERE repo = ? AND expires > ?", (repo, time.time())
+        )
+        return str(rows[0][0]) if rows else None
+
+    async def set_index_version(self, repo: str, value: str, ttl: int) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO index_versions VALUES (?, ?, ?)",
+            (repo, value, time.time() + ttl),
+        )
+
+    async def swap_index_version(
+        self, repo: str, expected: str | None, value: str, ttl: int
+    ) -> bool:
+        # One statement each: sqlite runs it atomically across the processes on the file.
+        now = time.time()
+        if expected is None:
+            rows = self._run(
+                "INSERT INTO index_versions VALUES (?, ?, ?) ON CONFLICT (repo) DO UPDATE"
+                " SET value = excluded.value, expires = excluded.expires"
+                " WHERE index_versions.expires <= ? RETURNING 1",
+                (repo, value, now + ttl, now),
+            )
+        else:
+            rows = self._run(
+                "UPDATE index_versions SET value = ?, expires = ?"
+                " WHERE repo = ? AND value = ? AND expires > ? RETURNING 1",
+                (value, now + ttl, repo, expected, now),
+            )
+        return bool(rows)
 
     async def health(self) -> None:
         self._run("SELECT 1")

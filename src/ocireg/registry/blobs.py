@@ -123,12 +123,15 @@ class BlobStore:
                 data = await self.driver.get_content(self._path(repo, digest))
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
-        if len(data) <= SMALL_CACHE_ITEM:
+        self._keep_small(key, data)
+        return data
+
+    def _keep_small(self, key: tuple[str, str], data: bytes) -> None:
+        if len(data) <= SMALL_CACHE_ITEM and key not in self._small:
             self._small[key] = data
             self._small_bytes += len(data)
             while self._small_bytes > SMALL_CACHE_TOTAL:
                 self._small_bytes -= len(self._small.popitem(last=False)[1])
-        return data
 
     def _forget(self, repo: str, digest: Digest) -> None:
         data = self._small.pop((repo, str(digest)), None)
@@ -137,6 +140,7 @@ class BlobStore:
 
     async def put_small(self, repo: str, digest: Digest, data: bytes) -> None:
         await self.driver.put_content(layout.blob(repo, digest), data)
+        self._keep_small((repo, str(digest)), data)  # read back soon: the pusher checks it
 
     async def mount(self, repo: str, source_repo: str, digest: Digest) -> bool:
         """Make `digest` from `source_repo` available in `repo`; False if the source lacks it."""

@@ -8,6 +8,7 @@ stays reachable by digest until garbage collection removes it.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -17,6 +18,7 @@ from typing import Any
 from ocireg import jsondoc
 from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.registry import layout
+from ocireg.registry.versions import IndexVersions, version_of
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageUnavailable
 
 log = logging.getLogger("ocireg.registry")
@@ -303,17 +305,26 @@ def change_from_journal(entry: Any) -> IndexChange | None:
 class IndexCache:
     """Parsed index.json per repository, reused while the file's version is unchanged.
 
-    A cached index is used only when `stat` reports the version it was read (or written)
-    at: never trusted by age, so a change made by another process or member is seen at once.
-    When another process changed the file, its changes are replayed from the metadata
-    store's journal if they lead from our version to the current one; otherwise the file is
-    read again. The journal only saves work: the file stays the truth.
+    A cached index is used only when its version is known to be the current one: never
+    trusted by age, so a change made by another process or member is seen at once. The
+    current version comes from the metadata store's index-version key where every writer
+    keeps it (`IndexVersions`, S3 with a shared store: no request to storage), else from
+    `stat`. When another process changed the file, its changes are replayed from the
+    metadata store's journal if they lead from our version to the current one; otherwise
+    the file is read again. The journal and the key only save work: the file stays the truth.
     """
 
-    def __init__(self, driver: StorageDriver, meta: MetaStore, max_entries: int = 4096) -> None:
+    def __init__(
+        self,
+        driver: StorageDriver,
+        meta: MetaStore,
+        max_entries: int = 4096,
+        keep_versions: bool = False,
+    ) -> None:
         self.driver = driver
         self.meta = meta
         self.max_entries = max_entries
+        self.versions = IndexVersions(meta, keep_versions)
         self._cache: dict[str, tuple[str, Index]] = {}
 
     async def load(self, repo: str) -> Index | None:
@@ -323,6 +334,43 @@ class IndexCache:
 
     async def _current(self, repo: str) -> tuple[str, Index] | None:
         """(version, index) as stored now; None when there is no index.json."""
+        if not self.versions.usable():
+            return await self._stored(repo)
+        try:
+            seen = await self.versions.read(repo)
+        except MetaUnavailable:
+            return await self._stored(repo)
+        version = version_of(seen)
+        if version is not None:
+            hit = self._cache.get(repo)
+            if hit is not None and hit[0] == version:
+                return hit  # the common case: no request to storage
+            if hit is not None:
+                replayed = await self._replay(repo, hit, version)
+                if replayed is not None:
+                    self._remember(repo, replayed)
+                    return replayed
+            found = await self._read(repo)
+            if found is not None and found[0] == version:
+                return found
+        return await self._healed(repo, seen)
+
+    async def _healed(self, repo: str, seen: str | None) -> tuple[str, Index] | None:
+        """Storage's answer, read after claiming the key that said nothing useful (`seen`),
+        and the key set to it if nobody touched the key meanwhile (registry/versions.py)."""
+        try:
+            token = await self.versions.claim(repo, seen)
+        except MetaUnavailable:
+            token = None
+        found = await self._stored(repo)
+        if token is not None and found is not None:
+            # If the store fails here the key keeps our token: readers ask storage meanwhile.
+            with contextlib.suppress(MetaUnavailable):
+                await self.versions.heal(repo, token, found[0])
+        return found
+
+    async def _stored(self, repo: str) -> tuple[str, Index] | None:
+        """(version, index) as `stat` finds it: the cache if its version is current."""
         path = layout.index(repo)
         try:
             info: FileInfo = await self.driver.stat(path)
@@ -337,8 +385,11 @@ class IndexCache:
             if replayed is not None:
                 self._remember(repo, replayed)
                 return replayed
+        return await self._read(repo)
+
+    async def _read(self, repo: str) -> tuple[str, Index] | None:
         try:
-            data, version = await self.driver.get_versioned(path)
+            data, version = await self.driver.get_versioned(layout.index(repo))
         except PathNotFound:
             self._cache.pop(repo, None)
             return None
@@ -379,6 +430,8 @@ class IndexCache:
             found = await self._current(repo)
             version, index = (None, Index()) if found is None else (found[0], found[1].copy())
             result = change(index)
+            # Readers elsewhere stop believing the key before the file changes.
+            token = await self.versions.mark(repo) if self.versions.writes else None
             written = await self.driver.put_if(path, index.dump(), version)
             if written is None:
                 self._cache.pop(repo, None)
@@ -386,6 +439,8 @@ class IndexCache:
             self._remember(repo, (written, index))
             if isinstance(change, IndexChange):
                 await self._note(repo, version, written, change)
+            if token is not None:  # the journal first: readers told of `written` replay it
+                await self.versions.settle(repo, token, written)
             return result
         raise StorageUnavailable(f"{path}: too many concurrent writers, gave up")
 

@@ -64,7 +64,11 @@ class ImageStore:
         self.repos = Repositories(driver, self.locks, meta)
         self.blobs = BlobStore(driver, self.repos, meta, zot_root)
         self.uploads = Uploads(driver, self.locks, self.repos)
-        self.indexes = IndexCache(driver, meta)
+        # On S3 with Redis the current index.json version is kept in the store, so reads
+        # need no request to the bucket (registry/versions.py); on a local disk `stat` is
+        # cheap, and a zot writing the same directory would not keep the key.
+        remote = driver.local_path("x") is None
+        self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
         self._rebuild: asyncio.Task[bool] | None = None
         # Manifests are immutable by digest: keep their parsed summaries for referrers.
@@ -133,7 +137,9 @@ class ImageStore:
         digest = Digest.parse(desc["digest"])
         try:
             body = await self.blobs.get_small(repo, digest)
-        except RegistryError:
+        except RegistryError as exc:
+            if exc.code is not ErrorCode.BLOB_UNKNOWN:
+                raise  # storage down: 503, not a manifest that does not exist
             raise RegistryError(
                 ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference}
             ) from None

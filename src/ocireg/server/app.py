@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -27,6 +27,7 @@ from ocireg.cluster.peers import Peers, peers_from_config
 from ocireg.config import Config, build_config, load_config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
+from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
@@ -121,11 +122,14 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.peers = peers
         if peers is not None:  # a zot member does not keep ocireg's catalog index
             app.state.store.only_ocireg_writes = peers.all_ocireg
+            # nor the index-version keys (neither does an older ocireg)
+            app.state.store.indexes.versions.trusted = _trusts(app.state.store, peers)
         app.state.body_budget = BodyBudget(
             max(config.http.manifest_body_budget, MAX_MANIFEST_BYTES)
         )
         if config.metrics.enabled:
             metrics.enable()
+            app.state.store.driver.on_request = metrics.record_storage_request
         sync = sync_settings(config)
         service = None
         if sync.enabled and sync.registries:
@@ -158,6 +162,14 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+
+
+def _trusts(store: ImageStore, peers: Peers) -> Callable[[], bool]:
+    """When readers may believe the index-version keys: this process keeps them, and so
+    does every other member."""
+    if not store.indexes.versions.writes:
+        return lambda: False
+    return peers.all_keep_index_versions
 
 
 def app_from_environment() -> Starlette:

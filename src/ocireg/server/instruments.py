@@ -94,6 +94,12 @@ class Instruments:
             registry=r,
             multiprocess_mode="mostrecent",
         )
+        self.storage_requests = Counter(
+            "ocireg_storage_requests",
+            "Requests sent to the storage backend, by operation (S3: HeadObject, GetObject...)",
+            ["operation"],
+            registry=r,
+        )
         self.failovers = Counter(
             "ocireg_cluster_failovers",
             "Requests for a down member's repositories answered by this member instead",

@@ -127,6 +127,13 @@ def record_failover(member: str) -> None:
         m.failovers.labels(member).inc()
 
 
+def record_storage_request(operation: str) -> None:
+    """For the storage driver: one request sent to the backend (S3 operation name)."""
+    m = _instruments
+    if m is not None:
+        m.storage_requests.labels(operation).inc()
+
+
 def record_gc(report: GCReport) -> None:
     """For the maintenance run: one repository collected."""
     m = _instruments

@@ -8,7 +8,7 @@ the one place that turns those into OCI error codes.
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,6 +77,9 @@ class FileWriter(Protocol):
 
 class StorageDriver(Protocol):
     name: str
+    # Called with the operation's name ("HeadObject", "GetObject", ...) for each request the
+    # driver sends to a remote backend (the metrics count them); the filesystem sends none.
+    on_request: Callable[[str], None] | None
 
     async def get_content(self, path: str) -> bytes:
         """The whole object; for small objects (manifests, index.json) only."""

@@ -58,6 +58,7 @@ def _storage_errors(path: str) -> Iterator[None]:
 
 class FilesystemDriver:
     name = "filesystem"
+    on_request: Callable[[str], None] | None = None  # never called: no remote requests
 
     def __init__(self, root: Path, fsync: bool = False) -> None:
         self.root = root.resolve()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from ocireg.storage.base import FileInfo, InvalidPath, PathNotFound, StorageUnavailable
@@ -44,6 +44,7 @@ class S3Driver(UploadSessions):
         self._stack: contextlib.AsyncExitStack | None = None
         self._lock: asyncio.Lock | None = None
         self._presigner = Presigner(settings)
+        self.on_request: Callable[[str], None] | None = None
 
     @property
     def where(self) -> str:
@@ -85,8 +86,14 @@ class S3Driver(UploadSessions):
                         config=config,
                     )
                 )
+                self._client.meta.events.register("before-call.s3", self._before_call)
                 self._stack = stack
         return self._client
+
+    def _before_call(self, model: Any, **_: Any) -> None:
+        """botocore's hook, once per S3 operation (its retries are not counted again)."""
+        if self.on_request is not None:
+            self.on_request(model.name)
 
     def _key(self, path: str) -> str:
         if path.startswith("/") or "\x00" in path or any(p in (".", "..") for p in path.split("/")):

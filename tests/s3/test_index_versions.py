@@ -1,0 +1,204 @@
+"""Tag and manifest reads from the metadata store on S3 + Redis (registry/versions.py):
+three cluster members with two workers each on one SeaweedFS bucket and one Redis. Reads
+after writes through every member, deleted tags, a flushed Redis, a writer that does not
+keep the keys, and the proof that the fast path sends nothing to S3."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.conftest import s3_cluster_configs
+from tests.support.backends import Redis, SeaweedFS, s3_request, stored_bytes
+from tests.support.cluster import repo_owned_by, running_members
+from tests.support.oci import (
+    OCI_MANIFEST,
+    Image,
+    assert_error,
+    manifest_path,
+    push_artifact,
+    push_image,
+    push_manifest,
+)
+from tests.support.server import RegistryProcess, run_cli, wait_until
+
+METRICS = {"metrics": {"enable": True, "prometheus": {"path": "/metrics"}}}
+_COUNT = re.compile(r'^ocireg_storage_requests_total\{operation="(\w+)"\} ([\d.e+]+)$', re.M)
+
+
+@pytest.fixture(scope="module")
+def members(
+    tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS, redis_server: Redis
+) -> Iterator[list[RegistryProcess]]:
+    tmp = tmp_path_factory.mktemp("versions")
+    configs = s3_cluster_configs(tmp, seaweedfs, redis_server, workers=2, extensions=METRICS)
+    with running_members(tmp, configs) as procs:
+        yield procs
+
+
+def storage_requests(member: RegistryProcess) -> dict[str, float]:
+    """S3 requests the member's workers sent so far, by operation (their metrics summed)."""
+    text = httpx.get(f"{member.url}/metrics", timeout=10).text
+    return {op: float(n) for op, n in _COUNT.findall(text)}
+
+
+def sent_during(member: RegistryProcess, reads: list[str]) -> dict[str, float]:
+    """The S3 requests `member` sent while answering GET (and HEAD) of each path."""
+    before = storage_requests(member)
+    # A connection each: a connection stays with one worker, and every worker must answer.
+    headers = {"Accept": OCI_MANIFEST, "Connection": "close"}
+    with httpx.Client(base_url=member.url, timeout=30) as client:
+        for path in reads:
+            for method in ("GET", "HEAD"):
+                r = client.request(method, path, headers=headers)
+                assert r.status_code == 200, (method, path, r.status_code, r.text)
+    after = storage_requests(member)
+    return {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)}
+
+
+def wait_fast(members: list[RegistryProcess], reads: list[str]) -> None:
+    """Until every member answers `reads` with no request to S3 (each worker has probed its
+    peers, learnt that all keep the keys, and holds the index in its cache)."""
+    for member in members:
+        wait_until(lambda m=member: sent_during(m, reads * 4) == {}, timeout=30, interval=0.3)
+
+
+def key_of(members: list[RegistryProcess], repo: str) -> str:
+    prefix = members[0].config["storage"]["cacheDriver"]["keyprefix"]
+    return f"{prefix}:ocireg:index-version:{repo}"
+
+
+def digest_through(member: RegistryProcess, repo: str, tag: str, method: str = "GET") -> str:
+    r = httpx.request(
+        method, f"{member.url}{manifest_path(repo, tag)}", headers={"Accept": OCI_MANIFEST}
+    )
+    assert r.status_code == 200, r.text
+    return r.headers["docker-content-digest"]
+
+
+def retag(member: RegistryProcess, image: Image, tag: str) -> None:
+    with httpx.Client(base_url=member.url, timeout=60) as client:
+        r = push_manifest(client, image.repo, tag, image.manifest, image.media_type)
+        assert r.status_code == 201, r.text
+
+
+def test_read_after_write_through_every_member(members: list[RegistryProcess]) -> None:
+    repo = repo_owned_by(1, prefix="versions")
+    with httpx.Client(base_url=members[0].url, timeout=60) as client:
+        images = [push_image(client, repo, f"i{n}") for n in range(3)]
+    retag(members[0], images[0], "latest")
+    wait_fast(members, [manifest_path(repo, "latest")])
+    for n in range(30):
+        image = images[(n + 1) % 3]
+        retag(members[n % 3], image, "latest")  # through the owner and through the others
+        for reader in members:
+            assert digest_through(reader, repo, "latest") == image.digest, (n, reader.name)
+            assert digest_through(reader, repo, "latest", "HEAD") == image.digest
+    # The rounds ran with the fast path on: reads need nothing from S3 still.
+    assert all(sent_during(m, [manifest_path(repo, "latest")] * 10) == {} for m in members)
+
+
+def test_fast_reads_send_nothing_to_storage(members: list[RegistryProcess]) -> None:
+    """Manifest GET/HEAD by tag and by digest, tags list and referrers: 0 S3 requests."""
+    repo = repo_owned_by(2, prefix="versions")
+    with httpx.Client(base_url=members[0].url, timeout=60) as client:
+        image = push_image(client, repo, "v1")
+        sig = push_artifact(client, repo, image, "application/vnd.example.sig")
+    reads = [
+        manifest_path(repo, "v1"),
+        manifest_path(repo, image.digest),
+        f"/v2/{repo}/tags/list",
+        f"/v2/{repo}/referrers/{image.digest}",
+    ]
+    wait_fast(members, reads)
+    for member in members:
+        assert sent_during(member, reads * 25) == {}
+        r = httpx.get(f"{member.url}/v2/{repo}/referrers/{image.digest}")
+        assert [d["digest"] for d in r.json()["manifests"]] == [sig.digest]
+    # The counter does count: a read the fast path cannot answer (an unknown repository)
+    # goes to S3.
+    missing = repo_owned_by(2, prefix="versions")
+    before = storage_requests(members[1])
+    r = httpx.get(f"{members[1].url}{manifest_path(missing, 'v1')}")
+    assert_error(r, 404, "MANIFEST_UNKNOWN")
+    assert storage_requests(members[1]).get("HeadObject", 0) > before.get("HeadObject", 0)
+
+
+def test_deleted_tag_is_unknown_on_every_member(members: list[RegistryProcess]) -> None:
+    repo = repo_owned_by(0, prefix="versions")
+    with httpx.Client(base_url=members[1].url, timeout=60) as client:
+        image = push_image(client, repo, "keep")
+    retag(members[1], image, "gone")
+    wait_fast(members, [manifest_path(repo, "gone")])
+    r = httpx.delete(f"{members[2].url}{manifest_path(repo, 'gone')}")
+    assert r.status_code == 202, r.text
+    for member in members:
+        assert_error(
+            httpx.get(f"{member.url}{manifest_path(repo, 'gone')}"), 404, "MANIFEST_UNKNOWN"
+        )
+        assert digest_through(member, repo, "keep") == image.digest
+        tags = httpx.get(f"{member.url}/v2/{repo}/tags/list").json()["tags"]
+        assert tags == ["keep"]
+
+
+def test_writer_outside_the_protocol_is_seen_once_the_key_expires(
+    members: list[RegistryProcess], redis_server: Redis, seaweedfs: SeaweedFS
+) -> None:
+    """A zot (or an older ocireg) writing index.json straight into the bucket does not touch
+    the key: readers may serve the previous index until the key expires (VERSION_TTL), then
+    read storage. Expiry is what a DEL does at once."""
+    from ocireg.registry.versions import VERSION_TTL
+
+    repo = repo_owned_by(1, prefix="versions")
+    with httpx.Client(base_url=members[0].url, timeout=60) as client:
+        first = push_image(client, repo, "t")
+        second = push_image(client, repo, "other")
+    wait_fast(members, [manifest_path(repo, "t")])
+    config = members[0].config
+    index = json.loads(stored_bytes(config, f"{repo}/index.json"))
+    for desc in index["manifests"]:
+        tag = desc.get("annotations", {}).get("org.opencontainers.image.ref.name")
+        if desc["digest"] == second.digest:
+            desc["annotations"]["org.opencontainers.image.ref.name"] = "t"
+        elif tag == "t":
+            desc["annotations"]["org.opencontainers.image.ref.name"] = "old"
+    root = config["storage"]["storageDriver"]["rootdirectory"].strip("/")
+    key = f"{root}/{root}/{repo}/index.json"
+    assert s3_request(seaweedfs.endpoint, "PUT", key, json.dumps(index).encode()) == 200
+    ttl = int(redis_server.command("TTL", key_of(members, repo)).strip().lstrip(b":"))
+    assert 0 < ttl <= VERSION_TTL
+    redis_server.command("DEL", key_of(members, repo))
+    for member in members:
+        assert digest_through(member, repo, "t") == second.digest
+        assert digest_through(member, repo, "old") == first.digest
+
+
+def test_redis_flushed_then_everything_pulls_and_moves(
+    members: list[RegistryProcess], redis_server: Redis
+) -> None:
+    repo = repo_owned_by(2, prefix="versions")
+    with httpx.Client(base_url=members[0].url, timeout=60) as client:
+        images = [push_image(client, repo, f"v{n}") for n in range(3)]
+    retag(members[0], images[0], "latest")
+    wait_fast(members, [manifest_path(repo, "latest")])
+    redis_server.command("FLUSHALL")
+    for member in members:
+        for n, image in enumerate(images):
+            assert digest_through(member, repo, f"v{n}") == image.digest
+        assert digest_through(member, repo, "latest") == images[0].digest
+    # A tag moved right after the flush is read right through every member.
+    retag(members[1], images[2], "latest")
+    for member in members:
+        assert digest_through(member, repo, "latest") == images[2].digest
+    done = run_cli("rebuild-meta", str(members[0].config_path))
+    assert done.returncode == 0, done.stderr
+    retag(members[2], images[1], "latest")
+    for member in members:
+        assert digest_through(member, repo, "latest") == images[1].digest
+        for image in images:
+            assert digest_through(member, repo, image.digest) == image.digest
+    wait_fast(members, [manifest_path(repo, "latest")])  # and the keys are healed again
