@@ -8,6 +8,8 @@ fills up, and catalog pages over many repositories.
   at random places) and of a walk of the whole catalog in pages of 1,000.
 - Maintenance over the same R repositories: the time and peak RSS of `ocireg rebuild-meta`
   and of `ocireg gc` (goal for gc at 100,000: under 256 MiB).
+- The same on S3 + Redis (a SeaweedFS and a Redis started here), with fewer tags and
+  repositories.
 
 Runs against ocireg alone (the peers keep one file per tag and walk the catalog; their
 figures for the same shape are in docs/performance.md).
@@ -15,6 +17,7 @@ figures for the same shape are in docs/performance.md).
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import random
@@ -24,9 +27,17 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from bench.core import Context, Row
+
+if TYPE_CHECKING:
+    from tests.support.backends import SeaweedFS
 
 TITLE = "9 content"
 WRITERS = 8
@@ -38,13 +49,79 @@ LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
 
 def run(ctx: Context) -> list[Row]:
     tags = 2_000 if ctx.quick else 10_000
-    rows = [_tag_writes(ctx, tags)]
+    rows = [_tag_writes(ctx, tags, Storage())]
     for repos in (1_000,) if ctx.quick else (10_000, 100_000):
-        rows += _catalog(ctx, repos)
+        rows += _catalog(ctx, repos, Storage())
+    # On S3 each tag write and each filled repository is a request to SeaweedFS on the same
+    # two cores: smaller counts keep the workload to minutes.
+    with tempfile.TemporaryDirectory(prefix="s3-", dir=ctx.workdir) as tmp, _on_s3(Path(tmp)) as s3:
+        rows.append(_tag_writes(ctx, 1_000 if ctx.quick else 2_000, s3))
+        rows += _catalog(ctx, 1_000 if ctx.quick else 5_000, s3)
     return rows
 
 
-def _tag_writes(ctx: Context, count: int) -> Row:
+@dataclass
+class Storage:
+    """Where the workload's ocireg keeps its data: a local root (the default), or a bucket
+    of a SeaweedFS and a Redis started by `_on_s3`."""
+
+    weed: SeaweedFS | None = None
+    redis_url: str = ""
+    label: str = ""
+
+    def config(self, root: Path) -> dict[str, Any]:
+        from tests.support.server import base_config
+
+        config = base_config(root, workers=2)
+        if self.weed is not None:
+            prefix = uuid.uuid4().hex[:8]
+            config["storage"]["storageDriver"] = self.weed.storage_driver(f"/{prefix}")
+            config["storage"]["remoteCache"] = True
+            config["storage"]["cacheDriver"] = {
+                "name": "redis",
+                "url": self.redis_url,
+                "keyprefix": prefix,
+            }
+        return config
+
+    def fill(self, config: dict[str, Any], count: int) -> list[str]:
+        """`count` empty repositories written straight into the storage (no HTTP)."""
+        names = [f"team{i % 100:02d}/app{i:06d}" for i in range(count)]
+        files = {"oci-layout": LAYOUT, "index.json": EMPTY_INDEX}
+        if self.weed is None:
+            root = Path(config["storage"]["rootDirectory"])
+            for name in names:
+                (root / name).mkdir(parents=True)
+                for file, body in files.items():
+                    (root / name / file).write_bytes(body)
+            return sorted(names)
+        from tests.support.backends import s3_request
+
+        top = config["storage"]["storageDriver"]["rootdirectory"].strip("/")
+        keys = [(f"{top}/{top}/{n}/{f}", b) for n in names for f, b in files.items()]
+
+        def put(key: str, body: bytes) -> None:
+            assert s3_request(self.weed.endpoint, "PUT", key, body) == 200  # type: ignore[union-attr]
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(lambda kb: put(*kb), keys))
+        return sorted(names)
+
+
+@contextlib.contextmanager
+def _on_s3(workdir: Path) -> Iterator[Storage]:
+    from tests.support.backends import running_redis, running_seaweedfs
+
+    for sub in ("weed", "redis"):
+        (workdir / sub).mkdir()
+    with (
+        running_seaweedfs(workdir / "weed") as weed,
+        running_redis(workdir / "redis") as redis,
+    ):
+        yield Storage(weed, redis.url, " on S3 + Redis")
+
+
+def _tag_writes(ctx: Context, count: int, storage: Storage) -> Row:
     import httpx
 
     from tests.support.oci import push_image
@@ -52,7 +129,7 @@ def _tag_writes(ctx: Context, count: int) -> Row:
 
     with (
         tempfile.TemporaryDirectory(prefix="tags-", dir=ctx.workdir) as tmp,
-        running_registry(Path(tmp), workers=2) as registry,
+        running_registry(Path(tmp), storage.config(Path(tmp) / "root")) as registry,
     ):
         repo = "bench/tags"
         with httpx.Client(base_url=registry.url, timeout=60) as client:
@@ -86,7 +163,7 @@ def _tag_writes(ctx: Context, count: int) -> Row:
     last = 500 / (times[-1] - times[-501])
     return Row(
         TITLE,
-        f"tag writes, tags {count - 500:,}-{count:,}",
+        f"tag writes, tags {count - 500:,}-{count:,}{storage.label}",
         "tags/s",
         ocireg=last,
         peer=first,
@@ -97,23 +174,13 @@ def _tag_writes(ctx: Context, count: int) -> Row:
     )
 
 
-def _fill(root: Path, count: int) -> list[str]:
-    names = [f"team{i % 100:02d}/app{i:06d}" for i in range(count)]
-    for name in names:
-        repo = root / name
-        repo.mkdir(parents=True)
-        (repo / "oci-layout").write_bytes(LAYOUT)
-        (repo / "index.json").write_bytes(EMPTY_INDEX)
-    return sorted(names)
-
-
-def _catalog(ctx: Context, count: int) -> list[Row]:
-    from tests.support.server import base_config, running_registry
+def _catalog(ctx: Context, count: int, storage: Storage) -> list[Row]:
+    from tests.support.server import running_registry
 
     with tempfile.TemporaryDirectory(prefix="catalog-", dir=ctx.workdir) as tmp:
         work = Path(tmp)
-        names = _fill(work / "root", count)
-        config = base_config(work / "root", workers=2)
+        config = storage.config(work / "root")
+        names = storage.fill(config, count)
         (work / "config.json").write_text(json.dumps(config))
         rebuilt, rebuild_rss = _measured_cli("rebuild-meta", str(work / "config.json"))
         with running_registry(work, config, name="catalog") as registry:
@@ -146,7 +213,7 @@ def _catalog(ctx: Context, count: int) -> list[Row]:
             walk = time.perf_counter() - started
             assert seen == count, (seen, count)
         collected, gc_rss = _measured_cli("gc", str(work / "config.json"))
-    label = f"{count:,} repositories"
+    label = f"{count:,} repositories{storage.label}"
     return [
         Row(
             TITLE,
