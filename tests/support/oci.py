@@ -419,3 +419,13 @@ def raw_request(
         return RawResponse(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
     finally:
         conn.close()
+
+
+def assert_image_pulls(client: httpx.Client, image: Image, ref: str) -> None:
+    """The image's manifest by `ref` and every blob pull with the pushed bytes."""
+    r = client.get(manifest_path(image.repo, ref), headers={"Accept": image.media_type})
+    assert r.status_code == 200, r.text
+    assert r.content == image.manifest
+    for blob in [image.config, *image.layers]:
+        got = client.get(blob_path(image.repo, sha256_digest(blob)))
+        assert got.status_code == 200 and got.content == blob

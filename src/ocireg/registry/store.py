@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
-import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +13,6 @@ from typing import Any
 from ocireg import jsondoc, names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.logs import Progress
 from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.faults import boundary
@@ -29,14 +25,14 @@ from ocireg.registry.index import (
     SetTag,
 )
 from ocireg.registry.locks import LocalLocks
-from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest, parse_stored
+from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest
+from ocireg.registry.referrers import Referrers
 from ocireg.registry.repos import Repositories
 from ocireg.registry.uploads import Uploads
 from ocireg.registry.writer import IndexWriter
 from ocireg.storage import StorageDriver
 
 log = logging.getLogger("ocireg.registry")
-REBUILD_LEASE = 600  # seconds one process may hold the rebuild before another may take over
 CATALOG_RECONCILE = 600.0  # seconds between walks that add repositories others created
 
 
@@ -70,12 +66,7 @@ class ImageStore:
         remote = driver.local_path("x") is None
         self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
-        self._rebuild: asyncio.Task[bool] | None = None
-        # Manifests are immutable by digest: keep their parsed summaries for referrers.
-        self._parsed: OrderedDict[str, Manifest | None] = OrderedDict()
-        # The index object last checked for manifests the metadata store has not seen (an
-        # index is replaced, never changed, when the file changes: identity is a version).
-        self._scanned_at: weakref.WeakValueDictionary[str, Index] = weakref.WeakValueDictionary()
+        self._referrers = Referrers(meta, self.blobs, self.indexes, self.repositories)
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).
         self.meta_shared = meta.name == "redis" or driver.local_path("x") is not None
@@ -167,7 +158,6 @@ class ImageStore:
         manifest = parse_manifest(body, content_type)
         await self.repos.ensure(repo)
         await self._check_references(repo, manifest)
-        self._remember(str(digest), manifest)
         desc: dict[str, Any] = {
             "mediaType": manifest.media_type,
             "digest": str(digest),
@@ -177,13 +167,7 @@ class ImageStore:
             desc["artifactType"] = manifest.declared_artifact_type
 
         change = SetTag(tag, desc) if tag is not None else AddUntagged(desc)
-        if manifest.subject is not None:
-            # Before index.json: if the store is down the push fails and is retried; an
-            # entry whose manifest never made it into index.json is filtered out on reads.
-            await self.meta.add_referrer(
-                repo, str(manifest.subject), _referrer_descriptor(desc, manifest)
-            )
-        await self.meta.mark_scanned(repo, [str(digest)])
+        await self._referrers.pushed(repo, desc, manifest)
 
         async def prepare() -> None:
             # Under the lock: garbage collection deletes unreferenced blobs under it, so a
@@ -213,14 +197,13 @@ class ImageStore:
         """By tag: remove the tag. By digest: remove the manifest and every tag on it."""
         desc = await self.resolve(repo, reference)
         is_tag = names.is_tag(reference)
-        summary = None if is_tag else await self._summary(repo, desc)
+        summary = None if is_tag else await self._referrers.summary(repo, desc)
 
         change = RemoveTag(reference) if is_tag else RemoveDigest(reference)
         found = await self.writer.write(repo, change)
         if not found:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
-        if summary is not None and summary.subject is not None:
-            await self.meta.remove_referrer(repo, str(summary.subject), desc["digest"])
+        await self._referrers.deleted(repo, desc, summary)
 
     # --- tags, catalog, referrers ----------------------------------------------------------
 
@@ -281,124 +264,16 @@ class ImageStore:
 
     async def referrers(self, repo: str, subject: Digest) -> list[dict[str, Any]]:
         """Descriptors of the manifests whose `subject` is `subject`, plus those listed in an
-        index tagged with the fallback tag schema `<alg>-<hex>`."""
-        index = await self.indexes.load(repo)
-        if index is None:
-            return []
-        found: dict[str, dict[str, Any]] = {}
-        if await self.meta.ready():
-            await self._scan_new_manifests(repo, index)
-            # The store may hold referrers deleted since: index.json has the last word.
-            for desc in await self.meta.referrers(repo, str(subject)):
-                if index.by_digest(desc["digest"]) is not None:
-                    found[desc["digest"]] = desc
-        else:
-            self.kick_rebuild()  # an empty store (new or flushed): refill it meanwhile
-            for desc in index.manifests:
-                digest = desc.get("digest")
-                if not isinstance(digest, str) or digest in found:
-                    continue
-                manifest = await self._summary(repo, desc)
-                if manifest is None or manifest.subject != subject:
-                    continue
-                found[digest] = _referrer_descriptor(desc, manifest)
-        fallback = index.by_tag(f"{subject.algorithm}-{subject.hex}")
-        if fallback is not None and fallback.get("mediaType") in INDEX_TYPES:
-            try:
-                body = await self.blobs.get_small(repo, Digest.parse(fallback["digest"]))
-                for entry in jsondoc.loads(body).get("manifests", []):
-                    if isinstance(entry, dict) and isinstance(entry.get("digest"), str):
-                        found.setdefault(entry["digest"], entry)
-            except (RegistryError, ValueError, AttributeError):
-                pass
-        return list(found.values())
+        index tagged with the fallback tag schema `<alg>-<hex>` (`registry/referrers.py`)."""
+        return await self._referrers.of(repo, subject)
 
     def kick_rebuild(self) -> None:
         """Rebuild the metadata store in the background if it is empty and nobody else is."""
-        if self._rebuild is None or self._rebuild.done():
-            self._rebuild = asyncio.create_task(self.rebuild_if_empty())
-
-    async def rebuild_if_empty(self) -> bool:
-        try:
-            if await self.meta.ready():
-                return False
-            if not await self.meta.try_rebuild_lock(f"{os.getpid()}", REBUILD_LEASE):
-                return False
-            count = await self.rebuild_meta()
-        except Exception:
-            log.exception("metadata rebuild failed; requests fall back to storage")
-            return False
-        log.info("metadata store rebuilt from storage", extra={"referrers": count})
-        return True
+        self._referrers.kick_rebuild()
 
     async def rebuild_meta(self) -> int:
         """Refill the metadata store from storage; returns the referrers found."""
-        await self.meta.clear()
-        count = 0
-        progress = Progress(log, "rebuild-meta")
-        async for repo in self.repositories():
-            index = await self.indexes.load(repo)
-            for desc in index.manifests if index is not None else []:
-                manifest = await self._summary(repo, desc)
-                if manifest is not None and manifest.subject is not None:
-                    descriptor = _referrer_descriptor(desc, manifest)
-                    await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
-                    count += 1
-            if index is not None:
-                await self.meta.mark_scanned(repo, index.digests())
-            await self.meta.add_repository(repo)
-            progress.step(repo)
-        await self.meta.mark_ready()
-        progress.finish()
-        return count
-
-    async def _scan_new_manifests(self, repo: str, index: Index) -> None:
-        """Record the referrers of manifests that reached index.json without passing through
-        this registry's write path (a zot member on the same storage, a layout copied in):
-        each manifest is looked at once, then remembered in the metadata store."""
-        if self._scanned_at.get(repo) is index:
-            return  # this very index was checked already
-        new = set(index.digests()) - await self.meta.scanned(repo)
-        for digest in new:
-            desc = index.by_digest(digest)
-            manifest = None if desc is None else await self._summary(repo, desc)
-            if desc is not None and manifest is not None and manifest.subject is not None:
-                descriptor = _referrer_descriptor(desc, manifest)
-                await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
-        if new:
-            await self.meta.mark_scanned(repo, sorted(new))
-        self._scanned_at[repo] = index
-
-    async def _summary(self, repo: str, desc: dict[str, Any]) -> Manifest | None:
-        digest = desc["digest"]
-        if digest in self._parsed:
-            self._parsed.move_to_end(digest)
-            return self._parsed[digest]
-        try:
-            body = await self.blobs.get_small(repo, Digest.parse(digest))
-        except RegistryError:
-            return None
-        manifest = parse_stored(body, desc.get("mediaType"))
-        self._remember(digest, manifest)
-        return manifest
-
-    def _remember(self, digest: str, manifest: Manifest | None) -> None:
-        self._parsed[digest] = manifest
-        while len(self._parsed) > 20000:
-            self._parsed.popitem(last=False)
-
-
-def _referrer_descriptor(desc: dict[str, Any], manifest: Manifest) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "mediaType": manifest.media_type,
-        "digest": desc["digest"],
-        "size": desc.get("size"),
-    }
-    if manifest.artifact_type:
-        out["artifactType"] = manifest.artifact_type
-    if manifest.annotations:
-        out["annotations"] = manifest.annotations
-    return out
+        return await self._referrers.rebuild()
 
 
 def _sniff_media_type(body: bytes) -> str:
