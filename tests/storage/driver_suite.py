@@ -221,6 +221,7 @@ class DriverSuite:
                 assert w.size == total
                 await w.write([chunk])
                 await w.commit()
+                assert w.size == total + len(chunk)  # what the client is told it holds
                 await w.close()
                 total += len(chunk)
                 assert await d.upload_size("u/.uploads/s1") == total

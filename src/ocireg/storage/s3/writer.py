@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 
 MIN_PART = 5 << 20  # S3's minimum for every part but the last
-PART = 8 << 20  # parts are sent at this size
+PART = 8 << 20  # a part is sent once this much has arrived (plus the rest of that batch)
 # Parts in flight per upload while the next one fills: memory per upload stays below
-# (INFLIGHT + 1) * PART plus a received batch, whatever the blob's size.
+# (INFLIGHT + 1) parts plus a received batch, whatever the blob's size.
 INFLIGHT = 2
 
 
@@ -32,7 +32,10 @@ class S3Writer:
         self._driver = driver
         self._path = path
         self._state = state
-        self._buffer = bytearray(state.tail)
+        # Received pieces, joined once into a part when enough are here: one copy per byte
+        # (parts may differ in size; S3 only wants 5 MiB or more but for the last).
+        self._pieces: list[bytes] = [state.tail] if state.tail else []
+        self._pending = len(state.tail)
         self._sent = sum(p[2] for p in state.parts)
         self._next = len(state.parts) + 1
         self._inflight: set[asyncio.Task[None]] = set()
@@ -40,19 +43,23 @@ class S3Writer:
 
     @property
     def size(self) -> int:
-        return self._sent + len(self._buffer)
+        return self._sent + self._pending
 
     def _part_size(self) -> int:
         # S3 allows 10,000 parts: grow the part size so that blobs of any size fit.
         return PART * (1 + (self._next - 1) // 1000)
 
     async def write(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            self._buffer += piece
-        while len(self._buffer) >= self._part_size():
-            n = self._part_size()
-            await self._flush(bytes(self._buffer[:n]))
-            del self._buffer[:n]
+        self._pieces += pieces
+        self._pending += sum(map(len, pieces))
+        if self._pending >= self._part_size():
+            await self._flush(self._take())
+
+    def _take(self) -> bytes:
+        """What has arrived and was not sent yet, as one part."""
+        data = b"".join(self._pieces)
+        self._pieces, self._pending = [], 0
+        return data
 
     async def _begin(self) -> str:
         """Start the multipart upload and record its id in the state at once (parts still
@@ -85,19 +92,17 @@ class S3Writer:
 
     async def _drain(self) -> None:
         tasks, self._inflight = self._inflight, set()
-        for task in tasks:
-            await task
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
         self._state.parts.sort()  # sent concurrently: they may have finished out of order
 
-    async def _last_part(self) -> None:
-        if len(self._buffer) >= MIN_PART:
-            await self._flush(bytes(self._buffer))
-            self._buffer.clear()
-        await self._drain()
-
     async def commit(self) -> None:
-        await self._last_part()
-        self._state.tail = bytes(self._buffer)
+        if self._pending >= MIN_PART:
+            await self._flush(self._take())
+        await self._drain()
+        tail = self._state.tail = b"".join(self._pieces)  # still counted in `size`
+        self._pieces = [tail] if tail else []
         await self._driver._save_state(self._path, self._state)
         if self._seal_on_commit:
             await self._driver._seal(self._path, self._state)
@@ -151,8 +156,7 @@ class DirectWriter(S3Writer):
     async def _flush(self, data: bytes) -> None:
         if self._state.upload_id is None and await self._driver._has_bytes(self._dst):
             self._exists = True
-            self._sent += len(self._buffer)  # `data` is the buffer's head: counted there
-            self._buffer.clear()
+            self._sent += len(data)
             return
         await super()._flush(data)
 
@@ -173,9 +177,8 @@ class DirectWriter(S3Writer):
             if self._state.upload_id is None:
                 await self._put_whole()
             else:
-                if self._buffer:  # the last part may be small
-                    await self._flush(bytes(self._buffer))
-                    self._buffer.clear()
+                if self._pending:  # the last part may be small
+                    await self._flush(self._take())
                 await self._drain()
                 await self._complete()
         self._committed = True
@@ -196,7 +199,7 @@ class DirectWriter(S3Writer):
         extra: dict[str, Any] = {}
         if self._sha256 is not None:  # S3 checks it too (SeaweedFS does: BadDigest)
             extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(self._sha256)).decode()
-        data = bytes(self._buffer)
+        data = self._take()
         if not await self._driver._put_new(
             self._dst, data, True, **extra
         ) and not await self._driver._has_bytes(self._dst):  # a zot dedupe stub: replace it
