@@ -16,9 +16,9 @@ if TYPE_CHECKING:
     from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 
 MIN_PART = 5 << 20  # S3's minimum for every part but the last
-PART = 8 << 20  # a part is sent once this much has arrived (plus the rest of that batch)
+PART = 6 << 20  # a part is sent once this much has arrived (plus the rest of that batch)
 # Parts in flight per upload while the next one fills: memory per upload stays below
-# (INFLIGHT + 1) parts plus a received batch, whatever the blob's size.
+# INFLIGHT + 1 parts plus a received batch, whatever the blob's size.
 INFLIGHT = 2
 
 
@@ -53,7 +53,7 @@ class S3Writer:
         self._pieces += pieces
         self._pending += sum(map(len, pieces))
         if self._pending >= self._part_size():
-            await self._flush(self._take())
+            await self._send_pending()
 
     def _take(self) -> bytes:
         """What has arrived and was not sent yet, as one part."""
@@ -70,17 +70,20 @@ class S3Writer:
         await self._driver._save_state(self._path, self._state)
         return upload_id
 
-    async def _flush(self, data: bytes) -> None:
+    async def _send_pending(self) -> None:
+        """Send what has arrived as the next part, once fewer than INFLIGHT are on the way:
+        the part is joined only then, so memory holds at most INFLIGHT parts being sent,
+        plus the pieces of the next one while they are joined."""
         upload_id = self._state.upload_id or await self._begin()
-        number, self._next = self._next, self._next + 1
-        self._sent += len(data)
-        while len(self._inflight) >= INFLIGHT:  # bounded: memory does not grow with the blob
+        while len(self._inflight) >= INFLIGHT:
             done, _ = await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             self._inflight -= done
             for task in done:
                 task.result()  # a failed part fails the write
-        task = asyncio.create_task(self._send(upload_id, number, data))
-        self._inflight.add(task)
+        data = self._take()
+        number, self._next = self._next, self._next + 1
+        self._sent += len(data)
+        self._inflight.add(asyncio.create_task(self._send(upload_id, number, data)))
 
     async def _send(self, upload_id: str, number: int, data: bytes) -> None:
         etag = await self._driver._send_part(self._key_path(), upload_id, number, data)
@@ -99,7 +102,7 @@ class S3Writer:
 
     async def commit(self) -> None:
         if self._pending >= MIN_PART:
-            await self._flush(self._take())
+            await self._send_pending()
         await self._drain()
         tail = self._state.tail = b"".join(self._pieces)  # still counted in `size`
         self._pieces = [tail] if tail else []
@@ -153,12 +156,13 @@ class DirectWriter(S3Writer):
             return
         await super().write(pieces)
 
-    async def _flush(self, data: bytes) -> None:
+    async def _send_pending(self) -> None:
         if self._state.upload_id is None and await self._driver._has_bytes(self._dst):
             self._exists = True
-            self._sent += len(data)
+            self._sent += self._pending
+            self._pieces, self._pending = [], 0
             return
-        await super()._flush(data)
+        await super()._send_pending()
 
     async def _begin(self) -> str:
         # Registered first: GC finds the session (and through its state the upload at dst)
@@ -178,7 +182,7 @@ class DirectWriter(S3Writer):
                 await self._put_whole()
             else:
                 if self._pending:  # the last part may be small
-                    await self._flush(self._take())
+                    await self._send_pending()
                 await self._drain()
                 await self._complete()
         self._committed = True
