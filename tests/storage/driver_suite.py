@@ -221,6 +221,7 @@ class DriverSuite:
                 assert w.size == total
                 await w.write([chunk])
                 await w.commit()
+                assert w.size == total + len(chunk)  # what the client is told it holds
                 await w.close()
                 total += len(chunk)
                 assert await d.upload_size("u/.uploads/s1") == total
@@ -289,6 +290,64 @@ class DriverSuite:
             await w.close()
             await d.upload_finish("r/.uploads/s", "r/blobs/b")
             assert await _read_all(d, "r/blobs/b") == first + b"next"
+
+        self.run(body)
+
+    def test_upload_direct_is_visible_only_after_commit(self) -> None:
+        big = os.urandom(17 * MiB + 3)  # several parts on S3: a multipart upload at the key
+
+        async def body(d: StorageDriver) -> None:
+            for name, data in (("small", b"tiny"), ("big", big)):
+                dst = f"w/blobs/{name}"
+                w = await d.upload_direct(f"w/.uploads/{name}", dst)
+                await w.write([data[: len(data) // 2]])
+                await w.write([data[len(data) // 2 :]])
+                assert w.size == len(data)
+                with pytest.raises(PathNotFound):
+                    await d.stat(dst)
+                await w.commit()
+                await w.close()
+                assert await _read_all(d, dst) == data
+                assert await d.upload_list("w/.uploads") == []
+
+        self.run(body)
+
+    def test_upload_direct_closed_without_commit_leaves_nothing_at_dst(self) -> None:
+        async def body(d: StorageDriver) -> None:
+            for data in (b"tiny", os.urandom(17 * MiB)):
+                w = await d.upload_direct("n/.uploads/none", "n/blobs/b")  # no session open
+                await w.write([data])
+                await w.close()
+                await d.upload_create("n/.uploads/s")  # a session opened by a client first
+                w = await d.upload_direct("n/.uploads/s", "n/blobs/b")
+                await w.write([data])
+                await w.rollback()
+                await w.close()
+                with pytest.raises(PathNotFound):
+                    await d.stat("n/blobs/b")
+                assert await d.upload_size("n/.uploads/s") == 0  # still open: start again
+                w = await d.upload_direct("n/.uploads/s", "n/blobs/b")
+                await w.write([data])
+                await w.close()  # without rollback: disk keeps what was written, S3 not
+                assert await d.upload_size("n/.uploads/s") in (0, len(data))
+                await d.upload_abort("n/.uploads/s")
+                assert await d.upload_list("n/.uploads") == []
+                with pytest.raises(PathNotFound):
+                    await d.stat("n/blobs/b")
+
+        self.run(body)
+
+    def test_upload_direct_to_an_existing_object_keeps_its_bytes(self) -> None:
+        data = os.urandom(9 * MiB)
+
+        async def body(d: StorageDriver) -> None:
+            await d.put_content("e/blobs/b", data)
+            w = await d.upload_direct("e/.uploads/s", "e/blobs/b")
+            await w.write([data])
+            await w.commit()
+            await w.close()
+            assert await _read_all(d, "e/blobs/b") == data
+            assert await d.upload_list("e/.uploads") == []
 
         self.run(body)
 

@@ -82,6 +82,21 @@ class SeaweedFS:
             **extra,
         }
 
+    def client(self) -> Any:
+        """A plain (synchronous) botocore S3 client of this server, for tests that look at
+        the bucket beside the registry: listings, HEADs, open multipart uploads."""
+        from botocore.config import Config
+        from botocore.session import get_session
+
+        return get_session().create_client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url=self.endpoint,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+        )
+
     def start(self, timeout: float = 60.0) -> SeaweedFS:
         self.data.mkdir(parents=True, exist_ok=True)
         s3_config = self.workdir / "s3.json"

@@ -54,11 +54,11 @@ async def start_upload(request: Request) -> Response:
     if mount is not None and source is not None and await store.blobs.mount(repo, source, mount):
         return _blob_created(repo, mount)
     raw_digest = aim.query.get("digest")
-    digest = Digest.parse(raw_digest) if raw_digest is not None else None
-    session = await store.uploads.start(repo)
-    if digest is not None:
-        await with_body(request, lambda body: store.uploads.complete(repo, session, digest, body))
+    if raw_digest is not None:
+        digest = Digest.parse(raw_digest)
+        await with_body(request, lambda body: store.uploads.put(repo, digest, body))
         return _blob_created(repo, digest)
+    session = await store.uploads.start(repo)
     return Response(status_code=202, headers=_session_headers(repo, session, 0))
 
 

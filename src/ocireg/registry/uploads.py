@@ -79,12 +79,23 @@ class Uploads:
         async with self.locks.upload(session):
             return await self._append(repo, session, body, start, length)
 
+    async def put(self, repo: str, digest: Digest, body: AsyncIterator[bytes]) -> int:
+        """A whole blob whose digest came first (end-4b, POST ?digest=): no session is
+        opened; the bytes go straight to the blob's place. Returns its size."""
+        await self.repos.ensure(repo)
+        return await self._direct(repo, str(uuid.uuid4()), digest, body)
+
     async def complete(
         self, repo: str, session: str, digest: Digest, body: AsyncIterator[bytes]
     ) -> int:
         """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
+            if await self.size(repo, session) == 0:
+                # Nothing received before this PUT: its body is the whole blob, and its
+                # digest is known, so it goes straight to the blob's place.
+                self._hashes.pop(session, None)
+                return await self._direct(repo, session, digest, body)
             size = await self._append(repo, session, body, None, None)
             actual = await self._digest_of(path, session, size, digest.algorithm)
             if actual != digest.hex:
@@ -109,6 +120,32 @@ class Uploads:
             self._hashes.pop(session, None)
 
     # --- internals --------------------------------------------------------------------
+
+    async def _direct(
+        self, repo: str, session: str, digest: Digest, body: AsyncIterator[bytes]
+    ) -> int:
+        """Stream `body` to the blob's place, hashing it on the way; it becomes visible only
+        after the digest matched (`commit`); on a mismatch nothing appears there. On S3 this
+        saves the session's multipart upload and the server-side copy to the blob's key."""
+        running = _RunningHash(0, new_hasher(digest.algorithm))
+        sha256 = digest.hex if digest.algorithm == "sha256" else None
+        path = layout.upload(repo, session)
+        writer = await self.driver.upload_direct(path, layout.blob(repo, digest), sha256)
+        try:
+            await self._stream_into(writer, body, running)
+            actual = running.hasher.hexdigest()
+            if actual != digest.hex:
+                await writer.rollback()
+                await writer.close()
+                await self._discard(path, session)  # as for any upload: the session ends
+                raise RegistryError(
+                    ErrorCode.DIGEST_INVALID,
+                    detail={"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
+                )
+            await writer.commit()
+            return writer.size
+        finally:
+            await writer.close()
 
     def _path(self, repo: str, session: str) -> str:
         if not _SESSION_RE.match(session):

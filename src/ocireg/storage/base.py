@@ -149,6 +149,17 @@ class StorageDriver(Protocol):
         """Make `dst` hold the session's bytes and end the session."""
         ...
 
+    async def upload_direct(self, path: str, dst: str, sha256: str | None = None) -> FileWriter:
+        """A writer for a blob whose digest is known before its bytes: the upload session at
+        `path` holds no bytes (or does not exist), and the bytes go to `dst` as directly as
+        the backend allows. Nothing is visible at `dst` before `commit`, which also ends the
+        session. After `rollback` or a `close` without `commit`, `dst` is as it was, and a
+        session that was open is still open (holding no more than what was written), one
+        that was not is not. If `dst` exists already the driver may keep it (blobs are
+        written only verified: same bytes). `sha256` (hex), the content's expected SHA-256, lets a
+        backend check the bytes it stores as well."""
+        ...
+
     async def upload_abort(self, path: str) -> None:
         """End the session and drop its bytes; PathNotFound if unknown."""
         ...

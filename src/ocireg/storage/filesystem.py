@@ -237,16 +237,25 @@ class FilesystemDriver:
             else:  # a read is still running in its thread: close the fd only after it
                 ahead.add_done_callback(functools.partial(_close_quietly, fd))
 
-    @_os_errors
     async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
+        return await self._writer(path, append)
+
+    @_os_errors
+    async def _writer(
+        self, path: str, append: bool, then_move_to: str | None = None
+    ) -> FilesystemWriter:
         full = self._full(path)
         full.parent.mkdir(parents=True, exist_ok=True)
-        if append and not full.exists():
+        existed = full.exists()
+        if append and not existed and then_move_to is None:
             raise PathNotFound(path)
         fd = os.open(
             full, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644
         )
-        return FilesystemWriter(path, fd, os.fstat(fd).st_size, self.fsync)
+        size = os.fstat(fd).st_size
+        if then_move_to is None:
+            return FilesystemWriter(path, fd, size, self.fsync)
+        return MovingWriter(path, fd, size, self.fsync, self, then_move_to, existed)
 
     # Upload sessions are plain files: appended in place, renamed into place at the end.
 
@@ -267,6 +276,13 @@ class FilesystemDriver:
 
     async def upload_abort(self, path: str) -> None:
         await self.delete(path)
+
+    async def upload_direct(
+        self, path: str, dst: str, sha256: str | None = None
+    ) -> FilesystemWriter:
+        # The session's file (created if the client opened none) is written and renamed
+        # into place: the same atomic rename as every upload, and no copy on disk.
+        return await self._writer(path, append=True, then_move_to=dst)
 
     @_os_errors
     async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
@@ -374,6 +390,39 @@ class FilesystemWriter:
                 await lane.drain()
         finally:
             lane.close(last=functools.partial(os.close, fd))  # after the queued writes
+
+
+class MovingWriter(FilesystemWriter):
+    """Writes a session's file and, at `commit`, renames it to its destination
+    (`upload_direct`). Without `commit`, a session the client had opened keeps what was
+    written, as after any interrupted request, and a file made for no session goes."""
+
+    def __init__(
+        self,
+        path: str,
+        fd: int,
+        size: int,
+        fsync: bool,
+        driver: FilesystemDriver,
+        dst: str,
+        session_was_open: bool,
+    ) -> None:
+        super().__init__(path, fd, size, fsync)
+        self._driver = driver
+        self._dst = dst
+        self._moved = session_was_open  # nothing to remove at close
+
+    async def commit(self) -> None:
+        await super().commit()
+        await self._driver.move(self._path, self._dst)
+        self._moved = True
+
+    async def close(self) -> None:
+        await super().close()
+        if not self._moved:
+            self._moved = True
+            with contextlib.suppress(PathNotFound):
+                await self._driver.delete(self._path)
 
 
 def _read_ahead(fd: int, offset: int, end: int | None) -> asyncio.Future[bytes] | None:

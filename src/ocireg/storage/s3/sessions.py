@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ocireg.storage.base import FileInfo, PathNotFound, StorageUnavailable
-from ocireg.storage.s3.writer import S3Writer
+from ocireg.storage.s3.writer import DirectWriter, S3Writer
 
 _MARK = "ocireg-upload"
 _REGISTER = "-sessions"  # `<repo>/.uploads` -> `<repo>/.uploads-sessions`
@@ -35,20 +35,26 @@ class _UploadState:
     parts: list[tuple[int, str, int]] = field(default_factory=list)  # number, etag, size
     tail: bytes = b""
     etag: str | None = None  # of the state object, for the conditional rewrite
+    # Where the multipart upload is when not at the session's own key: a blob streamed
+    # straight to its final key (`DirectWriter`); such a session takes no appends.
+    key: str | None = None
 
     @property
     def size(self) -> int:
         return sum(p[2] for p in self.parts) + len(self.tail)
 
     def dump(self) -> bytes:
-        head = {"v": 1, "uploadId": self.upload_id, "parts": self.parts}
+        head: dict[str, Any] = {"v": 1, "uploadId": self.upload_id, "parts": self.parts}
+        if self.key is not None:
+            head["key"] = self.key
         return json.dumps(head, separators=(",", ":")).encode() + b"\n" + self.tail
 
     @classmethod
     def parse(cls, data: bytes, etag: str | None) -> _UploadState:
         head, _, tail = data.partition(b"\n")
         doc = json.loads(head)
-        return cls(doc.get("uploadId"), [tuple(p) for p in doc["parts"]], tail, etag)
+        parts = [tuple(p) for p in doc["parts"]]
+        return cls(doc.get("uploadId"), parts, tail, etag, doc.get("key"))
 
 
 class UploadSessions:
@@ -76,8 +82,21 @@ class UploadSessions:
     async def upload_create(self, path: str) -> None:
         # Registered first: a crash in between leaves an entry that GC expires, never a
         # state object that no listing shows.
-        await self.put_content(self._register(path), b"")
+        await self._register_session(path)
         await self._save_state(path, _UploadState())
+
+    async def _register_session(self, path: str) -> None:
+        await self.put_content(self._register(path), b"")
+
+    async def upload_direct(self, path: str, dst: str, sha256: str | None = None) -> DirectWriter:
+        return DirectWriter(self, path, dst, _UploadState(), sha256)
+
+    async def _end_session(self, path: str) -> None:
+        """Drop the session's state and register entry (absent ones are no error in S3)."""
+        c = await self._c()
+        async with self._call(path):
+            await c.delete_object(Bucket=self.bucket, Key=self._key(path))
+        await self._unregister(path)
 
     @staticmethod
     def _register(path: str) -> str:
@@ -204,8 +223,9 @@ class UploadSessions:
 
     async def upload_open(self, path: str) -> S3Writer:
         state = await self._load_state(path)
-        if state is None:
-            raise PathNotFound(path)  # already sealed: nothing can be appended any more
+        if state is None or state.key is not None:
+            # Already sealed, or a blob sent straight to its key: nothing can be appended.
+            raise PathNotFound(path)
         return S3Writer(self, path, state)
 
     def upload_reader(self, path: str) -> AsyncIterator[bytes]:
@@ -248,10 +268,14 @@ class UploadSessions:
         state = await self._load_state(path)
         if state is not None and state.upload_id:
             with contextlib.suppress(PathNotFound, StorageUnavailable):
-                async with self._call(path):
-                    await c.abort_multipart_upload(
-                        Bucket=self.bucket, Key=self._key(path), UploadId=state.upload_id
-                    )
+                await self._abort_multipart(state.key or path, state.upload_id)
+
+    async def _abort_multipart(self, path: str, upload_id: str) -> None:
+        c = await self._c()
+        async with self._call(path):
+            await c.abort_multipart_upload(
+                Bucket=self.bucket, Key=self._key(path), UploadId=upload_id
+            )
 
     async def _seal(self, path: str, state: _UploadState | None = None) -> None:
         """Turn the session at `path` into an ordinary object holding its bytes."""
@@ -268,13 +292,53 @@ class UploadSessions:
         if state.tail:
             n = len(parts) + 1
             parts.append((n, await self._send_part(path, state.upload_id, n, state.tail), 0))
-        async with self._call(path):
-            await c.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=state.upload_id,
-                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in parts]},
-            )
+        await self._complete(path, state.upload_id, parts)
+
+    async def _complete(
+        self,
+        path: str,
+        upload_id: str,
+        parts: builtins.list[tuple[int, str, int]],
+        only_new: bool = False,
+    ) -> bool:
+        """Complete the multipart upload at `path`; with `only_new`, only if no object is
+        there yet (If-None-Match, which SeaweedFS honours): False when one was."""
+        c = await self._c()
+        cond = {"IfNoneMatch": "*"} if only_new else {}
+        try:
+            async with self._call(path):
+                await c.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=self._key(path),
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e, _ in parts]},
+                    **cond,
+                )
+        except StorageUnavailable as exc:
+            if only_new and _precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    async def _put_new(self, path: str, data: bytes, only_new: bool, **extra: Any) -> bool:
+        """PutObject; with `only_new`, only if no object is there yet: False when one was."""
+        c = await self._c()
+        cond = {"IfNoneMatch": "*"} if only_new else {}
+        try:
+            async with self._call(path):
+                await c.put_object(
+                    Bucket=self.bucket, Key=self._key(path), Body=data, **cond, **extra
+                )
+        except StorageUnavailable as exc:
+            if only_new and _precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    async def _has_bytes(self, path: str) -> bool:
+        """An object with content is at `path` (not a zot dedupe stub, which is empty)."""
+        head = await self._head(path)
+        return head is not None and int(head["ContentLength"]) > 0
 
     async def _send_part(self, path: str, upload_id: str, number: int, data: bytes) -> str:
         c = await self._c()
@@ -293,3 +357,12 @@ class UploadSessions:
         async with self._call(path):
             r = await c.create_multipart_upload(Bucket=self.bucket, Key=self._key(path))
         return str(r["UploadId"])
+
+
+def _precondition_failed(exc: StorageUnavailable) -> bool:
+    from botocore.exceptions import ClientError
+
+    cause = exc.__cause__
+    return isinstance(cause, ClientError) and (
+        cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412)
+    )

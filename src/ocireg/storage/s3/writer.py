@@ -1,21 +1,30 @@
-"""The S3 driver's writer: appends to an upload session in multipart parts."""
+"""The S3 driver's writers: parts of a multipart upload sent as they fill.
+
+`S3Writer` appends to an upload session (its multipart upload sits at the session's key and
+its state in the session's object); `DirectWriter` streams a blob whose digest is known up
+front straight to its final key, visible there only when `commit` completes the upload.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import base64
+import contextlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 
 MIN_PART = 5 << 20  # S3's minimum for every part but the last
-PART = 8 << 20  # parts are sent at this size; memory per upload: 2 * PART + a received batch
+PART = 6 << 20  # a part is sent once this much has arrived (plus the rest of that batch)
+# Parts in flight per upload while the next one fills: memory per upload stays below
+# INFLIGHT + 1 parts plus a received batch, whatever the blob's size.
+INFLIGHT = 2
 
 
 class S3Writer:
-    """Appends to an upload session: full parts go up as they fill, one part in flight while
-    the next one fills; `commit` stores the state (and the short tail) so that any process
-    can continue."""
+    """Appends to an upload session: full parts go up as they fill, up to INFLIGHT of them at
+    once; `commit` stores the state (and the short tail) so that any process can continue."""
 
     def __init__(
         self, driver: UploadSessions, path: str, state: _UploadState, seal_on_commit: bool = False
@@ -23,54 +32,80 @@ class S3Writer:
         self._driver = driver
         self._path = path
         self._state = state
-        self._buffer = bytearray(state.tail)
+        # Received pieces, joined once into a part when enough are here: one copy per byte
+        # (parts may differ in size; S3 only wants 5 MiB or more but for the last).
+        self._pieces: list[bytes] = [state.tail] if state.tail else []
+        self._pending = len(state.tail)
         self._sent = sum(p[2] for p in state.parts)
         self._next = len(state.parts) + 1
-        self._inflight: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
         self._seal_on_commit = seal_on_commit
 
     @property
     def size(self) -> int:
-        return self._sent + len(self._buffer)
+        return self._sent + self._pending
 
     def _part_size(self) -> int:
         # S3 allows 10,000 parts: grow the part size so that blobs of any size fit.
         return PART * (1 + (self._next - 1) // 1000)
 
     async def write(self, pieces: list[bytes]) -> None:
-        for piece in pieces:
-            self._buffer += piece
-        while len(self._buffer) >= self._part_size():
-            n = self._part_size()
-            await self._flush(bytes(self._buffer[:n]))
-            del self._buffer[:n]
+        self._pieces += pieces
+        self._pending += sum(map(len, pieces))
+        if self._pending >= self._part_size():
+            await self._send_pending()
 
-    async def _flush(self, data: bytes) -> None:
-        if self._state.upload_id is None:
-            self._state.upload_id = await self._driver._start_multipart(self._path)
-            # Record the id at once (parts still empty, the old tail kept: the state still
-            # describes what was committed), so that an abandoned session can be aborted.
-            await self._driver._save_state(self._path, self._state)
+    def _take(self) -> bytes:
+        """What has arrived and was not sent yet, as one part."""
+        data = b"".join(self._pieces)
+        self._pieces, self._pending = [], 0
+        return data
+
+    async def _begin(self) -> str:
+        """Start the multipart upload and record its id in the state at once (parts still
+        empty, the old tail kept: the state still describes what was committed), so that
+        an abandoned session can be aborted."""
+        upload_id = await self._driver._start_multipart(self._path)
+        self._state.upload_id = upload_id
+        await self._driver._save_state(self._path, self._state)
+        return upload_id
+
+    async def _send_pending(self) -> None:
+        """Send what has arrived as the next part, once fewer than INFLIGHT are on the way:
+        the part is joined only then, so memory holds at most INFLIGHT parts being sent,
+        plus the pieces of the next one while they are joined."""
+        upload_id = self._state.upload_id or await self._begin()
+        while len(self._inflight) >= INFLIGHT:
+            done, _ = await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
+            self._inflight -= done
+            for task in done:
+                task.result()  # a failed part fails the write
+        data = self._take()
         number, self._next = self._next, self._next + 1
         self._sent += len(data)
-        await self._drain()  # at most one part in flight: memory stays bounded
-        self._inflight = asyncio.create_task(self._send(self._state.upload_id, number, data))
+        self._inflight.add(asyncio.create_task(self._send(upload_id, number, data)))
 
     async def _send(self, upload_id: str, number: int, data: bytes) -> None:
-        etag = await self._driver._send_part(self._path, upload_id, number, data)
+        etag = await self._driver._send_part(self._key_path(), upload_id, number, data)
         self._state.parts.append((number, etag, len(data)))
 
+    def _key_path(self) -> str:
+        """The path whose key holds the multipart upload."""
+        return self._path
+
     async def _drain(self) -> None:
-        task, self._inflight = self._inflight, None
-        if task is not None:
-            await task
+        tasks, self._inflight = self._inflight, set()
+        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+            if isinstance(outcome, BaseException):
+                raise outcome
+        self._state.parts.sort()  # sent concurrently: they may have finished out of order
 
     async def commit(self) -> None:
-        if len(self._buffer) >= MIN_PART:
-            await self._flush(bytes(self._buffer))
-            self._buffer.clear()
+        if self._pending >= MIN_PART:
+            await self._send_pending()
         await self._drain()
-        self._state.tail = bytes(self._buffer)
+        tail = self._state.tail = b"".join(self._pieces)  # still counted in `size`
+        self._pieces = [tail] if tail else []
         await self._driver._save_state(self._path, self._state)
         if self._seal_on_commit:
             await self._driver._seal(self._path, self._state)
@@ -81,9 +116,123 @@ class S3Writer:
         await self.close()
 
     async def close(self) -> None:
-        task, self._inflight = self._inflight, None
-        if task is not None and not task.done():
+        tasks, self._inflight = self._inflight, set()
+        for task in tasks:
             task.cancel()
-        if task is not None:
-            # A request that failed midway: the part is not in the stored state anyway.
-            await asyncio.gather(task, return_exceptions=True)
+        # A request that failed midway: its parts are not in the stored state anyway.
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class DirectWriter(S3Writer):
+    """A blob streamed straight to its final key `dst`. Nothing is visible there before
+    `commit`: a small blob is held here and sent with one PutObject at `commit`, a larger one
+    goes into a multipart upload started at `dst` that only `commit` completes. The registry
+    verifies the digest between the last `write` and `commit`; `close` without `commit`
+    aborts the multipart upload, so a body that lied about its digest leaves nothing at `dst`.
+
+    A multipart upload at a blob key is recorded in the session's state (`key`) and the
+    session's register entry, so garbage collection aborts it if this process dies. `commit`
+    ends the session at `path`; without it, a session the client had opened stays open
+    (empty) and nothing else is left. If `dst` exists already, its object is kept (a blob
+    is only written verified, so it holds the same bytes): the body is still received for
+    the registry to verify."""
+
+    def __init__(
+        self, driver: UploadSessions, path: str, dst: str, state: _UploadState, sha256: str | None
+    ) -> None:
+        super().__init__(driver, path, state)
+        self._dst = dst
+        self._sha256 = sha256
+        self._exists = False  # dst was there before: bytes are received and dropped
+        self._committed = False
+        self._session_was_open = False  # known once a multipart upload is started
+
+    def _key_path(self) -> str:
+        return self._dst
+
+    async def write(self, pieces: list[bytes]) -> None:
+        if self._exists:
+            self._sent += sum(map(len, pieces))
+            return
+        await super().write(pieces)
+
+    async def _send_pending(self) -> None:
+        if self._state.upload_id is None and await self._driver._has_bytes(self._dst):
+            self._exists = True
+            self._sent += self._pending
+            self._pieces, self._pending = [], 0
+            return
+        await super()._send_pending()
+
+    async def _begin(self) -> str:
+        # Registered first: GC finds the session (and through its state the upload at dst)
+        # from the register; a crash between the next two calls leaves an upload nobody
+        # names, a window of one request.
+        self._session_was_open = await self._driver._head(self._path) is not None
+        await self._driver._register_session(self._path)
+        upload_id = await self._driver._start_multipart(self._dst)
+        self._state.upload_id = upload_id
+        self._state.key = self._dst
+        await self._driver._save_state(self._path, self._state)
+        return upload_id
+
+    async def commit(self) -> None:
+        if not self._exists:
+            if self._state.upload_id is None:
+                await self._put_whole()
+            else:
+                if self._pending:  # the last part may be small
+                    await self._send_pending()
+                await self._drain()
+                await self._complete()
+        self._committed = True
+        await self._end_session()
+
+    async def _complete(self) -> None:
+        assert self._state.upload_id is not None
+        upload_id, parts = self._state.upload_id, self._state.parts
+        if await self._driver._complete(self._dst, upload_id, parts, only_new=True):
+            self._state.upload_id = None
+        elif await self._driver._has_bytes(self._dst):
+            await self._abort()  # another push of the same blob completed first: keep it
+        else:  # an empty object there (a zot dedupe stub): the bytes replace it
+            await self._driver._complete(self._dst, upload_id, parts, only_new=False)
+            self._state.upload_id = None
+
+    async def _put_whole(self) -> None:
+        extra: dict[str, Any] = {}
+        if self._sha256 is not None:  # S3 checks it too (SeaweedFS does: BadDigest)
+            extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(self._sha256)).decode()
+        data = self._take()
+        if not await self._driver._put_new(
+            self._dst, data, True, **extra
+        ) and not await self._driver._has_bytes(self._dst):  # a zot dedupe stub: replace it
+            await self._driver._put_new(self._dst, data, False, **extra)
+
+    async def rollback(self) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await super().close()
+        if self._committed:
+            return
+        self._committed = True  # close twice: once is enough
+        if self._state.upload_id is None:
+            return  # nothing sent: the session (if any) is as it was
+        # Nothing is visible at dst either way; an upload left open (S3 unreachable) is
+        # registered, and garbage collection aborts it.
+        with contextlib.suppress(Exception):
+            await self._abort()
+            if self._session_was_open:  # the client may go on with it, from 0
+                await self._driver._save_state(self._path, type(self._state)())
+            else:
+                await self._driver._end_session(self._path)
+
+    async def _abort(self) -> None:
+        upload_id, self._state.upload_id = self._state.upload_id, None
+        if upload_id is not None:
+            await self._driver._abort_multipart(self._dst, upload_id)
+
+    async def _end_session(self) -> None:
+        with contextlib.suppress(Exception):  # a leftover is garbage collection's to remove
+            await self._driver._end_session(self._path)
