@@ -11,12 +11,16 @@ every byte read):
 - through ocireg again, once the first pull has ended (local: the blob is stored; the tag is
   still checked upstream with one HEAD, `manifestCheckInterval` being 0 as in zot).
 Which of the direct and the ocireg pulls goes first alternates between repetitions.
+
+The CPU seconds the registries' processes used during each pull are reported too: on a
+shared machine the wall times move with the other load, the work done much less.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -46,7 +50,8 @@ def run(ctx: Context) -> list[Row]:
 
     size = min(LAYER, ctx.sizes.blob) if ctx.quick else LAYER
     blob = BigBlob.make(size, min(ctx.sizes.chunk, size))
-    runs: dict[str, list[float]] = {"direct": [], "first": [], "later": []}
+    runs: dict[str, list[float]] = {k: [] for k in ("direct", "first", "later")}
+    cpu: dict[str, list[float]] = {k: [] for k in ("direct", "first", "later")}
     failures: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory(prefix="sync-", dir=ctx.workdir) as tmp:
         workdir = Path(tmp)
@@ -59,20 +64,27 @@ def run(ctx: Context) -> list[Row]:
             config = sync_config(workdir, [registry], WORKERS)
             config["log"]["level"] = "warn"  # as the harness's ocireg: no access log
             with running_registry(workdir, config, name="mirror") as mirror:
+                mirror_pids = [mirror.proc.pid, *mirror.worker_pids()] if mirror.proc else []
+
+                def timed(kind: str, port: int, pids: list[int], repo: str) -> None:
+                    before = cpu_seconds(pids)
+                    runs[kind].append(pull("127.0.0.1", port, repo))
+                    cpu[kind].append(cpu_seconds(pids) - before)
+
                 for rep, repo in enumerate(repos):
                     order = ("direct", "ocireg") if rep % 2 == 0 else ("ocireg", "direct")
                     for which in order:
                         try:
                             if which == "direct":
-                                runs["direct"].append(pull(upstream.host, upstream.port, repo))
+                                timed("direct", upstream.port, [upstream.proc.pid], repo)
                             else:
-                                runs["first"].append(pull("127.0.0.1", mirror.port, repo))
-                                runs["later"].append(pull("127.0.0.1", mirror.port, repo))
+                                timed("first", mirror.port, mirror_pids, repo)
+                                timed("later", mirror.port, mirror_pids, repo)
                         except (OSError, RuntimeError) as exc:
                             failures.append((which, f"rep {rep}: {exc!r}"[:200]))
         finally:
             upstream.stop()
-    return rows(size, runs, failures)
+    return rows(size, runs, cpu, failures)
 
 
 def push_image(conn: Connection, repos: list[str], blob: BigBlob) -> None:
@@ -124,7 +136,25 @@ def pull(host: str, port: int, repo: str) -> float:
     return time.perf_counter() - started
 
 
-def rows(size: int, runs: dict[str, list[float]], failures: list[tuple[str, str]]) -> list[Row]:
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads) so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
+def rows(
+    size: int,
+    runs: dict[str, list[float]],
+    cpu: dict[str, list[float]],
+    failures: list[tuple[str, str]],
+) -> list[Row]:
     direct = median(runs["direct"])
     label = f"pull {size // MiB} MiB image"
     note = (
@@ -153,5 +183,18 @@ def rows(size: int, runs: dict[str, list[float]], failures: list[tuple[str, str]
             vs="upstream direct",
             runs={"later": runs["later"], "direct": runs["direct"]},
             note="right after the first pull; the tag is checked upstream (one HEAD)",
+        ),
+        *(
+            Row(
+                TITLE,
+                f"{label}, {what}: registry CPU",
+                "s",
+                ocireg=median(cpu[kind]),
+                peer=median(cpu["direct"]),
+                vs="upstream's, direct pull",
+                runs={kind: cpu[kind], "direct": cpu["direct"]},
+                note="user+system seconds of the registry's processes during the pull",
+            )
+            for kind, what in (("first", "first pull"), ("later", "later pull"))
         ),
     ]

@@ -167,7 +167,7 @@ class Upstream:
 
             async def pieces() -> AsyncIterator[bytes]:
                 try:
-                    async for piece in resp.content.iter_chunked(CHUNK):
+                    async for piece in resp.content.iter_any():
                         yield piece
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     self.record("upstream_error", self.name, 1)
