@@ -28,7 +28,6 @@ from ocireg.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_IN
 from ocireg.sync.settings import Credentials, RegistrySettings
 
 log = logging.getLogger("ocireg.sync")
-CHUNK = 1 << 20
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0  # no byte for this long: the upstream has stalled
 MAX_LIST_PAGES = 1000
