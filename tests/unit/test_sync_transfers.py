@@ -23,8 +23,10 @@ def test_recent_pieces_are_kept_up_to_the_ring_size(monkeypatch: pytest.MonkeyPa
         t.arrived(piece)
     assert t.received == 12
     assert t.recent_at(0, 100) is None  # dropped: 12 bytes > RING
-    assert t.recent_at(4, 100) == b"bbbb"  # a whole piece: the same object
-    assert t.recent_at(6, 100) == b"bb"
+    assert t.recent_at(4, 4) == b"bbbb"  # a whole piece
+    assert t.recent_at(4, 100) == b"bbbbcccc"
+    assert t.recent_at(6, 100) == b"bbcccc"  # joined up to the limit
+    assert t.recent_at(6, 3) == b"bbc"
     assert t.recent_at(8, 3) == b"ccc"
     assert t.recent_at(12, 100) is None  # not received yet
     big = Transfer(DIGEST)

@@ -27,6 +27,9 @@ POLL = 0.02  # seconds between looks at a growing file when no byte is new
 # The latest received bytes a transfer keeps for its readers: a reader within this distance
 # of the download is fed from memory; one further behind (a slow client) reads the file.
 RING = 8 << 20
+# A follower sends at least this much at a time (or what is left): pieces arrive as the
+# network delivers them, sometimes 64 KiB, and a send per piece costs more than a join.
+BATCH = 512 << 10
 
 
 @dataclass
@@ -56,17 +59,26 @@ class Transfer:
         self.moved.set()
 
     def recent_at(self, offset: int, limit: int) -> bytes | None:
-        """Up to `limit` bytes at `offset` from the pieces kept; None when they are older
-        (or not received yet)."""
+        """Up to `limit` bytes (at most PIECE) at `offset` from the pieces kept; None when
+        they are older (or not received yet)."""
         if not self.recent or offset < self.recent[0][0] or offset >= self.received:
             return None
-        for start, piece in reversed(self.recent):
-            if start <= offset:
-                skip = offset - start
-                if skip == 0 and len(piece) <= limit:
-                    return piece  # the usual case: whole pieces, no copy
-                return piece[skip : skip + limit]
-        return None
+        limit = min(limit, PIECE)
+        parts: list[bytes] = []
+        taken = 0
+        for start, piece in self.recent:
+            end = start + len(piece)
+            if end <= offset:
+                continue
+            skip = max(offset - start, 0)
+            if skip == 0 and taken + len(piece) <= limit:
+                parts.append(piece)  # a whole piece: no copy
+            else:
+                parts.append(piece[skip : skip + limit - taken])
+            taken += len(parts[-1])
+            if taken >= limit:
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     @property
     def followable(self) -> bool:
@@ -136,8 +148,10 @@ async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
             # Until the digest is checked, the last byte stays here.
             limit = size - offset if finished else size - 1 - offset
             piece: bytes | None = b""
-            if limit > 0:
-                transfer.moved.clear()
+            transfer.moved.clear()
+            if not finished and 0 <= transfer.received - offset < min(BATCH, limit):
+                pass  # a batch is not there yet: wait for more rather than send a crumb
+            elif limit > 0:
                 piece = transfer.recent_at(offset, limit)
                 if piece is None:  # behind the pieces kept (or ahead of the download)
                     piece = await asyncio.to_thread(os.pread, fd, min(PIECE, limit), offset)
