@@ -19,6 +19,7 @@ DIGEST = Digest.of(b"x")
 def test_recent_pieces_are_kept_up_to_the_ring_size(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(transfers, "RING", 10)
     t = Transfer(DIGEST)
+    t.started("/nonexistent", 12)
     for piece in (b"aaaa", b"bbbb", b"cccc"):
         t.arrived(piece)
     assert t.received == 12
@@ -30,8 +31,13 @@ def test_recent_pieces_are_kept_up_to_the_ring_size(monkeypatch: pytest.MonkeyPa
     assert t.recent_at(8, 3) == b"ccc"
     assert t.recent_at(12, 100) is None  # not received yet
     big = Transfer(DIGEST)
+    big.started("/nonexistent", 50)
     big.arrived(b"z" * 50)  # a piece larger than the ring stays (the latest one always does)
     assert big.recent_at(0, 100) == b"z" * 50
+    unfollowable = Transfer(DIGEST)
+    unfollowable.started(None, 50)  # S3: no file to follow, so no piece is kept
+    unfollowable.arrived(b"z" * 50)
+    assert unfollowable.received == 50 and not unfollowable.recent
 
 
 async def _follow_copy(tmp_path: Path, fail: bool) -> tuple[bytes, BaseException | None]:

@@ -51,6 +51,9 @@ class Transfer:
 
     def arrived(self, piece: bytes) -> None:
         """A piece from upstream, in order (before it is hashed and written)."""
+        if not self.followable:  # nobody can follow it (S3, no size): nothing to keep
+            self.received += len(piece)
+            return
         self.recent.append((self.received, piece))
         self.received += len(piece)
         self.recent_bytes += len(piece)
