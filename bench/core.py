@@ -64,19 +64,26 @@ class Row:
     unit: str
     ocireg: float | None = None
     peer: float | None = None
-    goal: float | None = None  # wanted ocireg/peer ratio
+    goal: float | None = None  # wanted ocireg/peer ratio (at least; at most if lower_is_better)
     limit: str | None = None  # key of ctx.limits this throughput is a fraction of
     limit_goal: float | None = None
     runs: dict[str, list[float]] = field(default_factory=dict)
     note: str = ""
     vs: str = "docker-registry"  # what the comparison column holds for this row
     zot: float | None = None  # zot's figure for the same measurement (workloads run on it)
+    lower_is_better: bool = False  # a time, not a rate: the goal is a ceiling on the ratio
 
     @property
     def ratio(self) -> float | None:
         if self.ocireg is None or not self.peer:
             return None
         return self.ocireg / self.peer
+
+    @property
+    def meets_goal(self) -> bool | None:
+        if self.ratio is None or self.goal is None:
+            return None
+        return self.ratio <= self.goal if self.lower_is_better else self.ratio >= self.goal
 
     @property
     def ratio_zot(self) -> float | None:

@@ -19,6 +19,12 @@ def _ratio(value: float | None) -> str:
     return f"{value:.2f}x" if value is not None else "-"
 
 
+def _goal(row: Row) -> str:
+    if row.goal is None:
+        return ""
+    return f"{'<=' if row.lower_is_better else '>='} {row.goal:g}x"
+
+
 def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
     """A Markdown table: one line per metric, the ratio against its goal, the fraction of
     the physical limit where one applies; zot's figure and ratio when zot ran."""
@@ -38,9 +44,7 @@ def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
     lines = [header, ["---"] * len(header)]
     for row in rows:
         ratio = row.ratio
-        verdict = ""
-        if ratio is not None and row.goal is not None:
-            verdict = " ok" if ratio >= row.goal else " MISS"
+        verdict = {None: "", True: " ok", False: " MISS"}[row.meets_goal]
         limit = ""
         if row.limit and row.limit in limits and row.ocireg is not None:
             frac = row.ocireg / limits[row.limit]
@@ -55,7 +59,7 @@ def table(rows: list[Row], limits: dict[str, float], ocireg_label: str) -> str:
                 _num(row.ocireg),
                 _num(row.peer) + ("" if row.vs == "docker-registry" else f" ({row.vs})"),
                 _ratio(ratio) + verdict,
-                f">= {row.goal:g}x" if row.goal is not None else "",
+                _goal(row),
                 *([_num(row.zot), _ratio(row.ratio_zot)] if with_zot else []),
                 limit,
                 row.note,

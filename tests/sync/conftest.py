@@ -58,14 +58,15 @@ class Upstream:
 
 @contextlib.contextmanager
 def docker_registry(
-    workdir: Path, auth: str = "", tls: CertFiles | None = None
+    workdir: Path, auth: str = "", tls: CertFiles | None = None, port: int | None = None
 ) -> Iterator[Upstream]:
     """docker-registry serving `workdir/root`; `auth` is an `auth:` YAML section, or none;
-    with `tls`, over HTTPS with that certificate."""
+    with `tls`, over HTTPS with that certificate; on `port` (say, to restart one that was
+    stopped, with what it held), or a free one."""
     if not Path(DOCKER_REGISTRY).exists():
         missing("docker-registry is not installed (`make test` installs it)")
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    port = port or free_port()
     root = workdir / "upstream-root"
     config = workdir / "upstream.yml"
     # The benchmark's peer config (Debian's defaults), plus an `auth:` section if given.

@@ -70,6 +70,26 @@ def test_a_tag_is_fetched_stored_and_served(
         )
 
 
+def test_an_upstream_without_the_referrers_api_is_not_counted_as_failing(
+    upstream: Upstream, pull_through: RegistryProcess
+) -> None:
+    # docker-registry 2.8 answers 404 to /referrers/: the copy looks, finds none, moves on.
+    name = unique_repo("noreferrers")
+    with httpx.Client(base_url=upstream.url, timeout=30) as up:
+        push_image(up, f"library/{name}", "1")
+
+    def counted(metric: str, **labels: str) -> float:
+        return value(scrape(pull_through.url), metric, **labels)
+
+    errors = counted("ocireg_sync_upstream_errors_total")
+    misses = counted("ocireg_sync_on_demand_total", result="miss")
+    with httpx.Client(base_url=pull_through.url, timeout=30) as c:
+        assert c.get(f"/v2/docker/library/{name}/manifests/1", headers=ACCEPT).status_code == 200
+    # The miss is counted once the copy, referrers included, has ended.
+    wait_until(lambda: counted("ocireg_sync_on_demand_total", result="miss") > misses)
+    assert counted("ocireg_sync_upstream_errors_total") == errors
+
+
 def test_unmapped_and_absent_names_are_plain_404s(
     upstream: Upstream, pull_through: RegistryProcess
 ) -> None:

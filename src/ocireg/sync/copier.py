@@ -30,7 +30,7 @@ from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
 log = logging.getLogger("ocireg.sync")
 MAX_DEPTH = 3  # an index of indexes of manifests; deeper nesting is refused
-READ_AHEAD = 8  # pieces (up to 1 MiB each) read from upstream before the store takes them
+READ_AHEAD = 8  # pieces (as they arrive, ~1 MiB at most) read before the store takes them
 PARALLEL_BLOBS = 4  # blob downloads of one image at a time
 REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
 _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
@@ -91,7 +91,7 @@ class Copier:
                 async with self.upstream.blob(remote, digest) as (size, pieces):
                     transfer.started(self.store.driver.local_path(upload(local, session)), size)
                     stored = await self.store.uploads.complete(
-                        local, session, digest, self._counted(pieces)
+                        local, session, digest, self._counted(pieces, transfer.arrived)
                     )
             except RegistryError as err:
                 if err.code is ErrorCode.DIGEST_INVALID:  # the session is already discarded
@@ -105,16 +105,20 @@ class Copier:
                 raise
         log.debug("blob synced", extra={"repository": local, "digest": str(digest), "size": stored})
 
-    async def _counted(self, pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    async def _counted(
+        self, pieces: AsyncIterator[bytes], arrived: Callable[[bytes], None]
+    ) -> AsyncIterator[bytes]:
         """The upstream's pieces, read ahead: the store writes a batch while the next bytes
         arrive (reading only when the disk is done would leave the network idle half the
-        time). At most `READ_AHEAD` pieces wait in memory."""
+        time). At most `READ_AHEAD` pieces wait in memory. Each is told to `arrived` as it
+        comes (the clients following the transfer get it from there)."""
         queue: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(READ_AHEAD)
 
         async def read() -> None:
             try:
                 async for piece in pieces:
                     self.record("bytes", "", len(piece))
+                    arrived(piece)
                     await queue.put(piece)
                 await queue.put(None)
             except Exception as exc:  # handed to the consumer, which raises it

@@ -9,6 +9,10 @@ maps):
 - a tag that is present is revalidated with one HEAD upstream when its last check is older
   than `manifestCheckInterval` (zot's key; 0, the default, checks on every request as zot
   does); a moved tag is copied again; when no upstream answers, the cached copy is served.
+- an image missing locally that no upstream could be reached for: the client gets its error
+  at once, and where the entry has `maxRetries` the image is fetched in the background,
+  `retryDelay` later, with up to `maxRetries` more attempts, so that a later pull finds it
+  (zot's behaviour; one such task per image and worker process at a time).
 Concurrent requests for one missing image fetch it once: per process, later requests share
 the first one's copy; across the instance's worker processes, a file lock per (repository,
 reference) and per blob serialises them and the later one finds the content stored.
@@ -93,12 +97,15 @@ class SyncService:
         ] = {}
         self._pending: dict[tuple[str, str], Fetched] = {}  # manifests fetched, not yet stored
         self._checked: dict[tuple[str, str], float] = {}  # (local, tag) -> last upstream check
+        self._retrying: dict[tuple[str, str], asyncio.Task[None]] = {}  # background retries
         for key in settings.ignored:
             log.warning("zot sync key not implemented, ignored", extra={"key": key})
 
     async def close(self) -> None:
         for task, _ in list(self._inflight.values()):
             task.cancel()
+        for retry in list(self._retrying.values()):
+            retry.cancel()
         self.transfers.cancel_all()
         for registry in self.registries:
             await registry.upstream.close()
@@ -203,7 +210,50 @@ class SyncService:
                     continue
                 await self._copy_behind(registry, remote, local, ref, fetched, early)
                 return
+        if present is None and any(f.transient for f in failures):
+            self._retry_later(routes, local, ref)
         self._failed(failures, local, ref, present is not None, ErrorCode.MANIFEST_UNKNOWN)
+
+    def _retry_later(self, routes: list[tuple[Registry, str]], local: str, ref: str) -> None:
+        """Fetch `local:ref` in the background with the entries that have `maxRetries`."""
+        retrying = [(r, remote) for r, remote in routes if r.settings.max_retries > 0]
+        key = (local, ref)
+        if not retrying or key in self._retrying:
+            return
+        task = asyncio.create_task(self._retry(retrying, local, ref))
+        self._retrying[key] = task
+        task.add_done_callback(lambda _: self._retrying.pop(key, None))
+
+    async def _retry(self, routes: list[tuple[Registry, str]], local: str, ref: str) -> None:
+        for registry, remote in routes:
+
+            async def attempt(registry: Registry = registry, remote: str = remote) -> None:
+                # The lock per attempt, not across the waits: pulls in between go on.
+                async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
+                    if await self._local_digest(local, ref) is None:
+                        await registry.copier.copy(remote, local, ref)
+
+            await asyncio.sleep(registry.settings.retry_delay)
+            try:
+                await with_retries(registry.settings, attempt)
+            except (UpstreamError, RegistryError) as exc:
+                log.error(
+                    "on-demand retries failed",
+                    extra={
+                        "upstream": registry.upstream.name,
+                        "repository": local,
+                        "reference": ref,
+                        "reason": str(exc),
+                    },
+                )
+                continue
+            self._checked[(local, ref)] = time.monotonic()
+            self.record("image", "on_demand", 1)
+            log.info(
+                "on-demand retry synced",
+                extra={"upstream": registry.upstream.name, "repository": local, "reference": ref},
+            )
+            return
 
     async def _copy_behind(
         self,

@@ -3,17 +3,20 @@ that asks for a blob while it is being copied reads it as it arrives (the first 
 streamed rather than made to wait for the whole blob to land).
 
 A transfer writes into an upload session of the store, so its bytes stay invisible until the
-session's digest check passes. On the filesystem a reader follows the session's file (the
-descriptor stays valid when the finished session is renamed into place) and holds back the
-last byte until the check has passed: a client never receives a complete blob whose digest
-was not verified. On S3 a session's parts cannot be read back, so readers wait for the end.
+session's digest check passes. On the filesystem a reader follows the transfer: the pieces
+received lately are kept in memory (`RING` bytes at most) and handed to the reader as they
+arrive, without a read back from the disk; a reader further behind reads the session's file
+(the descriptor stays valid when the finished session is renamed into place). Either way the
+last byte is held back until the check has passed: a client never receives a complete blob
+whose digest was not verified. On S3 a session's parts cannot be read back, so readers wait
+for the end.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from dataclasses import dataclass, field
 
@@ -21,6 +24,12 @@ from ocireg.digest import Digest
 
 PIECE = 1 << 20
 POLL = 0.02  # seconds between looks at a growing file when no byte is new
+# The latest received bytes a transfer keeps for its readers: a reader within this distance
+# of the download is fed from memory; one further behind (a slow client) reads the file.
+RING = 8 << 20
+# A follower sends at least this much at a time (or what is left): pieces arrive as the
+# network delivers them, sometimes 64 KiB, and a send per piece costs more than a join.
+BATCH = 512 << 10
 
 
 @dataclass
@@ -30,10 +39,49 @@ class Transfer:
     size: int | None = None  # from the upstream's Content-Length
     ready: asyncio.Event = field(default_factory=asyncio.Event)  # path and size are known
     task: asyncio.Task[None] | None = None
+    received: int = 0  # bytes that arrived from upstream so far
+    # (offset, piece) of the latest pieces, at most RING bytes (one piece at least)
+    recent: deque[tuple[int, bytes]] = field(default_factory=deque)
+    recent_bytes: int = 0
+    moved: asyncio.Event = field(default_factory=asyncio.Event)  # set when a piece arrives
 
     def started(self, path: str | None, size: int | None) -> None:
         self.path, self.size = path, size
         self.ready.set()
+
+    def arrived(self, piece: bytes) -> None:
+        """A piece from upstream, in order (before it is hashed and written)."""
+        if not self.followable:  # nobody can follow it (S3, no size): nothing to keep
+            self.received += len(piece)
+            return
+        self.recent.append((self.received, piece))
+        self.received += len(piece)
+        self.recent_bytes += len(piece)
+        while self.recent_bytes > RING and len(self.recent) > 1:
+            self.recent_bytes -= len(self.recent.popleft()[1])
+        self.moved.set()
+
+    def recent_at(self, offset: int, limit: int) -> bytes | None:
+        """Up to `limit` bytes (at most PIECE) at `offset` from the pieces kept; None when
+        they are older (or not received yet)."""
+        if not self.recent or offset < self.recent[0][0] or offset >= self.received:
+            return None
+        limit = min(limit, PIECE)
+        parts: list[bytes] = []
+        taken = 0
+        for start, piece in self.recent:
+            end = start + len(piece)
+            if end <= offset:
+                continue
+            skip = max(offset - start, 0)
+            if skip == 0 and taken + len(piece) <= limit:
+                parts.append(piece)  # a whole piece: no copy
+            else:
+                parts.append(piece[skip : skip + limit - taken])
+            taken += len(parts[-1])
+            if taken >= limit:
+                break
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     @property
     def followable(self) -> bool:
@@ -102,16 +150,22 @@ async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
                 task.result()  # raises the copy's error: the client gets a cut response
             # Until the digest is checked, the last byte stays here.
             limit = size - offset if finished else size - 1 - offset
-            piece = b""
-            if limit > 0:
-                piece = await asyncio.to_thread(os.pread, fd, min(PIECE, limit), offset)
+            piece: bytes | None = b""
+            transfer.moved.clear()
+            if not finished and 0 <= transfer.received - offset < min(BATCH, limit):
+                pass  # a batch is not there yet: wait for more rather than send a crumb
+            elif limit > 0:
+                piece = transfer.recent_at(offset, limit)
+                if piece is None:  # behind the pieces kept (or ahead of the download)
+                    piece = await asyncio.to_thread(os.pread, fd, min(PIECE, limit), offset)
             if piece:
                 offset += len(piece)
                 yield piece
             elif finished:
                 raise OSError(f"{transfer.path}: shorter than its {size} bytes")
-            else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(asyncio.shield(task), POLL)
+            else:  # the next piece, or the end of the copy; the file is looked at anyway
+                moved = asyncio.ensure_future(transfer.moved.wait())
+                await asyncio.wait({moved, task}, timeout=POLL)
+                moved.cancel()
     finally:
         os.close(fd)

@@ -2,8 +2,9 @@
 token authentication, TLS from `tlsVerify`/`certDir`, bounded reads and timeouts.
 
 Every answer that is not what the distribution spec promises becomes an `UpstreamError`
-naming the upstream and the reason; `UpstreamMissing` is the upstream's plain "not found",
-which ends the search (the next URL is tried only when one is unreachable or fails).
+naming the upstream and the reason; `UpstreamMissing` is the upstream's plain "not found":
+the next URL is still asked (it may hold what this one lacks), but it is not counted or
+logged as an upstream error.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from ocireg.registry.manifests import MANIFEST_TYPES, MAX_MANIFEST_BYTES, OCI_IN
 from ocireg.sync.settings import Credentials, RegistrySettings
 
 log = logging.getLogger("ocireg.sync")
-CHUNK = 1 << 20
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0  # no byte for this long: the upstream has stalled
 MAX_LIST_PAGES = 1000
@@ -167,7 +167,7 @@ class Upstream:
 
             async def pieces() -> AsyncIterator[bytes]:
                 try:
-                    async for piece in resp.content.iter_chunked(CHUNK):
+                    async for piece in resp.content.iter_any():
                         yield piece
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     self.record("upstream_error", self.name, 1)
@@ -234,8 +234,11 @@ class Upstream:
                 resp = await self._send(method, base, url, scope)
             except UpstreamError as exc:
                 failure = exc
-                self.record("upstream_error", self.name, 1)
-                log.warning("upstream failed", extra={"upstream": base, "reason": exc.reason})
+                # A plain "not found" (a tag not there, a registry without the referrers
+                # API) is an answer, not a failure of the upstream: not counted, not logged.
+                if not isinstance(exc, UpstreamMissing):
+                    self.record("upstream_error", self.name, 1)
+                    log.warning("upstream failed", extra={"upstream": base, "reason": exc.reason})
                 continue
             try:
                 yield url, resp
