@@ -9,9 +9,10 @@ members write no records; `cluster.sharedStorage: true` declares every member sh
 
 **Liveness.** A prober asks every peer's `/livez` once a second. A refused connection marks
 the peer down at once, a probe that times out twice in a row too, and so does a forwarded
-request that could not reach it; one good answer marks it up again. Only shared peers are
-ever failed over (`ClusterForwardMiddleware`): with separate storage a down owner still means
-503, since nobody else holds its data.
+request that could not reach it; one good answer marks it up again. A peer that has not
+answered yet is not marked down by probes in the first STARTUP_GRACE seconds. Only shared
+peers are ever failed over (`ClusterForwardMiddleware`): with separate storage a down owner
+still means 503, since nobody else holds its data.
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ LOOK_EVERY = 2.0  # read the peers' records this often until every peer is found
 FINGERPRINT_HEADER = b"x-ocireg-cluster-fingerprint"
 INDEX_VERSIONS_HEADER = b"x-ocireg-index-versions"
 PROBE_EVERY = 1.0
+# A peer that has never answered is not marked down during this long after start: members
+# of a cluster start one after the other, and a member still starting must not have its
+# repositories' maintenance (GC, scrub, periodic sync) taken over by the first one up.
+STARTUP_GRACE = 30.0
 PROBE_TIMEOUT = 1.5
 TIMEOUTS_TO_DOWN = 2
 
@@ -83,6 +88,7 @@ class Peers:
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._driver: StorageDriver | None = None
+        self._started = time.monotonic()
 
     # --- what the routing asks -----------------------------------------------------------
 
@@ -179,6 +185,7 @@ class Peers:
 
     def start(self, driver: StorageDriver) -> None:
         self._driver = driver
+        self._started = time.monotonic()
         self._tasks = [asyncio.create_task(self._probe_loop(), name="ocireg-peer-probes")]
         if self.mode is None:
             self._tasks.append(asyncio.create_task(self._records(driver), name="ocireg-peers"))
@@ -263,6 +270,9 @@ class Peers:
             reason = f"/livez did not answer within {PROBE_TIMEOUT}s, {peer.timeouts} times"
         except aiohttp.ClientError as exc:
             reason = f"{type(exc).__name__}: {exc}"
+        starting = time.monotonic() - self._started < STARTUP_GRACE
+        if starting and self.state[index].last_contact == 0:
+            return  # not started yet, as far as we know: assumed up, as before any probe
         self.mark_down(index, reason)
 
 
