@@ -20,6 +20,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 from ocireg.storage.base import FileInfo, InvalidPath, PathNotFound, StorageUnavailable
+from ocireg.storage.s3.client import addressing, open_client
 from ocireg.storage.s3.presign import Presigner
 from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 from ocireg.storage.s3.settings import S3Settings
@@ -60,10 +61,8 @@ class S3Driver(UploadSessions):
         async with self._lock:
             if self._client is None:
                 from aiobotocore.config import AioConfig
-                from aiobotocore.session import get_session
 
                 s = self.settings
-                addressing = {"addressing_style": "path" if s.forcepathstyle else "auto"}
                 # Over TLS the body needs no SHA-256 in the signature (TLS protects it; AWS's
                 # SDKs skip it there too when a checksum is sent): one hash pass less per
                 # byte uploaded. Over plain HTTP the signature keeps covering the body.
@@ -73,23 +72,13 @@ class S3Driver(UploadSessions):
                     read_timeout=30,
                     retries={"max_attempts": 2, "mode": "standard"},
                     max_pool_connections=64,
-                    s3={**addressing, **unsigned},
+                    s3={**addressing(s), **unsigned},
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                 )
                 stack = contextlib.AsyncExitStack()
-                client = await stack.enter_async_context(
-                    get_session().create_client(
-                        "s3",
-                        region_name=s.region,
-                        endpoint_url=s.endpoint,
-                        aws_access_key_id=s.accesskey,
-                        aws_secret_access_key=s.secretkey,
-                        aws_session_token=s.sessiontoken,
-                        use_ssl=s.secure,
-                        verify=not s.skipverify,
-                        config=config,
-                    )
+                client = await open_client(
+                    stack, s, s.endpoint, config, use_ssl=s.secure, verify=not s.skipverify
                 )
                 client.meta.events.register("before-call.s3", self._before_call)
                 _send_bodies_as_they_are(client)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+from ocireg.storage.s3.client import addressing, open_client
 from ocireg.storage.s3.settings import S3Settings
 
 # As long as distribution's redirects live: enough for a slow client to start a big layer
@@ -31,24 +32,11 @@ class Presigner:
         async with self._lock:
             if self._client is None:
                 from aiobotocore.config import AioConfig
-                from aiobotocore.session import get_session
 
                 s = self.settings
                 stack = contextlib.AsyncExitStack()
-                self._client = await stack.enter_async_context(
-                    get_session().create_client(
-                        "s3",
-                        region_name=s.region,
-                        endpoint_url=s.redirect_endpoint,
-                        aws_access_key_id=s.accesskey,
-                        aws_secret_access_key=s.secretkey,
-                        aws_session_token=s.sessiontoken,
-                        config=AioConfig(
-                            signature_version="s3v4",
-                            s3={"addressing_style": "path" if s.forcepathstyle else "auto"},
-                        ),
-                    )
-                )
+                config = AioConfig(signature_version="s3v4", s3=addressing(s))
+                self._client = await open_client(stack, s, s.redirect_endpoint, config)
                 self._stack = stack
         return self._client
 
