@@ -342,14 +342,9 @@ class IndexCache:
             return await self._stored(repo)
         version = version_of(seen)
         if version is not None:
-            hit = self._cache.get(repo)
-            if hit is not None and hit[0] == version:
-                return hit  # the common case: no request to storage
-            if hit is not None:
-                replayed = await self._replay(repo, hit, version)
-                if replayed is not None:
-                    self._remember(repo, replayed)
-                    return replayed
+            current = await self._cached_at(repo, version)
+            if current is not None:
+                return current  # the common case: no request to storage
             found = await self._read(repo)
             if found is not None and found[0] == version:
                 return found
@@ -377,15 +372,19 @@ class IndexCache:
         except PathNotFound:
             self._cache.pop(repo, None)
             return None
+        current = await self._cached_at(repo, info.version) if info.version is not None else None
+        return current if current is not None else await self._read(repo)
+
+    async def _cached_at(self, repo: str, version: str) -> tuple[str, Index] | None:
+        """The cached index at `version`, as it is or brought there by the journal; None
+        when it cannot be (then the file is read)."""
         hit = self._cache.get(repo)
-        if hit is not None and info.version is not None:
-            if hit[0] == info.version:
-                return hit
-            replayed = await self._replay(repo, hit, info.version)
-            if replayed is not None:
-                self._remember(repo, replayed)
-                return replayed
-        return await self._read(repo)
+        if hit is None or hit[0] == version:
+            return hit
+        replayed = await self._replay(repo, hit, version)
+        if replayed is not None:
+            self._remember(repo, replayed)
+        return replayed
 
     async def _read(self, repo: str) -> tuple[str, Index] | None:
         try:
