@@ -29,7 +29,16 @@ from ocireg.settings.drivers import (
     parse_cache_driver,
     parse_storage_driver,
 )
-from ocireg.settings.extensions import MetricsSettings, ScrubSettings, parse_metrics, parse_scrub
+from ocireg.settings.extensions import (
+    MetricsSettings,
+    ScrubSettings,
+    SearchSettings,
+    UISettings,
+    parse_metrics,
+    parse_scrub,
+    parse_search,
+    parse_ui,
+)
 from ocireg.settings.keys import Context, parse_duration, resolve_path
 from ocireg.sync.settings import SyncSettings, parse_sync
 
@@ -100,10 +109,10 @@ SCHEMA: dict[str, Any] = {
         "metrics": EXTENSION,
         "scrub": EXTENSION,
         "sync": EXTENSION,
-        "search": UNIMPLEMENTED,
+        "search": EXTENSION,
         "lint": UNIMPLEMENTED,
         "trust": UNIMPLEMENTED,
-        "ui": UNIMPLEMENTED,
+        "ui": EXTENSION,
         "mgmt": UNIMPLEMENTED,
         "imagetrust": UNIMPLEMENTED,
         "apikey": UNIMPLEMENTED,
@@ -235,6 +244,8 @@ class Config:
     s3: S3Settings | None = None  # None: the filesystem driver
     redis: RedisSettings | None = None  # None: the embedded sqlite metadata store
     sync: SyncSettings = field(default_factory=SyncSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    ui: UISettings = field(default_factory=UISettings)
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
     warnings: tuple[str, ...] = ()
@@ -258,6 +269,8 @@ SECTIONS: dict[str, Callable[[Context], Any]] = {
     "s3": parse_storage_driver,  # storage.storageDriver
     "redis": parse_cache_driver,  # storage.cacheDriver, storage.remoteCache
     "sync": parse_sync,  # extensions.sync
+    "search": parse_search,  # extensions.search
+    "ui": parse_ui,  # extensions.ui (needs extensions.search)
 }
 
 

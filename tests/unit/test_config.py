@@ -29,9 +29,28 @@ def test_keys_are_case_insensitive_and_port_may_be_string_or_int() -> None:
 
 def test_zot_keys_not_implemented_are_warnings() -> None:
     config = build_config(
-        {"storage": {"rootDirectory": "/r", "dedupe": True}, "extensions": {"search": {}}}
+        {"storage": {"rootDirectory": "/r", "dedupe": True}, "extensions": {"lint": {}}}
     )
-    assert set(config.warnings) == {"storage.dedupe", "extensions.search"}
+    assert set(config.warnings) == {"storage.dedupe", "extensions.lint"}
+
+
+def test_search_and_ui_as_zot_reads_them() -> None:
+    config = build_config(
+        {
+            "storage": {"rootDirectory": "/r"},
+            "extensions": {"search": {"enable": True, "cve": {"updateInterval": "2h"}}, "ui": {}},
+        }
+    )
+    assert config.search.enabled and config.ui.enabled
+    assert config.warnings == (
+        "extensions.search.cve: zot option not implemented by ocireg; ignored",
+    )
+    with pytest.raises(ConfigError, match=r"extensions\.ui\.enable"):
+        build_config({"storage": {"rootDirectory": "/r"}, "extensions": {"ui": {"enable": True}}})
+    off = build_config(
+        {"storage": {"rootDirectory": "/r"}, "extensions": {"ui": {"enable": False}}}
+    )
+    assert not off.ui.enabled and not off.search.enabled
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""`extensions.metrics` and `extensions.scrub` (zot's keys). A section that is present,
+"""`extensions.metrics`, `extensions.scrub`, `extensions.search` and `extensions.ui` (zot's
+keys). A section that is present,
 even empty (YAML null), enables the extension, as in zot."""
 
 from __future__ import annotations
@@ -50,6 +51,40 @@ def parse_scrub(ctx: Context) -> ScrubSettings:
     if interval <= 0:
         raise ConfigError(f"{where}.interval", f"expected a positive duration, got {interval}")
     return ScrubSettings(enabled, interval)
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    enabled: bool = False
+
+
+@dataclass(frozen=True)
+class UISettings:
+    enabled: bool = False
+
+
+def parse_search(ctx: Context) -> SearchSettings:
+    where = "extensions.search"
+    section = _extension(ctx, where, ("cve",))
+    if section is None:
+        return SearchSettings()
+    raw, enabled = section
+    if raw.get("cve") is not None:
+        # zot's vulnerability scanning (trivy); a zot config that has it still loads.
+        ctx.warnings.append(f"{where}.cve: zot option not implemented by ocireg; ignored")
+    return SearchSettings(enabled)
+
+
+def parse_ui(ctx: Context) -> UISettings:
+    where = "extensions.ui"
+    section = _extension(ctx, where, ())
+    if section is None:
+        return UISettings()
+    _, enabled = section
+    if enabled and not parse_search(Context(ctx.data, ctx.base)).enabled:
+        # as zot: the pages list and find through the search extension
+        raise ConfigError(f"{where}.enable", "the UI needs extensions.search enabled")
+    return UISettings(enabled)
 
 
 def _extension(
