@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTHON ?= python3
 CONFIG ?=
 # What the test suite starts for real: OCI clients, the Go reference registry, Redis, haproxy.
-APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy wrk apache2-utils
+APT_PACKAGES := skopeo podman buildah umoci containerd redis-server docker-registry haproxy wrk apache2-utils
 PYTEST_ARGS ?=
 LINT_DIRS := $(wildcard src tests bench)
 

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from bench.servers import PEER_CONFIG
+from tests.clients.conftest import Tools
 from tests.support.pki import CertFiles
 from tests.support.server import (
     RegistryProcess,
@@ -23,7 +24,7 @@ from tests.support.server import (
     running_registry,
     wait_until,
 )
-from tests.support.tools import missing
+from tests.support.tools import missing, require
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
 
@@ -114,6 +115,24 @@ def mirror(
     config = sync_config(workdir, registries, workers, **sync)
     with running_registry(workdir, config, name="mirror") as proc:
         yield proc
+
+
+def copy_to_upstream(
+    tools: Tools, src: Path, upstream: Upstream, repo: str, tag: str = "v1"
+) -> None:
+    """skopeo copies the layout's `tag` (every platform of an index) to `upstream`'s `repo`."""
+    tools.run(
+        [
+            require("skopeo"),
+            "--policy",
+            str(tools.policy),
+            "copy",
+            "--all",
+            "--dest-tls-verify=false",
+            f"oci:{src}:{tag}",
+            f"docker://{upstream.host}/{repo}:{tag}",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from tests.clients.conftest import Tools, require, tools  # noqa: F401  (the fix
 from tests.clients.layout import build_image_layout, build_index_layout, read_tagged
 from tests.support.oci import unique_repo
 from tests.support.server import RegistryProcess
-from tests.sync.conftest import Upstream, mirror
+from tests.sync.conftest import Upstream, copy_to_upstream, mirror
 
 pytestmark = pytest.mark.clients
 
@@ -45,14 +45,7 @@ def test_skopeo_copies_a_multi_arch_image_through_the_mirror(
     name = unique_repo("skopeo")
     src = tmp_path / "src"
     index = build_index_layout(src, "v1", seed=zlib.crc32(name.encode()), arches=("amd64", "arm64"))
-    skopeo(
-        tools,
-        "copy",
-        "--all",
-        "--dest-tls-verify=false",
-        f"oci:{src}:v1",
-        f"docker://{upstream.host}/library/{name}:v1",
-    )
+    copy_to_upstream(tools, src, upstream, f"library/{name}")
     dst = tmp_path / "dst"
     skopeo(
         tools,
@@ -80,13 +73,7 @@ def test_podman_pulls_an_unreachable_upstream_name_from_its_mirror(
     name = unique_repo("podman")
     src = tmp_path / "src"
     build_image_layout(src, "v1", seed=zlib.crc32(name.encode()))
-    skopeo(
-        tools,
-        "copy",
-        "--dest-tls-verify=false",
-        f"oci:{src}:v1",
-        f"docker://{upstream.host}/library/{name}:v1",
-    )
+    copy_to_upstream(tools, src, upstream, f"library/{name}")
     # The name's own location does not answer: only the mirror can serve the pull.
     conf = Path(tools.env["CONTAINERS_REGISTRIES_CONF"])
     conf.write_text(
