@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 CONFIG ?=
-# What the test suite starts for real: OCI clients, the Go reference registry, Redis, haproxy.
-APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy wrk apache2-utils
+# What the test suite starts for real: OCI clients, the Go reference registry, Redis, haproxy,
+# and the browser the web-page tests drive (tests/ui).
+APT_PACKAGES := skopeo podman buildah umoci redis-server docker-registry haproxy wrk apache2-utils chromium
 PYTEST_ARGS ?=
 LINT_DIRS := $(wildcard src tests bench)
 
