@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
@@ -35,6 +35,7 @@ from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
+FORM_MAX = 16 * 1024  # bytes of a form's body
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -256,7 +257,7 @@ class Pages:
         return response
 
     async def delete(self, request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         repo = self._readable(request, str(form.get("repo", "")))
         reference = str(form.get("reference", ""))
         seed = request.cookies.get(COOKIE) or request.cookies.get(CSRF_COOKIE) or ""
@@ -293,7 +294,7 @@ class Pages:
         )
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
+        form = await _form(request)
         user = str(form.get("username", ""))
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
@@ -344,6 +345,19 @@ def _check_owner(request: Request, repo: str) -> None:
             f"this repository is stored on {peers.membership.members[owner]}: "
             "delete it from that member's pages",
         )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (first of each); the pages' forms are small."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX:
+            raise RegistryError(ErrorCode.SIZE_INVALID, "form too large")
+    fields: dict[str, str] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, value)
+    return fields
 
 
 def _split_ref(ref: str) -> tuple[str, str]:
