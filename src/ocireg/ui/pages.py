@@ -265,7 +265,7 @@ class Pages:
             raise RegistryError(ErrorCode.DENIED, "the form expired; open it again")
         if not self.can(request.state.identity, "delete", repo):
             raise RegistryError(ErrorCode.DENIED)
-        _check_owner(request, repo)
+        await _check_owner(request, repo)
         store = request.app.state.store
         desc = await store.resolve(repo, reference)
         # The call the API's DELETE /v2/<name>/manifests/<reference> makes.
@@ -332,14 +332,14 @@ def _set_cookie(
     )
 
 
-def _check_owner(request: Request, repo: str) -> None:
+async def _check_owner(request: Request, repo: str) -> None:
     """With separate storage per member, only the owner has the repository: a delete made
     here would not reach it. On shared storage any member writes (as failover does)."""
     peers = getattr(request.app.state, "peers", None)
     if peers is None:
         return
     owner = peers.membership.owner_of(repo)
-    if owner != peers.membership.local_index and not peers.shares(owner):
+    if owner != peers.membership.local_index and not await peers.shares_now(owner):
         raise RegistryError(
             ErrorCode.DENIED,
             f"this repository is stored on {peers.membership.members[owner]}: "
