@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,17 +17,10 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.auth.conftest import write_htpasswd
-from tests.support.oci import (
-    OCI_INDEX,
-    Image,
-    image_index,
-    manifest_path,
-    push_artifact,
-    push_image,
-    push_manifest,
-)
+from tests.support.oci import manifest_path
 from tests.support.server import RegistryProcess, base_config, running_registry
-from tests.ui.conftest import UI, image_config, login, repo_names
+from tests.ui.conftest import UI, login, repo_names
+from tests.ui.sample import SIGNATURE, Content, push_sample
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
 ALL = ["read", "create", "update", "delete"]
@@ -42,15 +34,6 @@ ACCESS = {
         "team/**": {"policies": [{"users": ["alice"], "actions": ALL}]},
     }
 }
-SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
-
-
-@dataclass
-class Content:
-    app_index: str
-    plain: Image
-    signature: Image
-    secret_old: Image
 
 
 @pytest.fixture(scope="module")
@@ -67,28 +50,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProce
 @pytest.fixture(scope="module")
 def content(registry: RegistryProcess) -> Content:
     with httpx.Client(base_url=registry.url, auth=("alice", "alice-pw"), timeout=30) as c:
-        amd = push_image(c, "pub/app")
-        arm = push_image(c, "pub/app")
-        body, index_digest = image_index(
-            [
-                amd.descriptor(platform={"os": "linux", "architecture": "amd64"}),
-                arm.descriptor(platform={"os": "linux", "architecture": "arm64", "variant": "v8"}),
-            ]
-        )
-        assert push_manifest(c, "pub/app", "1.0", body, OCI_INDEX).status_code == 201
-        config = image_config(
-            Entrypoint=["/app"],
-            Cmd=["--serve"],
-            Env=["PATH=/usr/bin", "MODE=production"],
-            Labels={"org.opencontainers.image.source": "https://example.test/app"},
-        )
-        plain = push_image(c, "pub/app", "plain", layers=2, config=config)
-        signature = push_artifact(c, "pub/app", plain, SIGNATURE)
-        push_image(c, "pub/tools", "latest")
-        push_image(c, "pub/zeta", "v1")
-        secret_old = push_image(c, "team/secret", "old")
-        push_image(c, "team/secret", "keep")
-    return Content(index_digest, plain, signature, secret_old)
+        return push_sample(c)
 
 
 def test_repositories_filter_as_you_type_and_paging(
