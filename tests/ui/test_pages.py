@@ -197,3 +197,31 @@ def test_delete_tag_with_confirmation(
 
 def _cookies(page: Any) -> dict[str, str]:
     return {c["name"]: c["value"] for c in page.context.cookies()}
+
+
+def test_keyboard_alone_and_a_phone_screen(
+    registry: RegistryProcess, content: Content, browser: Any
+) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        page.goto(registry.url + "/")
+        # nothing wider than the screen: wide tables scroll inside their own box
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        # Tab to the filter, type, Enter; Tab to the first result, Enter
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "q":
+                break
+        page.keyboard.type("zeta")
+        page.keyboard.press("Enter")
+        page.wait_for_url(registry.url + "/?q=zeta")
+        for _ in range(6):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.textContent") == "pub/zeta":
+                break
+        page.keyboard.press("Enter")
+        page.wait_for_url(registry.url + "/ui/repo/pub/zeta")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
