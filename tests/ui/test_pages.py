@@ -130,6 +130,10 @@ def test_image_page_config_layers_and_referrer_tree(
     response = page.goto(f"{registry.url}/ui/image/pub/app@{missing}")
     assert response.status == 404
     assert page.locator("h1").inner_text() == "Not found"
+    # a page path that does not exist: the pages' own 404, not the API's JSON
+    response = page.goto(f"{registry.url}/ui/nothing/here")
+    assert response.status == 404
+    assert page.locator("h1").inner_text() == "Not found"
 
 
 def test_login_and_access_control_hide_a_repository(

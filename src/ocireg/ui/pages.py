@@ -85,7 +85,8 @@ class Pages:
     def routes(self) -> list[BaseRoute]:
         return [
             Route("/", self._page(self.repositories), methods=["GET"]),
-            Route("/ui", lambda _: RedirectResponse("/", 303), methods=["GET"]),
+            Route("/ui", _home, methods=["GET"]),
+            Route("/ui/", _home, methods=["GET"]),
             Route("/ui/repo/{name:path}", self._page(self.repository), methods=["GET"]),
             Route("/ui/image/{ref:path}", self._page(self.image), methods=["GET"]),
             Route("/ui/delete", self._page(self.confirm_delete), methods=["GET"]),
@@ -94,6 +95,8 @@ class Pages:
             Route("/ui/login", self._page(self.login, public=True), methods=["POST"]),
             Route("/ui/logout", self._page(self.logout, public=True), methods=["POST"]),
             Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
+            # any other page path: the pages' own 404, not the API's JSON
+            Route("/ui/{rest:path}", self._page(self.not_found), methods=["GET"]),
         ]
 
     # --- who is asking ---------------------------------------------------------------------
@@ -142,6 +145,7 @@ class Pages:
             ErrorCode.NAME_INVALID: "That is not a repository name.",
             ErrorCode.DIGEST_INVALID: "That is not a digest.",
             ErrorCode.UNAVAILABLE: "The storage did not answer. Try again in a moment.",
+            ErrorCode.NOT_FOUND: "There is no such page.",
         }.get(err.code, err.message)
         return self.render(
             request,
@@ -286,6 +290,9 @@ class Pages:
             or (secrets.token_urlsafe(24))
         )
 
+    async def not_found(self, request: Request) -> Response:
+        raise RegistryError(ErrorCode.NOT_FOUND)
+
     # --- login -------------------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
@@ -316,6 +323,10 @@ class Pages:
         response = RedirectResponse("/ui/login", 303)
         response.delete_cookie(COOKIE, path="/")
         return response
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/", 303)
 
 
 def _set_cookie(
