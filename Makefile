@@ -4,8 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 CONFIG ?=
-# What the test suite starts for real: OCI clients, the Go reference registry, Redis, haproxy.
-APT_PACKAGES := skopeo podman buildah umoci containerd redis-server docker-registry haproxy wrk apache2-utils
+# What the test suite starts for real: OCI clients (containerd too), the Go reference
+# registry, Redis, haproxy, and the browser the web-page tests drive (tests/ui).
+APT_PACKAGES := skopeo podman buildah umoci containerd redis-server docker-registry haproxy wrk apache2-utils chromium
 PYTEST_ARGS ?=
 LINT_DIRS := $(wildcard src tests bench)
 
@@ -13,7 +14,7 @@ LINT_DIRS := $(wildcard src tests bench)
 # bench/'s zot column; only CI and the project's machines have this folder.
 TOOLS := $(abspath ../shared/tools)
 
-.PHONY: run test test-deps lint interop bench bench-quick bench-smoke clean
+.PHONY: run test test-deps lint interop bench bench-quick bench-smoke screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +53,10 @@ interop:
 	  $(MAKE) --no-print-directory $(VENV)/.installed test-deps && \
 	  OCIREG_INTEROP_TOOLS=$(TOOLS) $(VENV)/bin/pytest $(PYTEST_ARGS) tests/interop; \
 	fi
+
+# the web pages, wide and on a phone, for docs/ui.md (needs Debian's chromium: test-deps)
+screenshots: $(VENV)/.installed test-deps
+	$(PY) -m tests.ui.screenshots docs/images
 
 bench: $(VENV)/.installed test-deps
 	$(PY) -m bench

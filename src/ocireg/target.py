@@ -45,6 +45,7 @@ class Kind(enum.Enum):
     CATALOG = "catalog"
     REPOSITORY = "repository"
     OTHER = "other"  # outside /v2/: metrics and the like
+    PAGE = "page"  # the web pages: they read their own session cookie (ocireg.ui)
 
 
 class Endpoint(enum.Enum):
@@ -62,6 +63,7 @@ class Endpoint(enum.Enum):
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
+    PAGE = ("/ui", Kind.PAGE)  # `/` and `/ui/...`: the web pages (extensions.ui)
     UNKNOWN_V2 = ("unmatched", Kind.PING)  # under /v2/ but no endpoint: 404 NOT_FOUND
     OTHER = ("unmatched", Kind.OTHER)  # not ours to classify (/metrics, or nothing)
 
@@ -151,7 +153,7 @@ def classify(method: str, path: str, query_string: bytes = b"") -> Target:
         except RegistryError as err:
             return Target(endpoint, _action(method), error=err)
     if not path.startswith("/v2/"):
-        return Target(Endpoint.OTHER)
+        return Target(Endpoint.PAGE if is_page(path) else Endpoint.OTHER)
     for candidate, marker, pattern in _PATTERNS:
         if marker not in path:
             continue
@@ -162,6 +164,11 @@ def classify(method: str, path: str, query_string: bytes = b"") -> Target:
             except RegistryError as err:
                 return Target(candidate, _action(method), error=err)
     return Target(Endpoint.UNKNOWN_V2)
+
+
+def is_page(path: str) -> bool:
+    """The web pages' paths (`ocireg.ui`): outside the API, never a repository's."""
+    return path in ("/", "/ui") or path.startswith("/ui/")
 
 
 def _repository_target(

@@ -45,7 +45,7 @@ class Dispatch:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.endpoint is Endpoint.OTHER:
+        if aim.endpoint in (Endpoint.OTHER, Endpoint.PAGE):
             await self.app(scope, receive, send)
             return
         method = scope["method"]

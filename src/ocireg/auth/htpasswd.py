@@ -93,6 +93,12 @@ class Htpasswd:
         self._verified.clear()  # a removed user or a changed password must stop working
         self._warn_skipped()
 
+    def entry(self, user: str) -> bytes | None:
+        """The user's bcrypt hash as the file says now (web sessions are bound to it, so
+        that a changed password or a removed user ends them: `ocireg.ui.session`)."""
+        self._reload_if_changed()
+        return self._file.entries.get(user)
+
     async def check(self, user: str, password: str) -> bool:
         self._reload_if_changed()
         key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()

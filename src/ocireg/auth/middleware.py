@@ -48,7 +48,7 @@ class AuthenticateMiddleware:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.kind is Kind.HEALTH:
+        if aim.kind in (Kind.HEALTH, Kind.PAGE):  # pages: the session cookie (ocireg.ui)
             await self.app(scope, receive, send)
             return
         identity = await self._identify(_authorization(scope), aim)
@@ -113,7 +113,7 @@ class AuthorizeMiddleware:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.kind in (Kind.HEALTH, Kind.PING):
+        if aim.kind in (Kind.HEALTH, Kind.PING, Kind.PAGE):
             await self.app(scope, receive, send)  # the ping was settled by authentication
             return
         identity: Identity = scope.get(IDENTITY_KEY) or ANONYMOUS

@@ -42,6 +42,7 @@ from ocireg.sync.periodic import PeriodicSync
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
+from ocireg.ui.pages import ui_routes
 
 CONFIG_ENV = "OCIREG_CONFIG"
 log = logging.getLogger("ocireg.server")
@@ -64,6 +65,7 @@ def build_routes(config: Config) -> list[BaseRoute]:
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
         routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
+    routes += ui_routes(config)  # the web pages (extensions.ui), `/` and `/ui/...`
     return routes
 
 

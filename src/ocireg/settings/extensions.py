@@ -9,6 +9,7 @@ from typing import Any
 
 from ocireg.errors import ConfigError
 from ocireg.settings.keys import Context, boolean, check_keys, lower_keys, parse_duration
+from ocireg.target import is_page
 
 DEFAULT_SCRUB_INTERVAL = 24 * 3600.0
 
@@ -34,10 +35,13 @@ def parse_metrics(ctx: Context) -> MetricsSettings:
     prometheus = lower_keys(raw.get("prometheus") or {}, f"{where}.prometheus")
     check_keys(prometheus, ("path",), f"{where}.prometheus")
     path = prometheus.get("path", "/metrics")
+    # Not under the web pages either: they skip authentication (ocireg.target.is_page).
     if not isinstance(path, str) or not path.startswith("/") or path.startswith("/v2/"):
         raise ConfigError(
             f"{where}.prometheus.path", f"expected an absolute path outside /v2/, got {path!r}"
         )
+    if is_page(path):
+        raise ConfigError(f"{where}.prometheus.path", f"{path!r} is a web page's path")
     return MetricsSettings(enabled, path)
 
 

@@ -1,0 +1,395 @@
+"""The web pages (`extensions.ui`): Starlette routes rendering Jinja2 templates.
+
+Paths are `/` and `/ui/...` (`ocireg.target.is_page`): classified as pages, they skip the
+API's authentication and authorization, which speak Basic and Bearer; a page finds its
+user in the session cookie (`ocireg.ui.session`) and asks the same `AccessPolicy` the API
+asks, for every repository it names or counts. Pages are never forwarded to another
+member: they have no repository in their classification, and read the shared store here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from ocireg import names
+from ocireg.auth.core import AuthServices
+from ocireg.config import Config
+from ocireg.digest import Digest
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.identity import ANONYMOUS, Identity
+from ocireg.ui import data
+from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions
+
+HERE = Path(__file__).parent
+PAGE_SIZE = 50
+FORM_MAX = 16 * 1024  # bytes of a form's body
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _short(digest: str) -> str:
+    algorithm, _, hex_ = digest.partition(":")
+    return f"{algorithm}:{hex_[:12]}" if hex_ else digest
+
+
+def _repo_url(repo: str) -> str:
+    return "/ui/repo/" + quote(repo)
+
+
+def _image_url(repo: str, digest: str) -> str:
+    return f"/ui/image/{quote(repo)}@{digest}"
+
+
+class Pages:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.auth = AuthServices(config.auth) if config.auth.enabled else None
+        htpasswd = self.auth.htpasswd if self.auth else None
+        self.sessions = Sessions(htpasswd, config.cluster.hash_key if config.cluster else None)
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"),
+            autoescape=select_autoescape(["html"]),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.env.filters.update(size=_size, when=_when, short=_short)
+        self.env.globals.update(repo_url=_repo_url, image_url=_image_url)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/", self._page(self.repositories), methods=["GET"]),
+            Route("/ui", _home, methods=["GET"]),
+            Route("/ui/", _home, methods=["GET"]),
+            Route("/ui/repo/{name:path}", self._page(self.repository), methods=["GET"]),
+            Route("/ui/image/{ref:path}", self._page(self.image), methods=["GET"]),
+            Route("/ui/delete", self._page(self.confirm_delete), methods=["GET"]),
+            Route("/ui/delete", self._page(self.delete), methods=["POST"]),
+            Route("/ui/login", self._page(self.login_form, public=True), methods=["GET"]),
+            Route("/ui/login", self._page(self.login, public=True), methods=["POST"]),
+            Route("/ui/logout", self._page(self.logout, public=True), methods=["POST"]),
+            Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
+            # any other page path: the pages' own 404, not the API's JSON
+            Route("/ui/{rest:path}", self._page(self.not_found), methods=["GET"]),
+        ]
+
+    # --- who is asking ---------------------------------------------------------------------
+
+    def identity(self, request: Request) -> Identity:
+        session = self.sessions.verify(request.cookies.get(COOKIE))
+        if session is None:
+            return ANONYMOUS
+        groups = self.auth.policy.groups_of(session.user) if self.auth and self.auth.policy else ()
+        return Identity(user=session.user, groups=groups, method="session")
+
+    def can(self, identity: Identity, action: str, repo: str) -> bool:
+        """As the API decides (auth/middleware.py, AuthorizeMiddleware._policy)."""
+        if self.auth is None:
+            return True  # no http.auth, no accessControl: the API lets everyone do anything
+        if self.auth.policy is not None:
+            return self.auth.policy.can(identity, action, repo)
+        return not identity.anonymous
+
+    def anonymous_allowed(self) -> bool:
+        return self.auth is None or self.auth.anonymous_allowed
+
+    def _page(self, handler: Handler, public: bool = False) -> Handler:
+        """Every page: anonymous users go to the login page unless anonymous access is
+        allowed; a RegistryError becomes an error page with its status."""
+
+        async def page(request: Request) -> Response:
+            identity = self.identity(request)
+            request.state.identity = identity
+            if not public and identity.anonymous and not self.anonymous_allowed():
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse("/ui/login?" + urlencode({"next": target}), 303)
+            try:
+                return await handler(request)
+            except RegistryError as err:
+                return self._error(request, err)
+
+        return page
+
+    def _error(self, request: Request, err: RegistryError) -> Response:
+        status = err.status if err.status in (400, 403, 404, 503) else 500
+        titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 503: "Unavailable"}
+        message = {
+            ErrorCode.NAME_UNKNOWN: "There is no such repository, or you may not see it.",
+            ErrorCode.MANIFEST_UNKNOWN: "There is no such image in this repository.",
+            ErrorCode.NAME_INVALID: "That is not a repository name.",
+            ErrorCode.DIGEST_INVALID: "That is not a digest.",
+            ErrorCode.UNAVAILABLE: "The storage did not answer. Try again in a moment.",
+            ErrorCode.NOT_FOUND: "There is no such page.",
+        }.get(err.code, err.message)
+        return self.render(
+            request,
+            "error.html",
+            {"title": titles.get(status, "Error"), "message": message},
+            status=status,
+        )
+
+    def render(
+        self, request: Request, template: str, context: dict[str, Any], status: int = 200
+    ) -> HTMLResponse:
+        identity: Identity = getattr(request.state, "identity", ANONYMOUS)
+        html = self.env.get_template(template).render(
+            request=request,
+            user=identity.user,
+            login_enabled=self.auth is not None and self.auth.htpasswd is not None,
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status)
+        # Pages name repositories a user may read: never kept by shared caches, never framed.
+        response.headers["cache-control"] = "no-store"
+        response.headers["x-frame-options"] = "DENY"
+        response.headers["content-security-policy"] = (
+            "default-src 'self'; frame-ancestors 'none'; form-action 'self'"
+        )
+        return response
+
+    def _readable(self, request: Request, repo: str) -> str:
+        """The repository name, when the user may read it; else as if it did not exist."""
+        try:
+            repo = names.validate_name(repo)
+        except RegistryError:
+            raise RegistryError(ErrorCode.NAME_INVALID) from None
+        if not self.can(request.state.identity, "read", repo):
+            raise RegistryError(ErrorCode.NAME_UNKNOWN)  # 404: the name is not confirmed
+        return repo
+
+    # --- pages -------------------------------------------------------------------------------
+
+    async def repositories(self, request: Request) -> Response:
+        identity: Identity = request.state.identity
+        q = request.query_params.get("q", "").strip()[:200]
+        after = request.query_params.get("after") or None
+        limit = _int_param(request, "n", PAGE_SIZE)
+        started = time.perf_counter()
+        page = await data.repository_page(
+            request.app.state.store, q, after, limit, lambda r: self.can(identity, "read", r)
+        )
+        more = None
+        if page.next_after is not None:
+            query = {"q": q} if q else {}
+            if limit != PAGE_SIZE:
+                query["n"] = str(limit)
+            more = "/?" + urlencode(query | {"after": page.next_after})
+        return self.render(
+            request,
+            "repos.html",
+            {
+                "q": q,
+                "after": after,
+                "repos": page.repos,
+                "next_url": more,
+                "elapsed": (time.perf_counter() - started) * 1000,
+            },
+        )
+
+    async def repository(self, request: Request) -> Response:
+        repo = self._readable(request, request.path_params["name"])
+        after = request.query_params.get("after") or None
+        page = await data.tag_page(
+            request.app.state.store, repo, after, _int_param(request, "n", 100)
+        )
+        host = request.headers.get("host") or request.url.netloc
+        next_url = None
+        if page.next_after is not None:
+            next_url = _repo_url(repo) + "?" + urlencode({"after": page.next_after})
+        return self.render(
+            request,
+            "repo.html",
+            {"repo": repo, "page": page, "host": host, "next_url": next_url, "after": after},
+        )
+
+    async def image(self, request: Request) -> Response:
+        repo, digest = _split_ref(request.path_params["ref"])
+        repo = self._readable(request, repo)
+        view = await data.image_view(request.app.state.store, repo, digest)
+        may_delete = self.can(request.state.identity, "delete", repo)
+        host = request.headers.get("host") or request.url.netloc
+        return self.render(
+            request, "image.html", {"view": view, "may_delete": may_delete, "host": host}
+        )
+
+    async def confirm_delete(self, request: Request) -> Response:
+        repo = self._readable(request, request.query_params.get("repo", ""))
+        reference = request.query_params.get("reference", "")
+        if not self.can(request.state.identity, "delete", repo):
+            raise RegistryError(ErrorCode.DENIED)
+        desc = await request.app.state.store.resolve(repo, reference)
+        seed = self._csrf_seed(request)
+        response = self.render(
+            request,
+            "confirm.html",
+            {
+                "repo": repo,
+                "reference": reference,
+                "digest": desc.get("digest"),
+                "is_tag": names.is_tag(reference),
+                "csrf": self.sessions.csrf(seed),
+            },
+        )
+        if not request.cookies.get(COOKIE) and request.cookies.get(CSRF_COOKIE) != seed:
+            _set_cookie(request, response, CSRF_COOKIE, seed, LIFETIME)
+        return response
+
+    async def delete(self, request: Request) -> Response:
+        form = await _form(request)
+        repo = self._readable(request, str(form.get("repo", "")))
+        reference = str(form.get("reference", ""))
+        seed = request.cookies.get(COOKIE) or request.cookies.get(CSRF_COOKIE) or ""
+        if not self.sessions.csrf_ok(seed, str(form.get("csrf", ""))):
+            raise RegistryError(ErrorCode.DENIED, "the form expired; open it again")
+        if not self.can(request.state.identity, "delete", repo):
+            raise RegistryError(ErrorCode.DENIED)
+        await _check_owner(request, repo)
+        store = request.app.state.store
+        desc = await store.resolve(repo, reference)
+        # The call the API's DELETE /v2/<name>/manifests/<reference> makes.
+        await store.delete_manifest(repo, reference)
+        if names.is_tag(reference):
+            # The tag is gone, the image may remain: back to it, else to the repository.
+            try:
+                await store.resolve(repo, str(desc.get("digest")))
+                return RedirectResponse(_image_url(repo, str(desc.get("digest"))), 303)
+            except RegistryError:
+                pass
+        return RedirectResponse(_repo_url(repo), 303)
+
+    def _csrf_seed(self, request: Request) -> str:
+        return (
+            request.cookies.get(COOKIE)
+            or request.cookies.get(CSRF_COOKIE)
+            or (secrets.token_urlsafe(24))
+        )
+
+    async def not_found(self, request: Request) -> Response:
+        raise RegistryError(ErrorCode.NOT_FOUND)
+
+    # --- login -------------------------------------------------------------------------------
+
+    async def login_form(self, request: Request) -> Response:
+        return self.render(
+            request, "login.html", {"next": _safe_next(request.query_params.get("next"))}
+        )
+
+    async def login(self, request: Request) -> Response:
+        form = await _form(request)
+        user = str(form.get("username", ""))
+        password = str(form.get("password", ""))
+        target = _safe_next(str(form.get("next", "")))
+        htpasswd = self.auth.htpasswd if self.auth else None
+        if htpasswd is None or not user or not await htpasswd.check(user, password):
+            if self.auth is not None and self.auth.settings.fail_delay > 0:
+                await asyncio.sleep(self.auth.settings.fail_delay)
+            return self.render(
+                request,
+                "login.html",
+                {"next": target, "error": "Wrong username or password.", "username": user},
+                status=401,
+            )
+        response = RedirectResponse(target, 303)
+        _set_cookie(request, response, COOKIE, self.sessions.issue(user), LIFETIME)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        response = RedirectResponse("/ui/login", 303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+
+async def _home(request: Request) -> Response:
+    return RedirectResponse("/", 303)
+
+
+def _set_cookie(
+    request: Request, response: Response, name: str, value: str, max_age: float
+) -> None:
+    response.set_cookie(
+        name,
+        value,
+        max_age=int(max_age),
+        path="/",
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+
+
+async def _check_owner(request: Request, repo: str) -> None:
+    """With separate storage per member, only the owner has the repository: a delete made
+    here would not reach it. On shared storage any member writes (as failover does)."""
+    peers = getattr(request.app.state, "peers", None)
+    if peers is None:
+        return
+    owner = peers.membership.owner_of(repo)
+    if owner != peers.membership.local_index and not await peers.shares_now(owner):
+        raise RegistryError(
+            ErrorCode.DENIED,
+            f"this repository is stored on {peers.membership.members[owner]}: "
+            "delete it from that member's pages",
+        )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An urlencoded form's fields (first of each); the pages' forms are small."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > FORM_MAX:
+            raise RegistryError(ErrorCode.SIZE_INVALID, "form too large")
+    fields: dict[str, str] = {}
+    for key, value in parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True):
+        fields.setdefault(key, value)
+    return fields
+
+
+def _split_ref(ref: str) -> tuple[str, str]:
+    repo, sep, digest = ref.rpartition("@")
+    if not sep or not Digest.is_valid(digest):
+        raise RegistryError(ErrorCode.DIGEST_INVALID)
+    return repo, digest
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this site: a login must not send the browser elsewhere."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+def _int_param(request: Request, key: str, default: int) -> int:
+    raw = request.query_params.get(key, "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+
+
+def ui_routes(config: Config) -> list[BaseRoute]:
+    """The pages' routes when `extensions.ui` is enabled, else none."""
+    return Pages(config).routes() if config.ui.enabled else []

@@ -1,0 +1,73 @@
+"""Sessions and page classification, in-process: a cookie verifies on any instance built
+from the same configuration, not after tampering, expiry, a password change or with another
+cluster key; the pages' paths are classified apart from the API and the metrics path may
+not lie under them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ocireg.auth.htpasswd import Htpasswd
+from ocireg.config import build_config
+from ocireg.errors import ConfigError
+from ocireg.target import Endpoint, classify
+from ocireg.ui.session import LIFETIME, Sessions
+from tests.auth.conftest import write_htpasswd
+
+
+def test_a_session_verifies_only_as_issued(tmp_path: Path) -> None:
+    path = write_htpasswd(tmp_path / "users", {"alice": "a", "bob": "b"})
+    issuer = Sessions(Htpasswd(path), b"cluster-key-0001")
+    cookie = issuer.issue("alice", now=1000.0)
+    # another member: its own Htpasswd and key derivation, the same configuration
+    member = Sessions(Htpasswd(path), b"cluster-key-0001")
+    session = member.verify(cookie, now=1001.0)
+    assert session is not None and session.user == "alice"
+    assert member.verify(cookie, now=1000.0 + LIFETIME + 1) is None  # expired
+    assert Sessions(Htpasswd(path), b"another-key-0001").verify(cookie, now=1001.0) is None
+    payload, _, mac = cookie.partition(".")
+    forged = issuer.issue("bob", now=1000.0).partition(".")[0] + "." + mac
+    assert member.verify(forged, now=1001.0) is None
+    assert member.verify(payload + "." + "0" * 64, now=1001.0) is None
+    assert member.verify("garbage", now=1001.0) is None
+    # a changed password ends the user's sessions
+    write_htpasswd(path, {"alice": "new", "bob": "b"})
+    os.utime(path, (2_000_000_000, 2_000_000_000))  # a new mtime: the file is read again
+    assert member.verify(cookie, now=1001.0) is None
+
+
+def test_csrf_tokens_follow_their_seed(tmp_path: Path) -> None:
+    sessions = Sessions(Htpasswd(write_htpasswd(tmp_path / "users", {"a": "a"})), None)
+    token = sessions.csrf("seed-1")
+    assert sessions.csrf_ok("seed-1", token)
+    assert not sessions.csrf_ok("seed-2", token)
+    assert not sessions.csrf_ok("", sessions.csrf(""))
+
+
+@pytest.mark.parametrize(
+    ("path", "endpoint"),
+    [
+        ("/", Endpoint.PAGE),
+        ("/ui", Endpoint.PAGE),
+        ("/ui/repo/a/b", Endpoint.PAGE),
+        ("/uix", Endpoint.OTHER),
+        ("/metrics", Endpoint.OTHER),
+        ("/v2/", Endpoint.PING),
+    ],
+)
+def test_pages_are_classified_apart(path: str, endpoint: Endpoint) -> None:
+    target = classify("GET", path)
+    assert target.endpoint is endpoint
+    assert target.repository is None  # never routed to a repository's owner
+
+
+def test_metrics_path_may_not_be_a_page(tmp_path: Path) -> None:
+    data = {
+        "storage": {"rootDirectory": str(tmp_path)},
+        "extensions": {"metrics": {"enable": True, "prometheus": {"path": "/ui/metrics"}}},
+    }
+    with pytest.raises(ConfigError, match="web page"):
+        build_config(data)
