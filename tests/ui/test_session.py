@@ -40,7 +40,9 @@ def test_a_session_verifies_only_as_issued(tmp_path: Path) -> None:
 
 
 def test_csrf_tokens_follow_their_seed(tmp_path: Path) -> None:
-    sessions = Sessions(Htpasswd(write_htpasswd(tmp_path / "users", {"a": "a"})), None)
+    sessions = Sessions(
+        Htpasswd(write_htpasswd(tmp_path / "users", {"a": "a"})), b"instance-secret"
+    )
     token = sessions.csrf("seed-1")
     assert sessions.csrf_ok("seed-1", token)
     assert not sessions.csrf_ok("seed-2", token)

@@ -16,6 +16,7 @@ from ocireg.config import Config
 from ocireg.server.app import CONFIG_ENV
 from ocireg.server.metrics import prepare_multiprocess_dir
 from ocireg.server.reload import ConfigReloader, publish
+from ocireg.ui.session import publish_instance_secret
 
 RELOAD_OVERLAP = 4.0  # seconds an old and a new worker serve side by side on a reload
 # Bounded wait for cluster member names that do not resolve yet (seconds).
@@ -32,6 +33,7 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
     timeout = float(os.environ.get(RESOLVE_TIMEOUT_ENV) or DEFAULT_RESOLVE_TIMEOUT)
     membership = membership_from_config(config, timeout=timeout)
     publish(raw, membership.local_index if membership else None)
+    publish_instance_secret()  # the web sessions' key without a cluster (ui/session.py)
     if membership is not None:
         log.info(
             "cluster member",

@@ -31,7 +31,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, Identity
 from ocireg.ui import data
-from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions
+from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions, instance_secret
 
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
@@ -72,7 +72,8 @@ class Pages:
         self.config = config
         self.auth = AuthServices(config.auth) if config.auth.enabled else None
         htpasswd = self.auth.htpasswd if self.auth else None
-        self.sessions = Sessions(htpasswd, config.cluster.hash_key if config.cluster else None)
+        secret = config.cluster.hash_key if config.cluster else instance_secret()
+        self.sessions = Sessions(htpasswd, secret)
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),

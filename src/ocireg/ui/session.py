@@ -1,12 +1,13 @@
 """Web sessions: a signed cookie that every member of a cluster accepts, and CSRF tokens.
 
 The cookie holds the user and an expiry, with an HMAC-SHA256 over both and over the user's
-current htpasswd entry (its bcrypt hash). The HMAC key is derived (HKDF) from the cluster's
-`hashKey` when there is one, else from nothing: so the secret of a session is the
-configuration every member shares (the htpasswd file, plus the cluster key), no member needs
-to tell another anything, and a changed password or a removed user ends that user's sessions
-at once. Whoever can read the htpasswd file (and the cluster key) can make sessions for its
-users: keep it as private as the passwords it protects.
+current htpasswd entry (its bcrypt hash), so a changed password or a removed user ends that
+user's sessions at once. The HMAC key is derived (HKDF) from a secret:
+- in a cluster, the cluster's `hashKey`, which every member already holds to prove its
+  traffic to the others: no member needs to tell another anything, and a session made on
+  one member is good on all of them;
+- on a single instance, a random secret the main process makes at start-up and hands to its
+  workers through the environment (`SESSION_SECRET_ENV`): sessions end when it restarts.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import base64
 import hashlib
 import hmac
 import json
+import os
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -26,6 +29,19 @@ from ocireg.auth.htpasswd import Htpasswd
 COOKIE = "ocireg_session"
 CSRF_COOKIE = "ocireg_csrf"
 LIFETIME = 12 * 3600.0  # seconds a login lasts
+SESSION_SECRET_ENV = "OCIREG_UI_SESSION_SECRET"
+
+
+def instance_secret() -> bytes:
+    """The single instance's secret: the one its main process published, or (an app made
+    without the runner, one process) a fresh one."""
+    published = os.environ.get(SESSION_SECRET_ENV)
+    return bytes.fromhex(published) if published else secrets.token_bytes(32)
+
+
+def publish_instance_secret() -> None:
+    """In the main process, before any worker exists: one secret for all of them."""
+    os.environ.setdefault(SESSION_SECRET_ENV, secrets.token_hex(32))
 
 
 @dataclass(frozen=True)
@@ -36,11 +52,11 @@ class Session:
 
 
 class Sessions:
-    def __init__(self, htpasswd: Htpasswd | None, cluster_key: bytes | None) -> None:
+    def __init__(self, htpasswd: Htpasswd | None, secret: bytes) -> None:
         self.htpasswd = htpasswd
         self.key = HKDF(
             algorithm=hashes.SHA256(), length=32, salt=None, info=b"ocireg ui session v1"
-        ).derive(cluster_key or b"\0")
+        ).derive(secret)
 
     def issue(self, user: str, now: float | None = None) -> str:
         expires = int((now or time.time()) + LIFETIME)
