@@ -15,9 +15,10 @@ the whole registry); every result is then filtered by what the caller may read.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from typing import Any
 
-from graphql import GraphQLError, parse, validate
+from graphql import DocumentNode, GraphQLError, parse, validate
 from graphql.execution import ExecutionResult, execute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,12 +68,11 @@ async def search(request: Request) -> Response:
         return _errors(refused.status, refused.message)
     schema = search_schema()
     try:
-        document = parse(query)
+        document, problems = _checked(query)
     except GraphQLError as err:
         return _errors(422, err.message)
-    problems = validate(schema, document)
     if problems:
-        return _answer(422, ExecutionResult(None, problems))
+        return _answer(422, ExecutionResult(None, list(problems)))
     source = Source(store_of(request), _access(request))
     result = execute(
         schema,
@@ -84,6 +84,14 @@ async def search(request: Request) -> Response:
     if not isinstance(result, ExecutionResult):
         result = await result
     return _answer(200, result)
+
+
+@lru_cache(maxsize=256)
+def _checked(query: str) -> tuple[DocumentNode, tuple[GraphQLError, ...]]:
+    """The query parsed and validated, once per text: zui and zli send a few texts again and
+    again, and validating one costs more than answering it from cached facts."""
+    document = parse(query)
+    return document, tuple(validate(search_schema(), document))
 
 
 class _Refused(Exception):

@@ -21,6 +21,7 @@ from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import RegistryError
 from ocireg.registry import ImageStore
+from ocireg.registry.index import tag_of
 
 READS_AT_ONCE = 16  # storage reads one request keeps in flight
 
@@ -59,26 +60,16 @@ class Source:
         return self.access.read(repo)
 
     async def exists(self, repo: str) -> bool:
-        try:
-            await self.store.tags(repo)
-        except RegistryError:
-            return False
-        return True
+        return await self.store.indexes.load(repo) is not None
 
     async def tagged(self, repo: str) -> list[tuple[str, dict[str, Any]]]:
-        """(tag, descriptor) for every tag of `repo`; none for a repository that is gone."""
-        try:
-            tags = await self.store.tags(repo)
-        except RegistryError:
+        """(tag, descriptor) for every tag of `repo`, sorted by tag; none for a repository
+        that is gone. One read of its index.json (as the tags list reads it)."""
+        index = await self.store.indexes.load(repo)
+        if index is None:
             return []
-        found = await asyncio.gather(*(self._resolve(repo, tag) for tag in tags))
-        return [(tag, desc) for tag, desc in zip(tags, found, strict=True) if desc is not None]
-
-    async def _resolve(self, repo: str, tag: str) -> dict[str, Any] | None:
-        try:
-            return await self.store.resolve(repo, tag)
-        except RegistryError:
-            return None  # deleted meanwhile
+        found = [(tag, desc) for desc in index.manifests if (tag := tag_of(desc)) is not None]
+        return sorted(found, key=lambda pair: pair[0])
 
     def document(self, repo: str, digest: str) -> Awaitable[dict[str, Any] | None]:
         """A manifest, index or config blob parsed as JSON (None when missing or not JSON);

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -226,15 +227,19 @@ def _referrers(src: Source, repo: str, digest: str) -> Lazy:
     return resolve
 
 
-async def _manifest(
-    src: Source,
-    repo: str,
-    desc: dict[str, Any],
-    tags: frozenset[str],
-    index_platform: Any = None,
-) -> dict[str, Any] | None:
-    """A `ManifestSummary`, with what the image summary needs kept under `_` keys."""
+# What a manifest and its config say, by the manifest's digest: content-addressed, so an
+# entry is never stale (a tag moved elsewhere names another digest). Lists of many images
+# then read only index.json, not every manifest and config again.
+FACTS_KEPT = 20000
+_FACTS: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+
+async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any] | None:
     digest = _text(desc, "digest")
+    known = _FACTS.get(digest)
+    if known is not None:
+        _FACTS.move_to_end(digest)
+        return known
     manifest = await src.document(repo, digest)
     if manifest is None:
         return None
@@ -242,39 +247,61 @@ async def _manifest(
     config_digest = _text(config_desc, "digest")
     config = (await src.document(repo, config_digest) if config_digest else None) or {}
     labels = _mapping(_mapping(config.get("config")).get("Labels"))
-    annotations = _mapping(manifest.get("annotations"))
-    fields = _descriptive(annotations, labels)
+    fields = _descriptive(_mapping(manifest.get("annotations")), labels)
     fields["Authors"] = fields["Authors"] or _text(config, "author")
     updated = fields.pop("_created") or _image_updated(config)
     blobs = {digest: int(desc.get("size") or 0), config_digest: int(config_desc.get("size") or 0)}
     for layer in manifest.get("layers") or []:
         if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
             blobs[layer["digest"]] = int(layer.get("size") or 0)
-    platform = _platform(config)
-    if not platform["Os"] and not platform["Arch"] and isinstance(index_platform, dict):
-        platform = _platform(index_platform)
-    signatures = Signatures(src, repo, digest, tags)
-    return {
+    facts = {
         "Digest": digest,
         "ConfigDigest": config_digest,
         "LastUpdated": updated.text,
         "Size": str(sum(blobs.values())),
-        "IsSigned": signatures.signed,
-        "SignatureInfo": signatures.info,
-        "Platform": platform,
+        "Platform": _platform(config),
         "DownloadCount": 0,
         "Layers": _layers(manifest),
         "History": _history(manifest, config),
         "Vulnerabilities": NO_VULNERABILITIES,
-        "Referrers": _referrers(src, repo, digest),
         "ArtifactType": _text(manifest, "artifactType") or _text(config_desc, "mediaType"),
         "_updated": updated.when,
         "_stamp": updated,
         "_blobs": blobs,
         "_fields": fields,
         "_media_type": _text(manifest, "mediaType") or _text(desc, "mediaType"),
+    }
+    _FACTS[digest] = facts
+    while len(_FACTS) > FACTS_KEPT:
+        _FACTS.popitem(last=False)
+    return facts
+
+
+async def _manifest(
+    src: Source,
+    repo: str,
+    desc: dict[str, Any],
+    tags: frozenset[str],
+    index_platform: Any = None,
+) -> dict[str, Any] | None:
+    """A `ManifestSummary`, with what the image summary needs kept under `_` keys (the
+    cached facts are shared: never changed here)."""
+    facts = await _facts(src, repo, desc)
+    if facts is None:
+        return None
+    digest = facts["Digest"]
+    signatures = Signatures(src, repo, digest, tags)
+    summary = {
+        **facts,
+        "IsSigned": signatures.signed,
+        "SignatureInfo": signatures.info,
+        "Referrers": _referrers(src, repo, digest),
         "_signatures": signatures,
     }
+    platform = facts["Platform"]
+    if not platform["Os"] and not platform["Arch"] and isinstance(index_platform, dict):
+        summary["Platform"] = _platform(index_platform)  # zot: the index's word, if any
+    return summary
 
 
 async def image(
