@@ -10,6 +10,8 @@ places the same way, so the text the server receives is the one those clients se
 
 from __future__ import annotations
 
+import json
+
 # --- zli: each a Go format string; %s became {} here -----------------------------------------
 ZLI_SCHEMA = "\n\t\t{\n\t\t\t__schema {\n\t\t\t\tqueryType {\n\t\t\t\t\tfields {\n\t\t\t\t\t\tname\n\t\t\t\t\t\targs {\n\t\t\t\t\t\t\tname\n\t\t\t\t\t\t}\n\t\t\t\t\t\ttype {\n\t\t\t\t\t\t\tname\n\t\t\t\t\t\t\tkind\n\t\t\t\t\t\t}\n\t\t\t\t\t}\n\t\t\t\t\t__typename\n\t\t\t\t}\n\t\t\t\ttypes {\n\t\t\t\t\tname\n\t\t\t\t\tfields {\n\t\t\t\t\t\tname\n\t\t\t\t\t}\n\t\t\t\t}\n\t\t\t}\n\t\t}"
 _ZLI_IMAGE_LIST = '\n\t{{\n\t\tImageList(repo: "{}", requestedPage: {{sortBy: {}}}) {{\n\t\t\tResults {{\n\t\t\t\tRepoName Tag\n\t\t\t\tDigest\n\t\t\t\tMediaType\n\t\t\t\tManifests {{\n\t\t\t\t\tDigest\n\t\t\t\t\tConfigDigest\n\t\t\t\t\tSize\n\t\t\t\t\tPlatform {{Os Arch}}\n\t\t\t\t\tIsSigned\n\t\t\t\t\tLayers {{Size Digest}}\n\t\t\t\t\tLastUpdated\n\t\t\t\t}}\n\t\t\t\tLastUpdated\n\t\t\t\tSize\n\t\t\t\tIsSigned\n\t\t\t}}\n\t\t}}\n\t}}'
@@ -81,16 +83,46 @@ def _pagination_param(page_number: int, page_size: int, sort_by: str) -> str:
     return f"requestedPage: {{limit:{page_size} offset:{offset} sortBy: {sort_by}}}"
 
 
-def zui_global_search(
-    search_query: str, page_number: int = 1, page_size: int = 15, sort_by: str = "RELEVANCE"
+def _filter_param(
+    os: list[str] | None, arch: list[str] | None, signed: bool, bookmarked: bool, starred: bool
 ) -> str:
-    """With no filter (zui then leaves `filterParam` empty)."""
+    """zui's filterParam: empty without any filter, else each set key after a space (lists
+    as JSON.stringify writes them, booleans as JavaScript prints them)."""
+    if not (os or arch or signed or bookmarked or starred):
+        return ""
+    text = ",filter: {"
+    if os:
+        text += f" Os:{json.dumps(os, separators=(',', ':'))}"
+    if arch:
+        text += f" Arch:{json.dumps(arch, separators=(',', ':'))}"
+    if signed:
+        text += " HasToBeSigned: true"
+    if bookmarked:
+        text += " IsBookmarked: true"
+    if starred:
+        text += " IsStarred: true"
+    return text + "}"
+
+
+def zui_global_search(
+    search_query: str,
+    page_number: int = 1,
+    page_size: int = 15,
+    sort_by: str = "RELEVANCE",
+    *,
+    os: list[str] | None = None,
+    arch: list[str] | None = None,
+    signed: bool = False,
+    bookmarked: bool = False,
+    starred: bool = False,
+) -> str:
     return (
         "{GlobalSearch("
         + _search_param(search_query)
         + ", "
         + _pagination_param(page_number, page_size, sort_by)
         + " "
+        + _filter_param(os, arch, signed, bookmarked, starred)
         + ") {Page {TotalCount ItemCount} Repos {Name LastUpdated Size Platforms { Os Arch } IsStarred IsBookmarked NewestImage { Tag Vulnerabilities {MaxSeverity Count} Description IsSigned SignatureInfo { Tool IsTrusted Author } Licenses Vendor Labels } StarCount DownloadCount}}}"
     )
 
@@ -124,3 +156,25 @@ def zui_vulnerabilities(name: str, page_number: int = 1, page_size: int = 15) ->
         head
         + "){Tag Page {TotalCount ItemCount} CVEList {Id Title Description Severity Reference PackageList {Name PackagePath InstalledVersion FixedVersion}} Summary {Count UnknownCount LowCount MediumCount HighCount CriticalCount}}}"
     )
+
+
+# zli's preflight (pkg/cli/client/gql_queries.go): each query it sends must be listed by
+# introspection with exactly these arguments, in this order, and its return type known.
+ZLI_REQUIRED = {
+    "ImageList": (["repo", "requestedPage"], "PaginatedImagesResult"),
+    "ImageListForDigest": (["id", "requestedPage"], "PaginatedImagesResult"),
+    "BaseImageList": (["image", "digest", "requestedPage"], "PaginatedImagesResult"),
+    "DerivedImageList": (["image", "digest", "requestedPage"], "PaginatedImagesResult"),
+    "CVEListForImage": (
+        ["image", "requestedPage", "searchedCVE", "excludedCVE", "severity"],
+        "CVEResultForImage",
+    ),
+    "CVEDiffListForImages": (
+        ["minuend", "subtrahend", "requestedPage", "searchedCVE", "excludedCVE"],
+        "CVEDiffResult",
+    ),
+    "ImageListForCVE": (["id", "filter", "requestedPage"], "PaginatedImagesResult"),
+    "ImageListWithCVEFixed": (["id", "image", "filter", "requestedPage"], "PaginatedImagesResult"),
+    "Referrers": (["repo", "digest", "type"], "Referrer"),
+    "GlobalSearch": (["query", "filter", "requestedPage"], "GlobalSearchResult"),
+}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -62,15 +63,11 @@ def test_zli_finds_the_endpoint_and_its_queries(client: httpx.Client) -> None:
     assert r.json()["extensions"][0]["endpoints"] == [SEARCH]
     schema = gql_zli(client, q.ZLI_SCHEMA)["data"]["__schema"]
     fields = {f["name"]: f for f in schema["queryType"]["fields"]}
-    assert [a["name"] for a in fields["ImageList"]["args"]] == ["repo", "requestedPage"]
-    assert [a["name"] for a in fields["GlobalSearch"]["args"]] == [
-        "query",
-        "filter",
-        "requestedPage",
-    ]
-    assert fields["Referrers"]["type"]["kind"] == "NON_NULL"
     types = {t["name"] for t in schema["types"]}
-    assert {"ImageSummary", "RepoSummary", "ManifestSummary", "PageInfo", "Referrer"} <= types
+    for name, (args, returned) in q.ZLI_REQUIRED.items():
+        assert [a["name"] for a in fields[name]["args"]] == args, name
+        assert returned in types
+    assert fields["Referrers"]["type"]["kind"] == "NON_NULL"
 
 
 def test_global_search_finds_repositories(client: httpx.Client, content: Content) -> None:
@@ -107,6 +104,19 @@ def test_global_search_finds_repositories(client: httpx.Client, content: Content
         {"Os": "linux", "Arch": "arm64/v8"},
     ]
     assert set(multi) == {"Name", "Platforms", "LastUpdated", "Size", "DownloadCount", "StarCount"}
+
+
+def test_global_search_filters(client: httpx.Client, content: Content) -> None:
+    def names(**flt: Any) -> list[str]:
+        found = gql(client, q.zui_global_search("gql", **flt))["data"]["GlobalSearch"]
+        assert found["Page"]["TotalCount"] == len(found["Repos"])
+        return [r["Name"] for r in found["Repos"]]
+
+    assert names(arch=["arm64/v8"]) == [content.multi]
+    assert names(os=["linux"], arch=["amd64"]) == [content.app, content.multi]
+    assert names(os=["windows"]) == []
+    assert names(starred=True) == []  # no stars kept
+    assert names(signed=True) == []  # the newest image of each is unsigned (v1 is signed)
 
 
 def test_global_search_finds_tags(client: httpx.Client, content: Content) -> None:
