@@ -4,6 +4,7 @@ with zot's shapes and values, against a real server with `extensions.search` ena
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import BACKEND_ENV, use_backend
 from tests.graphql import queries as q
 from tests.graphql.conftest import (
     ANNOTATIONS,
@@ -36,9 +38,15 @@ V1_TIME = V1_CREATED  # nanoseconds kept, as Go writes them
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RegistryProcess]:
+    """Local disk; on SeaweedFS + Redis with OCIREG_TEST_BACKEND=s3, as the API tests."""
     workdir: Path = tmp_path_factory.mktemp("graphql")
     cfg = base_config(workdir / "root", workers=1, extensions={"search": {"enable": True}})
+    if os.environ.get(BACKEND_ENV) == "s3":
+        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
+        use_backend(cfg, weed, redis, "/graphql", "graphql")
     with running_registry(workdir, cfg, name="graphql") as proc:
         yield proc
 

@@ -103,7 +103,7 @@ class _Refused(Exception):
 
 async def _read_request(request: Request) -> tuple[str, dict[str, Any] | None, str | None]:
     """(query, variables, operationName) from the query string (GET) or the JSON body."""
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         params = request.query_params
         variables = _variables(params.get("variables"))
         return params.get("query") or "", variables, params.get("operationName") or None
