@@ -2,7 +2,9 @@
 
 One repository holds two tagged images (v1 older, v2 newer, with annotations and config
 labels), an artifact tagged `artifact` (an artifactType, annotations, v1 as its subject) and
-a notation signature of v1 (untagged, a referrer); another holds an index of two platforms.
+a notation signature of v1 (a referrer, tagged `notation-sig`); another holds an index of
+two platforms, signed by cosign's tag `sha256-<hex>.sig`. zot lists neither signature as
+an image.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from tests.support.oci import (
 SEARCH = "/v2/_zot/ext/search"
 NOTATION = "application/vnd.cncf.notary.signature"
 SBOM = "application/vnd.example.sbom+json"
+COSIGN_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"
 V1_CREATED = "2024-03-01T10:00:00.123456789Z"
 V2_CREATED = "2024-05-01T10:00:00Z"
 ANNOTATIONS = {
@@ -76,7 +79,9 @@ def push_content(client: httpx.Client, prefix: str) -> Content:
     artifact = push_artifact(
         client, app, v1, SBOM, annotations={"org.example.kind": "sbom"}, ref="artifact"
     )
-    signature = push_artifact(client, app, v1, NOTATION, annotations={"io.cncf.notary.x": "y"})
+    signature = push_artifact(
+        client, app, v1, NOTATION, annotations={"io.cncf.notary.x": "y"}, ref="notation-sig"
+    )
     amd64 = push_image(client, multi, layers=2, config=_config(V1_CREATED))
     arm64 = push_image(client, multi, layers=2, config=_config(V2_CREATED, "arm64", "v8"))
     body, digest = image_index(
@@ -87,6 +92,9 @@ def push_content(client: httpx.Client, prefix: str) -> Content:
     )
     r = push_manifest(client, multi, "latest", body, OCI_INDEX)
     assert r.status_code == 201, r.text
+    # cosign's way: a signature tagged after the digest it signs (no subject)
+    cosign_tag = digest.replace(":", "-") + ".sig"
+    push_image(client, multi, cosign_tag, layer_media_type=COSIGN_LAYER, layer_size=64)
     return Content(app, multi, v1, v2, artifact, signature, digest, body, amd64, arm64)
 
 

@@ -124,7 +124,7 @@ def test_global_search_filters(client: httpx.Client, content: Content) -> None:
     assert names(os=["linux"], arch=["amd64"]) == [content.app, content.multi]
     assert names(os=["windows"]) == []
     assert names(starred=True) == []  # no stars kept
-    assert names(signed=True) == []  # the newest image of each is unsigned (v1 is signed)
+    assert names(signed=True) == [content.multi]  # app's newest, v2, is not signed (v1 is)
 
 
 def test_global_search_finds_tags(client: httpx.Client, content: Content) -> None:
@@ -189,7 +189,7 @@ def test_image_list_with_an_index(client: httpx.Client, content: Content) -> Non
     assert index["MediaType"] == OCI_INDEX
     assert index["Size"] == str(image_size(content.amd64) + image_size(content.arm64))
     assert index["LastUpdated"] == V2_CREATED
-    assert index["IsSigned"] is False
+    assert index["IsSigned"] is True  # cosign's tag; not itself an image of the list
     assert index["Manifests"] == [
         {
             "Digest": image.digest,
@@ -205,6 +205,13 @@ def test_image_list_with_an_index(client: httpx.Client, content: Content) -> Non
             (content.arm64, {"Os": "linux", "Arch": "arm64/v8"}, V2_CREATED),
         )
     ]
+    image = gql(client, q.zui_image(content.multi, "latest"))["data"]["Image"]
+    assert image["SignatureInfo"] == [{"Tool": "cosign", "IsTrusted": False, "Author": ""}]
+    assert [m["Platform"] for m in image["Manifests"]] == [
+        {"Os": "linux", "Arch": "amd64"},
+        {"Os": "linux", "Arch": "arm64/v8"},
+    ]
+    assert image["Vendor"] == "Example Vendor"  # the index has none: its first image's
     digest = gql_zli(client, q.zli_image_list_for_digest(content.arm64.digest))
     found = digest["data"]["ImageListForDigest"]["Results"]
     assert [(i["RepoName"], i["Tag"]) for i in found] == [(content.multi, "latest")]
@@ -294,6 +301,8 @@ def test_missing_image_and_bad_queries(client: httpx.Client, content: Content) -
     missing = gql(client, q.zui_image(content.app, "nope"))
     assert missing["data"] is None
     assert missing["errors"][0]["message"] == f"can't find image: {content.app}:nope"
+    signature = gql(client, q.zui_image(content.app, "notation-sig"))  # a signature, as in zot
+    assert signature["errors"][0]["message"] == f"can't find image: {content.app}:notation-sig"
     unknown = gql(client, q.zui_expanded_repo_info("gql/absent"))
     assert unknown["errors"][0]["message"] == "repo metadata not found for given repo name"
     assert gql(client, "{ImageList(repo: ", status=422)["data"] is None

@@ -229,7 +229,7 @@ async def image(_: Any, info: Info, image: str) -> Summary:
     found = None
     if desc is not None:
         found = await summaries.image(src, repo, tag, desc, frozenset(tagged))
-    if found is None:
+    if found is None or not summaries.listed(tag, found):
         raise GraphQLError(f"can't find image: {repo}:{tag}")
     return found
 

@@ -28,7 +28,14 @@ from ocireg.registry.manifests import INDEX_TYPES
 ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 NOTATION_SIGNATURE = "application/vnd.cncf.notary.signature"
 COSIGN_SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
-_SIGNATURE_TOOLS = {NOTATION_SIGNATURE: "notation", COSIGN_SIGNATURE: "cosign"}
+COSIGN_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+_SIGNATURE_TOOLS = {
+    NOTATION_SIGNATURE: "notation",
+    COSIGN_SIGNATURE: "cosign",
+    COSIGN_BUNDLE: "cosign",
+}
+# cosign's tag for the signature of sha256:<hex>; zot lists it as a signature, not an image
+_COSIGN_TAG = re.compile(r"sha256-[0-9a-f]{64}\.sig")
 # Annotation keys zot reads, each with the label-schema label it falls back to.
 _FIELDS = {
     "Description": ("org.opencontainers.image.description", "org.label-schema.description"),
@@ -254,6 +261,7 @@ async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any]
     for layer in manifest.get("layers") or []:
         if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
             blobs[layer["digest"]] = int(layer.get("size") or 0)
+    artifact_type = _text(manifest, "artifactType") or _text(config_desc, "mediaType")
     facts = {
         "Digest": digest,
         "ConfigDigest": config_digest,
@@ -264,7 +272,9 @@ async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any]
         "Layers": _layers(manifest),
         "History": _history(manifest, config),
         "Vulnerabilities": NO_VULNERABILITIES,
-        "ArtifactType": _text(manifest, "artifactType") or _text(config_desc, "mediaType"),
+        "ArtifactType": artifact_type,
+        "_signature": artifact_type in _SIGNATURE_TOOLS
+        and isinstance(manifest.get("subject"), dict),
         "_updated": updated.when,
         "_stamp": updated,
         "_blobs": blobs,
@@ -373,12 +383,25 @@ async def image(
     }
 
 
+def listed(tag: str, summary: dict[str, Any] | None) -> bool:
+    """Whether zot lists a tag as an image: not a signature (a notation or cosign
+    signature of a subject, or cosign's `sha256-<hex>.sig` tag), which zot keeps as the
+    signed image's signature instead."""
+    if summary is None or _COSIGN_TAG.fullmatch(tag):
+        return False
+    if summary["MediaType"] in INDEX_TYPES:
+        return True
+    return not summary["Manifests"][0]["_signature"]
+
+
 async def images_of(src: Source, repo: str) -> list[dict[str, Any]]:
-    """The summaries of every tagged image of `repo` (tag order)."""
+    """The summaries of every tagged image of `repo` (tag order), as zot lists them."""
     tagged = await src.tagged(repo)
     tags = frozenset(tag for tag, _ in tagged)
     found = await asyncio.gather(*(image(src, repo, tag, desc, tags) for tag, desc in tagged))
-    return [summary for summary in found if summary is not None]
+    return [
+        s for (tag, _), s in zip(tagged, found, strict=True) if s is not None and listed(tag, s)
+    ]
 
 
 def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict[str, Any]:
