@@ -5,9 +5,10 @@ caller may read, the names a search matches (with a rank), tags with their descr
 manifest and config documents, and referrers, all through `ImageStore`. Today name search is
 a scan over the repository names (`matching`); pointing it, and later annotation search, at
 the metadata store's search index (`ocireg.registry.search`) means changing this module
-only. Documents are read once per request (a query names the same manifest from several
-fields), with a bound on concurrent reads so a large registry does not open a storage request
-per manifest at once.
+only. Tags and their descriptors come from one read of `index.json` through the store's
+index cache (as the tags list reads it); documents are read once per request (a query names
+the same manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a list
+over a large registry on S3 does not open a request per repository at once.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import RegistryError
 from ocireg.registry import ImageStore
-from ocireg.registry.index import tag_of
+from ocireg.registry.index import Index, tag_of
 
 READS_AT_ONCE = 16  # storage reads one request keeps in flight
 
@@ -60,12 +61,16 @@ class Source:
         return self.access.read(repo)
 
     async def exists(self, repo: str) -> bool:
-        return await self.store.indexes.load(repo) is not None
+        return await self._index(repo) is not None
+
+    async def _index(self, repo: str) -> Index | None:
+        async with self._gate:  # on S3 a cold index is a request: a few at a time
+            return await self.store.indexes.load(repo)
 
     async def tagged(self, repo: str) -> list[tuple[str, dict[str, Any]]]:
         """(tag, descriptor) for every tag of `repo`, sorted by tag; none for a repository
         that is gone. One read of its index.json (as the tags list reads it)."""
-        index = await self.store.indexes.load(repo)
+        index = await self._index(repo)
         if index is None:
             return []
         found = [(tag, desc) for desc in index.manifests if (tag := tag_of(desc)) is not None]
