@@ -172,16 +172,22 @@ def _has_digest(image: Summary, digest: str) -> bool:
 async def repo_list_with_newest_image(
     _: Any, info: Info, requestedPage: dict[str, Any] | None = None
 ) -> Summary:
+    """Every repository is ordered by its newest image, but only the page's are summed up:
+    the order needs just each image's update time (cached facts, `summaries.newest`)."""
     src = _source(info)
     names = await src.repositories()
-    found = await asyncio.gather(*(summaries.images_of(src, name) for name in names))
-    repos = [
-        summaries.repo_summary(name, images)
-        for name, images in zip(names, found, strict=True)
-        if images
+    newest = await asyncio.gather(*(summaries.newest(src, name) for name in names))
+    keys = [
+        {"Name": name, "Rank": 0, "_updated": when}
+        for name, when in zip(names, newest, strict=True)
+        if when is not None  # as zot: a repository without images is not listed
     ]
-    page, page_info = _page(repos, requestedPage, "UPDATE_TIME", repos=True)
-    return {"Page": page_info, "Results": page}
+    page, page_info = _page(keys, requestedPage, "UPDATE_TIME", repos=True)
+    found = await asyncio.gather(*(summaries.images_of(src, key["Name"]) for key in page))
+    results = [
+        summaries.repo_summary(key["Name"], images) for key, images in zip(page, found, strict=True)
+    ]
+    return {"Page": page_info, "Results": results}
 
 
 async def expanded_repo_info(_: Any, info: Info, repo: str) -> Summary:

@@ -394,6 +394,26 @@ def listed(tag: str, summary: dict[str, Any] | None) -> bool:
     return not summary["Manifests"][0]["_signature"]
 
 
+async def newest(src: Source, repo: str) -> datetime | None:
+    """The update time of the newest image zot would list in `repo` (None: none), from the
+    cached facts of its manifests; an index is summed up in full (they are few)."""
+    tagged = await src.tagged(repo)
+    tags = frozenset(tag for tag, _ in tagged)
+    times = []
+    for tag, desc in tagged:
+        if _COSIGN_TAG.fullmatch(tag):
+            continue
+        if _text(desc, "mediaType") in INDEX_TYPES:
+            summary = await image(src, repo, tag, desc, tags)
+            when = summary["_updated"] if summary is not None else None
+        else:
+            facts = await _facts(src, repo, desc)
+            when = facts["_updated"] if facts and not facts["_signature"] else None
+        if when is not None:
+            times.append(when)
+    return max(times, default=None)
+
+
 async def images_of(src: Source, repo: str) -> list[dict[str, Any]]:
     """The summaries of every tagged image of `repo` (tag order), as zot lists them."""
     tagged = await src.tagged(repo)
