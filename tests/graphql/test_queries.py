@@ -114,6 +114,17 @@ def test_global_search_finds_repositories(client: httpx.Client, content: Content
     assert set(multi) == {"Name", "Platforms", "LastUpdated", "Size", "DownloadCount", "StarCount"}
 
 
+def test_global_search_with_no_text_pages_every_repository(
+    client: httpx.Client, content: Content
+) -> None:
+    """zui's explore page: `query:""`, every repository, a page at a time."""
+    second = gql(client, q.zui_global_search("", page_number=2, page_size=1))
+    found = second["data"]["GlobalSearch"]
+    assert found["Page"] == {"TotalCount": 2, "ItemCount": 1}
+    assert [r["Name"] for r in found["Repos"]] == [content.multi]  # equal ranks: by name
+    assert found["Repos"][0]["NewestImage"]["Tag"] == "latest"
+
+
 def test_global_search_filters(client: httpx.Client, content: Content) -> None:
     def names(**flt: Any) -> list[str]:
         found = gql(client, q.zui_global_search("gql", **flt))["data"]["GlobalSearch"]

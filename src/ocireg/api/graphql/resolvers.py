@@ -77,6 +77,14 @@ def _wanted(values: Sequence[str | None] | None) -> set[str]:
     return cleaned
 
 
+def _filters(flt: dict[str, Any] | None) -> bool:
+    """Whether a `Filter` filters anything."""
+    flt = flt or {}
+    return bool(
+        _wanted(flt.get("Os")) or _wanted(flt.get("Arch")) or flt.get("HasToBeSigned")
+    ) or bool(flt.get("IsBookmarked") or flt.get("IsStarred"))
+
+
 async def _accepted(
     platforms: list[dict[str, str]], signatures: Any, flt: dict[str, Any] | None
 ) -> bool:
@@ -127,11 +135,14 @@ async def global_search(
     src = _source(info)
     if len(query) > QUERY_LIMIT:
         raise GraphQLError("max string size limit exceeded for query parameter")
-    _wanted((filter or {}).get("Os"))
-    _wanted((filter or {}).get("Arch"))
+    filtering = _filters(filter)  # and each value's length checked, as zot does first
     text = query.strip().strip("/").lower()
-    if ":" not in text and "@" not in text:
-        matched = await src.matching(text)
+    if ":" in text or "@" in text:
+        images = await _filter_images(await _search_images(src, text), filter)
+        page, page_info = _page(images, requestedPage, "RELEVANCE", repos=False)
+        return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
+    matched = await src.matching(text)
+    if filtering:  # platforms and signatures to look at: every match summed up
         found = await asyncio.gather(*(summaries.images_of(src, name) for name, _ in matched))
         repos = [
             summaries.repo_summary(name, images, rank)
@@ -143,10 +154,9 @@ async def global_search(
         )
         repos = [r for r, kept in zip(repos, keep, strict=True) if kept]
         page, page_info = _page(repos, requestedPage, "RELEVANCE", repos=True)
-        return {"Page": page_info, "Images": [], "Repos": page, "Layers": []}
-    images = await _filter_images(await _search_images(src, text), filter)
-    page, page_info = _page(images, requestedPage, "RELEVANCE", repos=False)
-    return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
+    else:
+        page, page_info = await _repo_page(src, matched, requestedPage, "RELEVANCE")
+    return {"Page": page_info, "Images": [], "Repos": page, "Layers": []}
 
 
 async def _search_images(src: Source, text: str) -> list[Summary]:
@@ -172,22 +182,34 @@ def _has_digest(image: Summary, digest: str) -> bool:
 async def repo_list_with_newest_image(
     _: Any, info: Info, requestedPage: dict[str, Any] | None = None
 ) -> Summary:
-    """Every repository is ordered by its newest image, but only the page's are summed up:
-    the order needs just each image's update time (cached facts, `summaries.newest`)."""
     src = _source(info)
     names = await src.repositories()
-    newest = await asyncio.gather(*(summaries.newest(src, name) for name in names))
+    page, page_info = await _repo_page(src, [(n, 0) for n in names], requestedPage, "UPDATE_TIME")
+    return {"Page": page_info, "Results": page}
+
+
+async def _repo_page(
+    src: Source,
+    ranked: list[tuple[str, int]],
+    requested: dict[str, Any] | None,
+    default_sort: str,
+) -> tuple[list[Summary], dict[str, int]]:
+    """A page of repository summaries. Every repository is ordered (by rank, name or its
+    newest image's update time, which the cached facts give), but only the page's are
+    summed up."""
+    newest = await asyncio.gather(*(summaries.newest(src, name) for name, _ in ranked))
     keys = [
-        {"Name": name, "Rank": 0, "_updated": when}
-        for name, when in zip(names, newest, strict=True)
+        {"Name": name, "Rank": rank, "_updated": when}
+        for (name, rank), when in zip(ranked, newest, strict=True)
         if when is not None  # as zot: a repository without images is not listed
     ]
-    page, page_info = _page(keys, requestedPage, "UPDATE_TIME", repos=True)
+    page, page_info = _page(keys, requested, default_sort, repos=True)
     found = await asyncio.gather(*(summaries.images_of(src, key["Name"]) for key in page))
     results = [
-        summaries.repo_summary(key["Name"], images) for key, images in zip(page, found, strict=True)
+        summaries.repo_summary(key["Name"], images, key["Rank"])
+        for key, images in zip(page, found, strict=True)
     ]
-    return {"Page": page_info, "Results": results}
+    return results, page_info
 
 
 async def expanded_repo_info(_: Any, info: Info, repo: str) -> Summary:
