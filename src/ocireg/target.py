@@ -60,6 +60,10 @@ class Endpoint(enum.Enum):
     TAGS = ("/v2/{name:path}/tags/list", Kind.REPOSITORY)
     REFERRERS = ("/v2/{name:path}/referrers/{digest}", Kind.REPOSITORY)
     CLUSTER = ("/v2/_ocireg/cluster", Kind.OTHER)  # a member's view of the cluster
+    # zot's GraphQL search and the OCI extensions list: no repository named, the results
+    # filtered per repository like the catalog's (routed only with extensions.search)
+    SEARCH = ("/v2/_zot/ext/search", Kind.CATALOG)
+    DISCOVER = ("/v2/_oci/ext/discover", Kind.CATALOG)
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
@@ -85,6 +89,8 @@ _EXACT = {
     "/v2": Endpoint.PING,
     "/v2/_catalog": Endpoint.CATALOG,
     "/v2/_ocireg/cluster": Endpoint.CLUSTER,
+    "/v2/_zot/ext/search": Endpoint.SEARCH,
+    "/v2/_oci/ext/discover": Endpoint.DISCOVER,
     "/livez": Endpoint.LIVEZ,
     "/readyz": Endpoint.READYZ,
     "/startupz": Endpoint.STARTUPZ,

@@ -58,7 +58,8 @@ class Dispatch:
             return
         handler = self.routes.get(key)
         if handler is None:
-            if aim.endpoint is Endpoint.UNKNOWN_V2:
+            if aim.endpoint is Endpoint.UNKNOWN_V2 or aim.endpoint not in self.allowed:
+                # not routed at all (an extension that is off): as if it did not exist
                 raise RegistryError(ErrorCode.NOT_FOUND)
             raise RegistryError(
                 ErrorCode.METHOD_NOT_ALLOWED,

@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute, Route
 
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
+from ocireg.api.graphql.endpoint import search_routes
 from ocireg.api.responses import StreamSlots
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
@@ -104,7 +105,10 @@ def build_middleware(
         # is fetched from upstream first; here, so only the owner fetches, once authorized
         sync_on_demand(config),
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
-        Middleware(Dispatch, extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status}),
+        Middleware(
+            Dispatch,
+            extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status, **search_routes(config)},
+        ),
     ]
     return [m for m in stack if m is not None]
 

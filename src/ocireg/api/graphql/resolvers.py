@@ -1,0 +1,310 @@
+"""The queries of zot's search API, over a `Source` (the request's view of the registry).
+
+Each function is a root field of `Query` (`schema.py` binds them by name). Behaviour follows
+zot's resolvers: a repository the caller may not read answers as zot answers it (an empty
+object or list, never an error that would confirm the name exists), paging counts only what
+the caller may see (`limit` 0 is everything), and GlobalSearch reads its text as zot does:
+`name` searches repository names, `repo:tag` the tags of one repository starting with
+`tag`, `:tag` tags anywhere containing it, `sha256:...` images by a digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from graphql import GraphQLError, GraphQLResolveInfo
+
+from ocireg.api.graphql import summaries
+from ocireg.api.graphql.source import Source
+from ocireg.digest import Digest
+
+QUERY_LIMIT = 512  # zot's bound on a search text and on each filter value
+NO_CVE = "cve search is disabled: ocireg does not scan images for vulnerabilities"
+
+Summary = dict[str, Any]
+Info = GraphQLResolveInfo[Source]  # the request's Source is the execution context
+
+
+def _source(info: Info) -> Source:
+    return info.context
+
+
+# --- paging, sorting, filters ------------------------------------------------------------
+
+
+def _page(
+    items: list[Summary], requested: dict[str, Any] | None, default_sort: str, repos: bool
+) -> tuple[list[Summary], dict[str, int]]:
+    requested = requested or {}
+    limit = requested.get("limit") or 0
+    offset = requested.get("offset") or 0
+    if limit < 0:
+        raise GraphQLError("requested page limit parameter can't be negative")
+    if offset < 0:
+        raise GraphQLError("requested page offset parameter can't be negative")
+    ordered = _sorted(items, requested.get("sortBy") or default_sort, repos)
+    page = ordered[offset : offset + limit] if limit else ordered[offset:]
+    if not items:
+        return [], {"TotalCount": 0, "ItemCount": 0}
+    return page, {"TotalCount": len(items), "ItemCount": len(page)}
+
+
+def _sorted(items: list[Summary], sort_by: str, repos: bool) -> list[Summary]:
+    def name(item: Summary) -> tuple[str, ...]:
+        return (item["Name"],) if repos else (item["RepoName"], item["Tag"])
+
+    if sort_by == "UPDATE_TIME":
+        by_name = sorted(items, key=name)
+        return sorted(by_name, key=lambda item: item["_updated"], reverse=True)
+    if sort_by == "ALPHABETIC_DSC":
+        return sorted(items, key=name, reverse=True)
+    if sort_by == "RELEVANCE" and repos:
+        return sorted(items, key=lambda item: (item["Rank"], item["Name"]))
+    # ALPHABETIC_ASC; and STARS, DOWNLOADS, SEVERITY: every count is zero here
+    return sorted(items, key=name)
+
+
+def _wanted(values: Sequence[str | None] | None) -> set[str]:
+    cleaned = set()
+    for value in values or ():
+        value = (value or "").strip().lower()
+        if len(value) > QUERY_LIMIT:
+            raise GraphQLError("max string size limit exceeded for filter parameter")
+        if value:
+            cleaned.add(value)
+    return cleaned
+
+
+def _filters(flt: dict[str, Any] | None) -> bool:
+    """Whether a `Filter` filters anything."""
+    flt = flt or {}
+    return bool(
+        _wanted(flt.get("Os")) or _wanted(flt.get("Arch")) or flt.get("HasToBeSigned")
+    ) or bool(flt.get("IsBookmarked") or flt.get("IsStarred"))
+
+
+async def _accepted(
+    platforms: list[dict[str, str]], signatures: Any, flt: dict[str, Any] | None
+) -> bool:
+    """Whether a summary passes zot's `Filter` (no stars or bookmarks are kept here, so
+    asking for them matches nothing)."""
+    if not flt:
+        return True
+    if flt.get("IsBookmarked") or flt.get("IsStarred"):
+        return False
+    os_wanted, arch_wanted = _wanted(flt.get("Os")), _wanted(flt.get("Arch"))
+    if os_wanted and not any(p["Os"].lower() in os_wanted for p in platforms):
+        return False
+    if arch_wanted and not any(p["Arch"].lower() in arch_wanted for p in platforms):
+        return False
+    return not (flt.get("HasToBeSigned") and not (signatures and await signatures.signed()))
+
+
+def _image_platforms(summary: Summary) -> list[dict[str, str]]:
+    return [m["Platform"] for m in summary["Manifests"]]
+
+
+async def _filter_images(images: list[Summary], flt: dict[str, Any] | None) -> list[Summary]:
+    keep = await asyncio.gather(
+        *(_accepted(_image_platforms(i), i["_signatures"], flt) for i in images)
+    )
+    return [i for i, kept in zip(images, keep, strict=True) if kept]
+
+
+async def _images(src: Source, repos: Sequence[str]) -> list[Summary]:
+    found = await asyncio.gather(*(summaries.images_of(src, repo) for repo in repos))
+    return [image for images in found for image in images]
+
+
+def _images_result(page: list[Summary], info: dict[str, int]) -> Summary:
+    return {"Page": info, "Results": page}
+
+
+# --- the queries ---------------------------------------------------------------------------
+
+
+async def global_search(
+    _: Any,
+    info: Info,
+    query: str,
+    filter: dict[str, Any] | None = None,
+    requestedPage: dict[str, Any] | None = None,
+) -> Summary:
+    src = _source(info)
+    if len(query) > QUERY_LIMIT:
+        raise GraphQLError("max string size limit exceeded for query parameter")
+    filtering = _filters(filter)  # and each value's length checked, as zot does first
+    text = query.strip().strip("/").lower()
+    if ":" in text or "@" in text:
+        images = await _filter_images(await _search_images(src, text), filter)
+        page, page_info = _page(images, requestedPage, "RELEVANCE", repos=False)
+        return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
+    matched = await src.matching(text)
+    if filtering:  # platforms and signatures to look at: every match summed up
+        found = await asyncio.gather(*(summaries.images_of(src, name) for name, _ in matched))
+        repos = [
+            summaries.repo_summary(name, images, rank)
+            for (name, rank), images in zip(matched, found, strict=True)
+            if images  # as zot: a repository without tags is not a search result
+        ]
+        keep = await asyncio.gather(
+            *(_accepted(r["Platforms"], r["_signatures"], filter) for r in repos)
+        )
+        repos = [r for r, kept in zip(repos, keep, strict=True) if kept]
+        page, page_info = _page(repos, requestedPage, "RELEVANCE", repos=True)
+    else:
+        page, page_info = await _repo_page(src, matched, requestedPage, "RELEVANCE")
+    return {"Page": page_info, "Images": [], "Repos": page, "Layers": []}
+
+
+async def _search_images(src: Source, text: str) -> list[Summary]:
+    if text.startswith("sha256:"):
+        return [i for i in await _images(src, await src.repositories()) if _has_digest(i, text)]
+    repo, _, tag = text.partition(":")
+    if repo:
+        names = [name for name in await src.repositories() if name.lower() == repo]
+        return [i for i in await _images(src, names) if i["Tag"].lower().startswith(tag)]
+    if tag:
+        images = await _images(src, await src.repositories())
+        return [i for i in images if tag in i["Tag"].lower()]
+    raise GraphQLError("invalid search query")
+
+
+def _has_digest(image: Summary, digest: str) -> bool:
+    """zot's digest search: the image's own digest, or one of its manifests, configs or
+    layers, starting with the text."""
+    candidates = [image["Digest"], *image["_blobs"]]
+    return any(c.lower().startswith(digest) for c in candidates if c)
+
+
+async def repo_list_with_newest_image(
+    _: Any, info: Info, requestedPage: dict[str, Any] | None = None
+) -> Summary:
+    src = _source(info)
+    names = await src.repositories()
+    page, page_info = await _repo_page(src, [(n, 0) for n in names], requestedPage, "UPDATE_TIME")
+    return {"Page": page_info, "Results": page}
+
+
+async def _repo_page(
+    src: Source,
+    ranked: list[tuple[str, int]],
+    requested: dict[str, Any] | None,
+    default_sort: str,
+) -> tuple[list[Summary], dict[str, int]]:
+    """A page of repository summaries. Every repository is ordered (by rank, name or its
+    newest image's update time, which the cached facts give), but only the page's are
+    summed up."""
+    newest = await asyncio.gather(*(summaries.newest(src, name) for name, _ in ranked))
+    keys = [
+        {"Name": name, "Rank": rank, "_updated": when}
+        for (name, rank), when in zip(ranked, newest, strict=True)
+        if when is not None  # as zot: a repository without images is not listed
+    ]
+    page, page_info = _page(keys, requested, default_sort, repos=True)
+    found = await asyncio.gather(*(summaries.images_of(src, key["Name"]) for key in page))
+    results = [
+        summaries.repo_summary(key["Name"], images, key["Rank"])
+        for key, images in zip(page, found, strict=True)
+    ]
+    return results, page_info
+
+
+async def expanded_repo_info(_: Any, info: Info, repo: str) -> Summary:
+    src = _source(info)
+    if not src.readable(repo):
+        return {}  # as zot: nothing, and no error saying whether it exists
+    if not await src.exists(repo):
+        raise GraphQLError("repo metadata not found for given repo name")
+    images = await summaries.images_of(src, repo)
+    ordered = _sorted(images, "UPDATE_TIME", repos=False)
+    return {"Images": ordered, "Summary": summaries.repo_summary(repo, images)}
+
+
+async def image_list(
+    _: Any, info: Info, repo: str, requestedPage: dict[str, Any] | None = None
+) -> Summary:
+    src = _source(info)
+    if repo:
+        names = [repo] if src.readable(repo) else []
+    else:
+        names = await src.repositories()
+    images = await _images(src, names)
+    return _images_result(*_page(images, requestedPage, "RELEVANCE", repos=False))
+
+
+async def image_list_for_digest(
+    _: Any, info: Info, id: str, requestedPage: dict[str, Any] | None = None
+) -> Summary:
+    src = _source(info)
+    wanted = id.strip().lower()
+    images = await _images(src, await src.repositories())
+    matched = [i for i in images if wanted and _has_digest(i, wanted)]
+    return _images_result(*_page(matched, requestedPage, "RELEVANCE", repos=False))
+
+
+async def image(_: Any, info: Info, image: str) -> Summary:
+    src = _source(info)
+    repo, _, tag = image.partition(":")
+    if not tag:
+        raise GraphQLError("no reference provided")
+    if not src.readable(repo):
+        return {}
+    tagged = dict(await src.tagged(repo))
+    desc = tagged.get(tag)
+    found = None
+    if desc is not None:
+        found = await summaries.image(src, repo, tag, desc, frozenset(tagged))
+    if found is None or not summaries.listed(tag, found):
+        raise GraphQLError(f"can't find image: {repo}:{tag}")
+    return found
+
+
+async def referrers(
+    _: Any, info: Info, repo: str, digest: str, type: list[str] | None = None
+) -> list[Summary]:
+    src = _source(info)
+    if not src.readable(repo):
+        return []
+    if not Digest.is_valid(digest):
+        raise GraphQLError(f"bad digest string from request '{digest}'")
+    wanted = type or []
+    found = [summaries.referrer(d) for d in await src.referrers(repo, digest)]
+    if not wanted or "" in wanted:
+        return found
+    return [r for r in found if r["ArtifactType"] in wanted]
+
+
+async def no_user_preferences(
+    _: Any, info: Info, requestedPage: dict[str, Any] | None = None
+) -> Summary:
+    """StarredRepos, BookmarkedRepos: ocireg keeps no per-user stars or bookmarks."""
+    return {"Page": {"TotalCount": 0, "ItemCount": 0}, "Results": []}
+
+
+def refused(message: str) -> Callable[..., Any]:
+    def resolve(*_: Any, **__: Any) -> Any:
+        raise GraphQLError(message)
+
+    return resolve
+
+
+RESOLVERS: dict[str, Callable[..., Any]] = {
+    "GlobalSearch": global_search,
+    "RepoListWithNewestImage": repo_list_with_newest_image,
+    "ExpandedRepoInfo": expanded_repo_info,
+    "ImageList": image_list,
+    "ImageListForDigest": image_list_for_digest,
+    "Image": image,
+    "Referrers": referrers,
+    "StarredRepos": no_user_preferences,
+    "BookmarkedRepos": no_user_preferences,
+    "CVEListForImage": refused(NO_CVE),
+    "CVEDiffListForImages": refused(NO_CVE),
+    "ImageListForCVE": refused(NO_CVE),
+    "ImageListWithCVEFixed": refused(NO_CVE),
+    "DerivedImageList": refused("DerivedImageList is not supported by ocireg"),
+    "BaseImageList": refused("BaseImageList is not supported by ocireg"),
+}

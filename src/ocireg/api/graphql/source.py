@@ -1,0 +1,126 @@
+"""What the GraphQL resolvers read, and the one place they read it from.
+
+`Source` is the seam between zot's search API and the registry: the repository names a
+caller may read, the names a search matches (with a rank), tags with their descriptors,
+manifest and config documents, and referrers, all through `ImageStore`. Today name search is
+a scan over the repository names (`matching`); pointing it, and later annotation search, at
+the metadata store's search index (`ocireg.registry.search`) means changing this module
+only. Tags and their descriptors come from one read of `index.json` through the store's
+index cache (as the tags list reads it); documents are read once per request (a query names
+the same manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a list
+over a large registry on S3 does not open a request per repository at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ocireg import jsondoc
+from ocireg.digest import Digest
+from ocireg.errors import RegistryError
+from ocireg.registry import ImageStore
+from ocireg.registry.index import Index, tag_of
+
+READS_AT_ONCE = 16  # storage reads one request keeps in flight
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the caller may do, per repository (access control as the API applies it)."""
+
+    read: Callable[[str], bool]
+    delete: Callable[[str], bool]
+
+
+class Source:
+    def __init__(self, store: ImageStore, access: Access) -> None:
+        self.store = store
+        self.access = access
+        self._docs: dict[tuple[str, str], asyncio.Future[dict[str, Any] | None]] = {}
+        self._gate = asyncio.Semaphore(READS_AT_ONCE)
+
+    async def repositories(self) -> list[str]:
+        """Every repository the caller may read, sorted."""
+        names, _ = await self.store.catalog_page(None, None, self.access.read)
+        return names
+
+    async def matching(self, query: str) -> list[tuple[str, int]]:
+        """The readable repositories whose name matches a GlobalSearch text, with a rank
+        (lower is better). The seam for an index-backed search: a scan of names for now."""
+        found = []
+        for name in await self.repositories():
+            rank = rank_name(query, name)
+            if rank >= 0:
+                found.append((name, rank))
+        return found
+
+    def readable(self, repo: str) -> bool:
+        return self.access.read(repo)
+
+    async def exists(self, repo: str) -> bool:
+        return await self._index(repo) is not None
+
+    async def _index(self, repo: str) -> Index | None:
+        async with self._gate:  # on S3 a cold index is a request: a few at a time
+            return await self.store.indexes.load(repo)
+
+    async def tagged(self, repo: str) -> list[tuple[str, dict[str, Any]]]:
+        """(tag, descriptor) for every tag of `repo`, sorted by tag; none for a repository
+        that is gone. One read of its index.json (as the tags list reads it)."""
+        index = await self._index(repo)
+        if index is None:
+            return []
+        found = [(tag, desc) for desc in index.manifests if (tag := tag_of(desc)) is not None]
+        return sorted(found, key=lambda pair: pair[0])
+
+    def document(self, repo: str, digest: str) -> Awaitable[dict[str, Any] | None]:
+        """A manifest, index or config blob parsed as JSON (None when missing or not JSON);
+        each read once per request."""
+        key = (repo, digest)
+        pending = self._docs.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read(repo, digest))
+            self._docs[key] = pending
+        return pending
+
+    async def _read(self, repo: str, digest: str) -> dict[str, Any] | None:
+        try:
+            parsed = Digest.parse(digest)
+            async with self._gate:
+                body = await self.store.blobs.get_small(repo, parsed)
+            doc = jsondoc.loads(body)
+        except (RegistryError, ValueError):
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    async def referrers(self, repo: str, digest: str) -> list[dict[str, Any]]:
+        try:
+            return await self.store.referrers(repo, Digest.parse(digest))
+        except (RegistryError, ValueError):
+            return []
+
+
+def rank_name(query: str, name: str) -> int:
+    """Where `query` (lower-case, no outer slashes) is found in a repository name, as zot
+    ranks it: the whole name first, then a match in its last component, then in its first,
+    then anywhere; -1 when it is not found. An empty query matches every name equally."""
+    if not query:
+        return 0
+    lowered = name.lower()
+    if query == lowered:
+        return 0
+    parts = lowered.split("/")
+    if query.count("/") + 1 > len(parts):
+        return -1
+    if "/" not in query:
+        at = parts[-1].find(query)
+        if at >= 0:
+            return (at + 1) * 10
+        at = parts[0].find(query)
+        if at >= 0:
+            return (at + 1) * 1000
+    at = lowered.find(query)
+    return -1 if at < 0 else (at + 1) * 100000

@@ -1,0 +1,456 @@
+"""zot's `ImageSummary`, `ManifestSummary` and `RepoSummary`, built from stored documents.
+
+The values follow zot's conversion (pkg/extensions/search/convert): sizes are decimal
+strings (manifest + config + layers; an index adds up its manifests), `LastUpdated` is the
+`created` annotation or label, else the config's `created`, else its last history entry;
+title, description and the like come from the manifest's annotations, else the config's
+labels (OCI keys, then label-schema ones). What ocireg does not keep is answered as zot
+answers without it: no download, star or bookmark counts, zero push and pull times, and an
+empty vulnerability summary (no scanner).
+
+Summaries are plain dicts keyed by zot's field names; keys starting with `_` are ours (for
+sorting and filtering) and never reach the answer. Referrers and signatures cost a lookup
+each, so they are callables that the GraphQL executor runs only when the query asks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from ocireg.api.graphql.source import Source
+from ocireg.registry.manifests import INDEX_TYPES
+
+ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+NOTATION_SIGNATURE = "application/vnd.cncf.notary.signature"
+COSIGN_SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+COSIGN_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
+_SIGNATURE_TOOLS = {
+    NOTATION_SIGNATURE: "notation",
+    COSIGN_SIGNATURE: "cosign",
+    COSIGN_BUNDLE: "cosign",
+}
+# cosign's tag for the signature of sha256:<hex>; zot lists it as a signature, not an image
+_COSIGN_TAG = re.compile(r"sha256-[0-9a-f]{64}\.sig")
+# Annotation keys zot reads, each with the label-schema label it falls back to.
+_FIELDS = {
+    "Description": ("org.opencontainers.image.description", "org.label-schema.description"),
+    "Licenses": ("org.opencontainers.image.licenses", "org.label-schema.license"),
+    "Title": ("org.opencontainers.image.title", "org.label-schema.name"),
+    "Documentation": ("org.opencontainers.image.documentation", "org.label-schema.usage"),
+    "Source": ("org.opencontainers.image.source", "org.label-schema.vcs-url"),
+    "Vendor": ("org.opencontainers.image.vendor", "org.label-schema.vendor"),
+}
+_CREATED = ("org.opencontainers.image.created", "org.label-schema.build-date")
+_AUTHORS = "org.opencontainers.image.authors"
+_LABELS = "org.label-schema.labels"
+NO_VULNERABILITIES = {
+    "MaxSeverity": "",
+    "Count": 0,
+    "UnknownCount": 0,
+    "LowCount": 0,
+    "MediumCount": 0,
+    "HighCount": 0,
+    "CriticalCount": 0,
+}
+_RFC3339 = re.compile(
+    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", re.IGNORECASE
+)
+
+Lazy = Callable[..., Awaitable[Any]]
+
+
+class Stamp(NamedTuple):
+    """A time as zot writes it (Go's RFC3339Nano: the fraction's digits kept, trailing
+    zeros dropped, `Z` for UTC) and as ocireg compares it (to the microsecond)."""
+
+    when: datetime
+    text: str
+
+
+def stamp(value: Any) -> Stamp | None:
+    """An RFC 3339 time from a document, else None."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.fullmatch(value.strip())
+    if match is None:
+        return None
+    whole, fraction, zone = match.groups()
+    fraction = (fraction or "").rstrip("0")
+    zone = "Z" if zone in ("Z", "z", "+00:00", "-00:00") else zone
+    try:
+        when = datetime.fromisoformat(
+            f"{whole}.{fraction[:6].ljust(6, '0')}{'+00:00' if zone == 'Z' else zone}"
+        )
+    except ValueError:
+        return None
+    return Stamp(when, f"{whole}{'.' + fraction if fraction else ''}{zone}")
+
+
+ZERO = Stamp(ZERO_TIME, "0001-01-01T00:00:00Z")
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(mapping: Any, key: str) -> str:
+    value = mapping.get(key) if isinstance(mapping, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _pick(annotations: dict[str, Any], labels: dict[str, Any], keys: tuple[str, str]) -> str:
+    """zot's order: the annotation, its label-schema twin, then the same in the labels."""
+    for source in (annotations, labels):
+        for key in keys:
+            value = _text(source, key)
+            if value:
+                return value
+    return ""
+
+
+def _descriptive(annotations: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        name: _pick(annotations, labels, keys) for name, keys in _FIELDS.items()
+    }
+    fields["Labels"] = _text(annotations, _LABELS) or _text(labels, _LABELS)
+    fields["Authors"] = _text(annotations, _AUTHORS)
+    fields["_created"] = stamp(_pick(annotations, labels, _CREATED))
+    return fields
+
+
+def _platform(doc: dict[str, Any] | None) -> dict[str, str]:
+    doc = doc or {}
+    arch = _text(doc, "architecture")
+    variant = _text(doc, "variant")
+    return {"Os": _text(doc, "os"), "Arch": f"{arch}/{variant}" if variant else arch}
+
+
+def _image_updated(config: dict[str, Any]) -> Stamp:
+    created = stamp(config.get("created"))
+    if created is not None:
+        return created
+    history = config.get("history")
+    if isinstance(history, list) and history and isinstance(history[-1], dict):
+        return stamp(history[-1].get("created")) or ZERO
+    return ZERO
+
+
+def _layers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    layers = manifest.get("layers")
+    return [
+        {"Size": str(layer.get("size", 0)), "Digest": layer.get("digest")}
+        for layer in (layers if isinstance(layers, list) else [])
+        if isinstance(layer, dict)
+    ]
+
+
+def _history(manifest: dict[str, Any], config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each history entry with the layer it made (none for an empty layer), as zot pairs
+    them; without history, the layers alone."""
+    layers = _layers(manifest)
+    history = config.get("history")
+    if not isinstance(history, list) or not history:
+        return [{"Layer": layer, "HistoryDescription": {}} for layer in layers]
+    entries = []
+    next_layer = 0
+    for item in history:
+        item = item if isinstance(item, dict) else {}
+        empty = bool(item.get("empty_layer"))
+        created = stamp(item.get("created"))
+        layer = None
+        if not empty and next_layer < len(layers):
+            layer = layers[next_layer]
+            next_layer += 1
+        entries.append(
+            {
+                "Layer": layer,
+                "HistoryDescription": {
+                    "Created": created.text if created else None,
+                    "CreatedBy": _text(item, "created_by"),
+                    "Author": _text(item, "author"),
+                    "Comment": _text(item, "comment"),
+                    "EmptyLayer": empty,
+                },
+            }
+        )
+    return entries
+
+
+def referrer(desc: dict[str, Any]) -> dict[str, Any]:
+    annotations = desc.get("annotations")
+    pairs = annotations.items() if isinstance(annotations, dict) else ()
+    return {
+        "MediaType": _text(desc, "mediaType"),
+        "ArtifactType": _text(desc, "artifactType"),
+        "Size": desc.get("size") if isinstance(desc.get("size"), int) else 0,
+        "Digest": _text(desc, "digest"),
+        "Annotations": [{"Key": k, "Value": v} for k, v in sorted(pairs)],
+    }
+
+
+class Signatures:
+    """Signatures of a manifest: notation and cosign referrers, and cosign's
+    `sha256-<hex>.sig` tag. zot checks trust against uploaded keys; ocireg keeps none, so
+    none is trusted."""
+
+    def __init__(self, src: Source, repo: str, digest: str, tags: frozenset[str]) -> None:
+        self.src = src
+        self.repo = repo
+        self.digest = digest
+        self.tags = tags
+        self._found: asyncio.Future[list[dict[str, Any]]] | None = None
+
+    def found(self) -> Awaitable[list[dict[str, Any]]]:
+        if self._found is None:
+            self._found = asyncio.ensure_future(self._find())
+        return self._found
+
+    async def _find(self) -> list[dict[str, Any]]:
+        tools = []
+        if self.digest.replace(":", "-", 1) + ".sig" in self.tags:
+            tools.append("cosign")
+        for desc in await self.src.referrers(self.repo, self.digest):
+            tool = _SIGNATURE_TOOLS.get(_text(desc, "artifactType"))
+            if tool:
+                tools.append(tool)
+        return [{"Tool": tool, "IsTrusted": False, "Author": ""} for tool in tools]
+
+    async def signed(self, *_: Any) -> bool:
+        return bool(await self.found())
+
+    async def info(self, *_: Any) -> list[dict[str, Any]]:
+        return await self.found()
+
+
+def _referrers(src: Source, repo: str, digest: str) -> Lazy:
+    async def resolve(*_: Any) -> list[dict[str, Any]]:
+        return [referrer(desc) for desc in await src.referrers(repo, digest)]
+
+    return resolve
+
+
+# What a manifest and its config say, by the manifest's digest: content-addressed, so an
+# entry is never stale (a tag moved elsewhere names another digest). Lists of many images
+# then read only index.json, not every manifest and config again.
+FACTS_KEPT = 20000
+_FACTS: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+
+async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any] | None:
+    digest = _text(desc, "digest")
+    known = _FACTS.get(digest)
+    if known is not None:
+        _FACTS.move_to_end(digest)
+        return known
+    manifest = await src.document(repo, digest)
+    if manifest is None:
+        return None
+    config_desc = _mapping(manifest.get("config"))
+    config_digest = _text(config_desc, "digest")
+    config = (await src.document(repo, config_digest) if config_digest else None) or {}
+    labels = _mapping(_mapping(config.get("config")).get("Labels"))
+    fields = _descriptive(_mapping(manifest.get("annotations")), labels)
+    fields["Authors"] = fields["Authors"] or _text(config, "author")
+    updated = fields.pop("_created") or _image_updated(config)
+    blobs = {digest: int(desc.get("size") or 0), config_digest: int(config_desc.get("size") or 0)}
+    for layer in manifest.get("layers") or []:
+        if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
+            blobs[layer["digest"]] = int(layer.get("size") or 0)
+    artifact_type = _text(manifest, "artifactType") or _text(config_desc, "mediaType")
+    facts = {
+        "Digest": digest,
+        "ConfigDigest": config_digest,
+        "LastUpdated": updated.text,
+        "Size": str(sum(blobs.values())),
+        "Platform": _platform(config),
+        "DownloadCount": 0,
+        "Layers": _layers(manifest),
+        "History": _history(manifest, config),
+        "Vulnerabilities": NO_VULNERABILITIES,
+        "ArtifactType": artifact_type,
+        "_signature": artifact_type in _SIGNATURE_TOOLS
+        and isinstance(manifest.get("subject"), dict),
+        "_updated": updated.when,
+        "_stamp": updated,
+        "_blobs": blobs,
+        "_fields": fields,
+        "_media_type": _text(manifest, "mediaType") or _text(desc, "mediaType"),
+    }
+    _FACTS[digest] = facts
+    while len(_FACTS) > FACTS_KEPT:
+        _FACTS.popitem(last=False)
+    return facts
+
+
+async def _manifest(
+    src: Source,
+    repo: str,
+    desc: dict[str, Any],
+    tags: frozenset[str],
+    index_platform: Any = None,
+) -> dict[str, Any] | None:
+    """A `ManifestSummary`, with what the image summary needs kept under `_` keys (the
+    cached facts are shared: never changed here)."""
+    facts = await _facts(src, repo, desc)
+    if facts is None:
+        return None
+    digest = facts["Digest"]
+    signatures = Signatures(src, repo, digest, tags)
+    summary = {
+        **facts,
+        "IsSigned": signatures.signed,
+        "SignatureInfo": signatures.info,
+        "Referrers": _referrers(src, repo, digest),
+        "_signatures": signatures,
+    }
+    platform = facts["Platform"]
+    if not platform["Os"] and not platform["Arch"] and isinstance(index_platform, dict):
+        summary["Platform"] = _platform(index_platform)  # zot: the index's word, if any
+    return summary
+
+
+async def image(
+    src: Source, repo: str, tag: str, desc: dict[str, Any], tags: frozenset[str]
+) -> dict[str, Any] | None:
+    """zot's `ImageSummary` of the image `tag` names (a manifest or an index), or None when
+    its documents cannot be read."""
+    digest = _text(desc, "digest")
+    media_type = _text(desc, "mediaType")
+    if media_type in INDEX_TYPES:
+        index = await src.document(repo, digest)
+        if index is None:
+            return None
+        children = [
+            child
+            for child in index.get("manifests") or []
+            if isinstance(child, dict) and child.get("mediaType") not in INDEX_TYPES
+        ]
+        found = await asyncio.gather(
+            *(_manifest(src, repo, child, tags, child.get("platform")) for child in children)
+        )
+        manifests = [m for m in found if m is not None]
+        annotations = _mapping(index.get("annotations"))
+        first = manifests[0]["_fields"] if manifests else {}
+        fields = _descriptive(annotations, {})
+        created = fields.pop("_created")
+        for key, value in first.items():  # the index's annotations first, then its first image's
+            fields[key] = fields.get(key) or value
+        updated = created or max((m["_stamp"] for m in manifests), default=ZERO)
+        size = sum(sum(m["_blobs"].values()) for m in manifests)
+        signatures = Signatures(src, repo, digest, tags)
+        artifact_type = _text(index, "artifactType")
+        all_blobs = {k: v for m in manifests for k, v in m["_blobs"].items()}
+    else:
+        manifest = await _manifest(src, repo, desc, tags)
+        if manifest is None:
+            return None
+        manifests = [manifest]
+        fields = dict(manifest["_fields"])
+        updated = manifest["_stamp"]
+        size = sum(manifest["_blobs"].values())
+        signatures = manifest["_signatures"]
+        artifact_type = manifest["ArtifactType"]
+        media_type = manifest["_media_type"]
+        all_blobs = manifest["_blobs"]
+    return {
+        "RepoName": repo,
+        "Tag": tag,
+        "Digest": digest,
+        "MediaType": media_type,
+        "Manifests": manifests,
+        "Size": str(size),
+        "DownloadCount": 0,
+        "LastPullTimestamp": ZERO.text,
+        "PushTimestamp": ZERO.text,
+        "PushedBy": "",
+        "TaggedTimestamp": ZERO.text,
+        "LastUpdated": updated.text,
+        "IsSigned": signatures.signed,
+        "SignatureInfo": signatures.info,
+        **fields,
+        "Vulnerabilities": NO_VULNERABILITIES,
+        "Referrers": _referrers(src, repo, digest),
+        "IsDeletable": src.access.delete(repo),
+        "ArtifactType": artifact_type,
+        "_updated": updated.when,
+        "_blobs": all_blobs,
+        "_signatures": signatures,
+    }
+
+
+def listed(tag: str, summary: dict[str, Any] | None) -> bool:
+    """Whether zot lists a tag as an image: not a signature (a notation or cosign
+    signature of a subject, or cosign's `sha256-<hex>.sig` tag), which zot keeps as the
+    signed image's signature instead."""
+    if summary is None or _COSIGN_TAG.fullmatch(tag):
+        return False
+    if summary["MediaType"] in INDEX_TYPES:
+        return True
+    return not summary["Manifests"][0]["_signature"]
+
+
+async def newest(src: Source, repo: str) -> datetime | None:
+    """The update time of the newest image zot would list in `repo` (None: none), from the
+    cached facts of its manifests; an index is summed up in full (they are few)."""
+    tagged = await src.tagged(repo)
+    tags = frozenset(tag for tag, _ in tagged)
+    times = []
+    for tag, desc in tagged:
+        if _COSIGN_TAG.fullmatch(tag):
+            continue
+        if _text(desc, "mediaType") in INDEX_TYPES:
+            summary = await image(src, repo, tag, desc, tags)
+            when = summary["_updated"] if summary is not None else None
+        else:
+            facts = await _facts(src, repo, desc)
+            when = facts["_updated"] if facts and not facts["_signature"] else None
+        if when is not None:
+            times.append(when)
+    return max(times, default=None)
+
+
+async def images_of(src: Source, repo: str) -> list[dict[str, Any]]:
+    """The summaries of every tagged image of `repo` (tag order), as zot lists them."""
+    tagged = await src.tagged(repo)
+    tags = frozenset(tag for tag, _ in tagged)
+    found = await asyncio.gather(*(image(src, repo, tag, desc, tags) for tag, desc in tagged))
+    return [
+        s for (tag, _), s in zip(tagged, found, strict=True) if s is not None and listed(tag, s)
+    ]
+
+
+def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict[str, Any]:
+    """zot's `RepoSummary` from the repository's image summaries (no newest image, and a
+    zero time, for a repository without tags)."""
+    newest = max(images, key=lambda i: (i["_updated"], i["Tag"])) if images else None
+    blobs: dict[str, int] = {}
+    platforms: list[dict[str, str]] = []
+    vendors: list[str] = []
+    for summary in images:
+        blobs.update(summary["_blobs"])
+        for manifest in summary["Manifests"]:
+            platform = manifest["Platform"]
+            if (platform["Os"] or platform["Arch"]) and platform not in platforms:
+                platforms.append(platform)
+        if summary["Vendor"] and summary["Vendor"] not in vendors:
+            vendors.append(summary["Vendor"])
+    return {
+        "Name": repo,
+        "LastUpdated": newest["LastUpdated"] if newest else ZERO.text,
+        "Size": str(sum(blobs.values())),
+        "Platforms": platforms,
+        "Vendors": vendors,
+        "NewestImage": newest,
+        "DownloadCount": 0,
+        "StarCount": 0,
+        "IsBookmarked": False,
+        "IsStarred": False,
+        "Rank": rank,
+        "_updated": newest["_updated"] if newest else ZERO_TIME,
+        "_signatures": newest["_signatures"] if newest else None,
+    }
