@@ -494,13 +494,15 @@ class _Releaser:
         self._pid = 0
 
     def close(self, fd: int) -> None:
+        if self._pid != os.getpid():  # first use here, or a fork: the thread is not ours
+            self._pid = os.getpid()
+            inherited, self._queue = self._queue, queue.SimpleQueue()
+            while not inherited.empty():  # copies the fork made: ours to close now
+                self._queue.put(inherited.get())
+            threading.Thread(target=self._run, args=(self._queue,), daemon=True).start()
         if self._queue.qsize() >= self.MAX_PENDING:
             os.close(fd)
             return
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._queue = queue.SimpleQueue()
-            threading.Thread(target=self._run, args=(self._queue,), daemon=True).start()
         self._queue.put(fd)
 
     @staticmethod
