@@ -13,13 +13,18 @@ fills up, and catalog pages over many repositories.
 
 Runs against ocireg alone (the peers keep one file per tag and walk the catalog; their
 figures for the same shape are in docs/performance.md).
+
+`python -m bench.content --tags 10000 --reps 3` runs only the tag writes on the filesystem
+(medians of the runs), for measuring a change to the write path without the rest.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import http.client
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -34,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.core import Context, Row
+from bench.core import Context, Row, Sizes
 
 if TYPE_CHECKING:
     from tests.support.backends import SeaweedFS
@@ -267,3 +272,30 @@ def _measured_cli(*args: str) -> tuple[float, float]:
     code, seconds, kib = result.stdout.split()
     assert code == "0", result.stderr[-2000:]
     return float(seconds), int(kib) / 1024
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.content", description=__doc__)
+    parser.add_argument("--tags", type=int, default=10_000, help="tags written per run")
+    parser.add_argument("--reps", type=int, default=1, help="runs (medians are printed)")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()[0]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ocireg-bench-") as tmp:
+        ctx = Context(Path(tmp), Sizes.full(), quick=False)
+        for _ in range(args.reps):
+            rows.append(_tag_writes(ctx, args.tags, Storage()))
+            row = rows[-1]
+            print(f"first 500 {row.peer:.0f}/s, last 500 {row.ocireg:.0f}/s, {row.note}")
+    first = statistics.median(r.peer or 0.0 for r in rows)
+    last = statistics.median(r.ocireg or 0.0 for r in rows)
+    load = f"load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after"
+    print(
+        f"medians of {len(rows)}: first 500 {first:.0f}/s, last 500 {last:.0f}/s, "
+        f"ratio {last / first:.2f} ({load})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -171,3 +171,48 @@ def test_cache_is_bounded(tmp_path: Path) -> None:
 
     asyncio.run(run())
     assert len(c._cache) == 2
+
+
+def test_an_index_given_to_a_reader_is_never_changed_by_later_writes(tmp_path: Path) -> None:
+    c = cache(tmp_path)
+    other = cache(tmp_path)  # another process: its writes reach `c` through the journal
+
+    async def run() -> None:
+        await c.update("r", lambda i: i.set_tag("v1", desc(A)))
+        held = await c.load("r")
+        assert held is not None
+        await c.update("r", lambda i: i.set_tag("v2", desc(A)))
+        await other.update("r", lambda i: i.set_tag("v3", desc(B)))
+        await c.update("r", lambda i: i.set_tag("v4", desc(A)))
+        assert held.tags() == ["v1"]
+        assert held.dump() == Index([desc(A, annotations={REF_NAME: "v1"})]).dump()
+        now = await c.load("r")
+        assert now is not None and now.tags() == ["v1", "v2", "v3", "v4"]
+
+    asyncio.run(run())
+
+
+def test_consecutive_writes_without_readers_match_the_file(tmp_path: Path) -> None:
+    # Changed in place (nobody holds the cached index), replayed from the other cache's
+    # journal, and after a change that failed half-way: what is served is what is stored.
+    c = cache(tmp_path)
+    other = cache(tmp_path)
+
+    def half_then_fail(index: Index) -> None:
+        index.set_tag("never", desc(B))
+        raise RuntimeError("change failed")
+
+    async def run() -> None:
+        for n in range(5):
+            await c.update("r", lambda i, n=n: i.set_tag(f"c{n}", desc(A)))
+            await other.update("r", lambda i, n=n: i.set_tag(f"o{n}", desc(B)))
+        with pytest.raises(RuntimeError):
+            await c.update("r", half_then_fail)
+        for each in (c, other):
+            loaded = await each.load("r")
+            assert loaded is not None
+            assert loaded.dump() == (tmp_path / layout.index("r")).read_bytes()
+            assert "never" not in loaded.tags()
+            assert len(loaded.tags()) == 10
+
+    asyncio.run(run())

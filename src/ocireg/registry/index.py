@@ -326,11 +326,18 @@ class IndexCache:
         self.max_entries = max_entries
         self.versions = IndexVersions(meta, keep_versions)
         self._cache: dict[str, tuple[str, Index]] = {}
+        # Repositories whose cached index no caller of `load` has been given: the next
+        # change may then be made on it in place rather than on a copy (a copy costs
+        # milliseconds at 10,000 tags; docs/performance.md, "Tag writes").
+        self._unseen: set[str] = set()
 
     async def load(self, repo: str) -> Index | None:
         """The repository's index, or None when the repository does not exist."""
         found = await self._current(repo)
-        return None if found is None else found[1]
+        if found is None:
+            return None
+        self._unseen.discard(repo)
+        return found[1]
 
     async def _current(self, repo: str) -> tuple[str, Index] | None:
         """(version, index) as stored now; None when there is no index.json."""
@@ -381,7 +388,7 @@ class IndexCache:
         hit = self._cache.get(repo)
         if hit is None or hit[0] == version:
             return hit
-        replayed = await self._replay(repo, hit, version)
+        replayed = await self._replay(repo, version)
         if replayed is not None:
             self._remember(repo, replayed)
         return replayed
@@ -396,16 +403,18 @@ class IndexCache:
         self._remember(repo, found)
         return found
 
-    async def _replay(
-        self, repo: str, cached: tuple[str, Index], target: str
-    ) -> tuple[str, Index] | None:
-        """`cached` brought to version `target` by the journal, or None if it cannot be."""
+    async def _replay(self, repo: str, target: str) -> tuple[str, Index] | None:
+        """The cached index brought to version `target` by the journal, or None if it
+        cannot be."""
         try:
             entries = await self.meta.index_changes(repo)
         except MetaUnavailable:
             return None
         following = {before: (after, change) for before, after, change in entries}
-        version, index, steps = cached[0], cached[1].copy(), 0
+        cached = self._own(repo)
+        if cached is None:  # dropped while the journal was read
+            return None
+        version, index, steps = cached[0], cached[1], 0
         while version != target and steps < len(entries):
             step = following.get(version)
             change = None if step is None else change_from_journal(jsondoc.loads(step[1]))
@@ -417,17 +426,32 @@ class IndexCache:
 
     def _remember(self, repo: str, found: tuple[str, Index]) -> None:
         if repo not in self._cache and len(self._cache) >= self.max_entries:
-            self._cache.pop(next(iter(self._cache)))
+            self._unseen.discard(evicted := next(iter(self._cache)))
+            self._cache.pop(evicted)
         self._cache[repo] = found
+        self._unseen.add(repo)  # read, replayed or written here: nobody else holds it yet
+
+    def _own(self, repo: str) -> tuple[str, Index] | None:
+        """The cached (version, index) to change: taken out of the cache when nobody else
+        holds it (no half-made change can then be served), else a copy of it."""
+        found = self._cache.get(repo)
+        if found is None:
+            return None
+        if repo in self._unseen:
+            self._unseen.discard(repo)
+            del self._cache[repo]
+            return found
+        return found[0], found[1].copy()
 
     async def update(self, repo: str, change: Callable[[Index], Any]) -> Any:
-        """Apply `change` to a copy of the current index and write it back if nobody else
-        wrote meanwhile (a conditional write; on disk the caller's file lock makes it so),
-        else start over from what the other writer left."""
+        """Apply `change` to the current index (a copy if a reader holds it, see `_own`) and
+        write it back if nobody else wrote meanwhile (a conditional write; on disk the
+        caller's file lock makes it so), else start over from what the other writer left.
+        Callers of one repository take turns (the repository lock)."""
         path = layout.index(repo)
         for _ in range(UPDATE_ATTEMPTS):
-            found = await self._current(repo)
-            version, index = (None, Index()) if found is None else (found[0], found[1].copy())
+            found = await self._current(repo) and self._own(repo)
+            version, index = (None, Index()) if found is None else found
             result = change(index)
             # Readers elsewhere stop believing the key before the file changes.
             token = await self.versions.mark(repo) if self.versions.writes else None

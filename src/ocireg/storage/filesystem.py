@@ -8,8 +8,10 @@ import contextlib
 import errno
 import functools
 import os
+import queue
 import shutil
 import stat
+import threading
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -89,16 +91,24 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         await self._write(self._full(path), data)
 
-    async def _write(self, full: Path, data: bytes) -> str:
+    async def _write(self, full: Path, data: bytes, replacing: bool = False) -> str:
         if len(data) <= INLINE_WRITE and not self.fsync:
-            return self._atomic_write(full, data)
-        return await asyncio.to_thread(self._atomic_write, full, data)
+            return self._atomic_write(full, data, replacing)
+        return await asyncio.to_thread(self._atomic_write, full, data, replacing)
 
-    def _atomic_write(self, full: Path, data: bytes) -> str:
+    def _atomic_write(self, full: Path, data: bytes, replacing: bool = False) -> str:
         """Write, rename into place; the version of the new file (a rename keeps inode,
-        mtime and size, so it is what `stat` reports afterwards)."""
+        mtime and size, so it is what `stat` reports afterwards).
+
+        `replacing`: the file likely exists and is large (index.json). Its last reference
+        is then dropped after the rename, by `_released_later`: freeing a replaced file's
+        blocks waits for the writeback the previous rename started, milliseconds for an
+        index.json of 10,000 tags, and the caller holds the repository lock meanwhile
+        (docs/performance.md, "Tag writes"). The rename itself, and so what a crash or a
+        power loss leaves, is the same either way."""
         full.parent.mkdir(parents=True, exist_ok=True)
         tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+        old = _open_existing(full) if replacing else None
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -110,7 +120,11 @@ class FilesystemDriver:
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+            if old is not None:
+                os.close(old)
             raise
+        if old is not None:
+            _released_later.close(old)
         if self.fsync:
             _fsync_dir(full.parent)
         return version
@@ -133,7 +147,7 @@ class FilesystemDriver:
             current = None
         if current != version:
             return None
-        return await self._write(self._full(path), data)
+        return await self._write(self._full(path), data, replacing=current is not None)
 
     @_os_errors
     async def stat(self, path: str) -> FileInfo:
@@ -458,6 +472,47 @@ def _checked(path: str) -> str:
     if "\x00" in path or "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
         raise InvalidPath(path)
     return path
+
+
+def _open_existing(full: Path) -> int | None:
+    try:
+        return os.open(full, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+
+
+class _Releaser:
+    """Closes descriptors in a thread of its own, so that the freeing of a replaced file
+    (see `_atomic_write`) costs no request any time. Started on first use in each process
+    (Granian forks its workers). Past `MAX_PENDING` descriptors waiting, they are closed
+    at once: a stalled disk must not make us hold on to many old files."""
+
+    MAX_PENDING = 64
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._pid = 0
+
+    def close(self, fd: int) -> None:
+        if self._pid != os.getpid():  # first use here, or a fork: the thread is not ours
+            self._pid = os.getpid()
+            inherited, self._queue = self._queue, queue.SimpleQueue()
+            while not inherited.empty():  # copies the fork made: ours to close now
+                self._queue.put(inherited.get())
+            threading.Thread(target=self._run, args=(self._queue,), daemon=True).start()
+        if self._queue.qsize() >= self.MAX_PENDING:
+            os.close(fd)
+            return
+        self._queue.put(fd)
+
+    @staticmethod
+    def _run(fds: queue.SimpleQueue[int]) -> None:
+        while True:
+            with contextlib.suppress(OSError):
+                os.close(fds.get())
+
+
+_released_later = _Releaser()
 
 
 def _version(st: os.stat_result) -> str:
