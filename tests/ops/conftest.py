@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +80,16 @@ def config_variant(proc: RegistryProcess, name: str, **storage: Any) -> Path:
 
 
 def run_gc(
-    config: Path, dry_run: bool = False, timeout: float = 120.0
+    config: Path,
+    dry_run: bool = False,
+    timeout: float = 120.0,
+    repos: Iterable[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """`ocireg gc CONFIG [--dry-run]`: its JSON lines by repository."""
+    """`ocireg gc CONFIG [--dry-run] [--repository NAME...]`: its JSON lines by repository.
+    With `repos`, only those are collected (in that order), not every repository the
+    module's registry holds by then."""
     args = ["gc", str(config)] + (["--dry-run"] if dry_run else [])
+    args += [arg for repo in repos for arg in ("--repository", repo)]
     result = run_cli(*args, timeout=timeout)
     assert result.returncode == 0, result.stderr
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]

@@ -52,7 +52,9 @@ def wait_until_collectable(
     """Poll `gc --dry-run` until `blob` (pushed last) is old enough to be reported."""
     path = config or proc.config_path
     return wait_until(  # type: ignore[no-any-return]
-        lambda: (r := run_gc(path, dry_run=True).get(repo)) and blob in r["blobs"] and r,
+        lambda: (
+            (r := run_gc(path, dry_run=True, repos=[repo]).get(repo)) and blob in r["blobs"] and r
+        ),
         timeout=30,
         interval=0.1,
     )
@@ -123,7 +125,7 @@ def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
     assert set(planned["manifests"]) == removed_manifests  # type: ignore[arg-type]
     assert set(planned["blobs"]) == all_blobs - kept_blobs  # type: ignore[arg-type]
 
-    report = run_gc(gc_registry.config_path)[repo]
+    report = run_gc(gc_registry.config_path, repos=[repo, other])[repo]
     assert report["dryRun"] is False
     assert set(report["manifests"]) == removed_manifests
     assert set(report["blobs"]) == all_blobs - kept_blobs
@@ -145,7 +147,7 @@ def test_gc_keeps_everything_reachable_and_removes_exactly_the_rest(
     assert_pulls(c, other, {other_digest}, {other_digest, shared, sha256_digest(other_config)})
 
     # A second run finds nothing more to do.
-    again = run_gc(gc_registry.config_path)[repo]
+    again = run_gc(gc_registry.config_path, repos=[repo])[repo]
     assert (again["manifests"], again["blobs"], again["uploads"]) == ([], [], [])
 
 
@@ -171,10 +173,10 @@ def test_gc_delay_keeps_younger_content(
     orphan = push_blob(gc_client, repo, random_bytes(64))
     wait_until_collectable(gc_registry, repo, orphan)  # older than 1s now
     hour = config_variant(gc_registry, "delay-1h", gcDelay="1h")
-    report = run_gc(hour)[repo]
+    report = run_gc(hour, repos=[repo])[repo]
     assert (report["manifests"], report["blobs"]) == ([], [])
     assert stored.blob_files(repo) == blobs_of(garbage) | {orphan}
-    report = run_gc(gc_registry.config_path)[repo]
+    report = run_gc(gc_registry.config_path, repos=[repo])[repo]
     assert report["manifests"] == [garbage.digest]
     assert stored.blob_files(repo) == set()
 
@@ -189,6 +191,11 @@ def test_gc_command_resumes_after_an_interrupted_run(
         push_image(gc_client, name, "v1")
     checkpoint = checkpoint_of(load_config(gc_registry.config_path), "gc")
     checkpoint.save(names[1])
+    # A run over named repositories collects those only and leaves the checkpoint alone.
+    assert list(run_gc(gc_registry.config_path, repos=[names[0]])) == [names[0]]
+    assert checkpoint.load() == names[1]
+    bad = run_cli("gc", str(gc_registry.config_path), "--repository", "../x", timeout=120)
+    assert bad.returncode == 2 and "invalid repository name: '../x'" in bad.stderr
     resumed = run_gc(gc_registry.config_path)
     assert names[2] in resumed and names[0] not in resumed and names[1] not in resumed
     assert not checkpoint.path.exists()  # it reached the end: the next run is whole
@@ -221,11 +228,14 @@ def test_gc_removes_stale_uploads_only(
     # with 4 s, starting `ocireg gc` and collecting the repositories before this one took
     # longer than that on a loaded machine (and the fresh session went too); 10 s leaves room.
     config = config_variant(gc_registry, "delay-10s", gcDelay="10s")
-    wait_until(lambda: run_gc(config, dry_run=True)[repo]["uploads"] == stale_ids, timeout=40)
+    wait_until(
+        lambda: run_gc(config, dry_run=True, repos=[repo])[repo]["uploads"] == stale_ids,
+        timeout=40,
+    )
     fresh = c.post(f"/v2/{repo}/blobs/uploads/").headers["location"]
     fresh_id = fresh.rsplit("/", 1)[1]
 
-    report = run_gc(config)[repo]
+    report = run_gc(config, repos=[repo])[repo]
     assert report["uploads"] == stale_ids
     assert not any(stored.session_exists(repo, s) for s in stale_ids)
     assert stored.multipart_uploads(repo) == []
@@ -282,9 +292,11 @@ def test_gc_skips_a_session_that_is_receiving_bytes_and_takes_it_next_time(
         wait_until((gc_registry.root / ".ocireg" / "locks" / f"{lock}.lock").exists, timeout=10)
         wait_until_collectable(gc_registry, later, orphan)
         # A dry run says the same, without removing anything.
-        assert run_gc(gc_registry.config_path, dry_run=True)[repo]["uploadsBusy"] == [session]
+        both = [repo, later]  # in this order, as a run over every repository visits them
+        dry = run_gc(gc_registry.config_path, dry_run=True, repos=both)
+        assert dry[repo]["uploadsBusy"] == [session]
         # Bounded: today's GC would wait on the session's lock until the client stops.
-        reports = run_gc(gc_registry.config_path, timeout=30)
+        reports = run_gc(gc_registry.config_path, timeout=30, repos=both)
         assert reports[repo]["uploadsBusy"] == [session]
         assert session not in reports[repo]["uploads"]
         assert orphan in reports[later]["blobs"]
@@ -294,7 +306,10 @@ def test_gc_skips_a_session_that_is_receiving_bytes_and_takes_it_next_time(
     assert answer.status == 202, answer.body
     assert answer.headers["range"] == "0-99"
     # Idle now: a later run takes it.
-    wait_until(lambda: session in run_gc(gc_registry.config_path)[repo]["uploads"], timeout=30)
+    wait_until(
+        lambda: session in run_gc(gc_registry.config_path, repos=[repo])[repo]["uploads"],
+        timeout=30,
+    )
     assert not stored.session_exists(repo, session)
 
 
@@ -325,7 +340,7 @@ def test_push_while_gc_runs_completes_and_pulls(
     try:
         removed: set[str] = set()
         for _ in range(3):
-            report = run_gc(config).get(repo)
+            report = run_gc(config, repos=[repo]).get(repo)
             if report:
                 removed |= set(report["manifests"])
     finally:
@@ -357,7 +372,7 @@ def test_gc_keeps_manifests_listed_only_inside_a_tagged_index(
     assert child_digest not in index_digests(stored, repo)
     orphan = push_blob(c, repo, random_bytes(10))
     wait_until_collectable(gc_registry, repo, orphan)
-    report = run_gc(gc_registry.config_path)[repo]
+    report = run_gc(gc_registry.config_path, repos=[repo])[repo]
     assert (report["manifests"], report["blobs"]) == ([], [orphan])
     kept = {index, child_digest, sha256_digest(config), sha256_digest(layer)}
     assert stored.blob_files(repo) == kept

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import backend_config
 from tests.support.backends import Redis, SeaweedFS, s3_request
+from tests.support.cluster import running_members
 from tests.support.oci import (
     assert_error,
     assert_image_pulls,
@@ -36,27 +37,19 @@ from tests.support.server import (
 MiB = 1 << 20
 
 
-def _instance(
-    workdir: Path, seaweedfs: SeaweedFS, redis: Redis, root: str, prefix: str, name: str
-) -> RegistryProcess:
-    return RegistryProcess(
-        workdir, backend_config(workdir / name, seaweedfs, redis, root, prefix), name=name
-    ).start()
-
-
 @pytest.fixture
 def pair(
     tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
 ) -> Iterator[tuple[RegistryProcess, RegistryProcess]]:
-    """Two independent instances (no cluster) on one bucket root and one Redis prefix."""
+    """Two independent instances (no cluster) on one bucket root and one Redis prefix,
+    started together (`running_members` waits for each only once both are starting)."""
     root, prefix = f"/p{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
-    a = _instance(tmp_path, seaweedfs, redis_server, root, prefix, "a")
-    b = _instance(tmp_path, seaweedfs, redis_server, root, prefix, "b")
-    try:
+    configs = [
+        backend_config(tmp_path / name, seaweedfs, redis_server, root, prefix)
+        for name in ("a", "b")
+    ]
+    with running_members(tmp_path, configs, names=["a", "b"]) as (a, b):
         yield a, b
-    finally:
-        a.stop()
-        b.stop()
 
 
 def test_objects_use_zots_doubled_prefix(

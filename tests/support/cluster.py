@@ -34,11 +34,14 @@ def cluster_configs(
     return configs
 
 
-def start_members(workdir: Path, configs: list[dict[str, Any]]) -> list[RegistryProcess]:
+def start_members(
+    workdir: Path, configs: list[dict[str, Any]], names: list[str] | None = None
+) -> list[RegistryProcess]:
     """Start every member first, then wait for each: they come up in parallel."""
+    names = names or [f"member{i}" for i in range(len(configs))]
     procs = [
-        RegistryProcess(workdir, cfg, name=f"member{i}").start(wait=False)
-        for i, cfg in enumerate(configs)
+        RegistryProcess(workdir, cfg, name=name).start(wait=False)
+        for name, cfg in zip(names, configs, strict=True)
     ]
     try:
         for proc in procs:
@@ -52,10 +55,10 @@ def start_members(workdir: Path, configs: list[dict[str, Any]]) -> list[Registry
 
 @contextlib.contextmanager
 def running_members(
-    workdir: Path, configs: list[dict[str, Any]]
+    workdir: Path, configs: list[dict[str, Any]], names: list[str] | None = None
 ) -> Iterator[list[RegistryProcess]]:
     """`start_members`, and every member stopped at the end."""
-    procs = start_members(workdir, configs)
+    procs = start_members(workdir, configs, names)
     try:
         yield procs
     finally:
