@@ -15,7 +15,7 @@ from typing import Any
 
 # What aiohttp buffers before it stops reading the socket: twice this (its high-water
 # mark). Each stalled download holds that much besides what Granian has queued
-# (tests/s3/test_downloads.py); 1 MiB cost the same CPU as 256 KiB and +14 MiB peak RSS.
+# (tests/s3/test_downloads.py); 1 MiB cost the same CPU as 256 KiB, and +13 MiB peak RSS.
 READ_PIECE = 256 << 10
 
 
