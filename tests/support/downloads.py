@@ -25,6 +25,32 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
+def begun_download(port: int, path: str, first: int = 1024 * 1024) -> socket.socket:
+    """A connection with small receive buffers that sent `GET path` and read `first` bytes
+    of the answer; the caller stops reading (or closes it) from there."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    got = 0
+    while got < first:
+        piece = sock.recv(256 * 1024)
+        assert piece, "the server closed the connection early"
+        got += len(piece)
+    return sock
+
+
+def reading_stopped(pid: int, interval: float = 0.2) -> None:
+    """Wait until the process reads nothing more during `interval` seconds (20 s at most)."""
+    last = [-1]
+
+    def settled() -> bool:
+        now = bytes_read(pid)
+        done, last[0] = now == last[0], now
+        return done
+
+    wait_until(settled, timeout=20, interval=interval)
+
+
 @contextmanager
 def stalled_downloads(port: int, path: str, clients: int, worker: int) -> Iterator[None]:
     """`clients` connections that GET `path`, read 1 MiB of the body and then stop reading
@@ -33,23 +59,8 @@ def stalled_downloads(port: int, path: str, clients: int, worker: int) -> Iterat
     socks: list[socket.socket] = []
     try:
         for _ in range(clients):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-            socks.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-            sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
-            got = 0
-            while got < 1024 * 1024:
-                piece = sock.recv(256 * 1024)
-                assert piece, "the server closed the connection early"
-                got += len(piece)
-        last = [-1]
-
-        def settled() -> bool:  # every download is stalled once the worker stops reading
-            now = bytes_read(worker)
-            done, last[0] = now == last[0], now
-            return done
-
-        wait_until(settled, timeout=20, interval=0.2)
+            socks.append(begun_download(port, path))
+        reading_stopped(worker)  # every download is stalled once the worker stops reading
         yield
     finally:
         for sock in socks:
