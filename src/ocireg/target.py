@@ -34,7 +34,9 @@ TARGET_KEY = "ocireg.target"
 
 # Query keys whose value changes what a request does: given twice, two readers could take
 # different ones (the first, the last), so a repeat is refused rather than resolved.
-MEANINGFUL_KEYS = frozenset({"digest", "mount", "from", "n", "last", "artifactType"})
+MEANINGFUL_KEYS = frozenset(
+    {"digest", "mount", "from", "n", "last", "artifactType", "q", "contains", "repository"}
+)
 
 
 class Kind(enum.Enum):
@@ -59,6 +61,8 @@ class Endpoint(enum.Enum):
     TAGS = ("/v2/{name:path}/tags/list", Kind.REPOSITORY)
     REFERRERS = ("/v2/{name:path}/referrers/{digest}", Kind.REPOSITORY)
     CLUSTER = ("/v2/_ocireg/cluster", Kind.OTHER)  # a member's view of the cluster
+    # search (registry/search.py): a listing like the catalog, filtered by read access
+    SEARCH = ("/v2/_ocireg/search", Kind.CATALOG)
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
@@ -83,6 +87,7 @@ _EXACT = {
     "/v2": Endpoint.PING,
     "/v2/_catalog": Endpoint.CATALOG,
     "/v2/_ocireg/cluster": Endpoint.CLUSTER,
+    "/v2/_ocireg/search": Endpoint.SEARCH,
     "/livez": Endpoint.LIVEZ,
     "/readyz": Endpoint.READYZ,
     "/startupz": Endpoint.STARTUPZ,

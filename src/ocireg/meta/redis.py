@@ -4,7 +4,11 @@ Keys, under zot's `keyprefix` (default "zot") and our own namespace so that a Re
 with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild lease),
 `<p>:ocireg:referrers:<repo>:<subject>` (HASH digest -> descriptor JSON) and
 `<p>:ocireg:blobs` (HASH digest -> path), `<p>:ocireg:index-version:<repo>` (STRING with a
-TTL). zot's own dedupe hash `<p>:blobs:original` is
+TTL). The search index lives in its own namespace `{<p>:ocireg-search}:...` (one hash
+slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `repositories`
+(sorted set), `images:<repo>` (HASH tag -> record JSON), `members:<repo>` (HASH tag -> its
+member of `text`), `text` (SET of `<repo>\x01<tag>\x00<text>`, scanned with MATCH), `ready`
+and `rebuild`. zot's own dedupe hash `<p>:blobs:original` is
 read as a fallback for blob locations (zot writes it when dedupe is on).
 """
 
@@ -31,6 +35,27 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+# Replace (ARGV[2] a record) or remove (ARGV[2] empty) one tag's record and its text member
+# in one step, so that concurrent writers cannot leave a member behind.
+# KEYS: images hash, members hash, text set, repositories; ARGV: tag, record, member, repo.
+_SEARCH_PUT = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then redis.call('SREM', KEYS[3], old) end
+if ARGV[2] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
+return 1
+"""
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+REPOSITORY_CHUNK = 2000  # names read at a time when filtering them by a substring
 
 
 def client_from_config(settings: RedisSettings) -> tuple[Any, str]:
@@ -70,6 +95,8 @@ class RedisMeta:
         self.prefix = settings.keyprefix
         self.ns = f"{self.prefix}:ocireg"
         self._swap = self.client.register_script(_SWAP)
+        self.search_ns = f"{{{self.prefix}:ocireg-search}}"
+        self._search_put = self.client.register_script(_SEARCH_PUT)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -173,8 +200,87 @@ class RedisMeta:
             return bool(await self._do(self.client.set(key, value, ex=ttl, nx=True)))
         return bool(await self._do(self._swap(keys=[key], args=[expected, value, ttl])))
 
+    # --- search index --------------------------------------------------------------------
+
+    async def search_ready(self) -> bool:
+        return bool(await self._do(self.client.exists(f"{self.search_ns}:ready")))
+
+    async def search_reset(self, mark_ready: bool) -> None:
+        if mark_ready:
+            await self._do(self.client.set(f"{self.search_ns}:ready", "1"))
+        else:
+            await self._do(self._search_clear())
+
+    async def _search_clear(self) -> None:
+        pattern = self.search_ns.replace("{", "\\{").replace("}", "\\}") + ":*"
+        keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+        keys = [k for k in keys if not _text(k).endswith(":rebuild")]
+        for i in range(0, len(keys), 500):
+            await self.client.delete(*keys[i : i + 500])
+
+    async def search_lock(self, owner: str, seconds: int) -> bool:
+        key = f"{self.search_ns}:rebuild"
+        return bool(await self._do(self.client.set(key, owner, nx=True, ex=seconds)))
+
+    def _search_keys(self, repo: str) -> list[str]:
+        ns = self.search_ns
+        return [f"{ns}:images:{repo}", f"{ns}:members:{repo}", f"{ns}:text", f"{ns}:repositories"]
+
+    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
+        member = f"{repo}\x01{tag}\x00{text}"
+        args = [tag, json.dumps(record), member, repo]
+        await self._do(self._search_put(keys=self._search_keys(repo), args=args))
+
+    async def search_add_repository(self, repo: str) -> None:
+        await self._do(self.client.zadd(f"{self.search_ns}:repositories", {repo: 0}))
+
+    async def search_remove(self, repo: str, tag: str) -> None:
+        await self._do(self._search_put(keys=self._search_keys(repo), args=[tag, "", "", repo]))
+
+    async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        pipe = self.client.pipeline(transaction=False)
+        for repo in repos:
+            pipe.hgetall(f"{self.search_ns}:images:{repo}")
+        found = await self._do(pipe.execute()) if repos else []
+        return {
+            repo: {_text(tag): json.loads(record) for tag, record in records.items()}
+            for repo, records in zip(repos, found, strict=True)
+            if records
+        }
+
+    async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
+        key = f"{self.search_ns}:repositories"
+        found: list[str] = []
+        chunk = REPOSITORY_CHUNK if contains else limit
+        while len(found) < limit:
+            start = f"({after}" if after else "-"
+            names = await self._do(self.client.zrangebylex(key, start, "+", start=0, num=chunk))
+            found += [n for n in map(_text, names) if contains in n]
+            if len(names) < chunk:
+                break
+            after = _text(names[-1])
+        return found[:limit]
+
+    async def search_find(self, needle: str, limit: int) -> list[tuple[str, str]]:
+        # Server-side filter: only the members whose text part holds the needle come back.
+        pattern = "*\x00*" + _GLOB_SPECIAL.sub(r"\\\1", needle) + "*"
+        found: set[tuple[str, str]] = set()
+        members = self.client.sscan_iter(f"{self.search_ns}:text", match=pattern, count=5000)
+        await self._do(_collect(members, found))
+        return sorted(found)[:limit]
+
     async def health(self) -> None:
         await self._do(self.client.ping())
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _collect(members: Any, found: set[tuple[str, str]]) -> None:
+    async for member in members:
+        repo, _, rest = _text(member).partition("\x01")
+        found.add((repo, rest.partition("\x00")[0]))
