@@ -31,7 +31,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # Workload key -> module defining TITLE and run(ctx); "5" shows a stub until it exists.
 # bench/cluster_hop.py and bench/s3_vs_fs.py are standalone scripts: the adapters
 # bench/cluster.py and bench/s3.py run them inside the table.
-PLUGINS = {"5": "bench.cluster", "7": "bench.s3", "9": "bench.content", "10": "bench.sync"}
+PLUGINS = {
+    "5": "bench.cluster",
+    "7": "bench.s3",
+    "9": "bench.content",
+    "10": "bench.sync",
+    "11": "bench.search",
+}
 # A plug-in runs only when the modules it needs exist.
 NEEDS = {"5": "bench.cluster_hop", "7": "bench.s3_vs_fs"}
 STUBS: dict[str, Callable[[Context], list[Row]]] = {"5": cluster_stub}
@@ -73,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         help="ocireg http.workers (default: ocireg's default, the CPU count)",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated workload keys (1,3,4,5,6,7,8,9,10)"
+        "--only", default="", help="comma-separated workload keys (1,3,4,5,6,7,8,9,10,11)"
     )
     parser.add_argument("--reps", type=int, default=None, help="runs per figure (median)")
     parser.add_argument(
@@ -90,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reps:
         sizes.reps = args.reps
     workloads = {**WORKLOADS, **_plugins()}
-    keys = [k for k in ("6", "1", "3", "8", "4", "5", "7", "9", "10") if k in workloads]
+    keys = [k for k in ("6", "1", "3", "8", "4", "5", "7", "9", "10", "11") if k in workloads]
     if args.only:
         wanted = set(args.only.split(","))
         keys = [k for k in keys if k in wanted or k == "6"]  # 6: the limits others need
