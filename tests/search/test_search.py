@@ -4,6 +4,7 @@ after the metadata store was lost."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from collections.abc import Iterator
@@ -295,3 +296,23 @@ def test_a_push_by_digest_notes_the_repository(registry: RegistryProcess) -> Non
     assert body["repositories"] == [
         {"name": "untagged/only", "tags": 0, "lastPush": None, "size": 0}
     ]
+
+
+def test_a_tag_written_by_another_writer_is_repaired_by_the_repository_read(
+    registry: RegistryProcess,
+) -> None:
+    if registry.config["storage"].get("storageDriver"):
+        pytest.skip("writes the layout on local disk")
+    with httpx.Client(base_url=registry.url, timeout=60, auth=basic("bob")) as client:
+        image = push_image(client, "other/writer", "v1", annotations={TITLE: "Sideways"})
+    # as a zot member would: a tag in index.json that ocireg's write path did not see
+    path = registry.root / "other/writer/index.json"
+    index = json.loads(path.read_bytes())
+    tag = {"org.opencontainers.image.ref.name": "side"}
+    index["manifests"].append(image.descriptor(annotations=tag))
+    path.write_text(json.dumps(index))
+    assert [i["tag"] for i in found(registry, "sideways")["images"]] == ["v1"]
+    r = get(registry, "bob", repository="other/writer")
+    assert r.status_code == 200, r.text
+    assert [i["tag"] for i in r.json()["images"]] == ["side", "v1"]
+    assert [i["tag"] for i in found(registry, "sideways")["images"]] == ["side", "v1"]

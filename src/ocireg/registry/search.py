@@ -20,7 +20,10 @@ does not keep this index; two members racing on one tag may leave the older reco
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -37,6 +40,8 @@ from ocireg.registry.manifests import INDEX_TYPES, parse_stored
 from ocireg.registry.rebuilds import BackgroundRebuild
 
 log = logging.getLogger("ocireg.registry")
+REFRESH_EVERY = 600.0  # seconds between refreshes while a zot member writes the storage
+CHECK_EVERY = 5.0  # seconds between checks that the index is not empty (a flushed Redis)
 PAGE_CHUNK = 500  # repository names read at a time to fill a page
 FIND_LIMIT = 10000  # image hits read from the store for one query, before access control
 ANNOTATIONS = ("title", "description", "vendor", "source")  # org.opencontainers.image.*
@@ -114,6 +119,11 @@ class Search:
         self.indexes = indexes
         self.walk = repositories
         self.enabled = enabled
+        self._checked = -CHECK_EVERY  # monotonic time the index was last checked for emptiness
+        self._refreshed = -REFRESH_EVERY  # ... and last refreshed (a zot member writes too)
+        self._refreshing: asyncio.Task[None] | None = None
+        # Whether every other writer of the storage keeps this index too (the store's).
+        self.only_ocireg_writes: Callable[[], bool] = lambda: True
         self._rebuild = BackgroundRebuild(
             "search index", meta.search_ready, meta.search_lock, self.rebuild
         )
@@ -217,25 +227,46 @@ class Search:
     # --- rebuild -----------------------------------------------------------------------
 
     def kick_rebuild(self) -> None:
-        """Rebuild the index in the background if it is empty and nobody else is."""
-        if self.enabled:
+        """Rebuild the index in the background if it is empty and nobody else is (looked
+        at once per CHECK_EVERY seconds at most: reads call this). While another writer
+        of the storage does not keep the index (a zot member), refresh it from storage
+        every REFRESH_EVERY seconds, one process of the cluster at a time."""
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._checked >= CHECK_EVERY:
+            self._checked = now
             self._rebuild.kick()
+        if not self.only_ocireg_writes() and now - self._refreshed >= REFRESH_EVERY:
+            self._refreshed = now
+            self._refreshing = asyncio.create_task(self._refresh_once())
+
+    async def _refresh_once(self) -> None:
+        try:
+            if await self.meta.search_lock(f"{os.getpid()}", int(REFRESH_EVERY)):
+                await self.refresh()
+        except Exception:
+            log.exception("search index refresh failed")
+
+    async def refresh(self, progress: Progress | None = None) -> int:
+        """Bring every repository's records in line with its index.json (without emptying
+        the index first); returns the tags recorded."""
+        count = 0
+        async for repo in self.walk():
+            await self.meta.search_add_repository(repo)
+            with contextlib.suppress(RegistryError):  # gone since the listing
+                count += len(await self.images(repo))
+            if progress is not None:
+                progress.step(repo)
+        if progress is not None:
+            progress.finish()
+        return count
 
     async def rebuild(self) -> int:
         """Refill the index from storage; returns the tags recorded."""
         await self.meta.search_reset(mark_ready=False)
-        count = 0
-        progress = Progress(log, "rebuild-search")
-        async for repo in self.walk():
-            await self.meta.search_add_repository(repo)
-            index = await self.indexes.load(repo)
-            for tag in index.tags() if index is not None else []:
-                desc = index.by_tag(tag) if index is not None else None
-                if desc is not None and await self._stored_record(repo, tag, desc) is not None:
-                    count += 1
-            progress.step(repo)
+        count = await self.refresh(Progress(log, "rebuild-search"))
         await self.meta.search_reset(mark_ready=True)
-        progress.finish()
         return count
 
     # --- records -----------------------------------------------------------------------

@@ -75,6 +75,7 @@ class ImageStore:
         self._referrers = Referrers(meta, self.blobs, self.indexes, self.repositories)
         # The search index (extensions.search): maintained only while search is enabled.
         self.search = Search(meta, self.blobs, self.indexes, self.repositories, search)
+        self.search.only_ocireg_writes = lambda: self.only_ocireg_writes()
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).
         self.meta_shared = meta.name == "redis" or driver.local_path("x") is not None
