@@ -161,12 +161,14 @@ class MetaSuite:
             await m.search_put("a/two", "v2", {"digest": "d2"}, "v2\nplain")
             await m.search_put("a/two", "v2", {"digest": "d3"}, "v2\nreplaced")
             await m.search_add_repository("c/three")
-            assert await m.search_find("star*[x", 10) == [("b/one", "v1")]
-            assert await m.search_find("*", 10) == [("b/one", "v1")]  # no wildcard
-            assert await m.search_find("plain", 10) == []  # the replaced text is gone
-            assert await m.search_find("v", 10) == [("a/two", "v2"), ("b/one", "v1")]
-            assert await m.search_find("v", 1) == [("a/two", "v2")]
-            assert await m.search_find("b/one", 10) == []  # names are not the text
+            assert await m.search_find("star*[x", None, 10) == [("b/one", "v1")]
+            assert await m.search_find("*", None, 10) == [("b/one", "v1")]  # no wildcard
+            assert await m.search_find("plain", None, 10) == []  # the replaced text is gone
+            assert await m.search_find("v", None, 10) == [("a/two", "v2"), ("b/one", "v1")]
+            assert await m.search_find("v", None, 1) == [("a/two", "v2")]
+            assert await m.search_find("v", ("a/two", "v2"), 5) == [("b/one", "v1")]
+            assert await m.search_find("v", ("a/two", "v"), 5) == [("a/two", "v2"), ("b/one", "v1")]
+            assert await m.search_find("b/one", None, 10) == []  # names are not the text
             assert await m.search_records(["a/two", "c/three", "x"]) == {
                 "a/two": {"v2": {"digest": "d3"}}
             }
@@ -174,11 +176,11 @@ class MetaSuite:
             assert await m.search_repositories("", "a/two", 1) == ["b/one"]
             assert await m.search_repositories("/t", "", 10) == ["a/two", "c/three"]
             await m.search_remove("b/one", "v1")
-            assert await m.search_find("v", 10) == [("a/two", "v2")]
+            assert await m.search_find("v", None, 10) == [("a/two", "v2")]
             await m.clear()  # the rest of the store: the search index stays
             await m.search_reset(mark_ready=True)
             assert await m.search_ready()
-            assert await m.search_find("v", 10) == [("a/two", "v2")]
+            assert await m.search_find("v", None, 10) == [("a/two", "v2")]
             await m.search_reset(mark_ready=False)
             assert not await m.search_ready()
             assert await m.search_repositories("", "", 10) == []

@@ -121,8 +121,11 @@ class MetaStore(Protocol):
         `contains` ("" matches all)."""
         ...
 
-    async def search_find(self, needle: str, limit: int) -> list[tuple[str, str]]:
-        """Up to `limit` (repo, tag) whose text contains `needle` (lower case), sorted."""
+    async def search_find(
+        self, needle: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """Up to `limit` (repo, tag) after `after` whose text contains `needle` (lower
+        case), sorted."""
         ...
 
     async def health(self) -> None:

@@ -7,7 +7,7 @@ with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild
 TTL). The search index lives in its own namespace `{<p>:ocireg-search}:...` (one hash
 slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `repositories`
 (sorted set), `images:<repo>` (HASH tag -> record JSON), `members:<repo>` (HASH tag -> its
-member of `text`), `text` (SET of `<repo>\x01<tag>\x00<text>`, scanned with MATCH), `ready`
+member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script), `ready`
 and `rebuild`. zot's own dedupe hash `<p>:blobs:original` is
 read as a fallback for blob locations (zot writes it when dedupe is on).
 """
@@ -39,10 +39,10 @@ return 0
 
 # Replace (ARGV[2] a record) or remove (ARGV[2] empty) one tag's record and its text member
 # in one step, so that concurrent writers cannot leave a member behind.
-# KEYS: images hash, members hash, text set, repositories; ARGV: tag, record, member, repo.
+# KEYS: images hash, members hash, text, repositories; ARGV: tag, record, member, repo.
 _SEARCH_PUT = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
-if old then redis.call('SREM', KEYS[3], old) end
+if old then redis.call('ZREM', KEYS[3], old) end
 if ARGV[2] == '' then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
@@ -50,12 +50,37 @@ if ARGV[2] == '' then
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
 redis.call('ZADD', KEYS[4], 0, ARGV[4])
 return 1
 """
-_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
-REPOSITORY_CHUNK = 2000  # names read at a time when filtering them by a substring
+# The members of a sorted set (all scores 0) after ARGV[1] in byte order ('' from the first)
+# that contain ARGV[2], at most ARGV[3] of them; with ARGV[4] '1' the text is looked for only
+# after a member's first NUL byte, and what precedes it is returned. Server-side, so that a
+# filter that matches little does not carry the whole set over the network (10,000 members:
+# a few ms of Redis time).
+_FILTER = """
+local start = ARGV[1] == '' and '-' or '(' .. ARGV[1]
+local limit = tonumber(ARGV[3])
+local out = {}
+while #out < limit do
+    local chunk = redis.call('ZRANGEBYLEX', KEYS[1], start, '+', 'LIMIT', 0, 1000)
+    for _, m in ipairs(chunk) do
+        local head, from = m, 1
+        if ARGV[4] == '1' then
+            local sep = string.find(m, '\\0', 1, true) or (#m + 1)
+            head, from = string.sub(m, 1, sep - 1), sep + 1
+        end
+        if string.find(m, ARGV[2], from, true) then
+            out[#out + 1] = head
+            if #out >= limit then break end
+        end
+    end
+    if #chunk < 1000 then break end
+    start = '(' .. chunk[#chunk]
+end
+return out
+"""
 
 
 def client_from_config(settings: RedisSettings) -> tuple[Any, str]:
@@ -97,6 +122,7 @@ class RedisMeta:
         self._swap = self.client.register_script(_SWAP)
         self.search_ns = f"{{{self.prefix}:ocireg-search}}"
         self._search_put = self.client.register_script(_SEARCH_PUT)
+        self._filter = self.client.register_script(_FILTER)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -250,24 +276,22 @@ class RedisMeta:
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
         key = f"{self.search_ns}:repositories"
-        found: list[str] = []
-        chunk = REPOSITORY_CHUNK if contains else limit
-        while len(found) < limit:
+        if not contains:
             start = f"({after}" if after else "-"
-            names = await self._do(self.client.zrangebylex(key, start, "+", start=0, num=chunk))
-            found += [n for n in map(_text, names) if contains in n]
-            if len(names) < chunk:
-                break
-            after = _text(names[-1])
-        return found[:limit]
+            names = self.client.zrangebylex(key, start, "+", start=0, num=limit)
+        else:
+            names = self._filter(keys=[key], args=[after, contains, limit, "0"])
+        return [_text(name) for name in await self._do(names)]
 
-    async def search_find(self, needle: str, limit: int) -> list[tuple[str, str]]:
-        # Server-side filter: only the members whose text part holds the needle come back.
-        pattern = "*\x00*" + _GLOB_SPECIAL.sub(r"\\\1", needle) + "*"
-        found: set[tuple[str, str]] = set()
-        members = self.client.sscan_iter(f"{self.search_ns}:text", match=pattern, count=5000)
-        await self._do(_collect(members, found))
-        return sorted(found)[:limit]
+    async def search_find(
+        self, needle: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        # members `<repo>\x01<tag>\x00<text>`, in (repo, tag) order: the part before the NUL;
+        # `<repo>\x01<tag>\x01` sorts after every member of that tag and before the next tag
+        start = f"{after[0]}\x01{after[1]}\x01" if after else ""
+        args = [start, needle, limit, "1"]
+        found = self._filter(keys=[f"{self.search_ns}:text"], args=args)
+        return [_split(_text(head)) for head in await self._do(found)]
 
     async def health(self) -> None:
         await self._do(self.client.ping())
@@ -280,7 +304,6 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def _collect(members: Any, found: set[tuple[str, str]]) -> None:
-    async for member in members:
-        repo, _, rest = _text(member).partition("\x01")
-        found.add((repo, rest.partition("\x00")[0]))
+def _split(head: str) -> tuple[str, str]:
+    repo, _, tag = head.partition("\x01")
+    return repo, tag

@@ -255,11 +255,14 @@ class SqliteMeta:
         )
         return [r[0] for r in rows]
 
-    async def search_find(self, needle: str, limit: int) -> list[tuple[str, str]]:
+    async def search_find(
+        self, needle: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        repo, tag = after or ("", "")
         rows = self._run(
-            "SELECT repo, tag FROM search_images WHERE instr(text, ?) > 0"
+            "SELECT repo, tag FROM search_images WHERE (repo, tag) > (?, ?) AND instr(text, ?) > 0"
             " ORDER BY repo, tag LIMIT ?",
-            (needle, limit),
+            (repo, tag, needle, limit),
         )
         return [(r[0], r[1]) for r in rows]
 

@@ -36,14 +36,14 @@ from ocireg.logs import Progress
 from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import IndexCache
-from ocireg.registry.manifests import INDEX_TYPES, parse_stored
+from ocireg.registry.manifests import INDEX_TYPES, Manifest, parse_stored
 from ocireg.registry.rebuilds import BackgroundRebuild
 
 log = logging.getLogger("ocireg.registry")
 REFRESH_EVERY = 600.0  # seconds between refreshes while a zot member writes the storage
 CHECK_EVERY = 5.0  # seconds between checks that the index is not empty (a flushed Redis)
 PAGE_CHUNK = 500  # repository names read at a time to fill a page
-FIND_LIMIT = 10000  # image hits read from the store for one query, before access control
+FIND_CHUNK = 200  # image hits read from the store at a time, before access control
 ANNOTATIONS = ("title", "description", "vendor", "source")  # org.opencontainers.image.*
 
 Readable = Callable[[str], bool]
@@ -130,7 +130,9 @@ class Search:
 
     # --- the write path ----------------------------------------------------------------
 
-    async def pushed(self, repo: str, tag: str | None, desc: dict[str, Any], body: bytes) -> None:
+    async def pushed(
+        self, repo: str, tag: str | None, desc: dict[str, Any], body: bytes, manifest: Manifest
+    ) -> None:
         """After a manifest PUT changed index.json. The push is stored already: a store that
         fails here costs a stale record, not the push (`images` repairs it)."""
         if not self.enabled:
@@ -139,7 +141,7 @@ class Search:
             if tag is None:
                 await self.meta.search_add_repository(repo)
             else:
-                record = await self._record(repo, desc, body, time.time())
+                record = await self._record(repo, desc, body, time.time(), manifest)
                 await self.meta.search_put(repo, tag, record, search_text(tag, record))
         except MetaUnavailable as exc:
             log.warning("search index not updated", extra={"repo": repo, "error": str(exc)})
@@ -191,11 +193,15 @@ class Search:
         if not needle:
             return SearchResult([], [])
         repos, _ = await self.repositories(needle, "", limit, readable)
-        hits = [
-            (repo, tag)
-            for repo, tag in await self.meta.search_find(needle, FIND_LIMIT)
-            if readable is None or readable(repo)
-        ][:limit]
+        hits: list[tuple[str, str]] = []
+        after = None
+        while len(hits) < limit:  # more than a page only when access control skips hits
+            chunk = await self.meta.search_find(needle, after, FIND_CHUNK)
+            hits += [hit for hit in chunk if readable is None or readable(hit[0])]
+            if len(chunk) < FIND_CHUNK:
+                break
+            after = chunk[-1]
+        hits = hits[:limit]
         records = await self.meta.search_records(sorted({repo for repo, _ in hits}))
         images = [
             image_summary(repo, tag, records[repo][tag])
@@ -206,8 +212,8 @@ class Search:
 
     async def images(self, repo: str) -> list[ImageSummary]:
         """The tags of `repo` (NAME_UNKNOWN if there is no such repository), by tag, checked
-        against its index.json (records that
-        disagree are rewritten from storage). Access control is the caller's."""
+        against its index.json: records that disagree are rewritten from storage, those of
+        tags it no longer has removed. Access control is the caller's."""
         index = await self.indexes.load(repo)
         if index is None:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repo})
@@ -296,12 +302,21 @@ class Search:
             log.warning("search index not repaired", extra={"error": str(exc)})
 
     async def _record(
-        self, repo: str, desc: dict[str, Any], body: bytes, pushed: float
+        self,
+        repo: str,
+        desc: dict[str, Any],
+        body: bytes,
+        pushed: float,
+        manifest: Manifest | None = None,
     ) -> dict[str, Any]:
-        manifest = parse_stored(body, desc.get("mediaType"))
+        """`manifest`: the body parsed already (a push), else parsed here."""
+        if manifest is None:
+            manifest = parse_stored(body, desc.get("mediaType"))
         try:
             doc = jsondoc.loads(body)
         except ValueError:
+            doc = {}
+        if not isinstance(doc, dict):
             doc = {}
         sizes = {desc["digest"]: len(body)}
         platforms: list[str] = []
@@ -314,7 +329,7 @@ class Search:
                 sizes.update(await self._child_blobs(repo, child))
         else:
             sizes.update(_blob_sizes(doc))
-        annotations = doc.get("annotations") if isinstance(doc, dict) else None
+        annotations = doc.get("annotations")
         annotations = annotations if isinstance(annotations, dict) else {}
         record: dict[str, Any] = {
             "digest": desc["digest"],

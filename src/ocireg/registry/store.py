@@ -188,7 +188,7 @@ class ImageStore:
                 await self.blobs.put_small(repo, digest, body)
 
         await self.writer.write(repo, change, prepare)
-        await self.search.pushed(repo, tag, desc, body)
+        await self.search.pushed(repo, tag, desc, body, manifest)
         return PutResult(digest, manifest.subject)
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
