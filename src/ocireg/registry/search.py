@@ -89,6 +89,8 @@ class RepoSummary:
     tags: int
     last_push: float | None  # the latest push time of its tags, None without tags
     size: int  # the distinct manifests and blobs its tags reach (module docstring)
+    # The most recently pushed tag (zot's NewestImage), None without tags; not in the JSON.
+    newest: ImageSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -366,8 +368,12 @@ def summarise(name: str, records: dict[str, dict[str, Any]]) -> RepoSummary:
     sizes: dict[str, int] = {}
     for record in records.values():
         sizes.update(record.get("blobs") or {})
-    pushes = [r["pushed"] for r in records.values() if isinstance(r.get("pushed"), int | float)]
-    return RepoSummary(name, len(records), max(pushes, default=None), sum(sizes.values()))
+    pushes = [
+        (r["pushed"], tag) for tag, r in records.items() if isinstance(r.get("pushed"), int | float)
+    ]
+    last, tag = max(pushes, default=(None, None))
+    newest = image_summary(name, tag, records[tag]) if tag is not None else None
+    return RepoSummary(name, len(records), last, sum(sizes.values()), newest)
 
 
 def image_summary(repo: str, tag: str, record: dict[str, Any]) -> ImageSummary:
