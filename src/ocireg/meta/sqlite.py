@@ -30,6 +30,9 @@ CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT R
 CREATE TABLE IF NOT EXISTS search_images (
     repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
     PRIMARY KEY (repo, tag)) WITHOUT ROWID;
+-- a tag's record notes its repository in the same statement: one commit per tag write
+CREATE TRIGGER IF NOT EXISTS search_images_repository AFTER INSERT ON search_images
+BEGIN INSERT OR IGNORE INTO search_repositories VALUES (new.repo); END;
 """
 
 
@@ -222,7 +225,6 @@ class SqliteMeta:
         return bool(rows)
 
     async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
-        self._run("INSERT OR IGNORE INTO search_repositories VALUES (?)", (repo,))
         self._run(
             "INSERT OR REPLACE INTO search_images VALUES (?, ?, ?, ?)",
             (repo, tag, json.dumps(record), text),
