@@ -178,8 +178,11 @@ class MetaSuite:
             await m.search_remove("b/one", "v1")
             assert await m.search_find("v", None, 10) == [("a/two", "v2")]
             await m.clear()  # the rest of the store: the search index stays
-            await m.search_reset(mark_ready=True)
+            assert await m.search_lock("me", 60)
+            assert not await m.search_lock("other", 60)
+            await m.search_reset(mark_ready=True)  # done: the lease is released
             assert await m.search_ready()
+            assert await m.search_lock("other", 60)
             assert await m.search_find("v", None, 10) == [("a/two", "v2")]
             await m.search_reset(mark_ready=False)
             assert not await m.search_ready()

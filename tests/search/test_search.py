@@ -281,10 +281,20 @@ def test_rebuild_meta_restores_the_index(
     assert found(registry, "frob", "alice") == before
 
 
-def test_search_disabled_is_not_found(tmp_path: Path) -> None:
-    with running_registry(tmp_path, base_config(tmp_path / "root", workers=1)) as proc:
-        r = httpx.get(proc.url + SEARCH, params={"q": "x"})
-    assert_error(r, 404, "NOT_FOUND")
+def test_search_off_is_not_found_and_on_again_rebuilds(tmp_path: Path) -> None:
+    cfg = base_config(tmp_path / "root", workers=1)
+    on = cfg | {"extensions": {"search": {"enable": True}}}
+    with running_registry(tmp_path, on, name="on") as proc, httpx.Client(base_url=proc.url) as c:
+        push_image(c, "flip/flop", "v1", annotations={TITLE: "Flipper"})
+        assert [i["tag"] for i in c.get(SEARCH, params={"q": "flipper"}).json()["images"]] == ["v1"]
+    with running_registry(tmp_path, cfg, name="off") as proc, httpx.Client(base_url=proc.url) as c:
+        assert_error(c.get(SEARCH, params={"q": "x"}), 404, "NOT_FOUND")
+        assert c.delete(manifest_path("flip/flop", "v1")).status_code == 202  # not indexed
+    with running_registry(tmp_path, on, name="on") as proc, httpx.Client(base_url=proc.url) as c:
+        # the index was dropped while search was off: rebuilt now, without the deleted tag
+        body = wait_until(lambda: c.get(SEARCH, params={"q": "flip"}).json()["repositories"])
+        assert [r["tags"] for r in body] == [0]
+        assert c.get(SEARCH, params={"q": "flipper"}).json() == {"repositories": [], "images": []}
 
 
 def test_a_push_by_digest_notes_the_repository(registry: RegistryProcess) -> None:

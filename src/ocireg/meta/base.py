@@ -96,7 +96,7 @@ class MetaStore(Protocol):
 
     async def search_reset(self, mark_ready: bool) -> None:
         """`mark_ready` False: forget the whole search index (before a rebuild); True: note
-        that the rebuild completed."""
+        that the rebuild completed, and release its lease (`search_lock`)."""
         ...
 
     async def search_lock(self, owner: str, seconds: int) -> bool:

@@ -232,8 +232,10 @@ class RedisMeta:
         return bool(await self._do(self.client.exists(f"{self.search_ns}:ready")))
 
     async def search_reset(self, mark_ready: bool) -> None:
-        if mark_ready:
-            await self._do(self.client.set(f"{self.search_ns}:ready", "1"))
+        if mark_ready:  # and the rebuild's lease is released
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(f"{self.search_ns}:ready", "1").delete(f"{self.search_ns}:rebuild")
+            await self._do(pipe.execute())
         else:
             await self._do(self._search_clear())
 

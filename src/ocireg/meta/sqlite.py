@@ -208,6 +208,7 @@ class SqliteMeta:
         if mark_ready:
             now = str(time.time())
             self._run("INSERT OR REPLACE INTO state VALUES ('search-ready', ?)", (now,))
+            self._run("DELETE FROM state WHERE key = 'search-rebuild'")  # the lease, done
             return
         self._run("DELETE FROM state WHERE key = 'search-ready'")
         self._run("DELETE FROM search_images")

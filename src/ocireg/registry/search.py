@@ -124,6 +124,7 @@ class Search:
         self._checked = -CHECK_EVERY  # monotonic time the index was last checked for emptiness
         self._refreshed = -REFRESH_EVERY  # ... and last refreshed (a zot member writes too)
         self._refreshing: asyncio.Task[None] | None = None
+        self._forgetting: asyncio.Task[None] | None = None
         # Whether every other writer of the storage keeps this index too (the store's).
         self.only_ocireg_writes: Callable[[], bool] = lambda: True
         self._rebuild = BackgroundRebuild(
@@ -240,6 +241,8 @@ class Search:
         of the storage does not keep the index (a zot member), refresh it from storage
         every REFRESH_EVERY seconds, one process of the cluster at a time."""
         if not self.enabled:
+            if self._forgetting is None:  # once per process
+                self._forgetting = asyncio.create_task(self._forget())
             return
         now = time.monotonic()
         if now - self._checked >= CHECK_EVERY:
@@ -248,6 +251,15 @@ class Search:
         if not self.only_ocireg_writes() and now - self._refreshed >= REFRESH_EVERY:
             self._refreshed = now
             self._refreshing = asyncio.create_task(self._refresh_once())
+
+    async def _forget(self) -> None:
+        """With search off, the write path does not keep the index: drop it, so that
+        turning search on again rebuilds it rather than trusting a stale one."""
+        try:
+            if await self.meta.search_ready():
+                await self.meta.search_reset(mark_ready=False)
+        except Exception:
+            log.exception("could not drop the search index")
 
     async def _refresh_once(self) -> None:
         try:
