@@ -214,7 +214,13 @@ def test_repository_pages_and_tags(registry: RegistryProcess, pushed: dict[str, 
     ]
     r = get(registry, "bob", repository="tools/multi")
     assert r.status_code == 200, r.text
-    assert times_stripped(r.json()) == {"name": "tools/multi", "images": [multi_tag(pushed)]}
+    assert times_stripped(r.json()) == {
+        "name": "tools/multi",
+        "tags": 1,
+        "lastPush": "<time>",
+        "size": multi_tag(pushed)["size"],
+        "images": [multi_tag(pushed)],
+    }
     r = get(registry, "bob", n="x")
     assert_error(r, 400, "PAGINATION_NUMBER_INVALID")
     r = get(registry, "bob", repository="no/such")

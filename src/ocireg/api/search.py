@@ -4,7 +4,8 @@
   type contain the text: `{"repositories": [...], "images": [...]}`;
 - `?[contains=<text>][&n=][&last=]`: a page of repository summaries in name order, with a
   `Link` to the next page: `{"repositories": [...]}`;
-- `?repository=<name>`: the tags of one repository: `{"name": ..., "images": [...]}`.
+- `?repository=<name>`: one repository's summary and tags: `{"name", "tags", "lastPush",
+  "size", "images": [...]}`.
 
 Authenticated and filtered like the catalog: with access control, only the repositories the
 caller may read exist here. Answered by the member that receives it (the index is the whole
@@ -39,7 +40,8 @@ async def search(request: Request) -> Response:
         if readable is not None and not readable(repo):  # as if it did not exist
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repo[:200]})
         images = await search.images(repo)
-        return JSONResponse({"name": repo, "images": [i.to_json() for i in images]})
+        summary = (await search.summary(repo)).to_json()
+        return JSONResponse(summary | {"images": [i.to_json() for i in images]})
     if "q" in query:
         found = await search.query(query["q"], limit, readable)
         return JSONResponse(

@@ -213,6 +213,11 @@ class Search:
         ]
         return SearchResult(repos, images)
 
+    async def summary(self, repo: str) -> RepoSummary:
+        """The summary of one repository, from its records as they are (zot's
+        ExpandedRepoInfo; `images` first, to have them checked against index.json)."""
+        return summarise(repo, (await self.meta.search_records([repo])).get(repo, {}))
+
     async def images(self, repo: str) -> list[ImageSummary]:
         """The tags of `repo` (NAME_UNKNOWN if there is no such repository), by tag, checked
         against its index.json: records that disagree are rewritten from storage, those of
