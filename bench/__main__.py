@@ -37,6 +37,7 @@ PLUGINS = {
     "9": "bench.content",
     "10": "bench.sync",
     "11": "bench.ui",
+    "12": "bench.search",
 }
 # A plug-in runs only when the modules it needs exist.
 NEEDS = {"5": "bench.cluster_hop", "7": "bench.s3_vs_fs"}
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.reps:
         sizes.reps = args.reps
     workloads = {**WORKLOADS, **_plugins()}
-    keys = [k for k in ("6", "1", "3", "8", "4", "5", "7", "9", "10", "11") if k in workloads]
+    keys = [k for k in ("6", "1", "3", "8", "4", "5", "7", "9", "10", "11", "12") if k in workloads]
     if args.only:
         wanted = set(args.only.split(","))
         keys = [k for k in keys if k in wanted or k == "6"]  # 6: the limits others need

@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,21 +89,28 @@ class Storage:
             }
         return config
 
-    def fill(self, config: dict[str, Any], count: int) -> list[str]:
-        """`count` empty repositories written straight into the storage (no HTTP)."""
+    def fill(
+        self,
+        config: dict[str, Any],
+        count: int,
+        files_of: Callable[[int], dict[str, bytes]] | None = None,
+    ) -> list[str]:
+        """`count` repositories written straight into the storage (no HTTP): empty, or
+        holding `files_of(i)` (path in the repository -> content) for the i-th."""
         names = [f"team{i % 100:02d}/app{i:06d}" for i in range(count)]
-        files = {"oci-layout": LAYOUT, "index.json": EMPTY_INDEX}
+        empty = {"oci-layout": LAYOUT, "index.json": EMPTY_INDEX}
+        repos = [(n, files_of(i) if files_of else empty) for i, n in enumerate(names)]
         if self.weed is None:
             root = Path(config["storage"]["rootDirectory"])
-            for name in names:
-                (root / name).mkdir(parents=True)
+            for name, files in repos:
                 for file, body in files.items():
+                    (root / name / file).parent.mkdir(parents=True, exist_ok=True)
                     (root / name / file).write_bytes(body)
             return sorted(names)
         from tests.support.backends import s3_request
 
         top = config["storage"]["storageDriver"]["rootdirectory"].strip("/")
-        keys = [(f"{top}/{top}/{n}/{f}", b) for n in names for f, b in files.items()]
+        keys = [(f"{top}/{top}/{n}/{f}", b) for n, files in repos for f, b in files.items()]
 
         def put(key: str, body: bytes) -> None:
             assert s3_request(self.weed.endpoint, "PUT", key, body) == 200  # type: ignore[union-attr]
@@ -139,30 +146,8 @@ def _tag_writes(ctx: Context, count: int, storage: Storage) -> Row:
         repo = "bench/tags"
         with httpx.Client(base_url=registry.url, timeout=60) as client:
             body = push_image(client, repo, "base").manifest
-        done = [0.0] * count
-        next_tag = iter(range(count))
-        lock = threading.Lock()
-
-        def write() -> None:
-            conn = http.client.HTTPConnection("127.0.0.1", registry.port, timeout=60)
-            headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
-            while True:
-                with lock:
-                    n = next(next_tag, None)
-                if n is None:
-                    return
-                conn.request("PUT", f"/v2/{repo}/manifests/t{n}", body=body, headers=headers)
-                response = conn.getresponse()
-                response.read()
-                assert response.status == 201, response.status
-                done[n] = time.perf_counter()
-
         started = time.perf_counter()
-        threads = [threading.Thread(target=write) for _ in range(WRITERS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        done = write_tags(registry.port, repo, body, count)
     times = sorted(done)
     first = 500 / (times[499] - started)
     last = 500 / (times[-1] - times[-501])
@@ -177,6 +162,35 @@ def _tag_writes(ctx: Context, count: int, storage: Storage) -> Row:
         note=f"{WRITERS} clients, one repository, 2 workers; "
         f"whole run {count / (times[-1] - started):.0f} tags/s",
     )
+
+
+def write_tags(port: int, repo: str, body: bytes, count: int) -> list[float]:
+    """PUT `body` under tags t0..t<count-1> of `repo` from WRITERS clients; the time each
+    write was answered (time.perf_counter), by tag."""
+    done = [0.0] * count
+    next_tag = iter(range(count))
+    lock = threading.Lock()
+
+    def write() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        headers = {"Content-Type": "application/vnd.oci.image.manifest.v1+json"}
+        while True:
+            with lock:
+                n = next(next_tag, None)
+            if n is None:
+                return
+            conn.request("PUT", f"/v2/{repo}/manifests/t{n}", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            assert response.status == 201, response.status
+            done[n] = time.perf_counter()
+
+    threads = [threading.Thread(target=write) for _ in range(WRITERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return done
 
 
 def _catalog(ctx: Context, count: int, storage: Storage) -> list[Row]:

@@ -34,7 +34,9 @@ TARGET_KEY = "ocireg.target"
 
 # Query keys whose value changes what a request does: given twice, two readers could take
 # different ones (the first, the last), so a repeat is refused rather than resolved.
-MEANINGFUL_KEYS = frozenset({"digest", "mount", "from", "n", "last", "artifactType"})
+MEANINGFUL_KEYS = frozenset(
+    {"digest", "mount", "from", "n", "last", "artifactType", "q", "contains", "repository"}
+)
 
 
 class Kind(enum.Enum):
@@ -62,8 +64,10 @@ class Endpoint(enum.Enum):
     CLUSTER = ("/v2/_ocireg/cluster", Kind.OTHER)  # a member's view of the cluster
     # zot's GraphQL search and the OCI extensions list: no repository named, the results
     # filtered per repository like the catalog's (routed only with extensions.search)
-    SEARCH = ("/v2/_zot/ext/search", Kind.CATALOG)
+    GRAPHQL = ("/v2/_zot/ext/search", Kind.CATALOG)
     DISCOVER = ("/v2/_oci/ext/discover", Kind.CATALOG)
+    # search (registry/search.py): a listing like the catalog, filtered by read access
+    SEARCH = ("/v2/_ocireg/search", Kind.CATALOG)
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
@@ -89,8 +93,9 @@ _EXACT = {
     "/v2": Endpoint.PING,
     "/v2/_catalog": Endpoint.CATALOG,
     "/v2/_ocireg/cluster": Endpoint.CLUSTER,
-    "/v2/_zot/ext/search": Endpoint.SEARCH,
+    "/v2/_zot/ext/search": Endpoint.GRAPHQL,
     "/v2/_oci/ext/discover": Endpoint.DISCOVER,
+    "/v2/_ocireg/search": Endpoint.SEARCH,
     "/livez": Endpoint.LIVEZ,
     "/readyz": Endpoint.READYZ,
     "/startupz": Endpoint.STARTUPZ,

@@ -152,3 +152,40 @@ class MetaSuite:
             assert await m.swap_index_version("r", None, "t:1", 60)
 
         self.run(body)
+
+    def test_search_records_find_and_pages(self) -> None:
+        async def body(m: MetaStore) -> None:
+            await m.search_reset(mark_ready=False)
+            assert not await m.search_ready()
+            await m.search_put("b/one", "v1", {"digest": "d1"}, "v1\nstar*[x]")
+            await m.search_put("a/two", "v2", {"digest": "d2"}, "v2\nplain")
+            await m.search_put("a/two", "v2", {"digest": "d3"}, "v2\nreplaced")
+            await m.search_add_repository("c/three")
+            assert await m.search_find("star*[x", None, 10) == [("b/one", "v1")]
+            assert await m.search_find("*", None, 10) == [("b/one", "v1")]  # no wildcard
+            assert await m.search_find("plain", None, 10) == []  # the replaced text is gone
+            assert await m.search_find("v", None, 10) == [("a/two", "v2"), ("b/one", "v1")]
+            assert await m.search_find("v", None, 1) == [("a/two", "v2")]
+            assert await m.search_find("v", ("a/two", "v2"), 5) == [("b/one", "v1")]
+            assert await m.search_find("v", ("a/two", "v"), 5) == [("a/two", "v2"), ("b/one", "v1")]
+            assert await m.search_find("b/one", None, 10) == []  # names are not the text
+            assert await m.search_records(["a/two", "c/three", "x"]) == {
+                "a/two": {"v2": {"digest": "d3"}}
+            }
+            assert await m.search_repositories("", "", 10) == ["a/two", "b/one", "c/three"]
+            assert await m.search_repositories("", "a/two", 1) == ["b/one"]
+            assert await m.search_repositories("/t", "", 10) == ["a/two", "c/three"]
+            await m.search_remove("b/one", "v1")
+            assert await m.search_find("v", None, 10) == [("a/two", "v2")]
+            await m.clear()  # the rest of the store: the search index stays
+            assert await m.search_lock("me", 60)
+            assert not await m.search_lock("other", 60)
+            await m.search_reset(mark_ready=True)  # done: the lease is released
+            assert await m.search_ready()
+            assert await m.search_lock("other", 60)
+            assert await m.search_find("v", None, 10) == [("a/two", "v2")]
+            await m.search_reset(mark_ready=False)
+            assert not await m.search_ready()
+            assert await m.search_repositories("", "", 10) == []
+
+        self.run(body)

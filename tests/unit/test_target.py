@@ -34,7 +34,7 @@ def ok(method: str, path: str, query: bytes = b"") -> Target:
         ("GET", "/v2/x/tags/list/tags/list", Endpoint.TAGS, "x/tags/list"),
         ("GET", f"/v2/x/referrers/{D1}", Endpoint.REFERRERS, "x"),
         ("GET", "/livez", Endpoint.LIVEZ, None),
-        ("POST", "/v2/_zot/ext/search", Endpoint.SEARCH, None),
+        ("POST", "/v2/_zot/ext/search", Endpoint.GRAPHQL, None),
         ("GET", "/v2/_oci/ext/discover", Endpoint.DISCOVER, None),
         ("GET", "/metrics", Endpoint.OTHER, None),
         ("GET", "/v2/x", Endpoint.UNKNOWN_V2, None),

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ocireg.api import base, blobs, discovery, manifests, uploads
+from ocireg.api import base, blobs, discovery, manifests, search, uploads
 from ocireg.api.responses import RawParts
 from ocireg.registry import ImageStore
 from ocireg.target import Endpoint, Target
@@ -30,6 +30,7 @@ RAW_ROUTES: dict[tuple[Endpoint, str], RawHandler] = {
 ROUTES: dict[tuple[Endpoint, str], Handler] = {
     (Endpoint.PING, "GET"): base.api_version,
     (Endpoint.CATALOG, "GET"): discovery.catalog,
+    (Endpoint.SEARCH, "GET"): search.search,
     (Endpoint.UPLOAD_START, "POST"): uploads.start_upload,
     (Endpoint.UPLOAD, "PATCH"): uploads.patch_upload,
     (Endpoint.UPLOAD, "PUT"): uploads.complete_upload,

@@ -87,6 +87,47 @@ class MetaStore(Protocol):
         set it to `value` for `ttl` seconds and return True; else change nothing, False."""
         ...
 
+    # --- the search index (registry/search.py gives the records their meaning) ---------------
+    # Kept apart from the rest: `clear()` leaves it, `search_reset()` empties it.
+
+    async def search_ready(self) -> bool:
+        """True once a search rebuild completed (and nothing flushed the store since)."""
+        ...
+
+    async def search_reset(self, mark_ready: bool) -> None:
+        """`mark_ready` False: forget the whole search index (before a rebuild); True: note
+        that the rebuild completed, and release its lease (`search_lock`)."""
+        ...
+
+    async def search_lock(self, owner: str, seconds: int) -> bool:
+        """Claim the right to rebuild the search index for `seconds`."""
+        ...
+
+    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
+        """Record tag `tag` of `repo` (replacing what it said), `text` being what a query
+        may find it by (lower case); note the repository too."""
+        ...
+
+    async def search_add_repository(self, repo: str) -> None: ...
+
+    async def search_remove(self, repo: str, tag: str) -> None: ...
+
+    async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """The records of these repositories: repo -> tag -> record (absent: none)."""
+        ...
+
+    async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
+        """Up to `limit` noted repositories after `after` in byte order whose name contains
+        `contains` ("" matches all)."""
+        ...
+
+    async def search_find(
+        self, needle: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """Up to `limit` (repo, tag) after `after` whose text contains `needle` (lower
+        case), sorted."""
+        ...
+
     async def health(self) -> None:
         """Raise MetaUnavailable when the store cannot serve requests."""
         ...

@@ -4,7 +4,11 @@ Keys, under zot's `keyprefix` (default "zot") and our own namespace so that a Re
 with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild lease),
 `<p>:ocireg:referrers:<repo>:<subject>` (HASH digest -> descriptor JSON) and
 `<p>:ocireg:blobs` (HASH digest -> path), `<p>:ocireg:index-version:<repo>` (STRING with a
-TTL). zot's own dedupe hash `<p>:blobs:original` is
+TTL). The search index lives in its own namespace `{<p>:ocireg-search}:...` (one hash
+slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `repositories`
+(sorted set), `images:<repo>` (HASH tag -> record JSON), `members:<repo>` (HASH tag -> its
+member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script), `ready`
+and `rebuild`. zot's own dedupe hash `<p>:blobs:original` is
 read as a fallback for blob locations (zot writes it when dedupe is on).
 """
 
@@ -30,6 +34,52 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
     return 1
 end
 return 0
+"""
+
+
+# Replace (ARGV[2] a record) or remove (ARGV[2] empty) one tag's record and its text member
+# in one step, so that concurrent writers cannot leave a member behind.
+# KEYS: images hash, members hash, text, repositories; ARGV: tag, record, member, repo.
+_SEARCH_PUT = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if old then redis.call('ZREM', KEYS[3], old) end
+if ARGV[2] == '' then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[3], 0, ARGV[3])
+redis.call('ZADD', KEYS[4], 0, ARGV[4])
+return 1
+"""
+# The members of a sorted set (all scores 0) after ARGV[1] in byte order ('' from the first)
+# that contain ARGV[2], at most ARGV[3] of them; with ARGV[4] '1' the text is looked for only
+# after a member's first NUL byte, and what precedes it is returned. Server-side, so that a
+# filter that matches little does not carry the whole set over the network (10,000 members:
+# a few ms of Redis time).
+_FILTER = """
+local start = ARGV[1] == '' and '-' or '(' .. ARGV[1]
+local limit = tonumber(ARGV[3])
+local out = {}
+while #out < limit do
+    local chunk = redis.call('ZRANGEBYLEX', KEYS[1], start, '+', 'LIMIT', 0, 1000)
+    for _, m in ipairs(chunk) do
+        local head, from = m, 1
+        if ARGV[4] == '1' then
+            local sep = string.find(m, '\\0', 1, true) or (#m + 1)
+            head, from = string.sub(m, 1, sep - 1), sep + 1
+        end
+        if string.find(m, ARGV[2], from, true) then
+            out[#out + 1] = head
+            if #out >= limit then break end
+        end
+    end
+    if #chunk < 1000 then break end
+    start = '(' .. chunk[#chunk]
+end
+return out
 """
 
 
@@ -70,6 +120,9 @@ class RedisMeta:
         self.prefix = settings.keyprefix
         self.ns = f"{self.prefix}:ocireg"
         self._swap = self.client.register_script(_SWAP)
+        self.search_ns = f"{{{self.prefix}:ocireg-search}}"
+        self._search_put = self.client.register_script(_SEARCH_PUT)
+        self._filter = self.client.register_script(_FILTER)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -173,8 +226,86 @@ class RedisMeta:
             return bool(await self._do(self.client.set(key, value, ex=ttl, nx=True)))
         return bool(await self._do(self._swap(keys=[key], args=[expected, value, ttl])))
 
+    # --- search index --------------------------------------------------------------------
+
+    async def search_ready(self) -> bool:
+        return bool(await self._do(self.client.exists(f"{self.search_ns}:ready")))
+
+    async def search_reset(self, mark_ready: bool) -> None:
+        if mark_ready:  # and the rebuild's lease is released
+            pipe = self.client.pipeline(transaction=False)
+            pipe.set(f"{self.search_ns}:ready", "1").delete(f"{self.search_ns}:rebuild")
+            await self._do(pipe.execute())
+        else:
+            await self._do(self._search_clear())
+
+    async def _search_clear(self) -> None:
+        pattern = self.search_ns.replace("{", "\\{").replace("}", "\\}") + ":*"
+        keys = [k async for k in self.client.scan_iter(match=pattern, count=1000)]
+        keys = [k for k in keys if not _text(k).endswith(":rebuild")]
+        for i in range(0, len(keys), 500):
+            await self.client.delete(*keys[i : i + 500])
+
+    async def search_lock(self, owner: str, seconds: int) -> bool:
+        key = f"{self.search_ns}:rebuild"
+        return bool(await self._do(self.client.set(key, owner, nx=True, ex=seconds)))
+
+    def _search_keys(self, repo: str) -> list[str]:
+        ns = self.search_ns
+        return [f"{ns}:images:{repo}", f"{ns}:members:{repo}", f"{ns}:text", f"{ns}:repositories"]
+
+    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
+        member = f"{repo}\x01{tag}\x00{text}"
+        args = [tag, json.dumps(record), member, repo]
+        await self._do(self._search_put(keys=self._search_keys(repo), args=args))
+
+    async def search_add_repository(self, repo: str) -> None:
+        await self._do(self.client.zadd(f"{self.search_ns}:repositories", {repo: 0}))
+
+    async def search_remove(self, repo: str, tag: str) -> None:
+        await self._do(self._search_put(keys=self._search_keys(repo), args=[tag, "", "", repo]))
+
+    async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        pipe = self.client.pipeline(transaction=False)
+        for repo in repos:
+            pipe.hgetall(f"{self.search_ns}:images:{repo}")
+        found = await self._do(pipe.execute()) if repos else []
+        return {
+            repo: {_text(tag): json.loads(record) for tag, record in records.items()}
+            for repo, records in zip(repos, found, strict=True)
+            if records
+        }
+
+    async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
+        key = f"{self.search_ns}:repositories"
+        if not contains:
+            start = f"({after}" if after else "-"
+            names = self.client.zrangebylex(key, start, "+", start=0, num=limit)
+        else:
+            names = self._filter(keys=[key], args=[after, contains, limit, "0"])
+        return [_text(name) for name in await self._do(names)]
+
+    async def search_find(
+        self, needle: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        # members `<repo>\x01<tag>\x00<text>`, in (repo, tag) order: the part before the NUL;
+        # `<repo>\x01<tag>\x01` sorts after every member of that tag and before the next tag
+        start = f"{after[0]}\x01{after[1]}\x01" if after else ""
+        args = [start, needle, limit, "1"]
+        found = self._filter(keys=[f"{self.search_ns}:text"], args=args)
+        return [_split(_text(head)) for head in await self._do(found)]
+
     async def health(self) -> None:
         await self._do(self.client.ping())
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _split(head: str) -> tuple[str, str]:
+    repo, _, tag = head.partition("\x01")
+    return repo, tag

@@ -26,6 +26,13 @@ CREATE TABLE IF NOT EXISTS index_changes (
 CREATE INDEX IF NOT EXISTS index_changes_repo ON index_changes (repo, seq);
 CREATE TABLE IF NOT EXISTS index_versions (
     repo TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS search_images (
+    repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
+    PRIMARY KEY (repo, tag)) WITHOUT ROWID;
+-- a tag's record notes its repository in the same statement: one commit per tag write
+CREATE TRIGGER IF NOT EXISTS search_images_repository AFTER INSERT ON search_images
+BEGIN INSERT OR IGNORE INTO search_repositories VALUES (new.repo); END;
 """
 
 
@@ -193,6 +200,74 @@ class SqliteMeta:
                 (value, now + ttl, repo, expected, now),
             )
         return bool(rows)
+
+    async def search_ready(self) -> bool:
+        return bool(self._run("SELECT 1 FROM state WHERE key = 'search-ready'"))
+
+    async def search_reset(self, mark_ready: bool) -> None:
+        if mark_ready:
+            now = str(time.time())
+            self._run("INSERT OR REPLACE INTO state VALUES ('search-ready', ?)", (now,))
+            self._run("DELETE FROM state WHERE key = 'search-rebuild'")  # the lease, done
+            return
+        self._run("DELETE FROM state WHERE key = 'search-ready'")
+        self._run("DELETE FROM search_images")
+        self._run("DELETE FROM search_repositories")
+
+    async def search_lock(self, owner: str, seconds: int) -> bool:
+        now = time.time()
+        self._run(
+            "DELETE FROM state WHERE key = 'search-rebuild' AND CAST(value AS REAL) < ?", (now,)
+        )
+        rows = self._run(
+            "INSERT OR IGNORE INTO state VALUES ('search-rebuild', ?) RETURNING 1",
+            (str(now + seconds),),
+        )
+        return bool(rows)
+
+    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO search_images VALUES (?, ?, ?, ?)",
+            (repo, tag, json.dumps(record), text),
+        )
+
+    async def search_add_repository(self, repo: str) -> None:
+        self._run("INSERT OR IGNORE INTO search_repositories VALUES (?)", (repo,))
+
+    async def search_remove(self, repo: str, tag: str) -> None:
+        self._run("DELETE FROM search_images WHERE repo = ? AND tag = ?", (repo, tag))
+
+    async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        found: dict[str, dict[str, dict[str, Any]]] = {}
+        for i in range(0, len(repos), 500):  # under sqlite's bound on parameters
+            chunk = repos[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._run(
+                f"SELECT repo, tag, record FROM search_images WHERE repo IN ({marks})",
+                tuple(chunk),
+            )
+            for repo, tag, record in rows:
+                found.setdefault(repo, {})[tag] = json.loads(record)
+        return found
+
+    async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
+        rows = self._run(
+            "SELECT name FROM search_repositories WHERE name > ? AND instr(name, ?) > 0"
+            " ORDER BY name LIMIT ?",
+            (after, contains, limit),
+        )
+        return [r[0] for r in rows]
+
+    async def search_find(
+        self, needle: str, after: tuple[str, str] | None, limit: int
+    ) -> list[tuple[str, str]]:
+        repo, tag = after or ("", "")
+        rows = self._run(
+            "SELECT repo, tag FROM search_images WHERE (repo, tag) > (?, ?) AND instr(text, ?) > 0"
+            " ORDER BY repo, tag LIMIT ?",
+            (repo, tag, needle, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
 
     async def health(self) -> None:
         self._run("SELECT 1")

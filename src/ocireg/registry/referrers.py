@@ -6,9 +6,7 @@ manifest of a repository."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -22,9 +20,9 @@ from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import Index, IndexCache
 from ocireg.registry.manifests import INDEX_TYPES, Manifest, parse_stored
+from ocireg.registry.rebuilds import BackgroundRebuild
 
 log = logging.getLogger("ocireg.registry")
-REBUILD_LEASE = 600  # seconds one process may hold the rebuild before another may take over
 PARSED_KEPT = 20000  # manifest summaries kept per process
 
 
@@ -40,7 +38,9 @@ class Referrers:
         self.blobs = blobs
         self.indexes = indexes
         self.repositories = repositories
-        self._rebuild: asyncio.Task[bool] | None = None
+        self._rebuild = BackgroundRebuild(
+            "metadata store", meta.ready, meta.try_rebuild_lock, self.rebuild
+        )
         # Manifests are immutable by digest: keep their parsed summaries.
         self._parsed: OrderedDict[str, Manifest | None] = OrderedDict()
         # The index object last checked for manifests the metadata store has not seen (an
@@ -96,22 +96,9 @@ class Referrers:
         return list(found.values())
 
     def kick_rebuild(self) -> None:
-        """Rebuild the metadata store in the background if it is empty and nobody else is."""
-        if self._rebuild is None or self._rebuild.done():
-            self._rebuild = asyncio.create_task(self.rebuild_if_empty())
-
-    async def rebuild_if_empty(self) -> bool:
-        try:
-            if await self.meta.ready():
-                return False
-            if not await self.meta.try_rebuild_lock(f"{os.getpid()}", REBUILD_LEASE):
-                return False
-            count = await self.rebuild()
-        except Exception:
-            log.exception("metadata rebuild failed; requests fall back to storage")
-            return False
-        log.info("metadata store rebuilt from storage", extra={"referrers": count})
-        return True
+        """Rebuild the metadata store in the background if it is empty and nobody else is
+        (requests fall back to storage meanwhile)."""
+        self._rebuild.kick()
 
     async def rebuild(self) -> int:
         """Refill the metadata store from storage; returns the referrers found."""

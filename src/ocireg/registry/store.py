@@ -28,6 +28,7 @@ from ocireg.registry.locks import LocalLocks
 from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest
 from ocireg.registry.referrers import Referrers
 from ocireg.registry.repos import Repositories
+from ocireg.registry.search import Search
 from ocireg.registry.uploads import Uploads
 from ocireg.registry.writer import IndexWriter
 from ocireg.storage import StorageDriver
@@ -52,7 +53,12 @@ class PutResult:
 @boundary
 class ImageStore:
     def __init__(
-        self, driver: StorageDriver, lock_dir: Path, meta: MetaStore, zot_root: str = ""
+        self,
+        driver: StorageDriver,
+        lock_dir: Path,
+        meta: MetaStore,
+        zot_root: str = "",
+        search: bool = False,
     ) -> None:
         self.driver = driver
         self.meta = meta
@@ -67,6 +73,9 @@ class ImageStore:
         self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
         self._referrers = Referrers(meta, self.blobs, self.indexes, self.repositories)
+        # The search index (extensions.search): maintained only while search is enabled.
+        self.search = Search(meta, self.blobs, self.indexes, self.repositories, search)
+        self.search.only_ocireg_writes = lambda: self.only_ocireg_writes()
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).
         self.meta_shared = meta.name == "redis" or driver.local_path("x") is not None
@@ -179,6 +188,7 @@ class ImageStore:
                 await self.blobs.put_small(repo, digest, body)
 
         await self.writer.write(repo, change, prepare)
+        await self.search.pushed(repo, tag, desc, body, manifest)
         return PutResult(digest, manifest.subject)
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
@@ -204,6 +214,7 @@ class ImageStore:
         if not found:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
         await self._referrers.deleted(repo, desc, summary)
+        await self.search.removed(repo, reference if is_tag else desc["digest"], is_tag)
 
     # --- tags, catalog, referrers ----------------------------------------------------------
 
@@ -270,10 +281,15 @@ class ImageStore:
     def kick_rebuild(self) -> None:
         """Rebuild the metadata store in the background if it is empty and nobody else is."""
         self._referrers.kick_rebuild()
+        self.search.kick_rebuild()
 
     async def rebuild_meta(self) -> int:
-        """Refill the metadata store from storage; returns the referrers found."""
-        return await self._referrers.rebuild()
+        """Refill the metadata store from storage (the search index too, when search is
+        enabled); returns the referrers found."""
+        count = await self._referrers.rebuild()
+        if self.search.enabled:
+            await self.search.rebuild()
+        return count
 
 
 def _sniff_media_type(body: bytes) -> str:

@@ -28,7 +28,10 @@ def replay_dir(config: Config) -> Path:
 
 def build_store(config: Config) -> ImageStore:
     zot_root = config.s3.rootdirectory if config.s3 is not None else ""
-    return ImageStore(create_driver(config), lock_dir(config), create_meta(config), zot_root)
+    meta = create_meta(config)
+    return ImageStore(
+        create_driver(config), lock_dir(config), meta, zot_root, config.search.enabled
+    )
 
 
 async def check_backends(config: Config) -> str | None:

@@ -43,8 +43,8 @@ def search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
     if not config.search.enabled:
         return {}
     return {
-        (Endpoint.SEARCH, "GET"): search,
-        (Endpoint.SEARCH, "POST"): search,
+        (Endpoint.GRAPHQL, "GET"): search,
+        (Endpoint.GRAPHQL, "POST"): search,
         (Endpoint.DISCOVER, "GET"): discover,
     }
 

@@ -1,0 +1,451 @@
+"""Search: what the web UI lists and what its search box finds, from an index in the
+metadata store (sqlite or Redis) instead of a walk of the storage.
+
+The index holds, per repository, one record per tag: digest, media type, artifact type,
+size, platforms (of an image index), push time and the `org.opencontainers.image.*`
+annotations title, description, vendor and source. A repository's summary is worked out
+from its records when it is read: the number of tags, the latest push, and its size, the sum
+of the sizes of the distinct manifests and blobs its tags reach (an index, its child
+manifests, their configs and layers; a layer shared by two tags counts once; untagged
+manifests and blobs count for nothing). A tag write costs one record written, whatever the
+repository holds.
+
+Kept current by the write path (a manifest PUT, a tag or manifest DELETE: after index.json
+changed, so the index never names what a failed push did not store), rebuilt from storage by
+`ocireg rebuild-meta` and at start-up when the store comes back empty, and maintained only
+while `extensions.search` is enabled. index.json has the last word: `images(repo)` checks
+the records of the repository against it and repairs them (a zot member on the same storage
+does not keep this index; two members racing on one tag may leave the older record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ocireg import jsondoc
+from ocireg.digest import Digest
+from ocireg.errors import ErrorCode, RegistryError
+from ocireg.logs import Progress
+from ocireg.meta import MetaStore, MetaUnavailable
+from ocireg.registry.blobs import BlobStore
+from ocireg.registry.index import IndexCache
+from ocireg.registry.manifests import INDEX_TYPES, Manifest, parse_stored
+from ocireg.registry.rebuilds import BackgroundRebuild
+
+log = logging.getLogger("ocireg.registry")
+REFRESH_EVERY = 600.0  # seconds between refreshes while a zot member writes the storage
+CHECK_EVERY = 5.0  # seconds between checks that the index is not empty (a flushed Redis)
+PAGE_CHUNK = 500  # repository names read at a time to fill a page
+FIND_CHUNK = 200  # image hits read from the store at a time, before access control
+ANNOTATIONS = ("title", "description", "vendor", "source")  # org.opencontainers.image.*
+
+Readable = Callable[[str], bool]
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    """One tag of a repository."""
+
+    repo: str
+    tag: str
+    digest: str
+    media_type: str
+    artifact_type: str | None  # declared, else (image manifests) the config media type
+    size: int  # the manifest and the distinct manifests and blobs it reaches
+    platforms: tuple[str, ...]  # "os/arch[/variant]" of an index's manifests
+    pushed: float | None  # seconds since the epoch
+    title: str | None = None
+    description: str | None = None
+    vendor: str | None = None
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repo,
+            "tag": self.tag,
+            "digest": self.digest,
+            "mediaType": self.media_type,
+            "artifactType": self.artifact_type,
+            "size": self.size,
+            "platforms": list(self.platforms),
+            "pushed": iso_time(self.pushed),
+            "title": self.title,
+            "description": self.description,
+            "vendor": self.vendor,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class RepoSummary:
+    name: str
+    tags: int
+    last_push: float | None  # the latest push time of its tags, None without tags
+    size: int  # the distinct manifests and blobs its tags reach (module docstring)
+    # The most recently pushed tag (zot's NewestImage), None without tags; not in the JSON.
+    newest: ImageSummary | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "tags": self.tags,
+            "lastPush": iso_time(self.last_push),
+            "size": self.size,
+        }
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    repositories: list[RepoSummary]  # whose name contains the text
+    images: list[ImageSummary]  # whose tag, annotations or artifact type contain it
+
+
+class Search:
+    def __init__(
+        self,
+        meta: MetaStore,
+        blobs: BlobStore,
+        indexes: IndexCache,
+        repositories: Callable[[], AsyncIterator[str]],
+        enabled: bool,
+    ) -> None:
+        self.meta = meta
+        self.blobs = blobs
+        self.indexes = indexes
+        self.walk = repositories
+        self.enabled = enabled
+        self._checked = -CHECK_EVERY  # monotonic time the index was last checked for emptiness
+        self._refreshed = -REFRESH_EVERY  # ... and last refreshed (a zot member writes too)
+        self._refreshing: asyncio.Task[None] | None = None
+        self._forgetting: asyncio.Task[None] | None = None
+        # Whether every other writer of the storage keeps this index too (the store's).
+        self.only_ocireg_writes: Callable[[], bool] = lambda: True
+        self._rebuild = BackgroundRebuild(
+            "search index", meta.search_ready, meta.search_lock, self.rebuild
+        )
+
+    # --- the write path ----------------------------------------------------------------
+
+    async def pushed(
+        self, repo: str, tag: str | None, desc: dict[str, Any], body: bytes, manifest: Manifest
+    ) -> None:
+        """After a manifest PUT changed index.json. The push is stored already: a store that
+        fails here costs a stale record, not the push (`images` repairs it)."""
+        if not self.enabled:
+            return
+        try:
+            if tag is None:
+                await self.meta.search_add_repository(repo)
+            else:
+                record = await self._record(repo, desc, body, time.time(), manifest)
+                await self.meta.search_put(repo, tag, record, search_text(tag, record))
+        except MetaUnavailable as exc:
+            log.warning("search index not updated", extra={"repo": repo, "error": str(exc)})
+
+    async def removed(self, repo: str, reference: str, is_tag: bool) -> None:
+        """After a tag (or a manifest and its tags) left index.json."""
+        if not self.enabled:
+            return
+        try:
+            if is_tag:
+                await self.meta.search_remove(repo, reference)
+                return
+            records = (await self.meta.search_records([repo])).get(repo, {})
+            for tag, record in records.items():
+                if record.get("digest") == reference:
+                    await self.meta.search_remove(repo, tag)
+        except MetaUnavailable as exc:
+            log.warning("search index not updated", extra={"repo": repo, "error": str(exc)})
+
+    # --- reads -------------------------------------------------------------------------
+
+    async def repositories(
+        self, contains: str = "", after: str = "", limit: int = 50, readable: Readable | None = None
+    ) -> tuple[list[RepoSummary], bool]:
+        """A page of repositories whose name contains `contains`, in name order after
+        `after`, only those `readable` accepts, and whether more follow. The cost follows
+        the page (and the names access control skips), not the number of repositories."""
+        self.kick_rebuild()
+        names: list[str] = []
+        cursor = after
+        while len(names) <= limit:
+            chunk = await self.meta.search_repositories(contains.lower(), cursor, PAGE_CHUNK)
+            names += [name for name in chunk if readable is None or readable(name)]
+            if len(chunk) < PAGE_CHUNK:
+                break
+            cursor = chunk[-1]
+        more = len(names) > limit
+        names = names[:limit]
+        records = await self.meta.search_records(names)
+        return [summarise(name, records.get(name, {})) for name in names], more
+
+    async def query(
+        self, text: str, limit: int = 50, readable: Readable | None = None
+    ) -> SearchResult:
+        """Up to `limit` repositories whose name contains `text` and up to `limit` tags whose
+        tag, annotations (title, description, vendor, source) or artifact type contain it,
+        case-insensitively, in name order; only repositories `readable` accepts."""
+        needle = text.strip().lower()
+        if not needle:
+            return SearchResult([], [])
+        repos, _ = await self.repositories(needle, "", limit, readable)
+        hits: list[tuple[str, str]] = []
+        after = None
+        while len(hits) < limit:  # more than a page only when access control skips hits
+            chunk = await self.meta.search_find(needle, after, FIND_CHUNK)
+            hits += [hit for hit in chunk if readable is None or readable(hit[0])]
+            if len(chunk) < FIND_CHUNK:
+                break
+            after = chunk[-1]
+        hits = hits[:limit]
+        records = await self.meta.search_records(sorted({repo for repo, _ in hits}))
+        images = [
+            image_summary(repo, tag, records[repo][tag])
+            for repo, tag in hits
+            if tag in records.get(repo, {})
+        ]
+        return SearchResult(repos, images)
+
+    async def summary(self, repo: str) -> RepoSummary:
+        """The summary of one repository, from its records as they are (zot's
+        ExpandedRepoInfo; `images` first, to have them checked against index.json)."""
+        return summarise(repo, (await self.meta.search_records([repo])).get(repo, {}))
+
+    async def images(self, repo: str) -> list[ImageSummary]:
+        """The tags of `repo` (NAME_UNKNOWN if there is no such repository), by tag, checked
+        against its index.json: records that disagree are rewritten from storage, those of
+        tags it no longer has removed. Access control is the caller's."""
+        index = await self.indexes.load(repo)
+        if index is None:
+            raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repo})
+        records = (await self.meta.search_records([repo])).get(repo, {})
+        found: list[ImageSummary] = []
+        for tag in index.tags():
+            desc = index.by_tag(tag)
+            record = records.get(tag)
+            if desc is not None and (record is None or record.get("digest") != desc["digest"]):
+                record = await self._stored_record(repo, tag, desc)
+            if record is not None:
+                found.append(image_summary(repo, tag, record))
+        for tag in set(records) - set(index.tags()):
+            await self._heal(self.meta.search_remove(repo, tag))
+        return found
+
+    # --- rebuild -----------------------------------------------------------------------
+
+    def kick_rebuild(self) -> None:
+        """Rebuild the index in the background if it is empty and nobody else is (looked
+        at once per CHECK_EVERY seconds at most: reads call this). While another writer
+        of the storage does not keep the index (a zot member), refresh it from storage
+        every REFRESH_EVERY seconds, one process of the cluster at a time."""
+        if not self.enabled:
+            if self._forgetting is None:  # once per process
+                self._forgetting = asyncio.create_task(self._forget())
+            return
+        now = time.monotonic()
+        if now - self._checked >= CHECK_EVERY:
+            self._checked = now
+            self._rebuild.kick()
+        if not self.only_ocireg_writes() and now - self._refreshed >= REFRESH_EVERY:
+            self._refreshed = now
+            self._refreshing = asyncio.create_task(self._refresh_once())
+
+    async def _forget(self) -> None:
+        """With search off, the write path does not keep the index: drop it, so that
+        turning search on again rebuilds it rather than trusting a stale one."""
+        try:
+            if await self.meta.search_ready():
+                await self.meta.search_reset(mark_ready=False)
+        except Exception:
+            log.exception("could not drop the search index")
+
+    async def _refresh_once(self) -> None:
+        try:
+            if await self.meta.search_lock(f"{os.getpid()}", int(REFRESH_EVERY)):
+                await self.refresh()
+        except Exception:
+            log.exception("search index refresh failed")
+
+    async def refresh(self, progress: Progress | None = None) -> int:
+        """Bring every repository's records in line with its index.json (without emptying
+        the index first); returns the tags recorded."""
+        count = 0
+        async for repo in self.walk():
+            await self.meta.search_add_repository(repo)
+            with contextlib.suppress(RegistryError):  # gone since the listing
+                count += len(await self.images(repo))
+            if progress is not None:
+                progress.step(repo)
+        if progress is not None:
+            progress.finish()
+        return count
+
+    async def rebuild(self) -> int:
+        """Refill the index from storage; returns the tags recorded."""
+        await self.meta.search_reset(mark_ready=False)
+        count = await self.refresh(Progress(log, "rebuild-search"))
+        await self.meta.search_reset(mark_ready=True)
+        return count
+
+    # --- records -----------------------------------------------------------------------
+
+    async def _stored_record(
+        self, repo: str, tag: str, desc: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The record of `tag` from storage (the manifest file's time as its push time),
+        written to the index; None when the manifest cannot be read."""
+        try:
+            digest = Digest.parse(desc["digest"])
+            body = await self.blobs.get_small(repo, digest)
+            pushed = (await self.blobs.stat(repo, digest)).mtime
+        except (RegistryError, ValueError):
+            return None
+        record = await self._record(repo, desc, body, pushed)
+        await self._heal(self.meta.search_put(repo, tag, record, search_text(tag, record)))
+        return record
+
+    async def _heal(self, write: Any) -> None:
+        if not self.enabled:
+            write.close()
+            return
+        try:
+            await write
+        except MetaUnavailable as exc:
+            log.warning("search index not repaired", extra={"error": str(exc)})
+
+    async def _record(
+        self,
+        repo: str,
+        desc: dict[str, Any],
+        body: bytes,
+        pushed: float,
+        manifest: Manifest | None = None,
+    ) -> dict[str, Any]:
+        """`manifest`: the body parsed already (a push), else parsed here."""
+        if manifest is None:
+            manifest = parse_stored(body, desc.get("mediaType"))
+        try:
+            doc = jsondoc.loads(body)
+        except ValueError:
+            doc = {}
+        if not isinstance(doc, dict):
+            doc = {}
+        sizes = {desc["digest"]: len(body)}
+        platforms: list[str] = []
+        if manifest is not None and manifest.is_index:
+            for child in _descriptors(doc.get("manifests")):
+                sizes[child["digest"]] = child["size"]
+                platform = _platform(child.get("platform"))
+                if platform and platform not in platforms:
+                    platforms.append(platform)
+                sizes.update(await self._child_blobs(repo, child))
+        else:
+            sizes.update(_blob_sizes(doc))
+        annotations = doc.get("annotations")
+        annotations = annotations if isinstance(annotations, dict) else {}
+        record: dict[str, Any] = {
+            "digest": desc["digest"],
+            "mediaType": manifest.media_type if manifest else desc.get("mediaType", ""),
+            "artifactType": manifest.artifact_type if manifest else None,
+            "platforms": platforms,
+            "pushed": pushed,
+            "blobs": sizes,
+        }
+        for name in ANNOTATIONS:
+            value = annotations.get(f"org.opencontainers.image.{name}")
+            if isinstance(value, str):
+                record[name] = value
+        return record
+
+    async def _child_blobs(self, repo: str, child: dict[str, Any]) -> dict[str, int]:
+        if child.get("mediaType") in INDEX_TYPES:
+            return {}  # nested indexes: counted by their own size only
+        try:
+            body = await self.blobs.get_small(repo, Digest.parse(child["digest"]))
+            return _blob_sizes(jsondoc.loads(body))
+        except (RegistryError, ValueError):
+            return {}  # a child not stored (yet): counted by its descriptor alone
+
+
+def search_text(tag: str, record: dict[str, Any]) -> str:
+    """What a query may find a tag by, lower case, one field a line."""
+    fields = [tag, record.get("artifactType") or ""]
+    fields += [record.get(name) or "" for name in ANNOTATIONS]
+    return "\n".join(fields).lower()
+
+
+def summarise(name: str, records: dict[str, dict[str, Any]]) -> RepoSummary:
+    sizes: dict[str, int] = {}
+    for record in records.values():
+        sizes.update(record.get("blobs") or {})
+    pushes = [
+        (r["pushed"], tag) for tag, r in records.items() if isinstance(r.get("pushed"), int | float)
+    ]
+    last, tag = max(pushes, default=(None, None))
+    newest = image_summary(name, tag, records[tag]) if tag is not None else None
+    return RepoSummary(name, len(records), last, sum(sizes.values()), newest)
+
+
+def image_summary(repo: str, tag: str, record: dict[str, Any]) -> ImageSummary:
+    sizes = record.get("blobs") or {}
+    return ImageSummary(
+        repo=repo,
+        tag=tag,
+        digest=record["digest"],
+        media_type=record.get("mediaType") or "",
+        artifact_type=record.get("artifactType"),
+        size=sum(sizes.values()),
+        platforms=tuple(record.get("platforms") or ()),
+        pushed=record.get("pushed"),
+        title=record.get("title"),
+        description=record.get("description"),
+        vendor=record.get("vendor"),
+        source=record.get("source"),
+    )
+
+
+def iso_time(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+
+
+def _descriptors(value: Any) -> list[dict[str, Any]]:
+    """The well-formed descriptors (a digest string, an integer size) of a list."""
+    if not isinstance(value, list):
+        return []
+    return [
+        d
+        for d in value
+        if isinstance(d, dict)
+        and isinstance(d.get("digest"), str)
+        and isinstance(d.get("size"), int)
+        and not isinstance(d.get("size"), bool)
+    ]
+
+
+def _blob_sizes(doc: Any) -> dict[str, int]:
+    """Config and layers of an image manifest: digest -> size."""
+    if not isinstance(doc, dict):
+        return {}
+    return {d["digest"]: d["size"] for d in _descriptors([doc.get("config"), *_layers(doc)])}
+
+
+def _layers(doc: dict[str, Any]) -> list[Any]:
+    layers = doc.get("layers")
+    return layers if isinstance(layers, list) else []
+
+
+def _platform(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return None
+    parts = [value.get("os"), value.get("architecture"), value.get("variant")]
+    text = "/".join(p for p in parts if isinstance(p, str) and p)
+    return text or None
