@@ -1,4 +1,4 @@
-"""Workload 11, search (docs/search.md): R repositories, each with one tagged, annotated
+"""Workload 12, search (docs/search.md): R repositories, each with one tagged, annotated
 image, written straight into a fresh root as OCI layouts, `ocireg rebuild-meta` (which
 builds the search index), then through `GET /v2/_ocireg/search`:
 
