@@ -1,5 +1,5 @@
 """The web-page tests drive a real browser: Debian's Chromium, headless, through Playwright
-(the Python package only; no browser download). One browser for the session, a fresh
+(the Python package only; no browser download). One browser per module, a fresh
 context (no cookies) per test."""
 
 from __future__ import annotations
@@ -11,17 +11,20 @@ from typing import Any
 import pytest
 
 from tests.support.oci import encode_json
+from tests.support.tools import missing, require_module
 
 CHROMIUM = os.environ.get("OCIREG_TEST_CHROMIUM", "/usr/bin/chromium")
 UI = {"search": {"enable": True}, "ui": {"enable": True}}
 TIMEOUT_MS = 10_000
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in this
+# thread while it is open, and tests elsewhere call asyncio.run().
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (make test-deps installs Debian's chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+        missing(f"no Chromium at {CHROMIUM} (make test-deps installs Debian's chromium)")
+    sync_api = require_module("playwright.sync_api")
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
