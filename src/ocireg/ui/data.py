@@ -1,12 +1,12 @@
 """What the web pages show, read through the registry layer (`ImageStore`), never from HTTP.
 
-Every read the pages make is here, so that one seam decides where a listing comes from.
-`repository_page` lists from the catalog index and summarises each repository on the page
-from its index.json; the metadata store's search index (`ocireg.registry.search`) can answer
-the same question from its rows, and is plugged in here, in `repository_page`, alone.
+Every read the pages make is here. The repositories list comes from the search index in
+the metadata store (`ocireg.registry.search`: the pages need `extensions.search`, as zot's
+do), so a page costs the same with 100 or 100,000 repositories; a repository's own page
+reads its index.json, which has the last word.
 
 Manifests and configs are content-addressed: parsed once, kept in a bounded in-process
-cache by digest (`DOCS`). Repository summaries are kept by their index.json version.
+cache by digest (`DOCS`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 from ocireg import jsondoc, names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.registry import ImageStore, layout
+from ocireg.registry import ImageStore
 from ocireg.registry.manifests import INDEX_TYPES
-from ocireg.storage.base import PathNotFound
+from ocireg.registry.search import RepoSummary
 
 IMAGE_CONFIGS = frozenset(
     {
@@ -34,17 +34,8 @@ IMAGE_CONFIGS = frozenset(
 PAGE_MAX = 200  # repositories or tags on one page, whatever `n` asks
 DOC_CACHE_BYTES = 32 * 1024 * 1024  # parsed manifests and configs, by the size of their JSON
 DOC_MAX_BYTES = 1024 * 1024  # a bigger document is parsed each time, not kept
-SUMMARY_CACHE = 20_000  # repository summaries (a few hundred bytes each)
 PARALLEL = 16  # storage reads in flight for one page
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class RepoSummary:
-    name: str
-    tags: int
-    last_push: float | None  # index.json's modification time (any tag change), epoch seconds
-    size: int  # bytes of the manifests and blobs its entries reference, each counted once
 
 
 @dataclass(frozen=True)
@@ -124,7 +115,6 @@ class _Docs:
 
 
 DOCS = _Docs()
-_SUMMARIES: OrderedDict[tuple[str, str], RepoSummary] = OrderedDict()
 
 
 # --- repositories ------------------------------------------------------------------------
@@ -138,45 +128,10 @@ async def repository_page(
     readable: Callable[[str], bool],
 ) -> RepoPage:
     """Up to `limit` repositories after `after` whose name contains `contains` (case
-    folded) and that `readable` accepts, each summarised. The catalog index pages in name
-    order, so the cost follows the page, not the number of repositories.
-
-    The seam for the search index: a store that keeps these summaries (tag count, last
-    push, size) answers this whole function from its rows instead."""
-    needle = contains.casefold()
-
-    def visible(name: str) -> bool:
-        return needle in name.casefold() and readable(name)
-
+    folded) and that `readable` accepts, each summarised, from the search index."""
     limit = max(1, min(limit, PAGE_MAX))
-    found, more = await store.catalog_page(after or None, limit, visible)
-    summaries = await _gather(found, lambda n: summarise(store, n))
-    repos = [s for s in summaries if s is not None]
-    return RepoPage(repos, found[-1] if more and found else None)
-
-
-async def summarise(store: ImageStore, repo: str) -> RepoSummary | None:
-    """None when the repository went away while the page was being made."""
-    try:
-        info = await store.driver.stat(layout.index(repo))
-    except PathNotFound:
-        return None
-    key = (repo, info.version or str(info.mtime))
-    cached = _SUMMARIES.get(key)
-    if cached is not None:
-        _SUMMARIES.move_to_end(key)
-        return cached
-    index = await store.indexes.load(repo)
-    if index is None:
-        return None
-    sizes: dict[str, int] = {}
-    for desc in index.manifests:
-        await _account(store, repo, desc, sizes)
-    summary = RepoSummary(repo, len(index.tags()), info.mtime, sum(sizes.values()))
-    _SUMMARIES[key] = summary
-    if len(_SUMMARIES) > SUMMARY_CACHE:
-        _SUMMARIES.popitem(last=False)
-    return summary
+    repos, more = await store.search.repositories(contains, after or "", limit, readable)
+    return RepoPage(repos, repos[-1].name if more and repos else None)
 
 
 async def _account(
