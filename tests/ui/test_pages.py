@@ -174,6 +174,30 @@ def test_login_and_access_control_hide_a_repository(
     assert "team/secret" not in repo_names(page)
 
 
+def test_search_from_the_header_honours_access_control(
+    registry: RegistryProcess, content: Content, page: Any
+) -> None:
+    page.goto(registry.url + "/")
+    page.get_by_label("Search").fill("keep")
+    page.get_by_label("Search").press("Enter")
+    page.wait_for_url(re.compile(r"/ui/search\?q=keep$"))
+    # anonymous: team/secret's tag "keep" is not found, nor is the repository by its name
+    assert "No tag you may read" in page.locator("main").inner_text()
+    page.goto(registry.url + "/ui/search?q=secret")
+    assert page.locator("#repository-hits").count() == 0
+    page.goto(registry.url + "/ui/search?q=plain")
+    hits = page.locator("#image-hits tbody tr a")
+    assert hits.all_inner_texts() == ["pub/app:plain"]
+    hits.first.click()
+    page.wait_for_url(re.compile(re.escape(content.plain.digest) + "$"))
+    # alice may read team/: the same searches find it
+    login(page, registry.url, "alice", "alice-pw")
+    page.goto(registry.url + "/ui/search?q=secret")
+    assert page.locator("#repository-hits tbody tr a").all_inner_texts() == ["team/secret"]
+    page.goto(registry.url + "/ui/search?q=keep")
+    assert page.locator("#image-hits tbody tr a").all_inner_texts() == ["team/secret:keep"]
+
+
 def test_delete_tag_with_confirmation(
     registry: RegistryProcess, content: Content, page: Any
 ) -> None:
@@ -212,15 +236,16 @@ def test_keyboard_alone_and_a_phone_screen(
         page.goto(registry.url + "/")
         # nothing wider than the screen: wide tables scroll inside their own box
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        # Tab to the filter, type, Enter; Tab to the first result, Enter
-        for _ in range(6):
+        # Tab to the filter, type, Enter; Tab to the first result, Enter (the header comes
+        # first: skip link, home, search, log in)
+        for _ in range(10):
             page.keyboard.press("Tab")
             if page.evaluate("document.activeElement.id") == "q":
                 break
         page.keyboard.type("zeta")
         page.keyboard.press("Enter")
         page.wait_for_url(registry.url + "/?q=zeta")
-        for _ in range(6):
+        for _ in range(10):
             page.keyboard.press("Tab")
             if page.evaluate("document.activeElement.textContent") == "pub/zeta":
                 break

@@ -88,6 +88,7 @@ class Pages:
             Route("/", self._page(self.repositories), methods=["GET"]),
             Route("/ui", _home, methods=["GET"]),
             Route("/ui/", _home, methods=["GET"]),
+            Route("/ui/search", self._page(self.search), methods=["GET"]),
             Route("/ui/repo/{name:path}", self._page(self.repository), methods=["GET"]),
             Route("/ui/image/{ref:path}", self._page(self.image), methods=["GET"]),
             Route("/ui/delete", self._page(self.confirm_delete), methods=["GET"]),
@@ -212,6 +213,17 @@ class Pages:
                 "elapsed": (time.perf_counter() - started) * 1000,
             },
         )
+
+    async def search(self, request: Request) -> Response:
+        """Repositories whose name, and tags whose tag, annotations (title, description,
+        vendor, source) or artifact type contain the text: the search index's answer."""
+        identity: Identity = request.state.identity
+        q = request.query_params.get("q", "").strip()[:200]
+        limit = _int_param(request, "n", PAGE_SIZE)
+        result = await request.app.state.store.search.query(
+            q, limit, lambda r: self.can(identity, "read", r)
+        )
+        return self.render(request, "search.html", {"q": q, "result": result, "limit": limit})
 
     async def repository(self, request: Request) -> Response:
         repo = self._readable(request, request.path_params["name"])
