@@ -85,7 +85,8 @@ def parse_ui(ctx: Context) -> UISettings:
     if section is None:
         return UISettings()
     _, enabled = section
-    if enabled and not parse_search(Context(ctx.data, ctx.base)).enabled:
+    search = _extension(ctx, "extensions.search", ("cve",))
+    if enabled and not (search is not None and search[1]):
         # as zot: the pages list and find through the search extension
         raise ConfigError(f"{where}.enable", "the UI needs extensions.search enabled")
     return UISettings(enabled)
