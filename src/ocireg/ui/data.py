@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ocireg import jsondoc, names
+from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
@@ -267,11 +267,6 @@ def _config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def valid_repo(name: str) -> str:
-    """The name, if it is one a repository can have (NAME_INVALID otherwise)."""
-    return names.validate_name(name)
 
 
 async def _gather(items: list[str], read: Callable[[str], Awaitable[_T]]) -> list[_T]:
