@@ -164,7 +164,9 @@ def classify(method: str, path: str, query_string: bytes = b"") -> Target:
         except RegistryError as err:
             return Target(endpoint, _action(method), error=err)
     if not path.startswith("/v2/"):
-        return Target(Endpoint.PAGE if is_page(path) else Endpoint.OTHER)
+        if is_page(path):
+            return Target(Endpoint.PAGE, _action(method), page_repository(path, query_string))
+        return Target(Endpoint.OTHER)
     for candidate, marker, pattern in _PATTERNS:
         if marker not in path:
             continue
@@ -180,6 +182,26 @@ def classify(method: str, path: str, query_string: bytes = b"") -> Target:
 def is_page(path: str) -> bool:
     """The web pages' paths (`ocireg.ui`): outside the API, never a repository's."""
     return path in ("/", "/ui") or path.startswith("/ui/")
+
+
+def page_repository(path: str, query_string: bytes = b"") -> str | None:
+    """The repository a page is about (`/ui/repo/<name>`, `/ui/image/<name>@<digest>`,
+    `/ui/delete?repo=<name>`), so that with separate storage the cluster layer sends the page
+    to the member that stores it, as it sends the API's requests; None for the other pages,
+    and for a name that is not valid (the page itself says so)."""
+    if path.startswith("/ui/repo/"):
+        name = path.removeprefix("/ui/repo/")
+    elif path.startswith("/ui/image/"):
+        name = path.removeprefix("/ui/image/").rpartition("@")[0]
+    elif path == "/ui/delete":
+        pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+        name = next((value for key, value in pairs if key == "repo"), "")
+    else:
+        return None
+    try:
+        return names.validate_name(name)
+    except RegistryError:
+        return None
 
 
 def _repository_target(

@@ -18,7 +18,7 @@ import pytest
 from tests.auth.conftest import write_htpasswd
 from tests.conftest import use_backend
 from tests.support.backends import Redis, SeaweedFS
-from tests.support.cluster import cluster_configs, owner_of, repo_owned_by, start_members
+from tests.support.cluster import cluster_configs, owner_of, repo_owned_by, running_members
 from tests.support.oci import manifest_path, push_image
 from tests.support.server import RegistryProcess
 from tests.ui.conftest import UI, login, repo_names
@@ -40,12 +40,8 @@ def members(
         use_backend(cfg, seaweedfs, redis_server, root, prefix)
         cfg["http"]["auth"] = {"htpasswd": {"path": str(htpasswd)}}
         cfg["http"]["accessControl"] = {"repositories": {"**": {"defaultPolicy": ALL}}}
-    procs = start_members(workdir, configs)
-    try:
+    with running_members(workdir, configs) as procs:
         yield procs
-    finally:
-        for proc in procs:
-            proc.stop()
 
 
 def test_a_member_that_does_not_own_the_repository_shows_it(

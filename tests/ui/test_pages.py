@@ -208,7 +208,7 @@ def test_delete_tag_with_confirmation(
     assert page.locator("h1").inner_text() == "Delete tag old?"
     # without its token the same POST is refused (another site cannot forge it)
     with httpx.Client(base_url=registry.url, cookies=_cookies(page), timeout=30) as c:
-        forged = c.post("/ui/delete", data={"repo": "team/secret", "reference": "old"})
+        forged = c.post("/ui/delete", params={"repo": "team/secret", "reference": "old"})
         assert forged.status_code == 403
     page.get_by_role("button", name="Yes, delete").click()
     # the tag is gone, the image remains: back on its page, without the tag

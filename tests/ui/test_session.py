@@ -50,20 +50,28 @@ def test_csrf_tokens_follow_their_seed(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "endpoint"),
+    ("path", "query", "endpoint", "repository"),
     [
-        ("/", Endpoint.PAGE),
-        ("/ui", Endpoint.PAGE),
-        ("/ui/repo/a/b", Endpoint.PAGE),
-        ("/uix", Endpoint.OTHER),
-        ("/metrics", Endpoint.OTHER),
-        ("/v2/", Endpoint.PING),
+        ("/", b"", Endpoint.PAGE, None),
+        ("/ui", b"", Endpoint.PAGE, None),
+        ("/ui/search", b"q=a/b", Endpoint.PAGE, None),
+        # a page about one repository names it: the cluster layer sends it to the member
+        # that stores it (with separate storage)
+        ("/ui/repo/a/b", b"", Endpoint.PAGE, "a/b"),
+        ("/ui/image/a/b@sha256:" + "0" * 64, b"", Endpoint.PAGE, "a/b"),
+        ("/ui/delete", b"repo=a%2Fb&reference=v1", Endpoint.PAGE, "a/b"),
+        ("/ui/repo/A", b"", Endpoint.PAGE, None),  # not a name: the page says so
+        ("/uix", b"", Endpoint.OTHER, None),
+        ("/metrics", b"", Endpoint.OTHER, None),
+        ("/v2/", b"", Endpoint.PING, None),
     ],
 )
-def test_pages_are_classified_apart(path: str, endpoint: Endpoint) -> None:
-    target = classify("GET", path)
+def test_pages_are_classified_apart(
+    path: str, query: bytes, endpoint: Endpoint, repository: str | None
+) -> None:
+    target = classify("GET", path, query)
     assert target.endpoint is endpoint
-    assert target.repository is None  # never routed to a repository's owner
+    assert target.repository == repository
 
 
 def test_metrics_path_may_not_be_a_page(tmp_path: Path) -> None:

@@ -8,8 +8,10 @@
   "size", "images": [...]}`.
 
 Authenticated and filtered like the catalog: with access control, only the repositories the
-caller may read exist here. Answered by the member that receives it (the index is the whole
-registry's on a shared metadata store); 404 NOT_FOUND when search is not enabled.
+caller may read exist here. Answered by the member that receives it: the index is the whole
+registry's on a shared metadata store; with separate storage per member, that member asks
+the others for their parts and names any that did not answer in `unanswered`
+(cluster/gather.py). 404 NOT_FOUND when search is not enabled.
 """
 
 from __future__ import annotations
@@ -20,43 +22,55 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ocireg import names
-from ocireg.api.common import store_of, target
+from ocireg.api.common import target
+from ocireg.cluster.gather import ClusterSearch
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.identity import CATALOG_FILTER_KEY
+from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 
 
 async def search(request: Request) -> Response:
-    search = store_of(request).search
+    search: ClusterSearch = request.app.state.search
     if not search.enabled:
         raise RegistryError(ErrorCode.NOT_FOUND, "search is not enabled (extensions.search)")
     query = target(request).query
     readable = request.scope.get(CATALOG_FILTER_KEY)
+    identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    # Asked by another member: this member's part alone (cluster/gather.py).
+    forwarded = bool(request.scope.get(FORWARDED_KEY))
     limit = _limit(query.get("n"))
     if "repository" in query:
         repo = names.validate_name(query["repository"])
         if readable is not None and not readable(repo):  # as if it did not exist
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repo[:200]})
-        images = await search.images(repo)
-        summary = (await search.summary(repo)).to_json()
-        return JSONResponse(summary | {"images": [i.to_json() for i in images]})
+        return JSONResponse(await search.summary(repo, identity, forwarded))
     if "q" in query:
-        found = await search.query(query["q"], limit, readable)
+        found = await search.query(query["q"], limit, readable, identity, forwarded)
         return JSONResponse(
             {
-                "repositories": [r.to_json() for r in found.repositories],
-                "images": [i.to_json() for i in found.images],
+                "repositories": [r.to_json() for r in found.result.repositories],
+                "images": [i.to_json() for i in found.result.images],
             }
+            | _missing(found.missing)
         )
     contains = query.get("contains", "")
-    page, more = await search.repositories(contains, query.get("last", ""), limit, readable)
+    listing = await search.repositories(
+        contains, query.get("last", ""), limit, readable, identity, forwarded
+    )
+    page = listing.repositories
     headers = None
-    if more:
+    if listing.more and page:
         args = {"n": limit, "last": page[-1].name} | ({"contains": contains} if contains else {})
         headers = {"link": f'<{request.url.path}?{urlencode(args)}>; rel="next"'}
-    return JSONResponse({"repositories": [r.to_json() for r in page]}, headers=headers)
+    body = {"repositories": [r.to_json() for r in page]} | _missing(listing.missing)
+    return JSONResponse(body, headers=headers)
+
+
+def _missing(members: list[str]) -> dict[str, list[str]]:
+    """Members of the cluster whose part is not in the answer (they did not answer)."""
+    return {"unanswered": members} if members else {}
 
 
 def _limit(raw: str | None) -> int:

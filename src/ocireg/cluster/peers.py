@@ -24,14 +24,19 @@ import json
 import logging
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from ocireg.cluster.membership import Membership
+from ocireg.cluster.proof import HOP_HEADER, IDENTITY_HEADER, PROOF_HEADER, derive_key, sign
 from ocireg.cluster.proxy import client_ssl_context
 from ocireg.config import Config
+from ocireg.identity import Identity
 from ocireg.storage import PathNotFound, StorageDriver, StorageError
 
 log = logging.getLogger("ocireg.cluster")
@@ -87,6 +92,7 @@ class Peers:
         }
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
+        self._key = derive_key(membership.hash_key)
         self._driver: StorageDriver | None = None
         self._started = time.monotonic()
 
@@ -238,11 +244,53 @@ class Peers:
             and now - stamp < RECORD_FRESH
         )
 
-    async def _probe_loop(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT)
-        self._session = aiohttp.ClientSession(
-            timeout=timeout, connector=aiohttp.TCPConnector(ssl=self._ssl)
+    def separate(self) -> list[int]:
+        """The members not known to share this member's storage: each holds data of its own."""
+        return [index for index in self.state if not self.shares(index)]
+
+    async def ask(
+        self,
+        index: int,
+        path: str,
+        query: Mapping[str, str],
+        identity: Identity,
+        within: float,
+    ) -> Any:
+        """GET `path` on member `index` as a forwarded request made for `identity` (signed
+        like the proxy's hops, so the member authorizes that identity and answers from its
+        own storage alone), and its JSON answer, within `within` seconds. Raises
+        `PeerUnanswered` on anything else."""
+        member = self.membership.members[index]
+        raw = urlencode(query)
+        hop = sign(self._key, "GET", path, raw.encode(), member, identity)
+        headers = {
+            HOP_HEADER.decode(): "1",
+            PROOF_HEADER.decode(): hop.proof.decode(),
+            IDENTITY_HEADER.decode(): hop.identity.decode(),
+        }
+        url = URL.build(
+            scheme=self.scheme, authority=member, path=path, query_string=raw, encoded=True
         )
+        try:
+            async with self._client().get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=within)
+            ) as response:
+                if response.status != 200:
+                    raise PeerUnanswered(member, f"answered {response.status}")
+                return await response.json()
+        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+            raise PeerUnanswered(member, f"{type(exc).__name__}: {exc}") from None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
+                connector=aiohttp.TCPConnector(ssl=self._ssl),
+            )
+        return self._session
+
+    async def _probe_loop(self) -> None:
+        self._client()
         while True:
             await asyncio.gather(*(self._probe(index) for index in self.state))
             if self.on_round is not None:
@@ -251,10 +299,9 @@ class Peers:
             await asyncio.sleep(PROBE_EVERY)
 
     async def _probe(self, index: int) -> None:
-        assert self._session is not None
         url = f"{self.scheme}://{self.membership.members[index]}/livez"
         try:
-            async with self._session.get(url) as response:
+            async with self._client().get(url) as response:
                 if response.status == 200:
                     self._mark_up(index)
                     self._note_fingerprint(index, response.headers.get(FINGERPRINT_HEADER.decode()))
@@ -274,6 +321,15 @@ class Peers:
         if starting and self.state[index].last_contact == 0:
             return  # not started yet, as far as we know: assumed up, as before any probe
         self.mark_down(index, reason)
+
+
+class PeerUnanswered(Exception):
+    """A member that did not give a usable answer to `Peers.ask`."""
+
+    def __init__(self, member: str, reason: str) -> None:
+        super().__init__(f"{member}: {reason}")
+        self.member = member
+        self.reason = reason
 
 
 def peers_from_config(

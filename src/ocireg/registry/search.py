@@ -21,6 +21,7 @@ does not keep this index; two members racing on one tag may leave the older reco
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import logging
 import os
@@ -82,6 +83,24 @@ class ImageSummary:
             "source": self.source,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ImageSummary:
+        """What `to_json` wrote (another member's answer, `cluster/gather.py`)."""
+        return cls(
+            repo=str(data["repository"]),
+            tag=str(data["tag"]),
+            digest=str(data["digest"]),
+            media_type=str(data.get("mediaType") or ""),
+            artifact_type=data.get("artifactType"),
+            size=int(data.get("size") or 0),
+            platforms=tuple(str(p) for p in data.get("platforms") or ()),
+            pushed=parse_iso_time(data.get("pushed")),
+            title=data.get("title"),
+            description=data.get("description"),
+            vendor=data.get("vendor"),
+            source=data.get("source"),
+        )
+
 
 @dataclass(frozen=True)
 class RepoSummary:
@@ -99,6 +118,15 @@ class RepoSummary:
             "lastPush": iso_time(self.last_push),
             "size": self.size,
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RepoSummary:
+        return cls(
+            name=str(data["name"]),
+            tags=int(data.get("tags") or 0),
+            last_push=parse_iso_time(data.get("lastPush")),
+            size=int(data.get("size") or 0),
+        )
 
 
 @dataclass(frozen=True)
@@ -415,6 +443,16 @@ def iso_time(stamp: float | None) -> str | None:
     if stamp is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stamp))
+
+
+def parse_iso_time(text: Any) -> float | None:
+    """The inverse of `iso_time`; None for anything else."""
+    if not isinstance(text, str):
+        return None
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        return None
 
 
 def _descriptors(value: Any) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from ocireg.api.graphql.endpoint import search_routes
 from ocireg.api.responses import StreamSlots
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
+from ocireg.cluster.gather import ClusterSearch
 from ocireg.cluster.membership import Membership, membership_from_config
 from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.cluster.peers import Peers, peers_from_config
@@ -32,7 +33,7 @@ from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
-from ocireg.server.context import RequestContextMiddleware
+from ocireg.server.context import PAGE_ERROR_KEY, RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV
 from ocireg.server.services import build_store, replay_dir
@@ -43,7 +44,7 @@ from ocireg.sync.periodic import PeriodicSync
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
-from ocireg.ui.pages import ui_routes
+from ocireg.ui.pages import Pages, ui_pages
 
 CONFIG_ENV = "OCIREG_CONFIG"
 log = logging.getLogger("ocireg.server")
@@ -58,7 +59,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(err.body(), status_code=err.status, media_type="application/json")
 
 
-def build_routes(config: Config) -> list[BaseRoute]:
+def build_routes(config: Config, pages: Pages | None = None) -> list[BaseRoute]:
     """Starlette's routes: only what lies outside the API (`ocireg.api.routes` is the API's
     table, dispatched by `Dispatch`)."""
     routes: list[BaseRoute] = []
@@ -66,7 +67,8 @@ def build_routes(config: Config) -> list[BaseRoute]:
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
         routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
-    routes += ui_routes(config)  # the web pages (extensions.ui), `/` and `/ui/...`
+    if pages is not None:
+        routes += pages.routes()  # the web pages (extensions.ui), `/` and `/ui/...`
     return routes
 
 
@@ -126,6 +128,8 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
         app.state.stream_slots = StreamSlots()
         app.state.redirect_blobs = config.storage.redirect_blob_url
         app.state.peers = peers
+        # search and the pages' listings over the whole cluster (cluster/gather.py)
+        app.state.search = ClusterSearch(app.state.store.search, peers)
         if peers is not None:  # a zot member does not keep ocireg's catalog index
             app.state.store.only_ocireg_writes = peers.all_ocireg
             # nor the index-version keys (neither does an older ocireg)
@@ -161,13 +165,16 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
                 await service.close()
             await app.state.store.close()
 
-    routes = build_routes(config)
-    return Starlette(
-        routes=routes,
+    pages = ui_pages(config)
+    app = Starlette(
+        routes=build_routes(config, pages),
         middleware=build_middleware(config, membership, peers),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
+    if pages is not None:
+        setattr(app.state, PAGE_ERROR_KEY, pages.error_page)
+    return app
 
 
 def _trusts(store: ImageStore, peers: Peers) -> Callable[[], bool]:

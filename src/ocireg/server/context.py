@@ -9,8 +9,10 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.errors import ErrorCode, RegistryError
@@ -19,11 +21,15 @@ from ocireg.meta import MetaUnavailable
 from ocireg.registry.faults import as_registry_error
 from ocireg.server.traffic import Traffic
 from ocireg.storage import StorageError
+from ocireg.target import Kind, target_of
 
 log = logging.getLogger("ocireg.access")
 errlog = logging.getLogger("ocireg.errors")
 _INCOMING_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
+# app.state's renderer of an error as a web page (ui/pages.py), when the pages are on
+PAGE_ERROR_KEY = "page_error"
+PageError = Callable[[Scope, RegistryError], Response]
 
 
 class RequestContextMiddleware:
@@ -96,6 +102,12 @@ class RequestContextMiddleware:
         if traffic.status:
             # Headers already went out: the only honest signal left is to break the stream.
             raise RuntimeError("error after the response started") from err
+        page_error = _page_error(scope)
+        if page_error is not None:
+            # A web page (a member that stores the repository did not answer, say): the
+            # pages' own error page, not the API's JSON.
+            await page_error(scope, err)(scope, _no_body, send)
+            return
         body = err.body()
         headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
         headers += [
@@ -105,6 +117,17 @@ class RequestContextMiddleware:
         await send({"type": "http.response.start", "status": err.status, "headers": headers})
         head = scope.get("method") == "HEAD"
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+async def _no_body() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _page_error(scope: Scope) -> PageError | None:
+    if "app" not in scope or target_of(scope).kind is not Kind.PAGE:
+        return None
+    handler = getattr(scope["app"].state, PAGE_ERROR_KEY, None)
+    return handler if callable(handler) else None
 
 
 def _incoming_id(scope: Scope) -> str | None:

@@ -2,8 +2,10 @@
 
 Every read the pages make is here. The repositories list comes from the search index in
 the metadata store (`ocireg.registry.search`: the pages need `extensions.search`, as zot's
-do), so a page costs the same with 100 or 100,000 repositories; a repository's own page
-reads its index.json, which has the last word.
+do), so a page costs the same with 100 or 100,000 repositories; with separate storage per
+member, from every member's (`ocireg.cluster.gather`). A repository's own page reads its
+index.json, which has the last word (the cluster layer sends the page to the member that
+stores it).
 
 Manifests and configs are content-addressed: parsed once, kept in a bounded in-process
 cache by digest (`DOCS`).
@@ -19,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ocireg import jsondoc
+from ocireg.cluster.gather import ClusterSearch
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.identity import Identity
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import INDEX_TYPES
 from ocireg.registry.search import RepoSummary
@@ -42,6 +46,7 @@ _T = TypeVar("_T")
 class RepoPage:
     repos: list[RepoSummary]
     next_after: str | None  # the `after` of the next page; None on the last one
+    missing: list[str]  # members of the cluster whose repositories are not in the list
 
 
 @dataclass(frozen=True)
@@ -121,17 +126,20 @@ DOCS = _Docs()
 
 
 async def repository_page(
-    store: ImageStore,
+    search: ClusterSearch,
     contains: str,
     after: str | None,
     limit: int,
     readable: Callable[[str], bool],
+    identity: Identity,
 ) -> RepoPage:
     """Up to `limit` repositories after `after` whose name contains `contains` (case
-    folded) and that `readable` accepts, each summarised, from the search index."""
+    folded) and that `readable` accepts, each summarised, from the search index (the
+    members' indexes, with separate storage: cluster/gather.py)."""
     limit = max(1, min(limit, PAGE_MAX))
-    repos, more = await store.search.repositories(contains, after or "", limit, readable)
-    return RepoPage(repos, repos[-1].name if more and repos else None)
+    listing = await search.repositories(contains, after or "", limit, readable, identity)
+    repos = listing.repositories
+    return RepoPage(repos, repos[-1].name if listing.more and repos else None, listing.missing)
 
 
 async def _account(

@@ -3,8 +3,13 @@
 Paths are `/` and `/ui/...` (`ocireg.target.is_page`): classified as pages, they skip the
 API's authentication and authorization, which speak Basic and Bearer; a page finds its
 user in the session cookie (`ocireg.ui.session`) and asks the same `AccessPolicy` the API
-asks, for every repository it names or counts. Pages are never forwarded to another
-member: they have no repository in their classification, and read the shared store here.
+asks, for every repository it names or counts.
+
+In a cluster, a page about one repository (its tags, an image, a delete) names it in its
+classification (`target.page_repository`): on shared storage the member that received it
+answers, with separate storage the cluster layer sends it to the member that stores it,
+like an API request (the session cookie is valid there: its key comes from `hashKey`).
+The repositories list and search gather the members' parts (`ocireg.cluster.gather`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from ocireg import names
 from ocireg.auth.core import AuthServices
@@ -138,6 +144,13 @@ class Pages:
 
         return page
 
+    def error_page(self, scope: Scope, err: RegistryError) -> Response:
+        """An error raised before the page ran (the cluster layer's, when the member that
+        stores the repository did not answer), as the pages show errors."""
+        request = Request(scope)
+        request.state.identity = self.identity(request)
+        return self._error(request, err)
+
     def _error(self, request: Request, err: RegistryError) -> Response:
         status = err.status if err.status in (400, 403, 404, 503) else 500
         titles = {400: "Bad request", 403: "Not allowed", 404: "Not found", 503: "Unavailable"}
@@ -194,7 +207,12 @@ class Pages:
         limit = _int_param(request, "n", PAGE_SIZE)
         started = time.perf_counter()
         page = await data.repository_page(
-            request.app.state.store, q, after, limit, lambda r: self.can(identity, "read", r)
+            request.app.state.search,
+            q,
+            after,
+            limit,
+            lambda r: self.can(identity, "read", r),
+            identity,
         )
         more = None
         if page.next_after is not None:
@@ -210,6 +228,7 @@ class Pages:
                 "after": after,
                 "repos": page.repos,
                 "next_url": more,
+                "missing": page.missing,
                 "elapsed": (time.perf_counter() - started) * 1000,
             },
         )
@@ -220,10 +239,14 @@ class Pages:
         identity: Identity = request.state.identity
         q = request.query_params.get("q", "").strip()[:200]
         limit = _int_param(request, "n", PAGE_SIZE)
-        result = await request.app.state.store.search.query(
-            q, limit, lambda r: self.can(identity, "read", r)
+        found = await request.app.state.search.query(
+            q, limit, lambda r: self.can(identity, "read", r), identity
         )
-        return self.render(request, "search.html", {"q": q, "result": result, "limit": limit})
+        return self.render(
+            request,
+            "search.html",
+            {"q": q, "result": found.result, "limit": limit, "missing": found.missing},
+        )
 
     async def repository(self, request: Request) -> Response:
         repo = self._readable(request, request.path_params["name"])
@@ -275,14 +298,14 @@ class Pages:
 
     async def delete(self, request: Request) -> Response:
         form = await _form(request)
-        repo = self._readable(request, str(form.get("repo", "")))
-        reference = str(form.get("reference", ""))
+        # From the query, as the cluster layer read it to choose the member (target.py).
+        repo = self._readable(request, request.query_params.get("repo", ""))
+        reference = request.query_params.get("reference", "")
         seed = request.cookies.get(COOKIE) or request.cookies.get(CSRF_COOKIE) or ""
         if not self.sessions.csrf_ok(seed, str(form.get("csrf", ""))):
             raise RegistryError(ErrorCode.DENIED, "the form expired; open it again")
         if not self.can(request.state.identity, "delete", repo):
             raise RegistryError(ErrorCode.DENIED)
-        await _check_owner(request, repo)
         store = request.app.state.store
         desc = await store.resolve(repo, reference)
         # The call the API's DELETE /v2/<name>/manifests/<reference> makes.
@@ -356,21 +379,6 @@ def _set_cookie(
     )
 
 
-async def _check_owner(request: Request, repo: str) -> None:
-    """With separate storage per member, only the owner has the repository: a delete made
-    here would not reach it. On shared storage any member writes (as failover does)."""
-    peers = getattr(request.app.state, "peers", None)
-    if peers is None:
-        return
-    owner = peers.membership.owner_of(repo)
-    if owner != peers.membership.local_index and not await peers.shares_now(owner):
-        raise RegistryError(
-            ErrorCode.DENIED,
-            f"this repository is stored on {peers.membership.members[owner]}: "
-            "delete it from that member's pages",
-        )
-
-
 async def _form(request: Request) -> dict[str, str]:
     """An urlencoded form's fields (first of each); the pages' forms are small."""
     body = b""
@@ -403,6 +411,6 @@ def _int_param(request: Request, key: str, default: int) -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else default
 
 
-def ui_routes(config: Config) -> list[BaseRoute]:
-    """The pages' routes when `extensions.ui` is enabled, else none."""
-    return Pages(config).routes() if config.ui.enabled else []
+def ui_pages(config: Config) -> Pages | None:
+    """The pages when `extensions.ui` is enabled, else None."""
+    return Pages(config) if config.ui.enabled else None
