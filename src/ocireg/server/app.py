@@ -43,7 +43,7 @@ from ocireg.sync.periodic import PeriodicSync
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
-from ocireg.ui.pages import ui_routes
+from ocireg.ui.pages import Pages, ui_pages
 
 CONFIG_ENV = "OCIREG_CONFIG"
 log = logging.getLogger("ocireg.server")
@@ -58,7 +58,7 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     return Response(err.body(), status_code=err.status, media_type="application/json")
 
 
-def build_routes(config: Config) -> list[BaseRoute]:
+def build_routes(config: Config, pages: Pages | None = None) -> list[BaseRoute]:
     """Starlette's routes: only what lies outside the API (`ocireg.api.routes` is the API's
     table, dispatched by `Dispatch`)."""
     routes: list[BaseRoute] = []
@@ -66,7 +66,8 @@ def build_routes(config: Config) -> list[BaseRoute]:
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
         routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
-    routes += ui_routes(config)  # the web pages (extensions.ui), `/` and `/ui/...`
+    if pages is not None:
+        routes += pages.routes()  # the web pages (extensions.ui), `/` and `/ui/...`
     return routes
 
 
@@ -117,6 +118,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
     """`local_member`: this instance's index in `cluster.members`, if already known."""
     membership = membership_from_config(config, local_member)
     peers = peers_from_config(config, membership, on_round=metrics.record_cluster_view)
+    pages = ui_pages(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -160,8 +162,10 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
             if service is not None:
                 await service.close()
             await app.state.store.close()
+            if pages is not None:
+                await pages.close()
 
-    routes = build_routes(config)
+    routes = build_routes(config, pages)
     return Starlette(
         routes=routes,
         middleware=build_middleware(config, membership, peers),

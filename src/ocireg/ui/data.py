@@ -23,7 +23,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import INDEX_TYPES
-from ocireg.registry.search import RepoSummary
+from ocireg.registry.search import RepoSummary, Screen
 
 IMAGE_CONFIGS = frozenset(
     {
@@ -125,12 +125,12 @@ async def repository_page(
     contains: str,
     after: str | None,
     limit: int,
-    readable: Callable[[str], bool],
+    readable: Screen,
 ) -> RepoPage:
     """Up to `limit` repositories after `after` whose name contains `contains` (case
-    folded) and that `readable` accepts, each summarised, from the search index."""
+    folded) and that `readable` keeps, each summarised, from the search index."""
     limit = max(1, min(limit, PAGE_MAX))
-    repos, more = await store.search.repositories(contains, after or "", limit, readable)
+    repos, more = await store.search.repositories(contains, after or "", limit, screen=readable)
     return RepoPage(repos, repos[-1].name if more and repos else None)
 
 
