@@ -2,8 +2,9 @@
 and see only what its tokens grant them (the token server of tests/auth, a real HTTP server
 on loopback, a real ocireg, Chromium).
 
-Grants: alice may pull and delete x/app and nothing else; carol may only pull x/app; bob
-gets tokens that grant nothing; root pushes the content."""
+Grants: alice and dave may pull and delete x/app and nothing else; carol may only pull
+x/app; bob gets tokens that grant nothing; dave's password changes while he is logged in;
+root pushes the content."""
 
 from __future__ import annotations
 
@@ -46,6 +47,7 @@ def registry(
             "root": {X: ["pull", "push"], Y: ["pull", "push"]},
             "alice": {X: ["pull", "delete"]},
             "carol": {X: ["pull"]},
+            "dave": {X: ["pull", "delete"]},
         }
     )
     workdir = tmp_path_factory.mktemp("ui-bearer")
@@ -124,6 +126,21 @@ def test_wrong_password_and_a_user_granted_nothing(
     page.goto(registry.url + "/ui/search?q=alpha")
     assert page.locator("#image-hits").count() == 0
     assert page.goto(f"{registry.url}/ui/repo/{X}").status == 404
+
+
+def test_a_password_the_token_server_no_longer_takes_ends_the_session(
+    registry: RegistryProcess, images: dict[str, Image], page: Any
+) -> None:
+    login(page, registry.url, "dave", PASSWORDS["dave"])
+    assert repo_names(page) == [X]
+    PASSWORDS["dave"] = "changed"  # what the token server checks
+    try:
+        # the delete scope is not cached yet: the token request is refused
+        page.goto(f"{registry.url}/ui/image/{X}@{images['x2'].digest}")
+        page.wait_for_url(registry.url + "/ui/login")
+        assert not [c for c in page.context.cookies() if c["name"] == "ocireg_session"]
+    finally:
+        PASSWORDS["dave"] = "dave-pw"
 
 
 def test_token_server_down_is_a_503_page(
