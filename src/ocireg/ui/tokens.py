@@ -119,7 +119,8 @@ class TokenClient:
 
     async def _fetch(self, creds: Credentials, scopes: list[str]) -> tuple[Identity, float]:
         """A verified token for the scopes, and the seconds it stays valid."""
-        params = [("service", self.verifier.service or ""), ("account", creds.user)]
+        params = [("service", self.verifier.service)] if self.verifier.service else []
+        params.append(("account", creds.user))
         params += [("scope", scope) for scope in scopes]
         auth = aiohttp.BasicAuth(creds.user, creds.password)
         try:
