@@ -51,6 +51,16 @@ def login(page: Any, base: str, user: str, password: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def login_status(page: Any, base: str, user: str, password: str) -> int:
+    """Submit the login form; the status of its answer (the page stays where it leads)."""
+    page.goto(f"{base}/ui/login")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password)
+    with page.expect_response(lambda r: r.url.endswith("/ui/login")) as answer:
+        page.get_by_role("button", name="Log in").click()
+    return int(answer.value.status)
+
+
 def repo_names(page: Any) -> list[str]:
     """The names in the repositories table, as shown."""
     return [str(t) for t in page.locator("#results tbody tr td:first-child").all_inner_texts()]

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from tests.auth.conftest import write_htpasswd
 from tests.support.oci import manifest_path
 from tests.support.server import RegistryProcess, base_config, running_registry
-from tests.ui.conftest import UI, login, repo_names
+from tests.ui.conftest import UI, login, login_status, repo_names
 from tests.ui.sample import SIGNATURE, Content, push_sample
 
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw"}
@@ -145,12 +145,7 @@ def test_login_and_access_control_hide_a_repository(
     page.goto(registry.url + "/?q=secret")
     assert repo_names(page) == []
     # a wrong password: the form again, 401
-    page.goto(registry.url + "/ui/login")
-    page.get_by_label("Username").fill("bob")
-    page.get_by_label("Password").fill("wrong")
-    with page.expect_response(lambda r: r.url.endswith("/ui/login")) as answer:
-        page.get_by_role("button", name="Log in").click()
-    assert answer.value.status == 401
+    assert login_status(page, registry.url, "bob", "wrong") == 401
     assert "Wrong username or password" in page.get_by_role("alert").inner_text()
     # bob reads pub/ only
     login(page, registry.url, "bob", "bob-pw")

@@ -39,6 +39,24 @@ def test_a_session_verifies_only_as_issued(tmp_path: Path) -> None:
     assert member.verify(cookie, now=1001.0) is None
 
 
+def test_a_sealed_session_opens_only_as_issued() -> None:
+    """A bearer user's cookie: the credentials sealed (AES-GCM), readable by any member
+    with the same key, by nobody else, and not after tampering or expiry."""
+    issuer = Sessions(None, b"cluster-key-0001", sealed=True)
+    cookie = issuer.issue_sealed("alice", "pa55-word", now=1000.0)
+    assert "alice" not in cookie and "pa55" not in cookie and len(cookie) < 200
+    member = Sessions(None, b"cluster-key-0001", sealed=True)
+    session = member.verify(cookie, now=1001.0)
+    assert session is not None and (session.user, session.password) == ("alice", "pa55-word")
+    assert member.verify(cookie, now=1000.0 + LIFETIME + 1) is None  # expired
+    assert Sessions(None, b"another-key-0001", sealed=True).verify(cookie, now=1001.0) is None
+    assert Sessions(None, b"cluster-key-0001").verify(cookie, now=1001.0) is None  # no bearer
+    flipped = cookie[:-2] + ("A" if cookie[-2] != "A" else "B") + cookie[-1]
+    assert member.verify(flipped, now=1001.0) is None
+    assert member.verify("b.", now=1001.0) is None
+    assert member.verify("b.!!", now=1001.0) is None
+
+
 def test_csrf_tokens_follow_their_seed(tmp_path: Path) -> None:
     sessions = Sessions(
         Htpasswd(write_htpasswd(tmp_path / "users", {"a": "a"})), b"instance-secret"

@@ -47,7 +47,7 @@ async def search(request: Request) -> Response:
             raise RegistryError(ErrorCode.NAME_UNKNOWN, detail={"name": repo[:200]})
         return JSONResponse(await search.summary(repo, identity, forwarded))
     if "q" in query:
-        found = await search.query(query["q"], limit, readable, identity, forwarded)
+        found = await search.query(query["q"], limit, identity, readable, forwarded=forwarded)
         return JSONResponse(
             {
                 "repositories": [r.to_json() for r in found.result.repositories],
@@ -57,7 +57,7 @@ async def search(request: Request) -> Response:
         )
     contains = query.get("contains", "")
     listing = await search.repositories(
-        contains, query.get("last", ""), limit, readable, identity, forwarded
+        contains, query.get("last", ""), limit, identity, readable, forwarded=forwarded
     )
     page = listing.repositories
     headers = None

@@ -26,13 +26,20 @@ from typing import Any, TypeVar
 from ocireg.cluster.peers import Peers, PeerUnanswered
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import Identity
-from ocireg.registry.search import ImageSummary, RepoSummary, Search, SearchResult
+from ocireg.registry.search import (
+    ImageSummary,
+    Readable,
+    RepoSummary,
+    Screen,
+    Search,
+    SearchResult,
+    accepted,
+)
 
 log = logging.getLogger("ocireg.cluster")
 
 SEARCH_PATH = "/v2/_ocireg/search"  # the JSON search endpoint (api/search.py)
 ASK_TIMEOUT = 2.0  # seconds a listing waits for a member's part
-Readable = Callable[[str], bool]
 _T = TypeVar("_T")
 _K = TypeVar("_K", str, tuple[str, str])
 
@@ -71,12 +78,13 @@ class ClusterSearch:
         contains: str,
         after: str,
         limit: int,
-        readable: Readable | None,
         identity: Identity,
+        readable: Readable | None = None,
+        screen: Screen | None = None,
         forwarded: bool = False,
     ) -> RepoListing:
         """A page of repository summaries, as `Search.repositories`, over every member."""
-        local = self.local.repositories(contains, after, limit, readable)
+        local = self.local.repositories(contains, after, limit, readable, screen)
         others = self._others(forwarded)
         if not others:
             page, more = await local
@@ -88,8 +96,8 @@ class ClusterSearch:
         sources = [(page, more)]
         for part in parts:
             listed = _repos(part.get("repositories"))
-            shown = [r for r in listed[:limit] if readable is None or readable(r.name)]
-            sources.append((shown, len(listed) > limit))
+            kept = set(await accepted([r.name for r in listed[:limit]], readable, screen))
+            sources.append(([r for r in listed[:limit] if r.name in kept], len(listed) > limit))
         merged, more = merge_pages(sources, limit, key=lambda r: r.name)
         return RepoListing(merged, more, missing)
 
@@ -97,13 +105,14 @@ class ClusterSearch:
         self,
         text: str,
         limit: int,
-        readable: Readable | None,
         identity: Identity,
+        readable: Readable | None = None,
+        screen: Screen | None = None,
         forwarded: bool = False,
     ) -> SearchListing:
         """What `Search.query` finds, over every member: repositories by name, images by
         repository and tag, at most `limit` of each."""
-        local = self.local.query(text, limit, readable)
+        local = self.local.query(text, limit, readable, screen)
         others = self._others(forwarded)
         if not others:
             return SearchListing(await local)
@@ -111,13 +120,14 @@ class ClusterSearch:
             local, others, {"q": text, "n": str(limit)}, identity
         )
         theirs = [r for p in parts for r in _repos(p.get("repositories"))]
-        repos = _unique(
-            [*found.repositories, *(r for r in theirs if readable is None or readable(r.name))],
-            key=lambda r: r.name,
-        )
         their_images = [i for p in parts for i in _images(p.get("images"))]
+        named = sorted({r.name for r in theirs} | {i.repo for i in their_images})
+        kept = set(await accepted(named, readable, screen))
+        repos = _unique(
+            [*found.repositories, *(r for r in theirs if r.name in kept)], key=lambda r: r.name
+        )
         images = _unique(
-            [*found.images, *(i for i in their_images if readable is None or readable(i.repo))],
+            [*found.images, *(i for i in their_images if i.repo in kept)],
             key=lambda i: (i.repo, i.tag),
         )
         return SearchListing(SearchResult(repos[:limit], images[:limit]), missing)

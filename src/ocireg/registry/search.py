@@ -26,7 +26,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,9 @@ FIND_CHUNK = 200  # image hits read from the store at a time, before access cont
 ANNOTATIONS = ("title", "description", "vendor", "source")  # org.opencontainers.image.*
 
 Readable = Callable[[str], bool]
+# An access check that must ask elsewhere (the pages' token server): the names it keeps, in
+# order, asked once per chunk of names rather than per name.
+Screen = Callable[[list[str]], Awaitable[list[str]]]
 
 
 @dataclass(frozen=True)
@@ -195,17 +198,23 @@ class Search:
     # --- reads -------------------------------------------------------------------------
 
     async def repositories(
-        self, contains: str = "", after: str = "", limit: int = 50, readable: Readable | None = None
+        self,
+        contains: str = "",
+        after: str = "",
+        limit: int = 50,
+        readable: Readable | None = None,
+        screen: Screen | None = None,
     ) -> tuple[list[RepoSummary], bool]:
         """A page of repositories whose name contains `contains`, in name order after
-        `after`, only those `readable` accepts, and whether more follow. The cost follows
-        the page (and the names access control skips), not the number of repositories."""
+        `after`, only those `readable` and `screen` accept, and whether more follow. The cost
+        follows the page (and the names access control skips), not the number of
+        repositories."""
         self.kick_rebuild()
         names: list[str] = []
         cursor = after
         while len(names) <= limit:
             chunk = await self.meta.search_repositories(contains.lower(), cursor, PAGE_CHUNK)
-            names += [name for name in chunk if readable is None or readable(name)]
+            names += await accepted(chunk, readable, screen)
             if len(chunk) < PAGE_CHUNK:
                 break
             cursor = chunk[-1]
@@ -215,20 +224,25 @@ class Search:
         return [summarise(name, records.get(name, {})) for name in names], more
 
     async def query(
-        self, text: str, limit: int = 50, readable: Readable | None = None
+        self,
+        text: str,
+        limit: int = 50,
+        readable: Readable | None = None,
+        screen: Screen | None = None,
     ) -> SearchResult:
         """Up to `limit` repositories whose name contains `text` and up to `limit` tags whose
         tag, annotations (title, description, vendor, source) or artifact type contain it,
-        case-insensitively, in name order; only repositories `readable` accepts."""
+        case-insensitively, in name order; only repositories `readable` and `screen` accept."""
         needle = text.strip().lower()
         if not needle:
             return SearchResult([], [])
-        repos, _ = await self.repositories(needle, "", limit, readable)
+        repos, _ = await self.repositories(needle, "", limit, readable, screen)
         hits: list[tuple[str, str]] = []
         after = None
         while len(hits) < limit:  # more than a page only when access control skips hits
             chunk = await self.meta.search_find(needle, after, FIND_CHUNK)
-            hits += [hit for hit in chunk if readable is None or readable(hit[0])]
+            kept = set(await accepted(sorted({repo for repo, _ in chunk}), readable, screen))
+            hits += [hit for hit in chunk if hit[0] in kept]
             if len(chunk) < FIND_CHUNK:
                 break
             after = chunk[-1]
@@ -487,3 +501,9 @@ def _platform(value: Any) -> str | None:
     parts = [value.get("os"), value.get("architecture"), value.get("variant")]
     text = "/".join(p for p in parts if isinstance(p, str) and p)
     return text or None
+
+
+async def accepted(names: list[str], readable: Readable | None, screen: Screen | None) -> list[str]:
+    """The names both access checks accept, in order."""
+    kept = names if readable is None else [name for name in names if readable(name)]
+    return await screen(kept) if screen is not None and kept else kept

@@ -119,6 +119,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
     """`local_member`: this instance's index in `cluster.members`, if already known."""
     membership = membership_from_config(config, local_member)
     peers = peers_from_config(config, membership, on_round=metrics.record_cluster_view)
+    pages = ui_pages(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -164,8 +165,9 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
             if service is not None:
                 await service.close()
             await app.state.store.close()
+            if pages is not None:
+                await pages.close()
 
-    pages = ui_pages(config)
     app = Starlette(
         routes=build_routes(config, pages),
         middleware=build_middleware(config, membership, peers),

@@ -27,7 +27,7 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import Identity
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import INDEX_TYPES
-from ocireg.registry.search import RepoSummary
+from ocireg.registry.search import RepoSummary, Screen
 
 IMAGE_CONFIGS = frozenset(
     {
@@ -130,14 +130,14 @@ async def repository_page(
     contains: str,
     after: str | None,
     limit: int,
-    readable: Callable[[str], bool],
+    screen: Screen,
     identity: Identity,
 ) -> RepoPage:
     """Up to `limit` repositories after `after` whose name contains `contains` (case
-    folded) and that `readable` accepts, each summarised, from the search index (the
-    members' indexes, with separate storage: cluster/gather.py)."""
+    folded) and that `screen` keeps, each summarised, from the search index (the members'
+    indexes, with separate storage: cluster/gather.py)."""
     limit = max(1, min(limit, PAGE_MAX))
-    listing = await search.repositories(contains, after or "", limit, readable, identity)
+    listing = await search.repositories(contains, after or "", limit, identity, screen=screen)
     repos = listing.repositories
     return RepoPage(repos, repos[-1].name if listing.more and repos else None, listing.missing)
 

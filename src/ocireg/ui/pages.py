@@ -2,8 +2,9 @@
 
 Paths are `/` and `/ui/...` (`ocireg.target.is_page`): classified as pages, they skip the
 API's authentication and authorization, which speak Basic and Bearer; a page finds its
-user in the session cookie (`ocireg.ui.session`) and asks the same `AccessPolicy` the API
-asks, for every repository it names or counts.
+user in the session cookie (`ocireg.ui.session`) and asks, for every repository it names or
+counts, whoever the API asks about that user: the `AccessPolicy` for an htpasswd user, the
+token server for a bearer user (`ocireg.ui.tokens`).
 
 In a cluster, a page about one repository (its tags, an image, a delete) names it in its
 classification (`target.page_repository`): on shared storage the member that received it
@@ -15,6 +16,7 @@ The repositories list and search gather the members' parts (`ocireg.cluster.gath
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -36,12 +38,17 @@ from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, Identity
+from ocireg.registry.search import Screen
 from ocireg.ui import data
 from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions, instance_secret
+from ocireg.ui.tokens import Credentials, TokenClient, TokenRefused, TokenServerDown
 
+log = logging.getLogger("ocireg.ui")
 HERE = Path(__file__).parent
 PAGE_SIZE = 50
 FORM_MAX = 16 * 1024  # bytes of a form's body
+# A bearer user's credentials travel sealed in the cookie, which browsers cap at 4 KiB.
+USER_MAX, PASSWORD_MAX = 256, 2048
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -78,8 +85,10 @@ class Pages:
         self.config = config
         self.auth = AuthServices(config.auth) if config.auth.enabled else None
         htpasswd = self.auth.htpasswd if self.auth else None
+        bearer = self.auth.bearer if self.auth else None
+        self.tokens = TokenClient(bearer) if bearer is not None else None
         secret = config.cluster.hash_key if config.cluster else instance_secret()
-        self.sessions = Sessions(htpasswd, secret)
+        self.sessions = Sessions(htpasswd, secret, sealed=bearer is not None)
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -88,6 +97,10 @@ class Pages:
         )
         self.env.filters.update(size=_size, when=_when, short=_short)
         self.env.globals.update(repo_url=_repo_url, image_url=_image_url)
+
+    async def close(self) -> None:
+        if self.tokens is not None:
+            await self.tokens.close()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -110,14 +123,33 @@ class Pages:
     # --- who is asking ---------------------------------------------------------------------
 
     def identity(self, request: Request) -> Identity:
+        """The session's user; a bearer user's credentials go to `request.state.credentials`."""
         session = self.sessions.verify(request.cookies.get(COOKIE))
+        request.state.credentials = None
         if session is None:
             return ANONYMOUS
+        if session.password is not None:
+            request.state.credentials = Credentials(session.user, session.password)
+            return Identity(user=session.user, method="token")
         groups = self.auth.policy.groups_of(session.user) if self.auth and self.auth.policy else ()
         return Identity(user=session.user, groups=groups, method="session")
 
+    async def allowed(self, request: Request, action: str, repos: list[str]) -> list[str]:
+        """The repositories, in order, on which the user may do `action`: the token server
+        decides for a bearer user, as for the API; else the policy (`can`)."""
+        creds: Credentials | None = request.state.credentials
+        if creds is not None and self.tokens is not None:
+            return await self.tokens.allowed(creds, action, repos)
+        identity: Identity = request.state.identity
+        return [repo for repo in repos if self.can(identity, action, repo)]
+
+    async def may(self, request: Request, action: str, repo: str) -> bool:
+        return bool(await self.allowed(request, action, [repo]))
+
     def can(self, identity: Identity, action: str, repo: str) -> bool:
         """As the API decides (auth/middleware.py, AuthorizeMiddleware._policy)."""
+        if identity.method == "token":
+            return False  # a bearer user: only the token server decides (`allowed`)
         if self.auth is None:
             return True  # no http.auth, no accessControl: the API lets everyone do anything
         if self.auth.policy is not None:
@@ -141,6 +173,14 @@ class Pages:
                 return await handler(request)
             except RegistryError as err:
                 return self._error(request, err)
+            except TokenRefused:
+                # The token server no longer takes this session's credentials: log in again.
+                response = RedirectResponse("/ui/login", 303)
+                response.delete_cookie(COOKIE, path="/")
+                return response
+            except TokenServerDown as exc:
+                log.warning("token server unavailable", extra={"error": str(exc)})
+                return self._token_server_down(request)
 
         return page
 
@@ -169,6 +209,11 @@ class Pages:
             status=status,
         )
 
+    def _token_server_down(self, request: Request) -> Response:
+        message = "The token server did not answer, so access cannot be checked. Try again soon."
+        context = {"title": "Unavailable", "message": message}
+        return self.render(request, "error.html", context, status=503)
+
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
     ) -> HTMLResponse:
@@ -176,7 +221,8 @@ class Pages:
         html = self.env.get_template(template).render(
             request=request,
             user=identity.user,
-            login_enabled=self.auth is not None and self.auth.htpasswd is not None,
+            login_enabled=self.auth is not None
+            and (self.auth.htpasswd is not None or self.auth.bearer is not None),
             **context,
         )
         response = HTMLResponse(html, status_code=status)
@@ -188,31 +234,33 @@ class Pages:
         )
         return response
 
-    def _readable(self, request: Request, repo: str) -> str:
+    async def _readable(self, request: Request, repo: str) -> str:
         """The repository name, when the user may read it; else as if it did not exist."""
         try:
             repo = names.validate_name(repo)
         except RegistryError:
             raise RegistryError(ErrorCode.NAME_INVALID) from None
-        if not self.can(request.state.identity, "read", repo):
+        if not await self.may(request, "read", repo):
             raise RegistryError(ErrorCode.NAME_UNKNOWN)  # 404: the name is not confirmed
         return repo
+
+    def _screen(self, request: Request) -> Screen:
+        """What a list or a search keeps: the names the user may read, a chunk at a time."""
+
+        async def screen(repos: list[str]) -> list[str]:
+            return await self.allowed(request, "read", repos)
+
+        return screen
 
     # --- pages -------------------------------------------------------------------------------
 
     async def repositories(self, request: Request) -> Response:
-        identity: Identity = request.state.identity
         q = request.query_params.get("q", "").strip()[:200]
         after = request.query_params.get("after") or None
         limit = _int_param(request, "n", PAGE_SIZE)
         started = time.perf_counter()
         page = await data.repository_page(
-            request.app.state.search,
-            q,
-            after,
-            limit,
-            lambda r: self.can(identity, "read", r),
-            identity,
+            request.app.state.search, q, after, limit, self._screen(request), request.state.identity
         )
         more = None
         if page.next_after is not None:
@@ -236,11 +284,10 @@ class Pages:
     async def search(self, request: Request) -> Response:
         """Repositories whose name, and tags whose tag, annotations (title, description,
         vendor, source) or artifact type contain the text: the search index's answer."""
-        identity: Identity = request.state.identity
         q = request.query_params.get("q", "").strip()[:200]
         limit = _int_param(request, "n", PAGE_SIZE)
         found = await request.app.state.search.query(
-            q, limit, lambda r: self.can(identity, "read", r), identity
+            q, limit, request.state.identity, screen=self._screen(request)
         )
         return self.render(
             request,
@@ -249,7 +296,7 @@ class Pages:
         )
 
     async def repository(self, request: Request) -> Response:
-        repo = self._readable(request, request.path_params["name"])
+        repo = await self._readable(request, request.path_params["name"])
         after = request.query_params.get("after") or None
         page = await data.tag_page(
             request.app.state.store, repo, after, _int_param(request, "n", 100)
@@ -266,18 +313,18 @@ class Pages:
 
     async def image(self, request: Request) -> Response:
         repo, digest = _split_ref(request.path_params["ref"])
-        repo = self._readable(request, repo)
+        repo = await self._readable(request, repo)
         view = await data.image_view(request.app.state.store, repo, digest)
-        may_delete = self.can(request.state.identity, "delete", repo)
+        may_delete = await self.may(request, "delete", repo)
         host = request.headers.get("host") or request.url.netloc
         return self.render(
             request, "image.html", {"view": view, "may_delete": may_delete, "host": host}
         )
 
     async def confirm_delete(self, request: Request) -> Response:
-        repo = self._readable(request, request.query_params.get("repo", ""))
+        repo = await self._readable(request, request.query_params.get("repo", ""))
         reference = request.query_params.get("reference", "")
-        if not self.can(request.state.identity, "delete", repo):
+        if not await self.may(request, "delete", repo):
             raise RegistryError(ErrorCode.DENIED)
         desc = await request.app.state.store.resolve(repo, reference)
         seed = self._csrf_seed(request)
@@ -299,12 +346,12 @@ class Pages:
     async def delete(self, request: Request) -> Response:
         form = await _form(request)
         # From the query, as the cluster layer read it to choose the member (target.py).
-        repo = self._readable(request, request.query_params.get("repo", ""))
+        repo = await self._readable(request, request.query_params.get("repo", ""))
         reference = request.query_params.get("reference", "")
         seed = request.cookies.get(COOKIE) or request.cookies.get(CSRF_COOKIE) or ""
         if not self.sessions.csrf_ok(seed, str(form.get("csrf", ""))):
             raise RegistryError(ErrorCode.DENIED, "the form expired; open it again")
-        if not self.can(request.state.identity, "delete", repo):
+        if not await self.may(request, "delete", repo):
             raise RegistryError(ErrorCode.DENIED)
         store = request.app.state.store
         desc = await store.resolve(repo, reference)
@@ -341,8 +388,8 @@ class Pages:
         user = str(form.get("username", ""))
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
-        htpasswd = self.auth.htpasswd if self.auth else None
-        if htpasswd is None or not user or not await htpasswd.check(user, password):
+        cookie = await self._log_in(user, password)
+        if cookie is None:
             if self.auth is not None and self.auth.settings.fail_delay > 0:
                 await asyncio.sleep(self.auth.settings.fail_delay)
             return self.render(
@@ -352,10 +399,29 @@ class Pages:
                 status=401,
             )
         response = RedirectResponse(target, 303)
-        _set_cookie(request, response, COOKIE, self.sessions.issue(user), LIFETIME)
+        _set_cookie(request, response, COOKIE, cookie, LIFETIME)
         return response
 
+    async def _log_in(self, user: str, password: str) -> str | None:
+        """The session cookie for these credentials, or None. An htpasswd user as the API
+        checks Basic; else, with bearer auth, whoever the token server issues a token to."""
+        htpasswd = self.auth.htpasswd if self.auth else None
+        if not user:
+            return None
+        if htpasswd is not None and await htpasswd.check(user, password):
+            return self.sessions.issue(user)
+        if self.tokens is None or len(user) > USER_MAX or len(password) > PASSWORD_MAX:
+            return None
+        try:
+            await self.tokens.login(Credentials(user, password))
+        except TokenRefused:
+            return None
+        return self.sessions.issue_sealed(user, password)
+
     async def logout(self, request: Request) -> Response:
+        creds: Credentials | None = request.state.credentials
+        if creds is not None and self.tokens is not None:
+            self.tokens.forget(creds)
         response = RedirectResponse("/ui/login", 303)
         response.delete_cookie(COOKIE, path="/")
         return response

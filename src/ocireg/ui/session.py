@@ -1,8 +1,11 @@
 """Web sessions: a signed cookie that every member of a cluster accepts, and CSRF tokens.
 
-The cookie holds the user and an expiry, with an HMAC-SHA256 over both and over the user's
-current htpasswd entry (its bcrypt hash), so a changed password or a removed user ends that
-user's sessions at once. The HMAC key is derived (HKDF) from a secret:
+An htpasswd user's cookie holds the user and an expiry, with an HMAC-SHA256 over both and
+over the user's current htpasswd entry (its bcrypt hash), so a changed password or a removed
+user ends that user's sessions at once. A bearer user's cookie (`http.auth.bearer`: the
+token server decides, `ocireg.ui.tokens`) holds the user, the password and the expiry sealed
+with AES-256-GCM: the pages need the password to fetch tokens, the browser may not read it.
+Both keys are derived (HKDF) from a secret:
 - in a cluster, the cluster's `hashKey`, which every member already holds to prove its
   traffic to the others: no member needs to tell another anything, and a session made on
   one member is good on all of them;
@@ -21,7 +24,9 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ocireg.auth.htpasswd import Htpasswd
@@ -30,6 +35,7 @@ COOKIE = "ocireg_session"
 CSRF_COOKIE = "ocireg_csrf"
 LIFETIME = 12 * 3600.0  # seconds a login lasts
 SESSION_SECRET_ENV = "OCIREG_UI_SESSION_SECRET"
+SEALED = "b."  # a bearer user's cookie; an htpasswd one starts with base64 of "{" ("ey")
 
 
 def instance_secret() -> bytes:
@@ -49,14 +55,35 @@ class Session:
     user: str
     expires: float
     token: str  # the cookie's value, which the CSRF token is derived from
+    password: str | None = None  # a bearer user's, for the token server
 
 
 class Sessions:
-    def __init__(self, htpasswd: Htpasswd | None, secret: bytes) -> None:
+    def __init__(self, htpasswd: Htpasswd | None, secret: bytes, sealed: bool = False) -> None:
         self.htpasswd = htpasswd
-        self.key = HKDF(
-            algorithm=hashes.SHA256(), length=32, salt=None, info=b"ocireg ui session v1"
-        ).derive(secret)
+        self.key = _derive(secret, b"ocireg ui session v1")
+        # Only with bearer auth: without it a sealed cookie means nothing.
+        self.aead = AESGCM(_derive(secret, b"ocireg ui sealed session v1")) if sealed else None
+
+    def issue_sealed(self, user: str, password: str, now: float | None = None) -> str:
+        """A bearer user's cookie: AES-GCM authenticates it, nothing else is needed."""
+        assert self.aead is not None, "sealed sessions need bearer auth"
+        expires = int((now or time.time()) + LIFETIME)
+        plain = json.dumps({"u": user, "p": password, "e": expires}, separators=(",", ":"))
+        nonce = secrets.token_bytes(12)
+        return SEALED + _b64(nonce + self.aead.encrypt(nonce, plain.encode(), SEALED.encode()))
+
+    def _unseal(self, value: str) -> tuple[str, str, float] | None:
+        if self.aead is None:
+            return None
+        sealed = value[len(SEALED) :]
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+            plain = self.aead.decrypt(raw[:12], raw[12:], SEALED.encode())
+            data = json.loads(plain)
+            return str(data["u"]), str(data["p"]), float(data["e"])
+        except (ValueError, KeyError, TypeError, InvalidTag):
+            return None
 
     def issue(self, user: str, now: float | None = None) -> str:
         expires = int((now or time.time()) + LIFETIME)
@@ -65,6 +92,11 @@ class Sessions:
 
     def verify(self, value: str | None, now: float | None = None) -> Session | None:
         """The session the cookie carries, or None when it is absent, forged or stale."""
+        if value and value.startswith(SEALED):
+            opened = self._unseal(value)
+            if opened is None or opened[2] < (now or time.time()):
+                return None
+            return Session(opened[0], opened[2], value, password=opened[1])
         if not value or self.htpasswd is None:
             return None
         payload, _, mac = value.partition(".")
@@ -96,6 +128,10 @@ class Sessions:
             return None  # no such user (any more): no session
         msg = payload.encode() + b"\0" + entry
         return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
+
+
+def _derive(secret: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info).derive(secret)
 
 
 def _b64(data: bytes) -> str:
