@@ -231,7 +231,7 @@ class SyncService:
                 # The lock per attempt, not across the waits: pulls in between go on.
                 async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
                     if await self._local_digest(local, ref) is None:
-                        await registry.copier.copy(remote, local, ref)
+                        await registry.copier.copy(remote, local, ref, keep=True)
 
             await asyncio.sleep(registry.settings.retry_delay)
             try:
@@ -277,7 +277,7 @@ class SyncService:
             self._pending[key] = fetched
         early.set_result(fetched)
         try:
-            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen)
+            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen, keep=True)
         except (UpstreamError, RegistryError) as exc:
             self.record("image_error", "on_demand", 1)
             log.error(
