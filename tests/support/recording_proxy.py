@@ -1,6 +1,7 @@
 """A plain HTTP reverse proxy on a loopback port that notes the headers of each request
 before passing it on unchanged (Host included, so S3 signatures still match): it shows
-what a real client sends where a redirect takes it."""
+what a real client sends where a redirect takes it. It can also answer the next requests
+whose path contains `fail_on` with a 503 (`failing` of them), as a flaky upstream does."""
 
 from __future__ import annotations
 
@@ -28,6 +29,20 @@ class RecordingProxy:
     upstream: str  # http://host:port
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
+    failing: int = 0  # how many of the next requests matching `fail_on` get a 503
+    fail_on: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def fail_next(self, count: int, fail_on: str) -> None:
+        with self.lock:
+            self.failing, self.fail_on = count, fail_on
+
+    def _fails(self, path: str) -> bool:
+        with self.lock:
+            if self.failing > 0 and self.fail_on in path:
+                self.failing -= 1
+                return True
+            return False
 
     @property
     def host(self) -> str:
@@ -51,6 +66,16 @@ def _handler(proxy: RecordingProxy) -> type[BaseHTTPRequestHandler]:
 
         def _forward(self) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            if proxy._fails(self.path):
+                proxy.seen.append(Seen(self.command, self.path, headers, 503))
+                body = b'{"errors":[{"code":"UNAVAILABLE","message":"failing on purpose"}]}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return
             conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=60)
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
