@@ -40,7 +40,13 @@ from ocireg.errors import ConfigError, ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 from ocireg.sync.content import Mapping, split_pattern
 from ocireg.sync.copier import Copier, check_manifest
-from ocireg.sync.settings import Credentials, RegistrySettings, SyncSettings, load_credentials
+from ocireg.sync.settings import (
+    DOWNLOAD_DIR_UNUSED,
+    Credentials,
+    RegistrySettings,
+    SyncSettings,
+    load_credentials,
+)
 from ocireg.sync.transfers import Transfers, open_follower
 from ocireg.sync.upstream import (
     Fetched,
@@ -107,6 +113,8 @@ class SyncService:
         self._retrying: dict[tuple[str, str], asyncio.Task[None]] = {}  # background retries
         for key in settings.ignored:
             log.warning("zot sync key not implemented, ignored", extra={"key": key})
+        if settings.download_dir is not None:
+            log.info(DOWNLOAD_DIR_UNUSED, extra={"downloadDir": str(settings.download_dir)})
 
     async def close(self) -> None:
         for task, _ in list(self._inflight.values()):
