@@ -18,6 +18,7 @@ from tests.support.oci import (
     assert_error,
     assert_image_pulls,
     image_index,
+    push_artifact,
     push_image,
     push_manifest,
     unique_repo,
@@ -43,6 +44,7 @@ def test_images_pulled_by_digest_survive_gc_and_the_upstream(tmp_path: Path) -> 
     with docker_registry(tmp_path / "up") as up_server:
         with httpx.Client(base_url=up_server.url, timeout=30) as up:
             image = push_image(up, single, "v1", layers=2)
+            sbom = push_artifact(up, single, image, "application/vnd.example.sbom")
             amd, arm = push_image(up, multi), push_image(up, multi)
             body, index_digest = image_index(
                 [
@@ -66,6 +68,10 @@ def test_images_pulled_by_digest_survive_gc_and_the_upstream(tmp_path: Path) -> 
             r = c.get(f"/v2/{DEST}/{multi}/manifests/{index_digest}", headers=ACCEPT)
             assert r.status_code == 200 and r.content == body
             wait_until(lambda: stored(proc, single, image.digest))
+            # A referrer pulled by digest lives as long as its subject: not marked.
+            r = c.get(f"/v2/{DEST}/{single}/manifests/{sbom.digest}", headers=ACCEPT)
+            assert r.status_code == 200 and r.content == sbom.manifest
+            wait_until(lambda: stored(proc, single, sbom.digest))
             wait_until(lambda: stored(proc, multi, index_digest))
             assert c.get(f"/v2/{DEST}/{single}/tags/list").json()["tags"] in ([], None)
             # The control: an image pulled by tag, then left untagged by the tag's move.
@@ -89,13 +95,16 @@ def test_images_pulled_by_digest_survive_gc_and_the_upstream(tmp_path: Path) -> 
                 assert reports[f"{DEST}/{repo}"]["manifests"] == [], reports
                 assert reports[f"{DEST}/{repo}"]["blobs"] == [], reports
             index = json.loads((proc.root / DEST / single / "index.json").read_text())
-            assert index["manifests"][0]["annotations"] == {
-                "io.ocireg.keep": "pulled by digest through sync"
+            assert {m["digest"]: m.get("annotations") for m in index["manifests"]} == {
+                image.digest: {"io.ocireg.keep": "pulled by digest through sync"},
+                sbom.digest: None,
             }
 
             up_server.stop()
             # Served from the cache alone: the image, the index and each of its platforms.
             assert_image_pulls(c, local(image), image.digest)
+            r = c.get(f"/v2/{DEST}/{single}/manifests/{sbom.digest}", headers=ACCEPT)
+            assert r.status_code == 200 and r.content == sbom.manifest
             r = c.get(f"/v2/{DEST}/{multi}/manifests/{index_digest}", headers=ACCEPT)
             assert r.status_code == 200 and r.content == body
             for child in (amd, arm):

@@ -59,11 +59,13 @@ class Copier:
         """Copy `remote:reference` to `local` under the same reference; returns its digest.
         `fetched`: its manifest, already read; `seen` is told each manifest an index lists
         as it is read (on demand answers them before they are stored). `keep`: a reference
-        by digest stays after garbage collection although untagged (a client pulled it so)."""
+        by digest stays after garbage collection although untagged (a client pulled it so),
+        unless it is a referrer, which lives as long as its subject."""
         if fetched is None:
             fetched = await self.upstream.manifest(remote, reference)
         await self._contents(remote, local, fetched, MAX_DEPTH, seen)
         tag = reference if names.is_tag(reference) else None
+        keep = keep and check_manifest(fetched).subject is None
         await self._put(local, tag, fetched, KEPT_REASON if keep else None)
         log.info(
             "image synced",
