@@ -1,6 +1,9 @@
 """A plain HTTP reverse proxy on a loopback port that notes the headers of each request
 before passing it on unchanged (Host included, so S3 signatures still match): it shows
-what a real client sends where a redirect takes it."""
+what a real client sends where a redirect takes it. It can also answer the next requests
+whose path contains `fail_on` with a 503 (`failing` of them), as a flaky upstream does, or
+send half of the next answer whose path contains `stall_on` and hold the rest until
+`released` is set (a transfer caught midway)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,34 @@ class RecordingProxy:
     upstream: str  # http://host:port
     port: int = 0
     seen: list[Seen] = field(default_factory=list)
+    failing: int = 0  # how many of the next requests matching `fail_on` get a 503
+    fail_on: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    stall_on: str = ""
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def fail_next(self, count: int, fail_on: str) -> None:
+        with self.lock:
+            self.failing, self.fail_on = count, fail_on
+
+    def stall_next(self, stall_on: str) -> None:
+        with self.lock:
+            self.stall_on = stall_on
+            self.released.clear()
+
+    def _stalls(self, path: str) -> bool:
+        with self.lock:
+            if self.stall_on and self.stall_on in path:
+                self.stall_on = ""  # once
+                return True
+            return False
+
+    def _fails(self, path: str) -> bool:
+        with self.lock:
+            if self.failing > 0 and self.fail_on in path:
+                self.failing -= 1
+                return True
+            return False
 
     @property
     def host(self) -> str:
@@ -51,6 +82,16 @@ def _handler(proxy: RecordingProxy) -> type[BaseHTTPRequestHandler]:
 
         def _forward(self) -> None:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+            if proxy._fails(self.path):
+                proxy.seen.append(Seen(self.command, self.path, headers, 503))
+                body = b'{"errors":[{"code":"UNAVAILABLE","message":"failing on purpose"}]}'
+                self.send_response(503)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return
             conn = http.client.HTTPConnection(target.hostname or "", target.port, timeout=60)
             try:
                 conn.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
@@ -64,7 +105,13 @@ def _handler(proxy: RecordingProxy) -> type[BaseHTTPRequestHandler]:
                     if key.lower() not in _HOP_BY_HOP:
                         self.send_header(key, value)
                 self.end_headers()
-                if self.command != "HEAD":
+                if self.command != "HEAD" and proxy._stalls(self.path):
+                    body = response.read()
+                    self.wfile.write(body[: len(body) // 2])
+                    self.wfile.flush()
+                    proxy.released.wait(timeout=60)
+                    self.wfile.write(body[len(body) // 2 :])
+                elif self.command != "HEAD":
                     while piece := response.read(1 << 20):
                         self.wfile.write(piece)
             finally:
@@ -84,6 +131,7 @@ def recording_proxy(upstream: str) -> Iterator[RecordingProxy]:
     try:
         yield proxy
     finally:
+        proxy.released.set()  # a stalled answer ends, so that the server can shut down
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)

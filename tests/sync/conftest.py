@@ -96,9 +96,14 @@ def docker_registry(
 
 
 def sync_config(
-    workdir: Path, registries: list[dict[str, Any]], workers: int = 2, **sync: Any
+    workdir: Path,
+    registries: list[dict[str, Any]],
+    workers: int = 2,
+    storage: dict[str, Any] | None = None,
+    **sync: Any,
 ) -> dict[str, Any]:
     config = base_config(workdir / "mirror-root", workers=workers)
+    config["storage"].update(storage or {})
     config["extensions"] = {
         "sync": {"enable": True, "registries": registries, **sync},
         "metrics": {"enable": True},
@@ -108,11 +113,15 @@ def sync_config(
 
 @contextlib.contextmanager
 def mirror(
-    workdir: Path, registries: list[dict[str, Any]], workers: int = 2, **sync: Any
+    workdir: Path,
+    registries: list[dict[str, Any]],
+    workers: int = 2,
+    storage: dict[str, Any] | None = None,
+    **sync: Any,
 ) -> Iterator[RegistryProcess]:
-    """An ocireg whose sync section lists `registries`."""
+    """An ocireg whose sync section lists `registries` (and `storage` has these keys more)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    config = sync_config(workdir, registries, workers, **sync)
+    config = sync_config(workdir, registries, workers, storage, **sync)
     with running_registry(workdir, config, name="mirror") as proc:
         yield proc
 

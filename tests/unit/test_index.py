@@ -13,7 +13,7 @@ import pytest
 from ocireg.digest import Digest
 from ocireg.meta.sqlite import SqliteMeta
 from ocireg.registry import layout
-from ocireg.registry.index import REF_NAME, Index, IndexCache, tag_of
+from ocireg.registry.index import KEEP, REF_NAME, Index, IndexCache, is_kept, tag_of
 from ocireg.storage.filesystem import FilesystemDriver
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -48,6 +48,16 @@ def test_tagging_an_untagged_manifest_replaces_its_untagged_descriptor() -> None
     index.set_tag("v1", desc(A))
     assert len(index.manifests) == 1
     assert index.tags() == ["v1"]
+
+
+def test_a_kept_manifest_stays_kept_when_tagged_and_when_the_tag_moves() -> None:
+    index = Index()
+    index.add_untagged(desc(A, annotations={KEEP: "why"}))
+    index.set_tag("v1", desc(A))
+    assert index.by_tag("v1") == desc(A, annotations={KEEP: "why", REF_NAME: "v1"})
+    index.set_tag("v1", desc(B))
+    assert index.by_digest(A) == desc(A, annotations={KEEP: "why"})
+    assert is_kept(index.by_digest(A) or {}) and not is_kept(index.by_digest(B) or {})
 
 
 def test_a_second_tag_on_the_same_digest_is_a_second_descriptor() -> None:

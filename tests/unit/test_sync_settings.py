@@ -144,3 +144,8 @@ def test_verify_checks_the_section_and_names_ignored_keys(tmp_path: Path) -> Non
     path.write_text(json.dumps(config))
     result = run_cli("verify", str(path))  # zot syncs without them, and says so
     assert result.returncode == 0 and "credentialsFile" in result.stderr
+    assert "downloadDir" not in result.stderr
+    config["extensions"]["sync"]["downloadDir"] = str(tmp_path / "staging")
+    path.write_text(json.dumps(config))
+    result = run_cli("verify", str(path))  # accepted (zot needs it on S3), said to be unused
+    assert result.returncode == 0 and "downloadDir is not used" in result.stderr

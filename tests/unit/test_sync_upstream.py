@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -70,3 +71,19 @@ def test_a_retry_that_succeeds_returns_its_value() -> None:
         return "ok"
 
     assert asyncio.run(with_retries(_settings(3), attempt)) == "ok"
+
+
+def test_no_retry_starts_after_the_deadline() -> None:
+    attempts = []
+
+    async def attempt() -> None:
+        attempts.append(1)
+        raise UpstreamError("http://h", "down", transient=True)
+
+    async def bounded() -> None:
+        # retryDelay 0: every retry fits until the deadline, which has passed already.
+        await with_retries(_settings(50), attempt, deadline=time.monotonic() - 1)
+
+    with pytest.raises(UpstreamError):
+        asyncio.run(bounded())
+    assert len(attempts) == 1

@@ -1,6 +1,8 @@
 """Garbage collection of one repository at a time, zot's rules (`storage.gc`, `gcDelay`).
 
-Kept: every tagged manifest, every manifest younger than gcDelay, and transitively whatever
+Kept: every tagged manifest, every manifest younger than gcDelay, every untagged manifest
+marked `io.ocireg.keep` (sync stores so an image a client pulled by digest through the cache:
+docs/sync.md), and transitively whatever
 a kept manifest names (index children, config, layers, subject) plus the referrers of kept
 manifests. Removed: the other index.json entries (untagged, old, unreferenced), then blob
 files nothing kept names and older than gcDelay, then upload sessions idle for gcDelay.
@@ -30,7 +32,7 @@ from ocireg.ops.content import (
 )
 from ocireg.ops.runs import Checkpoint, each_repository, owns_everything
 from ocireg.registry import ImageStore, layout
-from ocireg.registry.index import Index, tag_of
+from ocireg.registry.index import Index, is_kept, tag_of
 from ocireg.registry.locks import LockBusy
 from ocireg.storage import PathNotFound
 
@@ -152,7 +154,9 @@ class GarbageCollector:
             refs = await self._references(blobs.get(digest), cache)
             if refs is not None and refs.subject:
                 by_subject.setdefault(refs.subject, []).append(digest)
-        tagged = {d["digest"] for d in index.manifests if tag_of(d) and "digest" in d}
+        tagged = {
+            d["digest"] for d in index.manifests if (tag_of(d) or is_kept(d)) and "digest" in d
+        }
         # An entry whose blob is gone is left for scrub to report, not silently dropped.
         young = {d for d in entries if d not in blobs or blobs[d].stamp > cutoff}
         stack = list(tagged | young)

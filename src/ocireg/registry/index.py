@@ -24,6 +24,9 @@ from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageUnavail
 log = logging.getLogger("ocireg.registry")
 
 REF_NAME = "org.opencontainers.image.ref.name"
+# Set on the descriptor of an untagged manifest that garbage collection must keep: one that
+# sync fetched because a client pulled it by digest (docs/sync.md, "Pulled by digest").
+KEEP = "io.ocireg.keep"
 INDEX_MEDIA_TYPE = "application/vnd.oci.image.index.v1+json"
 UPDATE_ATTEMPTS = 50  # conditional-write retries; each loser re-reads and re-applies
 
@@ -128,9 +131,11 @@ class Index:
                 and old_digest not in self._count
             ):
                 self._add(_untagged(old))
-        # An untagged descriptor of the same digest is replaced by the tagged one.
-        self._remove(f"d:{desc['digest']}")
-        self._add({**desc, "annotations": {**(desc.get("annotations") or {}), REF_NAME: tag}})
+        # An untagged descriptor of the same digest is replaced by the tagged one; its
+        # annotations (a `KEEP`) stay with it, and with the untagged entry if the tag moves.
+        before = self._remove(f"d:{desc['digest']}") or {}
+        annotations = {**(before.get("annotations") or {}), **(desc.get("annotations") or {})}
+        self._add({**desc, "annotations": {**annotations, REF_NAME: tag}})
 
     def add_untagged(self, desc: dict[str, Any]) -> None:
         if desc["digest"] not in self._count:
@@ -203,6 +208,12 @@ def _untagged(desc: dict[str, Any]) -> dict[str, Any]:
     if rest:
         untagged["annotations"] = rest
     return untagged
+
+
+def is_kept(desc: dict[str, Any]) -> bool:
+    """Whether an untagged descriptor is one garbage collection keeps (`KEEP`)."""
+    annotations = desc.get("annotations")
+    return isinstance(annotations, dict) and KEEP in annotations
 
 
 def tag_of(desc: dict[str, Any]) -> str | None:

@@ -17,6 +17,7 @@ from ocireg.meta import MetaStore
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.faults import boundary
 from ocireg.registry.index import (
+    KEEP,
     AddUntagged,
     Index,
     IndexCache,
@@ -147,8 +148,15 @@ class ImageStore:
         return StoredManifest(body, media_type, digest)
 
     async def put_manifest(
-        self, repo: str, reference: str, body: bytes, content_type: str | None
+        self,
+        repo: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        keep: str | None = None,
     ) -> PutResult:
+        """Store a manifest under a tag or its digest. `keep` (why), for one stored by
+        digest: garbage collection keeps it although it has no tag (index.KEEP)."""
         tag: str | None = None
         if names.is_tag(reference):
             tag = reference
@@ -174,6 +182,8 @@ class ImageStore:
         }
         if manifest.declared_artifact_type:
             desc["artifactType"] = manifest.declared_artifact_type
+        if keep is not None and tag is None:
+            desc["annotations"] = {KEEP: keep}
 
         change = SetTag(tag, desc) if tag is not None else AddUntagged(desc)
         await self._referrers.pushed(repo, desc, manifest)

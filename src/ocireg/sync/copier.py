@@ -34,6 +34,7 @@ READ_AHEAD = 8  # pieces (as they arrive, ~1 MiB at most) read before the store 
 PARALLEL_BLOBS = 4  # blob downloads of one image at a time
 REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
 _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
+KEPT_REASON = "pulled by digest through sync"  # the value of index.KEEP on such a manifest
 
 
 class Copier:
@@ -53,14 +54,19 @@ class Copier:
         referrers: int = REFERRER_DEPTH,
         fetched: Fetched | None = None,
         seen: Callable[[Fetched], None] | None = None,
+        keep: bool = False,
     ) -> Digest:
         """Copy `remote:reference` to `local` under the same reference; returns its digest.
         `fetched`: its manifest, already read; `seen` is told each manifest an index lists
-        as it is read (on demand answers them before they are stored)."""
+        as it is read (on demand answers them before they are stored). `keep`: a reference
+        by digest stays after garbage collection although untagged (a client pulled it so),
+        unless it is a referrer, which lives as long as its subject."""
         if fetched is None:
             fetched = await self.upstream.manifest(remote, reference)
         await self._contents(remote, local, fetched, MAX_DEPTH, seen)
-        await self._put(local, reference if names.is_tag(reference) else None, fetched)
+        tag = reference if names.is_tag(reference) else None
+        keep = keep and check_manifest(fetched).subject is None
+        await self._put(local, tag, fetched, KEPT_REASON if keep else None)
         log.info(
             "image synced",
             extra={
@@ -186,10 +192,12 @@ class Copier:
             if failure is not None:
                 raise failure
 
-    async def _put(self, local: str, tag: str | None, fetched: Fetched) -> None:
+    async def _put(
+        self, local: str, tag: str | None, fetched: Fetched, keep: str | None = None
+    ) -> None:
         try:
             await self.store.put_manifest(
-                local, tag or str(fetched.digest), fetched.body, fetched.media_type
+                local, tag or str(fetched.digest), fetched.body, fetched.media_type, keep
             )
         except RegistryError as err:
             if err.code in (ErrorCode.MANIFEST_INVALID, ErrorCode.DIGEST_INVALID):

@@ -12,7 +12,9 @@ maps):
 - an image missing locally that no upstream could be reached for: the client gets its error
   at once, and where the entry has `maxRetries` the image is fetched in the background,
   `retryDelay` later, with up to `maxRetries` more attempts, so that a later pull finds it
-  (zot's behaviour; one such task per image and worker process at a time).
+  (zot's behaviour; one such task per image and worker process at a time). A blob that is
+  missing locally is fetched likewise, but its request retries first while the client waits,
+  for `CLIENT_RETRY_WAIT` seconds at most.
 Concurrent requests for one missing image fetch it once: per process, later requests share
 the first one's copy; across the instance's worker processes, a file lock per (repository,
 reference) and per blob serialises them and the later one finds the content stored.
@@ -28,7 +30,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +40,13 @@ from ocireg.errors import ConfigError, ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 from ocireg.sync.content import Mapping, split_pattern
 from ocireg.sync.copier import Copier, check_manifest
-from ocireg.sync.settings import Credentials, RegistrySettings, SyncSettings, load_credentials
+from ocireg.sync.settings import (
+    DOWNLOAD_DIR_UNUSED,
+    Credentials,
+    RegistrySettings,
+    SyncSettings,
+    load_credentials,
+)
 from ocireg.sync.transfers import Transfers, open_follower
 from ocireg.sync.upstream import (
     Fetched,
@@ -52,6 +60,11 @@ from ocireg.sync.upstream import (
 
 log = logging.getLogger("ocireg.sync")
 Streamed = tuple[int, AsyncGenerator[bytes, None]]  # a blob's size and its bytes as they arrive
+# A background fetch with one entry: (registry, upstream name) -> done, or UpstreamError.
+Fetch = Callable[["Registry", str], Awaitable[None]]
+# On demand, a blob request retries (maxRetries) only while this many seconds have not passed
+# since it came: clients give up on a silent server, and the background retry goes on anyway.
+CLIENT_RETRY_WAIT = 10.0
 
 
 @dataclass
@@ -100,6 +113,8 @@ class SyncService:
         self._retrying: dict[tuple[str, str], asyncio.Task[None]] = {}  # background retries
         for key in settings.ignored:
             log.warning("zot sync key not implemented, ignored", extra={"key": key})
+        if settings.download_dir is not None:
+            log.info(DOWNLOAD_DIR_UNUSED, extra={"downloadDir": str(settings.download_dir)})
 
     async def close(self) -> None:
         for task, _ in list(self._inflight.values()):
@@ -154,32 +169,47 @@ class SyncService:
 
     async def on_demand_blob(self, local: str, digest: Digest, follow: bool) -> Streamed | None:
         """Make `local@digest` present before it is served. With `follow`, a blob being
-        copied may instead be returned as (size, bytes as they arrive)."""
+        copied may instead be returned as (size, bytes as they arrive). A transient failure
+        is retried as the entry says (`maxRetries`...), but no attempt starts more than
+        `CLIENT_RETRY_WAIT` after the request came: then the blob is fetched in the
+        background, as an image is."""
         routes = self.routes(local)
         if not routes or await self.store.blobs.exists(local, digest):
             return None
+        deadline = time.monotonic() + CLIENT_RETRY_WAIT
         failures: list[UpstreamError] = []
         for registry, remote in routes:
-            copy = functools.partial(registry.copier.blob_into, remote, local, digest)
-            transfer = self.transfers.start(local, digest, copy)
-            assert transfer.task is not None
-            if follow:
-                started = asyncio.ensure_future(transfer.ready.wait())
-                await asyncio.wait({transfer.task, started}, return_when=asyncio.FIRST_COMPLETED)
-                started.cancel()
-                if transfer.followable and not transfer.task.done():
-                    follower = await open_follower(transfer)
-                    if follower is not None:
-                        self.record("on_demand", "miss", 1)
-                        return transfer.size or 0, follower
+            attempt = functools.partial(self._blob_attempt, registry, remote, local, digest, follow)
             try:
-                await asyncio.shield(transfer.task)
+                streamed = await with_retries(registry.settings, attempt, deadline)
             except UpstreamError as exc:
                 failures.append(exc)
                 continue
             self.record("on_demand", "miss", 1)
-            return None
+            return streamed
+        if any(f.transient for f in failures):
+            fetch = functools.partial(self._fetch_blob, local, digest)
+            self._retry_later(routes, (local, f"blob {digest}"), fetch)
         self._failed(failures, local, str(digest), False, ErrorCode.BLOB_UNKNOWN)
+        return None
+
+    async def _blob_attempt(
+        self, registry: Registry, remote: str, local: str, digest: Digest, follow: bool
+    ) -> Streamed | None:
+        """One try from one entry: with `follow`, the blob's bytes as they arrive if its copy
+        can be followed; else None once it is stored. Raises the copy's error."""
+        copy = functools.partial(registry.copier.blob_into, remote, local, digest)
+        transfer = self.transfers.start(local, digest, copy)
+        assert transfer.task is not None
+        if follow:
+            started = asyncio.ensure_future(transfer.ready.wait())
+            await asyncio.wait({transfer.task, started}, return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+            if transfer.followable and not transfer.task.done():
+                follower = await open_follower(transfer)
+                if follower is not None:
+                    return transfer.size or 0, follower
+        await asyncio.shield(transfer.task)
         return None
 
     async def _manifest(
@@ -211,49 +241,61 @@ class SyncService:
                 await self._copy_behind(registry, remote, local, ref, fetched, early)
                 return
         if present is None and any(f.transient for f in failures):
-            self._retry_later(routes, local, ref)
+            self._retry_later(
+                routes, (local, ref), functools.partial(self._fetch_image, local, ref)
+            )
         self._failed(failures, local, ref, present is not None, ErrorCode.MANIFEST_UNKNOWN)
 
-    def _retry_later(self, routes: list[tuple[Registry, str]], local: str, ref: str) -> None:
-        """Fetch `local:ref` in the background with the entries that have `maxRetries`."""
+    def _retry_later(
+        self, routes: list[tuple[Registry, str]], key: tuple[str, str], fetch: Fetch
+    ) -> None:
+        """`fetch` in the background with the entries that have `maxRetries`; `key`
+        (repository, what) names it, one task per key."""
         retrying = [(r, remote) for r, remote in routes if r.settings.max_retries > 0]
-        key = (local, ref)
         if not retrying or key in self._retrying:
             return
-        task = asyncio.create_task(self._retry(retrying, local, ref))
+        task = asyncio.create_task(self._retry(retrying, key, fetch))
         self._retrying[key] = task
         task.add_done_callback(lambda _: self._retrying.pop(key, None))
 
-    async def _retry(self, routes: list[tuple[Registry, str]], local: str, ref: str) -> None:
+    async def _retry(
+        self, routes: list[tuple[Registry, str]], key: tuple[str, str], fetch: Fetch
+    ) -> None:
+        local, what = key
         for registry, remote in routes:
-
-            async def attempt(registry: Registry = registry, remote: str = remote) -> None:
-                # The lock per attempt, not across the waits: pulls in between go on.
-                async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
-                    if await self._local_digest(local, ref) is None:
-                        await registry.copier.copy(remote, local, ref)
-
             await asyncio.sleep(registry.settings.retry_delay)
             try:
-                await with_retries(registry.settings, attempt)
+                await with_retries(registry.settings, functools.partial(fetch, registry, remote))
             except (UpstreamError, RegistryError) as exc:
                 log.error(
                     "on-demand retries failed",
                     extra={
                         "upstream": registry.upstream.name,
                         "repository": local,
-                        "reference": ref,
+                        "reference": what,
                         "reason": str(exc),
                     },
                 )
                 continue
-            self._checked[(local, ref)] = time.monotonic()
-            self.record("image", "on_demand", 1)
             log.info(
                 "on-demand retry synced",
-                extra={"upstream": registry.upstream.name, "repository": local, "reference": ref},
+                extra={"upstream": registry.upstream.name, "repository": local, "reference": what},
             )
             return
+
+    async def _fetch_image(self, local: str, ref: str, registry: Registry, remote: str) -> None:
+        # The lock per attempt, not across the waits: pulls in between go on.
+        async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
+            if await self._local_digest(local, ref) is not None:
+                return  # a pull stored it meanwhile
+            await registry.copier.copy(remote, local, ref, keep=True)
+        self._checked[(local, ref)] = time.monotonic()
+        self.record("image", "on_demand", 1)
+
+    async def _fetch_blob(
+        self, local: str, digest: Digest, registry: Registry, remote: str
+    ) -> None:
+        await registry.copier.blob(remote, local, digest)  # a no-op if it is stored meanwhile
 
     async def _copy_behind(
         self,
@@ -277,7 +319,7 @@ class SyncService:
             self._pending[key] = fetched
         early.set_result(fetched)
         try:
-            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen)
+            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen, keep=True)
         except (UpstreamError, RegistryError) as exc:
             self.record("image_error", "on_demand", 1)
             log.error(

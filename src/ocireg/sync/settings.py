@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from ocireg.config import Config
 
 SECTION = "extensions.sync"
+# zot stages each copy in `downloadDir` (and requires it with S3) so that nothing half-copied
+# reaches storage; here a copy's blobs go through the store's own upload sessions, which are
+# invisible until their digest is verified, and its manifests last (docs/sync.md).
+DOWNLOAD_DIR_UNUSED = (
+    f"{SECTION}.downloadDir is not used: copies are staged in the store's upload sessions, "
+    "invisible until verified; nothing is written there"
+)
 _TOP_KEYS = ("enable", "credentialsFile", "downloadDir", "registries")
 _REGISTRY_KEYS = (
     "urls",
@@ -95,7 +102,7 @@ class Credentials:
 class SyncSettings:
     enabled: bool = False
     credentials_file: Path | None = None
-    download_dir: Path | None = None  # accepted; copies go through the store's upload area
+    download_dir: Path | None = None  # accepted, not used: see DOWNLOAD_DIR_UNUSED
     registries: tuple[RegistrySettings, ...] = ()
     ignored: tuple[str, ...] = field(default=())
 
@@ -150,6 +157,8 @@ def check_sync(config: Config) -> list[str]:
     be used (zot then syncs without credentials, and so does ocireg)."""
     settings = sync_settings(config)
     warnings = [f"{key}: zot option not implemented by ocireg; ignored" for key in settings.ignored]
+    if settings.enabled and settings.download_dir is not None:
+        warnings.append(DOWNLOAD_DIR_UNUSED)
     if settings.enabled and settings.credentials_file is not None:
         try:
             load_credentials(settings.credentials_file)

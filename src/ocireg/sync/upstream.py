@@ -324,15 +324,21 @@ class Upstream:
         return {"Authorization": f"Bearer {token}"}
 
 
-async def with_retries(settings: RegistrySettings, attempt: Callable[[], Awaitable[T]]) -> T:
+async def with_retries(
+    settings: RegistrySettings,
+    attempt: Callable[[], Awaitable[T]],
+    deadline: float | None = None,
+) -> T:
     """`maxRetries` more attempts after a transient failure, `retryDelay` apart, doubling up
-    to `maxRetryDelay` (zot's semantics: fixed when that is unset)."""
+    to `maxRetryDelay` (zot's semantics: fixed when that is unset). With `deadline` (a
+    `time.monotonic()` value), no attempt starts after it: a client waits that long at most."""
     delay = settings.retry_delay
     for remaining in range(settings.max_retries, -1, -1):
         try:
             return await attempt()
         except UpstreamError as exc:
-            if not exc.transient or remaining == 0:
+            late = deadline is not None and time.monotonic() + delay > deadline
+            if not exc.transient or remaining == 0 or late:
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, settings.max_retry_delay)
