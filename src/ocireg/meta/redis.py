@@ -7,9 +7,11 @@ with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild
 TTL). The search index lives in its own namespace `{<p>:ocireg-search}:...` (one hash
 slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `repositories`
 (sorted set), `images:<repo>` (HASH tag -> record JSON), `members:<repo>` (HASH tag -> its
-member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script), `ready`
-and `rebuild`. zot's own dedupe hash `<p>:blobs:original` is
-read as a fallback for blob locations (zot writes it when dedupe is on).
+member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
+`listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `latest`
+(sorted set: each repository's newest listed time, negated), `ready:v<format>` and `rebuild`.
+zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
+writes it when dedupe is on).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
 from ocireg.settings.drivers import RedisSettings
 
 # redis-py waits forever by default; a dead Redis must fail the start-up check instead.
@@ -38,20 +40,35 @@ return 0
 
 
 # Replace (ARGV[2] a record) or remove (ARGV[2] empty) one tag's record and its text member
-# in one step, so that concurrent writers cannot leave a member behind.
-# KEYS: images hash, members hash, text, repositories; ARGV: tag, record, member, repo.
+# in one step, so that concurrent writers cannot leave a member behind; and keep the tag in
+# the repository's listed tags (ARGV[5] its update time, '' when not listed) and the
+# repository's newest listed time in `latest` (score: that time, negated so that ZRANGE
+# gives the newest first and equal times in name order).
+# KEYS: images hash, members hash, text, repositories, listed, latest;
+# ARGV: tag, record, member, repo, updated.
 _SEARCH_PUT = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[3], old) end
 if ARGV[2] == '' then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
-    return 0
+else
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('ZADD', KEYS[3], 0, ARGV[3])
+    redis.call('ZADD', KEYS[4], 0, ARGV[4])
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], 0, ARGV[3])
-redis.call('ZADD', KEYS[4], 0, ARGV[4])
+if ARGV[2] ~= '' and ARGV[5] ~= '' then
+    redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+else
+    redis.call('ZREM', KEYS[5], ARGV[1])
+end
+local top = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
+if #top > 0 then
+    redis.call('ZADD', KEYS[6], -tonumber(top[2]), ARGV[4])
+else
+    redis.call('ZREM', KEYS[6], ARGV[4])
+end
 return 1
 """
 # The members of a sorted set (all scores 0) after ARGV[1] in byte order ('' from the first)
@@ -121,6 +138,7 @@ class RedisMeta:
         self.ns = f"{self.prefix}:ocireg"
         self._swap = self.client.register_script(_SWAP)
         self.search_ns = f"{{{self.prefix}:ocireg-search}}"
+        self._search_ready = f"{self.search_ns}:ready:v{SEARCH_FORMAT}"
         self._search_put = self.client.register_script(_SEARCH_PUT)
         self._filter = self.client.register_script(_FILTER)
 
@@ -229,12 +247,12 @@ class RedisMeta:
     # --- search index --------------------------------------------------------------------
 
     async def search_ready(self) -> bool:
-        return bool(await self._do(self.client.exists(f"{self.search_ns}:ready")))
+        return bool(await self._do(self.client.exists(self._search_ready)))
 
     async def search_reset(self, mark_ready: bool) -> None:
         if mark_ready:  # and the rebuild's lease is released
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(f"{self.search_ns}:ready", "1").delete(f"{self.search_ns}:rebuild")
+            pipe.set(self._search_ready, "1").delete(f"{self.search_ns}:rebuild")
             await self._do(pipe.execute())
         else:
             await self._do(self._search_clear())
@@ -252,18 +270,28 @@ class RedisMeta:
 
     def _search_keys(self, repo: str) -> list[str]:
         ns = self.search_ns
-        return [f"{ns}:images:{repo}", f"{ns}:members:{repo}", f"{ns}:text", f"{ns}:repositories"]
+        return [
+            f"{ns}:images:{repo}",
+            f"{ns}:members:{repo}",
+            f"{ns}:text",
+            f"{ns}:repositories",
+            f"{ns}:listed:{repo}",
+            f"{ns}:latest",
+        ]
 
     async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
         member = f"{repo}\x01{tag}\x00{text}"
-        args = [tag, json.dumps(record), member, repo]
+        updated = record.get("updated")
+        listed = record.get("listed") is True and isinstance(updated, int)
+        args = [tag, json.dumps(record), member, repo, str(updated) if listed else ""]
         await self._do(self._search_put(keys=self._search_keys(repo), args=args))
 
     async def search_add_repository(self, repo: str) -> None:
         await self._do(self.client.zadd(f"{self.search_ns}:repositories", {repo: 0}))
 
     async def search_remove(self, repo: str, tag: str) -> None:
-        await self._do(self._search_put(keys=self._search_keys(repo), args=[tag, "", "", repo]))
+        args = [tag, "", "", repo, ""]
+        await self._do(self._search_put(keys=self._search_keys(repo), args=args))
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         pipe = self.client.pipeline(transaction=False)
@@ -275,6 +303,26 @@ class RedisMeta:
             for repo, records in zip(repos, found, strict=True)
             if records
         }
+
+    async def search_listed(self, repos: list[str]) -> dict[str, dict[str, int]]:
+        pipe = self.client.pipeline(transaction=False)
+        for repo in repos:
+            pipe.zrange(f"{self.search_ns}:listed:{repo}", 0, -1, withscores=True)
+        found = await self._do(pipe.execute()) if repos else []
+        return {
+            repo: {_text(tag): int(score) for tag, score in tags}
+            for repo, tags in zip(repos, found, strict=True)
+            if tags
+        }
+
+    async def search_latest(self, repos: list[str]) -> dict[str, int]:
+        key = f"{self.search_ns}:latest"
+        found: dict[str, int] = {}
+        for i in range(0, len(repos), 1000):
+            chunk = repos[i : i + 1000]
+            scores = await self._do(self.client.zmscore(key, chunk))
+            found |= {r: -int(s) for r, s in zip(chunk, scores, strict=True) if s is not None}
+        return found
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
         key = f"{self.search_ns}:repositories"

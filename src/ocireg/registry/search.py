@@ -34,6 +34,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import Progress
 from ocireg.meta import MetaStore, MetaUnavailable
+from ocireg.registry import listing
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import IndexCache
 from ocireg.registry.manifests import INDEX_TYPES, Manifest, parse_stored
@@ -144,7 +145,7 @@ class Search:
             if tag is None:
                 await self.meta.search_add_repository(repo)
             else:
-                record = await self._record(repo, desc, body, time.time(), manifest)
+                record = await self._record(repo, tag, desc, body, time.time(), manifest)
                 await self.meta.search_put(repo, tag, record, search_text(tag, record))
         except MetaUnavailable as exc:
             log.warning("search index not updated", extra={"repo": repo, "error": str(exc)})
@@ -212,6 +213,20 @@ class Search:
             if tag in records.get(repo, {})
         ]
         return SearchResult(repos, images)
+
+    async def listed(self, repos: list[str]) -> dict[str, dict[str, int]]:
+        """The tags zot lists as images in these repositories, each with zot's update time in
+        microseconds since 1970 (`registry/listing.py`): repo -> tag -> time. One read of
+        the index (no manifest), for zot's image lists to order and count before reading
+        the images of the page they return."""
+        self.kick_rebuild()
+        return await self.meta.search_listed(repos)
+
+    async def latest(self, repos: list[str]) -> dict[str, int]:
+        """The update time of the newest image zot lists in each of these repositories
+        (absent: none), as `listed` gives it: zot's repository lists order by it."""
+        self.kick_rebuild()
+        return await self.meta.search_latest(repos)
 
     async def summary(self, repo: str) -> RepoSummary:
         """The summary of one repository, from its records as they are (zot's
@@ -307,7 +322,7 @@ class Search:
             pushed = (await self.blobs.stat(repo, digest)).mtime
         except (RegistryError, ValueError):
             return None
-        record = await self._record(repo, desc, body, pushed)
+        record = await self._record(repo, tag, desc, body, pushed)
         await self._heal(self.meta.search_put(repo, tag, record, search_text(tag, record)))
         return record
 
@@ -323,12 +338,16 @@ class Search:
     async def _record(
         self,
         repo: str,
+        tag: str,
         desc: dict[str, Any],
         body: bytes,
         pushed: float,
         manifest: Manifest | None = None,
     ) -> dict[str, Any]:
-        """`manifest`: the body parsed already (a push), else parsed here."""
+        """`manifest`: the body parsed already (a push), else parsed here. Besides what the
+        pages show, zot's update time and whether zot lists the tag as an image
+        (`registry/listing.py`): for an image one more small read, its config; for an index,
+        each child's config (its manifest is read for its layers anyway)."""
         if manifest is None:
             manifest = parse_stored(body, desc.get("mediaType"))
         try:
@@ -339,24 +358,36 @@ class Search:
             doc = {}
         sizes = {desc["digest"]: len(body)}
         platforms: list[str] = []
+        artifact_type = manifest.artifact_type if manifest else None
         if manifest is not None and manifest.is_index:
+            times = []
             for child in _descriptors(doc.get("manifests")):
                 sizes[child["digest"]] = child["size"]
                 platform = _platform(child.get("platform"))
                 if platform and platform not in platforms:
                     platforms.append(platform)
-                sizes.update(await self._child_blobs(repo, child))
+                blobs, updated = await self._child(repo, child)
+                sizes.update(blobs)
+                if updated is not None:
+                    times.append(updated)
+            created = listing.index_created(doc)
+            stamp = created or max(times, key=lambda t: t.when, default=listing.ZERO)
+            listed = True
         else:
             sizes.update(_blob_sizes(doc))
+            stamp = listing.image_updated(doc, await self._config(repo, doc))
+            listed = not listing.is_signature(artifact_type, doc)
         annotations = doc.get("annotations")
         annotations = annotations if isinstance(annotations, dict) else {}
         record: dict[str, Any] = {
             "digest": desc["digest"],
             "mediaType": manifest.media_type if manifest else desc.get("mediaType", ""),
-            "artifactType": manifest.artifact_type if manifest else None,
+            "artifactType": artifact_type,
             "platforms": platforms,
             "pushed": pushed,
             "blobs": sizes,
+            "updated": listing.microseconds(stamp.when),
+            "listed": listed and not listing.COSIGN_TAG.fullmatch(tag),
         }
         for name in ANNOTATIONS:
             value = annotations.get(f"org.opencontainers.image.{name}")
@@ -364,14 +395,32 @@ class Search:
                 record[name] = value
         return record
 
-    async def _child_blobs(self, repo: str, child: dict[str, Any]) -> dict[str, int]:
+    async def _child(
+        self, repo: str, child: dict[str, Any]
+    ) -> tuple[dict[str, int], listing.Stamp | None]:
+        """An index's child manifest: its config and layers (digest -> size) and its update
+        time; nothing for a nested index (counted by its own size) or a child not stored
+        (yet: counted by its descriptor alone)."""
         if child.get("mediaType") in INDEX_TYPES:
-            return {}  # nested indexes: counted by their own size only
+            return {}, None
+        doc = await self._document(repo, child["digest"])
+        if doc is None:
+            return {}, None
+        return _blob_sizes(doc), listing.image_updated(doc, await self._config(repo, doc))
+
+    async def _config(self, repo: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        config = manifest.get("config")
+        digest = config.get("digest") if isinstance(config, dict) else None
+        found = await self._document(repo, digest) if isinstance(digest, str) else None
+        return found or {}
+
+    async def _document(self, repo: str, digest: str) -> dict[str, Any] | None:
+        """A small stored JSON document (a manifest, a config), None if unreadable."""
         try:
-            body = await self.blobs.get_small(repo, Digest.parse(child["digest"]))
-            return _blob_sizes(jsondoc.loads(body))
+            doc = jsondoc.loads(await self.blobs.get_small(repo, Digest.parse(digest)))
         except (RegistryError, ValueError):
-            return {}  # a child not stored (yet): counted by its descriptor alone
+            return None
+        return doc if isinstance(doc, dict) else None
 
 
 def search_text(tag: str, record: dict[str, Any]) -> str:

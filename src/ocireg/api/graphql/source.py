@@ -1,21 +1,23 @@
 """What the GraphQL resolvers read, and the one place they read it from.
 
 `Source` is the seam between zot's search API and the registry: the repository names a
-caller may read, the names a search matches (with a rank), tags with their descriptors,
-manifest and config documents, and referrers, all through `ImageStore`. Today name search is
-a scan over the repository names (`matching`); pointing it, and later annotation search, at
-the metadata store's search index (`ocireg.registry.search`) means changing this module
-only. Tags and their descriptors come from one read of `index.json` through the store's
-index cache (as the tags list reads it); documents are read once per request (a query names
-the same manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a list
-over a large registry on S3 does not open a request per repository at once.
-"""
+caller may read (the catalog index of the metadata store), the names a search matches (with a
+rank: a scan of those names), which images zot lists in which repositories with their update
+times (the search index, `ocireg.registry.search`: what lists order, count and page by
+without reading any manifest), tags with their descriptors, manifest and config documents
+(for the images of the page a query returns), and referrers, all through `ImageStore`. Tags
+and their descriptors come from one read of `index.json` through the store's index cache (as
+the tags list reads it); documents are read once per request (a query names the same
+manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a page over a large
+registry on S3 does not open a request per repository at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from ocireg import jsondoc
@@ -23,6 +25,7 @@ from ocireg.digest import Digest
 from ocireg.errors import RegistryError
 from ocireg.registry import ImageStore
 from ocireg.registry.index import Index, tag_of
+from ocireg.registry.listing import from_microseconds
 
 READS_AT_ONCE = 16  # storage reads one request keeps in flight
 
@@ -49,13 +52,36 @@ class Source:
 
     async def matching(self, query: str) -> list[tuple[str, int]]:
         """The readable repositories whose name matches a GlobalSearch text, with a rank
-        (lower is better). The seam for an index-backed search: a scan of names for now."""
+        (lower is better): a scan of the readable names."""
         found = []
         for name in await self.repositories():
             rank = rank_name(query, name)
             if rank >= 0:
                 found.append((name, rank))
         return found
+
+    async def newest(self, names: list[str]) -> dict[str, datetime]:
+        """The update time of the newest image zot lists in each of these repositories,
+        from the search index (absent: it lists none)."""
+        found = await self.store.search.latest(names)
+        return {name: from_microseconds(when) for name, when in found.items()}
+
+    async def listed(
+        self, names: list[str], check: bool = False
+    ) -> list[tuple[str, str, datetime]]:
+        """(repository, tag, update time) of each image zot lists in these repositories, from
+        the search index. `check` (for a query about one repository): compare its records
+        with its index.json first, so that what another writer changed is seen."""
+        if check:
+            for name in names:
+                with contextlib.suppress(RegistryError):  # no such repository: none
+                    await self.store.search.images(name)
+        found = await self.store.search.listed(names)
+        return [
+            (repo, tag, from_microseconds(when))
+            for repo, tags in found.items()
+            for tag, when in tags.items()
+        ]
 
     def readable(self, repo: str) -> bool:
         return self.access.read(repo)
