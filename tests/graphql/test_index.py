@@ -16,7 +16,7 @@ import pytest
 
 from tests.graphql import queries as q
 from tests.graphql.conftest import gql
-from tests.support.oci import encode_json, manifest_path, push_image
+from tests.support.oci import Image, descriptor, encode_json, manifest_path, push_image
 from tests.support.server import RegistryProcess, base_config, run_cli, running_registry, wait_until
 
 SEARCH_ON = {"search": {"enable": True}}
@@ -45,11 +45,14 @@ def _config(created: str) -> bytes:
     return encode_json({"created": created, "architecture": "amd64", "os": "linux"})
 
 
-def _push_all(client: httpx.Client) -> None:
-    for repo, images in IMAGES.items():
-        for tag, created in images:
-            push_image(client, repo, tag, config=_config(created), layer_size=32)
+def _push_all(client: httpx.Client) -> dict[tuple[str, str], Image]:
+    pushed = {
+        (repo, tag): push_image(client, repo, tag, config=_config(created), layer_size=32)
+        for repo, images in IMAGES.items()
+        for tag, created in images
+    }
     push_image(client, "idx/f", COSIGN_TAG, config=_config("2030-01-01T00:00:00Z"))
+    return pushed
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +60,6 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProce
     workdir: Path = tmp_path_factory.mktemp("graphql-index")
     cfg = base_config(workdir / "root", workers=1, extensions=SEARCH_ON)
     with running_registry(workdir, cfg, name="graphql-index") as proc:
-        with httpx.Client(base_url=proc.url, timeout=30.0) as c:
-            _push_all(c)
         yield proc
 
 
@@ -66,6 +67,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProce
 def client(registry: RegistryProcess) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=registry.url, timeout=30.0) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def pushed(client: httpx.Client) -> dict[tuple[str, str], Image]:
+    return _push_all(client)
 
 
 def _repo_page(client: httpx.Client, limit: int, offset: int, sort: str = "") -> dict[str, Any]:
@@ -100,14 +106,14 @@ def _all_pages(fetch: Any, size: int, total: int) -> list[Any]:
 
 
 @pytest.mark.parametrize("size", [1, 2, 5])
-def test_repositories_page_in_update_order(client: httpx.Client, size: int) -> None:
+def test_repositories_page_in_update_order(client: httpx.Client, pushed: Any, size: int) -> None:
     found = _all_pages(lambda n, o: _repo_page(client, n, o), size, len(NEWEST_FIRST))
     assert [r["Name"] for r in found] == NEWEST_FIRST
     assert found[0]["LastUpdated"] == "2025-01-01T00:00:00Z"
     assert found[1]["NewestImage"]["Tag"] == "v1"  # idx/b: v1 is newer than v2
 
 
-def test_repositories_by_name_both_ways(client: httpx.Client) -> None:
+def test_repositories_by_name_both_ways(client: httpx.Client, pushed: Any) -> None:
     total = len(NEWEST_FIRST)
     up = _all_pages(lambda n, o: _repo_page(client, n, o, "ALPHABETIC_ASC"), 2, total)
     down = _all_pages(lambda n, o: _repo_page(client, n, o, "ALPHABETIC_DSC"), 3, total)
@@ -123,7 +129,7 @@ def test_repositories_by_name_both_ways(client: httpx.Client) -> None:
     assert negative["errors"][0]["message"] == "requested page offset parameter can't be negative"
 
 
-def test_images_page_across_repositories(client: httpx.Client) -> None:
+def test_images_page_across_repositories(client: httpx.Client, pushed: Any) -> None:
     total = len(IMAGES_NEWEST_FIRST)
     newest = _all_pages(lambda n, o: _image_page(client, n, o, "UPDATE_TIME"), 4, total)
     assert [(i["RepoName"], i["Tag"]) for i in newest] == IMAGES_NEWEST_FIRST
@@ -140,7 +146,7 @@ def test_images_page_across_repositories(client: httpx.Client) -> None:
     ]
 
 
-def test_global_search_pages_from_the_index(client: httpx.Client) -> None:
+def test_global_search_pages_from_the_index(client: httpx.Client, pushed: Any) -> None:
     found = gql(
         client, q.zui_global_search("idx/", page_number=2, page_size=2, sort_by="UPDATE_TIME")
     )
@@ -149,8 +155,36 @@ def test_global_search_pages_from_the_index(client: httpx.Client) -> None:
     assert [r["Name"] for r in page["Repos"]] == NEWEST_FIRST[2:4]
 
 
+def test_images_by_digest_page_from_the_records(
+    client: httpx.Client, pushed: dict[tuple[str, str], Image]
+) -> None:
+    """`sha256:` texts match the manifest, config and layer digests the records hold."""
+    image = pushed[("idx/b", "v2")]
+    layer = descriptor("x", image.layers[0])["digest"]
+    query = (
+        '{ImageListForDigest(id: "ID", requestedPage: {limit: 4 offset: OFFSET sortBy:'
+        " UPDATE_TIME}) {Page {TotalCount ItemCount} Results {RepoName Tag}}}"
+    )
+
+    def page(digest: str, offset: int) -> dict[str, Any]:
+        text = query.replace("ID", digest).replace("OFFSET", str(offset))
+        found: dict[str, Any] = gql(client, text)["data"]["ImageListForDigest"]
+        return found
+
+    assert page(layer[:20], 0) == {
+        "Page": {"TotalCount": 1, "ItemCount": 1},
+        "Results": [{"RepoName": "idx/b", "Tag": "v2"}],
+    }
+    every = page("sha256:", 4)  # every digest starts so: every listed image
+    assert every["Page"] == {"TotalCount": 6, "ItemCount": 2}
+    assert [(i["RepoName"], i["Tag"]) for i in every["Results"]] == IMAGES_NEWEST_FIRST[4:]
+    config = descriptor("x", image.config)["digest"]
+    found = gql(client, q.zli_global_search(config))["data"]["GlobalSearch"]
+    assert [(i["RepoName"], i["Tag"]) for i in found["Images"]] == [("idx/b", "v2")]
+
+
 def test_pushes_after_a_rebuild_and_deletes_show(
-    registry: RegistryProcess, client: httpx.Client
+    registry: RegistryProcess, client: httpx.Client, pushed: Any
 ) -> None:
     done = run_cli("rebuild-meta", str(registry.config_path))
     assert done.returncode == 0, done.stderr

@@ -222,6 +222,23 @@ class Search:
         self.kick_rebuild()
         return await self.meta.search_listed(repos)
 
+    async def with_digest(self, repos: list[str], prefix: str) -> dict[str, dict[str, int]]:
+        """As `listed`, the tags whose manifest, or a manifest, config or layer it reaches,
+        has a digest starting with `prefix` (lower case): a read of these repositories'
+        records, a chunk at a time."""
+        self.kick_rebuild()
+        found: dict[str, dict[str, int]] = {}
+        for i in range(0, len(repos), PAGE_CHUNK):
+            records = await self.meta.search_records(repos[i : i + PAGE_CHUNK])
+            for repo, tags in records.items():
+                for tag, record in tags.items():
+                    updated = record.get("updated")
+                    if record.get("listed") is not True or not isinstance(updated, int):
+                        continue
+                    if any(d.lower().startswith(prefix) for d in record.get("blobs") or {}):
+                        found.setdefault(repo, {})[tag] = updated
+        return found
+
     async def latest(self, repos: list[str]) -> dict[str, int]:
         """The update time of the newest image zot lists in each of these repositories
         (absent: none), as `listed` gives it: zot's repository lists order by it."""

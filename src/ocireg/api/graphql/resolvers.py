@@ -114,11 +114,6 @@ async def _filter_images(images: list[Summary], flt: dict[str, Any] | None) -> l
     return [i for i, kept in zip(images, keep, strict=True) if kept]
 
 
-async def _images(src: Source, repos: Sequence[str]) -> list[Summary]:
-    found = await asyncio.gather(*(summaries.images_of(src, repo) for repo in repos))
-    return [image for images in found for image in images]
-
-
 def _image_keys(found: list[tuple[str, str, datetime]]) -> list[Summary]:
     """What the index says of images, as much as paging needs (`_sorted`)."""
     return [{"RepoName": repo, "Tag": tag, "_updated": when} for repo, tag, when in found]
@@ -173,12 +168,11 @@ async def global_search(
         raise GraphQLError("max string size limit exceeded for query parameter")
     filtering = _filters(filter)  # and each value's length checked, as zot does first
     text = query.strip().strip("/").lower()
-    if text.startswith("sha256:"):
-        images = await _filter_images(await _digest_images(src, text), filter)
-        page, page_info = _page(images, requestedPage, "RELEVANCE", repos=False)
-        return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
     if ":" in text or "@" in text:
-        keys = await _tag_keys(src, text)
+        if text.startswith("sha256:"):
+            keys = _image_keys(await src.with_digest(await src.repositories(), text))
+        else:
+            keys = await _tag_keys(src, text)
         page, page_info = await _image_page(src, keys, requestedPage, filter)
         return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
     matched = await src.matching(text)
@@ -199,12 +193,6 @@ async def global_search(
     return {"Page": page_info, "Images": [], "Repos": page, "Layers": []}
 
 
-async def _digest_images(src: Source, digest: str) -> list[Summary]:
-    """Every image with a manifest, config or layer digest starting with `digest`: every
-    image summed up (layer digests are not in the index)."""
-    return [i for i in await _images(src, await src.repositories()) if _has_digest(i, digest)]
-
-
 async def _tag_keys(src: Source, text: str) -> list[Summary]:
     """`repo:tag`: that repository's images whose tag starts with `tag`; `:tag`: every
     image whose tag contains it."""
@@ -217,13 +205,6 @@ async def _tag_keys(src: Source, text: str) -> list[Summary]:
         keys = _image_keys(await src.listed(await src.repositories()))
         return [k for k in keys if tag in k["Tag"].lower()]
     raise GraphQLError("invalid search query")
-
-
-def _has_digest(image: Summary, digest: str) -> bool:
-    """zot's digest search: the image's own digest, or one of its manifests, configs or
-    layers, starting with the text."""
-    candidates = [image["Digest"], *image["_blobs"]]
-    return any(c.lower().startswith(digest) for c in candidates if c)
 
 
 async def repo_list_with_newest_image(
@@ -287,9 +268,8 @@ async def image_list_for_digest(
 ) -> Summary:
     src = _source(info)
     wanted = id.strip().lower()
-    images = await _images(src, await src.repositories())
-    matched = [i for i in images if wanted and _has_digest(i, wanted)]
-    return _images_result(*_page(matched, requestedPage, "RELEVANCE", repos=False))
+    found = await src.with_digest(await src.repositories(), wanted) if wanted else []
+    return _images_result(*await _image_page(src, _image_keys(found), requestedPage))
 
 
 async def image(_: Any, info: Info, image: str) -> Summary:

@@ -76,12 +76,12 @@ class Source:
             for name in names:
                 with contextlib.suppress(RegistryError):  # no such repository: none
                     await self.store.search.images(name)
-        found = await self.store.search.listed(names)
-        return [
-            (repo, tag, from_microseconds(when))
-            for repo, tags in found.items()
-            for tag, when in tags.items()
-        ]
+        return _keyed(await self.store.search.listed(names))
+
+    async def with_digest(self, names: list[str], prefix: str) -> list[tuple[str, str, datetime]]:
+        """As `listed`, the images with a manifest, config or layer digest starting with
+        `prefix` (lower case), from the search index's records."""
+        return _keyed(await self.store.search.with_digest(names, prefix))
 
     def readable(self, repo: str) -> bool:
         return self.access.read(repo)
@@ -127,6 +127,14 @@ class Source:
             return await self.store.referrers(repo, Digest.parse(digest))
         except (RegistryError, ValueError):
             return []
+
+
+def _keyed(found: dict[str, dict[str, int]]) -> list[tuple[str, str, datetime]]:
+    return [
+        (repo, tag, from_microseconds(when))
+        for repo, tags in found.items()
+        for tag, when in tags.items()
+    ]
 
 
 def rank_name(query: str, name: str) -> int:
