@@ -30,6 +30,7 @@ from tests.support.server import base_config, running_registry, wait_until
 
 SAMPLES = 7
 PUSHERS = 8  # clients pushing at once while populating
+QUERY_TIMEOUT = 900.0  # seconds
 SEARCH = "/v2/_zot/ext/search"
 COUNTED = "{RepoListWithNewestImage(requestedPage: {limit: 1}) {Page {TotalCount}}}"
 # zui does not page ImageList; a page of 15 of every image, newest first, as a script would
@@ -84,12 +85,17 @@ def _workdir(root: Path | None, count: int) -> Iterator[Path]:
 def measure(count: int, root: Path | None = None) -> dict[str, float]:
     with _workdir(root, count) as workdir:
         cfg = base_config(workdir / "root", extensions={"search": {"enable": True}})
-        with running_registry(workdir, cfg) as reg, httpx.Client(base_url=reg.url) as c:
+        # a list over every repository may take minutes before the index (cold, loaded):
+        # a client that gave up would leave the server working and ask again
+        with (
+            running_registry(workdir, cfg) as reg,
+            httpx.Client(base_url=reg.url, timeout=QUERY_TIMEOUT) as c,
+        ):
             populated = workdir / "populated"
             if not populated.exists():
                 _populate(reg.url, count)
                 populated.touch()
-            wait_until(lambda: _listed(c) == count, timeout=900, interval=1.0)
+            wait_until(lambda: _listed(c) == count, timeout=2 * QUERY_TIMEOUT, interval=1.0)
             middle = _name(count // 2)
 
             def query(text: str) -> Callable[[], httpx.Response]:
