@@ -47,6 +47,7 @@ END;
 CREATE TRIGGER IF NOT EXISTS search_listed_remove AFTER DELETE ON search_images
 BEGIN DELETE FROM search_listed WHERE repo = old.repo AND tag = old.tag; END;
 """
+_WHOLE_TABLE = 2000  # repositories asked for at once above which a table is read whole
 _READY = f"search-ready-v{SEARCH_FORMAT}"  # the state key marking a completed rebuild
 
 
@@ -270,7 +271,11 @@ class SqliteMeta:
 
     def _in(self, select: str, repos: list[str], then: str = "") -> list[tuple[Any, ...]]:
         """`select` for the rows of these repositories (`WHERE repo IN`, in chunks under
-        sqlite's bound on parameters), `then` appended to each statement."""
+        sqlite's bound on parameters; for many, one read of the whole table, filtered
+        here: a few times faster), `then` appended to each statement."""
+        if len(repos) > _WHOLE_TABLE:
+            wanted = set(repos)
+            return [row for row in self._run(f"{select} {then}") if row[0] in wanted]
         rows: list[tuple[Any, ...]] = []
         for i in range(0, len(repos), 500):
             chunk = repos[i : i + 500]

@@ -122,7 +122,3 @@ def is_signature(artifact_type: str | None, manifest: dict[str, Any]) -> bool:
 def microseconds(when: datetime) -> int:
     """A time as whole microseconds since 1970 (exact: what the index sorts by)."""
     return (when - EPOCH) // timedelta(microseconds=1)
-
-
-def from_microseconds(value: int) -> datetime:
-    return EPOCH + timedelta(microseconds=value)

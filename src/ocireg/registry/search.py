@@ -45,6 +45,7 @@ REFRESH_EVERY = 600.0  # seconds between refreshes while a zot member writes the
 CHECK_EVERY = 5.0  # seconds between checks that the index is not empty (a flushed Redis)
 PAGE_CHUNK = 500  # repository names read at a time to fill a page
 FIND_CHUNK = 200  # image hits read from the store at a time, before access control
+CONFIG_READ_LIMIT = 4 * 1024 * 1024  # bytes: the manifest size limit; a larger config is data
 ANNOTATIONS = ("title", "description", "vendor", "source")  # org.opencontainers.image.*
 
 Readable = Callable[[str], bool]
@@ -426,10 +427,12 @@ class Search:
         return _blob_sizes(doc), listing.image_updated(doc, await self._config(repo, doc))
 
     async def _config(self, repo: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        config = manifest.get("config")
-        digest = config.get("digest") if isinstance(config, dict) else None
-        found = await self._document(repo, digest) if isinstance(digest, str) else None
-        return found or {}
+        """An image's config, `{}` when it cannot be read or is too large to be one (an
+        artifact's config blob may be anything: not read on the write path)."""
+        config = _descriptors([manifest.get("config")])
+        if not config or config[0]["size"] > CONFIG_READ_LIMIT:
+            return {}
+        return await self._document(repo, config[0]["digest"]) or {}
 
     async def _document(self, repo: str, digest: str) -> dict[str, Any] | None:
         """A small stored JSON document (a manifest, a config), None if unreadable."""

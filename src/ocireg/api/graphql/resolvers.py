@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
 from graphql import GraphQLError, GraphQLResolveInfo
@@ -56,9 +55,8 @@ def _sorted(items: list[Summary], sort_by: str, repos: bool) -> list[Summary]:
     def name(item: Summary) -> tuple[str, ...]:
         return (item["Name"],) if repos else (item["RepoName"], item["Tag"])
 
-    if sort_by == "UPDATE_TIME":
-        by_name = sorted(items, key=name)
-        return sorted(by_name, key=lambda item: item["_updated"], reverse=True)
+    if sort_by == "UPDATE_TIME":  # `_updated`: microseconds (registry/listing.py)
+        return sorted(items, key=lambda item: (-item["_updated"], *name(item)))
     if sort_by == "ALPHABETIC_DSC":
         return sorted(items, key=name, reverse=True)
     if sort_by == "RELEVANCE" and repos:
@@ -114,7 +112,7 @@ async def _filter_images(images: list[Summary], flt: dict[str, Any] | None) -> l
     return [i for i, kept in zip(images, keep, strict=True) if kept]
 
 
-def _image_keys(found: list[tuple[str, str, datetime]]) -> list[Summary]:
+def _image_keys(found: list[tuple[str, str, int]]) -> list[Summary]:
     """What the index says of images, as much as paging needs (`_sorted`)."""
     return [{"RepoName": repo, "Tag": tag, "_updated": when} for repo, tag, when in found]
 

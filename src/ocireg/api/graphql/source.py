@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ocireg import jsondoc
@@ -25,7 +24,6 @@ from ocireg.digest import Digest
 from ocireg.errors import RegistryError
 from ocireg.registry import ImageStore
 from ocireg.registry.index import Index, tag_of
-from ocireg.registry.listing import from_microseconds
 
 READS_AT_ONCE = 16  # storage reads one request keeps in flight
 
@@ -60,15 +58,12 @@ class Source:
                 found.append((name, rank))
         return found
 
-    async def newest(self, names: list[str]) -> dict[str, datetime]:
+    async def newest(self, names: list[str]) -> dict[str, int]:
         """The update time of the newest image zot lists in each of these repositories,
         from the search index (absent: it lists none)."""
-        found = await self.store.search.latest(names)
-        return {name: from_microseconds(when) for name, when in found.items()}
+        return await self.store.search.latest(names)
 
-    async def listed(
-        self, names: list[str], check: bool = False
-    ) -> list[tuple[str, str, datetime]]:
+    async def listed(self, names: list[str], check: bool = False) -> list[tuple[str, str, int]]:
         """(repository, tag, update time) of each image zot lists in these repositories, from
         the search index. `check` (for a query about one repository): compare its records
         with its index.json first, so that what another writer changed is seen."""
@@ -78,7 +73,7 @@ class Source:
                     await self.store.search.images(name)
         return _keyed(await self.store.search.listed(names))
 
-    async def with_digest(self, names: list[str], prefix: str) -> list[tuple[str, str, datetime]]:
+    async def with_digest(self, names: list[str], prefix: str) -> list[tuple[str, str, int]]:
         """As `listed`, the images with a manifest, config or layer digest starting with
         `prefix` (lower case), from the search index's records."""
         return _keyed(await self.store.search.with_digest(names, prefix))
@@ -129,12 +124,8 @@ class Source:
             return []
 
 
-def _keyed(found: dict[str, dict[str, int]]) -> list[tuple[str, str, datetime]]:
-    return [
-        (repo, tag, from_microseconds(when))
-        for repo, tags in found.items()
-        for tag, when in tags.items()
-    ]
+def _keyed(found: dict[str, dict[str, int]]) -> list[tuple[str, str, int]]:
+    return [(repo, tag, when) for repo, tags in found.items() for tag, when in tags.items()]
 
 
 def rank_name(query: str, name: str) -> int:

@@ -31,6 +31,7 @@ from ocireg.registry.listing import (
     is_signature,
     labels_of,
     mapping,
+    microseconds,
     pick,
     stamp,
     text_of,
@@ -210,7 +211,7 @@ async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any]
         "Vulnerabilities": NO_VULNERABILITIES,
         "ArtifactType": artifact_type,
         "_signature": is_signature(artifact_type, manifest),
-        "_updated": updated.when,
+        "_updated": microseconds(updated.when),  # as the search index orders
         "_stamp": updated,
         "_blobs": blobs,
         "_fields": fields,
@@ -312,7 +313,7 @@ async def image(
         "Referrers": _referrers(src, repo, digest),
         "IsDeletable": src.access.delete(repo),
         "ArtifactType": artifact_type,
-        "_updated": updated.when,
+        "_updated": microseconds(updated.when),  # as the search index orders
         "_blobs": all_blobs,
         "_signatures": signatures,
     }
@@ -370,6 +371,6 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
         "IsBookmarked": False,
         "IsStarred": False,
         "Rank": rank,
-        "_updated": newest["_updated"] if newest else ZERO_TIME,
+        "_updated": newest["_updated"] if newest else microseconds(ZERO_TIME),
         "_signatures": newest["_signatures"] if newest else None,
     }
