@@ -209,16 +209,20 @@ class MetaSuite:
             await m.search_put("c", "sig", record(later, listed=False), "sig")
             await m.search_put("d", "v1", {"digest": "d"}, "v1")  # a record of format 1
             names = ["a", "b", "c", "d", "x"]
-            assert await m.search_listed(names) == {
-                "a": {"v1": later - 1, "v2": later},
-                "b": {"old": zero},
-            }
-            assert await m.search_latest(names) == {"a": later, "b": zero}
+            many = names + [f"absent/{i}" for i in range(3000)]  # read whole, then filtered
+            for asked in (names, many):
+                assert await m.search_listed(asked) == {
+                    "a": {"v1": later - 1, "v2": later},
+                    "b": {"old": zero},
+                }
+                assert await m.search_latest(asked) == {"a": later, "b": zero}
+            assert await m.search_latest(["b", *many[5:]]) == {"b": zero}
             await m.search_put("a", "v2", record(later - 7), "v2")  # the tag moved
             assert await m.search_latest(["a"]) == {"a": later - 1}
             await m.search_put("a", "v1", record(later, listed=False), "v1")  # now a signature
             await m.search_remove("a", "v2")
             assert await m.search_listed(["a"]) == {}
+            assert await m.search_listed(many) == {"b": {"old": zero}}
             assert await m.search_latest(["a", "b"]) == {"b": zero}
             await m.search_reset(mark_ready=False)
             assert await m.search_latest(names) == {}
