@@ -5,7 +5,8 @@ disk, search on) over that many repositories of one small tagged image each, the
 runs SAMPLES times; the medians are printed next to a catalog page of the same run (the
 cheapest listing the registry has). With `--root`, the repositories are pushed once into
 DIR/<count> and kept, so that two versions of the code can be measured in turn over the
-same data (run this file from each checkout; the server runs that checkout's `src`).
+same data (run this file from each checkout; the server runs that checkout's `src`). With
+`--redis`, the metadata store is a Redis started for the run (the index is built at start).
 
 Before measuring, the run waits until the registry lists every repository (a server that
 finds the search index empty or of an older format rebuilds it in the background first).
@@ -14,9 +15,11 @@ finds the search index empty or of an older format rebuilds it in the background
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +28,7 @@ from pathlib import Path
 import httpx
 
 from tests.graphql import queries as q
+from tests.support.backends import running_redis
 from tests.support.oci import push_image
 from tests.support.server import base_config, running_registry, wait_until
 
@@ -82,9 +86,13 @@ def _workdir(root: Path | None, count: int) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def measure(count: int, root: Path | None = None) -> dict[str, float]:
+def measure(count: int, root: Path | None = None, redis_url: str = "") -> dict[str, float]:
     with _workdir(root, count) as workdir:
         cfg = base_config(workdir / "root", extensions={"search": {"enable": True}})
+        if redis_url:  # a fresh key prefix: the server builds the index at start
+            cfg["storage"]["remoteCache"] = True
+            prefix = uuid.uuid4().hex[:8]
+            cfg["storage"]["cacheDriver"] = {"name": "redis", "url": redis_url, "keyprefix": prefix}
         # a list over every repository may take minutes before the index (cold, loaded):
         # a client that gave up would leave the server working and ask again
         with (
@@ -118,11 +126,19 @@ def measure(count: int, root: Path | None = None) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.graphql")
     parser.add_argument("--root", type=Path, help="keep the pushed repositories here")
+    parser.add_argument("--redis", action="store_true", help="the metadata in a Redis started here")
     parser.add_argument("counts", nargs="*", type=int, default=[100, 1000])
     args = parser.parse_args()
-    for count in args.counts:
-        for name, ms in measure(count, args.root).items():
-            print(f"{count:>6} repos  {name:<36} {ms:8.1f} ms (median of {SAMPLES})", flush=True)
+    with contextlib.ExitStack() as stack:
+        redis_url = ""
+        if args.redis:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="redis-"))
+            redis_url = stack.enter_context(running_redis(Path(tmp))).url
+        for count in args.counts:
+            for name, ms in measure(count, args.root, redis_url).items():
+                print(
+                    f"{count:>6} repos  {name:<36} {ms:8.1f} ms (median of {SAMPLES})", flush=True
+                )
 
 
 if __name__ == "__main__":
