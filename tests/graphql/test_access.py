@@ -71,6 +71,37 @@ def test_results_hold_only_what_the_user_may_read(
     assert _names(clients["root"]) == {"open/app", "secret/app"}
 
 
+def test_pages_count_only_what_the_user_may_read(
+    clients: dict[str | None, httpx.Client],
+) -> None:
+    """The lists order and count from the search index, which holds every repository: the
+    names are filtered before counting and paging, so a page never holds a hidden one and
+    the counts do not reveal it."""
+    counts = "Page {TotalCount ItemCount}"
+    repos = (
+        "{RepoListWithNewestImage(requestedPage: {limit: 1 offset: OFFSET})"
+        f" {{{counts} Results {{Name}}}}}}"
+    )
+    images = (
+        '{ImageList(repo: "", requestedPage: {limit: 1 offset: OFFSET sortBy: ALPHABETIC_DSC})'
+        f" {{{counts} Results {{RepoName}}}}}}"
+    )
+
+    def page(user: str, query: str, offset: int) -> tuple[dict[str, int], list[str]]:
+        found = gql(clients[user], query.replace("OFFSET", str(offset)))["data"]
+        (result,) = found.values()
+        names = [r.get("Name") or r.get("RepoName") for r in result["Results"]]
+        return result["Page"], names
+
+    for query in (repos, images):
+        assert page("alice", query, 0) == ({"TotalCount": 1, "ItemCount": 1}, ["open/app"])
+        assert page("alice", query, 1) == ({"TotalCount": 1, "ItemCount": 0}, [])
+        assert page("bob", query, 0) == ({"TotalCount": 1, "ItemCount": 1}, ["secret/app"])
+        assert page("root", query, 1)[0] == {"TotalCount": 2, "ItemCount": 1}
+    assert page("root", images, 0)[1] == ["secret/app"]
+    assert page("root", images, 1)[1] == ["open/app"]
+
+
 def test_a_hidden_repository_answers_empty(clients: dict[str | None, httpx.Client]) -> None:
     alice = clients["alice"]
     info = gql(alice, q.zui_expanded_repo_info("secret/app"))

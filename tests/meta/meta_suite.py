@@ -189,3 +189,42 @@ class MetaSuite:
             assert await m.search_repositories("", "", 10) == []
 
         self.run(body)
+
+    def test_search_listed_tags_and_latest(self) -> None:
+        """zot's lists order by these: only listed tags count, a replaced or removed tag
+        moves its repository's newest time (back), a repository without listed tags has
+        none; times are exact to the microsecond, the zero time (year 1) included."""
+        zero = -62135596800 * 10**6
+        later = 1714557600 * 10**6 + 123456
+
+        def record(updated: int, listed: bool = True) -> dict[str, object]:
+            return {"digest": "d", "updated": updated, "listed": listed}
+
+        async def body(m: MetaStore) -> None:
+            await m.search_reset(mark_ready=False)
+            await m.search_put("a", "v1", record(later - 1), "v1")
+            await m.search_put("a", "v2", record(later), "v2")
+            await m.search_put("a", "sig", record(later + 5, listed=False), "sig")
+            await m.search_put("b", "old", record(zero), "old")
+            await m.search_put("c", "sig", record(later, listed=False), "sig")
+            await m.search_put("d", "v1", {"digest": "d"}, "v1")  # a record of format 1
+            names = ["a", "b", "c", "d", "x"]
+            many = names + [f"absent/{i}" for i in range(3000)]  # read whole, then filtered
+            for asked in (names, many):
+                assert await m.search_listed(asked) == {
+                    "a": {"v1": later - 1, "v2": later},
+                    "b": {"old": zero},
+                }
+                assert await m.search_latest(asked) == {"a": later, "b": zero}
+            assert await m.search_latest(["b", *many[5:]]) == {"b": zero}
+            await m.search_put("a", "v2", record(later - 7), "v2")  # the tag moved
+            assert await m.search_latest(["a"]) == {"a": later - 1}
+            await m.search_put("a", "v1", record(later, listed=False), "v1")  # now a signature
+            await m.search_remove("a", "v2")
+            assert await m.search_listed(["a"]) == {}
+            assert await m.search_listed(many) == {"b": {"old": zero}}
+            assert await m.search_latest(["a", "b"]) == {"b": zero}
+            await m.search_reset(mark_ready=False)
+            assert await m.search_latest(names) == {}
+
+        self.run(body)

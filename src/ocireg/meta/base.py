@@ -8,6 +8,10 @@ from typing import Any, Protocol
 
 # Enough for a worker that missed a burst of writes by others to catch up without re-reading.
 INDEX_CHANGES_KEPT = 64
+# The format of the search index's records. A store marked ready for another format counts
+# as not ready, so the index is rebuilt (in the background, or by `ocireg rebuild-meta`):
+# raised when records gain a field that reads rely on (2: `listed` and `updated`).
+SEARCH_FORMAT = 2
 
 
 class MetaUnavailable(Exception):
@@ -105,7 +109,9 @@ class MetaStore(Protocol):
 
     async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
         """Record tag `tag` of `repo` (replacing what it said), `text` being what a query
-        may find it by (lower case); note the repository too."""
+        may find it by (lower case); note the repository too. A record whose `listed` is
+        true is also kept, with its integer `updated`, for `search_listed`/`search_latest`
+        (in the same step)."""
         ...
 
     async def search_add_repository(self, repo: str) -> None: ...
@@ -114,6 +120,15 @@ class MetaStore(Protocol):
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         """The records of these repositories: repo -> tag -> record (absent: none)."""
+        ...
+
+    async def search_listed(self, repos: list[str]) -> dict[str, dict[str, int]]:
+        """The listed tags of these repositories with their `updated`: repo -> tag -> updated
+        (a repository without any is absent)."""
+        ...
+
+    async def search_latest(self, repos: list[str]) -> dict[str, int]:
+        """The newest `updated` of each repository's listed tags (absent: it has none)."""
         ...
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:

@@ -7,9 +7,12 @@ with zot keeps its keys apart: `<p>:ocireg:ready`, `<p>:ocireg:rebuild` (rebuild
 TTL). The search index lives in its own namespace `{<p>:ocireg-search}:...` (one hash
 slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `repositories`
 (sorted set), `images:<repo>` (HASH tag -> record JSON), `members:<repo>` (HASH tag -> its
-member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script), `ready`
-and `rebuild`. zot's own dedupe hash `<p>:blobs:original` is
-read as a fallback for blob locations (zot writes it when dedupe is on).
+member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
+`listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `listed`
+(the same for every repository, `<repo>\x01<tag>`), `latest` (sorted set: each repository's
+newest listed time, negated), `ready:v<format>` and `rebuild`.
+zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
+writes it when dedupe is on).
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
 from ocireg.settings.drivers import RedisSettings
 
+_WHOLE_SET = 2000  # repositories asked for at once above which a set is read whole
 # redis-py waits forever by default; a dead Redis must fail the start-up check instead.
 _DEFAULT_TIMEOUTS = {"socket_connect_timeout": 3.0, "socket_timeout": 5.0}
 
@@ -38,21 +42,44 @@ return 0
 
 
 # Replace (ARGV[2] a record) or remove (ARGV[2] empty) one tag's record and its text member
-# in one step, so that concurrent writers cannot leave a member behind.
-# KEYS: images hash, members hash, text, repositories; ARGV: tag, record, member, repo.
+# in one step, so that concurrent writers cannot leave a member behind; and keep the tag in
+# the repository's listed tags (ARGV[5] its update time, '' when not listed) and the
+# repository's newest listed time in `latest` (score: that time, negated so that ZRANGE
+# gives the newest first and equal times in name order), and in `listed` (every listed tag
+# of the registry, `<repo>\x01<tag>`: read whole when most repositories are asked for).
+# KEYS: images hash, members hash, text, repositories, listed:<repo>, latest, listed;
+# ARGV: tag, record, member, repo, updated, `<repo>\x01<tag>`.
 _SEARCH_PUT = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[3], old) end
 if ARGV[2] == '' then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
-    return 0
+else
+    redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+    redis.call('ZADD', KEYS[3], 0, ARGV[3])
+    redis.call('ZADD', KEYS[4], 0, ARGV[4])
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
-redis.call('ZADD', KEYS[3], 0, ARGV[3])
-redis.call('ZADD', KEYS[4], 0, ARGV[4])
+if ARGV[2] ~= '' and ARGV[5] ~= '' then
+    redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+    redis.call('ZADD', KEYS[7], ARGV[5], ARGV[6])
+else
+    redis.call('ZREM', KEYS[5], ARGV[1])
+    redis.call('ZREM', KEYS[7], ARGV[6])
+end
+local top = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
+if #top > 0 then
+    redis.call('ZADD', KEYS[6], -tonumber(top[2]), ARGV[4])
+else
+    redis.call('ZREM', KEYS[6], ARGV[4])
+end
 return 1
+"""
+# A whole sorted set with its scores as one string, `member\nscore\n...`: redis-py parses a
+# reply of 20,000 elements in Python at some 10-20 us each; one string it does not.
+_DUMP = """
+return table.concat(redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES'), '\\n')
 """
 # The members of a sorted set (all scores 0) after ARGV[1] in byte order ('' from the first)
 # that contain ARGV[2], at most ARGV[3] of them; with ARGV[4] '1' the text is looked for only
@@ -121,8 +148,10 @@ class RedisMeta:
         self.ns = f"{self.prefix}:ocireg"
         self._swap = self.client.register_script(_SWAP)
         self.search_ns = f"{{{self.prefix}:ocireg-search}}"
+        self._search_ready = f"{self.search_ns}:ready:v{SEARCH_FORMAT}"
         self._search_put = self.client.register_script(_SEARCH_PUT)
         self._filter = self.client.register_script(_FILTER)
+        self._dump = self.client.register_script(_DUMP)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -229,12 +258,12 @@ class RedisMeta:
     # --- search index --------------------------------------------------------------------
 
     async def search_ready(self) -> bool:
-        return bool(await self._do(self.client.exists(f"{self.search_ns}:ready")))
+        return bool(await self._do(self.client.exists(self._search_ready)))
 
     async def search_reset(self, mark_ready: bool) -> None:
         if mark_ready:  # and the rebuild's lease is released
             pipe = self.client.pipeline(transaction=False)
-            pipe.set(f"{self.search_ns}:ready", "1").delete(f"{self.search_ns}:rebuild")
+            pipe.set(self._search_ready, "1").delete(f"{self.search_ns}:rebuild")
             await self._do(pipe.execute())
         else:
             await self._do(self._search_clear())
@@ -252,18 +281,30 @@ class RedisMeta:
 
     def _search_keys(self, repo: str) -> list[str]:
         ns = self.search_ns
-        return [f"{ns}:images:{repo}", f"{ns}:members:{repo}", f"{ns}:text", f"{ns}:repositories"]
+        return [
+            f"{ns}:images:{repo}",
+            f"{ns}:members:{repo}",
+            f"{ns}:text",
+            f"{ns}:repositories",
+            f"{ns}:listed:{repo}",
+            f"{ns}:latest",
+            f"{ns}:listed",
+        ]
 
     async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
         member = f"{repo}\x01{tag}\x00{text}"
-        args = [tag, json.dumps(record), member, repo]
+        updated = record.get("updated")
+        listed = record.get("listed") is True and isinstance(updated, int)
+        updated_arg = str(updated) if listed else ""
+        args = [tag, json.dumps(record), member, repo, updated_arg, f"{repo}\x01{tag}"]
         await self._do(self._search_put(keys=self._search_keys(repo), args=args))
 
     async def search_add_repository(self, repo: str) -> None:
         await self._do(self.client.zadd(f"{self.search_ns}:repositories", {repo: 0}))
 
     async def search_remove(self, repo: str, tag: str) -> None:
-        await self._do(self._search_put(keys=self._search_keys(repo), args=[tag, "", "", repo]))
+        args = [tag, "", "", repo, "", f"{repo}\x01{tag}"]
+        await self._do(self._search_put(keys=self._search_keys(repo), args=args))
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         pipe = self.client.pipeline(transaction=False)
@@ -275,6 +316,43 @@ class RedisMeta:
             for repo, records in zip(repos, found, strict=True)
             if records
         }
+
+    async def search_listed(self, repos: list[str]) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        if len(repos) > _WHOLE_SET:  # one command, not one per repository
+            wanted = set(repos)
+            for member, score in await self._whole(f"{self.search_ns}:listed"):
+                repo, tag = _split(member)
+                if repo in wanted:
+                    found.setdefault(repo, {})[tag] = score
+            return found
+        pipe = self.client.pipeline(transaction=False)
+        for repo in repos:
+            pipe.zrange(f"{self.search_ns}:listed:{repo}", 0, -1, withscores=True)
+        per_repo = await self._do(pipe.execute()) if repos else []
+        for repo, tags in zip(repos, per_repo, strict=True):
+            if tags:
+                found[repo] = {_text(tag): int(score) for tag, score in tags}
+        return found
+
+    async def search_latest(self, repos: list[str]) -> dict[str, int]:
+        key = f"{self.search_ns}:latest"
+        found: dict[str, int] = {}
+        if len(repos) > _WHOLE_SET:
+            wanted = set(repos)
+            return {repo: -score for repo, score in await self._whole(key) if repo in wanted}
+        for i in range(0, len(repos), 1000):
+            chunk = repos[i : i + 1000]
+            scores = await self._do(self.client.zmscore(key, chunk))
+            found |= {r: -int(s) for r, s in zip(chunk, scores, strict=True) if s is not None}
+        return found
+
+    async def _whole(self, key: str) -> list[tuple[str, int]]:
+        """Every (member, integer score) of a sorted set, in one reply (_DUMP)."""
+        parts = _text(await self._do(self._dump(keys=[key]))).split("\n")
+        if parts == [""]:
+            return []
+        return [(parts[i], int(float(parts[i + 1]))) for i in range(0, len(parts), 2)]
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
         key = f"{self.search_ns}:repositories"

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,7 +33,22 @@ CREATE TABLE IF NOT EXISTS search_images (
 -- a tag's record notes its repository in the same statement: one commit per tag write
 CREATE TRIGGER IF NOT EXISTS search_images_repository AFTER INSERT ON search_images
 BEGIN INSERT OR IGNORE INTO search_repositories VALUES (new.repo); END;
+-- the tags zot lists as images, by update time: kept by the same statement (a REPLACE fires
+-- no DELETE trigger, so the INSERT one drops the tag's old row first)
+CREATE TABLE IF NOT EXISTS search_listed (
+    repo TEXT NOT NULL, tag TEXT NOT NULL, updated INTEGER NOT NULL,
+    PRIMARY KEY (repo, tag)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS search_listed_put AFTER INSERT ON search_images
+BEGIN
+    DELETE FROM search_listed WHERE repo = new.repo AND tag = new.tag;
+    INSERT INTO search_listed SELECT new.repo, new.tag, json_extract(new.record, '$.updated')
+    WHERE json_extract(new.record, '$.listed') AND json_type(new.record, '$.updated') = 'integer';
+END;
+CREATE TRIGGER IF NOT EXISTS search_listed_remove AFTER DELETE ON search_images
+BEGIN DELETE FROM search_listed WHERE repo = old.repo AND tag = old.tag; END;
 """
+_WHOLE_TABLE = 2000  # repositories asked for at once above which a table is read whole
+_READY = f"search-ready-v{SEARCH_FORMAT}"  # the state key marking a completed rebuild
 
 
 _OPEN_TIMEOUT = 15.0  # seconds
@@ -202,17 +217,18 @@ class SqliteMeta:
         return bool(rows)
 
     async def search_ready(self) -> bool:
-        return bool(self._run("SELECT 1 FROM state WHERE key = 'search-ready'"))
+        return bool(self._run("SELECT 1 FROM state WHERE key = ?", (_READY,)))
 
     async def search_reset(self, mark_ready: bool) -> None:
         if mark_ready:
             now = str(time.time())
-            self._run("INSERT OR REPLACE INTO state VALUES ('search-ready', ?)", (now,))
+            self._run("INSERT OR REPLACE INTO state VALUES (?, ?)", (_READY, now))
             self._run("DELETE FROM state WHERE key = 'search-rebuild'")  # the lease, done
             return
-        self._run("DELETE FROM state WHERE key = 'search-ready'")
+        self._run("DELETE FROM state WHERE key LIKE 'search-ready%'")  # any format's
         self._run("DELETE FROM search_images")
         self._run("DELETE FROM search_repositories")
+        self._run("DELETE FROM search_listed")
 
     async def search_lock(self, owner: str, seconds: int) -> bool:
         now = time.time()
@@ -239,16 +255,33 @@ class SqliteMeta:
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         found: dict[str, dict[str, dict[str, Any]]] = {}
-        for i in range(0, len(repos), 500):  # under sqlite's bound on parameters
+        for repo, tag, record in self._in("SELECT repo, tag, record FROM search_images", repos):
+            found.setdefault(repo, {})[tag] = json.loads(record)
+        return found
+
+    async def search_listed(self, repos: list[str]) -> dict[str, dict[str, int]]:
+        found: dict[str, dict[str, int]] = {}
+        for repo, tag, updated in self._in("SELECT repo, tag, updated FROM search_listed", repos):
+            found.setdefault(repo, {})[tag] = updated
+        return found
+
+    async def search_latest(self, repos: list[str]) -> dict[str, int]:
+        rows = self._in("SELECT repo, max(updated) FROM search_listed", repos, "GROUP BY repo")
+        return {repo: updated for repo, updated in rows}
+
+    def _in(self, select: str, repos: list[str], then: str = "") -> list[tuple[Any, ...]]:
+        """`select` for the rows of these repositories (`WHERE repo IN`, in chunks under
+        sqlite's bound on parameters; for many, one read of the whole table, filtered
+        here: a few times faster), `then` appended to each statement."""
+        if len(repos) > _WHOLE_TABLE:
+            wanted = set(repos)
+            return [row for row in self._run(f"{select} {then}") if row[0] in wanted]
+        rows: list[tuple[Any, ...]] = []
+        for i in range(0, len(repos), 500):
             chunk = repos[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._run(
-                f"SELECT repo, tag, record FROM search_images WHERE repo IN ({marks})",
-                tuple(chunk),
-            )
-            for repo, tag, record in rows:
-                found.setdefault(repo, {})[tag] = json.loads(record)
-        return found
+            rows += self._run(f"{select} WHERE repo IN ({marks}) {then}", tuple(chunk))
+        return rows
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:
         rows = self._run(

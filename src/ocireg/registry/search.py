@@ -35,6 +35,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import Progress
 from ocireg.meta import MetaStore, MetaUnavailable
+from ocireg.registry import listing
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import IndexCache
 from ocireg.registry.manifests import INDEX_TYPES, Manifest, parse_stored
@@ -45,6 +46,7 @@ REFRESH_EVERY = 600.0  # seconds between refreshes while a zot member writes the
 CHECK_EVERY = 5.0  # seconds between checks that the index is not empty (a flushed Redis)
 PAGE_CHUNK = 500  # repository names read at a time to fill a page
 FIND_CHUNK = 200  # image hits read from the store at a time, before access control
+CONFIG_READ_LIMIT = 4 * 1024 * 1024  # bytes: the manifest size limit; a larger config is data
 ANNOTATIONS = ("title", "description", "vendor", "source")  # org.opencontainers.image.*
 
 Readable = Callable[[str], bool]
@@ -175,7 +177,7 @@ class Search:
             if tag is None:
                 await self.meta.search_add_repository(repo)
             else:
-                record = await self._record(repo, desc, body, time.time(), manifest)
+                record = await self._record(repo, tag, desc, body, time.time(), manifest)
                 await self.meta.search_put(repo, tag, record, search_text(tag, record))
         except MetaUnavailable as exc:
             log.warning("search index not updated", extra={"repo": repo, "error": str(exc)})
@@ -254,6 +256,37 @@ class Search:
             if tag in records.get(repo, {})
         ]
         return SearchResult(repos, images)
+
+    async def listed(self, repos: list[str]) -> dict[str, dict[str, int]]:
+        """The tags zot lists as images in these repositories, each with zot's update time in
+        microseconds since 1970 (`registry/listing.py`): repo -> tag -> time. One read of
+        the index (no manifest), for zot's image lists to order and count before reading
+        the images of the page they return."""
+        self.kick_rebuild()
+        return await self.meta.search_listed(repos)
+
+    async def with_digest(self, repos: list[str], prefix: str) -> dict[str, dict[str, int]]:
+        """As `listed`, the tags whose manifest, or a manifest, config or layer it reaches,
+        has a digest starting with `prefix` (lower case): a read of these repositories'
+        records, a chunk at a time."""
+        self.kick_rebuild()
+        found: dict[str, dict[str, int]] = {}
+        for i in range(0, len(repos), PAGE_CHUNK):
+            records = await self.meta.search_records(repos[i : i + PAGE_CHUNK])
+            for repo, tags in records.items():
+                for tag, record in tags.items():
+                    updated = record.get("updated")
+                    if record.get("listed") is not True or not isinstance(updated, int):
+                        continue
+                    if any(d.lower().startswith(prefix) for d in record.get("blobs") or {}):
+                        found.setdefault(repo, {})[tag] = updated
+        return found
+
+    async def latest(self, repos: list[str]) -> dict[str, int]:
+        """The update time of the newest image zot lists in each of these repositories
+        (absent: none), as `listed` gives it: zot's repository lists order by it."""
+        self.kick_rebuild()
+        return await self.meta.search_latest(repos)
 
     async def summary(self, repo: str) -> RepoSummary:
         """The summary of one repository, from its records as they are (zot's
@@ -349,7 +382,7 @@ class Search:
             pushed = (await self.blobs.stat(repo, digest)).mtime
         except (RegistryError, ValueError):
             return None
-        record = await self._record(repo, desc, body, pushed)
+        record = await self._record(repo, tag, desc, body, pushed)
         await self._heal(self.meta.search_put(repo, tag, record, search_text(tag, record)))
         return record
 
@@ -365,12 +398,16 @@ class Search:
     async def _record(
         self,
         repo: str,
+        tag: str,
         desc: dict[str, Any],
         body: bytes,
         pushed: float,
         manifest: Manifest | None = None,
     ) -> dict[str, Any]:
-        """`manifest`: the body parsed already (a push), else parsed here."""
+        """`manifest`: the body parsed already (a push), else parsed here. Besides what the
+        pages show, zot's update time and whether zot lists the tag as an image
+        (`registry/listing.py`): for an image one more small read, its config; for an index,
+        each child's config (its manifest is read for its layers anyway)."""
         if manifest is None:
             manifest = parse_stored(body, desc.get("mediaType"))
         try:
@@ -381,24 +418,36 @@ class Search:
             doc = {}
         sizes = {desc["digest"]: len(body)}
         platforms: list[str] = []
+        artifact_type = manifest.artifact_type if manifest else None
         if manifest is not None and manifest.is_index:
+            times = []
             for child in _descriptors(doc.get("manifests")):
                 sizes[child["digest"]] = child["size"]
                 platform = _platform(child.get("platform"))
                 if platform and platform not in platforms:
                     platforms.append(platform)
-                sizes.update(await self._child_blobs(repo, child))
+                blobs, updated = await self._child(repo, child)
+                sizes.update(blobs)
+                if updated is not None:
+                    times.append(updated)
+            created = listing.index_created(doc)
+            stamp = created or max(times, key=lambda t: t.when, default=listing.ZERO)
+            listed = True
         else:
             sizes.update(_blob_sizes(doc))
+            stamp = listing.image_updated(doc, await self._config(repo, doc))
+            listed = not listing.is_signature(artifact_type, doc)
         annotations = doc.get("annotations")
         annotations = annotations if isinstance(annotations, dict) else {}
         record: dict[str, Any] = {
             "digest": desc["digest"],
             "mediaType": manifest.media_type if manifest else desc.get("mediaType", ""),
-            "artifactType": manifest.artifact_type if manifest else None,
+            "artifactType": artifact_type,
             "platforms": platforms,
             "pushed": pushed,
             "blobs": sizes,
+            "updated": listing.microseconds(stamp.when),
+            "listed": listed and not listing.COSIGN_TAG.fullmatch(tag),
         }
         for name in ANNOTATIONS:
             value = annotations.get(f"org.opencontainers.image.{name}")
@@ -406,14 +455,34 @@ class Search:
                 record[name] = value
         return record
 
-    async def _child_blobs(self, repo: str, child: dict[str, Any]) -> dict[str, int]:
+    async def _child(
+        self, repo: str, child: dict[str, Any]
+    ) -> tuple[dict[str, int], listing.Stamp | None]:
+        """An index's child manifest: its config and layers (digest -> size) and its update
+        time; nothing for a nested index (counted by its own size) or a child not stored
+        (yet: counted by its descriptor alone)."""
         if child.get("mediaType") in INDEX_TYPES:
-            return {}  # nested indexes: counted by their own size only
+            return {}, None
+        doc = await self._document(repo, child["digest"])
+        if doc is None:
+            return {}, None
+        return _blob_sizes(doc), listing.image_updated(doc, await self._config(repo, doc))
+
+    async def _config(self, repo: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """An image's config, `{}` when it cannot be read or is too large to be one (an
+        artifact's config blob may be anything: not read on the write path)."""
+        config = _descriptors([manifest.get("config")])
+        if not config or config[0]["size"] > CONFIG_READ_LIMIT:
+            return {}
+        return await self._document(repo, config[0]["digest"]) or {}
+
+    async def _document(self, repo: str, digest: str) -> dict[str, Any] | None:
+        """A small stored JSON document (a manifest, a config), None if unreadable."""
         try:
-            body = await self.blobs.get_small(repo, Digest.parse(child["digest"]))
-            return _blob_sizes(jsondoc.loads(body))
+            doc = jsondoc.loads(await self.blobs.get_small(repo, Digest.parse(digest)))
         except (RegistryError, ValueError):
-            return {}  # a child not stored (yet): counted by its descriptor alone
+            return None
+        return doc if isinstance(doc, dict) else None
 
 
 def search_text(tag: str, record: dict[str, Any]) -> str:

@@ -55,9 +55,8 @@ def _sorted(items: list[Summary], sort_by: str, repos: bool) -> list[Summary]:
     def name(item: Summary) -> tuple[str, ...]:
         return (item["Name"],) if repos else (item["RepoName"], item["Tag"])
 
-    if sort_by == "UPDATE_TIME":
-        by_name = sorted(items, key=name)
-        return sorted(by_name, key=lambda item: item["_updated"], reverse=True)
+    if sort_by == "UPDATE_TIME":  # `_updated`: microseconds (registry/listing.py)
+        return sorted(items, key=lambda item: (-item["_updated"], *name(item)))
     if sort_by == "ALPHABETIC_DSC":
         return sorted(items, key=name, reverse=True)
     if sort_by == "RELEVANCE" and repos:
@@ -113,9 +112,39 @@ async def _filter_images(images: list[Summary], flt: dict[str, Any] | None) -> l
     return [i for i, kept in zip(images, keep, strict=True) if kept]
 
 
-async def _images(src: Source, repos: Sequence[str]) -> list[Summary]:
-    found = await asyncio.gather(*(summaries.images_of(src, repo) for repo in repos))
-    return [image for images in found for image in images]
+def _image_keys(found: list[tuple[str, str, int]]) -> list[Summary]:
+    """What the index says of images, as much as paging needs (`_sorted`)."""
+    return [{"RepoName": repo, "Tag": tag, "_updated": when} for repo, tag, when in found]
+
+
+async def _summed_up(src: Source, keys: list[Summary]) -> list[Summary]:
+    """The summaries of these images, in their order, from their documents; one that cannot
+    be read (or that index.json no longer names: a stale index) is left out."""
+    wanted: dict[str, set[str]] = {}
+    for key in keys:
+        wanted.setdefault(key["RepoName"], set()).add(key["Tag"])
+    found = await asyncio.gather(
+        *(summaries.images_of(src, repo, tags) for repo, tags in wanted.items())
+    )
+    summed = {(i["RepoName"], i["Tag"]): i for images in found for i in images}
+    return [summed[k] for key in keys if (k := (key["RepoName"], key["Tag"])) in summed]
+
+
+async def _image_page(
+    src: Source,
+    keys: list[Summary],
+    requested: dict[str, Any] | None,
+    flt: dict[str, Any] | None = None,
+) -> tuple[list[Summary], dict[str, int]]:
+    """A page of images from the index's keys: ordered and counted from the keys, only the
+    page's images summed up; with a filter (platforms, signatures: not in the index) every
+    candidate is."""
+    if _filters(flt):
+        images = await _filter_images(await _summed_up(src, keys), flt)
+        return _page(images, requested, "RELEVANCE", repos=False)
+    page, info = _page(keys, requested, "RELEVANCE", repos=False)
+    results = await _summed_up(src, page)
+    return results, {**info, "ItemCount": len(results)}
 
 
 def _images_result(page: list[Summary], info: dict[str, int]) -> Summary:
@@ -138,8 +167,11 @@ async def global_search(
     filtering = _filters(filter)  # and each value's length checked, as zot does first
     text = query.strip().strip("/").lower()
     if ":" in text or "@" in text:
-        images = await _filter_images(await _search_images(src, text), filter)
-        page, page_info = _page(images, requestedPage, "RELEVANCE", repos=False)
+        if text.startswith("sha256:"):
+            keys = _image_keys(await src.with_digest(await src.repositories(), text))
+        else:
+            keys = await _tag_keys(src, text)
+        page, page_info = await _image_page(src, keys, requestedPage, filter)
         return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
     matched = await src.matching(text)
     if filtering:  # platforms and signatures to look at: every match summed up
@@ -159,24 +191,18 @@ async def global_search(
     return {"Page": page_info, "Images": [], "Repos": page, "Layers": []}
 
 
-async def _search_images(src: Source, text: str) -> list[Summary]:
-    if text.startswith("sha256:"):
-        return [i for i in await _images(src, await src.repositories()) if _has_digest(i, text)]
+async def _tag_keys(src: Source, text: str) -> list[Summary]:
+    """`repo:tag`: that repository's images whose tag starts with `tag`; `:tag`: every
+    image whose tag contains it."""
     repo, _, tag = text.partition(":")
     if repo:
         names = [name for name in await src.repositories() if name.lower() == repo]
-        return [i for i in await _images(src, names) if i["Tag"].lower().startswith(tag)]
+        keys = _image_keys(await src.listed(names, check=True))
+        return [k for k in keys if k["Tag"].lower().startswith(tag)]
     if tag:
-        images = await _images(src, await src.repositories())
-        return [i for i in images if tag in i["Tag"].lower()]
+        keys = _image_keys(await src.listed(await src.repositories()))
+        return [k for k in keys if tag in k["Tag"].lower()]
     raise GraphQLError("invalid search query")
-
-
-def _has_digest(image: Summary, digest: str) -> bool:
-    """zot's digest search: the image's own digest, or one of its manifests, configs or
-    layers, starting with the text."""
-    candidates = [image["Digest"], *image["_blobs"]]
-    return any(c.lower().startswith(digest) for c in candidates if c)
 
 
 async def repo_list_with_newest_image(
@@ -195,21 +221,22 @@ async def _repo_page(
     default_sort: str,
 ) -> tuple[list[Summary], dict[str, int]]:
     """A page of repository summaries. Every repository is ordered (by rank, name or its
-    newest image's update time, which the cached facts give), but only the page's are
-    summed up."""
-    newest = await asyncio.gather(*(summaries.newest(src, name) for name, _ in ranked))
+    newest image's update time, which the search index gives), but only the page's are
+    summed up from their documents."""
+    newest = await src.newest([name for name, _ in ranked])
     keys = [
-        {"Name": name, "Rank": rank, "_updated": when}
-        for (name, rank), when in zip(ranked, newest, strict=True)
-        if when is not None  # as zot: a repository without images is not listed
+        {"Name": name, "Rank": rank, "_updated": newest[name]}
+        for name, rank in ranked
+        if name in newest  # as zot: a repository without images is not listed
     ]
     page, page_info = _page(keys, requested, default_sort, repos=True)
     found = await asyncio.gather(*(summaries.images_of(src, key["Name"]) for key in page))
     results = [
         summaries.repo_summary(key["Name"], images, key["Rank"])
         for key, images in zip(page, found, strict=True)
+        if images  # none left since the index was written
     ]
-    return results, page_info
+    return results, {**page_info, "ItemCount": len(results)}
 
 
 async def expanded_repo_info(_: Any, info: Info, repo: str) -> Summary:
@@ -228,11 +255,10 @@ async def image_list(
 ) -> Summary:
     src = _source(info)
     if repo:
-        names = [repo] if src.readable(repo) else []
+        found = await src.listed([repo] if src.readable(repo) else [], check=True)
     else:
-        names = await src.repositories()
-    images = await _images(src, names)
-    return _images_result(*_page(images, requestedPage, "RELEVANCE", repos=False))
+        found = await src.listed(await src.repositories())
+    return _images_result(*await _image_page(src, _image_keys(found), requestedPage))
 
 
 async def image_list_for_digest(
@@ -240,9 +266,8 @@ async def image_list_for_digest(
 ) -> Summary:
     src = _source(info)
     wanted = id.strip().lower()
-    images = await _images(src, await src.repositories())
-    matched = [i for i in images if wanted and _has_digest(i, wanted)]
-    return _images_result(*_page(matched, requestedPage, "RELEVANCE", repos=False))
+    found = await src.with_digest(await src.repositories(), wanted) if wanted else []
+    return _images_result(*await _image_page(src, _image_keys(found), requestedPage))
 
 
 async def image(_: Any, info: Info, image: str) -> Summary:

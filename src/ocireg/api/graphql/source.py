@@ -1,19 +1,20 @@
 """What the GraphQL resolvers read, and the one place they read it from.
 
 `Source` is the seam between zot's search API and the registry: the repository names a
-caller may read, the names a search matches (with a rank), tags with their descriptors,
-manifest and config documents, and referrers, all through `ImageStore`. Today name search is
-a scan over the repository names (`matching`); pointing it, and later annotation search, at
-the metadata store's search index (`ocireg.registry.search`) means changing this module
-only. Tags and their descriptors come from one read of `index.json` through the store's
-index cache (as the tags list reads it); documents are read once per request (a query names
-the same manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a list
-over a large registry on S3 does not open a request per repository at once.
-"""
+caller may read (the catalog index of the metadata store), the names a search matches (with a
+rank: a scan of those names), which images zot lists in which repositories with their update
+times (the search index, `ocireg.registry.search`: what lists order, count and page by
+without reading any manifest), tags with their descriptors, manifest and config documents
+(for the images of the page a query returns), and referrers, all through `ImageStore`. Tags
+and their descriptors come from one read of `index.json` through the store's index cache (as
+the tags list reads it); documents are read once per request (a query names the same
+manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a page over a large
+registry on S3 does not open a request per repository at once."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,13 +50,33 @@ class Source:
 
     async def matching(self, query: str) -> list[tuple[str, int]]:
         """The readable repositories whose name matches a GlobalSearch text, with a rank
-        (lower is better). The seam for an index-backed search: a scan of names for now."""
+        (lower is better): a scan of the readable names."""
         found = []
         for name in await self.repositories():
             rank = rank_name(query, name)
             if rank >= 0:
                 found.append((name, rank))
         return found
+
+    async def newest(self, names: list[str]) -> dict[str, int]:
+        """The update time of the newest image zot lists in each of these repositories,
+        from the search index (absent: it lists none)."""
+        return await self.store.search.latest(names)
+
+    async def listed(self, names: list[str], check: bool = False) -> list[tuple[str, str, int]]:
+        """(repository, tag, update time) of each image zot lists in these repositories, from
+        the search index. `check` (for a query about one repository): compare its records
+        with its index.json first, so that what another writer changed is seen."""
+        if check:
+            for name in names:
+                with contextlib.suppress(RegistryError):  # no such repository: none
+                    await self.store.search.images(name)
+        return _keyed(await self.store.search.listed(names))
+
+    async def with_digest(self, names: list[str], prefix: str) -> list[tuple[str, str, int]]:
+        """As `listed`, the images with a manifest, config or layer digest starting with
+        `prefix` (lower case), from the search index's records."""
+        return _keyed(await self.store.search.with_digest(names, prefix))
 
     def readable(self, repo: str) -> bool:
         return self.access.read(repo)
@@ -101,6 +122,10 @@ class Source:
             return await self.store.referrers(repo, Digest.parse(digest))
         except (RegistryError, ValueError):
             return []
+
+
+def _keyed(found: dict[str, dict[str, int]]) -> list[tuple[str, str, int]]:
+    return [(repo, tag, when) for repo, tags in found.items() for tag, when in tags.items()]
 
 
 def rank_name(query: str, name: str) -> int:

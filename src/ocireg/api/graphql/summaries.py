@@ -16,26 +16,28 @@ each, so they are callables that the GraphQL executor runs only when the query a
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any
 
 from ocireg.api.graphql.source import Source
+from ocireg.registry.listing import (
+    COSIGN_TAG,
+    SIGNATURE_TOOLS,
+    ZERO,
+    ZERO_TIME,
+    image_updated,
+    index_created,
+    is_signature,
+    labels_of,
+    mapping,
+    microseconds,
+    pick,
+    stamp,
+    text_of,
+)
 from ocireg.registry.manifests import INDEX_TYPES
 
-ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
-NOTATION_SIGNATURE = "application/vnd.cncf.notary.signature"
-COSIGN_SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
-COSIGN_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"
-_SIGNATURE_TOOLS = {
-    NOTATION_SIGNATURE: "notation",
-    COSIGN_SIGNATURE: "cosign",
-    COSIGN_BUNDLE: "cosign",
-}
-# cosign's tag for the signature of sha256:<hex>; zot lists it as a signature, not an image
-_COSIGN_TAG = re.compile(r"sha256-[0-9a-f]{64}\.sig")
 # Annotation keys zot reads, each with the label-schema label it falls back to.
 _FIELDS = {
     "Description": ("org.opencontainers.image.description", "org.label-schema.description"),
@@ -45,7 +47,6 @@ _FIELDS = {
     "Source": ("org.opencontainers.image.source", "org.label-schema.vcs-url"),
     "Vendor": ("org.opencontainers.image.vendor", "org.label-schema.vendor"),
 }
-_CREATED = ("org.opencontainers.image.created", "org.label-schema.build-date")
 _AUTHORS = "org.opencontainers.image.authors"
 _LABELS = "org.label-schema.labels"
 NO_VULNERABILITIES = {
@@ -57,87 +58,24 @@ NO_VULNERABILITIES = {
     "HighCount": 0,
     "CriticalCount": 0,
 }
-_RFC3339 = re.compile(
-    r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", re.IGNORECASE
-)
 
 Lazy = Callable[..., Awaitable[Any]]
 
 
-class Stamp(NamedTuple):
-    """A time as zot writes it (Go's RFC3339Nano: the fraction's digits kept, trailing
-    zeros dropped, `Z` for UTC) and as ocireg compares it (to the microsecond)."""
-
-    when: datetime
-    text: str
-
-
-def stamp(value: Any) -> Stamp | None:
-    """An RFC 3339 time from a document, else None."""
-    if not isinstance(value, str):
-        return None
-    match = _RFC3339.fullmatch(value.strip())
-    if match is None:
-        return None
-    whole, fraction, zone = match.groups()
-    fraction = (fraction or "").rstrip("0")
-    zone = "Z" if zone in ("Z", "z", "+00:00", "-00:00") else zone
-    try:
-        when = datetime.fromisoformat(
-            f"{whole}.{fraction[:6].ljust(6, '0')}{'+00:00' if zone == 'Z' else zone}"
-        )
-    except ValueError:
-        return None
-    return Stamp(when, f"{whole}{'.' + fraction if fraction else ''}{zone}")
-
-
-ZERO = Stamp(ZERO_TIME, "0001-01-01T00:00:00Z")
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(mapping: Any, key: str) -> str:
-    value = mapping.get(key) if isinstance(mapping, dict) else None
-    return value if isinstance(value, str) else ""
-
-
-def _pick(annotations: dict[str, Any], labels: dict[str, Any], keys: tuple[str, str]) -> str:
-    """zot's order: the annotation, its label-schema twin, then the same in the labels."""
-    for source in (annotations, labels):
-        for key in keys:
-            value = _text(source, key)
-            if value:
-                return value
-    return ""
-
-
 def _descriptive(annotations: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
     fields: dict[str, Any] = {
-        name: _pick(annotations, labels, keys) for name, keys in _FIELDS.items()
+        name: pick(annotations, labels, keys) for name, keys in _FIELDS.items()
     }
-    fields["Labels"] = _text(annotations, _LABELS) or _text(labels, _LABELS)
-    fields["Authors"] = _text(annotations, _AUTHORS)
-    fields["_created"] = stamp(_pick(annotations, labels, _CREATED))
+    fields["Labels"] = text_of(annotations, _LABELS) or text_of(labels, _LABELS)
+    fields["Authors"] = text_of(annotations, _AUTHORS)
     return fields
 
 
 def _platform(doc: dict[str, Any] | None) -> dict[str, str]:
     doc = doc or {}
-    arch = _text(doc, "architecture")
-    variant = _text(doc, "variant")
-    return {"Os": _text(doc, "os"), "Arch": f"{arch}/{variant}" if variant else arch}
-
-
-def _image_updated(config: dict[str, Any]) -> Stamp:
-    created = stamp(config.get("created"))
-    if created is not None:
-        return created
-    history = config.get("history")
-    if isinstance(history, list) and history and isinstance(history[-1], dict):
-        return stamp(history[-1].get("created")) or ZERO
-    return ZERO
+    arch = text_of(doc, "architecture")
+    variant = text_of(doc, "variant")
+    return {"Os": text_of(doc, "os"), "Arch": f"{arch}/{variant}" if variant else arch}
 
 
 def _layers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,9 +109,9 @@ def _history(manifest: dict[str, Any], config: dict[str, Any]) -> list[dict[str,
                 "Layer": layer,
                 "HistoryDescription": {
                     "Created": created.text if created else None,
-                    "CreatedBy": _text(item, "created_by"),
-                    "Author": _text(item, "author"),
-                    "Comment": _text(item, "comment"),
+                    "CreatedBy": text_of(item, "created_by"),
+                    "Author": text_of(item, "author"),
+                    "Comment": text_of(item, "comment"),
                     "EmptyLayer": empty,
                 },
             }
@@ -185,10 +123,10 @@ def referrer(desc: dict[str, Any]) -> dict[str, Any]:
     annotations = desc.get("annotations")
     pairs = annotations.items() if isinstance(annotations, dict) else ()
     return {
-        "MediaType": _text(desc, "mediaType"),
-        "ArtifactType": _text(desc, "artifactType"),
+        "MediaType": text_of(desc, "mediaType"),
+        "ArtifactType": text_of(desc, "artifactType"),
         "Size": desc.get("size") if isinstance(desc.get("size"), int) else 0,
-        "Digest": _text(desc, "digest"),
+        "Digest": text_of(desc, "digest"),
         "Annotations": [{"Key": k, "Value": v} for k, v in sorted(pairs)],
     }
 
@@ -215,7 +153,7 @@ class Signatures:
         if self.digest.replace(":", "-", 1) + ".sig" in self.tags:
             tools.append("cosign")
         for desc in await self.src.referrers(self.repo, self.digest):
-            tool = _SIGNATURE_TOOLS.get(_text(desc, "artifactType"))
+            tool = SIGNATURE_TOOLS.get(text_of(desc, "artifactType"))
             if tool:
                 tools.append(tool)
         return [{"Tool": tool, "IsTrusted": False, "Author": ""} for tool in tools]
@@ -242,7 +180,7 @@ _FACTS: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
 
 async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any] | None:
-    digest = _text(desc, "digest")
+    digest = text_of(desc, "digest")
     known = _FACTS.get(digest)
     if known is not None:
         _FACTS.move_to_end(digest)
@@ -250,18 +188,17 @@ async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any]
     manifest = await src.document(repo, digest)
     if manifest is None:
         return None
-    config_desc = _mapping(manifest.get("config"))
-    config_digest = _text(config_desc, "digest")
+    config_desc = mapping(manifest.get("config"))
+    config_digest = text_of(config_desc, "digest")
     config = (await src.document(repo, config_digest) if config_digest else None) or {}
-    labels = _mapping(_mapping(config.get("config")).get("Labels"))
-    fields = _descriptive(_mapping(manifest.get("annotations")), labels)
-    fields["Authors"] = fields["Authors"] or _text(config, "author")
-    updated = fields.pop("_created") or _image_updated(config)
+    fields = _descriptive(mapping(manifest.get("annotations")), labels_of(config))
+    fields["Authors"] = fields["Authors"] or text_of(config, "author")
+    updated = image_updated(manifest, config)  # the rule the search index orders by
     blobs = {digest: int(desc.get("size") or 0), config_digest: int(config_desc.get("size") or 0)}
     for layer in manifest.get("layers") or []:
         if isinstance(layer, dict) and isinstance(layer.get("digest"), str):
             blobs[layer["digest"]] = int(layer.get("size") or 0)
-    artifact_type = _text(manifest, "artifactType") or _text(config_desc, "mediaType")
+    artifact_type = text_of(manifest, "artifactType") or text_of(config_desc, "mediaType")
     facts = {
         "Digest": digest,
         "ConfigDigest": config_digest,
@@ -273,13 +210,12 @@ async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any]
         "History": _history(manifest, config),
         "Vulnerabilities": NO_VULNERABILITIES,
         "ArtifactType": artifact_type,
-        "_signature": artifact_type in _SIGNATURE_TOOLS
-        and isinstance(manifest.get("subject"), dict),
-        "_updated": updated.when,
+        "_signature": is_signature(artifact_type, manifest),
+        "_updated": microseconds(updated.when),  # as the search index orders
         "_stamp": updated,
         "_blobs": blobs,
         "_fields": fields,
-        "_media_type": _text(manifest, "mediaType") or _text(desc, "mediaType"),
+        "_media_type": text_of(manifest, "mediaType") or text_of(desc, "mediaType"),
     }
     _FACTS[digest] = facts
     while len(_FACTS) > FACTS_KEPT:
@@ -319,8 +255,8 @@ async def image(
 ) -> dict[str, Any] | None:
     """zot's `ImageSummary` of the image `tag` names (a manifest or an index), or None when
     its documents cannot be read."""
-    digest = _text(desc, "digest")
-    media_type = _text(desc, "mediaType")
+    digest = text_of(desc, "digest")
+    media_type = text_of(desc, "mediaType")
     if media_type in INDEX_TYPES:
         index = await src.document(repo, digest)
         if index is None:
@@ -334,16 +270,16 @@ async def image(
             *(_manifest(src, repo, child, tags, child.get("platform")) for child in children)
         )
         manifests = [m for m in found if m is not None]
-        annotations = _mapping(index.get("annotations"))
+        annotations = mapping(index.get("annotations"))
         first = manifests[0]["_fields"] if manifests else {}
         fields = _descriptive(annotations, {})
-        created = fields.pop("_created")
+        created = index_created(index)
         for key, value in first.items():  # the index's annotations first, then its first image's
             fields[key] = fields.get(key) or value
         updated = created or max((m["_stamp"] for m in manifests), default=ZERO)
         size = sum(sum(m["_blobs"].values()) for m in manifests)
         signatures = Signatures(src, repo, digest, tags)
-        artifact_type = _text(index, "artifactType")
+        artifact_type = text_of(index, "artifactType")
         all_blobs = {k: v for m in manifests for k, v in m["_blobs"].items()}
     else:
         manifest = await _manifest(src, repo, desc, tags)
@@ -377,7 +313,7 @@ async def image(
         "Referrers": _referrers(src, repo, digest),
         "IsDeletable": src.access.delete(repo),
         "ArtifactType": artifact_type,
-        "_updated": updated.when,
+        "_updated": microseconds(updated.when),  # as the search index orders
         "_blobs": all_blobs,
         "_signatures": signatures,
     }
@@ -387,40 +323,24 @@ def listed(tag: str, summary: dict[str, Any] | None) -> bool:
     """Whether zot lists a tag as an image: not a signature (a notation or cosign
     signature of a subject, or cosign's `sha256-<hex>.sig` tag), which zot keeps as the
     signed image's signature instead."""
-    if summary is None or _COSIGN_TAG.fullmatch(tag):
+    if summary is None or COSIGN_TAG.fullmatch(tag):
         return False
     if summary["MediaType"] in INDEX_TYPES:
         return True
     return not summary["Manifests"][0]["_signature"]
 
 
-async def newest(src: Source, repo: str) -> datetime | None:
-    """The update time of the newest image zot would list in `repo` (None: none), from the
-    cached facts of its manifests; an index is summed up in full (they are few)."""
+async def images_of(
+    src: Source, repo: str, only: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """The summaries of every tagged image of `repo` (tag order), as zot lists them; `only`:
+    of these tags only (a page)."""
     tagged = await src.tagged(repo)
     tags = frozenset(tag for tag, _ in tagged)
-    times = []
-    for tag, desc in tagged:
-        if _COSIGN_TAG.fullmatch(tag):
-            continue
-        if _text(desc, "mediaType") in INDEX_TYPES:
-            summary = await image(src, repo, tag, desc, tags)
-            when = summary["_updated"] if summary is not None else None
-        else:
-            facts = await _facts(src, repo, desc)
-            when = facts["_updated"] if facts and not facts["_signature"] else None
-        if when is not None:
-            times.append(when)
-    return max(times, default=None)
-
-
-async def images_of(src: Source, repo: str) -> list[dict[str, Any]]:
-    """The summaries of every tagged image of `repo` (tag order), as zot lists them."""
-    tagged = await src.tagged(repo)
-    tags = frozenset(tag for tag, _ in tagged)
-    found = await asyncio.gather(*(image(src, repo, tag, desc, tags) for tag, desc in tagged))
+    chosen = [(tag, desc) for tag, desc in tagged if only is None or tag in only]
+    found = await asyncio.gather(*(image(src, repo, tag, desc, tags) for tag, desc in chosen))
     return [
-        s for (tag, _), s in zip(tagged, found, strict=True) if s is not None and listed(tag, s)
+        s for (tag, _), s in zip(chosen, found, strict=True) if s is not None and listed(tag, s)
     ]
 
 
@@ -451,6 +371,6 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
         "IsBookmarked": False,
         "IsStarred": False,
         "Rank": rank,
-        "_updated": newest["_updated"] if newest else ZERO_TIME,
+        "_updated": newest["_updated"] if newest else microseconds(ZERO_TIME),
         "_signatures": newest["_signatures"] if newest else None,
     }
