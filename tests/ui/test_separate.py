@@ -124,9 +124,11 @@ def test_every_member_lists_and_searches_the_whole_registry(
 
     # the JSON search API gathers the same way
     with httpx.Client(base_url=members[1].url, auth=("bob", "bob-pw"), timeout=TIMEOUT) as c:
-        answer = c.get("/v2/_ocireg/search", params={"contains": run})
-        assert answer.status_code == 200
-        assert [r["name"] for r in answer.json()["repositories"]] == owned(pushed, "pub/")
+        for n in (1000, 50):  # the largest page too: a member asks the others for n + 1
+            answer = c.get("/v2/_ocireg/search", params={"contains": run, "n": n})
+            assert answer.status_code == 200
+            assert answer.json() == {"repositories": answer.json()["repositories"]}
+            assert [r["name"] for r in answer.json()["repositories"]] == owned(pushed, "pub/")
         far = next(n for n in owned(pushed, "pub/") if owner_of(n) != 1)
         one = c.get("/v2/_ocireg/search", params={"repository": far})
         assert one.status_code == 200

@@ -40,7 +40,8 @@ async def search(request: Request) -> Response:
     identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
     # Asked by another member: this member's part alone (cluster/gather.py).
     forwarded = bool(request.scope.get(FORWARDED_KEY))
-    limit = _limit(query.get("n"))
+    # A member asks for one more than its caller's page (cluster/gather.py).
+    limit = _limit(query.get("n"), MAX_LIMIT + 1 if forwarded else MAX_LIMIT)
     if "repository" in query:
         repo = names.validate_name(query["repository"])
         if readable is not None and not readable(repo):  # as if it did not exist
@@ -73,9 +74,9 @@ def _missing(members: list[str]) -> dict[str, list[str]]:
     return {"unanswered": members} if members else {}
 
 
-def _limit(raw: str | None) -> int:
+def _limit(raw: str | None, most: int) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 0 < int(raw) <= MAX_LIMIT:
+    if not raw.isdigit() or not 0 < int(raw) <= most:
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, detail={"n": raw[:20]})
     return int(raw)
