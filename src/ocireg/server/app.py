@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,7 +19,6 @@ from starlette.routing import BaseRoute, Route
 
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
-from ocireg.api.graphql.endpoint import search_routes
 from ocireg.api.responses import StreamSlots
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
@@ -43,7 +43,6 @@ from ocireg.sync.periodic import PeriodicSync
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
-from ocireg.ui.pages import ui_routes
 
 CONFIG_ENV = "OCIREG_CONFIG"
 log = logging.getLogger("ocireg.server")
@@ -66,8 +65,21 @@ def build_routes(config: Config) -> list[BaseRoute]:
     if settings.enabled:
         # A route, so that it sits below authentication like any other endpoint.
         routes.append(Route(settings.path, metrics.metrics_endpoint, methods=["GET"]))
-    routes += ui_routes(config)  # the web pages (extensions.ui), `/` and `/ui/...`
+    if config.ui.enabled:  # the web pages (extensions.ui), `/` and `/ui/...`
+        from ocireg.ui.pages import ui_routes  # Jinja2: ~2 MiB per worker, only when needed
+
+        routes += ui_routes(config)
     return routes
+
+
+def _search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
+    """zot's GraphQL search and the extensions discovery, when `extensions.search` is on."""
+    if not config.search.enabled:
+        return {}
+    # graphql-core costs every worker ~5 MiB when imported: only where search is on.
+    from ocireg.api.graphql.endpoint import search_routes
+
+    return search_routes(config)
 
 
 def build_middleware(
@@ -107,7 +119,7 @@ def build_middleware(
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
         Middleware(
             Dispatch,
-            extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status, **search_routes(config)},
+            extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status, **_search_routes(config)},
         ),
     ]
     return [m for m in stack if m is not None]
