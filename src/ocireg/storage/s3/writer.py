@@ -12,6 +12,8 @@ import base64
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from ocireg.storage.s3.partbody import PartBuffer
+
 if TYPE_CHECKING:
     from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 
@@ -37,9 +39,9 @@ class S3Writer:
         # upload allocates INFLIGHT + 1 buffers whatever its size: a new block of several MiB
         # per part (the pieces joined) left the heap fragmented, and the worker's peak RSS
         # grew with each push (docs/performance.md, "S3 worker memory").
-        self._buffer: bytearray | None = None
+        self._buffer: PartBuffer | None = None
         self._pending = 0  # bytes in `_buffer`
-        self._spare: list[bytearray] = []  # buffers of sent parts
+        self._spare: list[PartBuffer] = []  # buffers of sent parts
         self._sent = sum(p[2] for p in state.parts)
         self._next = len(state.parts) + 1
         self._inflight: set[asyncio.Task[None]] = set()
@@ -69,7 +71,7 @@ class S3Writer:
         if self._buffer is None:
             spare = self._spare.pop() if self._spare else None
             # Parts grow after every 1,000 (`_part_size`): a smaller spare is dropped.
-            self._buffer = spare if spare is not None and len(spare) == size else bytearray(size)
+            self._buffer = spare if spare is not None and len(spare) == size else PartBuffer(size)
         n = min(len(data), size - self._pending)
         self._buffer[self._pending : self._pending + n] = data[:n]
         self._pending += n
@@ -114,7 +116,7 @@ class S3Writer:
         self._state.parts.append((number, etag, len(data)))
         # Sent and answered: nothing holds the buffer any more (after a failure the HTTP
         # client might, so a failed part's buffer is not used again).
-        if isinstance(data, bytearray):
+        if isinstance(data, PartBuffer):
             self._spare.append(data)
 
     def _key_path(self) -> str:
