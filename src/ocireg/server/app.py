@@ -8,6 +8,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -18,7 +19,6 @@ from starlette.routing import BaseRoute, Route
 
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
-from ocireg.api.graphql.endpoint import search_routes
 from ocireg.api.responses import StreamSlots
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
@@ -44,7 +44,9 @@ from ocireg.sync.periodic import PeriodicSync
 from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
-from ocireg.ui.pages import Pages, ui_pages
+
+if TYPE_CHECKING:
+    from ocireg.ui.pages import Pages
 
 CONFIG_ENV = "OCIREG_CONFIG"
 log = logging.getLogger("ocireg.server")
@@ -70,6 +72,16 @@ def build_routes(config: Config, pages: Pages | None = None) -> list[BaseRoute]:
     if pages is not None:
         routes += pages.routes()  # the web pages (extensions.ui), `/` and `/ui/...`
     return routes
+
+
+def _search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
+    """zot's GraphQL search and the extensions discovery, when `extensions.search` is on."""
+    if not config.search.enabled:
+        return {}
+    # graphql-core costs every worker ~5 MiB when imported: only where search is on.
+    from ocireg.api.graphql.endpoint import search_routes
+
+    return search_routes(config)
 
 
 def build_middleware(
@@ -109,7 +121,7 @@ def build_middleware(
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
         Middleware(
             Dispatch,
-            extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status, **search_routes(config)},
+            extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status, **_search_routes(config)},
         ),
     ]
     return [m for m in stack if m is not None]
@@ -119,7 +131,11 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
     """`local_member`: this instance's index in `cluster.members`, if already known."""
     membership = membership_from_config(config, local_member)
     peers = peers_from_config(config, membership, on_round=metrics.record_cluster_view)
-    pages = ui_pages(config)
+    pages = None
+    if config.ui.enabled:
+        from ocireg.ui.pages import Pages  # Jinja2: ~2 MiB per worker, only when needed
+
+        pages = Pages(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -320,7 +320,9 @@ class UploadSessions:
             raise
         return True
 
-    async def _put_new(self, path: str, data: bytes, only_new: bool, **extra: Any) -> bool:
+    async def _put_new(
+        self, path: str, data: bytes | bytearray, only_new: bool, **extra: Any
+    ) -> bool:
         """PutObject; with `only_new`, only if no object is there yet: False when one was."""
         c = await self._c()
         cond = {"IfNoneMatch": "*"} if only_new else {}
@@ -340,7 +342,9 @@ class UploadSessions:
         head = await self._head(path)
         return head is not None and int(head["ContentLength"]) > 0
 
-    async def _send_part(self, path: str, upload_id: str, number: int, data: bytes) -> str:
+    async def _send_part(
+        self, path: str, upload_id: str, number: int, data: bytes | bytearray
+    ) -> str:
         c = await self._c()
         async with self._call(path):
             r = await c.upload_part(

@@ -12,6 +12,8 @@ import base64
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from ocireg.storage.s3.partbody import PartBuffer
+
 if TYPE_CHECKING:
     from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 
@@ -32,14 +34,20 @@ class S3Writer:
         self._driver = driver
         self._path = path
         self._state = state
-        # Received pieces, joined once into a part when enough are here: one copy per byte
-        # (parts may differ in size; S3 only wants 5 MiB or more but for the last).
-        self._pieces: list[bytes] = [state.tail] if state.tail else []
-        self._pending = len(state.tail)
+        # The part being filled: received pieces are copied into a buffer of the part's size
+        # (one copy per byte), and a part's buffer, once sent, takes the next part. So an
+        # upload allocates INFLIGHT + 1 buffers whatever its size: a new block of several MiB
+        # per part (the pieces joined) left the heap fragmented, and the worker's peak RSS
+        # grew with each push (docs/performance.md, "S3 worker memory").
+        self._buffer: PartBuffer | None = None
+        self._pending = 0  # bytes in `_buffer`
+        self._spare: list[PartBuffer] = []  # buffers of sent parts
         self._sent = sum(p[2] for p in state.parts)
         self._next = len(state.parts) + 1
         self._inflight: set[asyncio.Task[None]] = set()
         self._seal_on_commit = seal_on_commit
+        if state.tail:  # shorter than a part (MIN_PART): it fits
+            self._fill(memoryview(state.tail))
 
     @property
     def size(self) -> int:
@@ -50,16 +58,34 @@ class S3Writer:
         return PART * (1 + (self._next - 1) // 1000)
 
     async def write(self, pieces: list[bytes]) -> None:
-        self._pieces += pieces
-        self._pending += sum(map(len, pieces))
-        if self._pending >= self._part_size():
-            await self._send_pending()
+        for piece in pieces:
+            rest = memoryview(piece)
+            while rest:
+                rest = self._fill(rest)
+                if self._pending >= self._part_size():
+                    await self._send_pending()
 
-    def _take(self) -> bytes:
-        """What has arrived and was not sent yet, as one part."""
-        data = b"".join(self._pieces)
-        self._pieces, self._pending = [], 0
-        return data
+    def _fill(self, data: memoryview) -> memoryview:
+        """Copy what fits of `data` into the part being filled; the rest of `data`."""
+        size = self._part_size()
+        if self._buffer is None:
+            spare = self._spare.pop() if self._spare else None
+            # Parts grow after every 1,000 (`_part_size`): a smaller spare is dropped.
+            self._buffer = spare if spare is not None and len(spare) == size else PartBuffer(size)
+        n = min(len(data), size - self._pending)
+        self._buffer[self._pending : self._pending + n] = data[:n]
+        self._pending += n
+        return data[n:]
+
+    def _take(self) -> bytes | bytearray:
+        """What has arrived and was not sent yet, as one part: a full buffer as it is, a
+        shorter part (the last) as a copy, its buffer kept for another part."""
+        buffer, n = self._buffer, self._pending
+        self._buffer, self._pending = None, 0
+        if buffer is None or n == len(buffer):
+            return buffer or b""
+        self._spare.append(buffer)
+        return bytes(memoryview(buffer)[:n])
 
     async def _begin(self) -> str:
         """Start the multipart upload and record its id in the state at once (parts still
@@ -85,9 +111,13 @@ class S3Writer:
         self._sent += len(data)
         self._inflight.add(asyncio.create_task(self._send(upload_id, number, data)))
 
-    async def _send(self, upload_id: str, number: int, data: bytes) -> None:
+    async def _send(self, upload_id: str, number: int, data: bytes | bytearray) -> None:
         etag = await self._driver._send_part(self._key_path(), upload_id, number, data)
         self._state.parts.append((number, etag, len(data)))
+        # Sent and answered: nothing holds the buffer any more (after a failure the HTTP
+        # client might, so a failed part's buffer is not used again).
+        if isinstance(data, PartBuffer):
+            self._spare.append(data)
 
     def _key_path(self) -> str:
         """The path whose key holds the multipart upload."""
@@ -104,8 +134,9 @@ class S3Writer:
         if self._pending >= MIN_PART:
             await self._send_pending()
         await self._drain()
-        tail = self._state.tail = b"".join(self._pieces)  # still counted in `size`
-        self._pieces = [tail] if tail else []
+        # Still counted in `size`, and still in the buffer for a later write.
+        buffer = self._buffer
+        self._state.tail = bytes(memoryview(buffer)[: self._pending]) if buffer else b""
         await self._driver._save_state(self._path, self._state)
         if self._seal_on_commit:
             await self._driver._seal(self._path, self._state)
@@ -160,7 +191,7 @@ class DirectWriter(S3Writer):
         if self._state.upload_id is None and await self._driver._has_bytes(self._dst):
             self._exists = True
             self._sent += self._pending
-            self._pieces, self._pending = [], 0
+            self._buffer, self._pending = None, 0
             return
         await super()._send_pending()
 
