@@ -14,6 +14,7 @@ import threading
 
 import httpx
 
+from ocireg.registry import writer
 from tests.process.conftest import StartRegistry
 from tests.process.helpers import (
     OCI_MANIFEST,
@@ -116,9 +117,19 @@ def test_tag_writes_handed_between_workers_survive_a_killed_holder(
     lock writes the other's tags too; SIGKILL it mid-way and every acknowledged tag is
     still there, the other worker's included (those it had handed over are re-applied)."""
     registry = start_registry(workers=2)
-    workers = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
     with fresh_client(registry) as c:
         image = push_image(c, REPO, "base")
+    # Writes are shared from LARGE entries on: more, written as another tool would.
+    registry.stop()
+    path = registry.root / REPO / "index.json"
+    index = json.loads(path.read_bytes())
+    (desc,) = index["manifests"]
+    index["manifests"] += [
+        {**desc, "annotations": {REF_NAME: f"old{i}"}} for i in range(writer.LARGE)
+    ]
+    path.write_text(json.dumps(index))
+    registry.start()
+    workers = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
 
     # Connections until each worker holds at least three (the kernel picks the worker).
     clients: list[tuple[httpx.Client, int]] = []

@@ -49,9 +49,10 @@ class LocalLocks:
                 path = self._path(key)
                 fd = await self._acquire(path, wait)
                 try:
-                    if note:  # a holder that died may have left a longer one: truncate
+                    # A holder that died leaves its note: never let it stand for ours.
+                    os.ftruncate(fd, 0)
+                    if note:
                         os.pwrite(fd, note, 0)
-                        os.ftruncate(fd, len(note))
                     yield
                 finally:
                     with contextlib.suppress(FileNotFoundError):

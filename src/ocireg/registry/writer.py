@@ -28,6 +28,10 @@ tag is the only one expected, and the write starts when it comes. While the lock
 nothing is queued, the holder waits as long for the next tags before letting the lock go, so
 that one worker keeps writing for all of them.
 
+Handing over, gathering and lingering are for a large index only (LARGE entries or more, as
+cached here): on a small one a write costs less than they do, and the workers take turns on
+the lock as before.
+
 A holder takes others' writes for at most TENURE writes in a row, then lets the lock go and
 waits BREATHER before taking it again: a worker waiting for the lock for a change that cannot
 be handed over (a delete), or a garbage collection, gets its turn.
@@ -43,7 +47,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ocireg.registry.handoff import Handoff, HandoffFailed
+from ocireg.registry.handoff import Handoff
 from ocireg.registry.index import Batch, IndexCache, IndexChange
 from ocireg.registry.locks import LocalLocks, LockBusy, repo_key
 
@@ -53,6 +57,7 @@ Prepare = Callable[[], Awaitable[None]]
 # Rebuilds a handed-over write from its `portable` form: the change and its checks.
 Adopt = Callable[[str, dict[str, Any]], tuple[IndexChange, Prepare]]
 
+LARGE = 1000  # index entries (~200 KB of index.json) from which writes are shared
 TENURE = 32
 BREATHER = 0.002  # seconds
 GATHER = 1.0
@@ -151,7 +156,7 @@ class IndexWriter:
                 if repo in self._breathe:
                     self._breathe.discard(repo)
                     await asyncio.sleep(BREATHER)
-                own = await self.handoff.address() if self.adopt is not None else b""
+                own = await self._shared_as(repo)
                 async with contextlib.AsyncExitStack() as held:
                     try:
                         await held.enter_async_context(self.locks.repo(repo, False, own))
@@ -165,6 +170,14 @@ class IndexWriter:
             if self._queues.get(repo):  # queued while this task was finishing
                 self._flushers[repo] = asyncio.create_task(self._flush(repo))
 
+    async def _shared_as(self, repo: str) -> bytes:
+        """Where we take other workers' writes to `repo` (empty: we do not share it). Only
+        for a large index: on a small one a write costs less than handing tags over and
+        gathering them, and the workers simply take turns."""
+        if self.adopt is None or self.indexes.entries(repo) < LARGE:
+            return b""
+        return await self.handoff.address()
+
     async def _hold(self, repo: str, own: bytes) -> None:
         """Write what is queued, ours and (while `own`) what other workers hand over, until
         nothing is."""
@@ -173,7 +186,7 @@ class IndexWriter:
         writes, lingered, took, started = 0, False, 0.0, 0.0
         try:
             while True:
-                if took and self._queues.get(repo) and self._expected(repo, started):
+                if own and took and self._queues.get(repo) and self._expected(repo, started):
                     # Puts on their way: wait for them, briefly (see the module's text).
                     wait = min(took * GATHER, WAIT_MAX)
                     await self._wait(repo, wait, self._all_came(repo, started))
@@ -248,7 +261,7 @@ class IndexWriter:
         items = [job.portable for job in jobs if job.portable is not None]
         try:
             written = await self.handoff.hand(holder, repo, items, self._coming.get(repo, 0))
-        except HandoffFailed as exc:  # the holder died, or let go: we write them (again)
+        except Exception as exc:  # the holder died, or let go: we write them (again)
             log.warning(
                 "handed-over index writes not answered",
                 extra={"repo": repo, "writes": len(jobs), "error": str(exc)},
