@@ -9,11 +9,16 @@ an image.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
+from tests.conftest import BACKEND_ENV, use_backend
 from tests.support.oci import (
     OCI_INDEX,
     Image,
@@ -24,8 +29,10 @@ from tests.support.oci import (
     push_image,
     push_manifest,
 )
+from tests.support.server import RegistryProcess, base_config, running_registry
 
 SEARCH = "/v2/_zot/ext/search"
+SEARCH_ON = {"search": {"enable": True}}
 NOTATION = "application/vnd.cncf.notary.signature"
 SBOM = "application/vnd.example.sbom+json"
 COSIGN_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"
@@ -136,3 +143,18 @@ def gql_zli(client: httpx.Client, query: str) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+@contextlib.contextmanager
+def search_registry(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, name: str
+) -> Iterator[RegistryProcess]:
+    """An ocireg with search on: local disk, or SeaweedFS + Redis with
+    OCIREG_TEST_BACKEND=s3 (as the API tests)."""
+    workdir = tmp_path_factory.mktemp(name)
+    cfg = base_config(workdir / "root", workers=1, extensions=SEARCH_ON)
+    if os.environ.get(BACKEND_ENV) == "s3":
+        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
+        use_backend(cfg, weed, redis, f"/{name}", name)
+    with running_registry(workdir, cfg, name=name) as proc:
+        yield proc

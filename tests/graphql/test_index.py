@@ -6,7 +6,6 @@ follows pushes, deletes, `ocireg rebuild-meta` and an index of an older format."
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,13 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import BACKEND_ENV, use_backend
 from tests.graphql import queries as q
-from tests.graphql.conftest import gql
+from tests.graphql.conftest import SEARCH_ON, gql, search_registry
 from tests.support.oci import Image, descriptor, encode_json, manifest_path, push_image
 from tests.support.server import RegistryProcess, base_config, run_cli, running_registry, wait_until
 
-SEARCH_ON = {"search": {"enable": True}}
 # repository -> (tag, config `created`); idx/c and idx/d tie (then: name order)
 IMAGES = {
     "idx/a": [("v1", "2024-01-01T00:00:00Z")],
@@ -61,13 +58,7 @@ def _push_all(client: httpx.Client) -> dict[tuple[str, str], Image]:
 def registry(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[RegistryProcess]:
-    """Local disk (sqlite); on SeaweedFS + Redis with OCIREG_TEST_BACKEND=s3."""
-    workdir: Path = tmp_path_factory.mktemp("graphql-index")
-    cfg = base_config(workdir / "root", workers=1, extensions=SEARCH_ON)
-    if os.environ.get(BACKEND_ENV) == "s3":
-        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
-        use_backend(cfg, weed, redis, "/graphql-index", "graphql-index")
-    with running_registry(workdir, cfg, name="graphql-index") as proc:
+    with search_registry(tmp_path_factory, request, "graphql-index") as proc:
         yield proc
 
 

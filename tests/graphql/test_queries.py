@@ -4,15 +4,12 @@ with zot's shapes and values, against a real server with `extensions.search` ena
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import BACKEND_ENV, use_backend
 from tests.graphql import queries as q
 from tests.graphql.conftest import (
     ANNOTATIONS,
@@ -28,9 +25,10 @@ from tests.graphql.conftest import (
     image_size,
     layer_summaries,
     push_content,
+    search_registry,
 )
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, Image, descriptor
-from tests.support.server import RegistryProcess, base_config, running_registry
+from tests.support.server import RegistryProcess
 
 NO_VULNERABILITIES = {"MaxSeverity": "", "Count": 0}
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -41,13 +39,7 @@ V1_TIME = V1_CREATED  # nanoseconds kept, as Go writes them
 def registry(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[RegistryProcess]:
-    """Local disk; on SeaweedFS + Redis with OCIREG_TEST_BACKEND=s3, as the API tests."""
-    workdir: Path = tmp_path_factory.mktemp("graphql")
-    cfg = base_config(workdir / "root", workers=1, extensions={"search": {"enable": True}})
-    if os.environ.get(BACKEND_ENV) == "s3":
-        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
-        use_backend(cfg, weed, redis, "/graphql", "graphql")
-    with running_registry(workdir, cfg, name="graphql") as proc:
+    with search_registry(tmp_path_factory, request, "graphql") as proc:
         yield proc
 
 
