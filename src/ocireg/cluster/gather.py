@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -155,8 +155,8 @@ class ClusterSearch:
         return answer
 
     async def _with_parts(
-        self, local: Any, others: list[int], query: dict[str, str], identity: Identity
-    ) -> tuple[Any, list[dict[str, Any]], list[str]]:
+        self, local: Awaitable[_T], others: list[int], query: dict[str, str], identity: Identity
+    ) -> tuple[_T, list[dict[str, Any]], list[str]]:
         """The local answer, the members' JSON parts, and the members that gave none."""
         assert self.peers is not None
         peers = self.peers
