@@ -423,7 +423,7 @@ class Search:
             times = []
             for child in _descriptors(doc.get("manifests")):
                 sizes[child["digest"]] = child["size"]
-                platform = _platform(child.get("platform"))
+                platform = platform_text(child.get("platform"))
                 if platform and platform not in platforms:
                     platforms.append(platform)
                 blobs, updated = await self._child(repo, child)
@@ -564,7 +564,9 @@ def _layers(doc: dict[str, Any]) -> list[Any]:
     return layers if isinstance(layers, list) else []
 
 
-def _platform(value: Any) -> str | None:
+def platform_text(value: Any) -> str | None:
+    """An OCI platform (or an image config's os/architecture/variant) as "os/arch[/variant]";
+    None for anything else."""
     if not isinstance(value, dict):
         return None
     parts = [value.get("os"), value.get("architecture"), value.get("variant")]

@@ -27,7 +27,7 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import Identity
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import INDEX_TYPES
-from ocireg.registry.search import RepoSummary, Screen
+from ocireg.registry.search import RepoSummary, Screen, platform_text
 
 IMAGE_CONFIGS = frozenset(
     {
@@ -251,7 +251,7 @@ async def image_view(store: ImageStore, repo: str, reference: str) -> ImageView:
 def _config(raw: dict[str, Any]) -> dict[str, Any]:
     """The parts of an image config a person looks for (OCI image-spec config fields)."""
     section: dict[str, Any] = raw["config"] if isinstance(raw.get("config"), dict) else {}
-    platform = "/".join(str(raw[k]) for k in ("os", "architecture", "variant") if raw.get(k))
+    platform = platform_text(raw) or ""
     history = [h for h in raw.get("history") or [] if isinstance(h, dict)]
     return {
         "platform": platform,
@@ -307,10 +307,7 @@ def _descriptors(value: Any) -> list[dict[str, Any]]:
 
 
 def _platform(desc: dict[str, Any]) -> str:
-    p = desc.get("platform")
-    if not isinstance(p, dict):
-        return ""
-    return "/".join(str(p[k]) for k in ("os", "architecture", "variant") if p.get(k))
+    return platform_text(desc.get("platform")) or ""
 
 
 def _child(desc: dict[str, Any]) -> Child:
