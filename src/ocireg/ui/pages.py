@@ -475,8 +475,3 @@ def _safe_next(value: str | None) -> str:
 def _int_param(request: Request, key: str, default: int) -> int:
     raw = request.query_params.get(key, "")
     return int(raw) if raw.isdigit() and int(raw) > 0 else default
-
-
-def ui_pages(config: Config) -> Pages | None:
-    """The pages when `extensions.ui` is enabled, else None."""
-    return Pages(config) if config.ui.enabled else None
