@@ -57,10 +57,12 @@ def test_a_copy_killed_midway_leaves_nothing_visible_and_download_dir_unused(
                 r = c.get(f"/v2/{name}/manifests/1.0.0", headers={"Accept": image.media_type})
                 assert r.status_code == 200 and r.content == image.manifest
                 assert c.get(f"/v2/{name}/blobs/{layer}").content == image.layers[0]
-            # What the killed copy left is an upload session, which GC removes.
+            # What the killed copy left is an upload session per blob it had in flight (one
+            # or two: the config may still be on its way with the stalled layer), which GC
+            # removes.
             left = wait_until(
                 lambda: run_gc(proc.config_path).get(name, {}).get("uploads"), timeout=30
             )
-            assert len(left) == 1
+            assert 1 <= len(left) <= len(image.layers) + 1
             assert session_bytes(proc, name) == 0
     assert not staging.exists()
