@@ -12,7 +12,7 @@ from ocireg.meta.factory import create_meta
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.storage import StorageUnavailable
-from ocireg.storage.factory import create_driver
+from ocireg.storage.factory import create_storage
 
 CHECK_TIMEOUT = 15.0
 
@@ -29,8 +29,9 @@ def replay_dir(config: Config) -> Path:
 def build_store(config: Config) -> ImageStore:
     zot_root = config.s3.rootdirectory if config.s3 is not None else ""
     meta = create_meta(config)
+    storage = create_storage(config)
     return ImageStore(
-        create_driver(config), lock_dir(config), meta, zot_root, config.search.enabled
+        storage.driver, storage.sessions, lock_dir(config), meta, zot_root, config.search.enabled
     )
 
 
