@@ -60,13 +60,18 @@ class IndexVersions:
     def __init__(self, meta: MetaStore, writes: bool) -> None:
         self.meta = meta
         self.writes = writes
-        self.trusted: Callable[[], bool] = lambda: writes
+        self.trusted: Callable[[], bool] = lambda: self.writes
         # One read of a key in flight per repository; requests that arrive meanwhile wait
         # for the next read, which starts after they arrived (never an answer older than
         # the request: a write acknowledged before it is seen).
         self._next: dict[str, asyncio.Future[str | None]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._paused_until = 0.0
+
+    def keep(self) -> None:
+        """Keep and believe the keys from now on: the server learnt that every writer of
+        this storage shares this store (before the first request)."""
+        self.writes = True
 
     def usable(self) -> bool:
         """Whether readers may ask the key now: trusted, and the store did not just fail."""
