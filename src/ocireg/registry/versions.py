@@ -54,8 +54,9 @@ def version_of(value: str | None) -> str | None:
 
 class IndexVersions:
     """The key's protocol for one process. `writes`: this process's writers keep the key
-    (on S3 with a shared metadata store). `trusted()`: readers may believe it, which needs
-    every writer of the storage to keep it too (the server narrows it in a cluster)."""
+    (on S3 with Redis; with sqlite on a single instance declared the only writer, see
+    server/services.py). `trusted()`: readers may believe it, which needs every writer of
+    the storage to keep it too (the server narrows it in a cluster)."""
 
     def __init__(self, meta: MetaStore, writes: bool) -> None:
         self.meta = meta
@@ -69,8 +70,8 @@ class IndexVersions:
         self._paused_until = 0.0
 
     def keep(self) -> None:
-        """Keep and believe the keys from now on: the server learnt that every writer of
-        this storage shares this store (before the first request)."""
+        """Keep and believe the keys from now on, called before the first request: the
+        configuration says every writer of this storage shares this store."""
         self.writes = True
 
     def usable(self) -> bool:
