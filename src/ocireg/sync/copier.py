@@ -30,7 +30,7 @@ from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
 log = logging.getLogger("ocireg.sync")
 MAX_DEPTH = 3  # an index of indexes of manifests; deeper nesting is refused
-READ_AHEAD = 8  # pieces (as they arrive, ~1 MiB at most) read before the store takes them
+READ_AHEAD = 2  # pieces (upstream.BLOB_PIECE) read before the store takes them
 PARALLEL_BLOBS = 4  # blob downloads of one image at a time
 REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
 _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")

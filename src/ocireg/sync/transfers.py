@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 
 from ocireg.digest import Digest
 
-PIECE = 1 << 20
+PIECE = 4 << 20  # at most this much per send and per read of the file (upstream.BLOB_PIECE)
 POLL = 0.02  # seconds between looks at a growing file when no byte is new
 # The latest received bytes a transfer keeps for its readers: a reader within this distance
 # of the download is fed from memory; one further behind (a slow client) reads the file.
-RING = 8 << 20
+RING = 16 << 20
 # A follower sends at least this much at a time (or what is left): pieces arrive as the
 # network delivers them, sometimes 64 KiB, and a send per piece costs more than a join.
 BATCH = 512 << 10
@@ -63,7 +63,9 @@ class Transfer:
 
     def recent_at(self, offset: int, limit: int) -> bytes | None:
         """Up to `limit` bytes (at most PIECE) at `offset` from the pieces kept; None when
-        they are older (or not received yet)."""
+        they are older (or not received yet). Pieces are joined only up to BATCH: a piece
+        that large goes as it is (the upstream's pieces are that large unless it is slow),
+        and a join copies every byte into new memory, which costs more than a send here."""
         if not self.recent or offset < self.recent[0][0] or offset >= self.received:
             return None
         limit = min(limit, PIECE)
@@ -79,7 +81,7 @@ class Transfer:
             else:
                 parts.append(piece[skip : skip + limit - taken])
             taken += len(parts[-1])
-            if taken >= limit:
+            if taken >= min(limit, BATCH):
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
