@@ -107,17 +107,16 @@ def session_started(root: Path, repo: str) -> bool:
     return uploads.is_dir() and any(p.name.startswith(".sync-") for p in uploads.iterdir())
 
 
-def test_a_blob_copied_by_another_process_is_streamed_from_its_file(
-    two_processes: list[RegistryProcess],
+def follow_while_copied(
+    one: RegistryProcess, two: RegistryProcess, repo: str, received: bytearray
 ) -> None:
-    one, two = two_processes
-    repo = "follow/ok"
+    """`one` copies the layer (its client pulls it); a client of `two` pulls it meanwhile,
+    into `received`. A response cut short raises once the copy in `one` has ended."""
     Gated.gate.clear()
     Gated.released.clear()
     copying = start_copy(one, repo)
     try:
         wait_until(lambda: session_started(one.root, repo), timeout=30)
-        received = bytearray()
         with httpx.stream("GET", f"{two.url}/v2/{repo}/blobs/{LAYER_DIGEST}", timeout=60) as r:
             assert r.status_code == 200
             assert int(r.headers["content-length"]) == len(LAYER)
@@ -129,33 +128,25 @@ def test_a_blob_copied_by_another_process_is_streamed_from_its_file(
     finally:
         Gated.gate.set()
         copying.join(timeout=60)
+
+
+def test_a_blob_copied_by_another_process_is_streamed_from_its_file(
+    two_processes: list[RegistryProcess],
+) -> None:
+    one, two = two_processes
+    received = bytearray()
+    follow_while_copied(one, two, "follow/ok", received)
     assert received == LAYER
-    assert (two.root / repo / "blobs" / "sha256" / LAYER_DIGEST[7:]).read_bytes() == LAYER
-    assert not session_started(one.root, repo)  # the marker goes with the copy
+    assert (two.root / "follow/ok/blobs/sha256" / LAYER_DIGEST[7:]).read_bytes() == LAYER
+    assert not session_started(one.root, "follow/ok")  # the marker goes with the copy
 
 
 def test_a_failed_copy_elsewhere_cuts_the_followers_response(
     two_processes: list[RegistryProcess],
 ) -> None:
     one, two = two_processes
-    repo = "follow/corrupt"
-    Gated.gate.clear()
-    Gated.released.clear()
-    copying = start_copy(one, repo)
     received = bytearray()
-    try:
-        wait_until(lambda: session_started(one.root, repo), timeout=30)
-        with (
-            pytest.raises(httpx.HTTPError),
-            httpx.stream("GET", f"{two.url}/v2/{repo}/blobs/{LAYER_DIGEST}", timeout=60) as r,
-        ):
-            assert r.status_code == 200
-            for piece in r.iter_raw():
-                assert received or not Gated.released.is_set()
-                received += piece
-                Gated.gate.set()
-    finally:
-        Gated.gate.set()
-        copying.join(timeout=60)
+    with pytest.raises(httpx.HTTPError):
+        follow_while_copied(one, two, "follow/corrupt", received)
     assert 0 < len(received) < len(LAYER)  # streamed, then cut before the last byte
-    assert not (two.root / repo / "blobs" / "sha256" / LAYER_DIGEST[7:]).exists()
+    assert not (two.root / "follow/corrupt/blobs/sha256" / LAYER_DIGEST[7:]).exists()
