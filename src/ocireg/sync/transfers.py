@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 
 from ocireg.digest import Digest
 
-PIECE = 4 << 20  # at most this much per send and per read of the file (upstream.BLOB_PIECE)
+PIECE = 4 << 20  # at most this much per send and per read of the file
 POLL = 0.02  # seconds between looks at a growing file when no byte is new
 # The latest received bytes a transfer keeps for its readers: a reader within this distance
-# of the download is fed from memory; one further behind (a slow client) reads the file.
+# of the download is fed from memory; one further behind (a slow client) reads the file,
+# which by then holds those bytes (upstream.BLOB_PIECE is small enough for that).
 RING = 16 << 20
 # A follower sends at least this much at a time (or what is left): pieces arrive as the
 # network delivers them, sometimes 64 KiB, and a send per piece costs more than a join.

@@ -37,7 +37,10 @@ MAX_LIST_PAGES = 1000
 # less than many small ones (docs/performance.md, workload 10). A smaller piece goes when
 # nothing more has arrived and it holds at least BLOB_PIECE_MIN (a client following the copy
 # of a slow upstream, and the session's file, still get bytes as they come).
-BLOB_PIECE = 4 << 20
+# At most RING/8 (transfers.py): the pieces a follower can no longer get from memory must be
+# on disk already, and up to 8 pieces wait to be written (1 read and waiting for room, 2 read
+# ahead, 1 at hand, 4 queued in the write lane).
+BLOB_PIECE = 2 << 20
 BLOB_PIECE_MIN = 512 << 10
 # aiohttp pauses reading the socket when this much is buffered and not yet read: the
 # default (64 KiB) pauses and resumes it every few pieces.
