@@ -22,15 +22,17 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from ocireg import names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.registry import ImageStore
+from ocireg.registry import ImageStore, layout
 from ocireg.registry.layout import upload
 from ocireg.registry.manifests import Manifest, parse_manifest
+from ocireg.storage import PathNotFound
 from ocireg.sync.transfers import Transfer, Transfers
 from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
 log = logging.getLogger("ocireg.sync")
 MAX_DEPTH = 3  # an index of indexes of manifests; deeper nesting is refused
-READ_AHEAD = 8  # pieces (as they arrive, ~1 MiB at most) read before the store takes them
+FOLLOW_POLL = 0.02  # seconds between looks for another worker process's copy of a blob
+READ_AHEAD = 2  # pieces (upstream.BLOB_PIECE) read before the store takes them
 PARALLEL_BLOBS = 4  # blob downloads of one image at a time
 REFERRER_DEPTH = 2  # referrers of referrers (a signature on an SBOM), no further
 _COSIGN_SUFFIXES = ("", ".sig", ".att", ".sbom")
@@ -89,27 +91,61 @@ class Copier:
         )
 
     async def blob_into(self, remote: str, local: str, digest: Digest, transfer: Transfer) -> None:
-        async with self.store.locks.hold(f"sync-blob:{local}@{digest}"):
-            if await self.store.blobs.exists(local, digest):
-                return  # another worker process copied it meanwhile
-            session = await self.store.uploads.start(local)
-            try:
-                async with self.upstream.blob(remote, digest) as (size, pieces):
-                    transfer.started(self.store.driver.local_path(upload(local, session)), size)
-                    stored = await self.store.uploads.complete(
-                        local, session, digest, self._counted(pieces, transfer.arrived)
-                    )
-            except RegistryError as err:
-                if err.code is ErrorCode.DIGEST_INVALID:  # the session is already discarded
-                    raise UpstreamError(
-                        self.upstream.name, f"blob {digest}: digest mismatch"
-                    ) from None
-                await self._abandon(local, session)
-                raise
-            except BaseException:
-                await self._abandon(local, session)
-                raise
+        # While another worker process copies this blob (it holds the lock), the clients
+        # here follow its session's file, named in a marker it writes (filesystem only).
+        watcher = asyncio.create_task(self._watch_elsewhere(local, digest, transfer))
+        try:
+            async with self.store.locks.hold(f"sync-blob:{local}@{digest}"):
+                watcher.cancel()
+                if await self.store.blobs.exists(local, digest):
+                    return  # another worker process copied it meanwhile
+                await self._copy_blob(remote, local, digest, transfer)
+        finally:
+            watcher.cancel()
+
+    async def _copy_blob(self, remote: str, local: str, digest: Digest, transfer: Transfer) -> None:
+        session = await self.store.uploads.start(local)
+        marker = _marker(local, digest)
+        try:
+            async with self.upstream.blob(remote, digest) as (size, pieces):
+                path = self.store.driver.local_path(upload(local, session))
+                transfer.started(path, size)
+                if path is not None and size:
+                    await self.store.driver.put_content(marker, f"{session}\n{size}\n".encode())
+                stored = await self.store.uploads.complete(
+                    local, session, digest, self._counted(pieces, transfer.arrived)
+                )
+        except RegistryError as err:
+            if err.code is ErrorCode.DIGEST_INVALID:  # the session is already discarded
+                raise UpstreamError(self.upstream.name, f"blob {digest}: digest mismatch") from None
+            await self._abandon(local, session)
+            raise
+        except BaseException:
+            await self._abandon(local, session)
+            raise
+        finally:
+            if transfer.path is not None:
+                with contextlib.suppress(RegistryError, PathNotFound):
+                    await self.store.driver.delete(marker)
         log.debug("blob synced", extra={"repository": local, "digest": str(digest), "size": stored})
+
+    async def _watch_elsewhere(self, local: str, digest: Digest, transfer: Transfer) -> None:
+        """Until the lock is ours: the session another worker process copies the blob into,
+        from its marker, told to the transfer (its clients follow that file)."""
+        driver = self.store.driver
+        final = driver.local_path(layout.blob(local, digest))
+        if final is None:
+            return  # S3: a session's parts cannot be read back
+        while True:
+            await asyncio.sleep(FOLLOW_POLL)
+            try:
+                text = (await driver.get_content(_marker(local, digest))).decode()
+                session, size = text.split()
+                path = driver.local_path(upload(local, session))
+                transfer.started_elsewhere(path, int(size), final)
+                return
+            except (PathNotFound, ValueError, UnicodeDecodeError):
+                continue  # not written yet (or being replaced): look again
 
     async def _counted(
         self, pieces: AsyncIterator[bytes], arrived: Callable[[bytes], None]
@@ -230,6 +266,12 @@ class Copier:
                 "referrers not synced",
                 extra={"repository": local, "subject": str(subject), "reason": str(exc)},
             )
+
+
+def _marker(local: str, digest: Digest) -> str:
+    """Where the worker process copying a blob names its session and the blob's size (a dot
+    name: never taken for an upload session, whose listing skips those)."""
+    return layout.upload(local, f".sync-{digest.algorithm}-{digest.hex}")
 
 
 def check_manifest(fetched: Fetched) -> Manifest:

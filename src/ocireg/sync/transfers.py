@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 from ocireg.digest import Digest
 
-PIECE = 1 << 20
+PIECE = 4 << 20  # at most this much per send and per read of the file
 POLL = 0.02  # seconds between looks at a growing file when no byte is new
 # The latest received bytes a transfer keeps for its readers: a reader within this distance
-# of the download is fed from memory; one further behind (a slow client) reads the file.
-RING = 8 << 20
+# of the download is fed from memory; one further behind (a slow client) reads the file,
+# which by then holds those bytes (upstream.BLOB_PIECE is small enough for that).
+RING = 16 << 20
 # A follower sends at least this much at a time (or what is left): pieces arrive as the
 # network delivers them, sometimes 64 KiB, and a send per piece costs more than a join.
 BATCH = 512 << 10
@@ -44,10 +45,18 @@ class Transfer:
     recent: deque[tuple[int, bytes]] = field(default_factory=deque)
     recent_bytes: int = 0
     moved: asyncio.Event = field(default_factory=asyncio.Event)  # set when a piece arrives
+    # Copied by another worker process: the blob's path once stored. The bytes followed in
+    # `path` count only if that is the file stored there (checked before the last byte).
+    final: str | None = None
 
     def started(self, path: str | None, size: int | None) -> None:
-        self.path, self.size = path, size
+        self.path, self.size, self.final = path, size, None
         self.ready.set()
+
+    def started_elsewhere(self, path: str | None, size: int, final: str) -> None:
+        """Another worker process copies the blob into `path` (its session's file)."""
+        self.started(path, size)
+        self.final = final
 
     def arrived(self, piece: bytes) -> None:
         """A piece from upstream, in order (before it is hashed and written)."""
@@ -63,7 +72,9 @@ class Transfer:
 
     def recent_at(self, offset: int, limit: int) -> bytes | None:
         """Up to `limit` bytes (at most PIECE) at `offset` from the pieces kept; None when
-        they are older (or not received yet)."""
+        they are older (or not received yet). Pieces are joined only up to BATCH: a piece
+        that large goes as it is (the upstream's pieces are that large unless it is slow),
+        and a join copies every byte into new memory, which costs more than a send here."""
         if not self.recent or offset < self.recent[0][0] or offset >= self.received:
             return None
         limit = min(limit, PIECE)
@@ -79,7 +90,7 @@ class Transfer:
             else:
                 parts.append(piece[skip : skip + limit - taken])
             taken += len(parts[-1])
-            if taken >= limit:
+            if taken >= min(limit, BATCH):
                 break
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
@@ -141,21 +152,27 @@ async def open_follower(transfer: Transfer) -> AsyncGenerator[bytes, None] | Non
 
 async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
     assert transfer.size is not None and transfer.task is not None
-    size, task = transfer.size, transfer.task
+    # `final` as the follower started: a copy in this process may follow a failed one
+    # elsewhere, and this descriptor is still the other process's file.
+    size, task, final = transfer.size, transfer.task, transfer.final
     try:
         offset = 0
         while offset < size:
             finished = task.done()
             if finished:
                 task.result()  # raises the copy's error: the client gets a cut response
+                if final is not None and offset == size - 1:
+                    _check_stored(fd, final)
             # Until the digest is checked, the last byte stays here.
             limit = size - offset if finished else size - 1 - offset
+            # What has arrived: told by the copy in this process, else the file's size.
+            received = transfer.received if final is None else os.fstat(fd).st_size
             piece: bytes | None = b""
             transfer.moved.clear()
-            if not finished and 0 <= transfer.received - offset < min(BATCH, limit):
+            if not finished and 0 <= received - offset < min(BATCH, limit):
                 pass  # a batch is not there yet: wait for more rather than send a crumb
             elif limit > 0:
-                piece = transfer.recent_at(offset, limit)
+                piece = transfer.recent_at(offset, limit) if final is None else None
                 if piece is None:  # behind the pieces kept (or ahead of the download)
                     piece = await asyncio.to_thread(os.pread, fd, min(PIECE, limit), offset)
             if piece:
@@ -169,3 +186,16 @@ async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
                 moved.cancel()
     finally:
         os.close(fd)
+
+
+def _check_stored(fd: int, final: str) -> None:
+    """The file followed is the blob stored at `final` (verified by the other process's
+    copy); else, say, that copy failed and a later one stored other bytes: the response is
+    cut short before its last byte."""
+    followed = os.fstat(fd)
+    try:
+        stored = os.stat(final)
+    except FileNotFoundError:
+        stored = None
+    if stored is None or (stored.st_dev, stored.st_ino) != (followed.st_dev, followed.st_ino):
+        raise OSError(f"{final}: not the file followed; its copy did not store it")

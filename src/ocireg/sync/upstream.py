@@ -32,6 +32,19 @@ log = logging.getLogger("ocireg.sync")
 CONNECT_TIMEOUT = 10.0
 IDLE_TIMEOUT = 60.0  # no byte for this long: the upstream has stalled
 MAX_LIST_PAGES = 1000
+# A blob's bytes are handed on in pieces of up to BLOB_PIECE: each piece costs the copy a
+# hash job, a write job and a send to each client following it, so few large pieces cost
+# less than many small ones (docs/performance.md, workload 10). A smaller piece goes when
+# nothing more has arrived and it holds at least BLOB_PIECE_MIN (a client following the copy
+# of a slow upstream, and the session's file, still get bytes as they come).
+# At most RING/8 (transfers.py): the pieces a follower can no longer get from memory must be
+# on disk already, and up to 8 pieces wait to be written (1 read and waiting for room, 2 read
+# ahead, 1 at hand, 4 queued in the write lane).
+BLOB_PIECE = 2 << 20
+BLOB_PIECE_MIN = 512 << 10
+# aiohttp pauses reading the socket when this much is buffered and not yet read: the
+# default (64 KiB) pauses and resumes it every few pieces.
+READ_BUFFER = 1 << 20
 ACCEPT = ", ".join(sorted(MANIFEST_TYPES))
 _DOCKER_HUB = frozenset({"docker.io", "index.docker.io", "registry-1.docker.io"})
 T = TypeVar("T")
@@ -124,6 +137,7 @@ class Upstream:
                 timeout=self._timeout,
                 auto_decompress=False,
                 cookie_jar=aiohttp.DummyCookieJar(),
+                read_bufsize=READ_BUFFER,
             )
         return self._session
 
@@ -166,9 +180,20 @@ class Upstream:
         async with self._request("GET", repo, f"blobs/{digest}") as (url, resp):
 
             async def pieces() -> AsyncIterator[bytes]:
+                # The pieces aiohttp received, taken as they are (no join), joined once.
+                parts: list[bytes] = []
+                size = taken = 0
                 try:
-                    async for piece in resp.content.iter_any():
-                        yield piece
+                    async for part, _ in resp.content.iter_chunks():
+                        parts.append(part)
+                        size += len(part)
+                        taken += len(part)
+                        idle = resp.content.total_bytes <= taken  # nothing more buffered
+                        if size >= BLOB_PIECE or (idle and size >= BLOB_PIECE_MIN):
+                            yield parts[0] if len(parts) == 1 else b"".join(parts)
+                            parts, size = [], 0
+                    if size:
+                        yield b"".join(parts)
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     self.record("upstream_error", self.name, 1)
                     raise UpstreamError(url, f"blob transfer failed: {_reason(exc)}") from None
