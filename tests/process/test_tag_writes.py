@@ -1,20 +1,23 @@
 """Tag writes to one repository from many clients at once, coalesced into few index.json
 writes (registry/writer.py): none is lost, also when the whole instance is killed mid-way or
-the worker writing for both is, and the index stays one that zot and `skopeo oci:` read."""
+the worker writing for both is (stopped, then killed, with the other's writes handed to it),
+and the index stays one that zot and `skopeo oci:` read."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
-import re
 import signal
 import sqlite3
+import subprocess
 import threading
+from pathlib import Path
 
 import httpx
 
-from ocireg.registry import writer
+from ocireg.registry import handoff, writer
 from tests.process.conftest import StartRegistry
 from tests.process.helpers import (
     OCI_MANIFEST,
@@ -23,13 +26,15 @@ from tests.process.helpers import (
     served_by,
     serving_processes,
 )
-from tests.support.oci import push_image, push_manifest
+from tests.support.oci import Image, push_image, push_manifest
 from tests.support.server import RegistryProcess, wait_until
+from tests.support.tools import require
 
 WRITERS = 8
 REPO = "tags/many"
 REF_NAME = "org.opencontainers.image.ref.name"
 REDONE = "handed-over index writes not answered"  # logged by registry/writer.py
+CLIENTS = 3  # per worker
 
 
 def test_concurrent_tag_writes_then_sigkill_lose_no_acknowledged_tag(
@@ -83,16 +88,30 @@ def test_concurrent_tag_writes_then_sigkill_lose_no_acknowledged_tag(
             assert r.headers["docker-content-digest"] == image.digest
 
 
-def _lock_holder(registry: RegistryProcess) -> int | None:
-    """The worker holding REPO's lock, from the note in its lock file (registry/locks.py):
-    the address where it takes the other workers' tag writes, which names its pid."""
+def _lock_file(registry: RegistryProcess) -> Path:
     key = hashlib.sha256(f"repo:{REPO}".encode()).hexdigest()[:40]
+    return registry.root / ".ocireg" / "locks" / f"{key}.lock"
+
+
+def _lock_holder(registry: RegistryProcess) -> int | None:
+    """The worker holding REPO's lock: the one the kernel lists as holding the flock of its
+    lock file (/proc/locks), when the note it left there (registry/locks.py: the address
+    where it takes the other workers' tag writes) names it too."""
+    path = _lock_file(registry)
     try:
-        note = (registry.root / ".ocireg" / "locks" / f"{key}.lock").read_bytes()
+        note, inode = path.read_bytes(), path.stat().st_ino
     except FileNotFoundError:
         return None
-    found = re.match(rb"\0ocireg-(\d+)-", note)
-    return int(found.group(1)) if found else None
+    if not note.startswith(b"\0ocireg-"):
+        return None
+    noted = int(note.split(b"-")[1])
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        # "1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF" (a waiter has "->" after "1:")
+        held = fields[1] == "FLOCK" and int(fields[4]) == noted
+        if held and int(fields[5].rsplit(":", 1)[1]) == inode:
+            return noted
+    return None
 
 
 def _journalled_batches(registry: RegistryProcess) -> list[list[str]]:
@@ -110,16 +129,20 @@ def _journalled_batches(registry: RegistryProcess) -> list[list[str]]:
     return batches
 
 
-def test_tag_writes_handed_between_workers_survive_a_killed_holder(
-    start_registry: StartRegistry,
-) -> None:
-    """Cross-worker group commit (registry/writer.py): the worker holding the repository
-    lock writes the other's tags too; SIGKILL it mid-way and every acknowledged tag is
-    still there, the other worker's included (those it had handed over are re-applied)."""
-    registry = start_registry(workers=2)
+def _log_entries(registry: RegistryProcess, message: str) -> list[dict[str, object]]:
+    entries = []
+    for line in registry.log_path.read_text(errors="replace").splitlines():
+        if message in line:
+            with contextlib.suppress(ValueError):  # a line being written
+                entries.append(json.loads(line))
+    return entries
+
+
+def _large_repository(registry: RegistryProcess) -> Image:
+    """REPO with LARGE tags and more (writes are shared between workers from there on),
+    written as another tool would, with the instance stopped."""
     with fresh_client(registry) as c:
         image = push_image(c, REPO, "base")
-    # Writes are shared from LARGE entries on: more, written as another tool would.
     registry.stop()
     path = registry.root / REPO / "index.json"
     index = json.loads(path.read_bytes())
@@ -129,106 +152,206 @@ def test_tag_writes_handed_between_workers_survive_a_killed_holder(
     ]
     path.write_text(json.dumps(index))
     registry.start()
-    workers = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
+    return image
 
-    # Connections until each worker holds at least three (the kernel picks the worker).
+
+def _clients_per_worker(registry: RegistryProcess) -> dict[int, list[httpx.Client]]:
+    """CLIENTS connections held by each of the two workers (the kernel picks the worker)."""
+    workers = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
     clients: list[tuple[httpx.Client, int]] = []
     for _ in range(60):
         c = fresh_client(registry, timeout=30)
         r = c.get("/v2/")
         assert r.status_code == 200
         clients.append((c, served_by(registry, r)))
-        if all(sum(1 for _, p in clients if p == w) >= 3 for w in workers):
+        if all(sum(1 for _, p in clients if p == w) >= CLIENTS for w in workers):
             break
-    per_worker = {w: [c for c, p in clients if p == w][:3] for w in workers}
-    assert all(len(cs) == 3 for cs in per_worker.values()), "connections all on one worker"
+    per_worker = {w: [c for c, p in clients if p == w][:CLIENTS] for w in workers}
     for c, p in clients:
         if c not in per_worker[p]:
             c.close()
+    assert all(len(cs) == CLIENTS for cs in per_worker.values()), "connections on one worker"
+    return per_worker
 
-    acked: list[tuple[str, int]] = []  # (tag, worker that answered it, 0 if not known)
-    failures: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
 
-    def write(n: int, client: httpx.Client, worker: int) -> None:
+class _Writers:
+    """One thread per client, each tagging the image w<n>-<i>, i = 0, 1, ... until stopped.
+    A client whose worker was killed carries on with a new connection (worker 0: unknown)."""
+
+    def __init__(
+        self, registry: RegistryProcess, image: Image, per_worker: dict[int, list[httpx.Client]]
+    ) -> None:
+        self.registry, self.image = registry, image
+        self.acked: list[tuple[str, int]] = []  # (tag, worker that answered it, or 0)
+        self.failures: list[str] = []
+        self.in_flight: dict[int, tuple[str, int]] = {}  # client -> (tag, worker)
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        clients = [(w, c) for w, cs in per_worker.items() for c in cs]
+        self.worker_of = {f"w{n}-": w for n, (w, _) in enumerate(clients)}
+        self._threads = [
+            threading.Thread(target=self._write, args=(n, c, w)) for n, (w, c) in enumerate(clients)
+        ]
+
+    def __enter__(self) -> _Writers:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=60)
+
+    def _write(self, n: int, client: httpx.Client, worker: int) -> None:
         for i in range(100_000):
-            if stop.is_set():
+            if self._stop.is_set():
                 break
             tag = f"w{n}-{i}"
+            with self.lock:
+                self.in_flight[n] = (tag, worker)
             try:
-                r = push_manifest(client, REPO, tag, image.manifest)
+                r = push_manifest(client, REPO, tag, self.image.manifest)
             except httpx.TransportError:  # its worker was killed: carry on, reconnected
                 client.close()
-                client, worker = fresh_client(registry, timeout=30), 0
+                client, worker = fresh_client(self.registry, timeout=30), 0
                 continue
-            with lock:
+            finally:
+                with self.lock:
+                    del self.in_flight[n]
+            with self.lock:
                 if r.status_code == 201:
-                    acked.append((tag, worker))
+                    self.acked.append((tag, worker))
                 else:
-                    failures.append(f"{tag}: {r.status_code} {r.text[:200]}")
+                    self.failures.append(f"{tag}: {r.status_code} {r.text[:200]}")
         client.close()
 
-    writers = [
-        threading.Thread(target=write, args=(n, c, w))
-        for n, (w, c) in enumerate((w, c) for w, cs in per_worker.items() for c in cs)
-    ]
-    for t in writers:
-        t.start()
-    try:
-        by_client = {
-            f"w{n}-": w
-            for n, (w, _) in enumerate((w, c) for w, cs in per_worker.items() for c in cs)
-        }
+    def count(self, worker: int | None = None, since: int = 0) -> int:
+        with self.lock:
+            return sum(1 for _, w in self.acked[since:] if worker is None or w == worker)
 
-        def mixed_batch() -> bool:
-            for tags in _journalled_batches(registry):
-                answered_by = {by_client[t[: t.index("-") + 1]] for t in tags}
-                if len(answered_by) == 2:
-                    return True
-            return False
+    def tags(self) -> list[str]:
+        with self.lock:
+            return [tag for tag, _ in self.acked]
 
-        def kill_holder_mid_way() -> None:
-            live = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
-            victim = wait_until(lambda: (p := _lock_holder(registry)) in live and p)
-            survivor = next(iter(live - {victim}))
-            before_kill = len(acked)
-            os.kill(victim, signal.SIGKILL)
-            # The survivor's clients go on being answered, and so do the reconnected ones
-            # (their worker is not known: 0).
-            wanted = 50 if survivor in workers else 0
-            wait_until(
-                lambda: (
-                    sum(1 for _, w in acked[before_kill:] if w == survivor) >= wanted
-                    and len(acked) >= before_kill + 200
-                ),
-                timeout=120,
-            )
+    def mixed_batch(self) -> bool:
+        """Whether one index write held tags of clients of both workers: the holder wrote
+        tags handed over by the other worker."""
+        for tags in _journalled_batches(self.registry):
+            if len({self.worker_of[t[: t.index("-") + 1]] for t in tags}) == 2:
+                return True
+        return False
 
-        # One index write held tags answered by both workers: they were handed over.
-        wait_until(lambda: len(acked) >= 200 and mixed_batch(), timeout=120)
-        # Kill the holder while the other worker's tags are handed to it: what it had taken
-        # and not answered for is written by their own worker. Whether some were in flight
-        # at the kill is chance (mostly yes): up to three kills, until the log says so.
-        for _ in range(3):
-            kill_holder_mid_way()
-            if REDONE in registry.log_path.read_text(errors="replace"):
-                break
-        assert REDONE in registry.log_path.read_text(errors="replace")
-    finally:
-        stop.set()
-        for t in writers:
-            t.join(timeout=60)
-    assert not failures, failures[:5]
 
+def _assert_all_landed(registry: RegistryProcess, image: Image, tags: list[str]) -> None:
+    """Every tag in `tags` is in index.json (which parses) under the image, listed, and the
+    store is sound."""
     index = json.loads((registry.root / REPO / "index.json").read_bytes())
     on_disk = {
         d["annotations"][REF_NAME]: d["digest"] for d in index["manifests"] if "annotations" in d
     }
-    written = [tag for tag, _ in acked]
-    assert not set(written) - set(on_disk), sorted(set(written) - set(on_disk))[:10]
-    assert {on_disk[t] for t in written} == {image.digest}
+    assert not set(tags) - set(on_disk), sorted(set(tags) - set(on_disk))[:10]
+    assert {on_disk[t] for t in tags} == {image.digest}
     with fresh_client(registry) as c:
-        tags = c.get(f"/v2/{REPO}/tags/list").json()["tags"]
-        assert set(written) <= set(tags)
+        listed = c.get(f"/v2/{REPO}/tags/list").json()["tags"]
+        assert set(tags) <= set(listed)
     assert_store_sound(registry.root)
+
+
+def test_tag_writes_from_both_workers_are_written_together_and_all_land(
+    start_registry: StartRegistry,
+) -> None:
+    """Cross-worker group commit (registry/writer.py), no crash: the worker holding the
+    lock writes the other's tags too, and every acknowledged tag of both is stored."""
+    registry = start_registry(workers=2)
+    image = _large_repository(registry)
+    per_worker = _clients_per_worker(registry)
+    with _Writers(registry, image, per_worker) as writers:
+        wait_until(lambda: writers.count() >= 300 and writers.mixed_batch(), timeout=120)
+        # Both workers' clients are answered, not one starved by the other.
+        wait_until(lambda: all(writers.count(w) >= 50 for w in per_worker), timeout=120)
+    assert not writers.failures, writers.failures[:5]
+    _assert_all_landed(registry, image, writers.tags())
+
+
+def _stop_lock_holder(registry: RegistryProcess, live: set[int]) -> int:
+    """SIGSTOP the worker holding REPO's lock, and return it once it is seen (stopped)
+    still holding it; a worker stopped just after letting go is let go on again."""
+
+    def stopped_holding() -> int | None:
+        holder = _lock_holder(registry)
+        if holder not in live:
+            return None
+        os.kill(holder, signal.SIGSTOP)
+        if _lock_holder(registry) == holder:
+            return holder
+        os.kill(holder, signal.SIGCONT)
+        return None
+
+    found: int = wait_until(stopped_holding, timeout=60, interval=0.01)
+    return found
+
+
+def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_worker(
+    start_registry: StartRegistry,
+) -> None:
+    """The worker holding the lock is stopped while the other worker's tag writes are
+    handed to it (the sender's log says they wait for it), then killed: the sender gets EOF,
+    writes them itself under the lock the kernel took back, and answers 201 only then; it
+    goes on answering; every acknowledged tag is stored, readable by `skopeo oci:`."""
+    skopeo = require("skopeo")
+    registry = start_registry(workers=2)
+    image = _large_repository(registry)
+    per_worker = _clients_per_worker(registry)
+    live = set(per_worker)
+    with _Writers(registry, image, per_worker) as writers:
+        # Writes are handed over: one index write held tags answered by both workers.
+        wait_until(lambda: writers.count() >= 200 and writers.mixed_batch(), timeout=120)
+        slow_before = len(_log_entries(registry, handoff.SLOW))
+        holder = _stop_lock_holder(registry, live)
+        survivor = next(iter(live - {holder}))
+        try:
+            # The survivor's writes find the lock taken, are handed to the stopped holder
+            # and wait for its answer: it says so after ANSWER_SLOW.
+            def waiting_on_holder() -> bool:
+                entries = _log_entries(registry, handoff.SLOW)[slow_before:]
+                return any(e["pid"] == survivor and e["holder"] == str(holder) for e in entries)
+
+            wait_until(waiting_on_holder, timeout=60)
+            with writers.lock:
+                pending = [tag for tag, w in writers.in_flight.values() if w == survivor]
+            redone_before = len(_log_entries(registry, REDONE))
+            after_kill = writers.count()
+        finally:
+            os.kill(holder, signal.SIGKILL)
+            os.kill(holder, signal.SIGCONT)
+        assert pending
+        # The handed-over writes in flight failed with the connection, not by a timeout.
+        wait_until(
+            lambda: any(
+                e["pid"] == survivor and e["error"] == "connection lost"
+                for e in _log_entries(registry, REDONE)[redone_before:]
+            ),
+            timeout=60,
+        )
+        # The survivor goes on answering: its writes, and those of the killed worker's
+        # clients come to it (or to the worker Granian starts instead).
+        wait_until(lambda: writers.count(survivor, after_kill) >= 50, timeout=60)
+    assert not writers.failures, writers.failures[:5]
+    written = writers.tags()
+    assert set(pending) <= set(written), "a write waiting on the killed holder was not answered"
+    _assert_all_landed(registry, image, written)
+    with fresh_client(registry) as c:
+        for tag in pending:
+            r = c.get(f"/v2/{REPO}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
+            assert r.status_code == 200
+            assert r.headers["docker-content-digest"] == image.digest
+            assert r.content == image.manifest
+    for tag in pending:
+        raw = subprocess.run(
+            [skopeo, "inspect", "--raw", f"oci:{registry.root / REPO}:{tag}"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        assert raw == image.manifest

@@ -16,10 +16,17 @@ Frames are a 4-byte big-endian length and a JSON document:
   request  {"id": n, "dir": <lock directory>, "repo": <name>, "items": [<item>, ...],
             "coming": <how many more the sender has on their way to the same repository>}
   answer   {"id": n, "written": [true | false, ...]}   (one per item)
-`false`, a malformed answer or a lost connection all mean "not written by me": the sender
-then writes the item itself. Only changes whose effect is the same when applied twice are
-handed over, so a holder that wrote and died before answering costs a repeated, harmless
-write, never a lost or a doubled one.
+`false`, a malformed answer, a lost connection or no answer in time all mean "not written
+by me": the sender then writes the item itself, under the repository lock (a flock, which the
+kernel takes back from a holder that died). Only changes whose effect is the same when
+applied twice are handed over, and a holder writes what it took before it lets the lock go,
+so a holder that wrote and died (or was slow) before answering costs a repeated, harmless
+write, made after its own, never a lost or a doubled one.
+
+Every wait on the holder is bounded: CONNECT_MAX to reach its socket (the backlog of a
+stopped holder fills up), ANSWER_MAX for its answer (a stopped holder, or one that lost the
+request). A sender still waiting after ANSWER_SLOW says so in the log (SLOW). A connection
+that timed out is closed, failing whatever else waits on it.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ Accept = Callable[[str, list[dict[str, Any]], int, int], Awaitable[list[bool]]]
 
 AVAILABLE = sys.platform == "linux"
 FRAME_MAX = 64 << 20  # a batch of manifests (4 MiB each at most), with room to spare
+CONNECT_MAX = 1.0  # seconds
+ANSWER_SLOW = 1.0  # seconds
+ANSWER_MAX = 10.0  # seconds: a write costs milliseconds, even at 10,000 tags on a busy disk
+SLOW = "handed-over index writes waiting for the lock holder"  # logged after ANSWER_SLOW
 _LENGTH = struct.Struct(">I")
 _CREDENTIALS = struct.Struct("3i")  # pid, uid, gid
 
@@ -95,7 +106,14 @@ class Handoff:
         if peer is None or peer.closed:
             peer = await self._connect(address)
         request = {"dir": self.lock_dir, "repo": repo, "items": items, "coming": coming}
-        written = await peer.ask(request)
+        answer = peer.ask(request)
+        if not await _within(answer, ANSWER_SLOW):
+            slow = {"repo": repo, "writes": len(items), "pid": os.getpid(), "holder": _pid(address)}
+            log.warning(SLOW, extra=slow)
+            if not await _within(answer, ANSWER_MAX - ANSWER_SLOW):
+                # Stopped, or lost the request: it gets EOF, and the sender writes.
+                peer.close(f"no answer in {ANSWER_MAX:.0f} s")
+        written = answer.result()  # raises HandoffFailed when the connection was lost
         if len(written) != len(items) or not all(isinstance(w, bool) for w in written):
             raise HandoffFailed(f"malformed answer from {address!r}")
         return written
@@ -104,11 +122,12 @@ class Handoff:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
-            await asyncio.get_running_loop().sock_connect(sock, address.decode())
-            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=FRAME_MAX)
-        except (OSError, UnicodeDecodeError) as exc:  # the holder is gone, or never was
+            async with asyncio.timeout(CONNECT_MAX):
+                await asyncio.get_running_loop().sock_connect(sock, address.decode())
+                reader, writer = await asyncio.open_unix_connection(sock=sock, limit=FRAME_MAX)
+        except (OSError, UnicodeDecodeError, TimeoutError) as exc:  # gone, stopped, never was
             sock.close()
-            raise HandoffFailed(str(exc)) from exc
+            raise HandoffFailed(str(exc) or "connect timed out") from exc
         peer = _Peer(reader, writer)
         old = self._peers.get(address)
         if old is not None and not old.closed:  # made meanwhile by another item
@@ -169,14 +188,16 @@ class _Peer:
         self.closed = False
         self._reading = asyncio.create_task(self._read(reader))
 
-    async def ask(self, request: dict[str, Any]) -> list[Any]:
-        if self.closed:
-            raise HandoffFailed("connection closed")
-        self._next += 1
+    def ask(self, request: dict[str, Any]) -> asyncio.Future[list[Any]]:
+        """The answer to come (failed with HandoffFailed when the connection is lost)."""
         future: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        if self.closed:
+            future.set_exception(HandoffFailed("connection closed"))
+            return future
+        self._next += 1
         self._waiting[self._next] = future
         self._writer.write(_frame({**request, "id": self._next}))
-        return await future
+        return future
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
         try:
@@ -192,11 +213,11 @@ class _Peer:
         finally:
             self.close()
 
-    def close(self) -> None:
+    def close(self, why: str = "connection lost") -> None:
         self.closed = True
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(HandoffFailed("connection lost"))
+                future.set_exception(HandoffFailed(why))
         self._waiting = {}
         self._writer.close()
         if self._reading is not asyncio.current_task():
@@ -215,6 +236,17 @@ async def _read_frame(reader: asyncio.StreamReader) -> Any:
     if length > FRAME_MAX:
         raise ValueError(f"frame of {length} bytes")
     return json.loads(await reader.readexactly(length))
+
+
+async def _within(future: asyncio.Future[Any], seconds: float) -> bool:
+    """Whether `future` is done within `seconds` (it is left as it is either way)."""
+    done, _ = await asyncio.wait({future}, timeout=seconds)
+    return bool(done)
+
+
+def _pid(address: bytes) -> str:
+    """The process named in an address of ours (`_listen`), for the log."""
+    return address.split(b"-")[1].decode(errors="replace") if address.count(b"-") >= 2 else ""
 
 
 def _count(value: Any) -> int:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -264,7 +265,7 @@ class IndexWriter:
         except Exception as exc:  # the holder died, or let go: we write them (again)
             log.warning(
                 "handed-over index writes not answered",
-                extra={"repo": repo, "writes": len(jobs), "error": str(exc)},
+                extra={"repo": repo, "writes": len(jobs), "pid": os.getpid(), "error": str(exc)},
             )
             written = [False] * len(jobs)
         back = []
