@@ -292,11 +292,39 @@ def _stop_lock_holder(registry: RegistryProcess, live: set[int]) -> int:
     return found
 
 
+def _waiting_on(registry: RegistryProcess, holder: int, since: int) -> int:
+    """How many times, from the `since`th SLOW line of the log on, a worker said its
+    handed-over writes wait for `holder`'s answer (registry/handoff.py, after ANSWER_SLOW)."""
+    entries = _log_entries(registry, handoff.SLOW)[since:]
+    return sum(1 for e in entries if e["holder"] == str(holder))
+
+
+def _stop_holder_with_writes_handed_to_it(registry: RegistryProcess, live: set[int]) -> int:
+    """Stop the lock holder, and return it once the other worker says that writes it
+    handed over wait for it. When the other worker was itself waiting for the lock at the
+    stop (writes declined twice are not handed over again), nothing is handed over: the
+    holder is let go on and stopped again later."""
+
+    def stopped_with_writes_waiting() -> int | None:
+        since = len(_log_entries(registry, handoff.SLOW))
+        holder = _stop_lock_holder(registry, live)
+        try:
+            wait_until(lambda: _waiting_on(registry, holder, since), timeout=8)
+        except TimeoutError:
+            os.kill(holder, signal.SIGCONT)
+            return None
+        return holder
+
+    found: int = wait_until(stopped_with_writes_waiting, timeout=120)
+    return found
+
+
 def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_worker(
     start_registry: StartRegistry,
 ) -> None:
     """The worker holding the lock is stopped while the other worker's tag writes are
-    handed to it (the sender's log says they wait for it), then killed: the sender gets EOF,
+    handed to it (the sender's log says they wait for it): the sender stops waiting after
+    ANSWER_MAX and hands them over again; then the holder is killed: the sender gets EOF,
     writes them itself under the lock the kernel took back, and answers 201 only then; it
     goes on answering; every acknowledged tag is stored, readable by `skopeo oci:`."""
     skopeo = require("skopeo")
@@ -307,32 +335,36 @@ def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_
     with _Writers(registry, image, per_worker) as writers:
         # Writes are handed over: one index write held tags answered by both workers.
         wait_until(lambda: writers.count() >= 200 and writers.mixed_batch(), timeout=120)
-        slow_before = len(_log_entries(registry, handoff.SLOW))
-        holder = _stop_lock_holder(registry, live)
+        redone_before = len(_log_entries(registry, REDONE))
+        holder = _stop_holder_with_writes_handed_to_it(registry, live)
         survivor = next(iter(live - {holder}))
-        try:
-            # The survivor's writes find the lock taken, are handed to the stopped holder
-            # and wait for its answer: it says so after ANSWER_SLOW.
-            def waiting_on_holder() -> bool:
-                entries = _log_entries(registry, handoff.SLOW)[slow_before:]
-                return any(e["pid"] == survivor and e["holder"] == str(holder) for e in entries)
 
-            wait_until(waiting_on_holder, timeout=60)
+        def redone(error: str) -> int:
+            """How many times since the stop the survivor took back its handed-over writes
+            for `error`."""
+            return sum(
+                1
+                for e in _log_entries(registry, REDONE)[redone_before:]
+                if e["pid"] == survivor and str(e["error"]).startswith(error)
+            )
+
+        try:
+            # The survivor's writes found the lock taken and were handed to the stopped
+            # holder; no answer comes, and after ANSWER_MAX the survivor takes them back and
+            # hands them over again (the lock is still taken, by the same holder).
+            wait_until(lambda: redone("no answer"), timeout=60)
+            slow_again = len(_log_entries(registry, handoff.SLOW))
+            wait_until(lambda: _waiting_on(registry, holder, slow_again), timeout=60)
+            # Handed over a second time, waiting: kill the holder now.
             with writers.lock:
                 pending = [tag for tag, w in writers.in_flight.values() if w == survivor]
-            redone_before = len(_log_entries(registry, REDONE))
             after_kill = writers.count()
         finally:
             os.kill(holder, signal.SIGKILL)  # a stopped process dies of it too
         assert pending
-        # The handed-over writes in flight failed with the connection, not by a timeout.
-        wait_until(
-            lambda: any(
-                e["pid"] == survivor and e["error"] == "connection lost"
-                for e in _log_entries(registry, REDONE)[redone_before:]
-            ),
-            timeout=60,
-        )
+        # The handed-over writes in flight failed with the connection (EOF), and are
+        # written by the survivor itself, under the lock the kernel took back.
+        wait_until(lambda: redone("connection lost"), timeout=60)
         # The survivor goes on answering: its writes, and those of the killed worker's
         # clients come to it (or to the worker Granian starts instead).
         wait_until(lambda: writers.count(survivor, after_kill) >= 50, timeout=60)
