@@ -13,6 +13,9 @@ import signal
 import sqlite3
 import subprocess
 import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -155,42 +158,71 @@ def _large_repository(registry: RegistryProcess) -> Image:
     return image
 
 
-def _clients_per_worker(registry: RegistryProcess) -> dict[int, list[httpx.Client]]:
-    """CLIENTS connections held by each of the two workers (the kernel picks the worker)."""
+def _writer_client(registry: RegistryProcess) -> httpx.Client:
+    """A client whose connection stays where the kernel put it: httpx drops a connection
+    idle for 5 s and opens another, which may go to the other worker."""
+    return httpx.Client(
+        base_url=registry.url, timeout=30, limits=httpx.Limits(keepalive_expiry=None)
+    )
+
+
+def _clients_per_worker(registry: RegistryProcess) -> list[httpx.Client]:
+    """CLIENTS connections held by each of the two workers (the kernel picks the worker).
+    Only to spread the writes: which worker answered a tag is read from the access log."""
     workers = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
     clients: list[tuple[httpx.Client, int]] = []
     for _ in range(60):
-        c = fresh_client(registry, timeout=30)
+        c = _writer_client(registry)
         r = c.get("/v2/")
         assert r.status_code == 200
         clients.append((c, served_by(registry, r)))
         if all(sum(1 for _, p in clients if p == w) >= CLIENTS for w in workers):
             break
-    per_worker = {w: [c for c, p in clients if p == w][:CLIENTS] for w in workers}
-    for c, p in clients:
-        if c not in per_worker[p]:
+    kept = [c for w in workers for c in [c for c, p in clients if p == w][:CLIENTS]]
+    for c, _ in clients:
+        if c not in kept:
             c.close()
-    assert all(len(cs) == CLIENTS for cs in per_worker.values()), "connections on one worker"
-    return per_worker
+    assert len(kept) == 2 * CLIENTS, "connections on one worker"
+    return kept
+
+
+@dataclass
+class _Answer:
+    pid: int  # the worker that answered
+    start: float  # epoch seconds
+    end: float
+
+
+def _answers(registry: RegistryProcess) -> dict[str, _Answer]:
+    """The tags answered 201 so far, by the workers' access log."""
+    found = {}
+    for e in _log_entries(registry, '"request"'):
+        path = str(e.get("path", ""))
+        if e.get("method") == "PUT" and e.get("status") == 201 and "/manifests/w" in path:
+            end = datetime.fromisoformat(str(e["time"]).replace("Z", "+00:00")).timestamp()
+            duration = float(str(e["duration_ms"])) / 1000
+            found[path.rsplit("/", 1)[1]] = _Answer(int(str(e["pid"])), end - duration, end)
+    return found
+
+
+def _answered_by(registry: RegistryProcess, pid: int, after: float = 0.0) -> int:
+    return sum(1 for a in _answers(registry).values() if a.pid == pid and a.end > after)
 
 
 class _Writers:
     """One thread per client, each tagging the image w<n>-<i>, i = 0, 1, ... until stopped.
-    A client whose worker was killed carries on with a new connection (worker 0: unknown)."""
+    A client whose worker was killed carries on with a new connection."""
 
     def __init__(
-        self, registry: RegistryProcess, image: Image, per_worker: dict[int, list[httpx.Client]]
+        self, registry: RegistryProcess, image: Image, clients: list[httpx.Client]
     ) -> None:
         self.registry, self.image = registry, image
-        self.acked: list[tuple[str, int]] = []  # (tag, worker that answered it, or 0)
+        self.acked: list[str] = []
         self.failures: list[str] = []
-        self.in_flight: dict[int, tuple[str, int]] = {}  # client -> (tag, worker)
         self.lock = threading.Lock()
         self._stop = threading.Event()
-        clients = [(w, c) for w, cs in per_worker.items() for c in cs]
-        self.worker_of = {f"w{n}-": w for n, (w, _) in enumerate(clients)}
         self._threads = [
-            threading.Thread(target=self._write, args=(n, c, w)) for n, (w, c) in enumerate(clients)
+            threading.Thread(target=self._write, args=(n, c)) for n, c in enumerate(clients)
         ]
 
     def __enter__(self) -> _Writers:
@@ -203,42 +235,38 @@ class _Writers:
         for t in self._threads:
             t.join(timeout=60)
 
-    def _write(self, n: int, client: httpx.Client, worker: int) -> None:
+    def _write(self, n: int, client: httpx.Client) -> None:
         for i in range(100_000):
             if self._stop.is_set():
                 break
             tag = f"w{n}-{i}"
-            with self.lock:
-                self.in_flight[n] = (tag, worker)
             try:
                 r = push_manifest(client, REPO, tag, self.image.manifest)
             except httpx.TransportError:  # its worker was killed: carry on, reconnected
                 client.close()
-                client, worker = fresh_client(self.registry, timeout=30), 0
+                client = _writer_client(self.registry)
                 continue
-            finally:
-                with self.lock:
-                    del self.in_flight[n]
             with self.lock:
                 if r.status_code == 201:
-                    self.acked.append((tag, worker))
+                    self.acked.append(tag)
                 else:
                     self.failures.append(f"{tag}: {r.status_code} {r.text[:200]}")
         client.close()
 
-    def count(self, worker: int | None = None, since: int = 0) -> int:
+    def count(self) -> int:
         with self.lock:
-            return sum(1 for _, w in self.acked[since:] if worker is None or w == worker)
+            return len(self.acked)
 
     def tags(self) -> list[str]:
         with self.lock:
-            return [tag for tag, _ in self.acked]
+            return list(self.acked)
 
     def mixed_batch(self) -> bool:
-        """Whether one index write held tags of clients of both workers: the holder wrote
+        """Whether one index write held tags answered by both workers: the holder wrote
         tags handed over by the other worker."""
+        answers = _answers(self.registry)
         for tags in _journalled_batches(self.registry):
-            if len({self.worker_of[t[: t.index("-") + 1]] for t in tags}) == 2:
+            if len({answers[t].pid for t in tags if t in answers}) == 2:
                 return True
         return False
 
@@ -265,11 +293,11 @@ def test_tag_writes_from_both_workers_are_written_together_and_all_land(
     lock writes the other's tags too, and every acknowledged tag of both is stored."""
     registry = start_registry(workers=2)
     image = _large_repository(registry)
-    per_worker = _clients_per_worker(registry)
-    with _Writers(registry, image, per_worker) as writers:
+    workers = serving_processes(registry)
+    with _Writers(registry, image, _clients_per_worker(registry)) as writers:
         wait_until(lambda: writers.count() >= 300 and writers.mixed_batch(), timeout=120)
         # Both workers' clients are answered, not one starved by the other.
-        wait_until(lambda: all(writers.count(w) >= 50 for w in per_worker), timeout=120)
+        wait_until(lambda: all(_answered_by(registry, w) >= 50 for w in workers), timeout=120)
     assert not writers.failures, writers.failures[:5]
     _assert_all_landed(registry, image, writers.tags())
 
@@ -330,9 +358,8 @@ def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_
     skopeo = require("skopeo")
     registry = start_registry(workers=2)
     image = _large_repository(registry)
-    per_worker = _clients_per_worker(registry)
-    live = set(per_worker)
-    with _Writers(registry, image, per_worker) as writers:
+    live = serving_processes(registry)
+    with _Writers(registry, image, _clients_per_worker(registry)) as writers:
         # Writes are handed over: one index write held tags answered by both workers.
         wait_until(lambda: writers.count() >= 200 and writers.mixed_batch(), timeout=120)
         redone_before = len(_log_entries(registry, REDONE))
@@ -356,21 +383,25 @@ def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_
             slow_again = len(_log_entries(registry, handoff.SLOW))
             wait_until(lambda: _waiting_on(registry, holder, slow_again), timeout=60)
             # Handed over a second time, waiting: kill the holder now.
-            with writers.lock:
-                pending = [tag for tag, w in writers.in_flight.values() if w == survivor]
-            after_kill = writers.count()
         finally:
+            killed = time.time()
             os.kill(holder, signal.SIGKILL)  # a stopped process dies of it too
-        assert pending
         # The handed-over writes in flight failed with the connection (EOF), and are
         # written by the survivor itself, under the lock the kernel took back.
         wait_until(lambda: redone("connection lost"), timeout=60)
         # The survivor goes on answering: its writes, and those of the killed worker's
         # clients come to it (or to the worker Granian starts instead).
-        wait_until(lambda: writers.count(survivor, after_kill) >= 50, timeout=60)
+        wait_until(lambda: _answered_by(registry, survivor, killed) >= 50, timeout=60)
     assert not writers.failures, writers.failures[:5]
     written = writers.tags()
-    assert set(pending) <= set(written), "a write waiting on the killed holder was not answered"
+    # The survivor's writes that were waiting for the holder when it was killed.
+    pending = [
+        tag
+        for tag, a in _answers(registry).items()
+        if a.pid == survivor and a.start < killed < a.end
+    ]
+    assert pending
+    assert set(pending) <= set(written)
     _assert_all_landed(registry, image, written)
     with fresh_client(registry) as c:
         for tag in pending:
