@@ -166,10 +166,15 @@ def _writer_client(registry: RegistryProcess) -> httpx.Client:
     )
 
 
-def _clients_per_worker(registry: RegistryProcess) -> list[httpx.Client]:
+def _two_workers(registry: RegistryProcess) -> set[int]:
+    """The two workers, once both listen (the second may start later)."""
+    found: set[int] = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
+    return found
+
+
+def _clients_per_worker(registry: RegistryProcess, workers: set[int]) -> list[httpx.Client]:
     """CLIENTS connections held by each of the two workers (the kernel picks the worker).
     Only to spread the writes: which worker answered a tag is read from the access log."""
-    workers = wait_until(lambda: (s := serving_processes(registry)) and len(s) == 2 and s)
     clients: list[tuple[httpx.Client, int]] = []
     for _ in range(60):
         c = _writer_client(registry)
@@ -293,8 +298,8 @@ def test_tag_writes_from_both_workers_are_written_together_and_all_land(
     lock writes the other's tags too, and every acknowledged tag of both is stored."""
     registry = start_registry(workers=2)
     image = _large_repository(registry)
-    workers = serving_processes(registry)
-    with _Writers(registry, image, _clients_per_worker(registry)) as writers:
+    workers = _two_workers(registry)
+    with _Writers(registry, image, _clients_per_worker(registry, workers)) as writers:
         wait_until(lambda: writers.count() >= 300 and writers.mixed_batch(), timeout=120)
         # Both workers' clients are answered, not one starved by the other.
         wait_until(lambda: all(_answered_by(registry, w) >= 50 for w in workers), timeout=120)
@@ -358,8 +363,8 @@ def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_
     skopeo = require("skopeo")
     registry = start_registry(workers=2)
     image = _large_repository(registry)
-    live = serving_processes(registry)
-    with _Writers(registry, image, _clients_per_worker(registry)) as writers:
+    live = _two_workers(registry)
+    with _Writers(registry, image, _clients_per_worker(registry, live)) as writers:
         # Writes are handed over: one index write held tags answered by both workers.
         wait_until(lambda: writers.count() >= 200 and writers.mixed_batch(), timeout=120)
         redone_before = len(_log_entries(registry, REDONE))
@@ -392,6 +397,8 @@ def test_tag_writes_handed_to_a_stopped_then_killed_holder_are_written_by_their_
         # The survivor goes on answering: its writes, and those of the killed worker's
         # clients come to it (or to the worker Granian starts instead).
         wait_until(lambda: _answered_by(registry, survivor, killed) >= 50, timeout=60)
+        # The kernel took the dead holder's flock back.
+        assert f" {holder} " not in Path("/proc/locks").read_text()
     assert not writers.failures, writers.failures[:5]
     written = writers.tags()
     # The survivor's writes that were waiting for the holder when it was killed.
