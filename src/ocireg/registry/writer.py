@@ -16,7 +16,9 @@ the lock and each write holds the tags of one worker only, after first replaying
 last write. Only changes that can be applied twice with the same result are handed over
 (a tag set, an untagged manifest added: `portable`), each with what the holder needs to make
 the same checks under its lock (the manifest). Anything the holder declines, or does not
-answer for because it died, is written by its own worker, as before.
+answer for because it died or was stopped (every wait on it is bounded: registry/handoff.py),
+is written by its own worker, as before, under the lock: a client's 201 always follows the
+rename that holds its tag, whichever worker made it.
 
 Each write also waits, for at most GATHER times the previous write's duration (and WAIT_MAX),
 for the tag writes on their way to it: those answered by the previous write, whose clients
