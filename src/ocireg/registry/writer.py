@@ -264,12 +264,14 @@ class IndexWriter:
         items = [job.portable for job in jobs if job.portable is not None]
         try:
             written = await self.handoff.hand(holder, repo, items, self._coming.get(repo, 0))
-        except Exception as exc:  # the holder died, or let go: we write them (again)
+        except Exception as exc:  # the holder died, or did not answer: we write them (again)
             log.warning(
                 "handed-over index writes not answered",
                 extra={"repo": repo, "writes": len(jobs), "pid": os.getpid(), "error": str(exc)},
             )
             written = [False] * len(jobs)
+            for job in jobs:  # not handed over again: a stopped holder keeps the lock
+                job.hand_overs = HAND_OVERS  # and would not answer; wait for the lock
         back = []
         for job, done in zip(jobs, written, strict=True):
             if not done:
