@@ -18,8 +18,9 @@ INFLIGHT = 4
 READ = 1 << 20
 
 
-def _client(driver: dict[str, Any]) -> Any:
-    """An aiobotocore client context for a zot-style `storage.storageDriver` map."""
+def _client(driver: dict[str, Any], pool: int = INFLIGHT + 2) -> Any:
+    """An aiobotocore client context for a zot-style `storage.storageDriver` map, with up
+    to `pool` connections."""
     from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
@@ -31,7 +32,7 @@ def _client(driver: dict[str, Any]) -> Any:
         aws_secret_access_key=driver["secretkey"],
         config=AioConfig(
             s3={"addressing_style": "path"},
-            max_pool_connections=INFLIGHT + 2,
+            max_pool_connections=pool,
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         ),

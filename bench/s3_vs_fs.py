@@ -122,6 +122,25 @@ def _plain(s3: RegistryProcess, rep: int, size: int, piece: bytes, out: Measured
     out.runs[f"pull {PLAIN}"].append(down)
 
 
+# --- S3 with the embedded sqlite store -------------------------------------------------
+
+# The manifest reads are also measured on S3 with sqlite, the instance saying it is the only
+# writer of its prefix (storage.storageDriver.solewriter: docs/storage.md).
+SQLITE = "s3 sqlite"
+
+
+@contextlib.contextmanager
+def sole_sqlite(workdir: Path, on_s3: RegistryProcess) -> Iterator[RegistryProcess]:
+    """Another ocireg on the S3 instance's SeaweedFS, under a prefix of its own, with the
+    embedded sqlite store and `solewriter`."""
+    cfg = base_config(workdir / "sqlite-local", workers=on_s3.config["http"]["workers"])
+    driver = {**on_s3.config["storage"]["storageDriver"], "rootdirectory": "/bench-sqlite"}
+    cfg["storage"]["storageDriver"] = {**driver, "solewriter": True}
+    (workdir / "sqlite").mkdir()
+    with running_registry(workdir / "sqlite", cfg) as proc:
+        yield proc
+
+
 # --- pull with redirect (storage.redirectBlobURL) ----------------------------------------
 
 
@@ -188,7 +207,7 @@ def measure_manifests(
 ) -> dict[str, list[float]]:
     """Manifest GET (wrk) and HEAD (ab -k) by tag, req/s per run under "GET s3", "HEAD
     filesystem", ...: the harness's manifest-read measurement (workload 3) on each instance,
-    alternating which driver goes first. Errors raise (wrk/ab refuse non-2xx answers)."""
+    taking turns at going first. Errors raise (wrk/ab refuse non-2xx answers)."""
     from bench.workloads import MANIFEST_REPO, ab_head, push_image, wrk_get
 
     for proc in procs.values():
@@ -196,8 +215,8 @@ def measure_manifests(
             push_image(conn, MANIFEST_REPO, "latest", [os.urandom(4096)])
     out: dict[str, list[float]] = {f"{m} {d}": [] for m in MANIFEST_READS for d in procs}
     for rep in range(runs):
-        order = list(procs) if rep % 2 == 0 else list(reversed(procs))
-        for driver in order:
+        turn = rep % len(procs)
+        for driver in [*procs][turn:] + [*procs][:turn]:
             url = f"{procs[driver].url}/v2/{MANIFEST_REPO}/manifests/latest"
             out[f"GET {driver}"].append(wrk_get(url, connections, duration))
             out[f"HEAD {driver}"].append(ab_head(url, connections, duration))
@@ -223,7 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         instances(Path(tmp), args.workers) as procs,
     ):
         result = measure(procs, args.runs, size, piece, digest)
-        reads = measure_manifests(procs, args.runs, 64, args.manifest_seconds)
+        with sole_sqlite(Path(tmp), procs["s3"]) as sq:
+            readers = {**procs, SQLITE: sq}
+            reads = measure_manifests(readers, args.runs, 64, args.manifest_seconds)
         with redirecting(Path(tmp), procs["s3"]) as proc:
             redirected, redirect_failures = measure_redirect(proc, args.runs, size, piece, digest)
     print(f"{args.size_mib} MiB blob, {args.runs} runs, {args.workers} worker(s), medians")
@@ -236,8 +257,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{PLAIN:16} {_mb(up):>10} {_mb(down):>10} {'-':>13}")
     print(f"{'s3 pull, redirect':16} {'':>10} {_mb(redirected):>10}")
     for method in MANIFEST_READS:
-        fig = {d: _mb(reads[f"{method} {d}"]) for d in DRIVERS}
-        print(f"manifest {method} by tag, req/s: s3 {fig['s3']}, filesystem {fig['filesystem']}")
+        fig = {d: _mb(reads[f"{method} {d}"]) for d in (*DRIVERS, SQLITE)}
+        print(
+            f"manifest {method} by tag, req/s: s3 + redis {fig['s3']},"
+            f" s3 + sqlite {fig[SQLITE]}, filesystem {fig['filesystem']}"
+        )
     for op, text in result.failures + [("redirect pull", t) for t in redirect_failures]:
         print(f"FAILED {op}: {text}")
     return 1 if result.failures or redirect_failures else 0

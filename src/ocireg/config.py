@@ -355,6 +355,12 @@ def build_config(
     cluster = _cluster(data.get("cluster"), base)
     context = Context(data, base, warnings)
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
+    s3 = sections["s3"]
+    if cluster is not None and s3 is not None and s3.solewriter and sections["redis"] is None:
+        warnings.append(
+            "storage.storageDriver.solewriter: ignored in a cluster (each member has a"
+            " sqlite file of its own; Redis gives every member reads without S3 requests)"
+        )
     return Config(
         storage=storage,
         http=http,

@@ -9,7 +9,6 @@ an image.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -145,12 +144,14 @@ def gql_zli(client: httpx.Client, query: str) -> dict[str, Any]:
     return body
 
 
-@contextlib.contextmanager
-def search_registry(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest, name: str
+@pytest.fixture(scope="module")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> Iterator[RegistryProcess]:
-    """An ocireg with search on: local disk, or SeaweedFS + Redis with
-    OCIREG_TEST_BACKEND=s3 (as the API tests)."""
+    """The module's own ocireg with search on (named after the module): local disk, or
+    SeaweedFS + Redis with OCIREG_TEST_BACKEND=s3 (as the API tests). test_access.py
+    starts its own, with access control."""
+    name = "graphql-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     workdir = tmp_path_factory.mktemp(name)
     cfg = base_config(workdir / "root", workers=1, extensions=SEARCH_ON)
     if os.environ.get(BACKEND_ENV) == "s3":
@@ -158,3 +159,9 @@ def search_registry(
         use_backend(cfg, weed, redis, f"/{name}", name)
     with running_registry(workdir, cfg, name=name) as proc:
         yield proc
+
+
+@pytest.fixture(scope="module")
+def client(registry: RegistryProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=registry.url, timeout=30.0) as c:
+        yield c

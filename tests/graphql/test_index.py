@@ -7,7 +7,6 @@ follows pushes, deletes, `ocireg rebuild-meta` and an index of an older format."
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.graphql import queries as q
-from tests.graphql.conftest import SEARCH_ON, gql, search_registry
+from tests.graphql.conftest import SEARCH_ON, gql
 from tests.support.oci import Image, descriptor, encode_json, manifest_path, push_image
 from tests.support.server import RegistryProcess, base_config, run_cli, running_registry, wait_until
 
@@ -52,20 +51,6 @@ def _push_all(client: httpx.Client) -> dict[tuple[str, str], Image]:
     }
     push_image(client, "idx/f", COSIGN_TAG, config=_config("2030-01-01T00:00:00Z"))
     return pushed
-
-
-@pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[RegistryProcess]:
-    with search_registry(tmp_path_factory, request, "graphql-index") as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(registry: RegistryProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=registry.url, timeout=30.0) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

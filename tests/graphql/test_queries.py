@@ -4,7 +4,6 @@ with zot's shapes and values, against a real server with `extensions.search` ena
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,28 +24,12 @@ from tests.graphql.conftest import (
     image_size,
     layer_summaries,
     push_content,
-    search_registry,
 )
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, Image, descriptor
-from tests.support.server import RegistryProcess
 
 NO_VULNERABILITIES = {"MaxSeverity": "", "Count": 0}
 ZERO_TIME = "0001-01-01T00:00:00Z"
 V1_TIME = V1_CREATED  # nanoseconds kept, as Go writes them
-
-
-@pytest.fixture(scope="module")
-def registry(
-    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
-) -> Iterator[RegistryProcess]:
-    with search_registry(tmp_path_factory, request, "graphql") as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def client(registry: RegistryProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=registry.url, timeout=30.0) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -5,29 +5,26 @@ keep the keys, and the proof that the fast path sends nothing to S3."""
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from tests.conftest import s3_cluster_configs
-from tests.support.backends import Redis, SeaweedFS, s3_request, stored_bytes
+from tests.support.backends import Redis, SeaweedFS
 from tests.support.cluster import repo_owned_by, running_members
-from tests.support.oci import (
-    OCI_MANIFEST,
-    Image,
-    assert_error,
-    manifest_path,
-    push_artifact,
-    push_image,
-    push_manifest,
+from tests.support.oci import assert_error, manifest_path, push_artifact, push_image
+from tests.support.reads import (
+    METRICS,
+    digest_through,
+    fast_paths,
+    move_tag_outside,
+    retag,
+    sent_during,
+    storage_requests,
+    wait_fast,
 )
-from tests.support.server import RegistryProcess, run_cli, wait_until
-
-METRICS = {"metrics": {"enable": True, "prometheus": {"path": "/metrics"}}}
-_COUNT = re.compile(r'^ocireg_storage_requests_total\{operation="(\w+)"\} ([\d.e+]+)$', re.M)
+from tests.support.server import RegistryProcess, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -40,64 +37,9 @@ def members(
         yield procs
 
 
-def storage_requests(member: RegistryProcess) -> dict[str, float]:
-    """S3 requests the member's workers sent so far, by operation (their metrics summed)."""
-    text = httpx.get(f"{member.url}/metrics", timeout=10).text
-    return {op: float(n) for op, n in _COUNT.findall(text)}
-
-
-RECORD_RETRIES = 3
-
-
-def sent_during(member: RegistryProcess, reads: list[str]) -> dict[str, float]:
-    """The S3 requests `member` sent while answering GET (and HEAD) of each path. Each
-    worker also rewrites its member record (one PutObject, cluster/peers.py RECORD_EVERY):
-    a window that saw only that is measured again, a bounded number of times, so that the
-    answer is about the reads."""
-    for _ in range(RECORD_RETRIES):
-        sent = _sent_once(member, reads)
-        if set(sent) != {"PutObject"}:
-            return sent
-    return sent
-
-
-def _sent_once(member: RegistryProcess, reads: list[str]) -> dict[str, float]:
-    before = storage_requests(member)
-    # A connection each: a connection stays with one worker, and every worker must answer.
-    headers = {"Accept": OCI_MANIFEST, "Connection": "close"}
-    with httpx.Client(base_url=member.url, timeout=30) as client:
-        for path in reads:
-            for method in ("GET", "HEAD"):
-                r = client.request(method, path, headers=headers)
-                assert r.status_code == 200, (method, path, r.status_code, r.text)
-    after = storage_requests(member)
-    return {op: n - before.get(op, 0) for op, n in after.items() if n != before.get(op, 0)}
-
-
-def wait_fast(members: list[RegistryProcess], reads: list[str]) -> None:
-    """Until every member answers `reads` with no request to S3 (each worker has probed its
-    peers, learnt that all keep the keys, and holds the index in its cache)."""
-    for member in members:
-        wait_until(lambda m=member: sent_during(m, reads * 4) == {}, timeout=30, interval=0.3)
-
-
 def key_of(members: list[RegistryProcess], repo: str) -> str:
     prefix = members[0].config["storage"]["cacheDriver"]["keyprefix"]
     return f"{prefix}:ocireg:index-version:{repo}"
-
-
-def digest_through(member: RegistryProcess, repo: str, tag: str, method: str = "GET") -> str:
-    r = httpx.request(
-        method, f"{member.url}{manifest_path(repo, tag)}", headers={"Accept": OCI_MANIFEST}
-    )
-    assert r.status_code == 200, r.text
-    return r.headers["docker-content-digest"]
-
-
-def retag(member: RegistryProcess, image: Image, tag: str) -> None:
-    with httpx.Client(base_url=member.url, timeout=60) as client:
-        r = push_manifest(client, image.repo, tag, image.manifest, image.media_type)
-        assert r.status_code == 201, r.text
 
 
 def test_read_after_write_through_every_member(members: list[RegistryProcess]) -> None:
@@ -122,12 +64,7 @@ def test_fast_reads_send_nothing_to_storage(members: list[RegistryProcess]) -> N
     with httpx.Client(base_url=members[0].url, timeout=60) as client:
         image = push_image(client, repo, "v1")
         sig = push_artifact(client, repo, image, "application/vnd.example.sig")
-    reads = [
-        manifest_path(repo, "v1"),
-        manifest_path(repo, image.digest),
-        f"/v2/{repo}/tags/list",
-        f"/v2/{repo}/referrers/{image.digest}",
-    ]
+    reads = fast_paths(repo, image, "v1")
     wait_fast(members, reads)
     for member in members:
         assert sent_during(member, reads * 25) == {}
@@ -172,17 +109,7 @@ def test_writer_outside_the_protocol_is_seen_once_the_key_expires(
         first = push_image(client, repo, "t")
         second = push_image(client, repo, "other")
     wait_fast(members, [manifest_path(repo, "t")])
-    config = members[0].config
-    index = json.loads(stored_bytes(config, f"{repo}/index.json"))
-    for desc in index["manifests"]:
-        tag = desc.get("annotations", {}).get("org.opencontainers.image.ref.name")
-        if desc["digest"] == second.digest:
-            desc["annotations"]["org.opencontainers.image.ref.name"] = "t"
-        elif tag == "t":
-            desc["annotations"]["org.opencontainers.image.ref.name"] = "old"
-    root = config["storage"]["storageDriver"]["rootdirectory"].strip("/")
-    key = f"{root}/{root}/{repo}/index.json"
-    assert s3_request(seaweedfs.endpoint, "PUT", key, json.dumps(index).encode()) == 200
+    move_tag_outside(seaweedfs, members[0].config, repo, "t", second.digest, "old")
     ttl = int(redis_server.command("TTL", key_of(members, repo)).strip().lstrip(b":"))
     assert 0 < ttl <= VERSION_TTL
     redis_server.command("DEL", key_of(members, repo))

@@ -200,10 +200,18 @@ def test_cached_content_is_served_when_the_upstream_is_down(tmp_path: Path) -> N
         with httpx.Client(base_url=up_server.url, timeout=30) as up:
             image = push_image(up, f"library/{name}", "stable")
         path = f"/v2/docker/library/{name}/manifests/stable"
+
+        def misses() -> float:
+            return value(scrape(proc.url), "ocireg_sync_on_demand_total", result="miss")
+
+        before = misses()
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             assert c.get(path, headers=ACCEPT).status_code == 200
+            # The copy behind the answer goes on after index.json names the image (referrers)
+            # and answers the tag itself until it ends: wait for its end, not for index.json.
+            wait_until(lambda: misses() > before)
             stored = proc.root / f"docker/library/{name}" / "index.json"
-            wait_until(lambda: image.digest in stored.read_text())
+            assert image.digest in stored.read_text()
             up_server.stop()
             r = c.get(path, headers=ACCEPT)
             assert r.status_code == 200 and r.content == image.manifest

@@ -17,6 +17,7 @@ from ocireg.meta.sqlite import SqliteMeta
 from ocireg.ops.gc import GarbageCollector, GCReport
 from ocireg.ops.runs import Checkpoint, each_repository
 from ocireg.registry import ImageStore, layout
+from ocireg.storage import FileSessions
 from ocireg.storage.filesystem import FilesystemDriver
 from tests.support.oci import (
     OCI_INDEX,
@@ -41,7 +42,10 @@ class Registry:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.loop = asyncio.new_event_loop()
-        self.store = ImageStore(FilesystemDriver(root), root / "locks", SqliteMeta(root / "m.db"))
+        driver = FilesystemDriver(root)
+        self.store = ImageStore(
+            driver, FileSessions(driver), root / "locks", SqliteMeta(root / "m.db")
+        )
 
     def run(self, work: Awaitable[T]) -> T:
         return self.loop.run_until_complete(work)
@@ -164,7 +168,7 @@ def test_idle_upload_sessions_go_and_fresh_ones_stay(registry: Registry) -> None
     assert report.uploads == []
     report = registry.collect("r", now=later(2))
     assert report.uploads == [idle]
-    assert registry.run(registry.store.driver.upload_list(layout.uploads_dir("r"))) == []
+    assert registry.run(registry.store.sessions.list(layout.uploads_dir("r"))) == []
 
 
 def test_an_unreadable_kept_manifest_stops_the_sweep(registry: Registry) -> None:

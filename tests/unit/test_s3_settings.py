@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from ocireg.config import Config, build_config
 from ocireg.errors import ConfigError
+from ocireg.server.services import sole_sqlite_writer
 from ocireg.storage.s3 import S3Settings
 
 
@@ -50,3 +54,34 @@ def test_redirect_endpoint_defaults_to_the_driver_endpoint() -> None:
     )
     assert s.redirect_endpoint == "https://s3.example"  # no scheme: `secure` decides
     assert s.endpoint == "http://10.0.0.5:8333"  # the driver itself still uses its own
+
+
+def _config(cluster: bool = False, redis: bool = False, solewriter: Any = True) -> Config:
+    storage: dict[str, Any] = {
+        "rootDirectory": "/r",
+        "storageDriver": {"name": "s3", "bucket": "b", "SoleWriter": solewriter},
+    }
+    if redis:
+        storage["remoteCache"] = True
+        storage["cacheDriver"] = {"name": "redis", "url": "redis://127.0.0.1:6379"}
+    raw: dict[str, Any] = {"storage": storage}
+    if cluster:
+        raw["cluster"] = {"members": ["127.0.0.1:5000"], "hashKey": "loremipsumdolors"}
+    return build_config(raw)
+
+
+def test_solewriter_keeps_the_index_versions_in_sqlite_on_one_instance_only() -> None:
+    assert S3Settings.from_map({"bucket": "b"}).solewriter is False  # correctness first
+    assert S3Settings.from_map({"bucket": "b", "solewriter": "true"}).solewriter is True
+    one = _config()
+    assert sole_sqlite_writer(one) and one.warnings == ()
+    assert not sole_sqlite_writer(_config(solewriter=False))
+    # With Redis every process keeps the keys anyway (registry/store.py).
+    assert not sole_sqlite_writer(_config(redis=True))
+    # In a cluster each member has a sqlite file of its own: off, and said so.
+    cluster = _config(cluster=True)
+    assert not sole_sqlite_writer(cluster)
+    assert [w.split(":")[0] for w in cluster.warnings] == ["storage.storageDriver.solewriter"]
+    with pytest.raises(ConfigError) as exc:
+        _config(solewriter="sometimes")
+    assert exc.value.path == "storage.storageDriver.solewriter"

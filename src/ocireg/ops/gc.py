@@ -189,9 +189,9 @@ class GarbageCollector:
         return cache[blob.name]
 
     async def _collect_uploads(self, repo: str, cutoff: float, report: GCReport) -> None:
-        # The driver lists sessions itself: on S3 `.uploads` cannot be listed everywhere, and
-        # a session's bytes may sit in a multipart upload that only S3 knows about.
-        for session in await self.driver.upload_list(layout.uploads_dir(repo)):
+        # The session store lists sessions itself: on S3 `.uploads` cannot be listed
+        # everywhere, and a session's bytes may sit in a multipart upload that only S3 knows.
+        for session in await self.store.sessions.list(layout.uploads_dir(repo)):
             name = session.path.rsplit("/", 1)[-1]
             if session.mtime > cutoff:
                 continue
@@ -201,9 +201,9 @@ class GarbageCollector:
                 # wait too. A busy session is not idle anyway; the next run looks again.
                 # (A dry run takes the lock too, for a moment, to report the same.)
                 async with self.store.locks.upload(name, wait=False):
-                    # A request may have resumed the session since it was listed: the driver
+                    # A request may have resumed the session since it was listed: the store
                     # checks its age again.
-                    if self.dry_run or await self.driver.upload_expire(session.path, cutoff):
+                    if self.dry_run or await self.store.sessions.expire(session.path, cutoff):
                         report.uploads.append(name)
             except LockBusy:
                 report.uploads_busy.append(name)

@@ -34,7 +34,7 @@ from ocireg.registry.repos import Repositories
 from ocireg.registry.search import Search
 from ocireg.registry.uploads import Uploads
 from ocireg.registry.writer import IndexWriter, Prepare
-from ocireg.storage import StorageDriver
+from ocireg.storage import SessionStore, StorageDriver
 
 log = logging.getLogger("ocireg.registry")
 CATALOG_RECONCILE = 600.0  # seconds between walks that add repositories others created
@@ -58,17 +58,19 @@ class ImageStore:
     def __init__(
         self,
         driver: StorageDriver,
+        sessions: SessionStore,
         lock_dir: Path,
         meta: MetaStore,
         zot_root: str = "",
         search: bool = False,
     ) -> None:
         self.driver = driver
+        self.sessions = sessions
         self.meta = meta
         self.locks = LocalLocks(lock_dir)
         self.repos = Repositories(driver, self.locks, meta)
         self.blobs = BlobStore(driver, self.repos, meta, zot_root)
-        self.uploads = Uploads(driver, self.locks, self.repos)
+        self.uploads = Uploads(sessions, self.locks, self.repos)
         # On S3 with Redis the current index.json version is kept in the store, so reads
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is
         # cheap, and a zot writing the same directory would not keep the key.

@@ -26,7 +26,7 @@ from ocireg.registry import layout
 from ocireg.registry.faults import boundary
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.repos import Repositories
-from ocireg.storage import FileWriter, PathNotFound, StorageDriver
+from ocireg.storage import FileWriter, PathNotFound, SessionStore
 
 WRITE_CHUNK = 1 << 20  # hand on received bytes in ~1 MiB batches: few thread hops
 INLINE_HASH = 256 << 10  # smaller (last) pieces: hashed inline, cheaper than a thread hop
@@ -43,9 +43,13 @@ class _RunningHash:
 @boundary
 class Uploads:
     def __init__(
-        self, driver: StorageDriver, locks: LocalLocks, repos: Repositories, max_hashes: int = 256
+        self,
+        sessions: SessionStore,
+        locks: LocalLocks,
+        repos: Repositories,
+        max_hashes: int = 256,
     ) -> None:
-        self.driver = driver
+        self.sessions = sessions
         self.locks = locks
         self.repos = repos
         self.max_hashes = max_hashes
@@ -54,13 +58,13 @@ class Uploads:
     async def start(self, repo: str) -> str:
         await self.repos.ensure(repo)
         session = str(uuid.uuid4())
-        await self.driver.upload_create(layout.upload(repo, session))
+        await self.sessions.create(layout.upload(repo, session))
         return session
 
     async def size(self, repo: str, session: str) -> int:
         path = self._path(repo, session)
         try:
-            return await self.driver.upload_size(path)
+            return await self.sessions.size(path)
         except PathNotFound:
             raise self._unknown(session) from None
 
@@ -107,14 +111,14 @@ class Uploads:
             # Replace even when the blob is already there: the same bytes, and a fresh
             # modification time, so garbage collection's gcDelay protects this push too.
             self._hashes.pop(session, None)
-            await self.driver.upload_finish(path, layout.blob(repo, digest))
+            await self.sessions.finish(path, layout.blob(repo, digest))
         return size
 
     async def cancel(self, repo: str, session: str) -> None:
         path = self._path(repo, session)
         async with self.locks.upload(session):
             try:
-                await self.driver.upload_abort(path)
+                await self.sessions.abort(path)
             except PathNotFound:
                 raise self._unknown(session) from None
             self._hashes.pop(session, None)
@@ -130,7 +134,7 @@ class Uploads:
         running = _RunningHash(0, new_hasher(digest.algorithm))
         sha256 = digest.hex if digest.algorithm == "sha256" else None
         path = layout.upload(repo, session)
-        writer = await self.driver.upload_direct(path, layout.blob(repo, digest), sha256)
+        writer = await self.sessions.direct(path, layout.blob(repo, digest), sha256)
         try:
             await self._stream_into(writer, body, running)
             actual = running.hasher.hexdigest()
@@ -166,7 +170,7 @@ class Uploads:
     ) -> int:
         path = self._path(repo, session)
         try:
-            writer = await self.driver.upload_open(path)
+            writer = await self.sessions.open(path)
         except PathNotFound:
             raise self._unknown(session) from None
         try:
@@ -255,14 +259,14 @@ class Uploads:
         if running is not None and running.offset == size and algorithm == _RUNNING_HASH_ALG:
             return running.hasher.hexdigest()
         hasher = new_hasher(algorithm)
-        async for chunk in self.driver.upload_reader(path):
+        async for chunk in self.sessions.read(path):
             await asyncio.to_thread(hasher.update, chunk)
         return hasher.hexdigest()
 
     async def _discard(self, path: str, session: str) -> None:
         self._hashes.pop(session, None)
         with contextlib.suppress(PathNotFound):
-            await self.driver.upload_abort(path)
+            await self.sessions.abort(path)
 
 
 class _LengthMismatch(Exception):

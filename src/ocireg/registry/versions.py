@@ -54,19 +54,25 @@ def version_of(value: str | None) -> str | None:
 
 class IndexVersions:
     """The key's protocol for one process. `writes`: this process's writers keep the key
-    (on S3 with a shared metadata store). `trusted()`: readers may believe it, which needs
-    every writer of the storage to keep it too (the server narrows it in a cluster)."""
+    (on S3 with Redis; with sqlite on a single instance declared the only writer, see
+    server/services.py). `trusted()`: readers may believe it, which needs every writer of
+    the storage to keep it too (the server narrows it in a cluster)."""
 
     def __init__(self, meta: MetaStore, writes: bool) -> None:
         self.meta = meta
         self.writes = writes
-        self.trusted: Callable[[], bool] = lambda: writes
+        self.trusted: Callable[[], bool] = lambda: self.writes
         # One read of a key in flight per repository; requests that arrive meanwhile wait
         # for the next read, which starts after they arrived (never an answer older than
         # the request: a write acknowledged before it is seen).
         self._next: dict[str, asyncio.Future[str | None]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._paused_until = 0.0
+
+    def keep(self) -> None:
+        """Keep and believe the keys from now on, called before the first request: the
+        configuration says every writer of this storage shares this store."""
+        self.writes = True
 
     def usable(self) -> bool:
         """Whether readers may ask the key now: trusted, and the store did not just fail."""

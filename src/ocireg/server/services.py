@@ -12,7 +12,7 @@ from ocireg.meta.factory import create_meta
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.storage import StorageUnavailable
-from ocireg.storage.factory import create_driver
+from ocireg.storage.factory import create_storage
 
 CHECK_TIMEOUT = 15.0
 
@@ -29,8 +29,26 @@ def replay_dir(config: Config) -> Path:
 def build_store(config: Config) -> ImageStore:
     zot_root = config.s3.rootdirectory if config.s3 is not None else ""
     meta = create_meta(config)
-    return ImageStore(
-        create_driver(config), lock_dir(config), meta, zot_root, config.search.enabled
+    storage = create_storage(config)
+    store = ImageStore(
+        storage.driver, storage.sessions, lock_dir(config), meta, zot_root, config.search.enabled
+    )
+    if sole_sqlite_writer(config):
+        store.indexes.versions.keep()
+    return store
+
+
+def sole_sqlite_writer(config: Config) -> bool:
+    """S3 with the embedded sqlite store, where the user says this instance is the bucket
+    prefix's only writer (`solewriter`): all its processes (workers, the CLI) share one
+    sqlite file, so they can all keep the index-version keys there and reads need no request
+    to the bucket (registry/versions.py). Not in a cluster: each member has a file of its
+    own, and the others' writes would go unseen for up to VERSION_TTL."""
+    return (
+        config.s3 is not None
+        and config.s3.solewriter
+        and config.redis is None
+        and config.cluster is None
     )
 
 

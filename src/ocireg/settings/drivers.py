@@ -38,6 +38,7 @@ _S3_KEYS = (
     "secretkey",
     "sessiontoken",
     "redirectendpoint",  # ours: where clients reach the bucket (storage.redirectBlobURL)
+    "solewriter",  # ours: nothing else writes under this prefix (registry/versions.py)
 )
 # distribution's s3-aws parameters that ocireg has no use for yet.
 _S3_UNIMPLEMENTED = (
@@ -82,6 +83,9 @@ class S3Settings:
     # ours: the endpoint written into the presigned URLs of blob redirects, when clients
     # reach the bucket by another address than the registry does (None: regionendpoint)
     redirectendpoint: str | None = None
+    # ours: this instance is the only writer of the bucket's prefix, so with the embedded
+    # sqlite store its workers may keep and believe the index-version keys (docs/storage.md)
+    solewriter: bool = False
 
     @classmethod
     def from_map(
@@ -101,7 +105,7 @@ class S3Settings:
             raise ConfigError(f"{where}.bucket", "required for the s3 driver")
         flags = {
             key: boolean(spec[key], f"{where}.{key}", strings=True)
-            for key in ("secure", "skipverify", "forcepathstyle")
+            for key in ("secure", "skipverify", "forcepathstyle", "solewriter")
             if key in spec
         }
         return cls(

@@ -9,12 +9,15 @@ from ocireg.storage.base import (
     StorageError,
     StorageUnavailable,
 )
+from ocireg.storage.sessions import FileSessions, SessionStore
 
 __all__ = [
     "FileInfo",
+    "FileSessions",
     "FileWriter",
     "InvalidPath",
     "PathNotFound",
+    "SessionStore",
     "StorageDriver",
     "StorageError",
     "StorageUnavailable",

@@ -1,4 +1,5 @@
-"""The storage-driver contract.
+"""The storage-driver contract: bytes and paths, nothing about registries. Upload sessions
+are a store of their own above it (`storage.sessions`).
 
 Paths are relative, `/`-separated strings under the driver's root (`repo/blobs/sha256/ab..`).
 Drivers raise `PathNotFound`, `InvalidPath` or `StorageUnavailable`; the registry layer is
@@ -7,8 +8,7 @@ the one place that turns those into OCI error codes.
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -100,7 +100,10 @@ class StorageDriver(Protocol):
         a conditional PUT (If-Match/If-None-Match)."""
         ...
 
-    async def stat(self, path: str) -> FileInfo: ...
+    async def stat(self, path: str) -> FileInfo:
+        """Size, mtime, directory or not, `version` (for caches) and `renamed` (for the age
+        garbage collection gives a blob); PathNotFound if absent."""
+        ...
 
     async def list(self, path: str) -> list[str]:
         """Sorted names of the direct children of a directory ("" is the root); names of
@@ -125,53 +128,13 @@ class StorageDriver(Protocol):
         """Stream `length` bytes (all when None) from `offset` in bounded chunks."""
         ...
 
-    async def writer(self, path: str, append: bool = False) -> FileWriter: ...
-
-    # Upload sessions: bytes appended over several requests, possibly by different processes
-    # or members, then made visible at a final path. On disk a session is a plain file; on
-    # S3 it is a multipart upload whose state lives in an object at `path`.
-
-    async def upload_create(self, path: str) -> None: ...
-
-    async def upload_size(self, path: str) -> int:
-        """Bytes received so far; PathNotFound for an unknown session."""
-        ...
-
-    async def upload_open(self, path: str) -> FileWriter:
-        """A writer that appends; what `commit` stored survives the process."""
-        ...
-
-    def upload_reader(self, path: str) -> AsyncIterator[bytes]:
-        """Every byte of the session (to verify a digest); no more appends after this."""
-        ...
-
-    async def upload_finish(self, path: str, dst: str) -> None:
-        """Make `dst` hold the session's bytes and end the session."""
-        ...
-
-    async def upload_direct(self, path: str, dst: str, sha256: str | None = None) -> FileWriter:
-        """A writer for a blob whose digest is known before its bytes: the upload session at
-        `path` holds no bytes (or does not exist), and the bytes go to `dst` as directly as
-        the backend allows. Nothing is visible at `dst` before `commit`, which also ends the
-        session. After `rollback` or a `close` without `commit`, `dst` is as it was, and a
-        session that was open is still open (holding no more than what was written), one
-        that was not is not. If `dst` exists already the driver may keep it (blobs are
-        written only verified: same bytes). `sha256` (hex), the content's expected SHA-256, lets a
-        backend check the bytes it stores as well."""
-        ...
-
-    async def upload_abort(self, path: str) -> None:
-        """End the session and drop its bytes; PathNotFound if unknown."""
-        ...
-
-    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
-        """The sessions directly under `directory`, each with the time it was last written
-        (`mtime`); empty when there are none. Garbage collection finds idle sessions here."""
-        ...
-
-    async def upload_expire(self, path: str, before: float) -> bool:
-        """End the session at `path` and drop its bytes if nothing was written to it after
-        `before`; True if something was removed. The caller holds the session's lock."""
+    async def writer(self, path: str, append: bool = False) -> FileWriter:
+        """A writer of a new object at `path`, visible there after `commit`. With `append`
+        the writer resumes instead: it continues what a writer committed at `path` before,
+        possibly in another process (PathNotFound if nothing). On disk that is the file
+        itself. An S3 object cannot grow, so there `append` continues an object still being
+        written (`s3/state.py`, what an upload session keeps between requests), whose bytes
+        become an object only when the session store finishes it."""
         ...
 
     def local_path(self, path: str) -> str | None:

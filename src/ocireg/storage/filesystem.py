@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
 import errno
 import functools
@@ -13,7 +12,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -251,79 +250,16 @@ class FilesystemDriver:
             else:  # a read is still running in its thread: close the fd only after it
                 ahead.add_done_callback(functools.partial(_close_quietly, fd))
 
-    async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
-        return await self._writer(path, append)
-
     @_os_errors
-    async def _writer(
-        self, path: str, append: bool, then_move_to: str | None = None
-    ) -> FilesystemWriter:
+    async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
         full = self._full(path)
         full.parent.mkdir(parents=True, exist_ok=True)
-        existed = full.exists()
-        if append and not existed and then_move_to is None:
+        if append and not full.exists():
             raise PathNotFound(path)
         fd = os.open(
             full, os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC), 0o644
         )
-        size = os.fstat(fd).st_size
-        if then_move_to is None:
-            return FilesystemWriter(path, fd, size, self.fsync)
-        return MovingWriter(path, fd, size, self.fsync, self, then_move_to, existed)
-
-    # Upload sessions are plain files: appended in place, renamed into place at the end.
-
-    async def upload_create(self, path: str) -> None:
-        await self.put_content(path, b"")
-
-    async def upload_size(self, path: str) -> int:
-        return (await self.stat(path)).size
-
-    async def upload_open(self, path: str) -> FilesystemWriter:
-        return await self.writer(path, append=True)
-
-    def upload_reader(self, path: str) -> AsyncIterator[bytes]:
-        return self.reader(path)
-
-    async def upload_finish(self, path: str, dst: str) -> None:
-        await self.move(path, dst)
-
-    async def upload_abort(self, path: str) -> None:
-        await self.delete(path)
-
-    async def upload_direct(
-        self, path: str, dst: str, sha256: str | None = None
-    ) -> FilesystemWriter:
-        # The session's file (created if the client opened none) is written and renamed
-        # into place: the same atomic rename as every upload, and no copy on disk.
-        return await self._writer(path, append=True, then_move_to=dst)
-
-    @_os_errors
-    async def upload_list(self, directory: str) -> builtins.list[FileInfo]:
-        # Every append renews the file's mtime, so it is the time of the last write.
-        found = []
-        try:
-            with os.scandir(self._full(directory)) as entries:
-                for entry in entries:
-                    if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                        continue
-                    with contextlib.suppress(FileNotFoundError):
-                        st = entry.stat(follow_symlinks=False)
-                        found.append(FileInfo(f"{directory}/{entry.name}", st.st_size, st.st_mtime))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return sorted(found, key=lambda f: f.path)
-
-    @_os_errors
-    async def upload_expire(self, path: str, before: float) -> bool:
-        full = self._full(path)
-        try:
-            if os.stat(full).st_mtime > before:
-                return False
-            os.unlink(full)
-        except FileNotFoundError:
-            return False
-        return True
+        return FilesystemWriter(path, fd, os.fstat(fd).st_size, self.fsync)
 
     def local_path(self, path: str) -> str | None:
         return str(self._full(path))
@@ -404,39 +340,6 @@ class FilesystemWriter:
                 await lane.drain()
         finally:
             lane.close(last=functools.partial(os.close, fd))  # after the queued writes
-
-
-class MovingWriter(FilesystemWriter):
-    """Writes a session's file and, at `commit`, renames it to its destination
-    (`upload_direct`). Without `commit`, a session the client had opened keeps what was
-    written, as after any interrupted request, and a file made for no session goes."""
-
-    def __init__(
-        self,
-        path: str,
-        fd: int,
-        size: int,
-        fsync: bool,
-        driver: FilesystemDriver,
-        dst: str,
-        session_was_open: bool,
-    ) -> None:
-        super().__init__(path, fd, size, fsync)
-        self._driver = driver
-        self._dst = dst
-        self._moved = session_was_open  # nothing to remove at close
-
-    async def commit(self) -> None:
-        await super().commit()
-        await self._driver.move(self._path, self._dst)
-        self._moved = True
-
-    async def close(self) -> None:
-        await super().close()
-        if not self._moved:
-            self._moved = True
-            with contextlib.suppress(PathNotFound):
-                await self._driver.delete(self._path)
 
 
 def _read_ahead(fd: int, offset: int, end: int | None) -> asyncio.Future[bytes] | None:

@@ -16,101 +16,37 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncGenerator, Callable
 
-from ocireg.storage.base import FileInfo, InvalidPath, PathNotFound, StorageUnavailable
-from ocireg.storage.s3.client import addressing, open_client
+from ocireg.storage.base import FileInfo, PathNotFound, StorageUnavailable
+from ocireg.storage.s3 import state as states
+from ocireg.storage.s3.client import S3Client, precondition_failed
 from ocireg.storage.s3.download import pieces
 from ocireg.storage.s3.presign import Presigner
-from ocireg.storage.s3.sessions import UploadSessions, _UploadState
 from ocireg.storage.s3.settings import S3Settings
+from ocireg.storage.s3.state import UploadState
 from ocireg.storage.s3.writer import S3Writer
 
 MAX_COPY = 5 << 30  # CopyObject's limit; larger objects are copied part by part
 COPY_PART = 1 << 30
 
 
-class S3Driver(UploadSessions):
+class S3Driver:
     name = "s3"
 
     def __init__(self, settings: S3Settings) -> None:
         self.settings = settings
+        self.client = S3Client(settings)
         self.bucket = settings.bucket
-        self.prefix = settings.prefix
-        self._client: Any = None
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._lock: asyncio.Lock | None = None
         self._presigner = Presigner(settings)
-        self.on_request: Callable[[str], None] | None = None
 
     @property
-    def where(self) -> str:
-        return f"S3 endpoint {self.settings.endpoint or 'AWS default'} bucket {self.bucket}"
+    def on_request(self) -> Callable[[str], None] | None:
+        return self.client.on_request
 
-    # --- client and errors ------------------------------------------------------------
-
-    async def _c(self) -> Any:
-        if self._client is not None:
-            return self._client
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            if self._client is None:
-                from aiobotocore.config import AioConfig
-
-                s = self.settings
-                # Over TLS the body needs no SHA-256 in the signature (TLS protects it; AWS's
-                # SDKs skip it there too when a checksum is sent): one hash pass less per
-                # byte uploaded. Over plain HTTP the signature keeps covering the body.
-                unsigned = {"payload_signing_enabled": False} if s.secure else {}
-                config = AioConfig(
-                    connect_timeout=3,
-                    read_timeout=30,
-                    retries={"max_attempts": 2, "mode": "standard"},
-                    max_pool_connections=64,
-                    s3={**addressing(s), **unsigned},
-                    request_checksum_calculation="when_required",
-                    response_checksum_validation="when_required",
-                )
-                stack = contextlib.AsyncExitStack()
-                client = await open_client(
-                    stack, s, s.endpoint, config, use_ssl=s.secure, verify=not s.skipverify
-                )
-                client.meta.events.register("before-call.s3", self._before_call)
-                _send_bodies_as_they_are(client)
-                self._client = client
-                self._stack = stack
-        return self._client
-
-    def _before_call(self, model: Any, **_: Any) -> None:
-        """botocore's hook, once per S3 operation (its retries are not counted again)."""
-        if self.on_request is not None:
-            self.on_request(model.name)
-
-    def _key(self, path: str) -> str:
-        if path.startswith("/") or "\x00" in path or any(p in (".", "..") for p in path.split("/")):
-            raise InvalidPath(path)
-        return self.prefix + path
-
-    @contextlib.asynccontextmanager
-    async def _call(self, path: str) -> AsyncIterator[None]:
-        """Map client errors: 404 -> PathNotFound, anything unreachable -> StorageUnavailable."""
-        from aiohttp import ClientError as ConnectionFailed
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
-            yield
-        except ClientError as exc:
-            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-            code = exc.response.get("Error", {}).get("Code", "")
-            if status == 404 or code in ("NoSuchKey", "NotFound", "404"):
-                raise PathNotFound(path) from None
-            raise StorageUnavailable(f"{self.where}: {code or status}") from exc
-        # aiohttp's own errors reach here from a body read straight from its stream
-        # (`download.pieces`): a connection lost or a body cut short mid-download.
-        except (TimeoutError, BotoCoreError, OSError, ConnectionFailed) as exc:
-            raise StorageUnavailable(f"{self.where}: {exc}") from exc
+    @on_request.setter
+    def on_request(self, hook: Callable[[str], None] | None) -> None:
+        self.client.on_request = hook
 
     # --- small objects ------------------------------------------------------------------
 
@@ -118,30 +54,27 @@ class S3Driver(UploadSessions):
         return (await self.get_versioned(path))[0]
 
     async def get_versioned(self, path: str) -> tuple[bytes, str]:
-        c = await self._c()
-        async with self._call(path):
-            r = await c.get_object(Bucket=self.bucket, Key=self._key(path))
+        c = await self.client.c()
+        async with self.client.call(path):
+            r = await c.get_object(Bucket=self.bucket, Key=self.client.key(path))
             async with r["Body"] as body:
                 return await body.read(), str(r["ETag"])
 
     async def put_content(self, path: str, data: bytes) -> None:
-        c = await self._c()
-        async with self._call(path):
-            await c.put_object(Bucket=self.bucket, Key=self._key(path), Body=data)
+        await self.client.put(path, data)
 
     async def put_if(self, path: str, data: bytes, version: str | None) -> str | None:
         """Conditional write: If-Match `version`, or If-None-Match * when None; the new
         ETag, or None when the condition failed."""
-        from botocore.exceptions import ClientError
-
-        c = await self._c()
+        c = await self.client.c()
         cond = {"IfMatch": version} if version else {"IfNoneMatch": "*"}
         try:
-            async with self._call(path):
-                r = await c.put_object(Bucket=self.bucket, Key=self._key(path), Body=data, **cond)
+            async with self.client.call(path):
+                r = await c.put_object(
+                    Bucket=self.bucket, Key=self.client.key(path), Body=data, **cond
+                )
         except StorageUnavailable as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and _status(cause) in (409, 412):
+            if precondition_failed(exc):
                 return None
             raise
         except PathNotFound:
@@ -149,28 +82,28 @@ class S3Driver(UploadSessions):
         return str(r["ETag"])
 
     async def stat(self, path: str) -> FileInfo:
-        c = await self._c()
+        c = await self.client.c()
         try:
-            async with self._call(path):
-                r = await c.head_object(Bucket=self.bucket, Key=self._key(path))
+            async with self.client.call(path):
+                r = await c.head_object(Bucket=self.bucket, Key=self.client.key(path))
             mtime = r["LastModified"].timestamp()
             return FileInfo(path, int(r["ContentLength"]), mtime, version=str(r["ETag"]))
         except PathNotFound:
             pass
         # S3 has no directories: a "directory" is a prefix with at least one key under it.
-        async with self._call(path):
+        async with self.client.call(path):
             r = await c.list_objects_v2(
-                Bucket=self.bucket, Prefix=self._key(path).rstrip("/") + "/", MaxKeys=1
+                Bucket=self.bucket, Prefix=self.client.key(path).rstrip("/") + "/", MaxKeys=1
             )
         if r.get("KeyCount", 0) == 0:
             raise PathNotFound(path)
         return FileInfo(path, 0, 0.0, is_dir=True)
 
     async def list(self, path: str) -> list[str]:
-        c = await self._c()
-        prefix = self._key(path).rstrip("/") + "/" if path else self.prefix
+        c = await self.client.c()
+        prefix = self.client.key(path).rstrip("/") + "/" if path else self.client.prefix
         names: list[str] = []
-        async with self._call(path):
+        async with self.client.call(path):
             pages = c.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/"
             )
@@ -183,20 +116,20 @@ class S3Driver(UploadSessions):
         return sorted(names)
 
     async def _keys_under(self, path: str) -> builtins.list[str]:
-        c = await self._c()
+        c = await self.client.c()
         keys: builtins.list[str] = []
-        async with self._call(path):
+        async with self.client.call(path):
             pages = c.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key(path).rstrip("/") + "/"
+                Bucket=self.bucket, Prefix=self.client.key(path).rstrip("/") + "/"
             )
             async for page in pages:
                 keys += [o["Key"] for o in page.get("Contents", [])]
         return keys
 
     async def _subfolders(self, path: str, prefix: str) -> builtins.list[str]:
-        c = await self._c()
+        c = await self.client.c()
         found: builtins.list[str] = []
-        async with self._call(path):
+        async with self.client.call(path):
             pages = c.get_paginator("list_objects_v2").paginate(
                 Bucket=self.bucket, Prefix=prefix, Delimiter="/"
             )
@@ -205,7 +138,7 @@ class S3Driver(UploadSessions):
         return found
 
     async def delete(self, path: str) -> None:
-        c = await self._c()
+        c = await self.client.c()
         try:
             info = await self.stat(path)
         except PathNotFound:
@@ -214,22 +147,21 @@ class S3Driver(UploadSessions):
             raise
         if not info.is_dir:
             with contextlib.suppress(PathNotFound):
-                await self._abort_if_upload(path)
-            async with self._call(path):
-                await c.delete_object(Bucket=self.bucket, Key=self._key(path))
+                await states.abort(self.client, path)  # a writer's state: its parts go too
+            await self.client.delete(path)
             return
         keys = await self._keys_under(path)
         for i in range(0, len(keys), 1000):
             batch = [{"Key": k} for k in keys[i : i + 1000]]
-            async with self._call(path):
+            async with self.client.call(path):
                 await c.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
         await self._delete_folders(path)
 
     async def _delete_folders(self, path: str) -> None:
-        c = await self._c()
+        c = await self.client.c()
         # Some servers (SeaweedFS) keep emptied folders and list them as common prefixes:
         # delete their `dir/` keys too, deepest first (a no-op where folders do not exist).
-        folders = [self._key(path).rstrip("/") + "/"]
+        folders = [self.client.key(path).rstrip("/") + "/"]
         i = 0
         while i < len(folders):  # a breadth-first walk
             folders += await self._subfolders(path, folders[i])
@@ -238,32 +170,30 @@ class S3Driver(UploadSessions):
         # name), yet an emptied one keeps its parent alive: name them explicitly.
         folders += [f + ".uploads/" for f in folders]
         for folder in sorted(folders, key=lambda k: -k.count("/")):  # one by one, in order
-            async with self._call(path):
+            async with self.client.call(path):
                 await c.delete_object(Bucket=self.bucket, Key=folder)
 
     async def move(self, src: str, dst: str) -> None:
         # No rename in S3: a server-side copy, then the source goes.
         await self.copy(src, dst)
-        c = await self._c()
-        async with self._call(src):
-            await c.delete_object(Bucket=self.bucket, Key=self._key(src))
+        await self.client.delete(src)
 
     async def copy(self, src: str, dst: str) -> None:
-        c = await self._c()
+        c = await self.client.c()
         size = (await self.stat(src)).size
-        source = {"Bucket": self.bucket, "Key": self._key(src)}
+        source = {"Bucket": self.bucket, "Key": self.client.key(src)}
         if size <= MAX_COPY:
-            async with self._call(src):
-                await c.copy_object(Bucket=self.bucket, Key=self._key(dst), CopySource=source)
+            async with self.client.call(src):
+                await c.copy_object(Bucket=self.bucket, Key=self.client.key(dst), CopySource=source)
             return
-        async with self._call(dst):
-            mpu = await c.create_multipart_upload(Bucket=self.bucket, Key=self._key(dst))
+        async with self.client.call(dst):
+            mpu = await c.create_multipart_upload(Bucket=self.bucket, Key=self.client.key(dst))
             parts = []
             for n, start in enumerate(range(0, size, COPY_PART), 1):
                 end = min(start + COPY_PART, size) - 1
                 r = await c.upload_part_copy(
                     Bucket=self.bucket,
-                    Key=self._key(dst),
+                    Key=self.client.key(dst),
                     UploadId=mpu["UploadId"],
                     PartNumber=n,
                     CopySource=source,
@@ -272,7 +202,7 @@ class S3Driver(UploadSessions):
                 parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
             await c.complete_multipart_upload(
                 Bucket=self.bucket,
-                Key=self._key(dst),
+                Key=self.client.key(dst),
                 UploadId=mpu["UploadId"],
                 MultipartUpload={"Parts": parts},
             )
@@ -282,62 +212,46 @@ class S3Driver(UploadSessions):
     ) -> AsyncGenerator[bytes, None]:
         if length == 0:
             return
-        c = await self._c()
+        c = await self.client.c()
         extra = {}
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             extra["Range"] = f"bytes={offset}-{end}"
-        async with self._call(path):
-            r = await c.get_object(Bucket=self.bucket, Key=self._key(path), **extra)
-        async with r["Body"] as body, self._call(path):
+        async with self.client.call(path):
+            r = await c.get_object(Bucket=self.bucket, Key=self.client.key(path), **extra)
+        async with r["Body"] as body, self.client.call(path):
             async for piece in pieces(body):
                 yield piece
 
     async def writer(self, path: str, append: bool = False) -> S3Writer:
-        """A new object written in parts; visible at `path` after commit. Appending to an
-        existing object is only possible through an upload session (`upload_open`)."""
+        """A new object written in parts, visible at `path` after `commit`. S3 objects cannot
+        grow: with `append`, the writer continues an object still being written, whose
+        state a writer committed at `path` without making it visible (an upload session's,
+        `S3Sessions`); PathNotFound if there is none."""
         if append:
-            return await self.upload_open(path)
-        await self._save_state(path, _UploadState())  # not a session: never registered
-        return S3Writer(self, path, _UploadState(), seal_on_commit=True)
+            state = await states.load(self.client, path)
+            if state is None or state.key is not None:
+                # Already sealed, or a blob sent straight to its key: nothing can be appended.
+                raise PathNotFound(path)
+            return S3Writer(self.client, path, state)
+        await states.save(self.client, path, UploadState())
+        return S3Writer(self.client, path, UploadState(), seal_on_commit=True)
 
     def local_path(self, path: str) -> str | None:
         return None
 
     async def download_url(self, path: str) -> str | None:
-        async with self._call(path):  # no credentials to sign with: unavailable, not a 500
-            return await self._presigner.get_url(self.bucket, self._key(path))
+        async with self.client.call(path):  # no credentials to sign with: unavailable, not a 500
+            return await self._presigner.get_url(self.bucket, self.client.key(path))
 
     async def health(self) -> None:
-        c = await self._c()
+        c = await self.client.c()
         try:
-            async with self._call(""):
+            async with self.client.call(""):
                 await asyncio.wait_for(c.head_bucket(Bucket=self.bucket), timeout=10)
         except PathNotFound:
-            raise StorageUnavailable(f"{self.where}: the bucket does not exist") from None
+            raise StorageUnavailable(f"{self.client.where}: the bucket does not exist") from None
 
     async def close(self) -> None:
         await self._presigner.close()
-        if self._stack is not None:
-            await self._stack.aclose()
-            self._stack = None
-            self._client = None
-
-
-def _send_bodies_as_they_are(client: Any) -> None:
-    """botocore wraps the `bytes` body of a PutObject or UploadPart in a BytesIO, which aiohttp
-    then reads 64 KiB per thread-pool job (16 thread hops per MiB). As `bytes`, a body is
-    written at once: 256 MiB in 8 MiB parts to SeaweedFS cost the client 1.5-1.8 CPU-s/GiB
-    instead of 1.8-2.25, at the same MB/s. (Only file-like bodies get `Expect: 100-continue`
-    or need rewinding for a retry; bytes are simply sent again.)"""
-    from botocore.handlers import convert_body_to_file_like_object
-
-    for operation in ("PutObject", "UploadPart"):
-        client.meta.events.unregister(
-            f"before-parameter-build.s3.{operation}", convert_body_to_file_like_object
-        )
-
-
-def _status(exc: Any) -> int | None:
-    status: int | None = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status
+        await self.client.close()

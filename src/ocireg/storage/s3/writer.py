@@ -1,8 +1,9 @@
-"""The S3 driver's writers: parts of a multipart upload sent as they fill.
+"""The S3 writers: parts of a multipart upload sent as they fill, over the shared `S3Client`.
 
-`S3Writer` appends to an upload session (its multipart upload sits at the session's key and
-its state in the session's object); `DirectWriter` streams a blob whose digest is known up
-front straight to its final key, visible there only when `commit` completes the upload.
+`S3Writer` is the driver's resumable writer: its multipart upload sits at its own key and its
+state in the object there (`state.py`), so any process can continue it (an upload session's
+appends). `DirectWriter`, the session store's, streams a blob whose digest is known up front
+straight to its final key, visible there only when `commit` completes the upload.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ocireg.storage.s3 import state as states
+from ocireg.storage.s3.client import S3Client
 from ocireg.storage.s3.partbody import PartBuffer
-
-if TYPE_CHECKING:
-    from ocireg.storage.s3.sessions import UploadSessions, _UploadState
+from ocireg.storage.s3.register import Register
+from ocireg.storage.s3.state import UploadState
 
 MIN_PART = 5 << 20  # S3's minimum for every part but the last
 PART = 6 << 20  # a part is sent once this much has arrived (plus the rest of that batch)
@@ -29,9 +31,9 @@ class S3Writer:
     once; `commit` stores the state (and the short tail) so that any process can continue."""
 
     def __init__(
-        self, driver: UploadSessions, path: str, state: _UploadState, seal_on_commit: bool = False
+        self, client: S3Client, path: str, state: UploadState, seal_on_commit: bool = False
     ) -> None:
-        self._driver = driver
+        self._client = client
         self._path = path
         self._state = state
         # The part being filled: received pieces are copied into a buffer of the part's size
@@ -91,9 +93,9 @@ class S3Writer:
         """Start the multipart upload and record its id in the state at once (parts still
         empty, the old tail kept: the state still describes what was committed), so that
         an abandoned session can be aborted."""
-        upload_id = await self._driver._start_multipart(self._path)
+        upload_id = await self._client.start_multipart(self._path)
         self._state.upload_id = upload_id
-        await self._driver._save_state(self._path, self._state)
+        await states.save(self._client, self._path, self._state)
         return upload_id
 
     async def _send_pending(self) -> None:
@@ -112,7 +114,7 @@ class S3Writer:
         self._inflight.add(asyncio.create_task(self._send(upload_id, number, data)))
 
     async def _send(self, upload_id: str, number: int, data: bytes | bytearray) -> None:
-        etag = await self._driver._send_part(self._key_path(), upload_id, number, data)
+        etag = await self._client.send_part(self._key_path(), upload_id, number, data)
         self._state.parts.append((number, etag, len(data)))
         # Sent and answered: nothing holds the buffer any more (after a failure the HTTP
         # client might, so a failed part's buffer is not used again).
@@ -137,9 +139,9 @@ class S3Writer:
         # Still counted in `size`, and still in the buffer for a later write.
         buffer = self._buffer
         self._state.tail = bytes(memoryview(buffer)[: self._pending]) if buffer else b""
-        await self._driver._save_state(self._path, self._state)
+        await states.save(self._client, self._path, self._state)
         if self._seal_on_commit:
-            await self._driver._seal(self._path, self._state)
+            await states.seal(self._client, self._path, self._state)
 
     async def rollback(self) -> None:
         # The stored state is what `commit` saved last: without a commit it still describes
@@ -168,10 +170,9 @@ class DirectWriter(S3Writer):
     is only written verified, so it holds the same bytes): the body is still received for
     the registry to verify."""
 
-    def __init__(
-        self, driver: UploadSessions, path: str, dst: str, state: _UploadState, sha256: str | None
-    ) -> None:
-        super().__init__(driver, path, state)
+    def __init__(self, register: Register, path: str, dst: str, sha256: str | None) -> None:
+        super().__init__(register.client, path, UploadState())
+        self._register = register
         self._dst = dst
         self._sha256 = sha256
         self._exists = False  # dst was there before: bytes are received and dropped
@@ -188,7 +189,7 @@ class DirectWriter(S3Writer):
         await super().write(pieces)
 
     async def _send_pending(self) -> None:
-        if self._state.upload_id is None and await self._driver._has_bytes(self._dst):
+        if self._state.upload_id is None and await self._client.has_bytes(self._dst):
             self._exists = True
             self._sent += self._pending
             self._buffer, self._pending = None, 0
@@ -199,12 +200,12 @@ class DirectWriter(S3Writer):
         # Registered first: GC finds the session (and through its state the upload at dst)
         # from the register; a crash between the next two calls leaves an upload nobody
         # names, a window of one request.
-        self._session_was_open = await self._driver._head(self._path) is not None
-        await self._driver._register_session(self._path)
-        upload_id = await self._driver._start_multipart(self._dst)
+        self._session_was_open = await self._client.head(self._path) is not None
+        await self._register.add(self._path)
+        upload_id = await self._client.start_multipart(self._dst)
         self._state.upload_id = upload_id
         self._state.key = self._dst
-        await self._driver._save_state(self._path, self._state)
+        await states.save(self._client, self._path, self._state)
         return upload_id
 
     async def commit(self) -> None:
@@ -222,12 +223,12 @@ class DirectWriter(S3Writer):
     async def _complete(self) -> None:
         assert self._state.upload_id is not None
         upload_id, parts = self._state.upload_id, self._state.parts
-        if await self._driver._complete(self._dst, upload_id, parts, only_new=True):
+        if await self._client.complete(self._dst, upload_id, parts, only_new=True):
             self._state.upload_id = None
-        elif await self._driver._has_bytes(self._dst):
+        elif await self._client.has_bytes(self._dst):
             await self._abort()  # another push of the same blob completed first: keep it
         else:  # an empty object there (a zot dedupe stub): the bytes replace it
-            await self._driver._complete(self._dst, upload_id, parts, only_new=False)
+            await self._client.complete(self._dst, upload_id, parts, only_new=False)
             self._state.upload_id = None
 
     async def _put_whole(self) -> None:
@@ -235,10 +236,10 @@ class DirectWriter(S3Writer):
         if self._sha256 is not None:  # S3 checks it too (SeaweedFS does: BadDigest)
             extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(self._sha256)).decode()
         data = self._take()
-        if not await self._driver._put_new(
+        if not await self._client.put(
             self._dst, data, True, **extra
-        ) and not await self._driver._has_bytes(self._dst):  # a zot dedupe stub: replace it
-            await self._driver._put_new(self._dst, data, False, **extra)
+        ) and not await self._client.has_bytes(self._dst):  # a zot dedupe stub: replace it
+            await self._client.put(self._dst, data, False, **extra)
 
     async def rollback(self) -> None:
         await self.close()
@@ -255,15 +256,15 @@ class DirectWriter(S3Writer):
         with contextlib.suppress(Exception):
             await self._abort()
             if self._session_was_open:  # the client may go on with it, from 0
-                await self._driver._save_state(self._path, type(self._state)())
+                await states.save(self._client, self._path, UploadState())
             else:
-                await self._driver._end_session(self._path)
+                await self._register.end(self._path)
 
     async def _abort(self) -> None:
         upload_id, self._state.upload_id = self._state.upload_id, None
         if upload_id is not None:
-            await self._driver._abort_multipart(self._dst, upload_id)
+            await self._client.abort_multipart(self._dst, upload_id)
 
     async def _end_session(self) -> None:
         with contextlib.suppress(Exception):  # a leftover is garbage collection's to remove
-            await self._driver._end_session(self._path)
+            await self._register.end(self._path)
