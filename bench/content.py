@@ -73,11 +73,12 @@ class Storage:
     weed: SeaweedFS | None = None
     redis_url: str = ""
     label: str = ""
+    workers: int = 2
 
     def config(self, root: Path) -> dict[str, Any]:
         from tests.support.server import base_config
 
-        config = base_config(root, workers=2)
+        config = base_config(root, workers=self.workers)
         if self.weed is not None:
             prefix = uuid.uuid4().hex[:8]
             config["storage"]["storageDriver"] = self.weed.storage_driver(f"/{prefix}")
@@ -146,11 +147,16 @@ def _tag_writes(ctx: Context, count: int, storage: Storage) -> Row:
         repo = "bench/tags"
         with httpx.Client(base_url=registry.url, timeout=60) as client:
             body = push_image(client, repo, "base").manifest
-        started = time.perf_counter()
-        done = write_tags(registry.port, repo, body, count)
+        assert registry.proc is not None
+        with _cpu_sampled(registry.proc.pid) as cpu:
+            started = time.perf_counter()
+            done = write_tags(registry.port, repo, body, count)
     times = sorted(done)
     first = 500 / (times[499] - started)
     last = 500 / (times[-1] - times[-501])
+    # Server CPU per tag: the rates above follow the other load on the machine; this less.
+    cpu_first = (cpu.at(times[499]) - cpu.at(started)) / 500 * 1000
+    cpu_last = (cpu.at(times[-1]) - cpu.at(times[-501])) / 500 * 1000
     return Row(
         TITLE,
         f"tag writes, tags {count - 500:,}-{count:,}{storage.label}",
@@ -159,9 +165,53 @@ def _tag_writes(ctx: Context, count: int, storage: Storage) -> Row:
         peer=first,
         goal=0.8,
         vs="first 500 tags",
-        note=f"{WRITERS} clients, one repository, 2 workers; "
-        f"whole run {count / (times[-1] - started):.0f} tags/s",
+        note=f"{WRITERS} clients, one repository, {storage.workers} workers; "
+        f"whole run {count / (times[-1] - started):.0f} tags/s; "
+        f"server CPU per tag {cpu_first:.2f} ms (first 500), {cpu_last:.2f} ms (last 500)",
     )
+
+
+class _CpuSamples:
+    """CPU seconds used by a process and its descendants, sampled in a thread; `at(t)` is
+    the sample nearest to perf_counter time `t`."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []
+
+    def at(self, when: float) -> float:
+        return min(self.samples, key=lambda s: abs(s[0] - when))[1]
+
+
+@contextlib.contextmanager
+def _cpu_sampled(pid: int, interval: float = 0.02) -> Iterator[_CpuSamples]:
+    from tests.process.helpers import descendants
+
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = {pid} | descendants(pid)
+    cpu = _CpuSamples()
+    stop = threading.Event()
+
+    def used() -> float:
+        total = 0
+        for p in pids:
+            with contextlib.suppress(OSError):
+                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / tick
+
+    def sample() -> None:
+        while not stop.is_set():
+            cpu.samples.append((time.perf_counter(), used()))
+            stop.wait(interval)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        yield cpu
+    finally:
+        stop.set()
+        thread.join()
+        cpu.samples.append((time.perf_counter(), used()))
 
 
 def write_tags(port: int, repo: str, body: bytes, count: int) -> list[float]:
@@ -292,13 +342,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.content", description=__doc__)
     parser.add_argument("--tags", type=int, default=10_000, help="tags written per run")
     parser.add_argument("--reps", type=int, default=1, help="runs (medians are printed)")
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory(prefix="ocireg-bench-") as tmp:
         ctx = Context(Path(tmp), Sizes.full(), quick=False)
         for _ in range(args.reps):
-            rows.append(_tag_writes(ctx, args.tags, Storage()))
+            rows.append(_tag_writes(ctx, args.tags, Storage(workers=args.workers)))
             row = rows[-1]
             print(f"first 500 {row.peer:.0f}/s, last 500 {row.ocireg:.0f}/s, {row.note}")
     first = statistics.median(r.peer or 0.0 for r in rows)

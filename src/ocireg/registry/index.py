@@ -118,6 +118,9 @@ class Index:
     def digests(self) -> list[str]:
         return list(self._count)
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     # --- changing --------------------------------------------------------------------------
 
     def set_tag(self, tag: str, desc: dict[str, Any]) -> None:
@@ -341,6 +344,12 @@ class IndexCache:
         # change may then be made on it in place rather than on a copy (a copy costs
         # milliseconds at 10,000 tags; docs/performance.md, "Tag writes").
         self._unseen: set[str] = set()
+
+    def entries(self, repo: str) -> int:
+        """How many descriptors the cached index of `repo` has (0 when none is cached);
+        not necessarily the current count."""
+        found = self._cache.get(repo)
+        return 0 if found is None else len(found[1])
 
     async def load(self, repo: str) -> Index | None:
         """The repository's index, or None when the repository does not exist."""

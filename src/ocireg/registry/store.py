@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -21,6 +22,7 @@ from ocireg.registry.index import (
     AddUntagged,
     Index,
     IndexCache,
+    IndexChange,
     RemoveDigest,
     RemoveTag,
     SetTag,
@@ -31,7 +33,7 @@ from ocireg.registry.referrers import Referrers
 from ocireg.registry.repos import Repositories
 from ocireg.registry.search import Search
 from ocireg.registry.uploads import Uploads
-from ocireg.registry.writer import IndexWriter
+from ocireg.registry.writer import IndexWriter, Prepare
 from ocireg.storage import SessionStore, StorageDriver
 
 log = logging.getLogger("ocireg.registry")
@@ -75,6 +77,7 @@ class ImageStore:
         remote = driver.local_path("x") is None
         self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
+        self.writer.adopt = self._adopt
         self._referrers = Referrers(meta, self.blobs, self.indexes, self.repositories)
         # The search index (extensions.search): maintained only while search is enabled.
         self.search = Search(meta, self.blobs, self.indexes, self.repositories, search)
@@ -89,6 +92,7 @@ class ImageStore:
         self._reconciling: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.driver.close()
         await self.meta.close()
 
@@ -159,6 +163,19 @@ class ImageStore:
     ) -> PutResult:
         """Store a manifest under a tag or its digest. `keep` (why), for one stored by
         digest: garbage collection keeps it although it has no tag (index.KEEP)."""
+        # Counted from here: a write to the same index in progress may wait for this one.
+        with self.writer.coming(repo) as arrived:
+            return await self._put_manifest(repo, reference, body, content_type, keep, arrived)
+
+    async def _put_manifest(
+        self,
+        repo: str,
+        reference: str,
+        body: bytes,
+        content_type: str | None,
+        keep: str | None,
+        arrived: Callable[[], None],
+    ) -> PutResult:
         tag: str | None = None
         if names.is_tag(reference):
             tag = reference
@@ -177,18 +194,27 @@ class ImageStore:
         manifest = parse_manifest(body, content_type)
         await self.repos.ensure(repo)
         await self._check_references(repo, manifest)
-        desc: dict[str, Any] = {
-            "mediaType": manifest.media_type,
-            "digest": str(digest),
-            "size": len(body),
-        }
-        if manifest.declared_artifact_type:
-            desc["artifactType"] = manifest.declared_artifact_type
-        if keep is not None and tag is None:
-            desc["annotations"] = {KEEP: keep}
-
-        change = SetTag(tag, desc) if tag is not None else AddUntagged(desc)
+        desc = _descriptor(manifest, digest, body, keep if tag is None else None)
         await self._referrers.pushed(repo, desc, manifest)
+        # What the worker holding the repository's lock needs to make this same write
+        # (registry/writer.py): `_adopt` there rebuilds it.
+        portable = {
+            "tag": tag,
+            "digest": str(digest),
+            "body": base64.b64encode(body).decode(),
+            "type": content_type,
+            "keep": keep,
+        }
+        change, prepare = self._index_write(repo, tag, desc, manifest, body)
+        await self.writer.write(repo, change, prepare, portable, arrived)
+        await self.search.pushed(repo, tag, desc, body, manifest)
+        return PutResult(digest, manifest.subject)
+
+    def _index_write(
+        self, repo: str, tag: str | None, desc: dict[str, Any], manifest: Manifest, body: bytes
+    ) -> tuple[IndexChange, Prepare]:
+        """The index change of a manifest put, and what to do under the lock before it."""
+        digest = Digest.parse(desc["digest"])
 
         async def prepare() -> None:
             # Under the lock: garbage collection deletes unreferenced blobs under it, so a
@@ -199,9 +225,26 @@ class ImageStore:
             if not await self.blobs.exists(repo, digest):
                 await self.blobs.put_small(repo, digest, body)
 
-        await self.writer.write(repo, change, prepare)
-        await self.search.pushed(repo, tag, desc, body, manifest)
-        return PutResult(digest, manifest.subject)
+        return (SetTag(tag, desc) if tag is not None else AddUntagged(desc)), prepare
+
+    def _adopt(self, repo: str, item: dict[str, Any]) -> tuple[IndexChange, Prepare]:
+        """A manifest put that another worker handed to us, the lock's holder: the same
+        change and checks as `put_manifest` made there, rebuilt from the manifest itself.
+        Raises if the item is not one (then its own worker writes it)."""
+        tag, content_type, keep = item.get("tag"), item.get("type"), item.get("keep")
+        if not (tag is None or (isinstance(tag, str) and names.is_tag(tag))):
+            raise ValueError("not a tag")
+        if not (content_type is None or isinstance(content_type, str)):
+            raise ValueError("not a media type")
+        if not (keep is None or isinstance(keep, str)):
+            raise ValueError("not a reason to keep")
+        body = base64.b64decode(item["body"], validate=True)
+        digest = Digest.parse(item["digest"])
+        if Digest.of(body, digest.algorithm) != digest:
+            raise ValueError("digest does not match")
+        manifest = parse_manifest(body, content_type)
+        desc = _descriptor(manifest, digest, body, keep if tag is None else None)
+        return self._index_write(repo, tag, desc, manifest, body)
 
     async def _check_references(self, repo: str, manifest: Manifest) -> None:
         for blob in manifest.blobs:
@@ -302,6 +345,19 @@ class ImageStore:
         if self.search.enabled:
             await self.search.rebuild()
         return count
+
+
+def _descriptor(
+    manifest: Manifest, digest: Digest, body: bytes, keep: str | None = None
+) -> dict[str, Any]:
+    """The manifest's index.json entry; `keep`: why GC keeps it untagged (index.KEEP)."""
+    desc: dict[str, Any] = {"mediaType": manifest.media_type, "digest": str(digest)}
+    desc["size"] = len(body)
+    if manifest.declared_artifact_type:
+        desc["artifactType"] = manifest.declared_artifact_type
+    if keep is not None:
+        desc["annotations"] = {KEEP: keep}
+    return desc
 
 
 def _sniff_media_type(body: bytes) -> str:
