@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.support.server import wait_until
+from tests.support.server import free_port, wait_until
 
 ACCESS_KEY = "ocireg-test"
 SECRET_KEY = "ocireg-test-secret"
@@ -34,9 +34,7 @@ def twin_ports(count: int) -> list[int]:
     """`count` free ports below 55536 whose gRPC twins (port + 10000) are free as well."""
     found: list[int] = []
     while len(found) < count:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        port = free_port()
         if port < 55536 and port not in found and _port_free(port + 10000):
             found.append(port)
     return found

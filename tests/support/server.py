@@ -22,10 +22,30 @@ SRC = REPO_ROOT / "src"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on `host`."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A TCP port that was free a moment ago on `host`, and this test process's to use.
+
+    Under pytest-xdist the processes take turns at the ports (`_port_share`): between the
+    moment a port is found free and the moment a server binds it, another process could be
+    handed the same one, and Granian binds with SO_REUSEPORT, so two servers on one port
+    would split its connections between them instead of one failing to start."""
+    share, shares = _port_share()
+    for _ in range(10_000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+        if (port % 10_000) % shares == share:  # SeaweedFS's gRPC twin (+10000) stays ours
+            return port
+    raise RuntimeError(f"no free port of share {share}/{shares} on {host}")
+
+
+def _port_share() -> tuple[int, int]:
+    """(this process's share, the number of shares): pytest-xdist's worker `gwN` of
+    PYTEST_XDIST_WORKER_COUNT; (0, 1) outside xdist."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(count) > 0:
+        return int(worker[2:]) % int(count), int(count)
+    return 0, 1
 
 
 def wait_until(predicate: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
