@@ -8,6 +8,10 @@ CONFIG ?=
 # registry, Redis, haproxy, and the browser the web-page tests drive (tests/ui).
 APT_PACKAGES := skopeo podman buildah umoci containerd redis-server docker-registry haproxy wrk apache2-utils chromium
 PYTEST_ARGS ?=
+# pytest-xdist processes for the main pass of `make test`, one test file each at a time (so a
+# module's servers start once). More than the cores: much of a test's time is spent waiting
+# (servers starting, delays the tests wait out). 0: one process, one test after another.
+TEST_JOBS ?= 3
 LINT_DIRS := $(wildcard src tests bench)
 
 # Reference programs (zot, the OCI conformance suite, crane, regctl) for `make interop` and
@@ -38,7 +42,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 test: $(VENV)/.installed test-deps lint
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 	# the dist-spec suite again, through a member of a three-member cluster on one root
 	OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
 	# ...and on SeaweedFS (S3) + Redis, through a member of a three-member cluster
