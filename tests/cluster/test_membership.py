@@ -6,6 +6,7 @@ SeaweedFS + Redis."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import signal
 import threading
@@ -23,6 +24,7 @@ from tests.support.backends import Redis, SeaweedFS
 from tests.support.cluster import cluster_configs, start_members
 from tests.support.oci import OCI_MANIFEST, manifest_path, push_image
 from tests.support.server import RegistryProcess, run_cli, wait_until
+from tests.support.threads import Background
 
 
 def rewrite(member: RegistryProcess, members: list[str]) -> None:
@@ -67,7 +69,7 @@ def cluster4(
             proc.stop()
 
 
-class Traffic:
+class Traffic(Background):
     """Clients pushing and pulling through the members in `targets` until stopped; every
     failure is kept."""
 
@@ -75,21 +77,8 @@ class Traffic:
         self.targets = list(targets)
         self.pushed: dict[tuple[str, str], str] = {}
         self.failures: list[str] = []
-        self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._work, args=(i,), daemon=True) for i in range(2)
-        ]
-
-    def __enter__(self) -> Traffic:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
+        super().__init__([functools.partial(self._work, i) for i in range(2)], daemon=True)
 
     def count(self) -> int:
         with self._lock:
@@ -97,7 +86,7 @@ class Traffic:
 
     def _work(self, worker: int) -> None:
         n = 0
-        while not self._stop.is_set():
+        while not self.stopping.is_set():
             with self._lock:
                 member = self.targets[(n + worker) % len(self.targets)]
             repo, tag = f"members/r{n % 12}", f"w{worker}-{n}"

@@ -6,6 +6,7 @@ and the index stays one that zot and `skopeo oci:` read."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -31,6 +32,7 @@ from tests.process.helpers import (
 )
 from tests.support.oci import Image, push_image, push_manifest
 from tests.support.server import RegistryProcess, wait_until
+from tests.support.threads import Background
 from tests.support.tools import require
 
 WRITERS = 8
@@ -214,7 +216,7 @@ def _answered_by(registry: RegistryProcess, pid: int, after: float = 0.0) -> int
     return sum(1 for a in _answers(registry).values() if a.pid == pid and a.end > after)
 
 
-class _Writers:
+class _Writers(Background):
     """One thread per client, each tagging the image w<n>-<i>, i = 0, 1, ... until stopped.
     A client whose worker was killed carries on with a new connection."""
 
@@ -225,24 +227,11 @@ class _Writers:
         self.acked: list[str] = []
         self.failures: list[str] = []
         self.lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._write, args=(n, c)) for n, c in enumerate(clients)
-        ]
-
-    def __enter__(self) -> _Writers:
-        for t in self._threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=60)
+        super().__init__([functools.partial(self._write, n, c) for n, c in enumerate(clients)])
 
     def _write(self, n: int, client: httpx.Client) -> None:
         for i in range(100_000):
-            if self._stop.is_set():
+            if self.stopping.is_set():
                 break
             tag = f"w{n}-{i}"
             try:

@@ -33,7 +33,9 @@ def free_port(host: str = "127.0.0.1") -> int:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
-        if (port % 10_000) % shares == share:  # SeaweedFS's gRPC twin (+10000) stays ours
+        # Halved: Linux hands bind() odd ports first (even ones are kept for connect());
+        # mod 10000: SeaweedFS's gRPC twin (port + 10000) stays in this process's share.
+        if (port % 10_000 // 2) % shares == share:
             return port
     raise RuntimeError(f"no free port of share {share}/{shares} on {host}")
 
