@@ -78,6 +78,7 @@ class Traffic(Background):
         self.pushed: dict[tuple[str, str], str] = {}
         self.failures: list[str] = []
         self._lock = threading.Lock()
+        self._working_on: dict[int, RegistryProcess] = {}  # worker -> member it pushes through
         super().__init__([functools.partial(self._work, i) for i in range(2)], daemon=True)
 
     def count(self) -> int:
@@ -89,6 +90,7 @@ class Traffic(Background):
         while not self.stopping.is_set():
             with self._lock:
                 member = self.targets[(n + worker) % len(self.targets)]
+                self._working_on[worker] = member
             repo, tag = f"members/r{n % 12}", f"w{worker}-{n}"
             try:
                 with httpx.Client(base_url=member.url, timeout=30) as client:
@@ -100,11 +102,19 @@ class Traffic(Background):
             except (AssertionError, httpx.HTTPError) as exc:
                 with self._lock:
                     self.failures.append(f"{member.url} {repo}:{tag}: {exc}")
+            with self._lock:
+                del self._working_on[worker]
             n += 1
 
     def use(self, targets: list[RegistryProcess]) -> None:
         with self._lock:
             self.targets = list(targets)
+
+    def done_with(self, member: RegistryProcess) -> bool:
+        """No client is in the middle of a push or pull through `member` (one that began
+        before `use` left it out finishes there, as behind a load balancer draining it)."""
+        with self._lock:
+            return member not in self._working_on.values()
 
 
 def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
@@ -130,6 +140,7 @@ def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
             for member in remaining:
                 rewrite(member, [four[0], four[1], four[3]])
             wait_until(lambda: len(fingerprints(remaining)) == 1, timeout=30)
+            wait_until(lambda: traffic.done_with(procs[2]), timeout=60)
             procs[2].stop()
             done = traffic.count()
             wait_until(lambda: traffic.count() >= done + 12, timeout=90)
