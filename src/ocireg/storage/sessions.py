@@ -92,11 +92,9 @@ class FileSessions:
         # The session's file (created if the client opened none) is written and moved
         # into place: the same atomic rename as every upload, and no copy on disk.
         try:
-            await self.driver.stat(path)
-            was_open = True
-        except PathNotFound:
-            was_open = False
-        writer = await self.driver.writer(path, append=was_open)
+            writer, was_open = await self.driver.writer(path, append=True), True
+        except PathNotFound:  # no session opened: a file for this request alone
+            writer, was_open = await self.driver.writer(path), False
         return _MovingWriter(writer, self.driver, path, dst, was_open)
 
     async def abort(self, path: str) -> None:
