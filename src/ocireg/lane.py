@@ -4,7 +4,7 @@ An upload's bytes arrive on the event loop; hashing them and writing them to a f
 blocking, must keep their order, and each costs about as much CPU as receiving. Giving each
 of the two a thread of its own that takes jobs in order, with a few jobs outstanding, lets
 receiving, hashing and writing run at the same time. Waiting for each job before receiving
-more (the thread-pool way) measured 20-30% slower (docs/performance.md).
+more (the thread-pool way) measured slower (docs/performance.md, "Blob push").
 """
 
 from __future__ import annotations

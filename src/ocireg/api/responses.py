@@ -106,11 +106,11 @@ class StreamSlots:
     """How many blob downloads this worker process streams through Python at once.
 
     Two ways to send a local blob, each faster where the other is slow (docs/performance.md,
-    "Blob pull"): Python reading 1 MiB pieces ahead of the socket is the fastest for one
-    download (~1.5x Granian's pathsend), but every byte then passes the event loop, so
-    concurrent downloads share one core and each holds several MiB for a slow client.
-    Granian's pathsend reads 128 KiB pieces on its own threads: slower for one stream,
-    faster for many (1.6x with 8 at once), and it holds little memory. So a worker streams
+    "Blob pull", for the figures): Python reading 1 MiB pieces ahead of the socket is the
+    fastest for one download, but every byte then passes the event loop, so concurrent
+    downloads share one core and each holds several MiB for a slow client. Granian's
+    pathsend reads 128 KiB pieces on its own threads: slower for one stream, faster for
+    many, and it holds little memory. So a worker streams
     at most `limit` large downloads itself and hands the others to pathsend."""
 
     def __init__(self, limit: int = 1) -> None:

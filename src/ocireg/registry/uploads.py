@@ -2,10 +2,11 @@
 storage, any member) can continue a session that another one started.
 
 Hashing happens while bytes arrive. OpenSSL 3 hash states cannot be saved (`rehash` refuses
-OpenSSL 3) and the resumable pure-C SHA-256 we measured hashes at ~220 MB/s against
-hashlib's ~1.7 GB/s here, so each process keeps the running hash of the sessions it served
-last; when a session continues in another process, or with another algorithm, the digest is
-verified by re-reading the bytes once at commit. Either way nothing becomes visible unverified.
+OpenSSL 3) and the resumable pure-C SHA-256 we measured hashes several times slower than
+hashlib (docs/performance.md, "Blob push"), so each process keeps the running hash of the
+sessions it served last; when a session continues in another process, or with another
+algorithm, the digest is verified by re-reading the bytes once at commit. Either way nothing
+becomes visible unverified.
 """
 
 from __future__ import annotations

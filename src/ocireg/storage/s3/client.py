@@ -250,8 +250,8 @@ def precondition_failed(exc: StorageUnavailable) -> bool:
 def _send_bodies_as_they_are(client: Any) -> None:
     """botocore wraps the `bytes` body of a PutObject or UploadPart in a BytesIO, which aiohttp
     then reads 64 KiB per thread-pool job (16 thread hops per MiB). As `bytes`, a body is
-    written at once: 256 MiB in 8 MiB parts to SeaweedFS cost the client 1.5-1.8 CPU-s/GiB
-    instead of 1.8-2.25, at the same MB/s. (Only file-like bodies get `Expect: 100-continue`
+    written at once, for less client CPU at the same rate (docs/performance.md, "S3 uploads
+    straight to the blob key"). (Only file-like bodies get `Expect: 100-continue`
     or need rewinding for a retry; bytes are simply sent again.)"""
     from botocore.handlers import convert_body_to_file_like_object
 

@@ -2,10 +2,9 @@
 
 aiobotocore's `iter_chunks(n)` reads through aiohttp's `StreamReader.read(n)`, which cuts and
 joins the received pieces to make each chunk up to `n` bytes: one more copy of most bytes.
-Taking each received piece as it is (`readchunk`) skips that copy. A 256 MiB pull from
-SeaweedFS through one worker cost it 1.12 CPU-s/GiB instead of 1.40 (docs/performance.md,
-"S3 downloads"): on a machine where SeaweedFS, the worker and the client share the cores,
-that CPU is what limits the pull.
+Taking each received piece as it is (`readchunk`) skips that copy, and about a fifth of the
+worker's CPU per byte pulled (docs/performance.md, "S3 downloads"): on a machine where
+SeaweedFS, the worker and the client share the cores, that CPU is what limits the pull.
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@ Keys: zot's image store puts its root at `rootdirectory` and the S3 driver under
 reads and writes the same keys, so a zot bucket and an ocireg bucket are interchangeable.
 
 aiobotocore rather than obstore: obstore hides multipart upload ids (only a writer object
-that lives and dies in one process), and resumable sessions need them. Measured through
-SeaweedFS here (256 MiB, docs/storage.md): downloads alike (410-440 vs 350-490 MB/s), uploads
-38-41 MB/s with parts sent one after another vs obstore's 45-62 with parts in parallel.
+that lives and dies in one process), and resumable sessions need them. Through SeaweedFS
+the two moved bytes at about the same rates (docs/storage.md has the figures).
 """
 
 from __future__ import annotations
