@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ocireg.auth.glob import GlobError, compile_glob, glob_match
+from ocireg.globs import GlobError, compile_glob, glob_match
 
 
 @pytest.mark.parametrize(

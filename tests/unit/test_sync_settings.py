@@ -104,6 +104,10 @@ def test_zot_only_keys_are_accepted_and_listed() -> None:
             "extensions.sync.registries[0].content[0].prefix",
         ),
         (
+            {"registries": [{"urls": ["http://h"], "content": [{"prefix": "library/{a,b"}]}]},
+            "extensions.sync.registries[0].content[0].prefix",
+        ),
+        (
             {
                 "registries": [
                     {"urls": ["http://h"], "content": [{"prefix": "a", "tags": {"regex": "("}}]}

@@ -9,8 +9,8 @@ of that, `adminPolicy` allows its actions to its users and groups on every repos
 
 from __future__ import annotations
 
-from ocireg.auth.glob import glob_match
 from ocireg.auth.settings import AccessControlSettings, Policy, RepositoryRules
+from ocireg.globs import glob_match
 from ocireg.identity import Identity
 
 

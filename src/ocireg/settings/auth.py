@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ocireg.auth.glob import GlobError, compile_glob
 from ocireg.errors import ConfigError
+from ocireg.globs import GlobError, compile_glob
 from ocireg.settings.keys import (
     Context,
     check_keys,

@@ -16,11 +16,11 @@ locally, and which tags are copied. The semantics are zot's:
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from ocireg.globs import glob_match
 from ocireg.sync.settings import ContentRule, TagFilter
 
 _META = frozenset("*?[{")
@@ -29,69 +29,6 @@ _SEMVER = re.compile(
     r"v?[0-9]+(\.[0-9]+)?(\.[0-9]+)?"
     r"(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?(\+[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?"
 )
-
-
-@functools.lru_cache(maxsize=256)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A doublestar glob as a regular expression matching whole names."""
-    out: list[str] = []
-    i, n = 0, len(pattern)
-    while i < n:
-        c = pattern[i]
-        if c == "\\" and i + 1 < n:
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        if pattern.startswith("**", i):
-            before = i == 0 or pattern[i - 1] == "/"
-            after = i + 2 == n or pattern[i + 2] == "/"
-            if before and after:
-                if out and out[-1] == "/":
-                    out.pop()  # "a/**" matches "a" too: the slash goes with the stars
-                    out.append("(?:/.*)?" if i + 2 == n else "(?:/.*)?/")
-                    i += 3
-                elif i + 2 == n:
-                    out.append(".*")
-                    i += 2
-                else:
-                    out.append("(?:.*/)?")
-                    i += 3
-                continue
-            out.append("[^/]*")  # "**" inside a component is just "*"
-            i += 2
-            continue
-        if c == "*":
-            out.append("[^/]*")
-        elif c == "?":
-            out.append("[^/]")
-        elif c == "[":
-            end = pattern.find("]", i + 2)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                body = pattern[i + 1 : end]
-                negate = body[:1] in ("!", "^")
-                body = body[1:] if negate else body
-                out.append(f"[{'^' if negate else ''}{body.replace(chr(92), chr(92) * 2)}]")
-                i = end
-        elif c == "{":
-            end = pattern.find("}", i)
-            if end == -1:
-                out.append(re.escape(c))
-            else:
-                options = pattern[i + 1 : end].split(",")
-                out.append("(?:" + "|".join(glob_regex(o).pattern for o in options) + ")")
-                i = end
-        elif c == "/":
-            out.append("/")
-        else:
-            out.append(re.escape(c))
-        i += 1
-    return re.compile("".join(out))
-
-
-def glob_match(pattern: str, name: str) -> bool:
-    return glob_regex(pattern).fullmatch(name) is not None
 
 
 def split_pattern(pattern: str) -> tuple[str, str]:

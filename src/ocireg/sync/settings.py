@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ocireg.errors import ConfigError
+from ocireg.globs import GlobError, compile_glob
 from ocireg.settings.keys import Context, boolean, canonical_keys, duration, join, string
 
 if TYPE_CHECKING:
@@ -230,6 +231,10 @@ def _content(raw: Any, where: str) -> ContentRule:
     prefix = entry.get("prefix")
     if not isinstance(prefix, str) or not prefix.strip("/"):
         raise ConfigError(f"{where}.prefix", f"expected a repository glob, got {prefix!r}")
+    try:
+        compile_glob(prefix.removeprefix("/"))
+    except GlobError as exc:
+        raise ConfigError(f"{where}.prefix", f"invalid repository glob: {exc}") from None
     destination = entry.get("destination", "")
     tags = entry.get("tags")
     return ContentRule(
