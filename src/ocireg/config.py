@@ -87,6 +87,9 @@ SCHEMA: dict[str, Any] = {
         "storageDriver": FREE,
         "cacheDriver": FREE,
         "subPaths": UNIMPLEMENTED,
+        "maxRepos": UNIMPLEMENTED,
+        "gcTimeWindow": UNIMPLEMENTED,
+        "fastRestart": UNIMPLEMENTED,
     },
     "http": {
         "address": str,
@@ -95,6 +98,8 @@ SCHEMA: dict[str, Any] = {
         "externalUrl": UNIMPLEMENTED,
         "realm": str,
         "allowOrigin": UNIMPLEMENTED,
+        "readTimeout": UNIMPLEMENTED,
+        "writeTimeout": UNIMPLEMENTED,
         "compat": UNIMPLEMENTED,
         "tls": _TLS,
         "auth": FREE,
