@@ -197,6 +197,16 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
+class ClientTLSConfig:
+    """`cluster.tls`, the client side of member-to-member HTTPS: every key optional, as in
+    zot (its scale-out examples give only `cacert`); `cert` and `key` come together."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    cacert: Path | None = None
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     root_directory: Path
     commit: bool = False
@@ -229,7 +239,7 @@ class LogConfig:
 class ClusterConfig:
     members: tuple[str, ...]
     hash_key: bytes
-    tls: TLSConfig | None = None
+    tls: ClientTLSConfig | None = None
     # None: find out at run time which members share this member's storage (heartbeat
     # records); True: every member does (zot members write no records); False: none does.
     shared_storage: bool | None = None
@@ -408,6 +418,16 @@ def _tls(raw: dict[str, Any] | None, path: str, base: Path) -> TLSConfig | None:
     )
 
 
+def _client_tls(raw: dict[str, Any] | None, path: str, base: Path) -> ClientTLSConfig | None:
+    if not raw:
+        return None
+    if bool(raw.get("cert")) != bool(raw.get("key")):
+        missing = "key" if raw.get("cert") else "cert"
+        raise ConfigError(f"{path}.{missing}", "required with the other of cert and key")
+    paths = {k: resolve_path(raw[k], base) if raw.get(k) else None for k in _TLS}
+    return ClientTLSConfig(**paths)
+
+
 def _cluster(raw: dict[str, Any] | None, base: Path) -> ClusterConfig | None:
     if not raw:
         return None
@@ -431,7 +451,7 @@ def _cluster(raw: dict[str, Any] | None, base: Path) -> ClusterConfig | None:
     return ClusterConfig(
         members=tuple(members),
         hash_key=key_bytes,
-        tls=_tls(raw.get("tls"), "cluster.tls", base),
+        tls=_client_tls(raw.get("tls"), "cluster.tls", base),
         shared_storage=None if shared == "auto" else shared,
         routing=_routing(raw.get("routing", "modulo")),
     )

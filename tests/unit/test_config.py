@@ -195,6 +195,17 @@ def test_serve_with_bad_config_exits_with_message_not_traceback(tmp_path: Path) 
     assert "Traceback" not in result.stderr
 
 
+def test_cluster_tls_may_hold_only_the_ca_as_in_zot() -> None:
+    cluster = {"members": ["127.0.0.1:1"], "hashKey": "k" * 16, "tls": {"cacert": "/ca.crt"}}
+    config = build_config({"storage": {"rootDirectory": "/r"}, "cluster": cluster})
+    assert config.cluster is not None and config.cluster.tls is not None
+    assert (config.cluster.tls.cacert, config.cluster.tls.cert) == (Path("/ca.crt"), None)
+    cluster["tls"] = {"cert": "/member.crt"}
+    with pytest.raises(ConfigError) as info:
+        build_config({"storage": {"rootDirectory": "/r"}, "cluster": cluster})
+    assert info.value.path == "cluster.tls.key"
+
+
 def test_redirect_blob_url_is_zots_key_off_by_default() -> None:
     assert build_config({"storage": {"rootDirectory": "/r"}}).storage.redirect_blob_url is False
     raw = {"storage": {"rootDirectory": "/r", "redirectbloburl": True}}
