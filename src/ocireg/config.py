@@ -161,6 +161,8 @@ def _normalise(node: Any, schema: Any, path: str, warnings: list[str]) -> Any:
             if canonical is None:
                 known = ", ".join(sorted(schema))
                 raise ConfigError(where, f"unknown key (known here: {known})")
+            if canonical in out:  # as in the free-form sections (settings.keys.lower_keys)
+                raise ConfigError(where, "duplicate key (keys are case-insensitive)")
             out[canonical] = _normalise(value, schema[canonical], where, warnings)
         return out
     types = schema if isinstance(schema, tuple) else (schema,)

@@ -101,6 +101,7 @@ def test_search_and_ui_as_zot_reads_them() -> None:
         ({"storage": {"rootDirectory": "/r"}, "log": {"level": "loud"}}, "log.level"),
         ({"storage": {"rootDirectory": "/r"}, "http": {"workers": 0}}, "http.workers"),
         ({"storage": {}}, "storage.rootDirectory"),
+        ({"storage": {"rootDirectory": "/r", "rootdirectory": "/s"}}, "storage.rootdirectory"),
         (
             {"storage": {"rootDirectory": "/r"}, "cluster": {"members": ["a:1"], "hashKey": "x"}},
             "cluster.hashKey",
