@@ -80,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         help="ocireg http.workers (default: ocireg's default, the CPU count)",
     )
     parser.add_argument(
-        "--only", default="", help="comma-separated workload keys (1,3,4,5,6,7,8,9,10,11)"
+        "--only",
+        default="",
+        help="comma-separated workload keys: 1 (push, and the pull of workload 2), 3, 4, 5,"
+        " 7, 8, 9, 10, 11, 12; 6 (the reference limits) always runs",
     )
     parser.add_argument("--reps", type=int, default=None, help="runs per figure (median)")
     parser.add_argument(

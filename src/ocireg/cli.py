@@ -45,13 +45,22 @@ def _auth_warnings(config: Config) -> list[str]:
     return check_auth(config)
 
 
+def _unimplemented_keys(config: Config) -> tuple[list[str], list[str]]:
+    """`config.warnings` split: the zot keys accepted and not implemented (bare key paths),
+    and the other warnings, which are sentences of their own."""
+    keys = [w for w in config.warnings if " " not in w]
+    return keys, [w for w in config.warnings if " " in w]
+
+
 def _report_warnings(config: Config) -> None:
-    if config.warnings:
+    keys, others = _unimplemented_keys(config)
+    if keys:
         log.warning(
-            "configuration keys accepted but not implemented by ocireg yet: "
-            + ", ".join(config.warnings),
-            extra={"keys": list(config.warnings)},
+            "configuration keys accepted but not implemented by ocireg yet: " + ", ".join(keys),
+            extra={"keys": keys},
         )
+    for warning in others:
+        log.warning(warning)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -88,8 +97,11 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    for key in config.warnings:
+    keys, others = _unimplemented_keys(config)
+    for key in keys:
         print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
+    for warning in others:
+        print(f"warning: {warning}", file=sys.stderr)
     from ocireg.sync.settings import check_sync
 
     for warning in check_sync(config):

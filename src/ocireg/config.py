@@ -87,6 +87,9 @@ SCHEMA: dict[str, Any] = {
         "storageDriver": FREE,
         "cacheDriver": FREE,
         "subPaths": UNIMPLEMENTED,
+        "maxRepos": UNIMPLEMENTED,
+        "gcTimeWindow": UNIMPLEMENTED,
+        "fastRestart": UNIMPLEMENTED,
     },
     "http": {
         "address": str,
@@ -95,6 +98,8 @@ SCHEMA: dict[str, Any] = {
         "externalUrl": UNIMPLEMENTED,
         "realm": str,
         "allowOrigin": UNIMPLEMENTED,
+        "readTimeout": UNIMPLEMENTED,
+        "writeTimeout": UNIMPLEMENTED,
         "compat": UNIMPLEMENTED,
         "tls": _TLS,
         "auth": FREE,
@@ -156,6 +161,8 @@ def _normalise(node: Any, schema: Any, path: str, warnings: list[str]) -> Any:
             if canonical is None:
                 known = ", ".join(sorted(schema))
                 raise ConfigError(where, f"unknown key (known here: {known})")
+            if canonical in out:  # as in the free-form sections (settings.keys.lower_keys)
+                raise ConfigError(where, "duplicate key (keys are case-insensitive)")
             out[canonical] = _normalise(value, schema[canonical], where, warnings)
         return out
     types = schema if isinstance(schema, tuple) else (schema,)
@@ -192,6 +199,16 @@ class TLSConfig:
 
 
 @dataclass(frozen=True)
+class ClientTLSConfig:
+    """`cluster.tls`, the client side of member-to-member HTTPS: every key optional, as in
+    zot (its scale-out examples give only `cacert`); `cert` and `key` come together."""
+
+    cert: Path | None = None
+    key: Path | None = None
+    cacert: Path | None = None
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     root_directory: Path
     commit: bool = False
@@ -224,7 +241,7 @@ class LogConfig:
 class ClusterConfig:
     members: tuple[str, ...]
     hash_key: bytes
-    tls: TLSConfig | None = None
+    tls: ClientTLSConfig | None = None
     # None: find out at run time which members share this member's storage (heartbeat
     # records); True: every member does (zot members write no records); False: none does.
     shared_storage: bool | None = None
@@ -403,6 +420,16 @@ def _tls(raw: dict[str, Any] | None, path: str, base: Path) -> TLSConfig | None:
     )
 
 
+def _client_tls(raw: dict[str, Any] | None, path: str, base: Path) -> ClientTLSConfig | None:
+    if not raw:
+        return None
+    if bool(raw.get("cert")) != bool(raw.get("key")):
+        missing = "key" if raw.get("cert") else "cert"
+        raise ConfigError(f"{path}.{missing}", "required with the other of cert and key")
+    paths = {k: resolve_path(raw[k], base) if raw.get(k) else None for k in _TLS}
+    return ClientTLSConfig(**paths)
+
+
 def _cluster(raw: dict[str, Any] | None, base: Path) -> ClusterConfig | None:
     if not raw:
         return None
@@ -426,7 +453,7 @@ def _cluster(raw: dict[str, Any] | None, base: Path) -> ClusterConfig | None:
     return ClusterConfig(
         members=tuple(members),
         hash_key=key_bytes,
-        tls=_tls(raw.get("tls"), "cluster.tls", base),
+        tls=_client_tls(raw.get("tls"), "cluster.tls", base),
         shared_storage=None if shared == "auto" else shared,
         routing=_routing(raw.get("routing", "modulo")),
     )

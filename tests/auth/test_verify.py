@@ -58,7 +58,12 @@ def test_verify_accepts_a_full_auth_config(tmp_path: Path) -> None:
             "http.auth.bearer.cert",
             "not a PEM",
         ),
-        ({"auth": {"bearer": {"realm": "r"}}}, "http.auth.bearer.cert", "non-empty string"),
+        ({"auth": {"bearer": {"realm": "r"}}}, "http.auth.bearer.cert", "required"),
+        (  # zot's examples/config-bearer-oidc-workload.json
+            {"auth": {"bearer": {"realm": "r", "oidc": [{"issuer": "https://k8s"}]}}},
+            "http.auth.bearer.cert",
+            "oidc and awsSecretsManager are not implemented",
+        ),
         ({"auth": {"failDelay": "soon"}}, "http.auth.failDelay", "seconds"),
         ({"auth": {"basic": {}}}, "http.auth.basic", "unknown key"),
         (

@@ -34,6 +34,44 @@ def test_zot_keys_not_implemented_are_warnings() -> None:
     assert set(config.warnings) == {"storage.dedupe", "extensions.lint"}
 
 
+def test_zot_2_1_20_storage_and_http_keys_are_warnings() -> None:
+    """Keys zot v2.1.20 accepts (its examples/config-gc.json and config-bench.json use
+    some): a zot file that has them still loads."""
+    storage = {"rootDirectory": "/r", "maxRepos": 10, "fastRestart": True}
+    storage["gcTimeWindow"] = "01:00-08:00"
+    http = {"readTimeout": "10s", "writeTimeout": "10s"}
+    config = build_config({"storage": storage, "http": http})
+    assert set(config.warnings) == {
+        "storage.maxRepos",
+        "storage.fastRestart",
+        "storage.gcTimeWindow",
+        "http.readTimeout",
+        "http.writeTimeout",
+    }
+
+
+def test_verify_prints_each_warning_once(tmp_path: Path) -> None:
+    """A zot key not implemented is printed with why it is ignored; a warning that is a
+    sentence of its own (solewriter in a cluster) is printed as it is."""
+    storage = {
+        "rootDirectory": str(tmp_path),
+        "storageDriver": {"name": "s3", "bucket": "b", "solewriter": True},
+    }
+    cluster = {"members": ["127.0.0.1:1", "127.0.0.1:2"], "hashKey": "k" * 16}
+    extensions = {"search": {"cve": {"updateInterval": "2h"}}}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"storage": storage, "cluster": cluster, "extensions": extensions}))
+    result = run_cli("verify", str(path))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert "warning: extensions.search.cve: zot option not implemented by ocireg; ignored" in lines
+    solewriter = [line for line in lines if "solewriter" in line]
+    assert solewriter == [
+        "warning: storage.storageDriver.solewriter: ignored in a cluster (each member has a"
+        " sqlite file of its own; Redis gives every member reads without S3 requests)"
+    ]
+
+
 def test_search_and_ui_as_zot_reads_them() -> None:
     config = build_config(
         {
@@ -42,9 +80,7 @@ def test_search_and_ui_as_zot_reads_them() -> None:
         }
     )
     assert config.search.enabled and config.ui.enabled
-    assert config.warnings == (
-        "extensions.search.cve: zot option not implemented by ocireg; ignored",
-    )
+    assert config.warnings == ("extensions.search.cve",)
     with pytest.raises(ConfigError, match=r"extensions\.ui\.enable"):
         build_config({"storage": {"rootDirectory": "/r"}, "extensions": {"ui": {"enable": True}}})
     off = build_config(
@@ -65,6 +101,7 @@ def test_search_and_ui_as_zot_reads_them() -> None:
         ({"storage": {"rootDirectory": "/r"}, "log": {"level": "loud"}}, "log.level"),
         ({"storage": {"rootDirectory": "/r"}, "http": {"workers": 0}}, "http.workers"),
         ({"storage": {}}, "storage.rootDirectory"),
+        ({"storage": {"rootDirectory": "/r", "rootdirectory": "/s"}}, "storage.rootdirectory"),
         (
             {"storage": {"rootDirectory": "/r"}, "cluster": {"members": ["a:1"], "hashKey": "x"}},
             "cluster.hashKey",
@@ -157,6 +194,17 @@ def test_serve_with_bad_config_exits_with_message_not_traceback(tmp_path: Path) 
     assert result.returncode == 1
     assert "not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cluster_tls_may_hold_only_the_ca_as_in_zot() -> None:
+    cluster = {"members": ["127.0.0.1:1"], "hashKey": "k" * 16, "tls": {"cacert": "/ca.crt"}}
+    config = build_config({"storage": {"rootDirectory": "/r"}, "cluster": cluster})
+    assert config.cluster is not None and config.cluster.tls is not None
+    assert (config.cluster.tls.cacert, config.cluster.tls.cert) == (Path("/ca.crt"), None)
+    cluster["tls"] = {"cert": "/member.crt"}
+    with pytest.raises(ConfigError) as info:
+        build_config({"storage": {"rootDirectory": "/r"}, "cluster": cluster})
+    assert info.value.path == "cluster.tls.key"
 
 
 def test_redirect_blob_url_is_zots_key_off_by_default() -> None:

@@ -74,7 +74,7 @@ def client_ssl_context(config: Config) -> ssl.SSLContext | None:
         return None
     tls = config.cluster.tls if config.cluster else None
     ctx = ssl.create_default_context(cafile=str(tls.cacert) if tls and tls.cacert else None)
-    if tls is not None:
+    if tls is not None and tls.cert is not None and tls.key is not None:
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
     return ctx
 

@@ -116,6 +116,13 @@ def parse_auth(ctx: Context) -> AuthSettings:
 
 def _bearer(raw: dict[str, Any], where: str, ctx: Context) -> BearerSettings:
     check_keys(raw, ("realm", "service", "cert"), where, _BEARER_UNIMPLEMENTED, ctx.warnings)
+    if not raw.get("cert"):
+        # zot may verify tokens by OIDC or a secrets manager instead; ocireg has only this
+        raise ConfigError(
+            f"{where}.cert",
+            "required: bearer tokens are verified with this certificate"
+            " (oidc and awsSecretsManager are not implemented)",
+        )
     return BearerSettings(
         realm=string(raw.get("realm"), f"{where}.realm"),
         service=string(raw.get("service", ""), f"{where}.service", required=False),

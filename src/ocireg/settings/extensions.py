@@ -75,7 +75,7 @@ def parse_search(ctx: Context) -> SearchSettings:
     raw, enabled = section
     if raw.get("cve") is not None:
         # zot's vulnerability scanning (trivy); a zot config that has it still loads.
-        ctx.warnings.append(f"{where}.cve: zot option not implemented by ocireg; ignored")
+        ctx.warnings.append(f"{where}.cve")
     return SearchSettings(enabled)
 
 
