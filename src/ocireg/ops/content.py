@@ -9,9 +9,8 @@ from typing import Any
 from ocireg import jsondoc
 from ocireg.digest import ALGORITHMS, Digest
 from ocireg.registry import layout
+from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.storage import PathNotFound, StorageDriver
-
-MAX_MANIFEST_BYTES = 4 << 20
 
 
 @dataclass(frozen=True)
