@@ -45,22 +45,15 @@ def _auth_warnings(config: Config) -> list[str]:
     return check_auth(config)
 
 
-def _unimplemented_keys(config: Config) -> tuple[list[str], list[str]]:
-    """`config.warnings` split: the zot keys accepted and not implemented (bare key paths),
-    and the other warnings, which are sentences of their own."""
-    keys = [w for w in config.warnings if " " not in w]
-    return keys, [w for w in config.warnings if " " in w]
-
-
 def _report_warnings(config: Config) -> None:
-    keys, others = _unimplemented_keys(config)
-    if keys:
+    if config.warnings:
+        keys = list(config.warnings)
         log.warning(
             "configuration keys accepted but not implemented by ocireg yet: " + ", ".join(keys),
             extra={"keys": keys},
         )
-    for warning in others:
-        log.warning(warning)
+    for notice in config.notices:
+        log.warning(notice)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -97,11 +90,10 @@ def cmd_cluster_status(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    keys, others = _unimplemented_keys(config)
-    for key in keys:
+    for key in config.warnings:
         print(f"warning: {key}: zot option not implemented by ocireg; ignored", file=sys.stderr)
-    for warning in others:
-        print(f"warning: {warning}", file=sys.stderr)
+    for notice in config.notices:
+        print(f"warning: {notice}", file=sys.stderr)
     from ocireg.sync.settings import check_sync
 
     for warning in check_sync(config):

@@ -265,7 +265,10 @@ class Config:
     ui: UISettings = field(default_factory=UISettings)
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
+    # The zot keys accepted and not implemented (key paths), and the other things worth a
+    # warning (sentences); both are printed by `ocireg verify` and logged by `serve`.
     warnings: tuple[str, ...] = ()
+    notices: tuple[str, ...] = ()
 
     @property
     def storage_driver(self) -> str:
@@ -373,8 +376,9 @@ def build_config(
     context = Context(data, base, warnings)
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
     s3 = sections["s3"]
+    notices: list[str] = []
     if cluster is not None and s3 is not None and s3.solewriter and sections["redis"] is None:
-        warnings.append(
+        notices.append(
             "storage.storageDriver.solewriter: ignored in a cluster (each member has a"
             " sqlite file of its own; Redis gives every member reads without S3 requests)"
         )
@@ -386,6 +390,7 @@ def build_config(
         dist_spec_version=data.get("distSpecVersion", "1.1.1"),
         source=source,
         warnings=tuple(warnings),
+        notices=tuple(notices),
         **sections,
     )
 

@@ -74,14 +74,14 @@ def test_solewriter_keeps_the_index_versions_in_sqlite_on_one_instance_only() ->
     assert S3Settings.from_map({"bucket": "b"}).solewriter is False  # correctness first
     assert S3Settings.from_map({"bucket": "b", "solewriter": "true"}).solewriter is True
     one = _config()
-    assert sole_sqlite_writer(one) and one.warnings == ()
+    assert sole_sqlite_writer(one) and one.warnings == () and one.notices == ()
     assert not sole_sqlite_writer(_config(solewriter=False))
     # With Redis every process keeps the keys anyway (registry/store.py).
     assert not sole_sqlite_writer(_config(redis=True))
     # In a cluster each member has a sqlite file of its own: off, and said so.
     cluster = _config(cluster=True)
     assert not sole_sqlite_writer(cluster)
-    assert [w.split(":")[0] for w in cluster.warnings] == ["storage.storageDriver.solewriter"]
+    assert [w.split(":")[0] for w in cluster.notices] == ["storage.storageDriver.solewriter"]
     with pytest.raises(ConfigError) as exc:
         _config(solewriter="sometimes")
     assert exc.value.path == "storage.storageDriver.solewriter"
