@@ -100,3 +100,18 @@ def test_wrong_method_is_405_with_allow(client: httpx.Client, repo: str) -> None
     r = client.request("PATCH", f"/v2/{repo}/tags/list")
     assert_error(r, 405, "UNSUPPORTED")
     assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_end7_tag_ending_in_a_newline_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    # `%0A` decodes to "\n", which a `$`-anchored grammar let through: the tag was stored.
+    image = push_image(client, repo, "v1")
+    r = push_manifest(client, repo, "v2%0A", image.manifest)
+    assert_error(r, 400, "MANIFEST_INVALID")
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+
+
+def test_end2_digest_ending_in_a_newline_is_digest_invalid(client: httpx.Client, repo: str) -> None:
+    image = push_image(client, repo, "v1")
+    assert_error(client.get(blob_path(repo, image.digest + "%0A")), 400, "DIGEST_INVALID")
+    assert_error(client.delete(blob_path(repo, image.digest + "%0A")), 400, "DIGEST_INVALID")
+    assert client.get(manifest_path(repo, "v1")).content == image.manifest
