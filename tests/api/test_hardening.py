@@ -80,10 +80,21 @@ def test_repeated_meaningful_query_keys_are_400(
     assert error["detail"]["repeated"] in ("n", "last", "artifactType", "digest")
 
 
-def test_pagination_number_must_be_a_number(client: httpx.Client, repo: str) -> None:
+@pytest.mark.parametrize("n", ["abc", "-1", "1.5", "%C2%B2", "%EF%BC%91"])
+def test_pagination_number_must_be_a_number(client: httpx.Client, repo: str, n: str) -> None:
+    # "²" and a full-width 1 pass str.isdigit; "²" then failed int(): a 500
     push_image(client, repo, "v1")
-    r = client.get(f"/v2/{repo}/tags/list?n=abc")
-    assert_error(r, 400, "PAGINATION_NUMBER_INVALID")
+    assert_error(client.get(f"/v2/{repo}/tags/list?n={n}"), 400, "PAGINATION_NUMBER_INVALID")
+    assert_error(client.get(f"/v2/_catalog?n={n}"), 400, "PAGINATION_NUMBER_INVALID")
+
+
+def test_pagination_number_past_any_count_lists_everything(client: httpx.Client, repo: str) -> None:
+    # int() refuses 4,300 digits and more: that was a 500
+    push_image(client, repo, "v1")
+    r = client.get(f"/v2/{repo}/tags/list?n={'9' * 5000}")
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == ["v1"]
+    assert client.get(f"/v2/_catalog?n={'9' * 5000}").status_code == 200
 
 
 @pytest.mark.parametrize("depth", [65, 5_000, 200_000])

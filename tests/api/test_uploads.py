@@ -338,6 +338,21 @@ def test_end5_malformed_content_range_is_rejected(client: httpx.Client, repo: st
     assert_error(r, (400, 416), "BLOB_UPLOAD_INVALID")
 
 
+@pytest.mark.parametrize(
+    "content_range", ["0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5000, "0-99999999999999999999"]
+)
+def test_end5_content_range_past_any_size_is_416(
+    client: httpx.Client, repo: str, content_range: str
+) -> None:
+    # int() refuses 4,300 digits and more: that was a 500. The session is still usable.
+    location = start_upload(client, repo)
+    headers = {"Content-Type": "application/octet-stream", "Content-Range": content_range}
+    r = client.patch(location, content=b"a" * 10, headers=headers)
+    assert_error(r, 416, "BLOB_UPLOAD_INVALID")
+    assert r.headers["range"] == "0-0"
+    assert patch_chunk(client, location, b"abc").status_code == 202
+
+
 def test_end5_patch_unknown_session_is_404(client: httpx.Client, repo: str) -> None:
     start_upload(client, repo)
     r = patch_chunk(client, unknown_location(repo), b"abc")

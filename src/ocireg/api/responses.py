@@ -9,11 +9,12 @@ from typing import NamedTuple
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from ocireg.api.common import digits_value
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 RawHeaders = list[tuple[bytes, bytes]]
 # The scope key where a blob GET answered by a redirect leaves the blob's size, so the
 # metrics count the download the bucket serves in the registry's place.
@@ -76,18 +77,19 @@ def manifest_headers(digest: Digest, size: int, media_type: str) -> RawHeaders:
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416)."""
-    m = _RANGE_RE.match(header.strip())
+    m = _RANGE_RE.fullmatch(header.strip())
     if m is None or (not m.group(1) and not m.group(2)):
         raise _unsatisfiable(size, "malformed or multi-part Range")
     first, last = m.group(1), m.group(2)
     if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-        if last and int(last) < start:
+        start = digits_value(first)
+        end = min(digits_value(last), size - 1) if last else size - 1
+        if last and digits_value(last) < start:
             raise _unsatisfiable(size, "range end before start")
     else:  # suffix range: the last N bytes
-        start, end = max(size - int(last), 0), size - 1
-        if int(last) == 0:
+        suffix = digits_value(last)
+        start, end = max(size - suffix, 0), size - 1
+        if suffix == 0:
             raise _unsatisfiable(size, "empty suffix range")
     if start >= size:
         raise _unsatisfiable(size, "range starts beyond the blob")
