@@ -4,6 +4,10 @@ spec's error envelope and leaves every repository as it was."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -126,3 +130,47 @@ def test_end2_digest_ending_in_a_newline_is_digest_invalid(client: httpx.Client,
     assert_error(client.get(blob_path(repo, image.digest + "%0A")), 400, "DIGEST_INVALID")
     assert_error(client.delete(blob_path(repo, image.digest + "%0A")), 400, "DIGEST_INVALID")
     assert client.get(manifest_path(repo, "v1")).content == image.manifest
+
+
+def _mutated(manifest: bytes, change: Callable[[dict[str, Any]], object]) -> bytes:
+    doc = json.loads(manifest)
+    change(doc)
+    return json.dumps(doc).encode()
+
+
+# Fields a later reader (search, GraphQL, the pages) takes for strings, ints or lists, as the
+# image spec types them: accepted before, they stored documents zot refuses, and one
+# referrer's `{"a": []}` annotation broke every GraphQL answer that listed it.
+WRONG_TYPES: dict[str, Callable[[dict[str, Any]], object]] = {
+    "annotation-not-a-string": lambda d: d.update(annotations={"a": []}),
+    "annotations-a-list": lambda d: d.update(annotations=[]),
+    "schema-version-2.0": lambda d: d.update(schemaVersion=2.0),
+    "size-past-int64": lambda d: d["config"].update(size=1 << 70),
+    "urls-a-string": lambda d: d["layers"][0].update(urls="x"),
+    "descriptor-annotations-a-string": lambda d: d["config"].update(annotations="x"),
+}
+
+
+@pytest.mark.parametrize("change", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_end7_fields_of_the_wrong_type_are_manifest_invalid(
+    client: httpx.Client, repo: str, change: Callable[[dict[str, Any]], object]
+) -> None:
+    image = push_image(client, repo, "v1")
+    r = push_manifest(client, repo, "odd", _mutated(image.manifest, change))
+    assert_error(r, 400, "MANIFEST_INVALID")
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [lambda b: b"\xef\xbb\xbf" + b, lambda b: b.decode().encode("utf-16")],
+    ids=["bom", "utf-16"],
+)
+def test_end7_manifest_not_in_utf8_is_manifest_invalid(
+    client: httpx.Client, repo: str, encode: Callable[[bytes], bytes]
+) -> None:
+    image = push_image(client, repo, "v1")
+    assert_error(
+        push_manifest(client, repo, "odd", encode(image.manifest)), 400, "MANIFEST_INVALID"
+    )
+    assert_error(client.get(manifest_path(repo, "odd")), 404, "MANIFEST_UNKNOWN")
