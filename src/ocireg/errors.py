@@ -50,6 +50,7 @@ class ErrorCode(enum.Enum):
     METHOD_NOT_ALLOWED = ("method not allowed on this endpoint", 405, "UNSUPPORTED")
     RANGE_INVALID = ("requested range not satisfiable", 416)
     REQUEST_TIMEOUT = ("no request body received for too long", 408)
+    BODY_INVALID = ("request body ended before its end, or its chunked framing is malformed", 400)
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)
