@@ -9,6 +9,7 @@ from tests.support.oci import (
     absent_digest,
     assert_error,
     blob_path,
+    manifest_path,
     push_blob,
     push_blob_monolithic,
     push_image,
@@ -227,6 +228,19 @@ def test_end10_deleted_blob_can_be_pushed_again(
     assert client.delete(blob_path(repo, digest)).status_code == 202
     push_blob(client, repo, data)
     assert client.get(blob_path(repo, digest)).content == data
+
+
+def test_end10_delete_of_a_manifest_the_repository_lists_is_405_denied(
+    client: httpx.Client, repo: str
+) -> None:
+    # It was 202: the manifest's bytes went, and tag v1, still listed, answered 404.
+    image = push_image(client, repo, "v1")
+    assert_error(client.delete(blob_path(repo, image.digest)), 405, "DENIED")
+    assert client.get(manifest_path(repo, "v1")).content == image.manifest
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+    # the order the conformance suite uses: the manifest first, then its blob
+    assert client.delete(manifest_path(repo, image.digest)).status_code == 202
+    assert client.delete(blob_path(repo, image.digest)).status_code in (202, 404)
 
 
 def test_end10_delete_layer_of_other_repo_keeps_this_one(client: httpx.Client, repo: str) -> None:
