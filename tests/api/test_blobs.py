@@ -117,10 +117,8 @@ def test_end2_malformed_digest_is_400_digest_invalid(
         ("bytes=9990-", 9990, 9999),
         ("bytes=-10", 9990, 9999),
         ("bytes=9000-20000", 9000, 9999),  # an end past the size is clamped
-        # numbers past any size (int() refuses 4,300 digits and more: that was a 500)
-        ("bytes=9000-" + "9" * 5000, 9000, 9999),
-        ("bytes=-" + "9" * 5000, 0, 9999),
-        ("bytes=9000-99999999999999999999", 9000, 9999),
+        ("bytes=9000-9223372036854775807", 9000, 9999),  # int64's largest
+        ("bytes=-9223372036854775807", 0, 9999),
     ],
 )
 def test_end2_range_is_206_with_content_range(
@@ -149,7 +147,16 @@ def test_end2_range_on_large_blob(client: httpx.Client, repo: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", ["bytes=10000-", "bytes=20000-20010", "bytes=" + "9" * 5000 + "-"]
+    "header",
+    [
+        "bytes=10000-",
+        "bytes=20000-20010",
+        # past int64, as Go's servers (zot) refuse them; int() refuses 4,300 digits: was a 500
+        "bytes=" + "9" * 5000 + "-",
+        "bytes=0-" + "9" * 5000,
+        "bytes=-" + "9" * 5000,
+        "bytes=0-9223372036854775808",
+    ],
 )
 def test_end2_unsatisfiable_range_is_416_json(
     client: httpx.Client, repo: str, blob: tuple[bytes, str], header: str

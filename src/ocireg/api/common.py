@@ -14,28 +14,24 @@ from ocireg.target import Target, target_of
 
 # Past this, a body is not worth reading to the end just to answer an error politely.
 MAX_DRAIN = 64 << 20
-# Every count, size and offset a request can name is below this (Go's int64, as in zot).
+# Every count, size and offset a request can name is at most this: Go's int64, which zot
+# parses them as (strconv), refusing larger ones.
 NUMBER_CEILING = (1 << 63) - 1
 
 T = TypeVar("T")
 
 
 def decimal(text: str) -> int | None:
-    """`text` as a non-negative number if it is ASCII digits only, else None; larger than
-    NUMBER_CEILING reads as NUMBER_CEILING. (`str.isdigit` also takes "²", which `int`
-    refuses, and `int` refuses more than 4,300 digits: both were a ValueError, a 500.)"""
+    """`text` as a number if it is ASCII digits only and at most NUMBER_CEILING, else None
+    (then invalid, as zot answers it). `str.isdigit` also takes "²", which `int` refuses, and
+    `int` refuses more than 4,300 digits: both were a ValueError, a 500."""
     if not text.isascii() or not text.isdigit():
         return None
     digits = text.lstrip("0") or "0"
-    return NUMBER_CEILING if len(digits) > 19 else min(int(digits), NUMBER_CEILING)
-
-
-def digits_value(digits: str) -> int:
-    """`decimal` of text that a pattern has already matched as ASCII digits."""
-    value = decimal(digits)
-    if value is None:
-        raise ValueError(f"not ASCII digits: {digits[:20]!r}")
-    return value
+    if len(digits) > 19:
+        return None
+    value = int(digits)
+    return value if value <= NUMBER_CEILING else None
 
 
 def store_of(request: Request) -> ImageStore:

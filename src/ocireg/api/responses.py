@@ -9,7 +9,7 @@ from typing import NamedTuple
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from ocireg.api.common import digits_value
+from ocireg.api.common import decimal
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
@@ -80,16 +80,18 @@ def parse_range(header: str, size: int) -> tuple[int, int]:
     m = _RANGE_RE.fullmatch(header.strip())
     if m is None or (not m.group(1) and not m.group(2)):
         raise _unsatisfiable(size, "malformed or multi-part Range")
-    first, last = m.group(1), m.group(2)
-    if first:
-        start = digits_value(first)
-        end = min(digits_value(last), size - 1) if last else size - 1
-        if last and digits_value(last) < start:
+    # numbers past int64 are refused, as Go's servers (zot) refuse them
+    first, last = decimal(m.group(1) or "0"), decimal(m.group(2) or "0")
+    if first is None or last is None:
+        raise _unsatisfiable(size, "range number past int64")
+    if m.group(1):
+        start = first
+        end = min(last, size - 1) if m.group(2) else size - 1
+        if m.group(2) and last < start:
             raise _unsatisfiable(size, "range end before start")
     else:  # suffix range: the last N bytes
-        suffix = digits_value(last)
-        start, end = max(size - suffix, 0), size - 1
-        if suffix == 0:
+        start, end = max(size - last, 0), size - 1
+        if last == 0:
             raise _unsatisfiable(size, "empty suffix range")
     if start >= size:
         raise _unsatisfiable(size, "range starts beyond the blob")

@@ -8,7 +8,7 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ocireg.api.common import decimal, digits_value, repo_name, store_of, target, with_body
+from ocireg.api.common import decimal, repo_name, store_of, target, with_body
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
@@ -71,11 +71,14 @@ async def patch_upload(request: Request) -> Response:
     content_range = request.headers.get("content-range")
     if content_range:
         m = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
-        if m is None or digits_value(m.group(2)) < digits_value(m.group(1)):
+        first = last = None
+        if m is not None:  # numbers past int64 are malformed, as zot reads them
+            first, last = decimal(m.group(1)), decimal(m.group(2))
+        if first is None or last is None or last < first:
             size = await store.uploads.size(repo, session)
             raise _out_of_range(size, "malformed Content-Range", content_range)
-        start = digits_value(m.group(1))
-        expected = digits_value(m.group(2)) - start + 1
+        start = first
+        expected = last - start + 1
         length = decimal(request.headers.get("content-length") or "")
         if length is not None and length != expected:
             size = await store.uploads.size(repo, session)
