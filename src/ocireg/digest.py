@@ -11,7 +11,7 @@ from ocireg.errors import ErrorCode, RegistryError
 
 # algorithm -> length of the lowercase hex encoding
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
-_DIGEST_RE = re.compile(r"^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$")
+_DIGEST_RE = re.compile(r"([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)")  # fullmatch
 _LOWER_HEX_RE = re.compile(r"[0-9a-f]*")
 
 
@@ -31,7 +31,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse `alg:hex`; anything else, or an algorithm we cannot verify, is DIGEST_INVALID."""
-        m = _DIGEST_RE.match(text)
+        m = _DIGEST_RE.fullmatch(text)
         if not m:
             raise RegistryError(ErrorCode.DIGEST_INVALID, "invalid digest", {"digest": text[:200]})
         alg, hexpart = m.group(1), m.group(2)

@@ -43,6 +43,8 @@ class ErrorCode(enum.Enum):
         "BLOB_UPLOAD_INVALID",
     )
     MANIFEST_TOO_LARGE = ("manifest too large", 413, "MANIFEST_INVALID")
+    # zot's answer (405 DENIED) to a blob DELETE of a manifest the repository still lists
+    BLOB_REFERENCED = ("blob is a manifest of the repository; delete the manifest", 405, "DENIED")
     # Not in the spec's list, which has no code for these situations; same envelope.
     QUERY_INVALID = ("query parameter repeated or malformed", 400)
     PAGINATION_NUMBER_INVALID = ("n must be a non-negative integer", 400)
@@ -50,6 +52,7 @@ class ErrorCode(enum.Enum):
     METHOD_NOT_ALLOWED = ("method not allowed on this endpoint", 405, "UNSUPPORTED")
     RANGE_INVALID = ("requested range not satisfiable", 416)
     REQUEST_TIMEOUT = ("no request body received for too long", 408)
+    BODY_INVALID = ("request body ended before its end, or its chunked framing is malformed", 400)
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)

@@ -10,10 +10,12 @@ import re
 
 from ocireg.errors import ErrorCode, RegistryError
 
+# Matched whole (`fullmatch`): a `$` would also match before a final newline, and a tag
+# or name ending in "\n" (`%0A` in the path) would be stored as such.
 _NAME_RE = re.compile(
-    r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$"
+    r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
 )
-_TAG_RE = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
+_TAG_RE = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}")
 MAX_NAME_LENGTH = 255
 
 # Names of a repository's layout entries (`registry/layout.py`). A repository with one of
@@ -24,7 +26,7 @@ RESERVED_COMPONENTS = frozenset({"blobs", "index.json", "oci-layout"})
 
 
 def validate_name(name: str) -> str:
-    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.match(name):
+    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.fullmatch(name):
         raise RegistryError(ErrorCode.NAME_INVALID, detail={"name": name[:300]})
     if not RESERVED_COMPONENTS.isdisjoint(name.split("/")):
         raise RegistryError(
@@ -36,4 +38,4 @@ def validate_name(name: str) -> str:
 
 
 def is_tag(reference: str) -> bool:
-    return bool(_TAG_RE.match(reference))
+    return bool(_TAG_RE.fullmatch(reference))

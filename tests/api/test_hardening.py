@@ -4,6 +4,10 @@ spec's error envelope and leaves every repository as it was."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
 import httpx
 import pytest
 
@@ -80,10 +84,23 @@ def test_repeated_meaningful_query_keys_are_400(
     assert error["detail"]["repeated"] in ("n", "last", "artifactType", "digest")
 
 
-def test_pagination_number_must_be_a_number(client: httpx.Client, repo: str) -> None:
+@pytest.mark.parametrize(
+    "n", ["abc", "-1", "1.5", "%C2%B2", "%EF%BC%91", "9223372036854775808", "9" * 5000]
+)
+def test_pagination_number_must_be_a_number(client: httpx.Client, repo: str, n: str) -> None:
+    # "²" and a full-width 1 pass str.isdigit; "²" then failed int(), and so did 5,000 digits:
+    # a 500. Past int64 is invalid, as zot parses n.
     push_image(client, repo, "v1")
-    r = client.get(f"/v2/{repo}/tags/list?n=abc")
-    assert_error(r, 400, "PAGINATION_NUMBER_INVALID")
+    assert_error(client.get(f"/v2/{repo}/tags/list?n={n}"), 400, "PAGINATION_NUMBER_INVALID")
+    assert_error(client.get(f"/v2/_catalog?n={n}"), 400, "PAGINATION_NUMBER_INVALID")
+
+
+def test_pagination_number_up_to_int64_lists_everything(client: httpx.Client, repo: str) -> None:
+    push_image(client, repo, "v1")
+    r = client.get(f"/v2/{repo}/tags/list?n=9223372036854775807")
+    assert r.status_code == 200, r.text
+    assert r.json()["tags"] == ["v1"]
+    assert client.get("/v2/_catalog?n=9223372036854775807").status_code == 200
 
 
 @pytest.mark.parametrize("depth", [65, 5_000, 200_000])
@@ -100,3 +117,62 @@ def test_wrong_method_is_405_with_allow(client: httpx.Client, repo: str) -> None
     r = client.request("PATCH", f"/v2/{repo}/tags/list")
     assert_error(r, 405, "UNSUPPORTED")
     assert set(r.headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_end7_tag_ending_in_a_newline_is_manifest_invalid(client: httpx.Client, repo: str) -> None:
+    # `%0A` decodes to "\n", which a `$`-anchored grammar let through: the tag was stored.
+    image = push_image(client, repo, "v1")
+    r = push_manifest(client, repo, "v2%0A", image.manifest)
+    assert_error(r, 400, "MANIFEST_INVALID")
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+
+
+def test_end2_digest_ending_in_a_newline_is_digest_invalid(client: httpx.Client, repo: str) -> None:
+    image = push_image(client, repo, "v1")
+    assert_error(client.get(blob_path(repo, image.digest + "%0A")), 400, "DIGEST_INVALID")
+    assert_error(client.delete(blob_path(repo, image.digest + "%0A")), 400, "DIGEST_INVALID")
+    assert client.get(manifest_path(repo, "v1")).content == image.manifest
+
+
+def _mutated(manifest: bytes, change: Callable[[dict[str, Any]], object]) -> bytes:
+    doc = json.loads(manifest)
+    change(doc)
+    return json.dumps(doc).encode()
+
+
+# Fields a later reader (search, GraphQL, the pages) takes for strings, ints or lists, as the
+# image spec types them: accepted before, they stored documents zot refuses, and one
+# referrer's `{"a": []}` annotation broke every GraphQL answer that listed it.
+WRONG_TYPES: dict[str, Callable[[dict[str, Any]], object]] = {
+    "annotation-not-a-string": lambda d: d.update(annotations={"a": []}),
+    "annotations-a-list": lambda d: d.update(annotations=[]),
+    "schema-version-2.0": lambda d: d.update(schemaVersion=2.0),
+    "size-past-int64": lambda d: d["config"].update(size=1 << 70),
+    "urls-a-string": lambda d: d["layers"][0].update(urls="x"),
+    "descriptor-annotations-a-string": lambda d: d["config"].update(annotations="x"),
+}
+
+
+@pytest.mark.parametrize("change", WRONG_TYPES.values(), ids=WRONG_TYPES.keys())
+def test_end7_fields_of_the_wrong_type_are_manifest_invalid(
+    client: httpx.Client, repo: str, change: Callable[[dict[str, Any]], object]
+) -> None:
+    image = push_image(client, repo, "v1")
+    r = push_manifest(client, repo, "odd", _mutated(image.manifest, change))
+    assert_error(r, 400, "MANIFEST_INVALID")
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["v1"]
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [lambda b: b"\xef\xbb\xbf" + b, lambda b: b.decode().encode("utf-16")],
+    ids=["bom", "utf-16"],
+)
+def test_end7_manifest_not_in_utf8_is_manifest_invalid(
+    client: httpx.Client, repo: str, encode: Callable[[bytes], bytes]
+) -> None:
+    image = push_image(client, repo, "v1")
+    assert_error(
+        push_manifest(client, repo, "odd", encode(image.manifest)), 400, "MANIFEST_INVALID"
+    )
+    assert_error(client.get(manifest_path(repo, "odd")), 404, "MANIFEST_UNKNOWN")

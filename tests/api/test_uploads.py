@@ -22,6 +22,7 @@ from tests.support.oci import (
     start_upload,
     uploads_path,
 )
+from tests.support.rawhttp import chunk, read_response, start_request
 from tests.support.server import RegistryProcess, wait_until
 
 # An empty session has no last byte; registries answer "0-0" (distribution, zot) and the spec
@@ -336,6 +337,41 @@ def test_end5_malformed_content_range_is_rejected(client: httpx.Client, repo: st
         headers={"Content-Type": "application/octet-stream", "Content-Range": "garbage"},
     )
     assert_error(r, (400, 416), "BLOB_UPLOAD_INVALID")
+
+
+@pytest.mark.parametrize(
+    "content_range", ["0-" + "9" * 5000, "9" * 5000 + "-" + "9" * 5000, "0-99999999999999999999"]
+)
+def test_end5_content_range_past_any_size_is_416(
+    client: httpx.Client, repo: str, content_range: str
+) -> None:
+    # int() refuses 4,300 digits and more: that was a 500. The session is still usable.
+    location = start_upload(client, repo)
+    headers = {"Content-Type": "application/octet-stream", "Content-Range": content_range}
+    r = client.patch(location, content=b"a" * 10, headers=headers)
+    assert_error(r, 416, "BLOB_UPLOAD_INVALID")
+    assert r.headers["range"] == "0-0"
+    assert patch_chunk(client, location, b"abc").status_code == 202
+
+
+# Chunked bodies whose framing is broken: a size that is not hex, more bytes than the size
+# said, a size past any int.
+BAD_CHUNKS = [b"zz\r\nabcd\r\n", chunk(b"abcd")[:-2] + b"EXTRA\r\n", b"f" * 20 + b"\r\nabcd\r\n"]
+
+
+@pytest.mark.parametrize("framing", BAD_CHUNKS, ids=["not-hex", "overlong", "huge"])
+def test_end5_malformed_chunked_body_is_400_and_the_session_lives_on(
+    registry: RegistryProcess, client: httpx.Client, repo: str, framing: bytes
+) -> None:
+    # Granian reports such a body as a client that left, then answered a bare text 500.
+    location = start_upload(client, repo)
+    headers = {"Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"}
+    with start_request(registry.port, "PATCH", location, headers, framing + chunk(b"")) as sock:
+        answer = read_response(sock)
+    assert (answer.status, answer.error_code()) == (400, "BODY_INVALID")
+    assert answer.headers["content-type"] == "application/json"
+    assert client.get(location).status_code == 204
+    assert patch_chunk(client, location, b"abc").status_code == 202
 
 
 def test_end5_patch_unknown_session_is_404(client: httpx.Client, repo: str) -> None:

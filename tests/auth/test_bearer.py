@@ -226,6 +226,12 @@ def test_garbage_tokens_are_invalid(registry: RegistryProcess, token: str) -> No
         assert_error(client.get(f"/v2/{unique()}/tags/list"), 401, "UNAUTHORIZED")
 
 
+@pytest.mark.parametrize("header", [b"Bearer \xe9.\xe9.\xe9", b"Basic \xe9", b"\xe9"])
+def test_authorization_past_ascii_is_invalid(registry: RegistryProcess, header: bytes) -> None:
+    r = httpx.get(f"{registry.url}/v2/{unique()}/tags/list", headers={"Authorization": header})
+    assert_error(r, 401, "UNAUTHORIZED")
+
+
 def test_unsigned_token_is_refused(registry: RegistryProcess) -> None:
     repo = unique()
     token = jwt.encode(

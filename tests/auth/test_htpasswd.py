@@ -70,9 +70,20 @@ def test_bad_credentials_are_401_after_fail_delay(
 
 
 @pytest.mark.parametrize(
-    "header", ["Basic not-base64!", "Basic " + "YWxpY2U=", "Bearer abc.def.ghi", "Digest x"]
+    "header",
+    [
+        "Basic not-base64!",
+        "Basic " + "YWxpY2U=",
+        "Bearer abc.def.ghi",
+        "Digest x",
+        # bytes past ASCII: b64decode raises ValueError, not binascii.Error (was a 500)
+        b"Basic \xe9\xe9",
+        b"Basic YWxpY2U6YWxpY2UtcHc=\xe9",
+    ],
 )
-def test_malformed_or_foreign_authorization_is_401(registry: RegistryProcess, header: str) -> None:
+def test_malformed_or_foreign_authorization_is_401(
+    registry: RegistryProcess, header: str | bytes
+) -> None:
     r = httpx.get(f"{registry.url}/v2/", headers={"Authorization": header}, timeout=30)
     assert_basic_challenge(r)
 

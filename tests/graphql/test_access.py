@@ -113,6 +113,21 @@ def test_a_hidden_repository_answers_empty(clients: dict[str | None, httpx.Clien
     assert referrers == {"data": {"Referrers": []}}
 
 
+@pytest.mark.parametrize("name", ["open/../secret/app", "open/app/../../secret/app", "open/"])
+def test_a_name_that_is_not_one_answers_empty(
+    clients: dict[str | None, httpx.Client], name: str
+) -> None:
+    # `open/../secret/app` matches alice's glob `open/**`: only the storage driver's path
+    # check refused it, and its error named the path it had built.
+    alice = clients["alice"]
+    info = gql(alice, q.zui_expanded_repo_info(name))
+    assert info == {"data": {"ExpandedRepoInfo": {"Images": None, "Summary": None}}}
+    image = gql(alice, q.zui_image(name, "v1"))["data"]["Image"]
+    assert set(image.values()) == {None}
+    listed = gql(alice, q.zli_image_list(name))["data"]["ImageList"]["Results"]
+    assert listed == []
+
+
 def test_is_deletable_follows_the_delete_permission(
     clients: dict[str | None, httpx.Client],
 ) -> None:

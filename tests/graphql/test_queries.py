@@ -296,6 +296,44 @@ def test_missing_image_and_bad_queries(client: httpx.Client, content: Content) -
     assert "NoSuchField" in invalid["errors"][0]["message"]
 
 
+def _aliases(count: int, field: str = "RepoListWithNewestImage {Results {Name}}") -> str:
+    return "{" + " ".join(f"a{i}: {field}" for i in range(count)) + "}"
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        # each alias of a root field lists the registry again: 2,000 took a worker 4 s
+        (_aliases(11), "11 root fields"),
+        ("query { ...A } fragment A on Query " + _aliases(11), "11 root fields"),
+        (_aliases(1, "RepoListWithNewestImage {Results {" + "Name " * 600 + "}}"), "602 fields"),
+    ],
+    ids=["aliases", "aliases-in-a-fragment", "fields"],
+)
+def test_queries_past_the_limits_are_422(
+    client: httpx.Client, content: Content, query: str, message: str
+) -> None:
+    for r in (
+        client.get(SEARCH, params={"query": query}),
+        client.post(SEARCH, json={"query": query}),
+    ):
+        assert r.status_code == 422, r.text
+        (error,) = r.json()["errors"]
+        assert message in error["message"]
+    within = gql(client, _aliases(10))["data"]
+    assert len(within) == 10 and all(v["Results"] for v in within.values())
+
+
+def test_a_query_body_past_64_kib_is_413(client: httpx.Client) -> None:
+    # 1 MiB was allowed: seconds of parsing, and ~80 MiB of syntax tree kept per text
+    r = client.post(SEARCH, json={"query": "{__typename}" + " " * (64 << 10)})
+    assert r.status_code == 413, r.text
+    assert r.json() == {
+        "errors": [{"message": "request body larger than 65536 bytes"}],
+        "data": None,
+    }
+
+
 def test_post_with_variables(client: httpx.Client, content: Content) -> None:
     query = (
         "query($r: String!) { ImageList(repo: $r) { Page {TotalCount ItemCount} Results {Tag} } }"

@@ -107,6 +107,18 @@ def test_repository_page_platforms_and_pull_command(
     assert "linux/arm64/v8" in page.locator("#children-h + .scroll").inner_text()
 
 
+@pytest.mark.parametrize("n", ["%C2%B2", "9" * 5000, "-1", "abc", "0"])
+def test_page_sizes_that_are_not_numbers_fall_back_to_the_default(
+    registry: RegistryProcess, content: Content, n: str
+) -> None:
+    # "²" passes str.isdigit and not int(), and int() refuses 5,000 digits: both were a 500.
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        for path in ("/", "/ui/repo/pub/app", "/ui/search?q=app"):
+            r = c.get(f"{path}{'&' if '?' in path else '?'}n={n}")
+            assert r.status_code == 200, (path, r.status_code, r.text[:300])
+            assert "pub/app" in r.text
+
+
 def test_image_page_config_layers_and_referrer_tree(
     registry: RegistryProcess, content: Content, page: Any
 ) -> None:

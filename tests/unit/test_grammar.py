@@ -15,7 +15,8 @@ def test_valid_names(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "A", "a/", "/a", "a//b", "..", "a/../b", "a/.b", "-a", "a_", "a%2Fb", "a" * 256]
+    "name",
+    ["", "A", "a/", "/a", "a//b", "..", "a/../b", "a/.b", "-a", "a_", "a%2Fb", "a" * 256, "a\n"],
 )
 def test_invalid_names(name: str) -> None:
     with pytest.raises(RegistryError) as info:
@@ -44,9 +45,22 @@ def test_digest_roundtrip_and_algorithms() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["sha256:xyz", "sha256:" + "A" * 64, "md5:" + "0" * 32, "sha256", "sha512:" + "0" * 64]
+    "text",
+    [
+        "sha256:xyz",
+        "sha256:" + "A" * 64,
+        "md5:" + "0" * 32,
+        "sha256",
+        "sha512:" + "0" * 64,
+        "sha256:" + "0" * 64 + "\n",
+    ],
 )
 def test_invalid_digests(text: str) -> None:
     with pytest.raises(RegistryError) as info:
         Digest.parse(text)
     assert info.value.code is ErrorCode.DIGEST_INVALID
+
+
+@pytest.mark.parametrize("tag", ["v1\n", "\n", "v1\nv2", "a" * 129])
+def test_invalid_tags(tag: str) -> None:
+    assert not names.is_tag(tag)

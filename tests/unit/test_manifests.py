@@ -129,6 +129,43 @@ def test_artifact_subject_and_annotations() -> None:
         (body(image(subject="x")), None, "subject is not a descriptor"),
         (body(image(artifactType=1)), None, "artifactType must be a string"),
         (body(image(annotations=["a"])), None, "annotations must be a map"),
+        (body(image(annotations=[])), None, "annotations must be a map"),
+        (body(image(annotations={"a": 1})), None, "annotations must be a map of strings"),
+        (body({**image(), "schemaVersion": 2.0}), None, "only schemaVersion 2"),
+        (body(image(layers=[descriptor(L1, size=1 << 63)])), None, "layers[0].size"),
+        (body(image(layers=[descriptor(L1, urls="x")])), None, "layers[0].urls"),
+        (body(image(layers=[descriptor(L1, annotations={"a": []})])), None, "annotations"),
+        (body(image(layers=[descriptor(L1, artifactType=1)])), None, "layers[0].artifactType"),
+        (body(image(subject=descriptor(M, data=5))), None, "subject.data must be a string"),
+        (
+            body({"schemaVersion": 2, "manifests": [descriptor(M, OCI_MANIFEST, platform="x")]}),
+            None,
+            "manifests[0].platform must be an object",
+        ),
+        (
+            body(
+                {
+                    "schemaVersion": 2,
+                    "manifests": [descriptor(M, OCI_MANIFEST, platform={"os": 5})],
+                }
+            ),
+            None,
+            "manifests[0].platform.os must be a string",
+        ),
+        (
+            body(
+                {
+                    "schemaVersion": 2,
+                    "manifests": [
+                        descriptor(M, OCI_MANIFEST, platform={"os": "linux", "os.features": "x"})
+                    ],
+                }
+            ),
+            None,
+            "os.features must be a list of strings",
+        ),
+        (b"\xef\xbb\xbf" + body(image()), None, "manifest is not valid JSON"),
+        (body(image()).decode().encode("utf-16"), None, "manifest is not valid JSON"),
     ],
 )
 def test_invalid_manifest_is_400_manifest_invalid(

@@ -66,5 +66,5 @@ async def head_blob_parts(store: ImageStore, aim: Target, head: bool) -> RawPart
 async def delete_blob(request: Request) -> Response:
     """end-10: DELETE /v2/<name>/blobs/<digest>."""
     repo, digest = _blob(target(request))
-    await store_of(request).blobs.delete(repo, digest)
+    await store_of(request).delete_blob(repo, digest)
     return Response(status_code=202, headers={"docker-content-digest": str(digest)})

@@ -14,8 +14,24 @@ from ocireg.target import Target, target_of
 
 # Past this, a body is not worth reading to the end just to answer an error politely.
 MAX_DRAIN = 64 << 20
+# Every count, size and offset a request can name is at most this: Go's int64, which zot
+# parses them as (strconv), refusing larger ones.
+NUMBER_CEILING = (1 << 63) - 1
 
 T = TypeVar("T")
+
+
+def decimal(text: str) -> int | None:
+    """`text` as a number if it is ASCII digits only and at most NUMBER_CEILING, else None
+    (then invalid, as zot answers it). `str.isdigit` also takes "²", which `int` refuses, and
+    `int` refuses more than 4,300 digits: both were a ValueError, a 500."""
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > 19:
+        return None
+    value = int(digits)
+    return value if value <= NUMBER_CEILING else None
 
 
 def store_of(request: Request) -> ImageStore:
@@ -64,13 +80,13 @@ async def limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
     error comes after the body has been read (up to MAX_DRAIN), so that the client sees the
     answer, not a reset."""
     budget: BodyBudget = request.app.state.body_budget
-    declared = request.headers.get("content-length")
+    declared = decimal(request.headers.get("content-length") or "")
     body = request.stream()
     size = held = 0
     parts: list[bytes] = []
     try:
         error = None
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and declared > limit:
             error = _too_large(limit)
         else:
             async for chunk in body:

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ocireg.api.common import repo_name, store_of, target
+from ocireg.api.common import decimal, repo_name, store_of, target
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import CATALOG_FILTER_KEY
 from ocireg.registry.manifests import OCI_INDEX
@@ -20,9 +20,10 @@ def _paging(request: Request) -> tuple[str | None, int | None]:
     raw_n = params.get("n")
     if raw_n is None or raw_n == "":
         return params.get("last") or None, None
-    if not raw_n.isdigit():
+    n = decimal(raw_n)
+    if n is None:
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, detail={"n": raw_n[:20]})
-    return params.get("last") or None, int(raw_n)
+    return params.get("last") or None, n
 
 
 def _listing(

@@ -9,11 +9,12 @@ from typing import NamedTuple
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
+from ocireg.api.common import decimal
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.registry import ImageStore
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
 RawHeaders = list[tuple[bytes, bytes]]
 # The scope key where a blob GET answered by a redirect leaves the blob's size, so the
 # metrics count the download the bucket serves in the registry's place.
@@ -76,18 +77,21 @@ def manifest_headers(digest: Digest, size: int, media_type: str) -> RawHeaders:
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
     """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416)."""
-    m = _RANGE_RE.match(header.strip())
+    m = _RANGE_RE.fullmatch(header.strip())
     if m is None or (not m.group(1) and not m.group(2)):
         raise _unsatisfiable(size, "malformed or multi-part Range")
-    first, last = m.group(1), m.group(2)
-    if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
-        if last and int(last) < start:
+    # numbers past int64 are refused, as Go's servers (zot) refuse them
+    first, last = decimal(m.group(1) or "0"), decimal(m.group(2) or "0")
+    if first is None or last is None:
+        raise _unsatisfiable(size, "range number past int64")
+    if m.group(1):
+        start = first
+        end = min(last, size - 1) if m.group(2) else size - 1
+        if m.group(2) and last < start:
             raise _unsatisfiable(size, "range end before start")
     else:  # suffix range: the last N bytes
-        start, end = max(size - int(last), 0), size - 1
-        if int(last) == 0:
+        start, end = max(size - last, 0), size - 1
+        if last == 0:
             raise _unsatisfiable(size, "empty suffix range")
     if start >= size:
         raise _unsatisfiable(size, "range starts beyond the blob")

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ocireg import names
-from ocireg.api.common import target
+from ocireg.api.common import decimal, target
 from ocireg.cluster.gather import ClusterSearch
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY
@@ -77,6 +77,7 @@ def _missing(members: list[str]) -> dict[str, list[str]]:
 def _limit(raw: str | None, most: int) -> int:
     if raw is None or raw == "":
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not 0 < int(raw) <= most:
+    n = decimal(raw)
+    if n is None or not 0 < n <= most:
         raise RegistryError(ErrorCode.PAGINATION_NUMBER_INVALID, detail={"n": raw[:20]})
-    return int(raw)
+    return n

@@ -8,14 +8,14 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ocireg.api.common import repo_name, store_of, target, with_body
+from ocireg.api.common import decimal, repo_name, store_of, target, with_body
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
 # What the registry answers for a chunk that does not continue the session: 416 with the
 # session's `Range`, which only this layer puts in a header.
 _RANGE_CODES = frozenset({ErrorCode.UPLOAD_RANGE_INVALID, ErrorCode.RANGE_INVALID})
-_CONTENT_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+_CONTENT_RANGE_RE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?")
 
 
 def _session_headers(repo: str, session: str, size: int) -> dict[str, str]:
@@ -70,14 +70,17 @@ async def patch_upload(request: Request) -> Response:
     start = expected = None
     content_range = request.headers.get("content-range")
     if content_range:
-        m = _CONTENT_RANGE_RE.match(content_range.strip())
-        if m is None or int(m.group(2)) < int(m.group(1)):
+        m = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
+        first = last = None
+        if m is not None:  # numbers past int64 are malformed, as zot reads them
+            first, last = decimal(m.group(1)), decimal(m.group(2))
+        if first is None or last is None or last < first:
             size = await store.uploads.size(repo, session)
             raise _out_of_range(size, "malformed Content-Range", content_range)
-        start = int(m.group(1))
-        expected = int(m.group(2)) - start + 1
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) != expected:
+        start = first
+        expected = last - start + 1
+        length = decimal(request.headers.get("content-length") or "")
+        if length is not None and length != expected:
             size = await store.uploads.size(repo, session)
             raise _out_of_range(size, "Content-Range does not match Content-Length", content_range)
     try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 from collections.abc import Callable
 
 from starlette.middleware import Middleware
@@ -219,7 +218,7 @@ def _basic(credentials: str) -> tuple[str | None, str]:
     """`user:password` from a Basic credential; (None, "") when it is not decodable."""
     try:
         text = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII at all, or not UTF-8
         return None, ""
     user, sep, password = text.partition(":")
     return (user, password) if sep and user else (None, "")
@@ -228,5 +227,5 @@ def _basic(credentials: str) -> tuple[str | None, str]:
 def _empty_basic(credentials: str) -> bool:
     try:
         return base64.b64decode(credentials.strip(), validate=True) == b":"
-    except binascii.Error:
+    except ValueError:  # not base64, or not ASCII at all (a header byte past 0x7f)
         return False

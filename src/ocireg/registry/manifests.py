@@ -18,6 +18,13 @@ IMAGE_TYPES = frozenset({OCI_MANIFEST, DOCKER_MANIFEST})
 INDEX_TYPES = frozenset({OCI_INDEX, DOCKER_LIST})
 MANIFEST_TYPES = IMAGE_TYPES | INDEX_TYPES
 MAX_MANIFEST_BYTES = 4 << 20
+# A descriptor's size is an int64 in the image spec (and in zot, which refuses larger ones).
+MAX_SIZE = (1 << 63) - 1
+# Descriptor and platform fields the image spec types as strings (a descriptor's `data` is a
+# base64 string too); what reads a stored manifest later (search, GraphQL, the pages) may
+# rely on them being strings.
+_DESCRIPTOR_STRINGS = ("artifactType", "data")
+_PLATFORM_STRINGS = ("architecture", "os", "os.version", "variant")
 
 # Layers that live elsewhere by design: their blobs are never pushed to the registry.
 _FOREIGN_LAYER_TYPES = frozenset(
@@ -49,6 +56,36 @@ def _invalid(message: str, detail: Any = None) -> RegistryError:
     return RegistryError(ErrorCode.MANIFEST_INVALID, message, detail)
 
 
+def _is_string_map(value: Any) -> bool:
+    return isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+
+
+def _is_string_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _check_types(desc: dict[str, Any], where: str) -> None:
+    """The optional descriptor fields, typed as the image spec has them (null: absent)."""
+    for key in _DESCRIPTOR_STRINGS:
+        if desc.get(key) is not None and not isinstance(desc[key], str):
+            raise _invalid(f"{where}.{key} must be a string")
+    if desc.get("annotations") is not None and not _is_string_map(desc["annotations"]):
+        raise _invalid(f"{where}.annotations must be a map of strings")
+    if desc.get("urls") is not None and not _is_string_list(desc["urls"]):
+        raise _invalid(f"{where}.urls must be a list of strings")
+    platform = desc.get("platform")
+    if platform is None:
+        return
+    if not isinstance(platform, dict):
+        raise _invalid(f"{where}.platform must be an object")
+    for key in _PLATFORM_STRINGS:
+        if platform.get(key) is not None and not isinstance(platform[key], str):
+            raise _invalid(f"{where}.platform.{key} must be a string")
+    features = platform.get("os.features")
+    if features is not None and not _is_string_list(features):
+        raise _invalid(f"{where}.platform.os.features must be a list of strings")
+
+
 def _descriptor_digest(desc: Any, where: str) -> Digest:
     if not isinstance(desc, dict):
         raise _invalid(f"{where} is not a descriptor")
@@ -56,10 +93,11 @@ def _descriptor_digest(desc: Any, where: str) -> Digest:
     size = desc.get("size")
     if not isinstance(digest, str):
         raise _invalid(f"{where}.digest is missing")
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        raise _invalid(f"{where}.size is missing or negative")
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_SIZE:
+        raise _invalid(f"{where}.size is missing, negative or past int64")
     if not isinstance(desc.get("mediaType"), str):
         raise _invalid(f"{where}.mediaType is missing")
+    _check_types(desc, where)
     try:
         return Digest.parse(digest)
     except RegistryError:
@@ -69,12 +107,15 @@ def _descriptor_digest(desc: Any, where: str) -> Digest:
 def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     """Validate a pushed manifest; the media type is the request's, else the body's."""
     try:
-        doc = jsondoc.loads(body)
+        # UTF-8 only, without a byte-order mark, as JSON on the wire must be (RFC 8259):
+        # json.loads of bytes would also take UTF-16 and UTF-32, which other clients cannot read
+        doc = jsondoc.loads(body.decode("utf-8"))
     except ValueError as exc:  # not JSON, not UTF-8, or nested past jsondoc.MAX_DEPTH
         raise _invalid("manifest is not valid JSON", str(exc)) from None
     if not isinstance(doc, dict):
         raise _invalid("manifest is not a JSON object")
-    if doc.get("schemaVersion") != 2:
+    version = doc.get("schemaVersion")
+    if type(version) is not int or version != 2:  # not 2.0, which compares equal
         raise _invalid("only schemaVersion 2 manifests are supported")
     body_type = doc.get("mediaType")
     if body_type is not None and not isinstance(body_type, str):
@@ -118,9 +159,11 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
     if artifact_type is None and media_type in IMAGE_TYPES:
         config_type = doc["config"].get("mediaType")
         artifact_type = config_type if isinstance(config_type, str) else None
-    annotations = doc.get("annotations") or {}
-    if not isinstance(annotations, dict):
-        raise _invalid("annotations must be a map")
+    annotations = doc.get("annotations")
+    if annotations is None:
+        annotations = {}
+    elif not _is_string_map(annotations):
+        raise _invalid("annotations must be a map of strings")
     return Manifest(
         media_type=media_type,
         blobs=tuple(blobs),

@@ -271,6 +271,18 @@ class ImageStore:
         await self._referrers.deleted(repo, desc, summary)
         await self.search.removed(repo, reference if is_tag else desc["digest"], is_tag)
 
+    async def delete_blob(self, repo: str, digest: Digest) -> None:
+        """end-10. Not a manifest the repository lists (in index.json or in one of its
+        indexes): its bytes gone, its tags would name nothing (MANIFEST_UNKNOWN while the tag
+        list still shows them). zot refuses it the same way; DELETE the manifest instead."""
+        index = await self.indexes.load(repo)
+        text = str(digest)
+        if index is not None and (
+            index.by_digest(text) is not None or await self._nested(repo, index, text)
+        ):
+            raise RegistryError(ErrorCode.BLOB_REFERENCED, detail={"digest": text})
+        await self.blobs.delete(repo, digest)
+
     # --- tags, catalog, referrers ----------------------------------------------------------
 
     async def tags(self, repo: str) -> list[str]:

@@ -31,7 +31,7 @@ from ocireg.storage import FileWriter, PathNotFound, SessionStore
 
 WRITE_CHUNK = 1 << 20  # hand on received bytes in ~1 MiB batches: few thread hops
 INLINE_HASH = 256 << 10  # smaller (last) pieces: hashed inline, cheaper than a thread hop
-_SESSION_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_SESSION_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _RUNNING_HASH_ALG = "sha256"
 
 
@@ -153,7 +153,7 @@ class Uploads:
             await writer.close()
 
     def _path(self, repo: str, session: str) -> str:
-        if not _SESSION_RE.match(session):
+        if not _SESSION_RE.fullmatch(session):
             raise self._unknown(session)
         return layout.upload(repo, session)
 

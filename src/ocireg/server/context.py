@@ -71,7 +71,16 @@ class RequestContextMiddleware:
             errlog.warning("backend error", extra={"error": str(exc), "path": scope.get("path")})
             await self._send_error(scope, send_with_headers, traffic, as_registry_error(exc))
         except ClientDisconnect:
-            traffic.status = traffic.status or 499
+            answered = traffic.status
+            if not answered:
+                # Granian ends a body whose chunked framing is malformed as if the client
+                # had gone, then answers a bare 500 itself when nothing was sent. A client
+                # still there gets the envelope; one that left gets nothing either way, and
+                # both are logged as a body that ended early (499), as the metrics count them.
+                await self._send_error(
+                    scope, send_with_headers, traffic, RegistryError(ErrorCode.BODY_INVALID)
+                )
+            traffic.status = answered or 499
         except Exception:
             errlog.exception("unhandled error", extra={"path": scope.get("path")})
             await self._send_error(

@@ -474,4 +474,7 @@ def _safe_next(value: str | None) -> str:
 
 def _int_param(request: Request, key: str, default: int) -> int:
     raw = request.query_params.get(key, "")
-    return int(raw) if raw.isdigit() and int(raw) > 0 else default
+    # ASCII digits only ("²" passes isdigit, not int), and few enough to be a page size
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        return default
+    return int(raw) or default

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ocireg.api.common import store_of
+from ocireg.api.graphql.limits import check_limits
 from ocireg.api.graphql.schema import search_schema
 from ocireg.api.graphql.source import Access, Source
 from ocireg.auth.bearer import grants
@@ -33,7 +34,11 @@ from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
 from ocireg.target import Endpoint
 
 SEARCH_PATH = "/v2/_zot/ext/search"
-MAX_BODY = 1 << 20  # a query is text: far below this
+# A query is text: zui's and zli's are under 1 KiB. Parsing 1 MiB took seconds of a worker.
+MAX_BODY = 64 << 10
+# Texts up to this size are kept parsed (`_cached`): every client query, and little memory
+# (a syntax tree is ~80 times its text).
+CACHED_TEXT = 4 << 10
 _POLICY_KEY = "graphql_policy"
 
 
@@ -86,11 +91,23 @@ async def search(request: Request) -> Response:
     return _answer(200, result)
 
 
-@lru_cache(maxsize=256)
 def _checked(query: str) -> tuple[DocumentNode, tuple[GraphQLError, ...]]:
-    """The query parsed and validated, once per text: zui and zli send a few texts again and
-    again, and validating one costs more than answering it from cached facts."""
+    """The query parsed, within `limits`, and validated; a short text once per text."""
+    if len(query) > MAX_BODY:  # a GET's ?query= (a POST's body is bounded as it is read)
+        raise GraphQLError(f"query longer than {MAX_BODY} bytes")
+    return _cached(query) if len(query) <= CACHED_TEXT else _check(query)
+
+
+@lru_cache(maxsize=256)
+def _cached(query: str) -> tuple[DocumentNode, tuple[GraphQLError, ...]]:
+    """zui and zli send a few texts again and again, and validating one costs more than
+    answering it from cached facts."""
+    return _check(query)
+
+
+def _check(query: str) -> tuple[DocumentNode, tuple[GraphQLError, ...]]:
     document = parse(query)
+    check_limits(document)
     return document, tuple(validate(search_schema(), document))
 
 

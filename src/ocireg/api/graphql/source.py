@@ -22,6 +22,7 @@ from typing import Any
 from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import RegistryError
+from ocireg.names import validate_name
 from ocireg.registry import ImageStore
 from ocireg.registry.index import Index, tag_of
 
@@ -79,6 +80,13 @@ class Source:
         return _keyed(await self.store.search.with_digest(names, prefix))
 
     def readable(self, repo: str) -> bool:
+        """A valid name the caller may read. A query's names are not read by the request's
+        classification: `open/../secret/app` matches the glob `open/**`, and only the storage
+        driver's path check stood between it and another repository's index."""
+        try:
+            validate_name(repo)
+        except RegistryError:
+            return False
         return self.access.read(repo)
 
     async def exists(self, repo: str) -> bool:
