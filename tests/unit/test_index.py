@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,41 @@ def test_pieces_are_the_whole_document_after_any_changes(seed: int) -> None:
     assert json.loads(index.dump())["manifests"] == index.manifests
     for old, dumped in held:  # the copies' changes did not reach them
         assert old.dump() == dumped == _reference(old)
+
+
+def test_writes_after_an_outside_writer_keep_its_entries_and_write_ours_whole(
+    tmp_path: Path,
+) -> None:
+    """An index.json another writer made (zot: indented, its own key order and fields),
+    replaced by us and by another process taking turns, tags moved and removed well past a
+    join of the kept text (`_Text`): the file is always the whole document, every entry of
+    the outside writer kept as it was parsed, and what each cache serves."""
+    outside = [desc(A, annotations={REF_NAME: f"z{i}", "x": "y"}, platform={}) for i in range(6)]
+    doc = {"manifests": [dict(reversed(d.items())) for d in outside], "schemaVersion": 2}
+    path = tmp_path / layout.index("r")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(doc, indent=4))
+    c, other = cache(tmp_path), cache(tmp_path)
+    model = Index.parse(path.read_bytes())  # the same changes, never written
+
+    async def change(writer: IndexCache, step: Callable[[Index], object]) -> None:
+        step(model)
+        await writer.update("r", step)
+        stored = path.read_bytes()
+        assert stored == _reference(Index.parse(stored))
+        assert json.loads(stored)["manifests"] == model.manifests
+
+    async def run() -> None:
+        for n in range(200):
+            writer = (c, other)[n % 2]
+            digest = (A, B)[n % 3 == 0]
+            await change(writer, lambda i, n=n, d=digest: i.set_tag(f"t{n % 150}", desc(d)))
+            if n % 5 == 0:
+                await change(writer, lambda i, n=n: i.remove_tag(f"t{n // 2}"))
+        for each in (c, other):
+            loaded = await each.load("r")
+            assert loaded is not None and loaded.dump() == path.read_bytes()
+            assert loaded.manifests[:6] == outside
+            assert [t for t in loaded.tags() if t.startswith("z")] == [f"z{i}" for i in range(6)]
+
+    asyncio.run(run())
