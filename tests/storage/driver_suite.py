@@ -130,6 +130,23 @@ class DriverSuite:
 
         self.run(body)
 
+    def test_conditional_put_of_pieces(self) -> None:
+        """index.json handed over in pieces (views of a kept text, `Index.pieces`): stored
+        as their join, small (written inline) and large (in a thread, in several writes)."""
+        big = os.urandom(3 * MiB + 5)
+        large: list[bytes | memoryview] = [b"{", memoryview(big)[1:], b"x" * 700, b"}"]
+        small: list[bytes | memoryview] = [b"[", memoryview(b"abcdef")[2:4], b"]"]
+
+        async def body(d: StorageDriver) -> None:
+            version = await d.put_if("p/index.json", large, None)
+            assert version == (await d.stat("p/index.json")).version
+            assert await d.get_content("p/index.json") == b"{" + big[1:] + b"x" * 700 + b"}"
+            assert await d.put_if("p/index.json", small, version)
+            assert not await d.put_if("p/index.json", small, version)
+            assert await d.get_content("p/index.json") == b"[cd]"
+
+        self.run(body)
+
     # --- streams ---------------------------------------------------------------------------
 
     def test_reader_ranges(self) -> None:

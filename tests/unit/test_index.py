@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,15 @@ import pytest
 from ocireg.digest import Digest
 from ocireg.meta.sqlite import SqliteMeta
 from ocireg.registry import layout
-from ocireg.registry.index import KEEP, REF_NAME, Index, IndexCache, is_kept, tag_of
+from ocireg.registry.index import (
+    INDEX_MEDIA_TYPE,
+    KEEP,
+    REF_NAME,
+    Index,
+    IndexCache,
+    is_kept,
+    tag_of,
+)
 from ocireg.storage.filesystem import FilesystemDriver
 
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -224,5 +234,82 @@ def test_consecutive_writes_without_readers_match_the_file(tmp_path: Path) -> No
             assert loaded.dump() == (tmp_path / layout.index("r")).read_bytes()
             assert "never" not in loaded.tags()
             assert len(loaded.tags()) == 10
+
+    asyncio.run(run())
+
+
+def _reference(index: Index) -> bytes:
+    """index.json as a plain `json.dumps` of the whole document writes it."""
+    doc = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, **index.extra}
+    doc.pop("manifests", None)
+    return json.dumps({**doc, "manifests": index.manifests}, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_pieces_are_the_whole_document_after_any_changes(seed: int) -> None:
+    """The kept text (a joined body with holes, and a tail; `_Text`) gives the same bytes
+    as serializing everything, through adds, moves, removals, copies and parses, across
+    many joins of the body."""
+    rng = random.Random(seed)
+    digests = [str(Digest.of(str(i).encode())) for i in range(40)]
+    index = Index.parse(b'{"schemaVersion":2,"manifests":[],"x":[1]}') if seed % 2 else Index()
+    held: list[tuple[Index, bytes]] = []
+    for step in range(1500):
+        roll = rng.random()
+        if roll < 0.5:
+            index.set_tag(f"t{rng.randrange(400)}", desc(rng.choice(digests)))
+        elif roll < 0.6:
+            index.add_untagged(desc(rng.choice(digests)))
+        elif roll < 0.75:
+            index.remove_tag(f"t{rng.randrange(400)}")
+        elif roll < 0.78:
+            index.remove_digest(rng.choice(digests))
+        elif roll < 0.8:  # a reader keeps this one; later changes go to a copy
+            held.append((index, index.dump()))
+            index = index.copy()
+        elif roll < 0.81:  # read back, as another process would
+            index = Index.parse(index.dump())
+        if step % 7 == 0 or roll < 0.2:
+            assert index.dump() == _reference(index)
+            assert b"".join(index.pieces()) == index.dump()
+    assert json.loads(index.dump())["manifests"] == index.manifests
+    for old, dumped in held:  # the copies' changes did not reach them
+        assert old.dump() == dumped == _reference(old)
+
+
+def test_writes_after_an_outside_writer_keep_its_entries_and_write_ours_whole(
+    tmp_path: Path,
+) -> None:
+    """An index.json another writer made (zot: indented, its own key order and fields),
+    replaced by us and by another process taking turns, tags moved and removed well past a
+    join of the kept text (`_Text`): the file is always the whole document, every entry of
+    the outside writer kept as it was parsed, and what each cache serves."""
+    outside = [desc(A, annotations={REF_NAME: f"z{i}", "x": "y"}, platform={}) for i in range(6)]
+    doc = {"manifests": [dict(reversed(d.items())) for d in outside], "schemaVersion": 2}
+    path = tmp_path / layout.index("r")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(doc, indent=4))
+    c, other = cache(tmp_path), cache(tmp_path)
+    model = Index.parse(path.read_bytes())  # the same changes, never written
+
+    async def change(writer: IndexCache, step: Callable[[Index], object]) -> None:
+        step(model)
+        await writer.update("r", step)
+        stored = path.read_bytes()
+        assert stored == _reference(Index.parse(stored))
+        assert json.loads(stored)["manifests"] == model.manifests
+
+    async def run() -> None:
+        for n in range(200):
+            writer = (c, other)[n % 2]
+            digest = (A, B)[n % 3 == 0]
+            await change(writer, lambda i, n=n, d=digest: i.set_tag(f"t{n % 150}", desc(d)))
+            if n % 5 == 0:
+                await change(writer, lambda i, n=n: i.remove_tag(f"t{n // 2}"))
+        for each in (c, other):
+            loaded = await each.load("r")
+            assert loaded is not None and loaded.dump() == path.read_bytes()
+            assert loaded.manifests[:6] == outside
+            assert [t for t in loaded.tags() if t.startswith("z")] == [f"z{i}" for i in range(6)]
 
     asyncio.run(run())

@@ -34,24 +34,27 @@ UPDATE_ATTEMPTS = 50  # conditional-write retries; each loser re-reads and re-ap
 class Index:
     """The descriptors of index.json, in file order, looked up by tag and by digest in O(1).
 
-    Each descriptor is kept with its JSON text, made once: writing the index back is a join
-    of those texts, so a tag write does not re-serialize thousands of entries (the cost of a
-    write no longer follows the number of tags; docs/performance.md, "Tag writes"). Entries
-    are keyed `t:<tag>` or, untagged, `d:<digest>`; descriptors are never changed in place,
-    so copies share them.
+    Each descriptor is kept with its JSON text, made once, and the texts of the older
+    entries are kept together in one bytes object (`_Text`): writing the index back hands
+    the storage a few pieces of it, which the filesystem writes with `writev`, so a tag
+    write neither re-serializes nor re-joins thousands of entries (docs/performance.md, "Tag
+    writes"). Entries are keyed `t:<tag>` or, untagged, `d:<digest>`; descriptors are never
+    changed in place, so copies share them.
     """
 
-    __slots__ = ("__weakref__", "_count", "_entries", "_first", "_json", "_tags", "extra")
+    __slots__ = ("__weakref__", "_count", "_entries", "_first", "_tags", "_text", "extra")
 
     def __init__(
         self, manifests: Iterable[dict[str, Any]] = (), extra: dict[str, Any] | None = None
     ) -> None:
         self.extra: dict[str, Any] = extra or {}  # keys we do not interpret, kept as is
         self._entries: dict[str, dict[str, Any]] = {}
-        self._json: dict[str, bytes] = {}
         self._first: dict[str, str] = {}  # digest -> key of its first entry
         self._count: dict[str, int] = {}  # digest -> number of entries
         self._tags: list[str] | None = None  # sorted, made on demand
+        # The entries' texts; None until the first write after a parse (a reader that never
+        # writes does not pay for serializing thousands of entries).
+        self._text: _Text | None = None
         for desc in manifests:
             self._add(desc)
 
@@ -68,27 +71,22 @@ class Index:
         other = Index.__new__(Index)
         other.extra = dict(self.extra)
         other._entries = self._entries.copy()
-        other._json = self._json.copy()
         other._first = self._first.copy()
         other._count = self._count.copy()
         other._tags = self._tags
+        other._text = None if self._text is None else self._text.copy()
         return other
 
     def dump(self) -> bytes:
+        return b"".join(self.pieces())
+
+    def pieces(self) -> list[bytes | memoryview]:
+        """The file's bytes in pieces, in order (mostly views of the kept text: no copy)."""
         head = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, **self.extra}
         head.pop("manifests", None)
-        if len(self._json) != len(self._entries):
-            # After a parse: serialize every entry once, in file order. From then on both
-            # dicts gain and lose the same keys together, so their orders agree.
-            self._json = {key: _compact(desc) for key, desc in self._entries.items()}
-        start = _compact(head)[:-1] + b',"manifests":['
-        parts = list(self._json.values())
-        if not parts:
-            return start + b"]}"
-        # One join and no concatenation of the whole: a large bytes object is costly to copy.
-        parts[0] = start + parts[0]
-        parts[-1] = parts[-1] + b"]}"
-        return b",".join(parts)
+        if self._text is None:  # after a parse: serialize every entry once, in file order
+            self._text = _Text.of(self._entries)
+        return [_compact(head)[:-1] + b',"manifests":[', *self._text.pieces(), b"]}"]
 
     @property
     def manifests(self) -> list[dict[str, Any]]:
@@ -171,10 +169,9 @@ class Index:
                 n += 1
             key = f"{key}#{n}"
         self._tags = None
-        in_step = len(self._json) == len(self._entries)
         self._entries[key] = desc
-        if in_step:  # keep both dicts in step once they are (see `dump`)
-            self._json[key] = _compact(desc)
+        if self._text is not None:
+            self._text.add(key, desc)
         if isinstance(digest, str):
             self._count[digest] = self._count.get(digest, 0) + 1
             self._first.setdefault(digest, key)
@@ -184,7 +181,8 @@ class Index:
         if desc is None:
             return None
         self._tags = None
-        self._json.pop(key, None)
+        if self._text is not None:
+            self._text.remove(key)
         digest = desc.get("digest")
         if isinstance(digest, str):
             left = self._count[digest] - 1
@@ -198,6 +196,90 @@ class Index:
                 del self._count[digest]
                 del self._first[digest]
         return desc
+
+
+class _Text:
+    """The JSON texts of an index's entries, in file order, each followed by a comma.
+
+    Most of them sit in one bytes object (`_body`), where `_spans` says which bytes are
+    whose; entries added since are kept apart (`_tail`), and a removed entry of the body
+    leaves a hole there (`_holes`) rather than a copy of the rest. The entries of the file
+    are then the body without its holes, followed by the tail: a few pieces, whatever the
+    number of entries. Every FOLD_AT additions, or HOLES_MAX holes, the pieces are joined
+    into a new body (one copy, its cost spread over those writes).
+
+    Entries are added at the end and removed anywhere, as `Index._entries` (a dict, in
+    insertion order): the order here stays the same as there.
+    """
+
+    __slots__ = ("_body", "_holes", "_spans", "_tail")
+
+    FOLD_AT = 128  # tail entries (and so writev pieces) before they are joined into the body
+    HOLES_MAX = 32
+
+    def __init__(self) -> None:
+        self._body = b""
+        self._spans: dict[str, tuple[int, int]] = {}  # key -> (start, end) in `_body`
+        self._holes: list[tuple[int, int]] = []  # spans of removed entries, in any order
+        self._tail: dict[str, bytes] = {}  # key -> text and comma, added since the join
+
+    @classmethod
+    def of(cls, entries: dict[str, dict[str, Any]]) -> _Text:
+        text = cls()
+        text._tail = {key: _compact(desc) + b"," for key, desc in entries.items()}
+        text._join()
+        return text
+
+    def copy(self) -> _Text:
+        other = _Text.__new__(_Text)
+        other._body = self._body  # bytes: shared, never changed
+        other._spans = self._spans.copy()
+        other._holes = self._holes.copy()
+        other._tail = self._tail.copy()
+        return other
+
+    def add(self, key: str, desc: dict[str, Any]) -> None:
+        self._tail[key] = _compact(desc) + b","
+
+    def remove(self, key: str) -> None:
+        if self._tail.pop(key, None) is None and (span := self._spans.pop(key, None)):
+            self._holes.append(span)
+
+    def pieces(self) -> list[bytes | memoryview]:
+        """The entries' texts joined by commas, in pieces."""
+        if len(self._tail) >= self.FOLD_AT or len(self._holes) > self.HOLES_MAX:
+            self._join()
+        body = memoryview(self._body)
+        pieces: list[bytes | memoryview] = []
+        at = 0
+        for start, end in sorted(self._holes):
+            if start > at:
+                pieces.append(body[at:start])
+            at = end
+        if at < len(body):
+            pieces.append(body[at:])
+        pieces.extend(self._tail.values())
+        if pieces:  # the last entry's comma
+            pieces[-1] = memoryview(pieces[-1])[:-1]
+        return pieces
+
+    def _join(self) -> None:
+        """One body of every entry, without holes."""
+        texts: list[tuple[str, bytes | memoryview]]
+        parts: list[bytes | memoryview]
+        if self._holes:  # a hole moves what follows it: every span is counted again
+            body = memoryview(self._body)
+            texts = [(key, body[start:end]) for key, (start, end) in self._spans.items()]
+            self._spans, self._holes, parts, at = {}, [], [], 0
+        else:
+            texts, parts, at = [], [self._body], len(self._body)
+        texts.extend(self._tail.items())
+        for key, text in texts:
+            self._spans[key] = (at, at + len(text))
+            parts.append(text)
+            at += len(text)
+        self._body = b"".join(parts)
+        self._tail = {}
 
 
 def _compact(doc: Any) -> bytes:
@@ -475,7 +557,7 @@ class IndexCache:
             result = change(index)
             # Readers elsewhere stop believing the key before the file changes.
             token = await self.versions.mark(repo) if self.versions.writes else None
-            written = await self.driver.put_if(path, index.dump(), version)
+            written = await self.driver.put_if(path, index.pieces(), version)
             if written is None:
                 self._cache.pop(repo, None)
                 continue

@@ -12,7 +12,7 @@ import shutil
 import stat
 import threading
 import uuid
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from ocireg.storage.base import (
     FileInfo,
     InvalidPath,
     PathNotFound,
+    Pieces,
     StorageError,
     StorageUnavailable,
 )
@@ -94,12 +95,13 @@ class FilesystemDriver:
     async def put_content(self, path: str, data: bytes) -> None:
         await self._write(self._full(path), data)
 
-    async def _write(self, full: Path, data: bytes, replacing: bool = False) -> str:
-        if len(data) <= INLINE_WRITE and not self.fsync:
+    async def _write(self, full: Path, data: Pieces, replacing: bool = False) -> str:
+        size = len(data) if isinstance(data, bytes) else sum(map(len, data))
+        if size <= INLINE_WRITE and not self.fsync:
             return self._atomic_write(full, data, replacing)
         return await asyncio.to_thread(self._atomic_write, full, data, replacing)
 
-    def _atomic_write(self, full: Path, data: bytes, replacing: bool = False) -> str:
+    def _atomic_write(self, full: Path, data: Pieces, replacing: bool = False) -> str:
         """Write, rename into place; the version of the new file (a rename keeps inode,
         mtime and size, so it is what `stat` reports afterwards).
 
@@ -114,8 +116,11 @@ class FilesystemDriver:
         old = _open_existing(full) if replacing else None
         try:
             with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()  # into the file before fstat: small writes wait in Python's buffer
+                if isinstance(data, bytes):
+                    f.write(data)
+                    f.flush()  # into the file before fstat: small writes wait in Python's buffer
+                else:
+                    _write_all(f.fileno(), data)  # views of the pieces, never joined
                 if self.fsync:
                     os.fsync(f.fileno())
                 version = _version(os.fstat(f.fileno()))
@@ -142,7 +147,7 @@ class FilesystemDriver:
             raise PathNotFound(path) from None
 
     @_os_errors
-    async def put_if(self, path: str, data: bytes, version: str | None) -> str | None:
+    async def put_if(self, path: str, data: Pieces, version: str | None) -> str | None:
         # Check, then rename: only safe because the caller holds the repository's flock.
         try:
             current: str | None = (await self.stat(path)).version
@@ -359,7 +364,7 @@ def _close_quietly(fd: int, read: asyncio.Future[bytes] | None = None) -> None:
     os.close(fd)
 
 
-def _write_all(fd: int, pieces: list[bytes]) -> None:
+def _write_all(fd: int, pieces: Sequence[bytes | memoryview]) -> None:
     """The pieces, in order, at most WRITE_MAX bytes per system call (views, not copies)."""
     batch: list[memoryview] = []
     size = 0

@@ -17,7 +17,7 @@ import builtins
 import contextlib
 from collections.abc import AsyncGenerator, Callable
 
-from ocireg.storage.base import FileInfo, PathNotFound, StorageUnavailable
+from ocireg.storage.base import FileInfo, PathNotFound, Pieces, StorageUnavailable, joined
 from ocireg.storage.s3 import state as states
 from ocireg.storage.s3.client import S3Client, precondition_failed
 from ocireg.storage.s3.download import pieces
@@ -62,7 +62,7 @@ class S3Driver:
     async def put_content(self, path: str, data: bytes) -> None:
         await self.client.put(path, data)
 
-    async def put_if(self, path: str, data: bytes, version: str | None) -> str | None:
+    async def put_if(self, path: str, data: Pieces, version: str | None) -> str | None:
         """Conditional write: If-Match `version`, or If-None-Match * when None; the new
         ETag, or None when the condition failed."""
         c = await self.client.c()
@@ -70,7 +70,7 @@ class S3Driver:
         try:
             async with self.client.call(path):
                 r = await c.put_object(
-                    Bucket=self.bucket, Key=self.client.key(path), Body=data, **cond
+                    Bucket=self.bucket, Key=self.client.key(path), Body=joined(data), **cond
                 )
         except StorageUnavailable as exc:
             if precondition_failed(exc):
