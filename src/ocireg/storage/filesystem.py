@@ -116,11 +116,9 @@ class FilesystemDriver:
         old = _open_existing(full) if replacing else None
         try:
             with open(tmp, "wb") as f:
-                if isinstance(data, bytes):
-                    f.write(data)
-                    f.flush()  # into the file before fstat: small writes wait in Python's buffer
-                else:
-                    _write_all(f.fileno(), data)  # views of the pieces, never joined
+                # Straight to the descriptor (views of the pieces, never joined): nothing waits
+                # in Python's buffer when fstat reads the version below.
+                _write_all(f.fileno(), [data] if isinstance(data, bytes) else data)
                 if self.fsync:
                     os.fsync(f.fileno())
                 version = _version(os.fstat(f.fileno()))
