@@ -1,7 +1,8 @@
 """Member lists that change without restarts: a member added and one removed by editing the
-files while clients keep pushing and pulling; a broken file refused; the status command and
-endpoint with a member down and two members whose lists differ. On one shared root and on
-SeaweedFS + Redis."""
+files while clients keep pushing and pulling, applied by the running workers; any other
+change replaces the workers; a broken file refused; the status command and endpoint with a
+member down and two members whose lists differ. On one shared root and on SeaweedFS +
+Redis."""
 
 from __future__ import annotations
 
@@ -38,6 +39,10 @@ def rewrite(member: RegistryProcess, members: list[str]) -> None:
 def log_of(member: RegistryProcess) -> str:
     """The member's whole log (`logs()` keeps only the end, which the access log fills)."""
     return member.log_path.read_text(errors="replace")
+
+
+def workers_started(member: RegistryProcess) -> int:
+    return log_of(member).count("worker ready")
 
 
 def fingerprints(members: list[RegistryProcess]) -> set[str]:
@@ -124,6 +129,7 @@ def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
     four = configs[3]["cluster"]["members"]
     with Traffic(procs) as traffic:
         wait_until(lambda: traffic.count() >= 8, timeout=60)
+        started = [workers_started(member) for member in procs]
         fourth = RegistryProcess(tmp_path, configs[3], name="member3").start()
         try:
             for member in procs:
@@ -159,7 +165,42 @@ def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
                         assert r.headers["docker-content-digest"] == digest
             fourth.stop()
     assert not traffic.failures, traffic.failures[:5]
-    assert "configuration reloaded" in log_of(procs[0])
+    # Both lists were applied by the workers that were running: none was replaced.
+    assert [workers_started(member) for member in procs] == started
+    for member in procs[:2]:
+        log = log_of(member)
+        assert log.count("configuration reloaded; workers apply the member list in place") == 2
+        assert log.count("cluster member list applied") == 2
+
+
+@pytest.mark.parametrize("cluster4", ["filesystem"], indirect=True)
+def test_a_change_beyond_the_member_list_replaces_the_workers(
+    cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]],
+) -> None:
+    procs, _ = cluster4
+    member = procs[0]
+    with httpx.Client(base_url=member.url, timeout=30) as client:
+        image = push_image(client, "members/policy", "v1")
+    started = workers_started(member)
+    config = copy.deepcopy(member.config)
+    config["http"]["accessControl"] = {"repositories": {"**": {"anonymousPolicy": ["read"]}}}
+    member.config = config
+    member.config_path.write_text(json.dumps(config))
+    wait_until(lambda: "workers restart one by one" in log_of(member), timeout=30)
+    wait_until(lambda: workers_started(member) > started, timeout=60)
+    # The new workers read the policy: anonymous clients may pull, no longer upload (an
+    # upload is answered by the member that receives it, on shared storage).
+    headers = {"Accept": OCI_MANIFEST, "Connection": "close"}
+    with httpx.Client(base_url=member.url, timeout=30, headers=headers) as client:
+
+        def refused() -> httpx.Response | None:
+            r = client.post("/v2/members/policy/blobs/uploads/")
+            return r if r.status_code != 202 else None
+
+        post = wait_until(refused, timeout=30)
+        assert post.status_code == 401 and post.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        r = client.get(manifest_path("members/policy", "v1"))
+        assert r.status_code == 200 and r.content == image.manifest
 
 
 def test_a_broken_file_is_refused_and_the_member_keeps_serving(

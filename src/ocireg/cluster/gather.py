@@ -69,7 +69,7 @@ class ClusterSearch:
     def enabled(self) -> bool:
         return self.local.enabled
 
-    def _others(self, forwarded: bool) -> list[int]:
+    def _others(self, forwarded: bool) -> list[str]:
         # A member asked by another answers for itself alone: no second round of asking.
         return [] if forwarded or self.peers is None else self.peers.separate()
 
@@ -137,13 +137,15 @@ class ClusterSearch:
     ) -> dict[str, Any]:
         """One repository's summary and images as the JSON endpoint shows them, from the
         member that stores it."""
-        owner = None if self.peers is None else self.peers.membership.owner_of(repo)
+        owner = None
+        if self.peers is not None:
+            membership = self.peers.membership
+            owner = membership.members[membership.owner_of(repo)]
         if owner is None or forwarded or owner not in self._others(False):
             images = await self.local.images(repo)
             summary = (await self.local.summary(repo)).to_json()
             return summary | {"images": [i.to_json() for i in images]}
         assert self.peers is not None
-        member = self.peers.membership.members[owner]
         try:
             answer = await self.peers.ask(
                 owner, SEARCH_PATH, {"repository": repo}, identity, self.timeout
@@ -151,26 +153,25 @@ class ClusterSearch:
         except PeerUnanswered as exc:
             answer = exc
         if not isinstance(answer, dict):
-            raise RegistryError(ErrorCode.UNAVAILABLE, detail={"member": member})
+            raise RegistryError(ErrorCode.UNAVAILABLE, detail={"member": owner})
         return answer
 
     async def _with_parts(
-        self, local: Awaitable[_T], others: list[int], query: dict[str, str], identity: Identity
+        self, local: Awaitable[_T], others: list[str], query: dict[str, str], identity: Identity
     ) -> tuple[_T, list[dict[str, Any]], list[str]]:
         """The local answer, the members' JSON parts, and the members that gave none."""
         assert self.peers is not None
         peers = self.peers
-        asks = [peers.ask(i, SEARCH_PATH, query, identity, self.timeout) for i in others]
+        asks = [peers.ask(m, SEARCH_PATH, query, identity, self.timeout) for m in others]
         mine, *theirs = await asyncio.gather(local, *asks, return_exceptions=True)
         if isinstance(mine, BaseException):
             raise mine
         parts: list[dict[str, Any]] = []
         missing: list[str] = []
-        for index, answer in zip(others, theirs, strict=True):
+        for member, answer in zip(others, theirs, strict=True):
             if isinstance(answer, dict):
                 parts.append(answer)
                 continue
-            member = peers.membership.members[index]
             missing.append(member)
             reason = answer.reason if isinstance(answer, PeerUnanswered) else repr(answer)
             log.warning(

@@ -21,7 +21,6 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.asgi import with_response_header
-from ocireg.cluster.membership import Membership
 from ocireg.cluster.peers import FINGERPRINT_HEADER, INDEX_VERSIONS_HEADER, Peers
 from ocireg.cluster.proof import (
     CLUSTER_HEADERS,
@@ -51,13 +50,14 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ClusterInboundMiddleware:
-    def __init__(
-        self, app: ASGIApp, membership: Membership, replay_dir: Path | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, peers: Peers, replay_dir: Path | None = None) -> None:
         self.app = app
+        self.peers = peers
+        # The key and this member's own entry stay the same while the list changes
+        # (server/reload.py applies a new list in place only then).
+        membership = peers.membership
         key = derive_key(membership.hash_key)
         self.verifier = ProofVerifier(key, membership.local_member, replay_dir)
-        self.fingerprint = membership.fingerprint.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -65,7 +65,8 @@ class ClusterInboundMiddleware:
             if target_of(scope).endpoint is Endpoint.LIVEZ:
                 # This member's routing fingerprint, so that the peers' probes notice
                 # members that route differently (cluster/peers.py).
-                send = with_response_header(send, FINGERPRINT_HEADER, self.fingerprint)
+                fingerprint = self.peers.membership.fingerprint.encode()
+                send = with_response_header(send, FINGERPRINT_HEADER, fingerprint)
                 # ... and that this member keeps the index-version keys when it writes
                 # (registry/versions.py): older members do not, so no peer trusts them.
                 send = with_response_header(send, INDEX_VERSIONS_HEADER, b"1")
@@ -116,7 +117,6 @@ class ClusterForwardMiddleware:
     def __init__(
         self,
         app: ASGIApp,
-        membership: Membership,
         forwarder: Forwarder,
         peers: Peers,
         on_forward: Callable[[str, bool], None] | None = None,
@@ -127,19 +127,20 @@ class ClusterForwardMiddleware:
         # Repositories whose reads go to the owner on shared storage too (sync's mirrors:
         # the owner alone fetches from the upstream).
         self.owner_reads = owner_reads
-        self.membership = membership
         self.forwarder = forwarder
         self.peers = peers
         # Called with (member, failed) after each forwarded request, and with the member
         # whose request was answered here instead: the server's metrics.
         self.on_forward = on_forward
         self.on_failover = on_failover
-        self.key = derive_key(membership.hash_key)
+        self.key = derive_key(peers.membership.hash_key)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
             await self.app(scope, self._closing_on_shutdown(receive), send)
             return
+        # The owner is named by address: the member list may change while this request
+        # is under way (Peers.update), and it still goes where it was first meant to go.
         owner = await self._owner(scope) if scope["type"] == "http" else None
         if owner is None:
             await self.app(scope, receive, send)
@@ -172,7 +173,7 @@ class ClusterForwardMiddleware:
         reader: Callable[[], Receive],
         complete: bool,
         send: Send,
-        owner: int,
+        owner: str,
     ) -> None:
         started = False
 
@@ -190,13 +191,14 @@ class ClusterForwardMiddleware:
             self._failed_over(owner)
             await self.app(scope, reader(), send)
 
-    async def _owner(self, scope: Scope) -> int | None:
-        """Index of the member to forward to, or None to answer here."""
+    async def _owner(self, scope: Scope) -> str | None:
+        """The member to forward to, or None to answer here."""
         aim = target_of(scope)
         if aim.repository is None:
             return None
-        owner = self.membership.owner_of(aim.repository)
-        if owner == self.membership.local_index:
+        membership = self.peers.membership
+        owner = membership.members[membership.owner_of(aim.repository)]
+        if owner == membership.local_member:
             return None
         if self.peers.shares(owner):
             owner_reads = self.owner_reads is not None and self.owner_reads(aim.repository)
@@ -212,24 +214,22 @@ class ClusterForwardMiddleware:
             if await self.peers.shares_now(owner):
                 # A member that joined a moment ago, whose record had not been read yet.
                 return None
-            target = self.membership.members[owner]
             log.error(
                 "forwarded request for a repository this member does not own; the member "
                 "lists of the cluster disagree",
-                extra={"path": scope["path"], "owner_here": target},
+                extra={"path": scope["path"], "owner_here": owner},
             )
             raise RegistryError(
                 ErrorCode.LOOP_DETECTED,
-                detail={"member": self.membership.local_member, "owner": target},
+                detail={"member": membership.local_member, "owner": owner},
             )
         return owner
 
-    def _failed_over(self, owner: int) -> None:
+    def _failed_over(self, owner: str) -> None:
         if self.on_failover is not None:
-            self.on_failover(self.membership.members[owner])
+            self.on_failover(owner)
 
-    async def _forward(self, scope: Scope, receive: Receive, send: Send, owner: int) -> None:
-        target = self.membership.members[owner]
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, target: str) -> None:
         identity = scope.get(IDENTITY_KEY, ANONYMOUS)
         hop = sign(
             self.key,
@@ -301,28 +301,24 @@ async def _kept_body(
     return reader, complete
 
 
-def cluster_inbound(
-    membership: Membership | None, replay_dir: Path | None = None
-) -> Middleware | None:
-    if membership is None:
+def cluster_inbound(peers: Peers | None, replay_dir: Path | None = None) -> Middleware | None:
+    if peers is None:
         return None
-    return Middleware(ClusterInboundMiddleware, membership=membership, replay_dir=replay_dir)
+    return Middleware(ClusterInboundMiddleware, peers=peers, replay_dir=replay_dir)
 
 
 def cluster_forward(
     config: Config,
-    membership: Membership | None,
     peers: Peers | None,
     on_forward: Callable[[str, bool], None] | None = None,
     on_failover: Callable[[str], None] | None = None,
     owner_reads: Callable[[str], bool] | None = None,
 ) -> Middleware | None:
-    if membership is None or peers is None:
+    if peers is None:
         return None
     forwarder = Forwarder(client_ssl_context(config))
     return Middleware(
         ClusterForwardMiddleware,
-        membership=membership,
         forwarder=forwarder,
         peers=peers,
         on_forward=on_forward,

@@ -13,6 +13,11 @@ request that could not reach it; one good answer marks it up again. A peer that 
 answered yet is not marked down by probes in the first STARTUP_GRACE seconds. Only shared
 peers are ever failed over (`ClusterForwardMiddleware`): with separate storage a down owner
 still means 503, since nobody else holds its data.
+
+**A list that changes.** Peers are known by address, not by place in the list, so a new
+member list (`update`, applied while serving: server/reload.py) keeps what was learnt of the
+members that stay, and a request that began under the previous list still names the member
+it meant.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -63,6 +68,7 @@ class PeerState:
     timeouts: int = 0
     last_contact: float = 0.0  # wall clock of the last good answer, 0 if none yet
     changed: float = 0.0
+    added: float = field(default_factory=time.monotonic)  # when this process began to probe it
     fingerprint: str | None = None  # how the peer routes (None: not an ocireg, or not known)
     index_versions: bool = False  # it keeps the index-version keys (registry/versions.py)
 
@@ -85,36 +91,43 @@ class Peers:
         self.mode = shared_storage  # None: find out
         self.scheme = "https" if ssl_context else "http"
         self._ssl: ssl.SSLContext | bool = ssl_context or False
-        self.state = {
-            i: PeerState(shared=shared_storage is True)
-            for i in range(len(membership.members))
-            if i != membership.local_index
-        }
+        self.state: dict[str, PeerState] = {}  # every member but this one, by address
+        self.update(membership)
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self._key = derive_key(membership.hash_key)
         self._driver: StorageDriver | None = None
-        self._started = time.monotonic()
+
+    def update(self, membership: Membership) -> None:
+        """Route by `membership` from now on: the members that stay keep their state, a new
+        one is assumed up (and is given STARTUP_GRACE) until its probes say otherwise."""
+        known = self.state
+        self.membership = membership
+        self.state = {
+            member: known.get(member) or PeerState(shared=self.mode is True)
+            for member in membership.members
+            if member != membership.local_member
+        }
 
     # --- what the routing asks -----------------------------------------------------------
 
-    def shares(self, index: int) -> bool:
-        """True when member `index` is known to use this member's storage."""
-        peer = self.state.get(index)
+    def shares(self, member: str) -> bool:
+        """True when `member` is known to use this member's storage."""
+        peer = self.state.get(member)
         return peer is not None and peer.shared
 
-    async def shares_now(self, index: int) -> bool:
-        """`shares`, after reading member `index`'s record at once if it has not been found
-        yet: a member that just joined is known to share the storage before the next look."""
-        peer = self.state.get(index)
+    async def shares_now(self, member: str) -> bool:
+        """`shares`, after reading `member`'s record at once if it has not been found yet: a
+        member that just joined is known to share the storage before the next look."""
+        peer = self.state.get(member)
         if peer is None or peer.shared or self.mode is not None or self._driver is None:
-            return self.shares(index)
+            return self.shares(member)
         try:
-            found = await self._has_record(self._driver, index, time.time())
+            found = await self._has_record(self._driver, member, time.time())
         except StorageError:
             return False
         if found:
-            self._found_shared(index)
+            self._found_shared(member)
         return found
 
     def all_ocireg(self) -> bool:
@@ -130,68 +143,64 @@ class Peers:
             peer.fingerprint is not None and peer.index_versions for peer in self.state.values()
         )
 
-    def disagrees(self, index: int) -> bool:
-        """True when member `index` announced a routing fingerprint other than ours."""
-        peer = self.state.get(index)
+    def disagrees(self, member: str) -> bool:
+        """True when `member` announced a routing fingerprint other than ours."""
+        peer = self.state.get(member)
         return peer is not None and peer.fingerprint not in (None, self.membership.fingerprint)
 
-    def is_up(self, index: int) -> bool:
-        peer = self.state.get(index)
+    def is_up(self, member: str) -> bool:
+        peer = self.state.get(member)
         return peer is None or peer.up
 
-    def mark_down(self, index: int, reason: str) -> None:
-        peer = self.state.get(index)
+    def mark_down(self, member: str, reason: str) -> None:
+        peer = self.state.get(member)
         if peer is not None:
             peer.index_versions = False
         if peer is not None and peer.up:
             peer.up = False
             peer.changed = time.time()
-            log.warning(
-                "cluster member down",
-                extra={"member": self.membership.members[index], "reason": reason},
-            )
+            log.warning("cluster member down", extra={"member": member, "reason": reason})
 
-    def _mark_up(self, index: int) -> None:
-        peer = self.state[index]
+    def _mark_up(self, member: str, peer: PeerState) -> None:
         peer.timeouts = 0
         peer.last_contact = time.time()
         if not peer.up:
             peer.up = True
             peer.changed = peer.last_contact
-            log.warning("cluster member up", extra={"member": self.membership.members[index]})
+            log.warning("cluster member up", extra={"member": member})
 
-    def _note_fingerprint(self, index: int, fingerprint: str | None) -> None:
-        peer = self.state[index]
+    def _note_fingerprint(self, member: str, peer: PeerState, fingerprint: str | None) -> None:
         if fingerprint == peer.fingerprint:
             return
         peer.fingerprint = fingerprint
-        if self.disagrees(index):
+        if self.disagrees(member):
             log.warning(
                 "cluster member routes differently: the member lists (or routing) differ",
                 extra={
-                    "member": self.membership.members[index],
+                    "member": member,
                     "its_fingerprint": fingerprint,
                     "our_fingerprint": self.membership.fingerprint,
                 },
             )
 
-    def maintainer_of(self, owner: int) -> int:
+    def maintainer_of(self, owner: str) -> str:
         """Who maintains (GC, scrub) the repositories of `owner`: the owner while it is up
         or does not share this storage; else the first member, in list order, that is up
         and shares it (this member counts as both)."""
-        local = self.membership.local_index
+        local = self.membership.local_member
         if owner == local or self.is_up(owner) or not self.shares(owner):
             return owner
-        for index in range(len(self.membership.members)):
-            if index == local or (index != owner and self.is_up(index) and self.shares(index)):
-                return index
+        for member in self.membership.members:
+            if member == local or (member != owner and self.is_up(member) and self.shares(member)):
+                return member
         return owner
 
     # --- background work -----------------------------------------------------------------
 
     def start(self, driver: StorageDriver) -> None:
         self._driver = driver
-        self._started = time.monotonic()
+        for peer in self.state.values():
+            peer.added = time.monotonic()
         self._tasks = [asyncio.create_task(self._probe_loop(), name="ocireg-peer-probes")]
         if self.mode is None:
             self._tasks.append(asyncio.create_task(self._records(driver), name="ocireg-peers"))
@@ -215,24 +224,21 @@ class Peers:
                     body = json.dumps({"member": me, "time": now}).encode()
                     await driver.put_content(record_path(me), body)
                     wrote = now
-                for index, peer in self.state.items():
-                    if not peer.shared and await self._has_record(driver, index, now):
-                        self._found_shared(index)
+                for member, peer in list(self.state.items()):
+                    if not peer.shared and await self._has_record(driver, member, now):
+                        self._found_shared(member)
             except StorageError as exc:
                 log.warning("cluster member records unavailable", extra={"error": str(exc)})
             everyone = all(peer.shared for peer in self.state.values())
             await asyncio.sleep(RECORD_EVERY if everyone else LOOK_EVERY)
 
-    def _found_shared(self, index: int) -> None:
-        if not self.state[index].shared:
-            self.state[index].shared = True
-            log.info(
-                "cluster member shares this storage",
-                extra={"member": self.membership.members[index]},
-            )
+    def _found_shared(self, member: str) -> None:
+        peer = self.state.get(member)
+        if peer is not None and not peer.shared:
+            peer.shared = True
+            log.info("cluster member shares this storage", extra={"member": member})
 
-    async def _has_record(self, driver: StorageDriver, index: int, now: float) -> bool:
-        member = self.membership.members[index]
+    async def _has_record(self, driver: StorageDriver, member: str, now: float) -> bool:
         try:
             record = json.loads(await driver.get_content(record_path(member)))
         except (PathNotFound, ValueError):
@@ -244,23 +250,22 @@ class Peers:
             and now - stamp < RECORD_FRESH
         )
 
-    def separate(self) -> list[int]:
+    def separate(self) -> list[str]:
         """The members not known to share this member's storage: each holds data of its own."""
-        return [index for index in self.state if not self.shares(index)]
+        return [member for member in self.state if not self.shares(member)]
 
     async def ask(
         self,
-        index: int,
+        member: str,
         path: str,
         query: Mapping[str, str],
         identity: Identity,
         within: float,
     ) -> Any:
-        """GET `path` on member `index` as a forwarded request made for `identity` (signed
+        """GET `path` on `member` as a forwarded request made for `identity` (signed
         like the proxy's hops, so the member authorizes that identity and answers from its
         own storage alone), and its JSON answer, within `within` seconds. Raises
         `PeerUnanswered` on anything else."""
-        member = self.membership.members[index]
         raw = urlencode(query)
         hop = sign(self._key, "GET", path, raw.encode(), member, identity)
         headers = {
@@ -292,35 +297,37 @@ class Peers:
     async def _probe_loop(self) -> None:
         self._client()
         while True:
-            await asyncio.gather(*(self._probe(index) for index in self.state))
+            # A list applied meanwhile (`update`) is probed from the next round on; a probe
+            # of a member that left updates a state nobody reads any more.
+            await asyncio.gather(*(self._probe(m, peer) for m, peer in self.state.items()))
             if self.on_round is not None:
                 up = 1 + sum(peer.up for peer in self.state.values())
-                self.on_round(up, sum(self.disagrees(index) for index in self.state))
+                self.on_round(up, sum(self.disagrees(member) for member in self.state))
             await asyncio.sleep(PROBE_EVERY)
 
-    async def _probe(self, index: int) -> None:
-        url = f"{self.scheme}://{self.membership.members[index]}/livez"
+    async def _probe(self, member: str, peer: PeerState) -> None:
+        url = f"{self.scheme}://{member}/livez"
         try:
             async with self._client().get(url) as response:
                 if response.status == 200:
-                    self._mark_up(index)
-                    self._note_fingerprint(index, response.headers.get(FINGERPRINT_HEADER.decode()))
+                    self._mark_up(member, peer)
+                    fingerprint = response.headers.get(FINGERPRINT_HEADER.decode())
+                    self._note_fingerprint(member, peer, fingerprint)
                     keeps = response.headers.get(INDEX_VERSIONS_HEADER.decode()) == "1"
-                    self.state[index].index_versions = keeps
+                    peer.index_versions = keeps
                     return
                 reason = f"/livez answered {response.status}"
         except TimeoutError:
-            peer = self.state[index]
             peer.timeouts += 1
             if peer.timeouts < TIMEOUTS_TO_DOWN:
                 return
             reason = f"/livez did not answer within {PROBE_TIMEOUT}s, {peer.timeouts} times"
         except aiohttp.ClientError as exc:
             reason = f"{type(exc).__name__}: {exc}"
-        starting = time.monotonic() - self._started < STARTUP_GRACE
-        if starting and self.state[index].last_contact == 0:
+        starting = time.monotonic() - peer.added < STARTUP_GRACE
+        if starting and peer.last_contact == 0:
             return  # not started yet, as far as we know: assumed up, as before any probe
-        self.mark_down(index, reason)
+        self.mark_down(member, reason)
 
 
 class PeerUnanswered(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -23,7 +24,7 @@ from ocireg.api.responses import StreamSlots
 from ocireg.auth.core import build_auth
 from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.gather import ClusterSearch
-from ocireg.cluster.membership import Membership, membership_from_config
+from ocireg.cluster.membership import membership_from_config
 from ocireg.cluster.middleware import cluster_forward, cluster_inbound
 from ocireg.cluster.peers import Peers, peers_from_config
 from ocireg.config import Config, build_config, load_config
@@ -35,7 +36,7 @@ from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import PAGE_ERROR_KEY, RequestContextMiddleware
 from ocireg.server.maintenance import Maintenance, owner_filter
-from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV
+from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV, MEMBERS_FILE_ENV, MembersFile
 from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
 from ocireg.sync.ondemand import STATE_KEY as SYNC_STATE
@@ -84,9 +85,7 @@ def _search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
     return search_routes(config)
 
 
-def build_middleware(
-    config: Config, membership: Membership | None = None, peers: Peers | None = None
-) -> list[Middleware]:
+def build_middleware(config: Config, peers: Peers | None = None) -> list[Middleware]:
     """The middleware stack, outermost first. One line per concern; None = not configured."""
     auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     stack = [
@@ -100,14 +99,13 @@ def build_middleware(
         # layer below reads that; a request that cannot be read one way is refused here
         Middleware(ClassifyMiddleware),
         # cluster inbound: verify a forwarded request's proof, adopt its identity
-        cluster_inbound(membership, replay_dir(config)),
+        cluster_inbound(peers, replay_dir(config)),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
         authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (on
         # shared storage only index writes, and only while the owner is up)
         cluster_forward(
             config,
-            membership,
             peers,
             on_forward=metrics.record_proxied,
             on_failover=metrics.record_failover,
@@ -127,8 +125,11 @@ def build_middleware(
     return [m for m in stack if m is not None]
 
 
-def create_app(config: Config, local_member: int | None = None) -> Starlette:
-    """`local_member`: this instance's index in `cluster.members`, if already known."""
+def create_app(
+    config: Config, local_member: int | None = None, members_file: Path | None = None
+) -> Starlette:
+    """`local_member`: this instance's index in `cluster.members`, if already known;
+    `members_file`: where the main process publishes a new member list (server/reload.py)."""
     membership = membership_from_config(config, local_member)
     peers = peers_from_config(config, membership, on_round=metrics.record_cluster_view)
     pages = None
@@ -169,12 +170,20 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
             config, app.state.store, owner_filter(membership, peers), background=background
         )
         maintenance.start()
+        follower = None
         if peers is not None:
             peers.start(app.state.store.driver)
+            if members_file is not None:
+                following = MembersFile(members_file).follow(peers)
+                follower = asyncio.create_task(following, name="ocireg-members-file")
         log.info("worker ready", extra={"pid": os.getpid()})
         try:
             yield
         finally:
+            if follower is not None:
+                follower.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await follower
             if peers is not None:
                 await peers.stop()
             await maintenance.stop()
@@ -186,7 +195,7 @@ def create_app(config: Config, local_member: int | None = None) -> Starlette:
 
     app = Starlette(
         routes=build_routes(config, pages),
-        middleware=build_middleware(config, membership, peers),
+        middleware=build_middleware(config, peers),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )
@@ -212,4 +221,9 @@ def app_from_environment() -> Starlette:
     config = build_config(json.loads(data), source=source) if data else load_config(source)
     setup_logging(config.log.level, config.log.output)
     member = os.environ.get(LOCAL_MEMBER_ENV, "")
-    return create_app(config, int(member) if member.isdigit() else None)
+    members_file = os.environ.get(MEMBERS_FILE_ENV)
+    return create_app(
+        config,
+        int(member) if member.isdigit() else None,
+        Path(members_file) if members_file else None,
+    )

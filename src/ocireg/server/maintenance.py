@@ -49,10 +49,16 @@ def owner_filter(
     storage also those of a member that is down, when this one is first in line for them."""
     if membership is None:
         return owns_everything
-    local = membership.local_index
     if peers is None:
+        local = membership.local_index
         return lambda repo: membership.owner_of(repo) == local
-    return lambda repo: peers.maintainer_of(membership.owner_of(repo)) == local
+
+    def maintains(repo: str) -> bool:
+        current = peers.membership  # the list may change while serving (Peers.update)
+        owner = current.members[current.owner_of(repo)]
+        return peers.maintainer_of(owner) == current.local_member
+
+    return maintains
 
 
 def leader_lock_path(config: Config) -> Path:

@@ -1,31 +1,47 @@
 """Configuration reload without a restart: on SIGHUP, and when the file changes.
 
-Granian's main process respawns its workers one by one on SIGHUP (a new worker starts, then
-the old one stops after finishing its requests), keeping the listening socket. Before it
-does, `ConfigReloader.reload` (a Granian reload hook, in the main process) reads and checks
-the file. A valid file becomes the configuration the new workers build themselves from (the
-parsed map travels in the environment, so every worker of one generation sees the same
-text even if the file changes again meanwhile). An invalid one is refused with an error log
-line, and the new workers start from the previous configuration: the member keeps serving.
+The main process reads and checks the file (`ConfigReloader`). A valid file becomes the
+configuration that workers build themselves from (the parsed map travels in the
+environment, so every worker of one generation sees the same text even if the file changes
+again meanwhile). An invalid one is refused with an error log line: the member keeps
+serving with what it had.
 
-What a reload applies: everything a worker builds at start, notably `cluster.members`,
-`cluster.routing` and `http.accessControl`. What it cannot: the listening socket and the
-worker count (`http.address`, `http.port`, `http.tls`, `http.workers`), and this member's
-own entry must stay in `cluster.members`; changes there are refused or logged as needing a
-restart.
+Two ways to apply a valid file:
+
+- **In place**, when the file changed by itself (the watch) and nothing but
+  `cluster.members` and `cluster.routing` differs, with this member's own entry and the
+  cluster still there: the main process writes the new list to a small file that every
+  worker follows (`MembersFile`), and each running worker routes by it within a second
+  (`Peers.update`). No worker is replaced and no connection is closed, which is what
+  adding or removing a member under traffic needs.
+- **By replacing the workers**, for any other change and on SIGHUP: Granian's main process
+  respawns its workers one by one (a new worker starts, then the old one stops after
+  finishing its requests), keeping the listening socket; `ConfigReloader.reload` runs
+  first as Granian's reload hook. A client's idle keep-alive connection to an old worker
+  is closed then (docs/cluster.md).
+
+What a reload cannot apply: the listening socket and the worker count (`http.address`,
+`http.port`, `http.tls`, `http.workers`), and this member's own entry must stay in
+`cluster.members`; such changes are refused, naming the key.
 """
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ocireg.cluster.membership import membership_from_config
+from ocireg.cluster.membership import Membership, membership_from_config
+from ocireg.cluster.peers import Peers
 from ocireg.config import Config, build_config, read_config_file
 from ocireg.errors import ConfigError
 
@@ -34,6 +50,8 @@ log = logging.getLogger("ocireg.server")
 # The map the current generation of workers builds from (JSON), set by the main process.
 CONFIG_DATA_ENV = "OCIREG_CONFIG_DATA"
 LOCAL_MEMBER_ENV = "OCIREG_CLUSTER_LOCAL_MEMBER"
+# The file holding the member list the running workers route by (`MembersFile`).
+MEMBERS_FILE_ENV = "OCIREG_CLUSTER_MEMBERS_FILE"
 WATCH_EVERY = 1.0  # seconds between looks at the file
 # Seconds a reload may wait for new member names to resolve (start-up waits longer).
 RELOAD_RESOLVE_TIMEOUT = 10.0
@@ -49,24 +67,78 @@ def checked_config(raw: dict[str, Any], source: Path | None) -> Config:
     return config
 
 
-def publish(raw: dict[str, Any], local_member: int | None) -> None:
-    """Hand the next workers this configuration (and, in a cluster, their member index)."""
+def publish(raw: dict[str, Any], membership: Membership | None) -> None:
+    """Hand the workers this configuration: the next ones build from it, and the running
+    ones follow its member list (in a cluster)."""
     os.environ[CONFIG_DATA_ENV] = json.dumps(raw)
-    if local_member is None:
+    if membership is None:
         os.environ.pop(LOCAL_MEMBER_ENV, None)
-    else:
-        os.environ[LOCAL_MEMBER_ENV] = str(local_member)
+        return
+    os.environ[LOCAL_MEMBER_ENV] = str(membership.local_index)
+    members_file = os.environ.get(MEMBERS_FILE_ENV)
+    if members_file:
+        MembersFile(Path(members_file)).write(membership)
+
+
+def prepare_members_file() -> Callable[[], None]:
+    """In the main process, before workers start: a private file for `MembersFile`, named
+    in the environment the workers inherit. Returns the cleanup."""
+    directory = Path(tempfile.mkdtemp(prefix="ocireg-members-"))
+    os.environ[MEMBERS_FILE_ENV] = str(directory / "members.json")
+    return lambda: shutil.rmtree(directory, ignore_errors=True)
+
+
+def applies_in_place(
+    current: Config, running: Membership | None, new: Config, membership: Membership | None
+) -> bool:
+    """True when `new` differs from `current` in the member list or routing alone, and
+    both are clusters with the same entry for this member (a forwarded request's proof
+    names the entry it was sent to): the running workers can route by it as they are."""
+    old, now = current.cluster, new.cluster
+    if old is None or now is None or running is None or membership is None:
+        return False
+    if membership.local_member != running.local_member:
+        return False
+    same_rest = dataclasses.replace(
+        new,
+        cluster=dataclasses.replace(now, members=old.members, routing=old.routing),
+        warnings=current.warnings,
+        notices=current.notices,
+    )
+    return same_rest == current
 
 
 class ConfigReloader:
-    def __init__(self, path: Path, current: Config) -> None:
+    def __init__(self, path: Path, current: Config, membership: Membership | None) -> None:
         self.path = path
         self.current = current
+        self.membership = membership  # the list the running workers route by
         self._seen = self._identity()
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # the watch thread and Granian's hook
 
     def reload(self) -> None:
-        """Granian's reload hook: check the file; publish it, or keep the previous one."""
+        """Granian's reload hook (SIGHUP): check the file; publish it for the workers that
+        replace the running ones, or keep the previous configuration."""
+        with self._lock:
+            checked = self._check()
+            if checked is not None:
+                self._publish(*checked, how="workers restart one by one")
+
+    def _changed(self) -> None:
+        """The file changed: apply it in place when that suffices, else replace the
+        workers (through SIGHUP, so that Granian does)."""
+        with self._lock:
+            checked = self._check()
+            if checked is None:
+                return
+            raw, config, membership = checked
+            if not applies_in_place(self.current, self.membership, config, membership):
+                os.kill(os.getpid(), signal.SIGHUP)
+                return
+            self._publish(raw, config, membership, how="workers apply the member list in place")
+
+    def _check(self) -> tuple[dict[str, Any], Config, Membership | None] | None:
         try:
             raw = read_config_file(self.path)
             config = checked_config(raw, self.path)
@@ -77,13 +149,19 @@ class ConfigReloader:
                 "configuration reload refused; the previous configuration stays in force",
                 extra={"path": str(self.path), "error": str(exc)},
             )
-            return
-        publish(raw, membership.local_index if membership else None)
+            return None
+        return raw, config, membership
+
+    def _publish(
+        self, raw: dict[str, Any], config: Config, membership: Membership | None, how: str
+    ) -> None:
+        publish(raw, membership)
         before = self.current.cluster.members if self.current.cluster else ()
         after = config.cluster.members if config.cluster else ()
         self.current = config
+        self.membership = membership
         log.warning(
-            "configuration reloaded; workers restart one by one",
+            f"configuration reloaded; {how}",
             extra={"path": str(self.path), "members_before": before, "members": after},
         )
 
@@ -101,7 +179,7 @@ class ConfigReloader:
     # --- the file watch ------------------------------------------------------------------
 
     def watch(self) -> None:
-        """Signal ourselves (SIGHUP) when the file changes; a daemon thread."""
+        """Apply the file each time it changes (`_changed`); a daemon thread."""
         threading.Thread(target=self._watch, name="ocireg-config-watch", daemon=True).start()
 
     def stop(self) -> None:
@@ -120,4 +198,53 @@ class ConfigReloader:
             if seen is not None and seen != self._seen:
                 self._seen = seen
                 log.info("configuration file changed", extra={"path": str(self.path)})
-                os.kill(os.getpid(), signal.SIGHUP)
+                self._changed()
+
+
+class MembersFile:
+    """The member list the running workers of this member route by: written by the main
+    process (`publish`), followed by each worker (`follow`), which applies a new list to
+    its `Peers`. The key and this member's entry are not in it: they do not change
+    in place."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def write(self, membership: Membership) -> None:
+        body = {
+            "members": list(membership.members),
+            "routing": membership.routing,
+            "localIndex": membership.local_index,
+        }
+        temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        temporary.write_text(json.dumps(body))
+        temporary.replace(self.path)  # a reader sees the old list or the new one, whole
+
+    def read(self, current: Membership) -> Membership:
+        body = json.loads(self.path.read_text())
+        return Membership(
+            tuple(body["members"]), int(body["localIndex"]), current.hash_key, body["routing"]
+        )
+
+    async def follow(self, peers: Peers) -> None:
+        """Apply each new list to `peers`; a task for the life of the worker. The first look
+        is at once: a list published while this worker was starting is not missed."""
+        seen: tuple[int, int, int] | None = None
+        while True:
+            try:
+                st = self.path.stat()
+                identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+                if identity != seen:
+                    seen = identity
+                    membership = self.read(peers.membership)
+                    if membership != peers.membership:
+                        peers.update(membership)
+                        log.info(
+                            "cluster member list applied", extra={"members": membership.members}
+                        )
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning(
+                    "cluster member list file unreadable; routing as before",
+                    extra={"path": str(self.path), "error": str(exc)},
+                )
+            await asyncio.sleep(WATCH_EVERY)

@@ -15,7 +15,7 @@ from ocireg.cluster.membership import DEFAULT_RESOLVE_TIMEOUT, membership_from_c
 from ocireg.config import Config
 from ocireg.server.app import CONFIG_ENV
 from ocireg.server.metrics import prepare_multiprocess_dir
-from ocireg.server.reload import ConfigReloader, publish
+from ocireg.server.reload import ConfigReloader, prepare_members_file, publish
 from ocireg.ui.session import publish_instance_secret
 
 RELOAD_OVERLAP = 4.0  # seconds an old and a new worker serve side by side on a reload
@@ -32,7 +32,8 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
     # Found once here, so a start-up error is one clear message and every worker agrees.
     timeout = float(os.environ.get(RESOLVE_TIMEOUT_ENV) or DEFAULT_RESOLVE_TIMEOUT)
     membership = membership_from_config(config, timeout=timeout)
-    publish(raw, membership.local_index if membership else None)
+    cleanup_members_file = prepare_members_file()
+    publish(raw, membership)
     publish_instance_secret()  # the web sessions' key without a cluster (ui/session.py)
     if membership is not None:
         log.info(
@@ -65,9 +66,11 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
         # removing members"). Crashed workers are respawned at once.
         respawn_interval=RELOAD_OVERLAP,
     )
-    reloader = ConfigReloader(config.source, config) if config.source else None
+    reloader = ConfigReloader(config.source, config, membership) if config.source else None
     if reloader is not None:
-        server.on_reload(reloader.reload)  # SIGHUP: check the file, then respawn the workers
+        # SIGHUP: check the file, then respawn the workers; a file that changed only the
+        # member list is applied in place by the running workers instead (server/reload.py)
+        server.on_reload(reloader.reload)
         reloader.watch()
     log.info(
         "starting",
@@ -84,6 +87,7 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
         if reloader is not None:
             reloader.stop()
         cleanup_metrics()
+        cleanup_members_file()
 
 
 def _granian_level(level: str) -> LogLevels:

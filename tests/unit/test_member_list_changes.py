@@ -1,0 +1,95 @@
+"""A new member list while serving: which file changes the running workers apply in place
+(server/reload.py), and what a worker keeps of its peers across the change (Peers.update).
+The end-to-end behaviour, under traffic, is in tests/cluster/test_membership.py."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ocireg.cluster.membership import Membership, membership_from_config
+from ocireg.cluster.peers import Peers
+from ocireg.config import Config, build_config
+from ocireg.server.reload import MembersFile, applies_in_place
+
+KEY = "loremipsumdolors"
+THREE = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"]
+
+
+def raw_config(members: list[str], **cluster: Any) -> dict[str, Any]:
+    return {
+        "storage": {"rootDirectory": "/tmp/ocireg-unit"},
+        "http": {"address": "127.0.0.1", "port": "5000"},
+        "cluster": {"members": list(members), "hashKey": KEY, **cluster},
+    }
+
+
+def built(raw: dict[str, Any]) -> tuple[Config, Membership | None]:
+    config = build_config(copy.deepcopy(raw))
+    return config, membership_from_config(config, local_index=0 if config.cluster else None)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda raw: raw["cluster"]["members"].append("127.0.0.1:5003"), id="add"),
+        pytest.param(lambda raw: raw["cluster"]["members"].pop(), id="remove"),
+        pytest.param(lambda raw: raw["cluster"].update(routing="rendezvous"), id="routing"),
+    ],
+)
+def test_the_member_list_or_routing_alone_applies_in_place(change: Any) -> None:
+    raw = raw_config(THREE)
+    current, running = built(raw)
+    change(raw)
+    assert applies_in_place(current, running, *built(raw))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(
+            lambda raw: raw["http"].update(
+                accessControl={"repositories": {"**": {"anonymousPolicy": ["read"]}}}
+            ),
+            id="access-control",
+        ),
+        pytest.param(lambda raw: raw["cluster"].update(hashKey="ipsumloremdolors"), id="key"),
+        pytest.param(
+            lambda raw: raw["cluster"]["members"].__setitem__(0, "localhost:5000"),
+            id="own-entry",
+        ),
+        pytest.param(lambda raw: raw["cluster"]["members"].__delitem__(slice(1, 3)), id="alone"),
+        pytest.param(lambda raw: raw.pop("cluster"), id="no-cluster"),
+    ],
+)
+def test_anything_else_replaces_the_workers(change: Any) -> None:
+    raw = raw_config(THREE)
+    current, running = built(raw)
+    change(raw)
+    assert not applies_in_place(current, running, *built(raw))
+
+
+def test_a_peer_that_stays_keeps_what_was_learnt_of_it() -> None:
+    peers = Peers(Membership(tuple(THREE), 0, KEY.encode()), shared_storage=None)
+    peers.mark_down(THREE[2], "test")
+    peers.state[THREE[1]].shared = True
+    # Member 1 leaves; a new member joins in the middle of the list.
+    new = ("127.0.0.1:5000", "127.0.0.1:5009", "127.0.0.1:5002")
+    peers.update(Membership(new, 0, KEY.encode()))
+    assert set(peers.state) == {"127.0.0.1:5009", "127.0.0.1:5002"}
+    assert not peers.is_up("127.0.0.1:5002")  # still down: the state moved with the address
+    assert peers.is_up("127.0.0.1:5009") and not peers.shares("127.0.0.1:5009")
+    assert not peers.shares(THREE[1])  # a member that left is nobody's to fail over to
+    assert peers.separate() == ["127.0.0.1:5009", "127.0.0.1:5002"]
+
+
+def test_the_members_file_carries_the_list_and_this_members_place(tmp_path: Path) -> None:
+    written = Membership(("127.0.0.1:5001", "127.0.0.1:5000"), 1, KEY.encode(), "rendezvous")
+    members_file = MembersFile(tmp_path / "members.json")
+    members_file.write(written)
+    current = Membership(tuple(THREE), 0, KEY.encode())
+    assert members_file.read(current) == written
+    assert list(tmp_path.iterdir()) == [tmp_path / "members.json"]  # no temporary left
