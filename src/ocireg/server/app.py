@@ -39,6 +39,7 @@ from ocireg.server.maintenance import Maintenance, owner_filter
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV, MEMBERS_FILE_ENV, MembersFile
 from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
+from ocireg.server.unread import UnreadBody
 from ocireg.sync.ondemand import STATE_KEY as SYNC_STATE
 from ocireg.sync.ondemand import mirrored, sync_on_demand
 from ocireg.sync.periodic import PeriodicSync
@@ -89,7 +90,10 @@ def build_middleware(config: Config, peers: Peers | None = None) -> list[Middlew
     """The middleware stack, outermost first. One line per concern; None = not configured."""
     auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     stack = [
-        # request id, access log, errors -> spec JSON; the catch-all, so it is outermost
+        # a response that comes before the body is read: read a short rest, or close the
+        # connection after it (server/unread.py); outermost, so it sees error responses too
+        Middleware(UnreadBody),
+        # request id, access log, errors -> spec JSON; the catch-all of everything below
         Middleware(RequestContextMiddleware),
         # a body that stops arriving ends its request (408) and frees what it held
         Middleware(BodyIdleTimeout, seconds=config.http.body_idle_timeout),
