@@ -376,7 +376,7 @@ def build_config(
     context = Context(data, base, warnings)
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
     s3 = sections["s3"]
-    notices: list[str] = []
+    notices = bare_durations(data, "")
     if cluster is not None and s3 is not None and s3.solewriter and sections["redis"] is None:
         notices.append(
             "storage.storageDriver.solewriter: ignored in a cluster (each member has a"
@@ -393,6 +393,44 @@ def build_config(
         notices=tuple(notices),
         **sections,
     )
+
+
+# The keys read as Go durations (lower-cased): storage, http, extensions.scrub, sync.
+_DURATION_KEYS = frozenset(
+    {
+        "gcdelay",
+        "gcinterval",
+        "bodyidletimeout",
+        "interval",
+        "pollinterval",
+        "retrydelay",
+        "maxretrydelay",
+        "synctimeout",
+        "manifestcheckinterval",
+    }
+)
+
+
+def bare_durations(node: Any, where: str) -> list[str]:
+    """A notice for each duration written as a bare number: Go, and so zot and ocireg,
+    read it as nanoseconds, which is rarely what was meant (`"gcDelay": 3600` is 3.6 us).
+    The Redis options are not among these keys: they read a bare number as seconds."""
+    if isinstance(node, list):
+        return [n for i, item in enumerate(node) for n in bare_durations(item, f"{where}[{i}]")]
+    if not isinstance(node, dict):
+        return []
+    found: list[str] = []
+    for key, value in node.items():
+        path = f"{where}.{key}" if where else str(key)
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if str(key).lower() in _DURATION_KEYS and is_number and value:
+            found.append(
+                f"{path}: the bare number {value!r} is read as nanoseconds, as zot reads it;"
+                f' write a unit, e.g. "{value}s" or "{value}m"'
+            )
+        else:
+            found += bare_durations(value, path)
+    return found
 
 
 def _port(value: Any) -> int:

@@ -214,3 +214,25 @@ def test_redirect_blob_url_is_zots_key_off_by_default() -> None:
     with pytest.raises(ConfigError) as info:
         build_config({"storage": {"rootDirectory": "/r", "redirectBlobURL": "yes"}})
     assert info.value.path == "storage.redirectBlobURL"
+
+
+def test_a_duration_written_as_a_bare_number_gets_a_notice() -> None:
+    raw = {
+        "storage": {"rootDirectory": "/tmp/x", "gcDelay": 3600, "gcInterval": "1h"},
+        "http": {"address": "127.0.0.1", "port": "5000", "bodyIdleTimeout": 0},
+        "extensions": {
+            "sync": {
+                "enable": True,
+                "registries": [
+                    {"urls": ["http://127.0.0.1:1"], "pollInterval": 60, "onDemand": True}
+                ],
+            }
+        },
+    }
+    config = build_config(raw)
+    assert config.storage.gc_delay == pytest.approx(3.6e-6)  # zot's reading, kept
+    assert [n.split(":")[0] for n in config.notices] == [
+        "storage.gcDelay",
+        "extensions.sync.registries[0].pollInterval",
+    ]
+    assert 'write a unit, e.g. "3600s"' in config.notices[0]
