@@ -16,6 +16,7 @@ the others for their parts and names any that did not answer in `unanswered`
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -23,9 +24,11 @@ from starlette.responses import JSONResponse, Response
 
 from ocireg import names
 from ocireg.api.common import decimal, target
-from ocireg.cluster.gather import ClusterSearch
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY
+
+if TYPE_CHECKING:
+    from ocireg.cluster.gather import ClusterSearch
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000

@@ -3,11 +3,13 @@
 
 A client without a token is told where to get one (`realm`), for which `service`, and the
 `scope` this very request needs, so it can ask the token server for exactly that.
+
+PyJWT and cryptography cost each worker ~70 ms to import: this module is imported only
+where bearer auth is configured (auth/core.py); what a token grants is in auth/grants.py.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
+from ocireg.auth.grants import Scope, TokenError, is_grant
 from ocireg.auth.settings import BearerSettings
 from ocireg.errors import ConfigError
 from ocireg.identity import Identity
@@ -25,25 +28,6 @@ _RSA_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 _EC_ALGORITHMS = ["ES256", "ES384", "ES512"]
 # Tokens issued a little "in the future" by a server whose clock runs ahead still work.
 CLOCK_SKEW_SECONDS = 30
-
-
-class TokenError(Exception):
-    """A token that is malformed, badly signed, expired or not yet valid."""
-
-
-@dataclass(frozen=True)
-class Scope:
-    """One `type:name:actions` scope of the token protocol."""
-
-    type: str
-    name: str
-    actions: tuple[str, ...]
-
-    def __str__(self) -> str:
-        return f"{self.type}:{self.name}:{','.join(self.actions)}"
-
-
-CATALOG_SCOPE = Scope("registry", "catalog", ("*",))
 
 
 def load_public_key(path: Path, where: str = "http.auth.bearer.cert") -> PublicKey:
@@ -98,7 +82,7 @@ class BearerVerifier:
             if not isinstance(audiences, list) or self.service not in audiences:
                 raise TokenError("token issued for another service")
         access = claims.get("access") or []
-        if not isinstance(access, list) or not all(_is_grant(a) for a in access):
+        if not isinstance(access, list) or not all(is_grant(a) for a in access):
             raise TokenError("malformed access claim")
         subject = claims.get("sub")
         return Identity(
@@ -116,22 +100,3 @@ class BearerVerifier:
         if error:
             parts.append(f'error="{error}"')
         return "Bearer " + ",".join(parts)
-
-
-def _is_grant(entry: Any) -> bool:
-    return (
-        isinstance(entry, dict)
-        and isinstance(entry.get("type"), str)
-        and isinstance(entry.get("name"), str)
-        and isinstance(entry.get("actions"), list)
-    )
-
-
-def grants(access: tuple[dict[str, Any], ...], type_: str, name: str, action: str) -> bool:
-    """Whether a token's `access` claim grants `action` on the resource."""
-    for entry in access:
-        if entry.get("type") == type_ and entry.get("name") == name:
-            actions = entry.get("actions") or []
-            if action in actions or "*" in actions:
-                return True
-    return False

@@ -3,12 +3,17 @@ scope a request needs (from its classification, `ocireg.target`)."""
 
 from __future__ import annotations
 
-from ocireg.auth.bearer import CATALOG_SCOPE, BearerVerifier, Scope
+from typing import TYPE_CHECKING
+
+from ocireg.auth.grants import CATALOG_SCOPE, Scope
 from ocireg.auth.htpasswd import Htpasswd, read_htpasswd
 from ocireg.auth.policy import AccessPolicy
 from ocireg.auth.settings import AuthSettings
 from ocireg.config import Config
 from ocireg.target import Action, Kind, Target
+
+if TYPE_CHECKING:
+    from ocireg.auth.bearer import BearerVerifier
 
 _BEARER_ACTIONS = {Action.READ: ("pull",), Action.DELETE: ("delete",)}
 
@@ -28,7 +33,7 @@ class AuthServices:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.htpasswd = Htpasswd(settings.htpasswd) if settings.htpasswd else None
-        self.bearer = BearerVerifier(settings.bearer) if settings.bearer else None
+        self.bearer = _verifier(settings) if settings.bearer else None
         self.policy = AccessPolicy(settings.access_control) if settings.access_control else None
         # zot lets anonymous requests through only when some repository grants them something.
         self.anonymous_allowed = (
@@ -41,6 +46,15 @@ class AuthServices:
         if self.bearer is not None:
             return self.bearer.challenge(bearer_scope(aim), error)
         return f'Basic realm="{self.settings.realm}"'
+
+
+def _verifier(settings: AuthSettings) -> BearerVerifier:
+    # PyJWT and cryptography: imported only where bearer auth is configured (~70 ms of
+    # every worker's start otherwise).
+    from ocireg.auth.bearer import BearerVerifier
+
+    assert settings.bearer is not None
+    return BearerVerifier(settings.bearer)
 
 
 def build_auth(config: Config) -> AuthServices | None:
@@ -63,7 +77,7 @@ def check_auth(config: Config) -> list[str]:
         if not users.entries:
             warnings.append("http.auth.htpasswd.path: no bcrypt entries; nobody can log in")
     if settings.bearer is not None:
-        BearerVerifier(settings.bearer)  # raises ConfigError when the certificate is unusable
+        _verifier(settings)  # raises ConfigError when the certificate is unusable
     if settings.access_control is not None and settings.htpasswd is None and not settings.bearer:
         warnings.append(
             "http.accessControl without http.auth: every request is anonymous, "

@@ -20,8 +20,8 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocireg.asgi import with_response_header
-from ocireg.auth.bearer import TokenError, grants
 from ocireg.auth.core import AuthServices, bearer_scope
+from ocireg.auth.grants import TokenError, grants
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY, Identity
 from ocireg.target import Action, Kind, Target, target_of

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
@@ -32,12 +32,14 @@ from ocireg.cluster.proof import (
     derive_key,
     sign,
 )
-from ocireg.cluster.proxy import Forwarder, client_ssl_context
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, FORWARDED_KEY, IDENTITY_KEY
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.target import Endpoint, target_of
+
+if TYPE_CHECKING:
+    from ocireg.cluster.proxy import Forwarder
 
 log = logging.getLogger("ocireg.cluster")
 
@@ -316,6 +318,11 @@ def cluster_forward(
 ) -> Middleware | None:
     if peers is None:
         return None
+    # The proxy's aiohttp client: imported only in a cluster (server/app.py builds this
+    # stack for every instance).
+    from ocireg.cluster.proxy import Forwarder
+    from ocireg.cluster.tls import client_ssl_context
+
     forwarder = Forwarder(client_ssl_context(config))
     return Middleware(
         ClusterForwardMiddleware,

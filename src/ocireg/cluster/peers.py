@@ -31,18 +31,18 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
-
-import aiohttp
-from yarl import URL
 
 from ocireg.cluster.membership import Membership
 from ocireg.cluster.proof import HOP_HEADER, IDENTITY_HEADER, PROOF_HEADER, derive_key, sign
-from ocireg.cluster.proxy import client_ssl_context
+from ocireg.cluster.tls import client_ssl_context
 from ocireg.config import Config
 from ocireg.identity import Identity
 from ocireg.storage import PathNotFound, StorageDriver, StorageError
+
+if TYPE_CHECKING:
+    import aiohttp
 
 log = logging.getLogger("ocireg.cluster")
 
@@ -273,6 +273,9 @@ class Peers:
             PROOF_HEADER.decode(): hop.proof.decode(),
             IDENTITY_HEADER.decode(): hop.identity.decode(),
         }
+        import aiohttp  # see _client
+        from yarl import URL
+
         url = URL.build(
             scheme=self.scheme, authority=member, path=path, query_string=raw, encoded=True
         )
@@ -287,6 +290,10 @@ class Peers:
             raise PeerUnanswered(member, f"{type(exc).__name__}: {exc}") from None
 
     def _client(self) -> aiohttp.ClientSession:
+        # aiohttp is imported when a peer is first asked: ~120 ms of a worker's start that
+        # an instance outside a cluster never needs (gather.py imports this module).
+        import aiohttp
+
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=PROBE_TIMEOUT),
@@ -306,6 +313,8 @@ class Peers:
             await asyncio.sleep(PROBE_EVERY)
 
     async def _probe(self, member: str, peer: PeerState) -> None:
+        import aiohttp  # see _client
+
         url = f"{self.scheme}://{member}/livez"
         try:
             async with self._client().get(url) as response:

@@ -23,7 +23,6 @@ from yarl import URL
 
 from ocireg.cluster.proof import CLUSTER_HEADERS
 from ocireg.cluster.relay import BlobRelay, NotRelayable, OwnerFailed
-from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import request_id
 from ocireg.target import Endpoint, target_of
@@ -66,17 +65,6 @@ _DROP_RESPONSE = _HOP_BY_HOP | {b"docker-distribution-api-version", b"x-request-
 _NO_AUTO_HEADERS = ("Accept", "Accept-Encoding", "Content-Type", "User-Agent")
 # RFC 3986 pchar plus "/": what may stay unescaped in a path.
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
-
-
-def client_ssl_context(config: Config) -> ssl.SSLContext | None:
-    """TLS for member-to-member requests: on when members serve HTTPS (`http.tls`)."""
-    if config.http.tls is None:
-        return None
-    tls = config.cluster.tls if config.cluster else None
-    ctx = ssl.create_default_context(cafile=str(tls.cacert) if tls and tls.cacert else None)
-    if tls is not None and tls.cert is not None and tls.key is not None:
-        ctx.load_cert_chain(str(tls.cert), str(tls.key))
-    return ctx
 
 
 @dataclass

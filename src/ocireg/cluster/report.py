@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ocireg.cluster.membership import Membership
-from ocireg.cluster.proxy import client_ssl_context
+from ocireg.cluster.tls import client_ssl_context
 from ocireg.config import Config
 
 TIMEOUT = 5.0

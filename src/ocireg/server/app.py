@@ -35,19 +35,18 @@ from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import PAGE_ERROR_KEY, RequestContextMiddleware
-from ocireg.server.maintenance import Maintenance, owner_filter
+from ocireg.server.maintenance import BackgroundJob, Maintenance, owner_filter
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV, MEMBERS_FILE_ENV, MembersFile
 from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
 from ocireg.server.unread import UnreadBody
 from ocireg.sync.ondemand import STATE_KEY as SYNC_STATE
 from ocireg.sync.ondemand import mirrored, sync_on_demand
-from ocireg.sync.periodic import PeriodicSync
-from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
 from ocireg.target import ClassifyMiddleware, Endpoint
 
 if TYPE_CHECKING:
+    from ocireg.sync.service import SyncService
     from ocireg.ui.pages import Pages
 
 CONFIG_ENV = "OCIREG_CONFIG"
@@ -162,14 +161,10 @@ def create_app(
         if config.metrics.enabled:
             metrics.enable()
             app.state.store.driver.on_request = metrics.record_storage_request
-        sync = sync_settings(config)
-        service = None
-        if sync.enabled and sync.registries:
-            service = SyncService(sync, app.state.store, metrics.record_sync)
+        service, background = _sync(config, app.state.store)
         setattr(app.state, SYNC_STATE, service)
         # In a cluster each member maintains (and syncs) only the repositories it owns (and,
         # on shared storage, those of a member that is down, when it is first in line).
-        background = [PeriodicSync(service).run_forever] if service and sync.periodic else []
         maintenance = Maintenance(
             config, app.state.store, owner_filter(membership, peers), background=background
         )
@@ -206,6 +201,19 @@ def create_app(
     if pages is not None:
         setattr(app.state, PAGE_ERROR_KEY, pages.error_page)
     return app
+
+
+def _sync(config: Config, store: ImageStore) -> tuple[SyncService | None, list[BackgroundJob]]:
+    """The sync extension's service and its periodic job, when registries are configured
+    (its upstream client, aiohttp, is imported only then)."""
+    sync = sync_settings(config)
+    if not (sync.enabled and sync.registries):
+        return None, []
+    from ocireg.sync.periodic import PeriodicSync
+    from ocireg.sync.service import SyncService
+
+    service = SyncService(sync, store, metrics.record_sync)
+    return service, [PeriodicSync(service).run_forever] if sync.periodic else []
 
 
 def _trusts(store: ImageStore, peers: Peers) -> Callable[[], bool]:

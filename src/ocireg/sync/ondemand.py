@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING
 
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,10 +20,12 @@ from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.sync.content import Mapping
-from ocireg.sync.service import SyncService
 from ocireg.sync.settings import sync_settings
-from ocireg.sync.upstream import Fetched, UpstreamError
 from ocireg.target import Endpoint, target_of
+
+if TYPE_CHECKING:  # the service and its upstream client (aiohttp): only where sync is on
+    from ocireg.sync.service import SyncService
+    from ocireg.sync.upstream import Fetched
 
 STATE_KEY = "sync"  # app.state.sync: the worker's SyncService, built in the lifespan
 _READS = frozenset({"GET", "HEAD"})
@@ -63,6 +66,8 @@ async def _manifest(send: Send, fetched: Fetched, head: bool) -> None:
 async def _blob(send: Send, digest: Digest, size: int, pieces: AsyncGenerator[bytes, None]) -> None:
     """The answer of end-2 for a blob being copied: its bytes as they arrive. A copy that
     fails after the first byte cuts the response short (the status is sent already)."""
+    from ocireg.sync.upstream import UpstreamError  # loaded already: a copy is under way
+
     headers = blob_headers(digest, size)
     async with contextlib.aclosing(pieces):
         # The status waits for the first byte: a copy that fails before it gets an error.

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 import aiohttp
 import jwt
 
-from ocireg.auth.bearer import BearerVerifier, TokenError, grants
+from ocireg.auth.bearer import BearerVerifier
+from ocireg.auth.grants import TokenError, grants
 from ocireg.identity import Identity
 
 log = logging.getLogger("ocireg.ui")

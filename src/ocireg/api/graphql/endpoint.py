@@ -27,7 +27,7 @@ from ocireg.api.common import store_of
 from ocireg.api.graphql.limits import check_limits
 from ocireg.api.graphql.schema import search_schema
 from ocireg.api.graphql.source import Access, Source
-from ocireg.auth.bearer import grants
+from ocireg.auth.grants import grants
 from ocireg.auth.policy import AccessPolicy
 from ocireg.config import Config
 from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
