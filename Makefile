@@ -18,7 +18,7 @@ LINT_DIRS := $(wildcard src tests bench)
 # bench/'s zot column; only CI and the project's machines have this folder.
 TOOLS := $(abspath ../shared/tools)
 
-.PHONY: run test test-deps lint interop bench bench-quick bench-smoke screenshots clean
+.PHONY: run test test-deps lint bytecode interop bench bench-quick bench-smoke screenshots clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
-run: $(VENV)/.installed
+# The package's compiled modules, written once here: with PYTHONDONTWRITEBYTECODE set (as
+# in some CI images) every process would compile the whole package again, about 0.3 s of
+# CPU for each server and worker process, and the tests start hundreds of them.
+bytecode: $(VENV)/.installed
+	@$(PY) -m compileall -q src >/dev/null
+
+run: bytecode
 	$(VENV)/bin/ocireg serve $(CONFIG)
 
 test-deps:
@@ -41,7 +47,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check $(LINT_DIRS)
 	$(VENV)/bin/mypy
 
-test: $(VENV)/.installed test-deps lint
+test: bytecode test-deps lint
 	$(VENV)/bin/pytest -n $(TEST_JOBS) --dist loadfile $(PYTEST_ARGS)
 	# the dist-spec suite again, through a member of a three-member cluster on one root
 	OCIREG_TEST_TOPOLOGY=cluster3 $(VENV)/bin/pytest $(PYTEST_ARGS) tests/api
@@ -54,7 +60,7 @@ interop:
 	@if [ ! -d "$(TOOLS)" ]; then \
 	  echo "make interop: $(TOOLS) does not exist; nothing to run (the tests need zot, crane, regctl and the conformance suite from there)"; \
 	else \
-	  $(MAKE) --no-print-directory $(VENV)/.installed test-deps && \
+	  $(MAKE) --no-print-directory bytecode test-deps && \
 	  OCIREG_INTEROP_TOOLS=$(TOOLS) $(VENV)/bin/pytest $(PYTEST_ARGS) tests/interop; \
 	fi
 
@@ -62,14 +68,14 @@ interop:
 screenshots: $(VENV)/.installed test-deps
 	$(PY) -m tests.ui.screenshots docs/images
 
-bench: $(VENV)/.installed test-deps
+bench: bytecode test-deps
 	$(PY) -m bench
 
-bench-quick: $(VENV)/.installed test-deps
+bench-quick: bytecode test-deps
 	$(PY) -m bench --quick
 
 # `python -m bench --quick` checked end to end (bench/test_smoke.py); not part of `make test`.
-bench-smoke: $(VENV)/.installed test-deps
+bench-smoke: bytecode test-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS) bench/test_smoke.py
 
 clean:
