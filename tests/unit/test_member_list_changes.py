@@ -4,7 +4,9 @@ The end-to-end behaviour, under traffic, is in tests/cluster/test_membership.py.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +95,38 @@ def test_the_members_file_carries_the_list_and_this_members_place(tmp_path: Path
     current = Membership(tuple(THREE), 0, KEY.encode())
     assert members_file.read(current) == written
     assert list(tmp_path.iterdir()) == [tmp_path / "members.json"]  # no temporary left
+
+
+def test_a_worker_follows_the_file_through_a_cleaner_emptying_its_directory(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "run" / "members.json"
+    members_file = MembersFile(path)
+    peers = Peers(Membership(tuple(THREE), 0, KEY.encode()), shared_storage=None)
+    four = Membership((*THREE, "127.0.0.1:5003"), 0, KEY.encode())
+    two = Membership(tuple(THREE[:2]), 0, KEY.encode())
+
+    async def scenario() -> None:
+        follower = asyncio.create_task(members_file.follow(peers))
+        try:
+            members_file.write(four)
+            await until(lambda: peers.membership == four)
+            shutil.rmtree(path.parent)  # as a /tmp cleaner would
+            await asyncio.sleep(1.5)  # the follower looks at least once meanwhile
+            assert peers.membership == four  # routing as before
+            members_file.write(two)  # the directory is made again
+            await until(lambda: peers.membership == two)
+            assert not follower.done()
+        finally:
+            follower.cancel()
+
+    asyncio.run(scenario())
+
+
+async def until(condition: Any) -> None:
+    """Poll `condition` for up to 10 s (the follower looks once a second)."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met within 10 s")

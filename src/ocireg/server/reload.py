@@ -198,7 +198,10 @@ class ConfigReloader:
             if seen is not None and seen != self._seen:
                 self._seen = seen
                 log.info("configuration file changed", extra={"path": str(self.path)})
-                self._changed()
+                try:
+                    self._changed()
+                except Exception:  # the watch outlives any one change it could not apply
+                    log.exception("configuration reload failed", extra={"path": str(self.path)})
 
 
 class MembersFile:
@@ -216,6 +219,8 @@ class MembersFile:
             "routing": membership.routing,
             "localIndex": membership.local_index,
         }
+        # The directory is under /tmp, which a cleaner may have emptied on a long-lived host.
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         temporary.write_text(json.dumps(body))
         temporary.replace(self.path)  # a reader sees the old list or the new one, whole
@@ -230,6 +235,7 @@ class MembersFile:
         """Apply each new list to `peers`; a task for the life of the worker. The first look
         is at once: a list published while this worker was starting is not missed."""
         seen: tuple[int, int, int] | None = None
+        failed = ""  # the last error logged: each is logged once, not every second
         while True:
             try:
                 st = self.path.stat()
@@ -242,9 +248,14 @@ class MembersFile:
                         log.info(
                             "cluster member list applied", extra={"members": membership.members}
                         )
+                failed = ""
+            except FileNotFoundError:
+                pass  # removed by a /tmp cleaner: the next list published writes it again
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                log.warning(
-                    "cluster member list file unreadable; routing as before",
-                    extra={"path": str(self.path), "error": str(exc)},
-                )
+                if str(exc) != failed:
+                    failed = str(exc)
+                    log.warning(
+                        "cluster member list file unreadable; routing as before",
+                        extra={"path": str(self.path), "error": failed},
+                    )
             await asyncio.sleep(WATCH_EVERY)
