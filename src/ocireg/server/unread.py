@@ -41,11 +41,16 @@ class UnreadBody:
             await self.app(scope, receive, send)
             return
 
+        # HTTP/2 resets the stream, not the connection, after a response to a body left
+        # unread: a short rest is read there too, but there is no `Connection` to close.
+        http1 = scope.get("http_version") != "2"
+
         async def sending(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
                 closing = any(name.lower() == b"connection" for name, _ in headers)
-                if not closing and not await body.settle():  # (a 408 closes already)
+                # (a 408 for a stalled body says `Connection: close` already)
+                if not closing and not await body.settle() and http1:
                     headers = [*headers, (b"connection", b"close")]
                     message = {**message, "headers": headers}
             await send(message)
