@@ -21,7 +21,8 @@ async def cluster_status(request: Request) -> Response:
     peers: Peers | None = getattr(request.app.state, "peers", None)
     if peers is None:
         raise RegistryError(ErrorCode.NOT_FOUND, "not a cluster member")
-    membership = peers.membership  # one list for the whole answer, even if it changes
+    # One list for the whole answer, even if a new one is applied during the walk below.
+    membership, states = peers.membership, peers.state
     # How many repositories each member owns: a walk of the catalog (its cost grows with
     # the number of repositories; this is an operator's page, not a client's).
     owned = Counter(membership.owner_of(repo) for repo in await request.app.state.store.catalog())
@@ -31,13 +32,13 @@ async def cluster_status(request: Request) -> Response:
         if index == membership.local_index:
             entry.update(local=True, up=True, shared=True, fingerprint=membership.fingerprint)
         else:
-            state = peers.state[member]
+            state = states[member]
             entry.update(
                 local=False,
                 up=state.up,
                 shared=state.shared,
                 fingerprint=state.fingerprint,
-                agrees=not peers.disagrees(member),
+                agrees=state.fingerprint in (None, membership.fingerprint),
                 lastContact=_iso(state.last_contact),
                 since=_iso(state.changed),
             )
