@@ -174,6 +174,22 @@ def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
 
 
 @pytest.mark.parametrize("cluster4", ["filesystem"], indirect=True)
+def test_sighup_replaces_no_worker_when_the_member_list_alone_could_change(
+    cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]],
+) -> None:
+    member = cluster4[0][1]
+    started = workers_started(member)
+    in_place = "configuration reloaded; workers apply the member list in place"
+    member.proc.send_signal(signal.SIGHUP)  # type: ignore[union-attr]
+    wait_until(lambda: in_place in log_of(member), timeout=30)
+    with httpx.Client(base_url=member.url, timeout=30) as client:
+        image = push_image(client, "members/hup", "v1")
+        assert client.get(manifest_path("members/hup", "v1")).content == image.manifest
+    assert workers_started(member) == started
+    assert "workers restart one by one" not in log_of(member)
+
+
+@pytest.mark.parametrize("cluster4", ["filesystem"], indirect=True)
 def test_a_change_beyond_the_member_list_replaces_the_workers(
     cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]],
 ) -> None:

@@ -6,19 +6,24 @@ environment, so every worker of one generation sees the same text even if the fi
 again meanwhile). An invalid one is refused with an error log line: the member keeps
 serving with what it had.
 
-Two ways to apply a valid file:
+The file is read when it changes (the watch) and on SIGHUP, and a valid one is applied in
+one of two ways:
 
-- **In place**, when the file changed by itself (the watch) and nothing but
-  `cluster.members` and `cluster.routing` differs, with this member's own entry and the
-  cluster still there: the main process writes the new list to a small file that every
-  worker follows (`MembersFile`), and each running worker routes by it within a second
-  (`Peers.update`). No worker is replaced and no connection is closed, which is what
-  adding or removing a member under traffic needs.
-- **By replacing the workers**, for any other change and on SIGHUP: Granian's main process
-  respawns its workers one by one (a new worker starts, then the old one stops after
-  finishing its requests), keeping the listening socket; `ConfigReloader.reload` runs
-  first as Granian's reload hook. A client's idle keep-alive connection to an old worker
-  is closed then (docs/cluster.md).
+- **In place**, when nothing but `cluster.members` and `cluster.routing` differs, with
+  this member's own entry and the cluster still there: the main process writes the new
+  list to a small file that every worker follows (`MembersFile`), and each running worker
+  routes by it within a second (`Peers.update`). No worker is replaced and no connection
+  is closed, which is what adding or removing a member under traffic needs.
+- **By replacing the workers**, for any other change: Granian's main process respawns its
+  workers one by one (a new worker starts, then the old one stops after finishing its
+  requests), keeping the listening socket; `ConfigReloader.reload` runs first as Granian's
+  reload hook. A client's idle keep-alive connection to an old worker is closed then
+  (docs/cluster.md).
+
+SIGHUP is Granian's signal for the second way: `take_sighup` (a Granian start-up hook, run
+after Granian installs its own handlers) puts this module's check in front of it. With a
+Granian that installed its handlers later, SIGHUP would replace the workers whatever
+changed, as before.
 
 What a reload cannot apply: the listening socket and the worker count (`http.address`,
 `http.port`, `http.tls`, `http.workers`), and this member's own entry must stay in
@@ -83,7 +88,15 @@ def publish(raw: dict[str, Any], membership: Membership | None) -> None:
 def prepare_members_file() -> Callable[[], None]:
     """In the main process, before workers start: a private file for `MembersFile`, named
     in the environment the workers inherit. Returns the cleanup."""
-    directory = Path(tempfile.mkdtemp(prefix="ocireg-members-"))
+    try:
+        directory = Path(tempfile.mkdtemp(prefix="ocireg-members-"))
+    except OSError as exc:  # a read-only root file system without a writable TMPDIR
+        log.warning(
+            "no temporary directory for the member list; a new list will replace the workers",
+            extra={"error": str(exc)},
+        )
+        os.environ.pop(MEMBERS_FILE_ENV, None)
+        return lambda: None
     os.environ[MEMBERS_FILE_ENV] = str(directory / "members.json")
     return lambda: shutil.rmtree(directory, ignore_errors=True)
 
@@ -115,28 +128,53 @@ class ConfigReloader:
         self.membership = membership  # the list the running workers route by
         self._seen = self._identity()
         self._stop = threading.Event()
-        self._lock = threading.Lock()  # the watch thread and Granian's hook
+        self._lock = threading.Lock()  # the watch thread, SIGHUP's thread, Granian's hook
+        self._respawn: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGHUP)
+
+    def take_sighup(self) -> None:
+        """Granian's start-up hook: SIGHUP checks the file first (`_apply`), and only a
+        change beyond the member list reaches Granian's own handler, which replaces the
+        workers."""
+        granian = signal.getsignal(signal.SIGHUP)
+        if not callable(granian):
+            return
+        self._respawn = lambda: granian(signal.SIGHUP, None)
+
+        def on_sighup(signum: int, frame: object) -> None:
+            # A signal handler must return quickly; the check may wait for names to resolve.
+            threading.Thread(target=self._apply_logged, name="ocireg-sighup", daemon=True).start()
+
+        signal.signal(signal.SIGHUP, on_sighup)
 
     def reload(self) -> None:
-        """Granian's reload hook (SIGHUP): check the file; publish it for the workers that
-        replace the running ones, or keep the previous configuration."""
+        """Granian's reload hook: check the file; publish it for the workers that replace
+        the running ones, or keep the previous configuration."""
         with self._lock:
             checked = self._check()
             if checked is not None:
                 self._publish(*checked, how="workers restart one by one")
 
-    def _changed(self) -> None:
-        """The file changed: apply it in place when that suffices, else replace the
-        workers (through SIGHUP, so that Granian does)."""
+    def _apply(self) -> None:
+        """Apply the file in place when that suffices, else have Granian replace the
+        workers (its reload hook checks the file again)."""
         with self._lock:
             checked = self._check()
             if checked is None:
                 return
             raw, config, membership = checked
-            if not applies_in_place(self.current, self.membership, config, membership):
-                os.kill(os.getpid(), signal.SIGHUP)
+            followed = MEMBERS_FILE_ENV in os.environ  # the workers follow a members file
+            if not followed or not applies_in_place(
+                self.current, self.membership, config, membership
+            ):
+                self._respawn()
                 return
             self._publish(raw, config, membership, how="workers apply the member list in place")
+
+    def _apply_logged(self) -> None:
+        try:
+            self._apply()
+        except Exception:  # the watch and SIGHUP outlive any one change they could not apply
+            log.exception("configuration reload failed", extra={"path": str(self.path)})
 
     def _check(self) -> tuple[dict[str, Any], Config, Membership | None] | None:
         try:
@@ -179,7 +217,7 @@ class ConfigReloader:
     # --- the file watch ------------------------------------------------------------------
 
     def watch(self) -> None:
-        """Apply the file each time it changes (`_changed`); a daemon thread."""
+        """Apply the file each time it changes (`_apply`); a daemon thread."""
         threading.Thread(target=self._watch, name="ocireg-config-watch", daemon=True).start()
 
     def stop(self) -> None:
@@ -198,10 +236,7 @@ class ConfigReloader:
             if seen is not None and seen != self._seen:
                 self._seen = seen
                 log.info("configuration file changed", extra={"path": str(self.path)})
-                try:
-                    self._changed()
-                except Exception:  # the watch outlives any one change it could not apply
-                    log.exception("configuration reload failed", extra={"path": str(self.path)})
+                self._apply_logged()
 
 
 class MembersFile:

@@ -68,8 +68,9 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
     )
     reloader = ConfigReloader(config.source, config, membership) if config.source else None
     if reloader is not None:
-        # SIGHUP: check the file, then respawn the workers; a file that changed only the
-        # member list is applied in place by the running workers instead (server/reload.py)
+        # SIGHUP and a saved file: a new member list is applied in place by the running
+        # workers; any other change respawns them, after this hook (server/reload.py)
+        server.on_startup(reloader.take_sighup)
         server.on_reload(reloader.reload)
         reloader.watch()
     log.info(
