@@ -4,6 +4,7 @@ not stored, the client gets a clear error (never a 500), and no manifest becomes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -109,7 +110,9 @@ class BadRegistry(BaseHTTPRequestHandler):
             self.send_header(key, text)
         self.end_headers()
         if self.command != "HEAD":
-            self.wfile.write(body)
+            # ocireg hangs up on what it refuses (a manifest past 4 MiB) before the end.
+            with contextlib.suppress(ConnectionError):
+                self.wfile.write(body)
 
 
 @pytest.fixture(scope="module")
