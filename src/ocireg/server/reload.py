@@ -225,10 +225,9 @@ class ConfigReloader:
 
     def _identity(self) -> tuple[int, int, int] | None:
         try:
-            st = self.path.stat()
+            return file_identity(self.path)
         except OSError:
             return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_EVERY):
@@ -237,6 +236,13 @@ class ConfigReloader:
                 self._seen = seen
                 log.info("configuration file changed", extra={"path": str(self.path)})
                 self._apply_logged()
+
+
+def file_identity(path: Path) -> tuple[int, int, int]:
+    """What changes when a file is replaced or rewritten (the config file, the members
+    file), without reading it."""
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class MembersFile:
@@ -273,8 +279,7 @@ class MembersFile:
         failed = ""  # the last error logged: each is logged once, not every second
         while True:
             try:
-                st = self.path.stat()
-                identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+                identity = file_identity(self.path)
                 if identity != seen:
                     seen = identity
                     membership = self.read(peers.membership)

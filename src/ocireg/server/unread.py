@@ -24,6 +24,8 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ocireg.api.common import decimal
+
 DRAIN_LIMIT = 256 * 1024  # bytes of unread body read before the response, at most
 DRAIN_WAIT = 1.0  # seconds the response waits for them, at most
 
@@ -68,7 +70,7 @@ class _Body:
         for name, value in scope["headers"]:
             name = name.lower()
             if name == b"content-length":
-                self.declared = int(value) if value.isdigit() else None
+                self.declared = decimal(value.decode("latin-1"))
             elif name == b"transfer-encoding":
                 chunked = True
         self.done = not chunked and not self.declared  # no body, or an empty one
