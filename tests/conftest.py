@@ -72,6 +72,19 @@ def backend_config(
     return use_backend(base_config(workdir / "local"), seaweedfs, redis, rootdirectory, keyprefix)
 
 
+def backend_registry_config(
+    workdir: Path, backend: str, request: pytest.FixtureRequest, workers: int = 2
+) -> dict[str, Any]:
+    """A registry config on the local filesystem, or on SeaweedFS + Redis (a fresh bucket
+    root and key prefix, so that the bucket holds only what the test stored)."""
+    config = base_config(workdir / "root", workers=workers)
+    if backend == "s3":
+        name = uuid.uuid4().hex[:10]
+        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
+        use_backend(config, weed, redis, f"/ops-{name}", f"ops-{name}")
+    return config
+
+
 @pytest.fixture(scope="session")
 def registry(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest

@@ -15,10 +15,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from tests.conftest import use_backend
+from tests.conftest import backend_registry_config
 from tests.support.backends import ACCESS_KEY, BUCKET, SECRET_KEY
 from tests.support.oci import unique_repo
-from tests.support.server import RegistryProcess, base_config, run_cli, running_registry
+from tests.support.server import RegistryProcess, run_cli, running_registry
 
 SHORT_DELAY = "1s"
 UPLOADS = "/v2/{name:path}/blobs/uploads/"
@@ -27,19 +27,6 @@ MANIFEST = "/v2/{name:path}/manifests/{reference}"
 
 
 BACKENDS = ["filesystem", "s3"]
-
-
-def backend_registry_config(
-    workdir: Path, backend: str, request: pytest.FixtureRequest, workers: int = 2
-) -> dict[str, Any]:
-    """A registry config on the local filesystem, or on SeaweedFS + Redis (a fresh bucket
-    root and key prefix, so that the bucket holds only what the test stored)."""
-    config = base_config(workdir / "root", workers=workers)
-    if backend == "s3":
-        name = uuid.uuid4().hex[:10]
-        weed, redis = request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server")
-        use_backend(config, weed, redis, f"/ops-{name}", f"ops-{name}")
-    return config
 
 
 @pytest.fixture(scope="module", params=BACKENDS)

@@ -10,7 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.ops.conftest import BACKENDS, backend_registry_config, stored_view
+from tests.conftest import backend_registry_config
+from tests.ops.conftest import BACKENDS, stored_view
 from tests.support.oci import image_index, push_image, push_manifest, sha256_digest, unique_repo
 from tests.support.server import RegistryProcess, run_cli, running_registry
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
@@ -18,6 +19,13 @@ from ocireg.storage import FileInfo, PathNotFound, StorageDriver
 # change, and callers reach them through index.json, which is checked on every request.
 SMALL_CACHE_ITEM = 64 << 10
 SMALL_CACHE_TOTAL = 32 << 20
+# Blobs found stored lately, per process, for the first look a manifest put takes at its
+# references (`seen`). That look only spares the client a write that would fail; the check
+# that counts is made again against the storage under the repository lock. On S3 each look
+# is a HEAD costing the worker ~2 ms of CPU: a client tagging one image many times, or
+# putting a manifest right after its blobs, then needs none.
+SEEN_FOR = 30.0  # seconds
+SEEN_MAX = 4096
 
 
 @boundary
@@ -38,6 +46,7 @@ class BlobStore:
         self._stubs: dict[tuple[str, str], str] = {}  # (repo, digest) -> path holding bytes
         self._small: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._small_bytes = 0
+        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # -> monotonic time
 
     async def stat(self, repo: str, digest: Digest) -> FileInfo:
         try:
@@ -47,7 +56,8 @@ class BlobStore:
         if info.is_dir:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
         if info.size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest():
-            return await self._resolve_stub(repo, digest)
+            info = await self._resolve_stub(repo, digest)
+        self.saw(repo, digest)
         return info
 
     async def _resolve_stub(self, repo: str, digest: Digest) -> FileInfo:
@@ -88,6 +98,22 @@ class BlobStore:
         except RegistryError:
             return False
         return True
+
+    def saw(self, repo: str, digest: Digest) -> None:
+        """Note `digest` as stored in `repo` now (found, written, or mounted)."""
+        key = (repo, str(digest))
+        self._seen.pop(key, None)
+        self._seen[key] = time.monotonic()
+        if len(self._seen) > SEEN_MAX:
+            self._seen.popitem(last=False)
+
+    async def seen(self, repo: str, digest: Digest) -> bool:
+        """`exists`, or True if it was found stored in the last SEEN_FOR seconds. Only for a
+        look that is repeated with `exists` before anything depends on it."""
+        when = self._seen.get((repo, str(digest)))
+        if when is not None and time.monotonic() - when < SEEN_FOR:
+            return True
+        return await self.exists(repo, digest)
 
     def local_path(self, repo: str, digest: Digest) -> str | None:
         return self.driver.local_path(self._path(repo, digest))
@@ -141,6 +167,7 @@ class BlobStore:
     async def put_small(self, repo: str, digest: Digest, data: bytes) -> None:
         await self.driver.put_content(layout.blob(repo, digest), data)
         self._keep_small((repo, str(digest)), data)  # read back soon: the pusher checks it
+        self.saw(repo, digest)
 
     async def mount(self, repo: str, source_repo: str, digest: Digest) -> bool:
         """Make `digest` from `source_repo` available in `repo`; False if the source lacks it."""
@@ -152,10 +179,12 @@ class BlobStore:
                 await self.driver.copy(layout.blob(source_repo, digest), layout.blob(repo, digest))
             except PathNotFound:
                 return False
+            self.saw(repo, digest)
         return True
 
     async def delete(self, repo: str, digest: Digest) -> None:
         self._forget(repo, digest)
+        self._seen.pop((repo, str(digest)), None)
         path = layout.blob(repo, digest)
         try:
             # A file, never a directory: the driver's delete removes whole trees, and a

@@ -441,6 +441,12 @@ class IndexCache:
         self._unseen.discard(repo)
         return found[1]
 
+    async def lists(self, repo: str, digest: str) -> bool:
+        """Whether the repository's index lists `digest` now. Unlike `load`, the index is
+        not handed out, so the next change may still be made in place (`_own`)."""
+        found = await self._current(repo)
+        return found is not None and found[1].by_digest(digest) is not None
+
     async def _current(self, repo: str) -> tuple[str, Index] | None:
         """(version, index) as stored now; None when there is no index.json."""
         if not self.versions.usable():

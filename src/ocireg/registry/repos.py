@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 
 from ocireg.meta import MetaStore
@@ -10,6 +11,11 @@ from ocireg.registry.locks import LocalLocks
 from ocireg.storage import PathNotFound, StorageDriver
 
 PAGE_CHUNK = 500  # names read from the catalog index at a time
+# How long `ensure` trusts having found a repository: ocireg never removes one, so this only
+# bounds how long a layout removed by hand goes unnoticed by pushes. Each look is a request
+# to the bucket on S3, and every manifest put makes one.
+ENSURED_FOR = 30.0  # seconds
+ENSURED_MAX = 4096
 
 _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR})
 
@@ -19,25 +25,22 @@ class Repositories:
         self.driver = driver
         self.locks = locks
         self.meta = meta
-        self._known: set[str] = set()  # repositories this process has seen exist
+        self._found: dict[str, float] = {}  # repository -> when this process last found it
 
     async def exists(self, repo: str) -> bool:
-        if repo in self._known:
-            try:
-                await self.driver.stat(layout.index(repo))
-                return True
-            except PathNotFound:
-                self._known.discard(repo)
-                return False
         try:
             await self.driver.stat(layout.index(repo))
         except PathNotFound:
+            self._found.pop(repo, None)
             return False
-        self._known.add(repo)
+        self._note(repo)
         return True
 
     async def ensure(self, repo: str) -> None:
         """Create the repository's OCI layout if it is not there (first push creates it)."""
+        found = self._found.get(repo)
+        if found is not None and time.monotonic() - found < ENSURED_FOR:
+            return
         if await self.exists(repo):
             return
         async with self.locks.repo(repo):
@@ -49,7 +52,13 @@ class Repositories:
                 layout.index(repo), b'{"schemaVersion":2,"manifests":[]}', None
             )
             await self.meta.add_repository(repo)
-        self._known.add(repo)
+        self._note(repo)
+
+    def _note(self, repo: str) -> None:
+        self._found.pop(repo, None)
+        self._found[repo] = time.monotonic()
+        if len(self._found) > ENSURED_MAX:
+            del self._found[next(iter(self._found))]
 
     async def page(
         self, last: str | None, limit: int | None, visible: Callable[[str], bool] | None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class ImageStore:
         self.locks = LocalLocks(lock_dir)
         self.repos = Repositories(driver, self.locks, meta)
         self.blobs = BlobStore(driver, self.repos, meta, zot_root)
-        self.uploads = Uploads(sessions, self.locks, self.repos)
+        self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.saw)
         # On S3 with Redis the current index.json version is kept in the store, so reads
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is
         # cheap, and a zot writing the same directory would not keep the key.
@@ -193,7 +194,8 @@ class ImageStore:
                 )
         manifest = parse_manifest(body, content_type)
         await self.repos.ensure(repo)
-        await self._check_references(repo, manifest)
+        # A first look, from what this process saw lately: `prepare` checks again.
+        await self._check_references(repo, manifest, functools.partial(self.blobs.seen, repo))
         desc = _descriptor(manifest, digest, body, keep if tag is None else None)
         await self._referrers.pushed(repo, desc, manifest)
         # What the worker holding the repository's lock needs to make this same write
@@ -216,14 +218,26 @@ class ImageStore:
         """The index change of a manifest put, and what to do under the lock before it."""
         digest = Digest.parse(desc["digest"])
 
-        async def prepare() -> None:
+        async def prepare(stored: set[str]) -> None:
             # Under the lock: garbage collection deletes unreferenced blobs under it, so a
-            # blob seen above may be gone by now; after this check it stays.
-            await self._check_references(repo, manifest)
+            # blob seen above may be gone by now; after this check it stays. A manifest that
+            # index.json lists already (another tag of it) needs no check: collection keeps
+            # it and every blob it names, and `delete_blob` refuses it. `stored`: what the
+            # other puts of this write found (registry/writer.py).
+            if await self.indexes.lists(repo, str(digest)):
+                return
+
+            async def found(blob: Digest) -> bool:
+                if str(blob) not in stored and await self.blobs.exists(repo, blob):
+                    stored.add(str(blob))
+                return str(blob) in stored
+
+            await self._check_references(repo, manifest, found)
             # Content-addressed: a manifest stored already is not written again (replacing a
             # file costs a flush on ext4; docs/performance.md, "Tag writes").
-            if not await self.blobs.exists(repo, digest):
+            if not await found(digest):
                 await self.blobs.put_small(repo, digest, body)
+                stored.add(str(digest))
 
         return (SetTag(tag, desc) if tag is not None else AddUntagged(desc)), prepare
 
@@ -246,14 +260,18 @@ class ImageStore:
         desc = _descriptor(manifest, digest, body, keep if tag is None else None)
         return self._index_write(repo, tag, desc, manifest, body)
 
-    async def _check_references(self, repo: str, manifest: Manifest) -> None:
+    async def _check_references(
+        self, repo: str, manifest: Manifest, found: Callable[[Digest], Awaitable[bool]]
+    ) -> None:
+        """MANIFEST_BLOB_UNKNOWN unless every blob and child `manifest` names is `found`
+        (a child may also be a manifest index.json lists)."""
         for blob in manifest.blobs:
-            if not await self.blobs.exists(repo, blob):
+            if not await found(blob):
                 raise RegistryError(ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(blob)})
         if manifest.children:
             index = await self._index(repo)
             for child in manifest.children:
-                if index.by_digest(str(child)) is None and not await self.blobs.exists(repo, child):
+                if index.by_digest(str(child)) is None and not await found(child):
                     raise RegistryError(
                         ErrorCode.MANIFEST_BLOB_UNKNOWN, detail={"digest": str(child)}
                     )

@@ -17,7 +17,7 @@ import functools
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from ocireg.digest import Digest, Hasher, new_hasher
@@ -49,11 +49,13 @@ class Uploads:
         locks: LocalLocks,
         repos: Repositories,
         max_hashes: int = 256,
+        stored: Callable[[str, Digest], None] = lambda repo, digest: None,
     ) -> None:
         self.sessions = sessions
         self.locks = locks
         self.repos = repos
         self.max_hashes = max_hashes
+        self.stored = stored  # told of each blob made visible (BlobStore.saw)
         self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
 
     async def start(self, repo: str) -> str:
@@ -113,6 +115,7 @@ class Uploads:
             # modification time, so garbage collection's gcDelay protects this push too.
             self._hashes.pop(session, None)
             await self.sessions.finish(path, layout.blob(repo, digest))
+        self.stored(repo, digest)
         return size
 
     async def cancel(self, repo: str, session: str) -> None:
@@ -148,6 +151,7 @@ class Uploads:
                     detail={"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
             await writer.commit()
+            self.stored(repo, digest)
             return writer.size
         finally:
             await writer.close()

@@ -56,7 +56,11 @@ from ocireg.registry.locks import LocalLocks, LockBusy, repo_key
 
 log = logging.getLogger("ocireg.registry")
 
-Prepare = Callable[[], Awaitable[None]]
+# Run under the lock before a change is applied. Its argument is shared by the jobs of one
+# write: the blobs they found stored (digests), which stay stored while the lock is held
+# (garbage collection takes it), so that one write of many tags of an image asks the storage
+# once per blob.
+Prepare = Callable[[set[str]], Awaitable[None]]
 # Rebuilds a handed-over write from its `portable` form: the change and its checks.
 Adopt = Callable[[str, dict[str, Any]], tuple[IndexChange, Prepare]]
 
@@ -309,10 +313,11 @@ class IndexWriter:
     async def _write(self, repo: str, jobs: list[_Job]) -> int:
         """Write `jobs`; how many were written."""
         ready: list[_Job] = []
+        stored: set[str] = set()
         for job in jobs:
             try:
                 if job.prepare is not None:
-                    await job.prepare()
+                    await job.prepare(stored)
             except Exception as exc:
                 job.future.set_exception(exc)
             else:
