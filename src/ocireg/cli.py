@@ -122,7 +122,7 @@ def cmd_rebuild_meta(args: argparse.Namespace) -> int:
     async def run() -> int:
         store = _open_store(config)
         try:
-            return await store.rebuild_meta()
+            return await store.rebuild_meta(store.at_once)
         finally:
             await store.close()
 
@@ -187,7 +187,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
                 return
             # A dry run changes nothing, so it neither resumes nor leaves a checkpoint.
             checkpoint = None if args.dry_run else _checkpoint(config, "gc", args.from_start)
-            async for report in collector.run(_owned(config), checkpoint):
+            async for report in collector.run(_owned(config), checkpoint, store.at_once):
                 _print_line(report.as_json())
         finally:
             await store.close()
@@ -209,7 +209,7 @@ def cmd_scrub(args: argparse.Namespace) -> int:
         store = _open_store(config)
         try:
             checkpoint = _checkpoint(config, "scrub", args.from_start)
-            async for report in Scrubber(store).run(_owned(config), checkpoint):
+            async for report in Scrubber(store).run(_owned(config), checkpoint, store.at_once):
                 for problem in report.problems:
                     print(json.dumps(problem, separators=(",", ":")), flush=True)
                 summary["repositories"] += 1

@@ -85,11 +85,16 @@ class GarbageCollector:
         self.clock = clock
 
     def run(
-        self, owns: Callable[[str], bool] = owns_everything, checkpoint: Checkpoint | None = None
+        self,
+        owns: Callable[[str], bool] = owns_everything,
+        checkpoint: Checkpoint | None = None,
+        at_once: int = 1,
     ) -> AsyncIterator[GCReport]:
         """Collect every repository that `owns` accepts (in a cluster: the ones we own), one
         report at a time (`ops.runs`)."""
-        return each_repository(self.store, "gc", self.collect, owns, checkpoint, log)
+        return each_repository(
+            self.store, "gc", self.collect, owns, checkpoint, log, at_once=at_once
+        )
 
     async def collect(self, repo: str) -> GCReport:
         report = GCReport(repo, self.dry_run)

@@ -1,7 +1,8 @@
-"""Runs over every repository (gc, scrub): one repository at a time, so memory does not grow
-with their number; progress in the log; and a checkpoint, so that a run that was stopped (a
-restart, a SIGKILL, Ctrl-C) resumes after the last repository it finished instead of
-starting over. Both jobs are idempotent, so what a checkpoint misses is only done twice."""
+"""Runs over every repository (gc, scrub): one repository (or a few, `at_once`) at a time,
+so memory does not grow with their number; progress in the log; and a checkpoint, so that a
+run that was stopped (a restart, a SIGKILL, Ctrl-C) resumes after the last repository it
+finished instead of starting over. Both jobs are idempotent, so what a checkpoint misses is
+only done twice."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ocireg.logs import Progress
+from ocireg.ordered import ordered
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 
@@ -64,20 +66,22 @@ async def each_repository(
     checkpoint: Checkpoint | None = None,
     logger: logging.Logger | None = None,
     save_every: float = SAVE_EVERY,
+    at_once: int = 1,
 ) -> AsyncIterator[R]:
     """`visit(repo)` for every repository `owns` accepts, in walk order, yielded as each
     finishes; from after the checkpoint's repository when there is one, which is cleared
-    once the run reaches the end."""
+    once the run reaches the end. Up to `at_once` visits run together (on remote storage,
+    where each is many round trips); the checkpoint still names a repository before which
+    every one is done."""
     log = logger or logging.getLogger(f"ocireg.{job}")
     after = checkpoint.load() if checkpoint is not None else ""
     if after:
         log.info(f"{job} resumes after an interrupted run", extra={"after": after})
     progress = Progress(log, job)
     saved = time.monotonic()
-    async for repo in store.repositories(after):
-        if not owns(repo):
-            continue
-        yield await visit(repo)
+    owned = (repo async for repo in store.repositories(after) if owns(repo))
+    async for repo, result in ordered(owned, visit, at_once):
+        yield result
         progress.step(repo)
         if checkpoint is not None and time.monotonic() - saved >= save_every:
             checkpoint.save(repo)

@@ -46,10 +46,15 @@ class Scrubber:
         self.driver = store.driver
 
     def run(
-        self, owns: Callable[[str], bool] = owns_everything, checkpoint: Checkpoint | None = None
+        self,
+        owns: Callable[[str], bool] = owns_everything,
+        checkpoint: Checkpoint | None = None,
+        at_once: int = 1,
     ) -> AsyncIterator[ScrubReport]:
         """Scrub every repository that `owns` accepts, one report at a time (`ops.runs`)."""
-        return each_repository(self.store, "scrub", self.scrub, owns, checkpoint, log)
+        return each_repository(
+            self.store, "scrub", self.scrub, owns, checkpoint, log, at_once=at_once
+        )
 
     async def scrub(self, repo: str) -> ScrubReport:
         report = ScrubReport(repo)

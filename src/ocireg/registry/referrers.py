@@ -17,6 +17,7 @@ from ocireg.digest import Digest
 from ocireg.errors import RegistryError
 from ocireg.logs import Progress
 from ocireg.meta import MetaStore
+from ocireg.ordered import ordered
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import Index, IndexCache
 from ocireg.registry.manifests import INDEX_TYPES, Manifest, parse_stored
@@ -100,25 +101,32 @@ class Referrers:
         (requests fall back to storage meanwhile)."""
         self._rebuild.kick()
 
-    async def rebuild(self) -> int:
-        """Refill the metadata store from storage; returns the referrers found."""
+    async def rebuild(self, at_once: int = 1) -> int:
+        """Refill the metadata store from storage, `at_once` repositories at a time;
+        returns the referrers found."""
         await self.meta.clear()
-        count = 0
         progress = Progress(log, "rebuild-meta")
-        async for repo in self.repositories():
-            index = await self.indexes.load(repo)
-            for desc in index.manifests if index is not None else []:
-                manifest = await self.summary(repo, desc)
-                if manifest is not None and manifest.subject is not None:
-                    descriptor = referrer_descriptor(desc, manifest)
-                    await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
-                    count += 1
-            if index is not None:
-                await self.meta.mark_scanned(repo, index.digests())
-            await self.meta.add_repository(repo)
+        count = 0
+        async for repo, found in ordered(self.repositories(), self._refill, at_once):
+            count += found
             progress.step(repo)
         await self.meta.mark_ready()
         progress.finish()
+        return count
+
+    async def _refill(self, repo: str) -> int:
+        """The metadata store's records of one repository; returns its referrers."""
+        count = 0
+        index = await self.indexes.load(repo)
+        for desc in index.manifests if index is not None else []:
+            manifest = await self.summary(repo, desc)
+            if manifest is not None and manifest.subject is not None:
+                descriptor = referrer_descriptor(desc, manifest)
+                await self.meta.add_referrer(repo, str(manifest.subject), descriptor)
+                count += 1
+        if index is not None:
+            await self.meta.mark_scanned(repo, index.digests())
+        await self.meta.add_repository(repo)
         return count
 
     async def _scan_new(self, repo: str, index: Index) -> None:

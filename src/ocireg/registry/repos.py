@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 from ocireg.meta import MetaStore
+from ocireg.ordered import ordered
 from ocireg.registry import layout
 from ocireg.registry.locks import LocalLocks
 from ocireg.storage import PathNotFound, StorageDriver
@@ -16,6 +17,9 @@ PAGE_CHUNK = 500  # names read from the catalog index at a time
 # to the bucket on S3, and every manifest put makes one.
 ENSURED_FOR = 30.0  # seconds
 ENSURED_MAX = 4096
+# Directory listings a walk of remote storage asks for at once (one level, in order): each
+# is a round trip, and a repository is at least one.
+LIST_AHEAD = 8
 
 _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR})
 
@@ -26,6 +30,7 @@ class Repositories:
         self.locks = locks
         self.meta = meta
         self._found: dict[str, float] = {}  # repository -> when this process last found it
+        self.list_ahead = 1 if driver.local_path("x") is not None else LIST_AHEAD
 
     async def exists(self, repo: str) -> bool:
         try:
@@ -86,31 +91,38 @@ class Repositories:
         """Every repository under the root, one at a time, in walk order (names compared
         component by component: `a`, `a/b`, `a-c`), starting after `after`: a long run over
         every repository resumes from the last one it finished. Only the listings on the
-        way down are held, whatever the number of repositories."""
+        way down are held, whatever the number of repositories, and on remote storage a few
+        listings of one level ahead (LIST_AHEAD)."""
         mark = _components(after) if after else ()
-        async for repo in self._walk("", mark):
+        async for repo in self._walk("", mark, await self._list("")):
             yield repo
 
-    async def _walk(self, prefix: str, mark: tuple[str, ...]) -> AsyncIterator[str]:
-        try:
-            names = await self.driver.list(prefix)
-        except PathNotFound:
-            return
+    async def _walk(
+        self, prefix: str, mark: tuple[str, ...], names: list[str]
+    ) -> AsyncIterator[str]:
         is_repository = layout.INDEX_FILE in names and layout.OCI_LAYOUT_FILE in names
         if prefix and is_repository and _components(prefix) > mark:
             yield prefix
-        children = sorted(
+        children = []
+        for name in sorted(
             name[:-1]
             for name in names
             if name.endswith("/") and not name.startswith(".") and name[:-1] not in _SKIP_DIRS
-        )
-        for name in children:
+        ):
             child = f"{prefix}/{name}" if prefix else name
             parts = _components(child)
             if parts < mark and mark[: len(parts)] != parts:
                 continue  # everything below comes before `after`: done already
-            async for repo in self._walk(child, mark):
+            children.append(child)
+        async for child, listed in ordered(children, self._list, self.list_ahead):
+            async for repo in self._walk(child, mark, listed):
                 yield repo
+
+    async def _list(self, prefix: str) -> list[str]:
+        try:
+            return await self.driver.list(prefix)
+        except PathNotFound:
+            return []
 
 
 def _components(name: str) -> tuple[str, ...]:

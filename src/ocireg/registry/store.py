@@ -38,6 +38,7 @@ from ocireg.registry.writer import IndexWriter, Prepare
 from ocireg.storage import SessionStore, StorageDriver
 
 log = logging.getLogger("ocireg.registry")
+RUNS_AT_ONCE = 8
 CATALOG_RECONCILE = 600.0  # seconds between walks that add repositories others created
 
 
@@ -76,6 +77,9 @@ class ImageStore:
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is
         # cheap, and a zot writing the same directory would not keep the key.
         remote = driver.local_path("x") is None
+        # Repositories the maintenance commands work on at once: on remote storage each is
+        # many round trips, which a few at once overlap (ocireg/ordered.py).
+        self.at_once = RUNS_AT_ONCE if remote else 1
         self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
         self.writer.adopt = self._adopt
@@ -368,10 +372,10 @@ class ImageStore:
         self._referrers.kick_rebuild()
         self.search.kick_rebuild()
 
-    async def rebuild_meta(self) -> int:
+    async def rebuild_meta(self, at_once: int = 1) -> int:
         """Refill the metadata store from storage (the search index too, when search is
-        enabled); returns the referrers found."""
-        count = await self._referrers.rebuild()
+        enabled), `at_once` repositories at a time; returns the referrers found."""
+        count = await self._referrers.rebuild(at_once)
         if self.search.enabled:
             await self.search.rebuild()
         return count
