@@ -9,7 +9,10 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
+import shutil
 import signal
+import subprocess
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,7 +25,7 @@ import pytest
 from tests.cluster.test_shared_storage import cluster_status, wait_all_shared
 from tests.conftest import use_backend
 from tests.support.backends import Redis, SeaweedFS
-from tests.support.cluster import cluster_configs, start_members
+from tests.support.cluster import cluster_configs, owner_of, start_members
 from tests.support.oci import OCI_MANIFEST, manifest_path, push_image
 from tests.support.server import RegistryProcess, run_cli, wait_until
 from tests.support.threads import Background
@@ -265,3 +268,84 @@ def test_status_command_and_endpoint_flag_a_down_member_and_a_different_list(
     assert lines[three[1]].split()[3] == "NO"
     assert "no:" in lines[three[2]]
     assert "PROBLEMS" in result.stdout
+
+
+class NoTemporaryDirectory(RegistryProcess):
+    """A member that finds no writable temporary directory, as in a container with a
+    read-only root file system: in a mount namespace of its own, /tmp and /var/tmp are
+    read-only binds (so is its working directory, /tmp) and TMPDIR names a path under a
+    file, which leaves Python's `tempfile` no candidate. Its config, log and storage root
+    (all under `workdir`) stay writable."""
+
+    def command(self) -> list[str]:
+        script = (
+            "for d in /tmp /var/tmp /usr/tmp; do"
+            ' [ -d "$d" ] && { mount --bind -o ro "$d" "$d" || exit 90; }; done;'
+            # A bind of a directory of a read-only bind is read-only until remounted.
+            ' mount --bind "$0" "$0" && mount -o remount,bind,rw "$0" || exit 91;'
+            ' cd /tmp && export TMPDIR="$1/sub" && shift && exec "$@"'
+        )
+        return [
+            "unshare",
+            "--mount",
+            "sh",
+            "-c",
+            script,
+            str(self.workdir),
+            str(self.config_path),
+            *super().command(),
+        ]
+
+
+def mount_namespaces() -> bool:
+    """True when this test may make a mount namespace (as root, with `unshare`)."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        return False
+    return subprocess.run(["unshare", "--mount", "true"], check=False).returncode == 0
+
+
+@pytest.mark.skipif(not mount_namespaces(), reason="needs unshare --mount (root)")
+def test_with_no_temporary_directory_a_new_member_list_replaces_the_workers(
+    tmp_path: Path,
+) -> None:
+    configs = cluster_configs(tmp_path, count=3)
+    three = list(configs[0]["cluster"]["members"])
+    for cfg in configs[:2]:
+        cfg["cluster"]["members"] = three[:2]
+    procs = [
+        NoTemporaryDirectory(tmp_path, configs[0], name="member0"),
+        RegistryProcess(tmp_path, configs[1], name="member1"),
+        RegistryProcess(tmp_path, configs[2], name="member2"),
+    ]
+    member = procs[0]
+    try:
+        for proc in procs[:2]:
+            proc.start(wait=False)
+        for proc in procs[:2]:
+            proc.wait_ready()
+        assert "no temporary directory for the member list" in log_of(member)
+        wait_all_shared(procs[:2])
+        started = workers_started(member)
+        procs[2].start()
+        for proc in procs[:2]:
+            rewrite(proc, three)
+        wait_until(lambda: "workers restart one by one" in log_of(member), timeout=30)
+        # Granian starts the new worker, then stops the old one (server/runner.py).
+        wait_until(lambda: "Stopped old worker-1" in log_of(member), timeout=60)
+        assert workers_started(member) == started + 1
+        wait_until(lambda: len(fingerprints(procs)) == 1, timeout=30)
+        assert cluster_status(member)["members"][2]["member"] == three[2]
+        assert "workers apply the member list in place" not in log_of(member)
+        assert "workers apply the member list in place" in log_of(procs[1])
+        # A manifest PUT through member 0 goes to the new owner, member 2.
+        repo = next(f"members/ro{i}" for i in range(100) if owner_of(f"members/ro{i}") == 2)
+        with httpx.Client(base_url=member.url, timeout=30) as client:
+            image = push_image(client, repo, "v1")
+            r = client.get(manifest_path(repo, "v1"), headers={"Accept": OCI_MANIFEST})
+            assert r.status_code == 200 and r.content == image.manifest
+        # Its access log (written once the answer is sent: it may follow the client's 201).
+        put = f'"method": "PUT", "path": "/v2/{repo}/manifests/v1", "status": 201'
+        wait_until(lambda: put in log_of(procs[2]), timeout=10)
+    finally:
+        for proc in procs:
+            proc.stop()
