@@ -139,6 +139,10 @@ def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
                 rewrite(member, four)
             everyone = [*procs, fourth]
             wait_until(lambda: len(fingerprints(everyone)) == 1, timeout=30)
+            # The old members read the new one's record within a look (cluster/peers.py),
+            # not at their next record rewrite (every 30 s): until then they would forward
+            # all its repositories' requests to it, reads and uploads too.
+            wait_all_shared(everyone, timeout=10)
             traffic.use(everyone)
             done = traffic.count()
             wait_until(lambda: traffic.count() >= done + 12, timeout=90)
