@@ -27,7 +27,7 @@ from tests.conftest import use_backend
 from tests.support.backends import Redis, SeaweedFS
 from tests.support.cluster import cluster_configs, owner_of, start_members
 from tests.support.oci import OCI_MANIFEST, manifest_path, push_image
-from tests.support.server import RegistryProcess, run_cli, wait_until
+from tests.support.server import RegistryProcess, base_config, run_cli, wait_until
 from tests.support.threads import Background
 
 
@@ -243,6 +243,45 @@ def test_a_broken_file_is_refused_and_the_member_keeps_serving(
         image = push_image(client, "members/still", "v1")
         assert client.get(manifest_path("members/still", "v1")).content == image.manifest
     wait_until(lambda: cluster_status(member)["fingerprint"] == before, timeout=15)
+
+
+def test_a_file_broken_while_the_workers_are_replaced_is_refused_and_the_member_lives(
+    tmp_path: Path,
+) -> None:
+    """Granian's reload hook reads the file again when it replaces the workers, and a hook
+    that raises ends Granian's main process: a file saved in another encoding while two
+    workers are being replaced (4 s each) must be refused there too."""
+    config = base_config(tmp_path / "root", workers=2)
+    member = RegistryProcess(tmp_path, config, name="member").start()
+    try:
+        with httpx.Client(base_url=member.url, timeout=30) as client:
+            image = push_image(client, "members/latin", "v1")
+        started = workers_started(member)
+        for i, policy in enumerate((["read"], ["read", "create"]), start=1):
+            config = copy.deepcopy(config)
+            config["http"]["accessControl"] = {"repositories": {"**": {"anonymousPolicy": policy}}}
+            member.config_path.write_text(json.dumps(config))
+            wait_until(lambda i=i: log_of(member).count("configuration needs new workers") == i)
+            # The first replacement has begun (two workers, 4 s each): the second change
+            # waits for it to end.
+            wait_until(lambda: "workers restart one by one" in log_of(member))
+        # Then comes a file in Latin-1 (an accented letter), read by the watch, and by the
+        # reload hook when the second replacement begins.
+        member.config_path.write_bytes(json.dumps(config).encode()[:-1] + b', "x": "caf\xe9"}')
+        wait_until(lambda: log_of(member).count("configuration reload refused") == 2, timeout=60)
+        assert "not UTF-8" in log_of(member)
+        wait_until(lambda: workers_started(member) == started + 4, timeout=60)
+        assert member.proc is not None and member.proc.poll() is None
+        # The workers run the last good file, the first change: anonymous clients may pull,
+        # not push.
+        headers = {"Accept": OCI_MANIFEST, "Connection": "close"}
+        with httpx.Client(base_url=member.url, timeout=30, headers=headers) as client:
+            r = wait_until(lambda: client.get(manifest_path("members/latin", "v1")))
+            assert r.status_code == 200 and r.content == image.manifest
+            post = client.post("/v2/members/latin/blobs/uploads/")
+            assert post.status_code == 401 and post.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    finally:
+        member.stop()
 
 
 def test_status_command_and_endpoint_flag_a_down_member_and_a_different_list(

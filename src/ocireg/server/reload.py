@@ -149,10 +149,16 @@ class ConfigReloader:
     def reload(self) -> None:
         """Granian's reload hook: check the file; publish it for the workers that replace
         the running ones, or keep the previous configuration."""
-        with self._lock:
-            checked = self._check()
-            if checked is not None:
-                self._publish(*checked, how="workers restart one by one")
+        try:
+            with self._lock:
+                checked = self._check()
+                if checked is not None:
+                    self._publish(*checked, how="workers restart one by one")
+        except Exception:  # raised out of a hook, it would end Granian's main process
+            log.exception(
+                "configuration reload failed; the workers restart with the previous one",
+                extra={"path": str(self.path)},
+            )
 
     def _apply(self) -> None:
         """Apply the file in place when that suffices, else have Granian replace the
@@ -166,6 +172,9 @@ class ConfigReloader:
             if not followed or not applies_in_place(
                 self.current, self.membership, config, membership
             ):
+                # Granian replaces the workers when its main loop comes to it, which may be
+                # after a replacement under way (seconds): the file is read again then.
+                log.info("configuration needs new workers", extra={"path": str(self.path)})
                 self._respawn()
                 return
             self._publish(raw, config, membership, how="workers apply the member list in place")
