@@ -27,7 +27,7 @@ from tests.conftest import use_backend
 from tests.support.backends import Redis, SeaweedFS
 from tests.support.cluster import cluster_configs, owner_of, start_members
 from tests.support.oci import OCI_MANIFEST, manifest_path, push_image
-from tests.support.server import RegistryProcess, base_config, run_cli, wait_until
+from tests.support.server import RegistryProcess, base_config, free_port, run_cli, wait_until
 from tests.support.threads import Background
 
 
@@ -75,6 +75,19 @@ def cluster4(
     finally:
         for proc in procs:
             proc.stop()
+
+
+def start_added_member(tmp_path: Path, config: dict[str, Any]) -> tuple[RegistryProcess, list[str]]:
+    """Start the member that `config` adds (the last of its list) on a port found free just
+    now, and the new list. The port `cluster_configs` found has been free for as long as the
+    traffic ran: another test session on the machine may have taken it meanwhile (and
+    Granian binds with SO_REUSEPORT, so two servers could split its connections)."""
+    config = copy.deepcopy(config)
+    port = free_port()
+    config["http"]["port"] = str(port)
+    config["cluster"]["members"] = [*config["cluster"]["members"][:-1], f"127.0.0.1:{port}"]
+    member = RegistryProcess(tmp_path, config, name="member3").start()
+    return member, list(config["cluster"]["members"])
 
 
 class Traffic(Background):
@@ -129,11 +142,10 @@ def test_add_then_remove_a_member_by_editing_files_with_no_failed_request(
     cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]], tmp_path: Path
 ) -> None:
     procs, configs = cluster4
-    four = configs[3]["cluster"]["members"]
     with Traffic(procs) as traffic:
         wait_until(lambda: traffic.count() >= 8, timeout=60)
         started = [workers_started(member) for member in procs]
-        fourth = RegistryProcess(tmp_path, configs[3], name="member3").start()
+        fourth, four = start_added_member(tmp_path, configs[3])
         try:
             for member in procs:
                 rewrite(member, four)
@@ -362,14 +374,13 @@ def test_with_no_temporary_directory_a_new_member_list_replaces_the_workers(
     ]
     member = procs[0]
     try:
-        for proc in procs[:2]:
+        for proc in procs:  # the third already lists all three; the others, two
             proc.start(wait=False)
-        for proc in procs[:2]:
+        for proc in procs:
             proc.wait_ready()
         assert "no temporary directory for the member list" in log_of(member)
         wait_all_shared(procs[:2])
         started = workers_started(member)
-        procs[2].start()
         for proc in procs[:2]:
             rewrite(proc, three)
         wait_until(lambda: "workers restart one by one" in log_of(member), timeout=30)
