@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,19 @@ def cluster4(
     finally:
         for proc in procs:
             proc.stop()
+
+
+def wait_uploads_refused(client: httpx.Client, repo: str) -> None:
+    """Wait until the workers serving `client` have an anonymous policy of `read`: an
+    upload is refused with 401 UNAUTHORIZED (an old worker may still accept one while
+    workers are replaced)."""
+
+    def refused() -> httpx.Response | None:
+        r = client.post(f"/v2/{repo}/blobs/uploads/")
+        return r if r.status_code != 202 else None
+
+    post = wait_until(refused, timeout=30)
+    assert post.status_code == 401 and post.json()["errors"][0]["code"] == "UNAUTHORIZED"
 
 
 def start_added_member(tmp_path: Path, config: dict[str, Any]) -> tuple[RegistryProcess, list[str]]:
@@ -227,13 +241,7 @@ def test_a_change_beyond_the_member_list_replaces_the_workers(
     # upload is answered by the member that receives it, on shared storage).
     headers = {"Accept": OCI_MANIFEST, "Connection": "close"}
     with httpx.Client(base_url=member.url, timeout=30, headers=headers) as client:
-
-        def refused() -> httpx.Response | None:
-            r = client.post("/v2/members/policy/blobs/uploads/")
-            return r if r.status_code != 202 else None
-
-        post = wait_until(refused, timeout=30)
-        assert post.status_code == 401 and post.json()["errors"][0]["code"] == "UNAUTHORIZED"
+        wait_uploads_refused(client, "members/policy")
         r = client.get(manifest_path("members/policy", "v1"))
         assert r.status_code == 200 and r.content == image.manifest
 
@@ -290,8 +298,36 @@ def test_a_file_broken_while_the_workers_are_replaced_is_refused_and_the_member_
         with httpx.Client(base_url=member.url, timeout=30, headers=headers) as client:
             r = wait_until(lambda: client.get(manifest_path("members/latin", "v1")))
             assert r.status_code == 200 and r.content == image.manifest
-            post = client.post("/v2/members/latin/blobs/uploads/")
-            assert post.status_code == 401 and post.json()["errors"][0]["code"] == "UNAUTHORIZED"
+            wait_uploads_refused(client, "members/latin")
+    finally:
+        member.stop()
+
+
+def test_sighups_while_starting_do_not_end_the_member_and_a_file_saved_meanwhile_applies(
+    tmp_path: Path,
+) -> None:
+    """Before Granian and server/reload.py take SIGHUP over (the backends checked, the
+    member names resolved, Granian started), a SIGHUP is ignored rather than ending the
+    process; a file saved meanwhile is applied at the watch's first look."""
+    config = base_config(tmp_path / "root", workers=1)
+    config["http"]["compat"] = ["docker2s2"]  # a warning logged as soon as logging is set up
+    member = RegistryProcess(tmp_path, config, name="member").start(wait=False)
+    try:
+        wait_until(lambda: "not implemented by ocireg yet" in member.logs(), interval=0.005)
+        changed = copy.deepcopy(config)
+        changed["http"]["accessControl"] = {"repositories": {"**": {"anonymousPolicy": ["read"]}}}
+        member.config_path.write_text(json.dumps(changed))
+        assert member.proc is not None
+        # SIGHUPs until the server says it starts Granian (not after: those would reload).
+        while '"message": "starting"' not in member.logs():
+            assert member.proc.poll() is None, member.logs()
+            member.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.01)  # the storm's pace (about 100 a second), not a wait for anything
+        member.wait_ready()
+        wait_until(lambda: "workers restart one by one" in log_of(member), timeout=30)
+        headers = {"Connection": "close"}
+        with httpx.Client(base_url=member.url, timeout=30, headers=headers) as client:
+            wait_uploads_refused(client, "members/started")
     finally:
         member.stop()
 

@@ -121,12 +121,37 @@ def applies_in_place(
     return same_rest == current
 
 
+def hold_sighup() -> None:
+    """First thing `ocireg serve` does: a SIGHUP before Granian's handler and `take_sighup`
+    does nothing, where by default it would end the process (a reload sent while the member
+    starts, which can take seconds: backends checked, member names resolved). Nothing is
+    lost: `ConfigReloader` is given the file's identity from before it was read, and its
+    watch applies a file changed since."""
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
+
+
+def identity_or_none(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        return None if path is None else file_identity(path)
+    except OSError:
+        return None
+
+
 class ConfigReloader:
-    def __init__(self, path: Path, current: Config, membership: Membership | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        current: Config,
+        membership: Membership | None,
+        read: tuple[int, int, int] | None = None,
+    ) -> None:
+        """`read`: the file's identity before `current` was read from it (taken now if not
+        given): a change made since, while the member was starting, is applied at the
+        watch's first look."""
         self.path = path
         self.current = current
         self.membership = membership  # the list the running workers route by
-        self._seen = self._identity()
+        self._seen = read or identity_or_none(path)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the watch thread, SIGHUP's thread, Granian's hook
         self._respawn: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGHUP)
@@ -232,15 +257,9 @@ class ConfigReloader:
     def stop(self) -> None:
         self._stop.set()
 
-    def _identity(self) -> tuple[int, int, int] | None:
-        try:
-            return file_identity(self.path)
-        except OSError:
-            return None
-
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_EVERY):
-            seen = self._identity()
+            seen = identity_or_none(self.path)
             if seen is not None and seen != self._seen:
                 self._seen = seen
                 log.info("configuration file changed", extra={"path": str(self.path)})
