@@ -40,6 +40,14 @@ def rewrite(member: RegistryProcess, members: list[str]) -> None:
     member.config_path.write_text(json.dumps(config))
 
 
+def save(path: Path, content: bytes) -> None:
+    """Replace the file whole (the watch must not see it empty, as `write_bytes` leaves it
+    for a moment, where a count of refused files matters)."""
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_bytes(content)
+    temporary.replace(path)
+
+
 def log_of(member: RegistryProcess) -> str:
     """The member's whole log (`logs()` keeps only the end, which the access log fills)."""
     return member.log_path.read_text(errors="replace")
@@ -280,14 +288,14 @@ def test_a_file_broken_while_the_workers_are_replaced_is_refused_and_the_member_
         for i, policy in enumerate((["read"], ["read", "create"]), start=1):
             config = copy.deepcopy(config)
             config["http"]["accessControl"] = {"repositories": {"**": {"anonymousPolicy": policy}}}
-            member.config_path.write_text(json.dumps(config))
+            save(member.config_path, json.dumps(config).encode())
             wait_until(lambda i=i: log_of(member).count("configuration needs new workers") == i)
             # The first replacement has begun (two workers, 4 s each): the second change
             # waits for it to end.
             wait_until(lambda: "workers restart one by one" in log_of(member))
         # Then comes a file in Latin-1 (an accented letter), read by the watch, and by the
         # reload hook when the second replacement begins.
-        member.config_path.write_bytes(json.dumps(config).encode()[:-1] + b', "x": "caf\xe9"}')
+        save(member.config_path, json.dumps(config).encode()[:-1] + b', "x": "caf\xe9"}')
         wait_until(lambda: log_of(member).count("configuration reload refused") == 2, timeout=60)
         assert "not UTF-8" in log_of(member)
         wait_until(lambda: workers_started(member) == started + 4, timeout=60)
@@ -422,7 +430,8 @@ def test_with_no_temporary_directory_a_new_member_list_replaces_the_workers(
         wait_until(lambda: "workers restart one by one" in log_of(member), timeout=30)
         # Granian starts the new worker, then stops the old one (server/runner.py).
         wait_until(lambda: "Stopped old worker-1" in log_of(member), timeout=60)
-        assert workers_started(member) == started + 1
+        # (the old one is stopped after 4 s, whether the new one is ready or not)
+        wait_until(lambda: workers_started(member) == started + 1, timeout=30)
         wait_until(lambda: len(fingerprints(procs)) == 1, timeout=30)
         assert cluster_status(member)["members"][2]["member"] == three[2]
         assert "workers apply the member list in place" not in log_of(member)
