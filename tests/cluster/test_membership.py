@@ -6,6 +6,7 @@ Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import json
@@ -13,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 import uuid
@@ -46,6 +48,20 @@ def save(path: Path, content: bytes) -> None:
     temporary = path.with_name(f".{path.name}.new")
     temporary.write_bytes(content)
     temporary.replace(path)
+
+
+def members_file(member: RegistryProcess) -> Path:
+    """The file the member's workers follow (server/reload.py): in a new directory under
+    the temporary directory, the one holding its list and its place in it (its workers
+    are forked: their /proc environ does not show the name the main process set)."""
+    members = member.config["cluster"]["members"]
+    place = members.index(f"127.0.0.1:{member.port}")
+    for path in Path(tempfile.gettempdir()).glob("ocireg-members-*/members.json"):
+        with contextlib.suppress(OSError, ValueError):
+            body = json.loads(path.read_text())
+            if body["members"] == members and body["localIndex"] == place:
+                return path
+    raise AssertionError(f"no members file for {member.name}")
 
 
 def log_of(member: RegistryProcess) -> str:
@@ -338,6 +354,38 @@ def test_sighups_while_starting_do_not_end_the_member_and_a_file_saved_meanwhile
             wait_uploads_refused(client, "members/started")
     finally:
         member.stop()
+
+
+@pytest.mark.parametrize("cluster4", ["filesystem"], indirect=True)
+def test_a_members_file_that_cannot_be_written_fails_the_reload_not_the_member(
+    cluster4: tuple[list[RegistryProcess], list[dict[str, Any]]],
+) -> None:
+    """The members file's directory replaced by a file (as a full or broken /tmp would
+    fail the write): a new list is not applied, on the watch's way (in place) and on
+    Granian's reload hook's (a change beyond the list), and the member keeps serving with
+    the configuration it had, whose workers it restarts."""
+    procs, configs = cluster4
+    member = procs[0]
+    directory = members_file(member).parent
+    shutil.rmtree(directory)
+    directory.write_text("not a directory")
+    before = cluster_status(member)["fingerprint"]
+    three = configs[0]["cluster"]["members"]
+    started = workers_started(member)
+    rewrite(member, [three[1], three[0], three[2]])  # in place
+    wait_until(lambda: "configuration reload failed" in log_of(member), timeout=30)
+    config = copy.deepcopy(member.config)
+    config["http"]["accessControl"] = {"repositories": {"**": {"anonymousPolicy": ["read"]}}}
+    save(member.config_path, json.dumps(config).encode())  # workers replaced
+    wait_until(lambda: log_of(member).count("configuration reload failed") == 2, timeout=30)
+    wait_until(lambda: workers_started(member) == started + 1, timeout=60)
+    wait_until(lambda: "Stopped old worker-1" in log_of(member), timeout=60)
+    assert member.proc is not None and member.proc.poll() is None
+    # The new worker runs what the old one ran: the first list, no access control.
+    assert cluster_status(member)["fingerprint"] == before
+    with httpx.Client(base_url=member.url, timeout=30, headers={"Connection": "close"}) as client:
+        image = push_image(client, "members/unwritten", "v1")
+        assert client.get(manifest_path("members/unwritten", "v1")).content == image.manifest
 
 
 def test_status_command_and_endpoint_flag_a_down_member_and_a_different_list(

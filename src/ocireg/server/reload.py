@@ -74,15 +74,16 @@ def checked_config(raw: dict[str, Any], source: Path | None) -> Config:
 
 def publish(raw: dict[str, Any], membership: Membership | None) -> None:
     """Hand the workers this configuration: the next ones build from it, and the running
-    ones follow its member list (in a cluster)."""
+    ones follow its member list (in a cluster). The file first: if it cannot be written,
+    nothing is handed over."""
+    members_file = os.environ.get(MEMBERS_FILE_ENV)
+    if membership is not None and members_file:
+        MembersFile(Path(members_file)).write(membership)
     os.environ[CONFIG_DATA_ENV] = json.dumps(raw)
     if membership is None:
         os.environ.pop(LOCAL_MEMBER_ENV, None)
-        return
-    os.environ[LOCAL_MEMBER_ENV] = str(membership.local_index)
-    members_file = os.environ.get(MEMBERS_FILE_ENV)
-    if members_file:
-        MembersFile(Path(members_file)).write(membership)
+    else:
+        os.environ[LOCAL_MEMBER_ENV] = str(membership.local_index)
 
 
 def prepare_members_file() -> Callable[[], None]:
