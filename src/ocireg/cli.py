@@ -57,7 +57,11 @@ def _report_warnings(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ocireg.server.reload import hold_sighup, identity_or_none
+
+    hold_sighup()  # a reload sent while starting must not end the process
     source = Path(args.config) if args.config else None
+    read = identity_or_none(source)  # a change from now on is applied once serving
     raw = read_config_file(source) if source else DEFAULT_CONFIG
     config = build_config(raw, source=source)  # the auth files are read just below
     setup_logging(config.log.level, config.log.output)
@@ -71,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     from ocireg.server.runner import serve
 
-    serve(config, raw)
+    serve(config, raw, read)
     return 0
 
 

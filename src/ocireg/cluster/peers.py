@@ -49,7 +49,9 @@ log = logging.getLogger("ocireg.cluster")
 RECORDS_DIR = ".ocireg/members"
 RECORD_EVERY = 30.0  # rewrite our record this often (seconds)
 RECORD_FRESH = 600.0  # a record older than this proves nothing about today's storage
-LOOK_EVERY = 2.0  # read the peers' records this often until every peer is found
+# Look for the records of the peers not found yet this often: every peer is found within
+# this long of its first record, and so is a member added to the list later (`update`).
+LOOK_EVERY = 2.0
 FINGERPRINT_HEADER = b"x-ocireg-cluster-fingerprint"
 INDEX_VERSIONS_HEADER = b"x-ocireg-index-versions"
 PROBE_EVERY = 1.0
@@ -214,7 +216,8 @@ class Peers:
             await self._session.close()
 
     async def _records(self, driver: StorageDriver) -> None:
-        """Keep our record fresh; read the peers' until each has been found."""
+        """Keep our record fresh; read the records of the peers not found yet. A look with
+        every peer found reads nothing."""
         me = self.membership.local_member
         wrote = 0.0
         while True:
@@ -229,8 +232,7 @@ class Peers:
                         self._found_shared(member)
             except StorageError as exc:
                 log.warning("cluster member records unavailable", extra={"error": str(exc)})
-            everyone = all(peer.shared for peer in self.state.values())
-            await asyncio.sleep(RECORD_EVERY if everyone else LOOK_EVERY)
+            await asyncio.sleep(LOOK_EVERY)
 
     def _found_shared(self, member: str) -> None:
         peer = self.state.get(member)

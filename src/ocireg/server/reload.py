@@ -74,15 +74,16 @@ def checked_config(raw: dict[str, Any], source: Path | None) -> Config:
 
 def publish(raw: dict[str, Any], membership: Membership | None) -> None:
     """Hand the workers this configuration: the next ones build from it, and the running
-    ones follow its member list (in a cluster)."""
+    ones follow its member list (in a cluster). The file first: if it cannot be written,
+    nothing is handed over."""
+    members_file = os.environ.get(MEMBERS_FILE_ENV)
+    if membership is not None and members_file:
+        MembersFile(Path(members_file)).write(membership)
     os.environ[CONFIG_DATA_ENV] = json.dumps(raw)
     if membership is None:
         os.environ.pop(LOCAL_MEMBER_ENV, None)
-        return
-    os.environ[LOCAL_MEMBER_ENV] = str(membership.local_index)
-    members_file = os.environ.get(MEMBERS_FILE_ENV)
-    if members_file:
-        MembersFile(Path(members_file)).write(membership)
+    else:
+        os.environ[LOCAL_MEMBER_ENV] = str(membership.local_index)
 
 
 def prepare_members_file() -> Callable[[], None]:
@@ -121,12 +122,37 @@ def applies_in_place(
     return same_rest == current
 
 
+def hold_sighup() -> None:
+    """First thing `ocireg serve` does: a SIGHUP before Granian's handler and `take_sighup`
+    does nothing, where by default it would end the process (a reload sent while the member
+    starts, which can take seconds: backends checked, member names resolved). Nothing is
+    lost: `ConfigReloader` is given the file's identity from before it was read, and its
+    watch applies a file changed since."""
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
+
+
+def identity_or_none(path: Path | None) -> tuple[int, int, int] | None:
+    try:
+        return None if path is None else file_identity(path)
+    except OSError:
+        return None
+
+
 class ConfigReloader:
-    def __init__(self, path: Path, current: Config, membership: Membership | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        current: Config,
+        membership: Membership | None,
+        read: tuple[int, int, int] | None = None,
+    ) -> None:
+        """`read`: the file's identity before `current` was read from it (taken now if not
+        given): a change made since, while the member was starting, is applied at the
+        watch's first look."""
         self.path = path
         self.current = current
         self.membership = membership  # the list the running workers route by
-        self._seen = self._identity()
+        self._seen = read or identity_or_none(path)
         self._stop = threading.Event()
         self._lock = threading.Lock()  # the watch thread, SIGHUP's thread, Granian's hook
         self._respawn: Callable[[], None] = lambda: os.kill(os.getpid(), signal.SIGHUP)
@@ -149,10 +175,16 @@ class ConfigReloader:
     def reload(self) -> None:
         """Granian's reload hook: check the file; publish it for the workers that replace
         the running ones, or keep the previous configuration."""
-        with self._lock:
-            checked = self._check()
-            if checked is not None:
-                self._publish(*checked, how="workers restart one by one")
+        try:
+            with self._lock:
+                checked = self._check()
+                if checked is not None:
+                    self._publish(*checked, how="workers restart one by one")
+        except Exception:  # raised out of a hook, it would end Granian's main process
+            log.exception(
+                "configuration reload failed; the workers restart with the previous one",
+                extra={"path": str(self.path)},
+            )
 
     def _apply(self) -> None:
         """Apply the file in place when that suffices, else have Granian replace the
@@ -166,6 +198,9 @@ class ConfigReloader:
             if not followed or not applies_in_place(
                 self.current, self.membership, config, membership
             ):
+                # Granian replaces the workers when its main loop comes to it, which may be
+                # after a replacement under way (seconds): the file is read again then.
+                log.info("configuration needs new workers", extra={"path": str(self.path)})
                 self._respawn()
                 return
             self._publish(raw, config, membership, how="workers apply the member list in place")
@@ -223,15 +258,9 @@ class ConfigReloader:
     def stop(self) -> None:
         self._stop.set()
 
-    def _identity(self) -> tuple[int, int, int] | None:
-        try:
-            return file_identity(self.path)
-        except OSError:
-            return None
-
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_EVERY):
-            seen = self._identity()
+            seen = identity_or_none(self.path)
             if seen is not None and seen != self._seen:
                 self._seen = seen
                 log.info("configuration file changed", extra={"path": str(self.path)})

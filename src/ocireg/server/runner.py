@@ -25,8 +25,9 @@ RESOLVE_TIMEOUT_ENV = "OCIREG_CLUSTER_RESOLVE_TIMEOUT"
 log = logging.getLogger("ocireg.server")
 
 
-def serve(config: Config, raw: dict[str, Any]) -> None:
-    """Serve `config`, which was built from the map `raw` (the file's content)."""
+def serve(config: Config, raw: dict[str, Any], read: tuple[int, int, int] | None = None) -> None:
+    """Serve `config`, which was built from the map `raw` (the file's content); `read`: the
+    file's identity before it was read (server/reload.py, `ConfigReloader`)."""
     # Workers are separate processes that build their app from the published map themselves.
     os.environ[CONFIG_ENV] = str(config.source.resolve()) if config.source else ""
     # Found once here, so a start-up error is one clear message and every worker agrees.
@@ -66,7 +67,7 @@ def serve(config: Config, raw: dict[str, Any]) -> None:
         # removing members"). Crashed workers are respawned at once.
         respawn_interval=RELOAD_OVERLAP,
     )
-    reloader = ConfigReloader(config.source, config, membership) if config.source else None
+    reloader = ConfigReloader(config.source, config, membership, read) if config.source else None
     if reloader is not None:
         # SIGHUP and a saved file: a new member list is applied in place by the running
         # workers; any other change respawns them, after this hook (server/reload.py)
