@@ -137,10 +137,7 @@ class ClusterSearch:
     ) -> dict[str, Any]:
         """One repository's summary and images as the JSON endpoint shows them, from the
         member that stores it."""
-        owner = None
-        if self.peers is not None:
-            membership = self.peers.membership
-            owner = membership.members[membership.owner_of(repo)]
+        owner = None if self.peers is None else self.peers.membership.owner_member(repo)
         if owner is None or forwarded or owner not in self._others(False):
             images = await self.local.images(repo)
             summary = (await self.local.summary(repo)).to_json()

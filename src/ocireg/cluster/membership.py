@@ -49,6 +49,10 @@ class Membership:
     def owner_of(self, repository: str) -> int:
         return owner_of(repository, self.hash_key, self.members, self.routing)
 
+    def owner_member(self, repository: str) -> str:
+        """The address of the member that owns `repository` (`owner_of` is its place)."""
+        return self.members[self.owner_of(repository)]
+
     @property
     def fingerprint(self) -> str:
         """Equal on two members exactly when they route alike (the key stays out of it)."""

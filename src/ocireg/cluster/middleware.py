@@ -199,7 +199,7 @@ class ClusterForwardMiddleware:
         if aim.repository is None:
             return None
         membership = self.peers.membership
-        owner = membership.members[membership.owner_of(aim.repository)]
+        owner = membership.owner_member(aim.repository)
         if owner == membership.local_member:
             return None
         if self.peers.shares(owner):

@@ -74,6 +74,10 @@ class PeerState:
     fingerprint: str | None = None  # how the peer routes (None: not an ocireg, or not known)
     index_versions: bool = False  # it keeps the index-version keys (registry/versions.py)
 
+    def agrees(self, fingerprint: str) -> bool:
+        """False when the peer announced a routing fingerprint other than `fingerprint`."""
+        return self.fingerprint in (None, fingerprint)
+
 
 def record_path(member: str) -> str:
     return f"{RECORDS_DIR}/{hashlib.sha256(member.encode()).hexdigest()[:24]}.json"
@@ -148,7 +152,7 @@ class Peers:
     def disagrees(self, member: str) -> bool:
         """True when `member` announced a routing fingerprint other than ours."""
         peer = self.state.get(member)
-        return peer is not None and peer.fingerprint not in (None, self.membership.fingerprint)
+        return peer is not None and not peer.agrees(self.membership.fingerprint)
 
     def is_up(self, member: str) -> bool:
         peer = self.state.get(member)

@@ -55,8 +55,7 @@ def owner_filter(
 
     def maintains(repo: str) -> bool:
         current = peers.membership  # the list may change while serving (Peers.update)
-        owner = current.members[current.owner_of(repo)]
-        return peers.maintainer_of(owner) == current.local_member
+        return peers.maintainer_of(current.owner_member(repo)) == current.local_member
 
     return maintains
 

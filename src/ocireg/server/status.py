@@ -38,7 +38,7 @@ async def cluster_status(request: Request) -> Response:
                 up=state.up,
                 shared=state.shared,
                 fingerprint=state.fingerprint,
-                agrees=state.fingerprint in (None, membership.fingerprint),
+                agrees=state.agrees(membership.fingerprint),
                 lastContact=_iso(state.last_contact),
                 since=_iso(state.changed),
             )
