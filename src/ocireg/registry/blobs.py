@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 
@@ -12,6 +11,7 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
 from ocireg.registry import layout
 from ocireg.registry.faults import boundary
+from ocireg.registry.lately import Lately
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
 
@@ -19,13 +19,6 @@ from ocireg.storage import FileInfo, PathNotFound, StorageDriver
 # change, and callers reach them through index.json, which is checked on every request.
 SMALL_CACHE_ITEM = 64 << 10
 SMALL_CACHE_TOTAL = 32 << 20
-# Blobs found stored lately, per process, for the first look a manifest put takes at its
-# references (`seen`). That look only spares the client a write that would fail; the check
-# that counts is made again against the storage under the repository lock. On S3 each look
-# is a HEAD costing the worker ~2 ms of CPU: a client tagging one image many times, or
-# putting a manifest right after its blobs, then needs none.
-SEEN_FOR = 30.0  # seconds
-SEEN_MAX = 4096
 
 
 @boundary
@@ -46,7 +39,12 @@ class BlobStore:
         self._stubs: dict[tuple[str, str], str] = {}  # (repo, digest) -> path holding bytes
         self._small: OrderedDict[tuple[str, str], bytes] = OrderedDict()
         self._small_bytes = 0
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()  # -> monotonic time
+        # Blobs found stored lately, for the first look a manifest put takes at its
+        # references (`seen`). That look only spares the client a write that would fail; the
+        # check that counts is made again against the storage under the repository lock. A
+        # client tagging one image many times, or putting a manifest right after its blobs,
+        # then needs no HEAD on S3.
+        self._seen: Lately[tuple[str, str]] = Lately()
 
     async def stat(self, repo: str, digest: Digest) -> FileInfo:
         try:
@@ -101,19 +99,12 @@ class BlobStore:
 
     def saw(self, repo: str, digest: Digest) -> None:
         """Note `digest` as stored in `repo` now (found, written, or mounted)."""
-        key = (repo, str(digest))
-        self._seen.pop(key, None)
-        self._seen[key] = time.monotonic()
-        if len(self._seen) > SEEN_MAX:
-            self._seen.popitem(last=False)
+        self._seen.note((repo, str(digest)))
 
     async def seen(self, repo: str, digest: Digest) -> bool:
-        """`exists`, or True if it was found stored in the last SEEN_FOR seconds. Only for a
-        look that is repeated with `exists` before anything depends on it."""
-        when = self._seen.get((repo, str(digest)))
-        if when is not None and time.monotonic() - when < SEEN_FOR:
-            return True
-        return await self.exists(repo, digest)
+        """`exists`, or True if it was found stored lately (`Lately`). Only for a look that is
+        repeated with `exists` before anything depends on it."""
+        return (repo, str(digest)) in self._seen or await self.exists(repo, digest)
 
     def local_path(self, repo: str, digest: Digest) -> str | None:
         return self.driver.local_path(self._path(repo, digest))
@@ -184,7 +175,7 @@ class BlobStore:
 
     async def delete(self, repo: str, digest: Digest) -> None:
         self._forget(repo, digest)
-        self._seen.pop((repo, str(digest)), None)
+        self._seen.forget((repo, str(digest)))
         path = layout.blob(repo, digest)
         try:
             # A file, never a directory: the driver's delete removes whole trees, and a

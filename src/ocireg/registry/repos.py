@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 
 from ocireg.meta import MetaStore
 from ocireg.ordered import ordered
 from ocireg.registry import layout
+from ocireg.registry.lately import Lately
 from ocireg.registry.locks import LocalLocks
 from ocireg.storage import PathNotFound, StorageDriver
 
 PAGE_CHUNK = 500  # names read from the catalog index at a time
-# How long `ensure` trusts having found a repository: ocireg never removes one, so this only
-# bounds how long a layout removed by hand goes unnoticed by pushes. Each look is a request
-# to the bucket on S3, and every manifest put makes one.
-ENSURED_FOR = 30.0  # seconds
-ENSURED_MAX = 4096
 # Directory listings a walk of remote storage asks for at once (one level, in order): each
 # is a round trip, and a repository is at least one.
 LIST_AHEAD = 8
@@ -29,24 +24,24 @@ class Repositories:
         self.driver = driver
         self.locks = locks
         self.meta = meta
-        self._found: dict[str, float] = {}  # repository -> when this process last found it
+        # Repositories found lately, which `ensure` trusts: ocireg never removes one, so this
+        # only bounds how long a layout removed by hand goes unnoticed by pushes. Each look
+        # is a request to the bucket on S3, and every manifest put makes one.
+        self._found: Lately[str] = Lately()
         self.list_ahead = 1 if driver.local_path("x") is not None else LIST_AHEAD
 
     async def exists(self, repo: str) -> bool:
         try:
             await self.driver.stat(layout.index(repo))
         except PathNotFound:
-            self._found.pop(repo, None)
+            self._found.forget(repo)
             return False
-        self._note(repo)
+        self._found.note(repo)
         return True
 
     async def ensure(self, repo: str) -> None:
         """Create the repository's OCI layout if it is not there (first push creates it)."""
-        found = self._found.get(repo)
-        if found is not None and time.monotonic() - found < ENSURED_FOR:
-            return
-        if await self.exists(repo):
+        if repo in self._found or await self.exists(repo):
             return
         async with self.locks.repo(repo):
             if await self.exists(repo):
@@ -57,13 +52,7 @@ class Repositories:
                 layout.index(repo), b'{"schemaVersion":2,"manifests":[]}', None
             )
             await self.meta.add_repository(repo)
-        self._note(repo)
-
-    def _note(self, repo: str) -> None:
-        self._found.pop(repo, None)
-        self._found[repo] = time.monotonic()
-        if len(self._found) > ENSURED_MAX:
-            del self._found[next(iter(self._found))]
+        self._found.note(repo)
 
     async def page(
         self, last: str | None, limit: int | None, visible: Callable[[str], bool] | None
