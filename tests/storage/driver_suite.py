@@ -79,6 +79,16 @@ class DriverSuite:
 
         self.run(body)
 
+    def test_stat_of_files_only_finds_no_directory(self) -> None:
+        async def body(d: StorageDriver) -> None:
+            await d.put_content("r/sub/f", b"123")
+            assert (await d.stat("r/sub/f", files_only=True)).size == 3
+            for path in ("r", "r/sub", "r/none"):
+                with pytest.raises(PathNotFound):
+                    await d.stat(path, files_only=True)
+
+        self.run(body)
+
     def test_list_marks_directories_and_sorts(self) -> None:
         async def body(d: StorageDriver) -> None:
             for p in ("top/b", "top/a", "top/sub/x", "top/sub/deeper/y", "other"):

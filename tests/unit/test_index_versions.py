@@ -32,7 +32,7 @@ class CountingDriver(FilesystemDriver):
         super().__init__(root)
         self.calls: Counter[str] = Counter()
 
-    async def stat(self, path: str) -> FileInfo:
+    async def stat(self, path: str, files_only: bool = False) -> FileInfo:
         self.calls["stat"] += 1
         return await super().stat(path)
 

@@ -48,11 +48,9 @@ class BlobStore:
 
     async def stat(self, repo: str, digest: Digest) -> FileInfo:
         try:
-            info = await self.driver.stat(layout.blob(repo, digest))
+            info = await self.driver.stat(layout.blob(repo, digest), files_only=True)
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
-        if info.is_dir:
-            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
         if info.size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest():
             info = await self._resolve_stub(repo, digest)
         self.saw(repo, digest)
@@ -82,10 +80,10 @@ class BlobStore:
 
     async def _content(self, path: str) -> FileInfo | None:
         try:
-            info = await self.driver.stat(path)
+            info = await self.driver.stat(path, files_only=True)
         except PathNotFound:
             return None
-        return info if info.size > 0 and not info.is_dir else None
+        return info if info.size > 0 else None
 
     def _path(self, repo: str, digest: Digest) -> str:
         return self._stubs.get((repo, str(digest))) or layout.blob(repo, digest)

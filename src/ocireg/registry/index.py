@@ -483,7 +483,7 @@ class IndexCache:
         """(version, index) as `stat` finds it: the cache if its version is current."""
         path = layout.index(repo)
         try:
-            info: FileInfo = await self.driver.stat(path)
+            info: FileInfo = await self.driver.stat(path, files_only=True)
         except PathNotFound:
             self._cache.pop(repo, None)
             return None

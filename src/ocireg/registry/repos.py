@@ -32,7 +32,7 @@ class Repositories:
 
     async def exists(self, repo: str) -> bool:
         try:
-            await self.driver.stat(layout.index(repo))
+            await self.driver.stat(layout.index(repo), files_only=True)
         except PathNotFound:
             self._found.forget(repo)
             return False

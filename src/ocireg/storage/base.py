@@ -109,9 +109,11 @@ class StorageDriver(Protocol):
         a conditional PUT (If-Match/If-None-Match)."""
         ...
 
-    async def stat(self, path: str) -> FileInfo:
+    async def stat(self, path: str, files_only: bool = False) -> FileInfo:
         """Size, mtime, directory or not, `version` (for caches) and `renamed` (for the age
-        garbage collection gives a blob); PathNotFound if absent."""
+        garbage collection gives a blob); PathNotFound if absent. With `files_only` a
+        directory is PathNotFound too: callers that look for a file say so, and S3 then
+        answers with one HEAD, without the listing that finds a "directory"."""
         ...
 
     async def list(self, path: str) -> list[str]:

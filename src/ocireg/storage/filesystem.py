@@ -156,12 +156,14 @@ class FilesystemDriver:
         return await self._write(self._full(path), data, replacing=current is not None)
 
     @_os_errors
-    async def stat(self, path: str) -> FileInfo:
+    async def stat(self, path: str, files_only: bool = False) -> FileInfo:
         full = self._full_text(path)
         try:
             st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
             raise PathNotFound(path) from None
+        if files_only and stat.S_ISDIR(st.st_mode):
+            raise PathNotFound(path)
         return FileInfo(
             path,
             st.st_size,

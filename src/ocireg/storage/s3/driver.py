@@ -80,7 +80,7 @@ class S3Driver:
             return None  # If-Match on an object deleted meanwhile
         return str(r["ETag"])
 
-    async def stat(self, path: str) -> FileInfo:
+    async def stat(self, path: str, files_only: bool = False) -> FileInfo:
         c = await self.client.c()
         try:
             async with self.client.call(path):
@@ -88,7 +88,8 @@ class S3Driver:
             mtime = r["LastModified"].timestamp()
             return FileInfo(path, int(r["ContentLength"]), mtime, version=str(r["ETag"]))
         except PathNotFound:
-            pass
+            if files_only:
+                raise
         # S3 has no directories: a "directory" is a prefix with at least one key under it.
         async with self.client.call(path):
             r = await c.list_objects_v2(
