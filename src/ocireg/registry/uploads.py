@@ -98,12 +98,17 @@ class Uploads:
         """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
-            if await self.size(repo, session) == 0:
+            current = await self.size(repo, session)
+            if current == 0:
                 # Nothing received before this PUT: its body is the whole blob, and its
                 # digest is known, so it goes straight to the blob's place.
                 self._hashes.pop(session, None)
                 return await self._direct(repo, session, digest, body)
-            size = await self._append(repo, session, body, None, None)
+            # Clients that sent the bytes with PATCH send this PUT without a body (skopeo,
+            # podman, docker, crane): no writer then, which on S3 would read and rewrite
+            # the session's state for nothing.
+            rest = await _unless_empty(body)
+            size = current if rest is None else await self._append(repo, session, rest, None, None)
             actual = await self._digest_of(path, session, size, digest.algorithm)
             if actual != digest.hex:
                 await self._discard(path, session)
@@ -291,6 +296,20 @@ async def _exactly(body: AsyncIterator[bytes], length: int) -> AsyncIterator[byt
         yield chunk
     if seen != length:
         raise _LengthMismatch(str(seen))
+
+
+async def _unless_empty(body: AsyncIterator[bytes]) -> AsyncIterator[bytes] | None:
+    """`body` whole, or None when it ends without a byte."""
+    async for chunk in body:
+        if chunk:
+            return _after(chunk, body)
+    return None
+
+
+async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def _hash_all(hasher: Hasher, pieces: list[bytes]) -> None:

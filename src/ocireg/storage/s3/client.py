@@ -9,9 +9,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import email.utils
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from ocireg import __version__
 from ocireg.storage.base import InvalidPath, PathNotFound, StorageUnavailable
 from ocireg.storage.s3.settings import S3Settings
 
@@ -32,10 +35,20 @@ async def open_client(
 ) -> Any:
     """A client for `endpoint` with the settings' credentials, closed with `stack`;
     `options` go to `create_client` as they are (`use_ssl`, `verify`)."""
+    from aiobotocore.config import AioConfig
     from aiobotocore.session import get_session
 
+    session = get_session()
+    # Two costs botocore adds to every request, measured at a tenth to a fifth of a small
+    # request's CPU here: it parses each timestamp (a HEAD's Last-Modified, each listed
+    # key's LastModified) with dateutil, ~0.15 ms apiece, and rebuilds its User-Agent from
+    # some thirty parts twice per request (~0.1 ms each time) unless one is configured.
+    session.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=parse_time
+    )
+    config = config.merge(AioConfig(user_agent=f"ocireg/{__version__}"))
     return await stack.enter_async_context(
-        get_session().create_client(
+        session.create_client(
             "s3",
             region_name=settings.region,
             endpoint_url=endpoint,
@@ -46,6 +59,22 @@ async def open_client(
             **options,
         )
     )
+
+
+def parse_time(text: str) -> datetime:
+    """An S3 timestamp: ISO 8601 in XML bodies, an HTTP date in headers; anything else
+    (never seen from S3) as botocore parses it."""
+    try:
+        if text[:1].isdigit():
+            parsed = datetime.fromisoformat(text)
+        else:
+            parsed = email.utils.parsedate_to_datetime(text)
+        # S3 gives UTC; a time without its zone (never seen) is read as UTC too.
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    except (TypeError, ValueError):
+        from botocore.utils import parse_timestamp
+
+        return parse_timestamp(text)  # type: ignore[no-any-return]
 
 
 class S3Client:
@@ -165,6 +194,14 @@ class S3Client:
         c = await self.c()
         async with self.call(path):
             await c.delete_object(Bucket=self.bucket, Key=self.key(path))
+
+    async def delete_each(self, paths: list[str]) -> None:
+        """Up to 1,000 keys in one DeleteObjects request (absent keys are no error). A key
+        the server would not delete is left for garbage collection, as after a crash."""
+        c = await self.c()
+        objects = [{"Key": self.key(p)} for p in paths]
+        async with self.call(paths[0]):
+            await c.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
 
     async def start_multipart(self, path: str) -> str:
         c = await self.c()

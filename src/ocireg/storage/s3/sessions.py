@@ -54,8 +54,7 @@ class S3Sessions:
         if state is not None and state.upload_id is None:
             # Small blob: its bytes are all in the state object; one PUT, no copy.
             await self.client.put(dst, state.tail)
-            await self.client.delete(path)
-            await self.register.remove(path)
+            await self.register.end(path)
             return
         if state is not None:
             await states.seal(self.client, path, state)
