@@ -57,9 +57,9 @@ def _report_warnings(config: Config) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ocireg.server.reload import hold_sighup, identity_or_none
+    from ocireg.server.reload import identity_or_none
 
-    hold_sighup()  # a reload sent while starting must not end the process
+    # SIGHUP does nothing until Granian takes it over (`ocireg.launch`, the entry point).
     source = Path(args.config) if args.config else None
     read = identity_or_none(source)  # a change from now on is applied once serving
     raw = read_config_file(source) if source else DEFAULT_CONFIG

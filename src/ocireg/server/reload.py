@@ -122,15 +122,6 @@ def applies_in_place(
     return same_rest == current
 
 
-def hold_sighup() -> None:
-    """First thing `ocireg serve` does: a SIGHUP before Granian's handler and `take_sighup`
-    does nothing, where by default it would end the process (a reload sent while the member
-    starts, which can take seconds: backends checked, member names resolved). Nothing is
-    lost: `ConfigReloader` is given the file's identity from before it was read, and its
-    watch applies a file changed since."""
-    signal.signal(signal.SIGHUP, lambda signum, frame: None)
-
-
 def identity_or_none(path: Path | None) -> tuple[int, int, int] | None:
     try:
         return None if path is None else file_identity(path)
