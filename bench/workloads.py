@@ -447,9 +447,9 @@ async def push_small(
     url: str, prefix: str, layers: list[list[bytes]], clients: int, chunked: bool = False
 ) -> float:
     """Seconds to push an image of `layers[i]` (and a config) for each i, `clients` at once.
-    Each blob as skopeo's code did when this was written: HEAD, POST, PUT with the body;
-    `chunked`: HEAD, POST, PATCH with the body, PUT without one, as skopeo, podman, docker
-    and crane push now."""
+    Each blob as HEAD, POST, PUT with the body (a monolithic upload in two requests);
+    `chunked`: HEAD, POST, PATCH with the body, PUT without one, the way skopeo, podman,
+    docker and crane push."""
     import aiohttp
     from yarl import URL
 
