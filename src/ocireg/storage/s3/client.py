@@ -197,11 +197,16 @@ class S3Client:
 
     async def delete_each(self, paths: list[str]) -> None:
         """Up to 1,000 keys in one DeleteObjects request (absent keys are no error). A key
-        the server would not delete is left for garbage collection, as after a crash."""
+        the server would not delete fails the call, as a DeleteObject of it would."""
         c = await self.c()
         objects = [{"Key": self.key(p)} for p in paths]
         async with self.call(paths[0]):
-            await c.delete_objects(Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True})
+            r = await c.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": objects, "Quiet": True}
+            )
+        refused = [f"{e.get('Key')}: {e.get('Code')}" for e in r.get("Errors", [])]
+        if refused:
+            raise StorageUnavailable(f"{self.where}: not deleted: {', '.join(refused)}")
 
     async def start_multipart(self, path: str) -> str:
         c = await self.c()
