@@ -99,7 +99,7 @@ def test_fast_reads_send_nothing_to_storage(instance: RegistryProcess) -> None:
         404,
         "MANIFEST_UNKNOWN",
     )
-    assert storage_requests(instance).get("HeadObject", 0) > before.get("HeadObject", 0)
+    assert sum(storage_requests(instance).values()) > sum(before.values())
 
 
 def test_tag_moves_are_read_at_once_through_both_workers(instance: RegistryProcess) -> None:

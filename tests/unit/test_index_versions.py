@@ -80,6 +80,21 @@ def test_a_write_is_read_at_once_elsewhere_then_without_storage(tmp_path: Path) 
     play(tmp_path, body)
 
 
+def test_a_repository_not_cached_is_read_without_a_stat(tmp_path: Path) -> None:
+    async def body(driver: CountingDriver, meta: SqliteMeta, one: IndexCache, two: IndexCache):
+        await one.update(REPO, SetTag("t", A))
+        await meta.clear()  # no key: what `rebuild-meta` and a flushed Redis see
+        driver.calls.clear()
+        assert await tag(two, "t") == A["digest"]
+        assert driver.calls == Counter(get=1)
+        await meta.clear()
+        driver.calls.clear()
+        assert await tag(one, "t") == A["digest"]  # cached: a stat says it is current
+        assert driver.calls == Counter(stat=1)
+
+    play(tmp_path, body)
+
+
 def test_a_claim_overtaken_by_a_write_never_sets_the_older_version(tmp_path: Path) -> None:
     """Reader: key unknown -> claim -> read storage (old) ... writer marks, writes, settles
     ... reader heals with the old version: refused, the key names the write."""

@@ -480,7 +480,11 @@ class IndexCache:
         return found
 
     async def _stored(self, repo: str) -> tuple[str, Index] | None:
-        """(version, index) as `stat` finds it: the cache if its version is current."""
+        """(version, index) as `stat` finds it: the cache if its version is current. A
+        repository not cached is read at once: its `stat` could only say to read it (on S3
+        one request less for every repository a walk or a first read meets)."""
+        if repo not in self._cache:
+            return await self._read(repo)
         path = layout.index(repo)
         try:
             info: FileInfo = await self.driver.stat(path, files_only=True)
