@@ -20,7 +20,9 @@ _SKIP_DIRS = frozenset({layout.BLOBS_DIR, layout.UPLOADS_DIR})
 
 
 class Repositories:
-    def __init__(self, driver: StorageDriver, locks: LocalLocks, meta: MetaStore) -> None:
+    def __init__(
+        self, driver: StorageDriver, locks: LocalLocks, meta: MetaStore, list_ahead: int = 1
+    ) -> None:
         self.driver = driver
         self.locks = locks
         self.meta = meta
@@ -28,7 +30,7 @@ class Repositories:
         # only bounds how long a layout removed by hand goes unnoticed by pushes. Each look
         # is a request to the bucket on S3, and every manifest put makes one.
         self._found: Lately[str] = Lately()
-        self.list_ahead = 1 if driver.local_path("x") is not None else LIST_AHEAD
+        self.list_ahead = list_ahead  # listings a walk asks for at once (LIST_AHEAD)
 
     async def exists(self, repo: str) -> bool:
         try:

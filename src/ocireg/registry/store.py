@@ -31,7 +31,7 @@ from ocireg.registry.index import (
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest
 from ocireg.registry.referrers import Referrers
-from ocireg.registry.repos import Repositories
+from ocireg.registry.repos import LIST_AHEAD, Repositories
 from ocireg.registry.search import Search
 from ocireg.registry.uploads import Uploads
 from ocireg.registry.writer import IndexWriter, Prepare
@@ -70,13 +70,13 @@ class ImageStore:
         self.sessions = sessions
         self.meta = meta
         self.locks = LocalLocks(lock_dir)
-        self.repos = Repositories(driver, self.locks, meta)
+        remote = driver.local_path("x") is None  # S3: every look at storage is a round trip
+        self.repos = Repositories(driver, self.locks, meta, list_ahead=LIST_AHEAD if remote else 1)
         self.blobs = BlobStore(driver, self.repos, meta, zot_root)
         self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.saw)
         # On S3 with Redis the current index.json version is kept in the store, so reads
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is
         # cheap, and a zot writing the same directory would not keep the key.
-        remote = driver.local_path("x") is None
         # Repositories the maintenance commands work on at once: on remote storage each is
         # many round trips, which a few at once overlap (ocireg/ordered.py).
         self.at_once = RUNS_AT_ONCE if remote else 1
@@ -89,7 +89,7 @@ class ImageStore:
         self.search.only_ocireg_writes = lambda: self.only_ocireg_writes()
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).
-        self.meta_shared = meta.name == "redis" or driver.local_path("x") is not None
+        self.meta_shared = meta.name == "redis" or not remote
         # Whether every other writer of this storage keeps the catalog index too (the server
         # sets it in a cluster: no zot member, no member unknown yet).
         self.only_ocireg_writes: Callable[[], bool] = lambda: True
