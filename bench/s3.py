@@ -35,7 +35,7 @@ def run(ctx: Context) -> list[Row]:
     ):
         result = s3_vs_fs.measure(procs, ctx.sizes.reps, size, piece, digest)
         images = max(20, ctx.sizes.images // 2)
-        small, small_cpu = s3_vs_fs.measure_small(procs, ctx.sizes.reps, images)
+        small = s3_vs_fs.measure_small(procs, ctx.sizes.reps, images)
         with s3_vs_fs.sole_sqlite(Path(tmp), procs["s3"]) as sq:
             reads = s3_vs_fs.measure_manifests(
                 {**procs, s3_vs_fs.SQLITE: sq},
@@ -87,22 +87,26 @@ def run(ctx: Context) -> list[Row]:
             )
         )
     rows.append(_redirect_row(size, redirected, rows[1]))
-    cpu = {d: median(v) or 0.0 for d, v in small_cpu.items()}
-    rows.append(
-        Row(
-            TITLE,
-            "push small images on S3 (HEAD, POST, PATCH, PUT per blob)",
-            "images/s",
-            ocireg=median(small["s3"]),
-            peer=median(small["filesystem"]),
-            vs="filesystem",
-            runs=small,
-            note=f"{images} images of a config and 3 x {s3_vs_fs.SMALL_LAYER >> 10} KiB,"
-            f" {s3_vs_fs.SMALL_CLIENTS} clients, blobs pushed as skopeo/podman/docker/crane do;"
-            f" server CPU per image {cpu['s3']:.0f} ms on S3, {cpu['filesystem']:.1f} ms on the"
-            f" filesystem; {WORKERS} worker/instance",
+    for op, how in (
+        ("push", "HEAD, POST, PATCH, PUT per blob"),
+        ("pull", "the manifest by tag, a GET per blob"),
+    ):
+        cpu = {d: median(v) or 0.0 for d, v in small.cpu[op].items()}
+        rows.append(
+            Row(
+                TITLE,
+                f"{op} small images on S3 ({how})",
+                "images/s",
+                ocireg=median(small.rates[op]["s3"]),
+                peer=median(small.rates[op]["filesystem"]),
+                vs="filesystem",
+                runs=small.rates[op],
+                note=f"{images} images of a config and 3 x {s3_vs_fs.SMALL_LAYER >> 10} KiB,"
+                f" {s3_vs_fs.SMALL_CLIENTS} clients, as skopeo/podman/docker/crane {op};"
+                f" server CPU per image {cpu['s3']:.0f} ms on S3, {cpu['filesystem']:.1f} ms"
+                f" on the filesystem; {WORKERS} worker/instance",
+            )
         )
-    )
     for method, tool in (("GET", "wrk"), ("HEAD", "ab -k")):
         for store, driver in (("Redis", "s3"), ("sqlite", s3_vs_fs.SQLITE)):
             runs = {d: reads[f"{method} {d}"] for d in (driver, "filesystem")}

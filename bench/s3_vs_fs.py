@@ -199,36 +199,54 @@ def measure_redirect(
         return [], [f"{exc!r}"[:160]]
 
 
-# Small images pushed as clients push them (HEAD, POST, PATCH, PUT without a body per blob):
-# on S3 nearly every step is a request to the bucket, so this is what the upload sessions'
-# bookkeeping costs. The images of workload 4 (a config and three 64 KiB layers), 8 clients.
+# Small images pushed as clients push them (HEAD, POST, PATCH, PUT without a body per blob),
+# then pulled (the manifest by tag, a GET per blob): on S3 nearly every step is a request to
+# the bucket, so this is what the upload sessions' bookkeeping and a blob's look-up cost. The
+# images of workload 4 (a config and three 64 KiB layers), 8 clients.
 SMALL_IMAGES, SMALL_LAYER, SMALL_CLIENTS = 100, 64 << 10, 8
+
+
+@dataclass
+class SmallImages:
+    """Per op ("push", "pull") and driver: images/s per run, and the instance's CPU (every
+    process) per image in ms."""
+
+    rates: dict[str, dict[str, list[float]]]
+    cpu: dict[str, dict[str, list[float]]]
 
 
 def measure_small(
     procs: dict[str, RegistryProcess], runs: int, images: int = SMALL_IMAGES
-) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Images/s per run under each driver, and the instance's CPU (every process) per image
-    in ms; the drivers take turns going first."""
+) -> SmallImages:
+    """The small images pushed, then pulled, under each driver; the drivers take turns
+    going first."""
     import asyncio
 
     from bench.sync import cpu_seconds
-    from bench.workloads import push_small
+    from bench.workloads import pull_small, push_small
 
-    rates: dict[str, list[float]] = {d: [] for d in procs}
-    cpu: dict[str, list[float]] = {d: [] for d in procs}
+    out = SmallImages(
+        {op: {d: [] for d in procs} for op in ("push", "pull")},
+        {op: {d: [] for d in procs} for op in ("push", "pull")},
+    )
     for rep in range(runs):
         for driver in [*procs] if rep % 2 == 0 else [*reversed(procs)]:
             proc = procs[driver]
             layers = [[os.urandom(SMALL_LAYER) for _ in range(3)] for _ in range(images)]
             assert proc.proc is not None
             pids = [proc.proc.pid, *proc.worker_pids()]
-            before = cpu_seconds(pids)
-            prefix = f"small{rep}"
-            wall = asyncio.run(push_small(proc.url, prefix, layers, SMALL_CLIENTS, chunked=True))
-            cpu[driver].append((cpu_seconds(pids) - before) * 1000 / images)
-            rates[driver].append(images / wall)
-    return rates, cpu
+            pushed: list[tuple[str, str]] = []
+            for op in ("push", "pull"):
+                before = cpu_seconds(pids)
+                if op == "push":
+                    wall = asyncio.run(
+                        push_small(proc.url, f"small{rep}", layers, SMALL_CLIENTS, True, pushed)
+                    )
+                else:
+                    wall = asyncio.run(pull_small(proc.url, pushed, SMALL_CLIENTS))
+                out.cpu[op][driver].append((cpu_seconds(pids) - before) * 1000 / images)
+                out.rates[op][driver].append(images / wall)
+    return out
 
 
 MANIFEST_READS = ("GET", "HEAD")
@@ -274,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         instances(Path(tmp), args.workers) as procs,
     ):
         result = measure(procs, args.runs, size, piece, digest)
-        small, small_cpu = measure_small(procs, args.runs)
+        small = measure_small(procs, args.runs)
         with sole_sqlite(Path(tmp), procs["s3"]) as sq:
             readers = {**procs, SQLITE: sq}
             reads = measure_manifests(readers, args.runs, 64, args.manifest_seconds)
@@ -289,11 +307,13 @@ def main(argv: list[str] | None = None) -> int:
     up, down = result.runs[f"push {PLAIN}"], result.runs[f"pull {PLAIN}"]
     print(f"{PLAIN:16} {_mb(up):>10} {_mb(down):>10} {'-':>13}")
     print(f"{'s3 pull, redirect':16} {'':>10} {_mb(redirected):>10}")
-    for driver in DRIVERS:
-        print(
-            f"{SMALL_IMAGES} small images pushed as clients do, {driver}: {_mb(small[driver])}"
-            f" images/s, server CPU {_mb(small_cpu[driver])} ms per image"
-        )
+    for op in ("push", "pull"):
+        for driver in DRIVERS:
+            print(
+                f"{SMALL_IMAGES} small images, {op} as clients do, {driver}:"
+                f" {_mb(small.rates[op][driver])} images/s,"
+                f" server CPU {_mb(small.cpu[op][driver])} ms per image"
+            )
     for method in MANIFEST_READS:
         fig = {d: _mb(reads[f"{method} {d}"]) for d in (*DRIVERS, SQLITE)}
         print(

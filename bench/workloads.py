@@ -444,12 +444,17 @@ def small_images(ctx: Context) -> list[Row]:
 
 
 async def push_small(
-    url: str, prefix: str, layers: list[list[bytes]], clients: int, chunked: bool = False
+    url: str,
+    prefix: str,
+    layers: list[list[bytes]],
+    clients: int,
+    chunked: bool = False,
+    pushed: list[tuple[str, str]] | None = None,
 ) -> float:
     """Seconds to push an image of `layers[i]` (and a config) for each i, `clients` at once.
     Each blob as HEAD, POST, PUT with the body (a monolithic upload in two requests);
     `chunked`: HEAD, POST, PATCH with the body, PUT without one, the way skopeo, podman,
-    docker and crane push."""
+    docker and crane push. `pushed` gets each image's (repository, tag)."""
     import aiohttp
     from yarl import URL
 
@@ -487,6 +492,8 @@ async def push_small(
             headers={"Content-Type": OCI_MANIFEST},
         ) as r:
             _expect(r.status, 201, "PUT manifest")
+        if pushed is not None:
+            pushed.append((repo, tag))
 
     async def client(session: aiohttp.ClientSession, n: int) -> None:
         while not queue.empty():
@@ -497,6 +504,35 @@ async def push_small(
     async with aiohttp.ClientSession(connector=connector) as session:
         t0 = time.perf_counter()
         await asyncio.gather(*(client(session, n) for n in range(clients)))
+        return time.perf_counter() - t0
+
+
+async def pull_small(url: str, images: list[tuple[str, str]], clients: int) -> float:
+    """Seconds to pull each (repository, tag) of `images`, `clients` at once, as a client
+    does: the manifest by tag, then each blob it names with one GET."""
+    import aiohttp
+
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    for image in images:
+        queue.put_nowait(image)
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while not queue.empty():
+            repo, tag = queue.get_nowait()
+            path = f"{url}/v2/{repo}/manifests/{tag}"
+            async with session.get(path, headers={"Accept": OCI_MANIFEST}) as r:
+                _expect(r.status, 200, "GET manifest")
+                manifest = json.loads(await r.read())
+            for blob in [manifest["config"], *manifest["layers"]]:
+                async with session.get(f"{url}/v2/{repo}/blobs/{blob['digest']}") as r:
+                    _expect(r.status, 200, "GET blob")
+                    if len(await r.read()) != blob["size"]:
+                        raise RuntimeError(f"GET blob: not {blob['size']} bytes")
+
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
         return time.perf_counter() - t0
 
 

@@ -89,6 +89,20 @@ class DriverSuite:
 
         self.run(body)
 
+    def test_sized_reader_gives_the_size_and_every_byte(self) -> None:
+        async def body(d: StorageDriver) -> None:
+            data = os.urandom(3 << 20)  # more than one piece on either driver
+            await d.put_content("r/sub/f", data)
+            size, pieces = await d.sized_reader("r/sub/f")
+            async with contextlib.aclosing(pieces):
+                got = b"".join([piece async for piece in pieces])
+            assert (size, got) == (len(data), data)
+            for path in ("r", "r/sub", "r/none"):
+                with pytest.raises(PathNotFound):
+                    await d.sized_reader(path)
+
+        self.run(body)
+
     def test_list_marks_directories_and_sorts(self) -> None:
         async def body(d: StorageDriver) -> None:
             for p in ("top/b", "top/a", "top/sub/x", "top/sub/deeper/y", "other"):

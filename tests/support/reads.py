@@ -25,6 +25,26 @@ def storage_requests(member: RegistryProcess) -> dict[str, float]:
     return {op: float(n) for op, n in _COUNT.findall(text)}
 
 
+class Counted:
+    """The S3 requests a member sent during a `with` block, by operation (`sent`)."""
+
+    def __init__(self, member: RegistryProcess) -> None:
+        self.member = member
+        self.sent: dict[str, float] = {}
+
+    def __enter__(self) -> Counted:
+        self._before = storage_requests(self.member)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after = storage_requests(self.member)
+        self.sent = {
+            op: n - self._before.get(op, 0)
+            for op, n in after.items()
+            if n != self._before.get(op, 0)
+        }
+
+
 def sent_during(member: RegistryProcess, reads: list[str]) -> dict[str, float]:
     """The S3 requests `member` sent while answering GET (and HEAD) of each path. Each
     worker of a cluster member also rewrites its member record (one PutObject,

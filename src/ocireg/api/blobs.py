@@ -32,12 +32,20 @@ async def get_blob(request: Request) -> Response:
     if request.method == "HEAD":
         return RawResponse(await head_blob_parts(store, aim, True))
     repo, digest = _blob(aim)
+    range_header = request.headers.get("range")
+    redirect = not range_header and request.app.state.redirect_blobs
+    slots = request.app.state.stream_slots
+    if not range_header and not redirect and store.blobs.local_path(repo, digest) is None:
+        # Remote storage: the size and the bytes from one request (`BlobStore.download`).
+        got = await store.blobs.download(repo, digest)
+        if got.body is not None:
+            return RawResponse(RawParts(200, blob_headers(digest, got.size), got.body))
+        return BlobResponse(store, repo, digest, got.size, slots=slots, pieces=got.pieces)
     info = await store.blobs.stat(repo, digest)
     byte_range = None
-    range_header = request.headers.get("range")
     # zot's storage.redirectBlobURL: whole-blob GETs only, as zot does (a ranged GET is
     # a client resuming or probing: answered here, so it never costs a second hop).
-    if not range_header and request.app.state.redirect_blobs:
+    if redirect:
         location = await store.blobs.download_url(repo, digest)
         if location is not None:
             request.scope[REDIRECTED_BYTES] = info.size
@@ -47,7 +55,6 @@ async def get_blob(request: Request) -> Response:
     elif info.size <= WHOLE_BODY:
         body = await store.blobs.get_small(repo, digest)
         return RawResponse(RawParts(200, blob_headers(digest, len(body)), body))
-    slots = request.app.state.stream_slots
     return BlobResponse(store, repo, digest, info.size, byte_range=byte_range, slots=slots)
 
 

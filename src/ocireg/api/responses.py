@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncGenerator
 from typing import NamedTuple
 
 from starlette.responses import Response
@@ -149,12 +150,14 @@ class BlobResponse(Response):
         size: int,
         byte_range: tuple[int, int] | None = None,
         slots: StreamSlots | None = None,
+        pieces: AsyncGenerator[bytes, None] | None = None,
     ) -> None:
         self.store = store
         self.repo = repo
         self.digest = digest
         self.byte_range = byte_range
         self.slots = slots
+        self.pieces = pieces  # the blob's bytes, opened already (`BlobStore.download`)
         self.status_code = 206 if byte_range else 200
         self.body = b""
         self.background = None
@@ -188,7 +191,7 @@ class BlobResponse(Response):
 
     async def _stream(self, receive: Receive, send: Send) -> None:
         offset = self.byte_range[0] if self.byte_range else 0
-        chunks = self.store.blobs.read(self.repo, self.digest, offset, self._length)
+        chunks = self.pieces or self.store.blobs.read(self.repo, self.digest, offset, self._length)
         first = await anext(chunks, b"")  # a blob deleted since the stat fails here, cleanly
         await send(self._start())
         # Granian's send does not fail once the client has gone, so a watcher tells: a

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 from ocireg.digest import Digest, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
 from ocireg.registry import layout
-from ocireg.registry.faults import boundary
+from ocireg.registry.faults import boundary, mapped
 from ocireg.registry.lately import Lately
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
@@ -19,6 +20,16 @@ from ocireg.storage import FileInfo, PathNotFound, StorageDriver
 # change, and callers reach them through index.json, which is checked on every request.
 SMALL_CACHE_ITEM = 64 << 10
 SMALL_CACHE_TOTAL = 32 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A blob for a GET: its size, and all its bytes when it is small, else its pieces as
+    the storage sends them (the taker closes them)."""
+
+    size: int
+    body: bytes | None = None
+    pieces: AsyncGenerator[bytes, None] | None = None
 
 
 @boundary
@@ -124,6 +135,32 @@ class BlobStore:
                     yield piece
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+
+    async def download(self, repo: str, digest: Digest) -> Download:
+        """The whole blob for a GET, asked of the storage once: on S3 one GET gives the size
+        and the bytes, where `stat` then `read` send a HEAD and a GET. A small blob comes
+        whole (and is kept here); bytes kept already need only the look that the repository
+        still has them. BLOB_UNKNOWN if it does not."""
+        key = (repo, str(digest))
+        if key in self._small:
+            await self.stat(repo, digest)
+            body = await self.get_small(repo, digest)
+            return Download(len(body), body=body)
+        try:
+            size, pieces = await self.driver.sized_reader(self._path(repo, digest))
+            if size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest():
+                await pieces.aclose()  # a dedupe stub: the bytes are elsewhere
+                await self._resolve_stub(repo, digest)
+                size, pieces = await self.driver.sized_reader(self._path(repo, digest))
+        except PathNotFound:
+            raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
+        self.saw(repo, digest)
+        if size > SMALL_CACHE_ITEM:
+            return Download(size, pieces=mapped(pieces))
+        async with contextlib.aclosing(pieces):
+            body = b"".join([piece async for piece in pieces])
+        self._keep_small(key, body)
+        return Download(size, body=body)
 
     async def get_small(self, repo: str, digest: Digest) -> bytes:
         key = (repo, str(digest))

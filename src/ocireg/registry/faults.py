@@ -63,12 +63,18 @@ def _generator(
     method: Callable[..., AsyncGenerator[Any, None]],
 ) -> Callable[..., AsyncGenerator[Any, None]]:
     @functools.wraps(method)
-    async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
-        try:
-            async with contextlib.aclosing(method(*args, **kwargs)) as inner:
-                async for item in inner:
-                    yield item
-        except _BACKEND_ERRORS as exc:
-            raise as_registry_error(exc) from exc
+    def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        return mapped(method(*args, **kwargs))
 
     return wrapper
+
+
+async def mapped(items: AsyncGenerator[Any, None]) -> AsyncGenerator[Any, None]:
+    """The items of `items` (closed with it), its backend errors raised as RegistryErrors:
+    for a stream that a `boundary` method hands out rather than yields."""
+    try:
+        async with contextlib.aclosing(items) as inner:
+            async for item in inner:
+                yield item
+    except _BACKEND_ERRORS as exc:
+        raise as_registry_error(exc) from exc

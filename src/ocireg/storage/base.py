@@ -139,6 +139,12 @@ class StorageDriver(Protocol):
         """Stream `length` bytes (all when None) from `offset` in bounded chunks."""
         ...
 
+    async def sized_reader(self, path: str) -> tuple[int, AsyncGenerator[bytes, None]]:
+        """The file's size and all its bytes (as `reader` gives them), asked for together:
+        on S3 one GET, where `stat` then `reader` are two requests. PathNotFound if absent
+        (a directory too). The caller closes the stream (`aclose`), read or not."""
+        ...
+
     async def writer(self, path: str, append: bool = False) -> FileWriter:
         """A writer of a new object at `path`, visible there after `commit`. With `append`
         the writer resumes instead: it continues what a writer committed at `path` before,

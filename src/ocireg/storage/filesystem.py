@@ -229,6 +229,10 @@ class FilesystemDriver:
                 tmp.unlink()
             raise
 
+    async def sized_reader(self, path: str) -> tuple[int, AsyncGenerator[bytes, None]]:
+        info = await self.stat(path, files_only=True)  # a local look: nothing to save here
+        return info.size, self.reader(path)
+
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:

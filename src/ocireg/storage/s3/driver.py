@@ -16,6 +16,7 @@ import asyncio
 import builtins
 import contextlib
 from collections.abc import AsyncGenerator, Callable
+from typing import Any
 
 from ocireg.storage.base import FileInfo, PathNotFound, Pieces, StorageUnavailable, joined
 from ocireg.storage.s3 import state as states
@@ -212,14 +213,30 @@ class S3Driver:
     ) -> AsyncGenerator[bytes, None]:
         if length == 0:
             return
-        c = await self.client.c()
         extra = {}
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
             extra["Range"] = f"bytes={offset}-{end}"
+        _, stream = await self._get(path, **extra)
+        async with contextlib.aclosing(stream):
+            async for piece in stream:
+                yield piece
+
+    async def sized_reader(self, path: str) -> tuple[int, AsyncGenerator[bytes, None]]:
+        return await self._get(path)
+
+    async def _get(self, path: str, **extra: str) -> tuple[int, AsyncGenerator[bytes, None]]:
+        """One GetObject: the length of what it answers, and its body's pieces."""
+        c = await self.client.c()
         async with self.client.call(path):
             r = await c.get_object(Bucket=self.bucket, Key=self.client.key(path), **extra)
-        async with r["Body"] as body, self.client.call(path):
+        stream = self._received(path, r["Body"])
+        await anext(stream)  # inside the body's context now: closing the stream releases it
+        return int(r["ContentLength"]), stream
+
+    async def _received(self, path: str, body: Any) -> AsyncGenerator[bytes, None]:
+        async with body, self.client.call(path):
+            yield b""  # taken by `_get`, never by a reader
             async for piece in pieces(body):
                 yield piece
 
