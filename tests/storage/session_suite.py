@@ -91,6 +91,53 @@ class SessionSuite:
 
         self.run(body)
 
+    def test_the_final_size_then_finish_or_abort(self) -> None:
+        # The final PUT asks `size(ending=True)`, then the session ends one way or another;
+        # a store may keep what that read for the ending (S3: the state with its bytes).
+        small, large = os.urandom(1000), os.urandom(6 * MiB + 5)  # large: a part on S3
+
+        async def written(s: SessionStore, path: str, data: bytes) -> None:
+            await s.create(path)
+            w = await s.open(path)
+            await w.write([data])
+            await w.commit()
+            await w.close()
+
+        async def body(d: StorageDriver, s: SessionStore) -> None:
+            for n, data in enumerate((small, large)):
+                # Finished as read.
+                await written(s, f"f/.uploads/a{n}", data)
+                assert await s.size(f"f/.uploads/a{n}", ending=True) == len(data)
+                await s.finish(f"f/.uploads/a{n}", f"f/blobs/a{n}")
+                assert await read_all(d, f"f/blobs/a{n}") == data
+                # Read back in between (a process without the running hash verifies the
+                # bytes so), which may seal them on S3: finish then takes them as they are.
+                await written(s, f"f/.uploads/b{n}", data)
+                assert await s.size(f"f/.uploads/b{n}", ending=True) == len(data)
+                assert b"".join([p async for p in s.read(f"f/.uploads/b{n}")]) == data
+                await s.finish(f"f/.uploads/b{n}", f"f/blobs/b{n}")
+                assert await read_all(d, f"f/blobs/b{n}") == data
+                # More bytes after the read (a final PUT with a body): they count.
+                await written(s, f"f/.uploads/c{n}", data)
+                assert await s.size(f"f/.uploads/c{n}", ending=True) == len(data)
+                w = await s.open(f"f/.uploads/c{n}")
+                await w.write([b"tail"])
+                await w.commit()
+                await w.close()
+                await s.finish(f"f/.uploads/c{n}", f"f/blobs/c{n}")
+                assert await read_all(d, f"f/blobs/c{n}") == data + b"tail"
+                # Aborted (a digest that did not match): nothing is left.
+                await written(s, f"f/.uploads/d{n}", data)
+                assert await s.size(f"f/.uploads/d{n}", ending=True) == len(data)
+                await s.abort(f"f/.uploads/d{n}")
+                with pytest.raises(PathNotFound):
+                    await s.size(f"f/.uploads/d{n}")
+            for name in ("a", "b", "c"):
+                for n in (0, 1):
+                    await d.delete(f"f/blobs/{name}{n}")
+
+        self.run(body)
+
     def test_reopened_session_size_is_consistent(self) -> None:
         async def body(d: StorageDriver, s: SessionStore) -> None:
             await s.create("x/.uploads/s")

@@ -64,10 +64,10 @@ class Uploads:
         await self.sessions.create(layout.upload(repo, session))
         return session
 
-    async def size(self, repo: str, session: str) -> int:
+    async def size(self, repo: str, session: str, ending: bool = False) -> int:
         path = self._path(repo, session)
         try:
-            return await self.sessions.size(path)
+            return await self.sessions.size(path, ending)
         except PathNotFound:
             raise self._unknown(session) from None
 
@@ -98,7 +98,7 @@ class Uploads:
         """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
-            current = await self.size(repo, session)
+            current = await self.size(repo, session, ending=True)
             if current == 0:
                 # Nothing received before this PUT: its body is the whole blob, and its
                 # digest is known, so it goes straight to the blob's place.

@@ -24,8 +24,11 @@ class SessionStore(Protocol):
         """Open an empty session at `path`."""
         ...
 
-    async def size(self, path: str) -> int:
-        """Bytes received so far; PathNotFound for an unknown session."""
+    async def size(self, path: str, ending: bool = False) -> int:
+        """Bytes received so far; PathNotFound for an unknown session. `ending`: asked by
+        the final PUT, whose `finish` or `abort` follows in this process: a store may read
+        more than the size now and keep it for them (S3: the state with its bytes, one GET
+        where a HEAD and then a GET would be two)."""
         ...
 
     async def open(self, path: str) -> FileWriter:
@@ -76,7 +79,7 @@ class FileSessions:
     async def create(self, path: str) -> None:
         await self.driver.put_content(path, b"")
 
-    async def size(self, path: str) -> int:
+    async def size(self, path: str, ending: bool = False) -> int:
         return (await self.driver.stat(path)).size
 
     async def open(self, path: str) -> FileWriter:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import builtins
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from ocireg.storage.base import FileInfo, FileWriter, PathNotFound
@@ -22,12 +23,18 @@ from ocireg.storage.s3.register import Register, entry
 from ocireg.storage.s3.state import UploadState
 from ocireg.storage.s3.writer import DirectWriter
 
+KEPT = 64  # states kept between a final PUT's size and its finish (a bound, never reached)
+
 
 class S3Sessions:
     def __init__(self, driver: S3Driver) -> None:
         self.driver = driver
         self.client = driver.client
         self.register = Register(driver.client)
+        # States read by the final PUT's `size(ending=True)`, for its `finish`: that PUT
+        # holds the session's lock in between, and anything else done to the session here
+        # drops the kept state.
+        self._kept: OrderedDict[str, UploadState] = OrderedDict()
 
     async def create(self, path: str) -> None:
         # Registered first: a crash in between leaves an entry that GC expires, never a
@@ -35,13 +42,24 @@ class S3Sessions:
         await self.register.add(path)
         await states.save(self.client, path, UploadState())
 
-    async def size(self, path: str) -> int:
-        return await states.size(self.client, path)
+    async def size(self, path: str, ending: bool = False) -> int:
+        if not ending:
+            return await states.size(self.client, path)
+        state, size = await states.peek(self.client, path)
+        self._kept.pop(path, None)
+        if state is not None:
+            self._kept[path] = state
+            while len(self._kept) > KEPT:
+                self._kept.popitem(last=False)
+        return size
 
     async def open(self, path: str) -> FileWriter:
+        self._kept.pop(path, None)
         return await self.driver.writer(path, append=True)
 
     def read(self, path: str) -> AsyncIterator[bytes]:
+        self._kept.pop(path, None)  # sealed below: a state kept from before is no more
+
         async def sealed_then_read() -> AsyncIterator[bytes]:
             await states.seal(self.client, path)
             async for chunk in self.driver.reader(path):
@@ -50,7 +68,9 @@ class S3Sessions:
         return sealed_then_read()
 
     async def finish(self, path: str, dst: str) -> None:
-        state = await states.load(self.client, path)
+        state = self._kept.pop(path, None)
+        if state is None:
+            state = await states.load(self.client, path)
         if state is not None and state.upload_id is None:
             # Small blob: its bytes are all in the state object; one PUT, no copy.
             await self.client.put(dst, state.tail)
@@ -62,9 +82,11 @@ class S3Sessions:
         await self.register.remove(path)
 
     async def direct(self, path: str, dst: str, sha256: str | None = None) -> FileWriter:
+        self._kept.pop(path, None)
         return DirectWriter(self.register, path, dst, sha256)
 
     async def abort(self, path: str) -> None:
+        self._kept.pop(path, None)
         await states.abort(self.client, path)
         await self.register.end(path)
 

@@ -81,6 +81,20 @@ async def load(client: S3Client, path: str) -> UploadState | None:
     return UploadState.parse(data, str(r["ETag"]))
 
 
+async def peek(client: S3Client, path: str) -> tuple[UploadState | None, int]:
+    """The state at `path` and its size; for an ordinary object (a sealed one) None and
+    its size, without reading its bytes. PathNotFound if nothing."""
+    c = await client.c()
+    async with client.call(path):
+        r = await c.get_object(Bucket=client.bucket, Key=client.key(path))
+        async with r["Body"] as body:
+            if not is_state(r):  # possibly a whole blob: closed unread
+                return None, int(r["ContentLength"])
+            data = await body.read()
+    state = UploadState.parse(data, str(r["ETag"]))
+    return state, state.size
+
+
 async def size(client: S3Client, path: str) -> int:
     """Bytes written so far at `path` (committed, for a state); PathNotFound if nothing."""
     c = await client.c()
