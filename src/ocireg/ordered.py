@@ -30,6 +30,10 @@ async def ordered(
     """(item, result of `work(item)`) for each item, in the items' order, with up to `at_once`
     works running (so at most that many results held). A failure is raised in its place,
     after the results before it; leaving the loop early cancels the works still running."""
+    if at_once <= 1:  # one at a time: no task per item (local storage asks for this)
+        async for item in _each(items):
+            yield item, await work(item)
+        return
     running: deque[tuple[T, asyncio.Future[R]]] = deque()
     try:
         async for item in _each(items):

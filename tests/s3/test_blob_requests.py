@@ -1,4 +1,5 @@
-"""What a client's blob push and pull ask of the bucket, counted by the registry's metrics.
+"""What a client's blob push and pull, and its manifest put, ask of the bucket, counted by
+the registry's metrics.
 
 skopeo, podman, docker and crane push each blob as HEAD (is it there?), POST (a session),
 PATCH (the bytes), then PUT `?digest=` without a body, and pull it with one GET. On S3 every
@@ -16,11 +17,17 @@ import pytest
 
 from tests.conftest import backend_registry_config
 from tests.support.oci import (
+    OCI_CONFIG,
+    OCI_LAYER,
     absent_digest,
     assert_error,
     blob_path,
+    descriptor,
+    image_manifest,
     patch_chunk,
     push_blob,
+    push_image,
+    push_manifest,
     random_blob,
     start_upload,
     unique_repo,
@@ -125,3 +132,38 @@ def test_a_blob_get_is_one_request(instance: RegistryProcess) -> None:
             r = client.get(blob_path(other, large_digest), headers={"Range": "bytes=100-199"})
         assert r.status_code == 206 and r.content == large[100:200]
         assert ranged.sent == {"HeadObject": 1, "GetObject": 1}
+
+
+def test_a_manifest_put_asks_once_for_each_blob(instance: RegistryProcess) -> None:
+    repo = unique_repo("requests")
+    with httpx.Client(base_url=instance.url, timeout=60) as client:
+        push_image(client, repo, "first")  # index.json read and kept from here on
+        config = random_blob(300)[0]
+        layers = [random_blob(2048)[0] for _ in range(6)]
+        for blob in (config, *layers):
+            push_blob(client, repo, blob)
+        body, digest = image_manifest(
+            descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, x) for x in layers]
+        )
+        # Under the repository lock, one HEAD per blob (sent a few at once), then the
+        # manifest and index.json written. The manifest is not looked for first: on S3 the
+        # look would cost what the write does.
+        with Counted(instance) as put:
+            r = push_manifest(client, repo, "second", body)
+            assert r.status_code == 201, r.text
+        assert put.sent == {"HeadObject": 7, "PutObject": 2}
+        assert client.get(f"/v2/{repo}/manifests/{digest}").content == body
+
+        # A blob missing among them: the first one missing is named, nothing is written.
+        missing = [random_blob(100)[0] for _ in range(2)]
+        named = [*layers[:3], missing[0], *layers[3:], missing[1]]
+        body, digest = image_manifest(
+            descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, x) for x in named]
+        )
+        r = push_manifest(client, repo, "third", body)
+        assert_error(r, 400, "MANIFEST_BLOB_UNKNOWN")
+        assert (
+            r.json()["errors"][0]["detail"]["digest"] == descriptor(OCI_LAYER, missing[0])["digest"]
+        )
+        assert_error(client.get(f"/v2/{repo}/manifests/third"), 404, "MANIFEST_UNKNOWN")
+        assert_error(client.get(f"/v2/{repo}/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
