@@ -23,7 +23,11 @@ from ocireg.storage.s3.register import Register, entry
 from ocireg.storage.s3.state import UploadState
 from ocireg.storage.s3.writer import DirectWriter
 
-KEPT = 64  # states kept between a final PUT's size and its finish (a bound, never reached)
+# States kept between a final PUT's size and its finish: at most KEPT, each with a tail of at
+# most KEPT_TAIL bytes (a larger one is read again by its finish: one request more, beside the
+# bytes moved), so that states a failed PUT left here cost little memory.
+KEPT = 64
+KEPT_TAIL = 256 << 10
 
 
 class S3Sessions:
@@ -47,7 +51,7 @@ class S3Sessions:
             return await states.size(self.client, path)
         state, size = await states.peek(self.client, path)
         self._kept.pop(path, None)
-        if state is not None:
+        if state is not None and len(state.tail) <= KEPT_TAIL:
             self._kept[path] = state
             while len(self._kept) > KEPT:
                 self._kept.popitem(last=False)
