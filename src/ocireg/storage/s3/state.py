@@ -71,14 +71,7 @@ async def save(client: S3Client, path: str, state: UploadState) -> None:
 
 async def load(client: S3Client, path: str) -> UploadState | None:
     """The state at `path`, or None when `path` is an ordinary object (a sealed one)."""
-    c = await client.c()
-    async with client.call(path):
-        r = await c.get_object(Bucket=client.bucket, Key=client.key(path))
-        async with r["Body"] as body:
-            data = await body.read()
-    if not is_state(r):
-        return None
-    return UploadState.parse(data, str(r["ETag"]))
+    return (await peek(client, path))[0]
 
 
 async def peek(client: S3Client, path: str) -> tuple[UploadState | None, int]:
