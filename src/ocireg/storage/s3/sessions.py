@@ -90,8 +90,7 @@ class S3Sessions:
         return DirectWriter(self.register, path, dst, sha256)
 
     async def abort(self, path: str) -> None:
-        self._kept.pop(path, None)
-        await states.abort(self.client, path)
+        await states.abort(self.client, path, self._kept.pop(path, None))
         await self.register.end(path)
 
     async def list(self, directory: str) -> builtins.list[FileInfo]:

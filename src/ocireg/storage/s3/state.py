@@ -111,15 +111,10 @@ async def seal(client: S3Client, path: str, state: UploadState | None = None) ->
     await client.complete(path, state.upload_id, parts)
 
 
-async def abort(client: S3Client, path: str) -> None:
-    """Abort the multipart upload of the state at `path`, if it is one and has one;
-    PathNotFound if nothing is at `path`."""
-    c = await client.c()
-    async with client.call(path):
-        r = await c.head_object(Bucket=client.bucket, Key=client.key(path))
-    if not is_state(r):
-        return
-    state = await load(client, path)
+async def abort(client: S3Client, path: str, state: UploadState | None = None) -> None:
+    """Abort the multipart upload of the state at `path` (`state`, when it was just read), if
+    it is one and has one; PathNotFound if nothing is at `path`."""
+    state = state or await load(client, path)
     if state is not None and state.upload_id:
         with contextlib.suppress(PathNotFound, StorageUnavailable):
             await client.abort_multipart(state.key or path, state.upload_id)
