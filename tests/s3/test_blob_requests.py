@@ -40,7 +40,7 @@ from tests.support.server import RegistryProcess, running_registry
 def instance(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RegistryProcess]:
-    workdir = tmp_path_factory.mktemp("upload-requests")
+    workdir = tmp_path_factory.mktemp("blob-requests")
     config = backend_registry_config(workdir, "s3", request, workers=1)
     config["extensions"] = METRICS
     with running_registry(workdir, config) as proc:
