@@ -22,6 +22,12 @@ SMALL_CACHE_ITEM = 64 << 10
 SMALL_CACHE_TOTAL = 32 << 20
 
 
+def _stub(size: int, digest: Digest) -> bool:
+    """A stored object of `size` bytes for `digest` is a zot dedupe stub: empty, for a digest
+    that is not the empty blob's."""
+    return size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest()
+
+
 @dataclass(frozen=True, slots=True)
 class Download:
     """A blob for a GET: its size, and all its bytes when it is small, else its pieces as
@@ -62,7 +68,7 @@ class BlobStore:
             info = await self.driver.stat(layout.blob(repo, digest), files_only=True)
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
-        if info.size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest():
+        if _stub(info.size, digest):
             info = await self._resolve_stub(repo, digest)
         self.saw(repo, digest)
         return info
@@ -148,7 +154,7 @@ class BlobStore:
             return Download(len(body), body=body)
         try:
             size, pieces = await self.driver.sized_reader(self._path(repo, digest))
-            if size == 0 and digest.hex != new_hasher(digest.algorithm).hexdigest():
+            if _stub(size, digest):
                 await pieces.aclose()  # a dedupe stub: the bytes are elsewhere
                 await self._resolve_stub(repo, digest)
                 size, pieces = await self.driver.sized_reader(self._path(repo, digest))
@@ -170,7 +176,7 @@ class BlobStore:
             return data
         try:
             data = await self.driver.get_content(self._path(repo, digest))
-            if not data and digest.hex != new_hasher(digest.algorithm).hexdigest():
+            if _stub(len(data), digest):
                 await self.stat(repo, digest)  # a dedupe stub: find the bytes
                 data = await self.driver.get_content(self._path(repo, digest))
         except PathNotFound:
