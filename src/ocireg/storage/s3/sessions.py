@@ -62,10 +62,10 @@ class S3Sessions:
         return await self.driver.writer(path, append=True)
 
     def read(self, path: str) -> AsyncIterator[bytes]:
-        self._kept.pop(path, None)  # sealed below: a state kept from before is no more
+        kept = self._kept.pop(path, None)  # sealed below: kept no more, but read already
 
         async def sealed_then_read() -> AsyncIterator[bytes]:
-            await states.seal(self.client, path)
+            await states.seal(self.client, path, kept)
             async for chunk in self.driver.reader(path):
                 yield chunk
 
