@@ -5,7 +5,8 @@ marked `io.ocireg.keep` (sync stores so an image a client pulled by digest throu
 docs/sync.md), and transitively whatever
 a kept manifest names (index children, config, layers, subject) plus the referrers of kept
 manifests. Removed: the other index.json entries (untagged, old, unreferenced), then blob
-files nothing kept names and older than gcDelay, then upload sessions idle for gcDelay.
+files nothing kept names and older than gcDelay, then upload sessions idle for gcDelay, and
+the files left beside them (dot names, such as a sync copy's marker) just as old.
 
 Safety: the repository lock is held while deciding and deleting (manifest pushes check
 their blobs under the same lock), and gcDelay covers blobs pushed moments before the
@@ -212,5 +213,30 @@ class GarbageCollector:
                         report.uploads.append(name)
             except LockBusy:
                 report.uploads_busy.append(name)
+        await self._collect_leftovers(repo, cutoff, report)
         report.uploads.sort()
         report.uploads_busy.sort()
+
+    async def _collect_leftovers(self, repo: str, cutoff: float, report: GCReport) -> None:
+        """Dot files beside the sessions, older than gcDelay: what a process killed in the
+        middle of its work left there, which no session listing takes. Today that is a sync
+        copy's marker (`sync/copier.py`), written on local storage only, so S3 is not listed
+        for them. Nothing waits on such a file: a live copy's marker only tells the other
+        worker processes which session to follow, and they wait for its lock without it."""
+        directory = layout.uploads_dir(repo)
+        if self.driver.local_path(directory) is None:
+            return
+        try:
+            names = await self.driver.list(directory)
+        except PathNotFound:
+            return
+        for name in names:
+            if not name.startswith(".") or name.endswith("/"):
+                continue
+            path = f"{directory}/{name}"
+            with contextlib.suppress(PathNotFound):  # removed meanwhile (its copy ended)
+                if (await self.driver.stat(path)).mtime > cutoff:
+                    continue
+                if not self.dry_run:
+                    await self.driver.delete(path)
+                report.uploads.append(name)
