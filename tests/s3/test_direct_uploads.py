@@ -209,17 +209,23 @@ def test_client_gone_mid_body_leaves_nothing_at_the_key(
             assert bucket.nothing_left(repo, session)
 
 
+def s3_cluster(tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis) -> list[dict[str, Any]]:
+    """Configs of two members (one worker each) on one fresh root in the bucket."""
+    root, prefix = f"/m{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    configs = cluster_configs(tmp_path, count=2, workers=1)
+    for i, cfg in enumerate(configs):
+        cfg["storage"]["rootDirectory"] = str(tmp_path / f"local-{i}")
+        use_backend(cfg, seaweedfs, redis_server, root, prefix)
+    return configs
+
+
 def test_chunked_upload_moves_between_members_of_an_s3_cluster(
     tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
 ) -> None:
     """end-5 PATCHes on one member, more on the other, end-6 there: the session's state is
     in the bucket; its multipart upload is completed at the session key and copied to the
     blob's (its digest is known only at the end), and no session is left behind."""
-    root, prefix = f"/m{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
-    configs = cluster_configs(tmp_path, count=2, workers=1)
-    for i, cfg in enumerate(configs):
-        cfg["storage"]["rootDirectory"] = str(tmp_path / f"local-{i}")
-        use_backend(cfg, seaweedfs, redis_server, root, prefix)
+    configs = s3_cluster(tmp_path, seaweedfs, redis_server)
     bucket = Bucket(seaweedfs, configs[0])
     repo = unique_repo("moving")
     data = random_bytes(27 * MiB + 3)
@@ -243,3 +249,45 @@ def test_chunked_upload_moves_between_members_of_an_s3_cluster(
     head = bucket.head(bucket.blob_key(repo, digest))
     assert head is not None and head["ContentLength"] == len(data)
     assert bucket.nothing_left(repo, session), (bucket.keys(repo), bucket.open_uploads(repo))
+
+
+def test_a_final_put_gone_before_its_body_leaves_nothing_for_a_later_delete(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """A session with a few bytes; a final PUT on member 0 whose client goes after the
+    headers, once the member asks for the body; 9 MiB more PATCHed on member 1 (a multipart
+    upload opens at the session's key); the session's DELETE back on member 0. The DELETE
+    must abort that multipart upload: it acts on the session as it is, not on a state member
+    0 read for a PUT that never got its body."""
+    configs = s3_cluster(tmp_path, seaweedfs, redis_server)
+    bucket = Bucket(seaweedfs, configs[0])
+    repo = unique_repo("gone-put")
+    head, more = b"first bytes", random_bytes(9 * MiB)
+    digest = sha256_digest(head + more)
+    with running_members(tmp_path, configs) as members, httpx.Client(timeout=60) as client:
+        location = start_upload(httpx.Client(base_url=members[0].url), repo)
+        r = patch_chunk(client, members[0].url + location, head, 0)
+        assert r.status_code == 202, r.text
+        location = r.headers["location"]
+
+        # The server asks for the body (100 Continue) when the handler first reads it.
+        headers = {
+            "Content-Length": "100",
+            "Content-Type": "application/octet-stream",
+            "Expect": "100-continue",
+        }
+        sock = start_request(members[0].port, "PUT", f"{location}?digest={digest}", headers)
+        try:
+            assert sock.recv(64).startswith(b"HTTP/1.1 100")
+        finally:
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+            sock.close()
+
+        r = patch_chunk(client, members[1].url + location, more, len(head))
+        assert r.status_code == 202, r.text
+        wait_until(lambda: bucket.open_uploads(repo) != [], 30)
+        assert client.delete(members[0].url + location).status_code == 204
+        assert bucket.nothing_left(repo), (bucket.keys(repo), bucket.open_uploads(repo))
+        assert_error(client.get(members[1].url + location), 404, "BLOB_UPLOAD_UNKNOWN")

@@ -98,16 +98,19 @@ class Uploads:
         """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
+            # Clients that sent the bytes with PATCH send this PUT without a body (skopeo,
+            # podman, docker, crane): no writer then, which on S3 would read and rewrite
+            # the session's state for nothing. The body's first bytes are awaited before
+            # the size: what `ending=True` lets the store keep is for the session call that
+            # comes next, and a client gone in between would leave it to a later request.
+            rest = await _unless_empty(body)
             current = await self.size(repo, session, ending=True)
             if current == 0:
                 # Nothing received before this PUT: its body is the whole blob, and its
                 # digest is known, so it goes straight to the blob's place.
                 self._hashes.pop(session, None)
-                return await self._direct(repo, session, digest, body)
-            # Clients that sent the bytes with PATCH send this PUT without a body (skopeo,
-            # podman, docker, crane): no writer then, which on S3 would read and rewrite
-            # the session's state for nothing.
-            rest = await _unless_empty(body)
+                # (`body` when it had no bytes: drained, a blob of none)
+                return await self._direct(repo, session, digest, body if rest is None else rest)
             size = current if rest is None else await self._append(repo, session, rest, None, None)
             actual = await self._digest_of(path, session, size, digest.algorithm)
             if actual != digest.hex:

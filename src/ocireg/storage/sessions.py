@@ -28,7 +28,9 @@ class SessionStore(Protocol):
         """Bytes received so far; PathNotFound for an unknown session. `ending`: asked by
         the final PUT, whose `finish` or `abort` follows in this process: a store may read
         more than the size now and keep it for them (S3: the state with its bytes, one GET
-        where a HEAD and then a GET would be two)."""
+        where a HEAD and then a GET would be two). The caller's next call on the session
+        (under the same lock) takes what was kept, so nothing that can fail comes between:
+        a kept state left over would be stale by the session's next call here."""
         ...
 
     async def open(self, path: str) -> FileWriter:
