@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.support.oci import (
+    OCI_INDEX,
     assert_error,
     blob_path,
     manifest_path,
@@ -111,6 +112,24 @@ def test_end7_deeply_nested_manifest_is_manifest_invalid(
     assert_error(push_manifest(client, repo, "deep", body), 400, "MANIFEST_INVALID")
     push_image(client, repo, "v1")  # the server is fine, and so is the repository
     assert_error(client.get(manifest_path(repo, "deep")), 404, "MANIFEST_UNKNOWN")
+
+
+@pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e999999"])
+def test_end7_manifest_with_a_number_json_has_not_is_manifest_invalid(
+    client: httpx.Client, repo: str, number: bytes
+) -> None:
+    # Python's parser takes these; JSON (and Go, zot's and the clients' decoder) does not.
+    def index(x: bytes) -> bytes:
+        return b'{"schemaVersion":2,"mediaType":"%s","manifests":[],"x":%s}' % (
+            OCI_INDEX.encode(),
+            x,
+        )
+
+    assert push_manifest(client, repo, "plain", index(b"1.5"), OCI_INDEX).status_code == 201
+    assert_error(
+        push_manifest(client, repo, "odd", index(number), OCI_INDEX), 400, "MANIFEST_INVALID"
+    )
+    assert_error(client.get(manifest_path(repo, "odd")), 404, "MANIFEST_UNKNOWN")
 
 
 def test_wrong_method_is_405_with_allow(client: httpx.Client, repo: str) -> None:

@@ -332,3 +332,22 @@ def test_a_tag_written_by_another_writer_is_repaired_by_the_repository_read(
     assert r.status_code == 200, r.text
     assert [i["tag"] for i in r.json()["images"]] == ["side", "v1"]
     assert [i["tag"] for i in found(registry, "sideways")["images"]] == ["side", "v1"]
+
+
+def test_a_lone_surrogate_in_a_manifest_is_read_as_go_reads_it(registry: RegistryProcess) -> None:
+    """`"\\ud800"` is valid JSON syntax that no UTF-8 text can hold: read as U+FFFD, as Go's
+    decoder (zot's) reads it, in the search index and the referrers list; the manifest's
+    bytes are kept as pushed."""
+    repo = "odd/surrogate"
+    with httpx.Client(base_url=registry.url, timeout=60, auth=basic("bob")) as client:
+        base = push_image(client, repo, "v1")
+        odd = push_artifact(
+            client, repo, base, SBOM, annotations={TITLE: "zebracorn \ud800"}, ref="odd"
+        )
+        assert b"\\ud800" in odd.manifest
+        r = client.get(f"/v2/{repo}/referrers/{base.digest}")
+        assert r.status_code == 200, r.text
+        assert [m["annotations"] for m in r.json()["manifests"]] == [{TITLE: "zebracorn \ufffd"}]
+        assert client.get(manifest_path(repo, odd.digest)).content == odd.manifest
+    [image] = found(registry, "zebracorn")["images"]
+    assert (image["digest"], image["title"]) == (odd.digest, "zebracorn \ufffd")
