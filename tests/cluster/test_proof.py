@@ -64,6 +64,17 @@ def test_a_stale_or_future_proof_is_refused(age: float) -> None:
         _verifier("m:1").verify("GET", "/v2/a/tags/list", b"", hop.proof, hop.identity)
 
 
+@pytest.mark.parametrize("sent_at", [float("nan"), float("inf"), float("-inf")])
+def test_a_signed_time_that_is_not_a_time_is_refused(tmp_path: Path, sent_at: float) -> None:
+    """Signed with the key, so only a member could send it; "nan" passed the age check (no
+    comparison with it is true) and then failed the shared replay window with a 500."""
+    hop = sign(KEY, "GET", "/v2/a/tags/list", b"", "m:1", ANONYMOUS, now=sent_at)
+    with pytest.raises(ProofError):
+        ProofVerifier(KEY, "m:1", tmp_path).verify(
+            "GET", "/v2/a/tags/list", b"", hop.proof, hop.identity
+        )
+
+
 def test_another_key_does_not_verify() -> None:
     hop = sign(derive_key(b"0123456789abcdef"), "GET", "/v2/a/tags/list", b"", "m:1", ANONYMOUS)
     with pytest.raises(ProofError, match="bad signature"):

@@ -217,6 +217,9 @@ def test_delete_tag_with_confirmation(
     with httpx.Client(base_url=registry.url, cookies=_cookies(page), timeout=30) as c:
         forged = c.post("/ui/delete", params={"repo": "team/secret", "reference": "old"})
         assert forged.status_code == 403
+        # one repository for the cluster's routing (the first), another for the page: refused
+        twice = [("repo", "pub/app"), ("repo", "team/secret"), ("reference", "old")]
+        assert c.get("/ui/delete", params=twice).status_code == 400
     page.get_by_role("button", name="Yes, delete").click()
     # the tag is gone, the image remains: back on its page, without the tag
     page.wait_for_url(re.compile(re.escape(old.digest) + "$"))

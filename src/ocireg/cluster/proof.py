@@ -16,6 +16,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import shutil
@@ -182,6 +183,8 @@ class ProofVerifier:
             sent_at = float(ts)
         except (UnicodeDecodeError, ValueError):
             raise ProofError("malformed proof") from None
+        if not math.isfinite(sent_at):  # "nan" passes any comparison of its age
+            raise ProofError("malformed proof")
         if version != _VERSION:
             raise ProofError(f"unknown proof version {version!r}")
         expected = hmac.new(

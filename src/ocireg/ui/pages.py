@@ -322,8 +322,8 @@ class Pages:
         )
 
     async def confirm_delete(self, request: Request) -> Response:
-        repo = await self._readable(request, request.query_params.get("repo", ""))
-        reference = request.query_params.get("reference", "")
+        repo = await self._readable(request, _single(request, "repo"))
+        reference = _single(request, "reference")
         if not await self.may(request, "delete", repo):
             raise RegistryError(ErrorCode.DENIED)
         desc = await request.app.state.store.resolve(repo, reference)
@@ -346,8 +346,8 @@ class Pages:
     async def delete(self, request: Request) -> Response:
         form = await _form(request)
         # From the query, as the cluster layer read it to choose the member (target.py).
-        repo = await self._readable(request, request.query_params.get("repo", ""))
-        reference = request.query_params.get("reference", "")
+        repo = await self._readable(request, _single(request, "repo"))
+        reference = _single(request, "reference")
         seed = request.cookies.get(COOKIE) or request.cookies.get(CSRF_COOKIE) or ""
         if not self.sessions.csrf_ok(seed, str(form.get("csrf", ""))):
             raise RegistryError(ErrorCode.DENIED, "the form expired; open it again")
@@ -470,6 +470,15 @@ def _safe_next(value: str | None) -> str:
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return "/"
     return value
+
+
+def _single(request: Request, key: str) -> str:
+    """A query parameter that must come once: the cluster layer chose the member by the first
+    `repo` (target.page_repository), and Starlette's `get` would answer the last."""
+    values = request.query_params.getlist(key)
+    if len(values) > 1:
+        raise RegistryError(ErrorCode.QUERY_INVALID, detail={"repeated": key})
+    return values[0] if values else ""
 
 
 def _int_param(request: Request, key: str, default: int) -> int:
