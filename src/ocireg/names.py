@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 
 # Matched whole (`fullmatch`): a `$` would also match before a final newline, and a tag
@@ -38,4 +39,12 @@ def validate_name(name: str) -> str:
 
 
 def is_tag(reference: str) -> bool:
+    """A tag a manifest may be stored under: the spec's grammar."""
     return bool(_TAG_RE.fullmatch(reference))
+
+
+def reads_as_tag(reference: str) -> bool:
+    """A reference that reads and deletes look up as a tag: anything but a digest. zot stores
+    tags outside the grammar (`1.0+build`, `.hidden`, `a:b`), and lists and serves them; so
+    do we, for a layout it wrote. Only writes hold a tag to the grammar (`is_tag`)."""
+    return not Digest.is_valid(reference)

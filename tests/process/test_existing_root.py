@@ -10,6 +10,8 @@ import httpx
 from tests.clients.layout import OCI_INDEX, build_image_layout, build_index_layout, sha256_digest
 from tests.support.server import base_config, running_registry
 
+REF_NAME = "org.opencontainers.image.ref.name"
+
 
 def test_oci_layouts_written_by_tools_are_served_at_once(tmp_path: Path) -> None:
     root = tmp_path / "root"
@@ -44,3 +46,38 @@ def test_oci_layouts_written_by_tools_are_served_at_once(tmp_path: Path) -> None
             assert c.head(f"/v2/multi/blobs/{config_digest}").status_code == 200
 
         assert c.get("/v2/empty/tags/list").json() == {"name": "empty", "tags": []}
+
+
+def test_tags_zot_stored_outside_the_grammar_are_served_and_deleted(tmp_path: Path) -> None:
+    """zot takes pushes to tags the spec's grammar refuses (`1.0+build`, `.hidden`, `a:b`)
+    and lists them; served from its layout they can be read and deleted here too, and only
+    a new push to one is refused."""
+    root = tmp_path / "root"
+    image = build_image_layout(root / "odd", "v1", seed=3)
+    index_path = root / "odd" / "index.json"
+    index = json.loads(index_path.read_text())
+    [entry] = index["manifests"]
+    odd = ["1.0+build", ".hidden", "a:b"]
+    for tag in odd:
+        index["manifests"].append(entry | {"annotations": {REF_NAME: tag}})
+    index_path.write_text(json.dumps(index))
+
+    config = base_config(root, workers=1)
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        assert c.get("/v2/odd/tags/list").json()["tags"] == sorted(["v1", *odd])
+        for tag in odd:
+            for method in ("GET", "HEAD"):
+                r = c.request(method, f"/v2/odd/manifests/{tag}")
+                assert r.status_code == 200, (method, tag, r.text)
+                assert r.headers["docker-content-digest"] == image.digest
+        body = c.get("/v2/odd/manifests/v1").content
+        put = c.put(
+            "/v2/odd/manifests/2.0+build",
+            content=body,
+            headers={"Content-Type": json.loads(body)["mediaType"]},
+        )
+        assert put.status_code == 400 and put.json()["errors"][0]["code"] == "MANIFEST_INVALID"
+        assert c.delete("/v2/odd/manifests/.hidden").status_code == 202
+        assert c.get("/v2/odd/manifests/.hidden").status_code == 404
+        assert c.get("/v2/odd/tags/list").json()["tags"] == sorted(["v1", "1.0+build", "a:b"])
+        assert c.get(f"/v2/odd/manifests/{image.digest}").status_code == 200

@@ -122,12 +122,10 @@ class ImageStore:
         index = await self.indexes.load(repo)
         if index is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"name": repo})
-        if names.is_tag(reference):
+        if names.reads_as_tag(reference):
             desc = index.by_tag(reference)
-        elif Digest.is_valid(reference):
-            desc = index.by_digest(reference) or await self._nested(repo, index, reference)
         else:
-            desc = None  # neither a tag nor a digest: nothing can be stored under it
+            desc = index.by_digest(reference) or await self._nested(repo, index, reference)
         if desc is None:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
         return desc
@@ -303,7 +301,7 @@ class ImageStore:
     async def delete_manifest(self, repo: str, reference: str) -> None:
         """By tag: remove the tag. By digest: remove the manifest and every tag on it."""
         desc = await self.resolve(repo, reference)
-        is_tag = names.is_tag(reference)
+        is_tag = names.reads_as_tag(reference)
         summary = None if is_tag else await self._referrers.summary(repo, desc)
 
         change = RemoveTag(reference) if is_tag else RemoveDigest(reference)

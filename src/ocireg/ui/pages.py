@@ -335,7 +335,7 @@ class Pages:
                 "repo": repo,
                 "reference": reference,
                 "digest": desc.get("digest"),
-                "is_tag": names.is_tag(reference),
+                "is_tag": names.reads_as_tag(reference),
                 "csrf": self.sessions.csrf(seed),
             },
         )
@@ -357,7 +357,7 @@ class Pages:
         desc = await store.resolve(repo, reference)
         # The call the API's DELETE /v2/<name>/manifests/<reference> makes.
         await store.delete_manifest(repo, reference)
-        if names.is_tag(reference):
+        if names.reads_as_tag(reference):
             # The tag is gone, the image may remain: back to it, else to the repository.
             try:
                 await store.resolve(repo, str(desc.get("digest")))
