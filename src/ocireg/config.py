@@ -97,7 +97,7 @@ SCHEMA: dict[str, Any] = {
         "workers": int,
         "externalUrl": UNIMPLEMENTED,
         "realm": str,
-        "allowOrigin": UNIMPLEMENTED,
+        "allowOrigin": str,
         "readTimeout": UNIMPLEMENTED,
         "writeTimeout": UNIMPLEMENTED,
         "compat": UNIMPLEMENTED,
@@ -229,6 +229,8 @@ class HTTPConfig:
     tls: TLSConfig | None = None
     body_idle_timeout: float = 60.0  # seconds without a body byte; 0: wait forever
     manifest_body_budget: int = 64 << 20  # bytes of manifest bodies held per worker
+    # CORS: the origins (comma-separated) whose pages may call the API; "" is any, as in zot
+    allow_origin: str = ""
 
 
 @dataclass(frozen=True)
@@ -358,6 +360,7 @@ def build_config(
         port=_port(http_raw.get("port", 5000)),
         workers=_positive(http_raw.get("workers", os.cpu_count() or 1), "http.workers"),
         realm=http_raw.get("realm", "ocireg"),
+        allow_origin=http_raw.get("allowOrigin", ""),
         tls=_tls(http_raw.get("tls"), "http.tls", base),
         body_idle_timeout=parse_duration(
             http_raw.get("bodyIdleTimeout", "60s"), "http.bodyIdleTimeout"

@@ -35,6 +35,7 @@ from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import PAGE_ERROR_KEY, RequestContextMiddleware
+from ocireg.server.cors import cors
 from ocireg.server.maintenance import BackgroundJob, Maintenance, owner_filter
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV, MEMBERS_FILE_ENV, MembersFile
 from ocireg.server.services import build_store, replay_dir
@@ -92,6 +93,9 @@ def build_middleware(config: Config, peers: Peers | None = None) -> list[Middlew
         # a response that comes before the body is read: read a short rest, or close the
         # connection after it (server/unread.py); outermost, so it sees error responses too
         Middleware(UnreadBody),
+        # CORS: a browser's preflight answered here, before anything asks for credentials;
+        # above the request context, whose error answers need the allow headers too
+        cors(config, authenticated=auth is not None),
         # request id, access log, errors -> spec JSON; the catch-all of everything below
         Middleware(RequestContextMiddleware),
         # a body that stops arriving ends its request (408) and frees what it held

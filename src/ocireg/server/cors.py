@@ -1,0 +1,46 @@
+"""CORS, answered as zot answers it: a web page served from another origin (a registry UI
+hosted apart, a dashboard) may call the API from a browser. zot does this by default, for
+any origin; `http.allowOrigin` names the origins instead (comma-separated).
+
+Starlette's `CORSMiddleware` does the work: it answers a browser's preflight (`OPTIONS` with
+`Access-Control-Request-Method`) itself, before authentication (a preflight carries no
+credentials), and adds the allow headers to the answers of requests that carry an `Origin`.
+A request without `Origin` (every registry client) passes through untouched. The layer sits
+above the request context, which renders error answers (a page reads a 401 or a 404 too);
+so a preflight, answered here, has no access-log line of its own.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from ocireg.config import Config
+
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# zot's list: credentials, a body's type, and the header its UI names itself by
+HEADERS = ("Authorization", "Content-Type", "X-ZOT-API-CLIENT")
+# What a page needs to read of the API's answers beyond the safelisted headers.
+EXPOSED = (
+    "Docker-Content-Digest",
+    "Link",
+    "Location",
+    "Range",
+    "OCI-Subject",
+    "OCI-Filters-Applied",
+    "Docker-Upload-UUID",
+)
+
+
+def cors(config: Config, authenticated: bool) -> Middleware:
+    origins = [o.strip() for o in config.http.allow_origin.split(",") if o.strip()] or ["*"]
+    return Middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=METHODS,
+        allow_headers=HEADERS,
+        # As zot: a browser may send its login along only to origins named one by one
+        # (the CORS rules refuse credentials with a wildcard anyway).
+        allow_credentials=authenticated and origins != ["*"],
+        expose_headers=EXPOSED,
+    )
