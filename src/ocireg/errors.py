@@ -43,8 +43,18 @@ class ErrorCode(enum.Enum):
         "BLOB_UPLOAD_INVALID",
     )
     MANIFEST_TOO_LARGE = ("manifest too large", 413, "MANIFEST_INVALID")
-    # zot's answer (405 DENIED) to a blob DELETE of a manifest the repository still lists
-    BLOB_REFERENCED = ("blob is a manifest of the repository; delete the manifest", 405, "DENIED")
+    # zot's answers (405 DENIED) to a DELETE of what the repository's images still need: a
+    # blob that is one of its manifests or that one names, a manifest an index names
+    BLOB_REFERENCED = (
+        "blob is a manifest of the repository or named by one; delete the manifest first",
+        405,
+        "DENIED",
+    )
+    MANIFEST_REFERENCED = (
+        "manifest is named by an image index of the repository; delete the index first",
+        405,
+        "DENIED",
+    )
     # Not in the spec's list, which has no code for these situations; same envelope.
     QUERY_INVALID = ("query parameter repeated or malformed", 400)
     PAGINATION_NUMBER_INVALID = ("n must be a non-negative integer", 400)

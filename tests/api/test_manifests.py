@@ -543,3 +543,22 @@ def test_end9_manifest_can_be_pushed_again_after_delete(client: httpx.Client, re
     assert client.delete(manifest_path(repo, image.digest)).status_code == 202
     assert push_manifest(client, repo, "x", image.manifest).status_code == 201
     assert client.get(manifest_path(repo, "x")).content == image.manifest
+
+
+def test_end9_delete_of_a_manifest_an_index_names_is_405_denied(
+    client: httpx.Client, repo: str
+) -> None:
+    """zot's rule: one platform of a multi-arch image cannot be deleted while the index
+    names it (by digest; the child's own tag can go). Once the index is gone, it can."""
+    amd = push_image(client, repo, "amd")
+    arm = push_image(client, repo)
+    body, digest = image_index([amd.descriptor(), arm.descriptor()])
+    assert push_manifest(client, repo, "multi", body, OCI_INDEX).status_code == 201
+    for child in (amd, arm):
+        assert_error(client.delete(manifest_path(repo, child.digest)), 405, "DENIED")
+        assert client.get(manifest_path(repo, child.digest)).content == child.manifest
+    assert client.delete(manifest_path(repo, "amd")).status_code == 202
+    assert client.get(f"/v2/{repo}/tags/list").json()["tags"] == ["multi"]
+    assert client.delete(manifest_path(repo, digest)).status_code == 202
+    assert client.delete(manifest_path(repo, amd.digest)).status_code == 202
+    assert_error(client.get(manifest_path(repo, amd.digest)), 404, "MANIFEST_UNKNOWN")
