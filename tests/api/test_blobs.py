@@ -14,6 +14,7 @@ from tests.support.oci import (
     push_blob_monolithic,
     push_image,
     random_blob,
+    sha256_digest,
     sha512_digest,
 )
 
@@ -174,6 +175,17 @@ def test_end2_malformed_range_is_416_json(
     assert_error(r, 416, None)
 
 
+@pytest.mark.parametrize("header", ["bytes=0-1,3-4", "bytes=0-1, -2"])
+def test_end2_several_ranges_get_the_whole_blob(
+    client: httpx.Client, repo: str, blob: tuple[bytes, str], header: str
+) -> None:
+    # HTTP lets a server answer a Range with the whole representation; 416 would say the
+    # ranges cannot be served, which they can.
+    r = client.get(blob_path(repo, blob[1]), headers={"Range": header})
+    assert r.status_code == 200 and r.content == blob[0]
+    assert "content-range" not in r.headers
+
+
 # --- sha512 --------------------------------------------------------------------------------
 
 
@@ -248,6 +260,19 @@ def test_end10_delete_of_a_manifest_the_repository_lists_is_405_denied(
     # the order the conformance suite uses: the manifest first, then its blob
     assert client.delete(manifest_path(repo, image.digest)).status_code == 202
     assert client.delete(blob_path(repo, image.digest)).status_code in (202, 404)
+
+
+def test_end10_delete_of_a_config_or_layer_an_image_names_is_405_denied(
+    client: httpx.Client, repo: str
+) -> None:
+    """zot's rule: the image would lose a blob its manifest names. Once no manifest names
+    it (the image deleted), the blob can go."""
+    image = push_image(client, repo, "v1")
+    for data in (image.config, image.layers[0]):
+        assert_error(client.delete(blob_path(repo, sha256_digest(data))), 405, "DENIED")
+        assert client.get(blob_path(repo, sha256_digest(data))).content == data
+    assert client.delete(manifest_path(repo, image.digest)).status_code == 202
+    assert client.delete(blob_path(repo, sha256_digest(image.config))).status_code == 202
 
 
 def test_end10_delete_layer_of_other_repo_keeps_this_one(client: httpx.Client, repo: str) -> None:

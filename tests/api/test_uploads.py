@@ -165,6 +165,34 @@ def test_end6_put_with_final_chunk(client: httpx.Client, repo: str) -> None:
     assert_blob(client, repo, data)
 
 
+def test_end6_final_chunk_content_range_is_checked_as_a_patch(
+    client: httpx.Client, repo: str
+) -> None:
+    """A Content-Range on the closing PUT, if present, must continue the session (416 with
+    where it stands otherwise, the session kept) and match the body's length."""
+    data, digest = random_blob(3000)
+    r = patch_chunk(client, start_upload(client, repo), data[:1000], 0)
+    location = r.headers["location"]
+    for wrong in ("1001-2999", "0-1999", "1000-2000"):
+        r = client.put(
+            location,
+            params={"digest": digest},
+            content=data[1000:],
+            headers={"Content-Type": "application/octet-stream", "Content-Range": wrong},
+        )
+        assert_error(r, 416, ("BLOB_UPLOAD_INVALID", "RANGE_INVALID"))
+        assert r.headers["range"] == "0-999", wrong
+    assert client.get(location).headers["range"] == "0-999"
+    r = client.put(
+        location,
+        params={"digest": digest},
+        content=data[1000:],
+        headers={"Content-Type": "application/octet-stream", "Content-Range": "1000-2999"},
+    )
+    assert_created(r, digest)
+    assert_blob(client, repo, data)
+
+
 def test_end6_location_is_dead_after_completion(client: httpx.Client, repo: str) -> None:
     data, digest = random_blob(100)
     location = start_upload(client, repo)

@@ -31,11 +31,11 @@ def test_satisfiable_ranges(header: str, size: int, expected: tuple[int, int]) -
 @pytest.mark.parametrize(
     ("header", "size", "reason"),
     [
-        ("bytes=", 10, "malformed or multi-part Range"),
-        ("bytes=-", 10, "malformed or multi-part Range"),
-        ("bytes=0-1,3-4", 10, "malformed or multi-part Range"),
-        ("items=0-1", 10, "malformed or multi-part Range"),
-        ("bytes=a-b", 10, "malformed or multi-part Range"),
+        ("bytes=", 10, "malformed Range"),
+        ("bytes=-", 10, "malformed Range"),
+        ("bytes=0-1,3-4", 10, "malformed Range"),
+        ("items=0-1", 10, "malformed Range"),
+        ("bytes=a-b", 10, "malformed Range"),
         ("bytes=5-2", 10, "range end before start"),
         ("bytes=-0", 10, "empty suffix range"),
         ("bytes=10-", 10, "range starts beyond the blob"),

@@ -33,6 +33,10 @@ async def get_blob(request: Request) -> Response:
         return RawResponse(await head_blob_parts(store, aim, True))
     repo, digest = _blob(aim)
     range_header = request.headers.get("range")
+    if range_header and "," in range_header:
+        # Several ranges: HTTP lets a server send the whole blob instead (200), as it does
+        # for a Range it does not take; no registry client asks for multipart/byteranges.
+        range_header = None
     redirect = not range_header and request.app.state.redirect_blobs
     slots = request.app.state.stream_slots
     if not range_header and not redirect and store.blobs.local_path(repo, digest) is None:

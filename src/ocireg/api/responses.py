@@ -77,10 +77,11 @@ def manifest_headers(digest: Digest, size: int, media_type: str) -> RawHeaders:
 
 
 def parse_range(header: str, size: int) -> tuple[int, int]:
-    """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416)."""
+    """(start, end inclusive) of a single `bytes=` range, or RANGE_INVALID (416). Several
+    ranges are not one: `get_blob` answers those with the whole blob before asking."""
     m = _RANGE_RE.fullmatch(header.strip())
     if m is None or (not m.group(1) and not m.group(2)):
-        raise _unsatisfiable(size, "malformed or multi-part Range")
+        raise _unsatisfiable(size, "malformed Range")
     # numbers past int64 are refused, as Go's servers (zot) refuse them
     first, last = decimal(m.group(1) or "0"), decimal(m.group(2) or "0")
     if first is None or last is None:

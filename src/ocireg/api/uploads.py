@@ -3,7 +3,9 @@ end-13 (GET status) and DELETE to cancel."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -11,6 +13,7 @@ from starlette.responses import Response
 from ocireg.api.common import decimal, repo_name, store_of, target, with_body
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.registry import ImageStore
 
 # What the registry answers for a chunk that does not continue the session: 416 with the
 # session's `Range`, which only this layer puts in a header.
@@ -67,31 +70,44 @@ async def patch_upload(request: Request) -> Response:
     repo = repo_name(request)
     session = _session(request)
     store = store_of(request)
-    start = expected = None
-    content_range = request.headers.get("content-range")
-    if content_range:
-        m = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
-        first = last = None
-        if m is not None:  # numbers past int64 are malformed, as zot reads them
-            first, last = decimal(m.group(1)), decimal(m.group(2))
-        if first is None or last is None or last < first:
-            size = await store.uploads.size(repo, session)
-            raise _out_of_range(size, "malformed Content-Range", content_range)
-        start = first
-        expected = last - start + 1
-        length = decimal(request.headers.get("content-length") or "")
-        if length is not None and length != expected:
-            size = await store.uploads.size(repo, session)
-            raise _out_of_range(size, "Content-Range does not match Content-Length", content_range)
-    try:
+    start, expected = await _chunk_range(request, store, repo, session)
+    with _where_it_stands():
         size = await with_body(
             request, lambda body: store.uploads.append(repo, session, body, start, expected)
         )
+    return Response(status_code=202, headers=_session_headers(repo, session, size))
+
+
+async def _chunk_range(
+    request: Request, store: ImageStore, repo: str, session: str
+) -> tuple[int | None, int | None]:
+    """(start, length) of the chunk a Content-Range announces; (None, None) without one."""
+    content_range = request.headers.get("content-range")
+    if not content_range:
+        return None, None
+    m = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
+    first = last = None
+    if m is not None:  # numbers past int64 are malformed, as zot reads them
+        first, last = decimal(m.group(1)), decimal(m.group(2))
+    if first is None or last is None or last < first:
+        size = await store.uploads.size(repo, session)
+        raise _out_of_range(size, "malformed Content-Range", content_range)
+    length = decimal(request.headers.get("content-length") or "")
+    if length is not None and length != last - first + 1:
+        size = await store.uploads.size(repo, session)
+        raise _out_of_range(size, "Content-Range does not match Content-Length", content_range)
+    return first, last - first + 1
+
+
+@contextlib.contextmanager
+def _where_it_stands() -> Iterator[None]:
+    """A range error answered with the `Range` the session has, so the client can resume."""
+    try:
+        yield
     except RegistryError as err:
         if err.code in _RANGE_CODES and isinstance(err.detail, dict) and "size" in err.detail:
             err.headers["range"] = _range(int(err.detail.get("size", 0)))
         raise
-    return Response(status_code=202, headers=_session_headers(repo, session, size))
 
 
 def _out_of_range(size: int, why: str, content_range: str) -> RegistryError:
@@ -114,7 +130,13 @@ async def complete_upload(request: Request) -> Response:
         await store.uploads.size(repo, session)  # an unknown session is 404 first
         raise RegistryError(ErrorCode.DIGEST_INVALID, "digest query parameter is required")
     digest = Digest.parse(raw_digest)
-    await with_body(request, lambda body: store.uploads.complete(repo, session, digest, body))
+    # A last chunk may come with this PUT; its Content-Range, if any, is checked as a PATCH's.
+    start, expected = await _chunk_range(request, store, repo, session)
+    with _where_it_stands():
+        await with_body(
+            request,
+            lambda body: store.uploads.complete(repo, session, digest, body, start, expected),
+        )
     return _blob_created(repo, digest)
 
 

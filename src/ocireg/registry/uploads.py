@@ -93,11 +93,23 @@ class Uploads:
         return await self._direct(repo, str(uuid.uuid4()), digest, body)
 
     async def complete(
-        self, repo: str, session: str, digest: Digest, body: AsyncIterator[bytes]
+        self,
+        repo: str,
+        session: str,
+        digest: Digest,
+        body: AsyncIterator[bytes],
+        start: int | None = None,
+        length: int | None = None,
     ) -> int:
-        """Append the last bytes, verify `digest`, and make the blob visible. Returns its size."""
+        """Append the last bytes, verify `digest`, and make the blob visible. Returns its size.
+        `start` and `length`, from a Content-Range, as for `append`."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
+            if start is not None:
+                # Before `size(ending=True)`, whose kept state the next call must take.
+                current = await self.size(repo, session)
+                if start != current:
+                    raise _not_at_the_end(current, start)
             # Clients that sent the bytes with PATCH send this PUT without a body (skopeo,
             # podman, docker, crane): no writer then, which on S3 would read and rewrite
             # the session's state for nothing. The body's first bytes are awaited before
@@ -111,7 +123,10 @@ class Uploads:
                 self._hashes.pop(session, None)
                 # (`body` when it had no bytes: drained, a blob of none)
                 return await self._direct(repo, session, digest, body if rest is None else rest)
-            size = current if rest is None else await self._append(repo, session, rest, None, None)
+            if rest is None:
+                size = current
+            else:
+                size = await self._append(repo, session, rest, None, length)
             actual = await self._digest_of(path, session, size, digest.algorithm)
             if actual != digest.hex:
                 await self._discard(path, session)
@@ -189,11 +204,7 @@ class Uploads:
         try:
             size = writer.size
             if start is not None and start != size:
-                raise RegistryError(
-                    ErrorCode.UPLOAD_RANGE_INVALID,
-                    "chunk does not start where the upload ends",
-                    {"expected_start": size, "got_start": start, "size": size},
-                )
+                raise _not_at_the_end(size, start)
             running = self._hashes.pop(session, None)
             if running is None or running.offset != size:
                 running = _RunningHash(0, new_hasher(_RUNNING_HASH_ALG)) if size == 0 else None
@@ -280,6 +291,14 @@ class Uploads:
         self._hashes.pop(session, None)
         with contextlib.suppress(PathNotFound):
             await self.sessions.abort(path)
+
+
+def _not_at_the_end(size: int, start: int) -> RegistryError:
+    return RegistryError(
+        ErrorCode.UPLOAD_RANGE_INVALID,
+        "chunk does not start where the upload ends",
+        {"expected_start": size, "got_start": start, "size": size},
+    )
 
 
 class _LengthMismatch(Exception):
