@@ -106,7 +106,8 @@ _EXACT = {
 _PATTERNS: tuple[tuple[Endpoint, str, re.Pattern[str]], ...] = tuple(
     (endpoint, marker, re.compile(pattern))
     for endpoint, marker, pattern in (
-        (Endpoint.UPLOAD_START, "/blobs/uploads/", r"/v2/(?P<name>.*)/blobs/uploads/"),
+        # Also without its final slash: `uploads` is no digest, and `blobs` no name component.
+        (Endpoint.UPLOAD_START, "/blobs/uploads", r"/v2/(?P<name>.*)/blobs/uploads/?"),
         (
             Endpoint.UPLOAD,
             "/blobs/uploads/",

@@ -306,6 +306,8 @@ SCHEMA_BREAKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "no-schema-version": lambda m: {k: v for k, v in m.items() if k != "schemaVersion"},
     "no-config": lambda m: {k: v for k, v in m.items() if k != "config"},
     "layers-not-a-list": lambda m: {**m, "layers": "not-a-list"},
+    # required by the image spec's schema, as zot checks (an empty list is fine)
+    "no-layers": lambda m: {k: v for k, v in m.items() if k != "layers"},
     "config-digest-malformed": lambda m: {
         **m,
         "config": {"mediaType": OCI_CONFIG, "digest": "sha256:nothex", "size": 2},

@@ -165,6 +165,18 @@ def test_end6_put_with_final_chunk(client: httpx.Client, repo: str) -> None:
     assert_blob(client, repo, data)
 
 
+def test_end4a_post_without_the_final_slash_opens_a_session(
+    client: httpx.Client, repo: str
+) -> None:
+    # It was 400 DIGEST_INVALID (`uploads` read as a blob's digest).
+    r = client.post(f"/v2/{repo}/blobs/uploads")
+    assert r.status_code == 202, r.text
+    data, digest = random_blob(100)
+    assert_created(
+        client.put(r.headers["location"], params={"digest": digest}, content=data), digest
+    )
+
+
 def test_end6_final_chunk_content_range_is_checked_as_a_patch(
     client: httpx.Client, repo: str
 ) -> None:

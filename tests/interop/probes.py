@@ -269,6 +269,46 @@ def delete_manifest_by_tag(c: httpx.Client, s: Setup) -> Answer:
 
 
 @probe
+def delete_blob_an_image_names(c: httpx.Client, s: Setup) -> Answer:
+    r = c.delete(f"/v2/{s.repo}/blobs/{s.layer_digest}")
+    after = c.head(f"/v2/{s.repo}/blobs/{s.layer_digest}")
+    return answer(r, s.repo, body=f"blob after: {after.status_code}")
+
+
+@probe
+def delete_manifest_an_index_names(c: httpx.Client, s: Setup) -> Answer:
+    repo = f"{s.repo}-multi"
+    child = _push_fixed_image(c, repo, "amd64", s.layer)
+    body, _ = image_index([descriptor(OCI_MANIFEST, child)])
+    assert push_manifest(c, repo, "multi", body, OCI_INDEX).status_code == 201
+    r = c.delete(f"/v2/{repo}/manifests/{sha256_digest(child)}")
+    after = c.head(f"/v2/{repo}/manifests/{sha256_digest(child)}")
+    return answer(r, repo, body=f"manifest after: {after.status_code}")
+
+
+@probe
+def cors_preflight(c: httpx.Client, s: Setup) -> Answer:
+    # A browser's: any 2xx lets it go on (zot answers 204, Starlette 200), so the class.
+    r = c.options(
+        f"/v2/{s.repo}/tags/list",
+        headers={
+            "Origin": "http://ui.example",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
+    allowed = r.headers.get("access-control-allow-origin")
+    return Answer(r.status_code // 100 * 100, None, (), f"allow-origin: {allowed}")
+
+
+@probe
+def cors_get(c: httpx.Client, s: Setup) -> Answer:
+    r = c.get(f"/v2/{s.repo}/tags/list", headers={"Origin": "http://ui.example"})
+    allowed = r.headers.get("access-control-allow-origin")
+    return answer(r, s.repo, body=f"allow-origin: {allowed}")
+
+
+@probe
 def delete_manifest_unknown(c: httpx.Client, s: Setup) -> Answer:
     return answer(c.delete(f"/v2/{s.repo}/manifests/{absent_digest()}"), s.repo)
 

@@ -28,6 +28,7 @@ def ok(method: str, path: str, query: bytes = b"") -> Target:
         ("GET", "/v2/a/b/manifests/latest", Endpoint.MANIFEST, "a/b"),
         ("GET", "/v2/a/manifests/b/manifests/latest", Endpoint.MANIFEST, "a/manifests/b"),
         ("POST", "/v2/a/blobs/uploads/", Endpoint.UPLOAD_START, "a"),
+        ("POST", "/v2/a/blobs/uploads", Endpoint.UPLOAD_START, "a"),
         ("PATCH", "/v2/a/blobs/uploads/123", Endpoint.UPLOAD, "a"),
         ("HEAD", f"/v2/a/blobs/{D1}", Endpoint.BLOB, "a"),
         ("GET", "/v2/x/tags/list", Endpoint.TAGS, "x"),

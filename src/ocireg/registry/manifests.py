@@ -135,7 +135,9 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         if "config" not in doc:
             raise _invalid("image manifest has no config")
         blobs.append(_descriptor_digest(doc["config"], "config"))
-        layers = doc.get("layers", [])
+        if "layers" not in doc:  # required by the image spec's schema (as zot checks); may be []
+            raise _invalid("image manifest has no layers")
+        layers = doc["layers"]
         if not isinstance(layers, list):
             raise _invalid("layers must be a list")
         for i, layer in enumerate(layers):
