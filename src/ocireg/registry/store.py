@@ -8,7 +8,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from ocireg.registry.referrers import Referrers
 from ocireg.registry.repos import LIST_AHEAD, Repositories
 from ocireg.registry.search import Search
 from ocireg.registry.uploads import Uploads
-from ocireg.registry.writer import IndexWriter, Pending, Prepare
+from ocireg.registry.writer import IndexWriter, Prepare
 from ocireg.storage import SessionStore, StorageDriver
 
 log = logging.getLogger("ocireg.registry")
@@ -141,7 +141,11 @@ class ImageStore:
             try:
                 body = await self.blobs.get_small(repo, Digest.parse(desc["digest"]))
                 children = Index.parse(body)
-            except (RegistryError, ValueError):
+            except RegistryError as exc:
+                if exc.code is not ErrorCode.BLOB_UNKNOWN:
+                    raise  # storage down: 503, not a manifest that is not there
+                continue
+            except ValueError:
                 continue
             found = children.by_digest(digest)
             if found is None and depth > 1:
@@ -228,23 +232,21 @@ class ImageStore:
         """The index change of a manifest put, and what to do under the lock before it."""
         digest = Digest.parse(desc["digest"])
 
-        async def prepare(pending: Pending) -> None:
+        async def prepare(stored: set[str]) -> None:
             # Under the lock: garbage collection deletes unreferenced blobs under it, so a
             # blob seen above may be gone by now; after this check it stays. A manifest that
             # index.json lists already (another tag of it) needs no check: collection keeps
-            # it and every blob it names, and `delete_blob` refuses it. `pending`: what the
-            # other jobs of this write found or do (registry/writer.py).
+            # it and every blob it names, and `delete_blob` refuses it. `stored`: what the
+            # other puts of this write found (registry/writer.py).
             if await self.indexes.lists(repo, str(digest)):
                 return
-            stored = pending.stored
 
             async def found(blob: Digest) -> bool:
                 if str(blob) not in stored and await self.blobs.exists(repo, blob):
                     stored.add(str(blob))
                 return str(blob) in stored
 
-            await self._check_references(repo, manifest, found, gone=pending.removed)
-            pending.children.update(str(child) for child in manifest.children)
+            await self._check_references(repo, manifest, found)
             # Content-addressed: a manifest stored already is not written again (replacing a
             # file costs a flush on ext4; docs/performance.md, "Tag writes"). On S3 the look
             # would cost what the write does.
@@ -274,22 +276,15 @@ class ImageStore:
         return self._index_write(repo, tag, desc, manifest, body)
 
     async def _check_references(
-        self,
-        repo: str,
-        manifest: Manifest,
-        found: Callable[[Digest], Awaitable[bool]],
-        gone: Collection[str] = (),
+        self, repo: str, manifest: Manifest, found: Callable[[Digest], Awaitable[bool]]
     ) -> None:
         """MANIFEST_BLOB_UNKNOWN unless every blob and child `manifest` names is `found`
-        (a child may also be a manifest index.json lists, unless it is one of `gone`: a
-        delete in the same write removes it)."""
+        (a child may also be a manifest index.json lists)."""
         await self._all_found(manifest.blobs, found)
         if manifest.children:
             index = await self._index(repo)
 
             async def listed_or_found(child: Digest) -> bool:
-                if str(child) in gone:
-                    return False
                 return index.by_digest(str(child)) is not None or await found(child)
 
             await self._all_found(manifest.children, listed_or_found)
@@ -323,17 +318,15 @@ class ImageStore:
         await self._referrers.deleted(repo, desc, summary)
         await self.search.removed(repo, reference if is_tag else desc["digest"], is_tag)
 
-    async def _unnamed(self, repo: str, digest: str, pending: Pending) -> None:
-        """Before a manifest is deleted by digest, under the lock: refused while an image
-        index of the repository (listed in index.json, or inside one listed) names it, or an
-        index put in the same write does, as zot refuses it: the index would name a manifest
-        that is gone, and a pull of it would fail on that platform."""
+    async def _unnamed(self, repo: str, digest: str, stored: set[str]) -> None:
+        """Before a manifest is deleted by digest, under the lock: refused, as zot refuses
+        it, while an image index of the repository (listed in index.json, or inside one
+        listed) names it. The delete could not do what it says: the index keeps the manifest
+        readable by digest, and garbage collection keeps it. (An index put in the same write
+        may name it still: both are accepted, as if the delete had come first.)"""
         index = await self.indexes.load(repo)
-        if digest in pending.children or (
-            index is not None and await self._nested(repo, index, digest) is not None
-        ):
+        if index is not None and await self._nested(repo, index, digest) is not None:
             raise RegistryError(ErrorCode.MANIFEST_REFERENCED, detail={"digest": digest})
-        pending.removed.add(digest)
 
     async def delete_blob(self, repo: str, digest: Digest) -> None:
         """end-10, refused (as zot refuses it) for a blob the repository's images need: one
@@ -354,26 +347,33 @@ class ImageStore:
     async def _names_blob(self, repo: str, index: Index, digest: str) -> bool:
         """Whether a manifest of the repository, listed in index.json or a child of a listed
         index at any depth, names `digest` as its config or a layer. Each manifest is read
-        once (a repository's images share most of their manifests); one that cannot be read
-        or is not a manifest names nothing."""
+        once and leniently (what it names, not whether a push would take it today); one that
+        is missing names nothing, one that is not JSON may name anything (True), and a
+        storage error is raised: the delete must not go ahead on a read that failed."""
         seen: set[str] = set()
         todo = list(index.manifests)
         while todo:
-            desc = todo.pop()
-            found = desc.get("digest")
+            found = todo.pop().get("digest")
             if not isinstance(found, str) or found in seen or not Digest.is_valid(found):
                 continue
             seen.add(found)
-            media_type = desc.get("mediaType")
             try:
-                body = await self.blobs.get_small(repo, Digest.parse(found))
-                manifest = parse_manifest(body, media_type if isinstance(media_type, str) else None)
-                children = Index.parse(body).manifests if manifest.children else []
-            except (RegistryError, ValueError):
-                continue
-            if any(str(blob) == digest for blob in manifest.blobs):
+                doc = jsondoc.loads(await self.blobs.get_small(repo, Digest.parse(found)))
+            except RegistryError as exc:
+                if exc.code is ErrorCode.BLOB_UNKNOWN:
+                    continue
+                raise
+            except ValueError:
                 return True
-            todo.extend(children)
+            if not isinstance(doc, dict):
+                return True
+            config, layers = doc.get("config"), doc.get("layers")
+            named = [config] + (layers if isinstance(layers, list) else [])
+            if any(isinstance(d, dict) and d.get("digest") == digest for d in named):
+                return True
+            children = doc.get("manifests")
+            if isinstance(children, list):
+                todo.extend(d for d in children if isinstance(d, dict))
         return False
 
     # --- tags, catalog, referrers ----------------------------------------------------------

@@ -47,7 +47,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ocireg.registry.handoff import Handoff
@@ -56,23 +56,11 @@ from ocireg.registry.locks import LocalLocks, LockBusy, repo_key
 
 log = logging.getLogger("ocireg.registry")
 
-
-@dataclass
-class Pending:
-    """What the jobs of one write know of each other while their `prepare`s run, under the
-    lock and before any change is applied. Digests, all."""
-
-    # Blobs found stored, which stay stored while the lock is held (garbage collection takes
-    # it): one write of many tags of an image asks the storage once per blob.
-    stored: set[str] = field(default_factory=set)
-    # Manifests that an index put in this write names as children, and manifests that a
-    # delete in this write removes: neither may go with the other (registry/store.py).
-    children: set[str] = field(default_factory=set)
-    removed: set[str] = field(default_factory=set)
-
-
-# Run under the lock before a change is applied; if it raises, the change is dropped.
-Prepare = Callable[[Pending], Awaitable[None]]
+# Run under the lock before a change is applied. Its argument is shared by the jobs of one
+# write: the blobs they found stored (digests), which stay stored while the lock is held
+# (garbage collection takes it), so that one write of many tags of an image asks the storage
+# once per blob.
+Prepare = Callable[[set[str]], Awaitable[None]]
 # Rebuilds a handed-over write from its `portable` form: the change and its checks.
 Adopt = Callable[[str, dict[str, Any]], tuple[IndexChange, Prepare]]
 
@@ -325,11 +313,11 @@ class IndexWriter:
     async def _write(self, repo: str, jobs: list[_Job]) -> int:
         """Write `jobs`; how many were written."""
         ready: list[_Job] = []
-        pending = Pending()
+        stored: set[str] = set()
         for job in jobs:
             try:
                 if job.prepare is not None:
-                    await job.prepare(pending)
+                    await job.prepare(stored)
             except Exception as exc:
                 job.future.set_exception(exc)
             else:
