@@ -48,6 +48,16 @@ def other_origin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         thread.join(timeout=10)
 
 
+def preflight(url: str, origin: str, method: str = "GET") -> httpx.Headers:
+    """A browser's preflight for a request with a login; the answer's headers."""
+    headers = {
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "authorization",
+    }
+    return httpx.options(url, headers=headers).headers
+
+
 def fetch(page: Any, origin: str, url: str, user: str | None = None) -> list[Any]:
     page.goto(origin + "/index.html")
     auth = None
@@ -62,7 +72,8 @@ def test_any_origin_may_read_by_default(tmp_path: Path, page: Any, other_origin:
         with httpx.Client(base_url=proc.url, timeout=30) as c:
             image = push_image(c, "web/app", "v1")
             # registry clients send no Origin: their answers carry no CORS headers
-            assert "access-control-allow-origin" not in c.get("/v2/").headers
+            plain = c.get("/v2/web/app/manifests/v1").headers
+            assert "access-control-allow-origin" not in plain and "vary" not in plain
         status, body, _ = fetch(page, other_origin, f"{proc.url}/v2/web/app/tags/list")
         assert (status, body) == (200, {"name": "web/app", "tags": ["v1"]})
         status, body, digest = fetch(page, other_origin, f"{proc.url}/v2/web/app/manifests/v1")
@@ -87,22 +98,21 @@ def test_allowed_origins_may_send_a_login_and_no_other_may(
         status, body, _ = fetch(page, other_origin, url)
         assert status == 401 and body["errors"][0]["code"] == "UNAUTHORIZED"
         # a page of an origin not named: the browser is told nothing it may use
-        preflight = httpx.options(
-            url,
-            headers={
-                "Origin": "http://elsewhere.invalid",
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "authorization",
-            },
-        )
-        assert "access-control-allow-origin" not in preflight.headers
-        allowed = httpx.options(
-            url,
-            headers={
-                "Origin": other_origin,
-                "Access-Control-Request-Method": "GET",
-                "Access-Control-Request-Headers": "authorization",
-            },
-        )
-        assert allowed.headers["access-control-allow-origin"] == other_origin
-        assert allowed.headers["access-control-allow-credentials"] == "true"
+        assert "access-control-allow-origin" not in preflight(url, "http://elsewhere.invalid")
+        allowed = preflight(url, other_origin)
+        assert allowed["access-control-allow-origin"] == other_origin
+        assert allowed["access-control-allow-credentials"] == "true"
+
+
+def test_a_wildcard_among_named_origins_is_any_origin_without_credentials(
+    tmp_path: Path,
+) -> None:
+    config = base_config(tmp_path / "root", workers=1)
+    config["http"]["auth"] = {
+        "htpasswd": {"path": str(write_htpasswd(tmp_path / "users", PASSWORDS))}
+    }
+    config["http"]["allowOrigin"] = "http://ui.invalid, *"
+    with running_registry(tmp_path, config) as proc:
+        r = preflight(f"{proc.url}/v2/_catalog", "http://elsewhere.invalid", "DELETE")
+        assert r["access-control-allow-origin"] == "*"
+        assert "access-control-allow-credentials" not in r
