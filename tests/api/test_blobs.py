@@ -167,7 +167,7 @@ def test_end2_unsatisfiable_range_is_416_json(
     assert_error(r, 416, None)
 
 
-@pytest.mark.parametrize("header", ["bytes=abc", "bytes=9-2", "pages=0-1"])
+@pytest.mark.parametrize("header", ["bytes=abc", "bytes=9-2"])
 def test_end2_malformed_range_is_416_json(
     client: httpx.Client, repo: str, blob: tuple[bytes, str], header: str
 ) -> None:
@@ -175,8 +175,8 @@ def test_end2_malformed_range_is_416_json(
     assert_error(r, 416, None)
 
 
-@pytest.mark.parametrize("header", ["bytes=0-1,3-4", "bytes=0-1, -2"])
-def test_end2_several_ranges_get_the_whole_blob(
+@pytest.mark.parametrize("header", ["bytes=0-1,3-4", "bytes=0-1, -2", "pages=0-1"])
+def test_end2_several_ranges_or_another_unit_get_the_whole_blob(
     client: httpx.Client, repo: str, blob: tuple[bytes, str], header: str
 ) -> None:
     # HTTP lets a server answer a Range with the whole representation; 416 would say the

@@ -33,9 +33,9 @@ async def get_blob(request: Request) -> Response:
         return RawResponse(await head_blob_parts(store, aim, True))
     repo, digest = _blob(aim)
     range_header = request.headers.get("range")
-    if range_header and "," in range_header:
-        # Several ranges: HTTP lets a server send the whole blob instead (200), as it does
-        # for a Range it does not take; no registry client asks for multipart/byteranges.
+    if range_header and ("," in range_header or not range_header.startswith("bytes=")):
+        # Several ranges, or a unit other than bytes: HTTP lets a server send the whole blob
+        # instead (200); no registry client asks for multipart/byteranges.
         range_header = None
     redirect = not range_header and request.app.state.redirect_blobs
     slots = request.app.state.stream_slots

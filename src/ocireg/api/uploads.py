@@ -130,8 +130,11 @@ async def complete_upload(request: Request) -> Response:
         await store.uploads.size(repo, session)  # an unknown session is 404 first
         raise RegistryError(ErrorCode.DIGEST_INVALID, "digest query parameter is required")
     digest = Digest.parse(raw_digest)
-    # A last chunk may come with this PUT; its Content-Range, if any, is checked as a PATCH's.
-    start, expected = await _chunk_range(request, store, repo, session)
+    # A last chunk may come with this PUT; its Content-Range, if any, is checked as a PATCH's
+    # (not on a PUT without a body: some clients repeat the last PATCH's range there).
+    start = expected = None
+    if request.headers.get("content-length") != "0":
+        start, expected = await _chunk_range(request, store, repo, session)
     with _where_it_stands():
         await with_body(
             request,

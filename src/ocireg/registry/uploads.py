@@ -105,17 +105,17 @@ class Uploads:
         `start` and `length`, from a Content-Range, as for `append`."""
         path = self._path(repo, session)
         async with self.locks.upload(session):
-            if start is not None:
-                # Before `size(ending=True)`, whose kept state the next call must take.
-                current = await self.size(repo, session)
-                if start != current:
-                    raise _not_at_the_end(current, start)
             # Clients that sent the bytes with PATCH send this PUT without a body (skopeo,
             # podman, docker, crane): no writer then, which on S3 would read and rewrite
             # the session's state for nothing. The body's first bytes are awaited before
             # the size: what `ending=True` lets the store keep is for the session call that
             # comes next, and a client gone in between would leave it to a later request.
             rest = await _unless_empty(body)
+            if start is not None and rest is not None:  # a range of no bytes says nothing
+                # Before `size(ending=True)`, whose kept state the next call must take.
+                current = await self.size(repo, session)
+                if start != current:
+                    raise _not_at_the_end(current, start)
             current = await self.size(repo, session, ending=True)
             if current == 0:
                 # Nothing received before this PUT: its body is the whole blob, and its
