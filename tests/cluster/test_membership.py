@@ -496,3 +496,17 @@ def test_with_no_temporary_directory_a_new_member_list_replaces_the_workers(
     finally:
         for proc in procs:
             proc.stop()
+
+
+def test_a_list_that_names_this_member_twice_is_reported(tmp_path: Path) -> None:
+    """Two entries with this member's address (a typo; two members given one port): the
+    routing keeps both places, as zot does, and the status report answers (it was a 500)."""
+    [config] = cluster_configs(tmp_path, count=1)
+    me = config["cluster"]["members"][0]
+    config["cluster"]["members"] = [me, me, f"127.0.0.1:{free_port()}"]
+    proc = RegistryProcess(tmp_path, config).start()
+    try:
+        status = cluster_status(proc)
+        assert [m["local"] for m in status["members"]] == [True, True, False]
+    finally:
+        proc.stop()

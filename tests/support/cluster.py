@@ -23,7 +23,12 @@ def cluster_configs(
     **extra: Any,
 ) -> list[dict[str, Any]]:
     """One config per member; every member lists all of them as 127.0.0.1:<port>."""
-    ports = [free_port() for _ in range(count)]
+    # free_port() may hand out a port again once its probe socket is closed: two members on
+    # one port would both bind it (SO_REUSEPORT) and the list would name one of them twice.
+    ports: list[int] = []
+    while len(ports) < count:
+        if (port := free_port()) not in ports:
+            ports.append(port)
     members = [f"127.0.0.1:{p}" for p in ports]
     configs = []
     for i, port in enumerate(ports):

@@ -29,7 +29,9 @@ async def cluster_status(request: Request) -> Response:
     members: list[dict[str, Any]] = []
     for index, member in enumerate(membership.members):
         entry: dict[str, Any] = {"member": member, "index": index, "repositories": owned[index]}
-        if index == membership.local_index:
+        # By address, as the peers' states are kept: a list naming this member twice (two
+        # entries with its address) has no peer state for either entry.
+        if member == membership.local_member:
             entry.update(local=True, up=True, shared=True, fingerprint=membership.fingerprint)
         else:
             state = states[member]
