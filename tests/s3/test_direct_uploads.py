@@ -233,7 +233,7 @@ def test_chunked_upload_moves_between_members_of_an_s3_cluster(
     session = None
     chunks = [(0, 6 * MiB), (6 * MiB, 19 * MiB), (19 * MiB, len(data))]
     with running_members(tmp_path, configs) as members, httpx.Client(timeout=60) as client:
-        location = members[0].url + start_upload(httpx.Client(base_url=members[0].url), repo)
+        location = members[0].url + start_upload(client, repo, members[0].url)
         session = location.rsplit("/", 1)[-1]
         for i, (start, end) in enumerate(chunks):
             path = httpx.URL(location).raw_path.decode()
@@ -265,7 +265,7 @@ def test_a_final_put_gone_before_its_body_leaves_nothing_for_a_later_delete(
     head, more = b"first bytes", random_bytes(9 * MiB)
     digest = sha256_digest(head + more)
     with running_members(tmp_path, configs) as members, httpx.Client(timeout=60) as client:
-        location = start_upload(httpx.Client(base_url=members[0].url), repo)
+        location = start_upload(client, repo, members[0].url)
         r = patch_chunk(client, members[0].url + location, head, 0)
         assert r.status_code == 202, r.text
         location = r.headers["location"]

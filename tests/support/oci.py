@@ -151,9 +151,10 @@ def assert_error(
 # --- uploads -------------------------------------------------------------------------------
 
 
-def start_upload(client: httpx.Client, repo: str) -> str:
-    """end-4a: open an upload session and return its location."""
-    r = client.post(uploads_path(repo))
+def start_upload(client: httpx.Client, repo: str, base: str = "") -> str:
+    """end-4a: open an upload session and return its location (`base`: the server's URL,
+    for a client without a base URL of its own)."""
+    r = client.post(base + uploads_path(repo))
     assert r.status_code == 202, r.text
     location = r.headers["location"]
     assert location
