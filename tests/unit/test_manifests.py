@@ -183,3 +183,16 @@ def test_parse_stored_is_best_effort() -> None:
     assert parse_stored(b"{not json", None) is None
     stored = parse_stored(body(image()), OCI_MANIFEST)
     assert stored is not None and stored.blobs == (C, L1, L2)
+
+
+def test_a_stored_manifest_without_layers_is_read_though_a_push_is_refused() -> None:
+    """The image spec's schema requires `layers` and a push without it is refused (as zot
+    refuses it); one already stored (an older ocireg took it) is still read for what it
+    names: its referrers, search and GC entries do not vanish."""
+    config = {"mediaType": "application/vnd.oci.image.config.v1+json", "size": 2}
+    config["digest"] = "sha256:" + "4" * 64
+    body = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config}).encode()
+    with pytest.raises(RegistryError):
+        parse_manifest(body, OCI_MANIFEST)
+    stored = parse_stored(body, OCI_MANIFEST)
+    assert stored is not None and [str(d) for d in stored.blobs] == [config["digest"]]

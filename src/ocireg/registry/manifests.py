@@ -104,8 +104,9 @@ def _descriptor_digest(desc: Any, where: str) -> Digest:
         raise _invalid(f"{where}.digest is not a valid digest", {"digest": digest[:200]}) from None
 
 
-def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
-    """Validate a pushed manifest; the media type is the request's, else the body's."""
+def parse_manifest(body: bytes, content_type: str | None, stored: bool = False) -> Manifest:
+    """Validate a pushed manifest; the media type is the request's, else the body's.
+    `stored`: one already in storage, read for what it says (`parse_stored`)."""
     try:
         # UTF-8 only, without a byte-order mark, as JSON on the wire must be (RFC 8259):
         # json.loads of bytes would also take UTF-16 and UTF-32, which other clients cannot read
@@ -135,9 +136,9 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
         if "config" not in doc:
             raise _invalid("image manifest has no config")
         blobs.append(_descriptor_digest(doc["config"], "config"))
-        if "layers" not in doc:  # required by the image spec's schema (as zot checks); may be []
-            raise _invalid("image manifest has no layers")
-        layers = doc["layers"]
+        if "layers" not in doc and not stored:  # the image spec's schema requires it, as
+            raise _invalid("image manifest has no layers")  # zot checks; [] is fine
+        layers = doc.get("layers", [])
         if not isinstance(layers, list):
             raise _invalid("layers must be a list")
         for i, layer in enumerate(layers):
@@ -180,6 +181,6 @@ def parse_manifest(body: bytes, content_type: str | None) -> Manifest:
 def parse_stored(body: bytes, media_type: str | None) -> Manifest | None:
     """Best-effort parse of a manifest already in storage (zot roots may hold odd ones)."""
     try:
-        return parse_manifest(body, media_type)
+        return parse_manifest(body, media_type, stored=True)
     except RegistryError:
         return None
