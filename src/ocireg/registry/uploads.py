@@ -111,12 +111,12 @@ class Uploads:
             # the size: what `ending=True` lets the store keep is for the session call that
             # comes next, and a client gone in between would leave it to a later request.
             rest = await _unless_empty(body)
-            if start is not None and rest is not None:  # a range of no bytes says nothing
-                # Before `size(ending=True)`, whose kept state the next call must take.
-                current = await self.size(repo, session)
-                if start != current:
-                    raise _not_at_the_end(current, start)
-            current = await self.size(repo, session, ending=True)
+            # A range to check may refuse this PUT here: then no state may be kept for it
+            # (`ending`). A range of no bytes says nothing.
+            check = start if rest is not None else None
+            current = await self.size(repo, session, ending=check is None)
+            if check is not None and check != current:
+                raise _not_at_the_end(current, check)
             if current == 0:
                 # Nothing received before this PUT: its body is the whole blob, and its
                 # digest is known, so it goes straight to the blob's place.
