@@ -337,23 +337,24 @@ class ImageStore:
         async with self.locks.repo(repo):
             index = await self.indexes.load(repo)
             if index is not None and (
-                index.by_digest(text) is not None
-                or await self._nested(repo, index, text)
-                or await self._names_blob(repo, index, text)
+                index.by_digest(text) is not None or await self._needs_blob(repo, index, text)
             ):
                 raise RegistryError(ErrorCode.BLOB_REFERENCED, detail={"digest": text})
             await self.blobs.delete(repo, digest)
 
-    async def _names_blob(self, repo: str, index: Index, digest: str) -> bool:
-        """Whether a manifest of the repository, listed in index.json or a child of a listed
-        index at any depth, names `digest` as its config or a layer. Each manifest is read
-        once and leniently (what it names, not whether a push would take it today); one that
-        is missing names nothing, one that is not JSON may name anything (True), and a
-        storage error is raised: the delete must not go ahead on a read that failed."""
+    async def _needs_blob(self, repo: str, index: Index, digest: str) -> bool:
+        """Whether `digest` is a manifest of the repository, listed in index.json or a child
+        of a listed index at any depth, or the config or a layer one of them names. Each
+        manifest is read once and leniently (what it names, not whether a push would take it
+        today); one that is missing names nothing, one that is not JSON may name anything
+        (True), and a storage error is raised: the delete must not go ahead on a read that
+        failed."""
         seen: set[str] = set()
         todo = list(index.manifests)
         while todo:
             found = todo.pop().get("digest")
+            if found == digest:
+                return True
             if not isinstance(found, str) or found in seen or not Digest.is_valid(found):
                 continue
             seen.add(found)
