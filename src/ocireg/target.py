@@ -35,7 +35,19 @@ TARGET_KEY = "ocireg.target"
 # Query keys whose value changes what a request does: given twice, two readers could take
 # different ones (the first, the last), so a repeat is refused rather than resolved.
 MEANINGFUL_KEYS = frozenset(
-    {"digest", "mount", "from", "n", "last", "artifactType", "q", "contains", "repository"}
+    {
+        "digest",
+        "mount",
+        "from",
+        "n",
+        "last",
+        "artifactType",
+        "q",
+        "contains",
+        "repository",
+        "repo",  # the web pages' (page_repository routes by it)
+        "reference",
+    }
 )
 
 

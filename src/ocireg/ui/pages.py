@@ -39,6 +39,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, Identity
 from ocireg.registry.search import Screen
+from ocireg.target import parse_query
 from ocireg.ui import data
 from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions, instance_secret
 from ocireg.ui.tokens import Credentials, TokenClient, TokenRefused, TokenServerDown
@@ -473,12 +474,10 @@ def _safe_next(value: str | None) -> str:
 
 
 def _single(request: Request, key: str) -> str:
-    """A query parameter that must come once: the cluster layer chose the member by the first
-    `repo` (target.page_repository), and Starlette's `get` would answer the last."""
-    values = request.query_params.getlist(key)
-    if len(values) > 1:
-        raise RegistryError(ErrorCode.QUERY_INVALID, detail={"repeated": key})
-    return values[0] if values else ""
+    """A query parameter read as the API reads its own (`target.parse_query`: given twice,
+    QUERY_INVALID): the cluster layer chose the member by the first `repo`
+    (target.page_repository), and Starlette's `get` would answer the last."""
+    return parse_query(request.scope["query_string"]).get(key, "")
 
 
 def _int_param(request: Request, key: str, default: int) -> int:
