@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import functools
 import http.server
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 
 from tests.auth.conftest import PASSWORDS, basic, write_htpasswd
 from tests.support.oci import push_image
-from tests.support.server import base_config, running_registry
+from tests.support.server import base_config, running_registry, wait_until
 
 # `fetch` from the page: the status, the JSON body, and a header outside CORS's safelist.
 FETCH = """async ([url, auth]) => {
@@ -116,3 +117,24 @@ def test_a_wildcard_among_named_origins_is_any_origin_without_credentials(
         r = preflight(f"{proc.url}/v2/_catalog", "http://elsewhere.invalid", "DELETE")
         assert r["access-control-allow-origin"] == "*"
         assert "access-control-allow-credentials" not in r
+
+
+def test_a_preflight_has_a_request_id_and_an_access_log_line(tmp_path: Path) -> None:
+    with running_registry(tmp_path, base_config(tmp_path / "root", workers=1)) as proc:
+        answer = preflight(f"{proc.url}/v2/web/app/tags/list", "http://ui.invalid")
+        assert answer["access-control-allow-origin"] == "*"
+        rid = answer["x-request-id"]
+
+        def logged() -> dict[str, Any] | None:
+            for line in proc.log_path.read_text().splitlines():
+                if rid in line and '"ocireg.access"' in line:
+                    entry: dict[str, Any] = json.loads(line)
+                    return entry
+            return None
+
+        entry = wait_until(logged, timeout=10)
+        assert (entry["method"], entry["path"], entry["status"]) == (
+            "OPTIONS",
+            "/v2/web/app/tags/list",
+            200,
+        )

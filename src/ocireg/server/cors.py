@@ -8,16 +8,20 @@ credentials), and adds the allow headers to the answers of requests that carry a
 A request without `Origin` (every registry client) skips the layer (`Cors`): Starlette's
 would still add `Vary: Origin` to its answer and cost a few microseconds on every manifest
 read. The layer sits above the request context, which renders error answers (a page reads a
-401 or a 404 too); so a preflight, answered here, has no access-log line of its own.
+401 or a 404 too), so those answers pass through it; a preflight, answered here, gets a
+request context of its own (a request id, an access-log line) around Starlette's answer.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocireg.config import Config
+from ocireg.server.context import RequestContextMiddleware
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # zot's list: credentials, a body's type, and the header its UI names itself by
@@ -40,11 +44,22 @@ EXPOSED = (
 class Cors(CORSMiddleware):
     """Starlette's CORS layer for requests that carry an `Origin`; the others go straight on."""
 
+    def __init__(self, app: ASGIApp, /, **options: Any) -> None:
+        super().__init__(app, **options)
+        # Starlette answers a preflight without calling the app below: logged as a request.
+        self._preflights = RequestContextMiddleware(super().__call__)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not any(k == b"origin" for k, _ in scope["headers"]):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        await super().__call__(scope, receive, send)
+        names = {k for k, _ in scope["headers"]}
+        if b"origin" not in names:
+            await self.app(scope, receive, send)
+        elif scope["method"] == "OPTIONS" and b"access-control-request-method" in names:
+            await self._preflights(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 def cors(config: Config, authenticated: bool) -> Middleware:
