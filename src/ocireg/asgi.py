@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from starlette.types import Message, Send
 
 
-def with_response_header(send: Send, name: bytes, value: bytes) -> Send:
-    """`send`, with one more header on the response start."""
+def with_response_headers(send: Send, extra: Sequence[tuple[bytes, bytes]]) -> Send:
+    """`send`, with `extra` headers on the response start."""
 
     async def sending(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = [*message.get("headers", []), (name, value)]
+            headers = [*message.get("headers", []), *extra]
             message = {**message, "headers": headers}
         await send(message)
 
     return sending
+
+
+def with_response_header(send: Send, name: bytes, value: bytes) -> Send:
+    """`send`, with one more header on the response start."""
+    return with_response_headers(send, ((name, value),))

@@ -104,7 +104,7 @@ SCHEMA: dict[str, Any] = {
         "tls": _TLS,
         "auth": FREE,
         "accessControl": FREE,
-        "ratelimit": UNIMPLEMENTED,
+        "ratelimit": {"rate": int, "methods": list},
         # ocireg's own (zot has no equivalent): limits on what a slow client can hold.
         "bodyIdleTimeout": _DURATION,
         "manifestBodyBudget": int,
@@ -221,6 +221,15 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class RateLimitConfig:
+    """zot's `http.ratelimit`: requests per second per client address, for every request
+    (`rate`) and for each method named (`methods`)."""
+
+    rate: int | None = None
+    methods: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
 class HTTPConfig:
     address: str = "127.0.0.1"
     port: int = 5000
@@ -231,6 +240,7 @@ class HTTPConfig:
     manifest_body_budget: int = 64 << 20  # bytes of manifest bodies held per worker
     # CORS: the origins (comma-separated) whose pages may call the API; "" is any, as in zot
     allow_origin: str = ""
+    rate_limit: RateLimitConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -361,6 +371,7 @@ def build_config(
         workers=_positive(http_raw.get("workers", os.cpu_count() or 1), "http.workers"),
         realm=http_raw.get("realm", "ocireg"),
         allow_origin=http_raw.get("allowOrigin", ""),
+        rate_limit=_rate_limit(http_raw.get("ratelimit")),
         tls=_tls(http_raw.get("tls"), "http.tls", base),
         body_idle_timeout=parse_duration(
             http_raw.get("bodyIdleTimeout", "60s"), "http.bodyIdleTimeout"
@@ -436,6 +447,30 @@ def bare_durations(node: Any, where: str) -> list[str]:
         else:
             found += bare_durations(value, path)
     return found
+
+
+def _rate_limit(raw: dict[str, Any] | None) -> RateLimitConfig | None:
+    if raw is None:
+        return None
+    rate = raw.get("rate")
+    if rate is not None:
+        rate = _positive(rate, "http.ratelimit.rate")
+    methods: list[tuple[str, int]] = []
+    for n, entry in enumerate(raw.get("methods") or []):
+        where = f"http.ratelimit.methods[{n}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, f"expected a map of method and rate, got {entry!r}")
+        keys = {str(k).lower(): v for k, v in entry.items()}
+        if unknown := sorted(set(keys) - {"method", "rate"}):
+            raise ConfigError(f"{where}.{unknown[0]}", "unknown key (known here: method, rate)")
+        method = keys.get("method")
+        if not isinstance(method, str) or not method.isalpha():
+            raise ConfigError(f"{where}.method", f"expected an HTTP method, got {method!r}")
+        per_second = keys.get("rate")
+        if not isinstance(per_second, int) or isinstance(per_second, bool):
+            raise ConfigError(f"{where}.rate", f"expected requests per second, got {per_second!r}")
+        methods.append((method.upper(), _positive(per_second, f"{where}.rate")))
+    return RateLimitConfig(rate=rate, methods=tuple(methods))
 
 
 def _port(value: Any) -> int:

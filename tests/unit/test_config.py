@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ocireg.config import build_config, load_config
+from ocireg.config import RateLimitConfig, build_config, load_config
 from ocireg.errors import ConfigError
 from ocireg.settings.keys import parse_duration
 from tests.support.server import run_cli
@@ -126,6 +126,31 @@ def test_search_and_ui_as_zot_reads_them() -> None:
             {"storage": {"rootDirectory": "/r"}, "http": {"manifestBodyBudget": 0}},
             "http.manifestBodyBudget",
         ),
+        (
+            {"storage": {"rootDirectory": "/r"}, "http": {"ratelimit": {"rate": 0}}},
+            "http.ratelimit.rate",
+        ),
+        (
+            {
+                "storage": {"rootDirectory": "/r"},
+                "http": {"ratelimit": {"methods": [{"method": "GET", "rate": "5"}]}},
+            },
+            "http.ratelimit.methods[0].rate",
+        ),
+        (
+            {
+                "storage": {"rootDirectory": "/r"},
+                "http": {"ratelimit": {"methods": [{"method": "GET /v2", "rate": 5}]}},
+            },
+            "http.ratelimit.methods[0].method",
+        ),
+        (
+            {
+                "storage": {"rootDirectory": "/r"},
+                "http": {"ratelimit": {"methods": [{"method": "GET", "rate": 5, "burst": 9}]}},
+            },
+            "http.ratelimit.methods[0].burst",
+        ),
     ],
 )
 def test_bad_config_names_the_key(raw: dict[str, object], path: str) -> None:
@@ -236,3 +261,12 @@ def test_a_duration_written_as_a_bare_number_gets_a_notice() -> None:
         "extensions.sync.registries[0].pollInterval",
     ]
     assert 'write a unit, e.g. "3600s"' in config.notices[0]
+
+
+def test_zots_ratelimit_example_is_read() -> None:
+    """zot's examples/config-ratelimit.json (v2.1.20), keys in any case as zot reads them."""
+    http = {"ratelimit": {"rate": 10, "methods": [{"Method": "get", "RATE": 5}]}}
+    config = build_config({"storage": {"rootDirectory": "/r"}, "http": http})
+    assert config.http.rate_limit == RateLimitConfig(rate=10, methods=(("GET", 5),))
+    assert not config.warnings
+    assert build_config({"storage": {"rootDirectory": "/r"}}).http.rate_limit is None

@@ -37,6 +37,7 @@ from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import PAGE_ERROR_KEY, RequestContextMiddleware
 from ocireg.server.cors import cors
 from ocireg.server.maintenance import BackgroundJob, Maintenance, owner_filter
+from ocireg.server.ratelimit import rate_limit
 from ocireg.server.reload import CONFIG_DATA_ENV, LOCAL_MEMBER_ENV, MEMBERS_FILE_ENV, MembersFile
 from ocireg.server.services import build_store, replay_dir
 from ocireg.server.status import cluster_status
@@ -107,6 +108,9 @@ def build_middleware(config: Config, peers: Peers | None = None) -> list[Middlew
         Middleware(ClassifyMiddleware),
         # cluster inbound: verify a forwarded request's proof, adopt its identity
         cluster_inbound(peers, replay_dir(config)),
+        # zot's http.ratelimit: per client address, before any work is done for it; after
+        # cluster inbound, so that requests a member forwarded are not counted twice
+        rate_limit(config),
         # authenticate: htpasswd / bearer / anonymous -> scope["ocireg.identity"]
         authenticate(auth),
         # cluster forward: not the owner -> stream to the owner with the identity (on
