@@ -81,3 +81,10 @@ def test_existing_zot_bucket_is_readable(
             assert head.status_code == 200 and head.headers["content-length"] == str(len(layer))
             assert client.get(blob_path(repo, ldig)).content == layer
         assert client.get("/v2/fresh/tags/list").json()["tags"] in ([], None)
+        # A mount from the repository that holds the stub copies the bytes the stub stands
+        # for: the copy stays whole when the original goes.
+        mount = client.post("/v2/copy/blobs/uploads/", params={"mount": ldig, "from": "dup"})
+        assert mount.status_code == 201
+        original = f"{root}/{root}/orig/blobs/sha256/{ldig[7:]}"
+        assert s3_request(seaweedfs.endpoint, "DELETE", original) in (200, 204)
+        assert client.get(blob_path("copy", ldig)).content == layer

@@ -208,7 +208,9 @@ class BlobStore:
         await self.repos.ensure(repo)
         if not await self.exists(repo, digest):
             try:
-                await self.driver.copy(layout.blob(source_repo, digest), layout.blob(repo, digest))
+                # From where the bytes are: `exists` resolved a zot dedupe stub in the
+                # source (a copy of the stub itself would be an empty object).
+                await self.driver.copy(self._path(source_repo, digest), layout.blob(repo, digest))
             except PathNotFound:
                 return False
             self.saw(repo, digest)
