@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import uuid
+from typing import Any
 
 import pytest
 
-from ocireg.storage import FileSessions, SessionStore, StorageDriver
+from ocireg.storage import FileSessions, PathNotFound, SessionStore, StorageDriver
 from ocireg.storage.filesystem import FilesystemDriver
 from ocireg.storage.s3 import S3Driver, S3Sessions, S3Settings
+from ocireg.storage.s3 import driver as s3_driver
 from tests.storage.driver_suite import DriverSuite
 from tests.storage.session_suite import SessionSuite
 from tests.support.backends import SeaweedFS
@@ -34,6 +37,38 @@ class OnS3:
 class TestS3Driver(OnS3, DriverSuite):
     def make_driver(self) -> StorageDriver:
         return S3Driver(self.settings)
+
+    def test_a_copy_in_parts_completes_or_leaves_no_upload(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Objects over CopyObject's 5 GiB are copied part by part into a multipart upload
+        at the destination (here from 1 MiB, 5 MiB parts). If the copy fails midway, the
+        upload is aborted: at a blob's key, no session would name it for GC."""
+        monkeypatch.setattr(s3_driver, "MAX_COPY", 1 << 20)
+        monkeypatch.setattr(s3_driver, "COPY_PART", 5 << 20)
+
+        async def body(d: StorageDriver) -> None:
+            assert isinstance(d, S3Driver)
+            data = os.urandom(12 << 20)
+            await d.put_content("a/src", data)
+            await d.copy("a/src", "b/copy")
+            assert await d.get_content("b/copy") == data
+            # The source goes between two part copies (a blob deleted while it is copied).
+            client = await d.client.c()
+            copy_part, calls = client.upload_part_copy, []
+
+            async def deleting_the_source_midway(**request: Any) -> Any:
+                calls.append(request["PartNumber"])
+                if len(calls) == 2:
+                    await d.delete("a/src")
+                return await copy_part(**request)
+
+            monkeypatch.setattr(client, "upload_part_copy", deleting_the_source_midway)
+            with pytest.raises(PathNotFound):
+                await d.copy("a/src", "c/copy")
+            assert await d.client.multipart_uploads(d.client.key("")) == []
+
+        self.run(body)
 
 
 class TestS3Sessions(OnS3, SessionSuite):

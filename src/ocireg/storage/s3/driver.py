@@ -189,24 +189,33 @@ class S3Driver:
             return
         async with self.client.call(dst):
             mpu = await c.create_multipart_upload(Bucket=self.bucket, Key=self.client.key(dst))
+        upload_id = mpu["UploadId"]
+        try:
             parts = []
-            for n, start in enumerate(range(0, size, COPY_PART), 1):
-                end = min(start + COPY_PART, size) - 1
-                r = await c.upload_part_copy(
+            async with self.client.call(src):  # the parts read `src`: its absence is 404
+                for n, start in enumerate(range(0, size, COPY_PART), 1):
+                    end = min(start + COPY_PART, size) - 1
+                    r = await c.upload_part_copy(
+                        Bucket=self.bucket,
+                        Key=self.client.key(dst),
+                        UploadId=upload_id,
+                        PartNumber=n,
+                        CopySource=source,
+                        CopySourceRange=f"bytes={start}-{end}",
+                    )
+                    parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
+            async with self.client.call(dst):
+                await c.complete_multipart_upload(
                     Bucket=self.bucket,
                     Key=self.client.key(dst),
-                    UploadId=mpu["UploadId"],
-                    PartNumber=n,
-                    CopySource=source,
-                    CopySourceRange=f"bytes={start}-{end}",
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": parts},
                 )
-                parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
-            await c.complete_multipart_upload(
-                Bucket=self.bucket,
-                Key=self.client.key(dst),
-                UploadId=mpu["UploadId"],
-                MultipartUpload={"Parts": parts},
-            )
+        except BaseException:
+            # An upload at a blob's key that no session names: nothing else would abort it.
+            with contextlib.suppress(Exception):
+                await self.client.abort_multipart(dst, upload_id)
+            raise
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None
