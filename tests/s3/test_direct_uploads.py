@@ -27,8 +27,8 @@ from tests.support.oci import (
     start_upload,
     unique_repo,
 )
-from tests.support.rawhttp import start_request
-from tests.support.server import RegistryProcess, wait_until
+from tests.support.rawhttp import read_response, start_request
+from tests.support.server import RegistryProcess, run_cli, wait_until
 
 MiB = 1 << 20
 # One below S3's part size (one PutObject), and several parts (a multipart upload at the key).
@@ -207,6 +207,74 @@ def test_client_gone_mid_body_leaves_nothing_at_the_key(
             assert client.put(location, params={"digest": digest}, content=data).status_code == 201
             assert client.get(blob_path(repo, digest)).content == data
             assert bucket.nothing_left(repo, session)
+
+
+@pytest.mark.parametrize("then", ["put_again", "patch_from_0"])
+def test_a_final_put_whose_process_died_leaves_a_session_to_start_again(
+    registry: RegistryProcess, bucket: Bucket, then: str
+) -> None:
+    """The registry is killed while a final PUT streams the blob to its key (a multipart
+    upload there, named by the session's state alone). After the restart the session says
+    Range 0-0, and the client may PUT the whole blob again or PATCH from 0: either way the
+    blob is stored and the dead PUT's upload is aborted, not left for good."""
+    repo = unique_repo("died")
+    data = random_bytes(30 * MiB)
+    digest = sha256_digest(data)
+    with httpx.Client(base_url=registry.url, timeout=60) as client:
+        location = start_upload(client, repo)
+    headers = {"Content-Length": str(len(data)), "Content-Type": "application/octet-stream"}
+    sock = start_request(
+        registry.port, "PUT", f"{location}?digest={digest}", headers, data[: 20 * MiB]
+    )
+    try:
+        wait_until(lambda: bucket.open_uploads(repo), timeout=30)  # the upload at the blob key
+        registry.kill()
+    finally:
+        sock.close()
+    registry.start()
+    with httpx.Client(base_url=registry.url, timeout=60) as client:
+        status = client.get(location)
+        assert status.status_code == 204 and status.headers["range"] == "0-0"
+        if then == "put_again":
+            assert client.put(location, params={"digest": digest}, content=data).status_code == 201
+        else:
+            assert patch_chunk(client, location, data, 0).status_code == 202
+            assert client.put(location, params={"digest": digest}).status_code == 201
+        assert client.get(blob_path(repo, digest)).content == data
+    assert bucket.open_uploads(repo) == []
+
+
+def test_gc_leaves_a_monolithic_post_alone_while_its_body_arrives(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """A POST ?digest= writes its state once, when its upload at the blob key starts: its
+    age says nothing of whether bytes still arrive. Garbage collection (here with gcDelay
+    0s: any idle session is old enough) finds it busy and leaves it to finish."""
+    root, prefix = f"/g{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    config = backend_config(tmp_path, seaweedfs, redis_server, root, prefix)
+    config["storage"].update(gc=False, gcDelay="0s")
+    registry = RegistryProcess(tmp_path, config)
+    registry.start()
+    bucket = Bucket(seaweedfs, config)
+    try:
+        repo = unique_repo("busy")
+        data = random_bytes(20 * MiB)
+        digest = sha256_digest(data)
+        with httpx.Client(base_url=registry.url, timeout=60) as client:
+            start_upload(client, repo)  # the repository exists: GC walks it
+        headers = {"Content-Length": str(len(data)), "Content-Type": "application/octet-stream"}
+        target = f"/v2/{repo}/blobs/uploads/?digest={digest}"
+        with start_request(registry.port, "POST", target, headers, data[: 13 * MiB]) as sock:
+            wait_until(lambda: bucket.open_uploads(repo), timeout=30)
+            gc = run_cli("gc", str(registry.config_path), "--repository", repo)
+            assert gc.returncode == 0, gc.stderr
+            sock.sendall(data[13 * MiB :])
+            answer = read_response(sock)
+        assert answer.status == 201, answer.body
+        with httpx.Client(base_url=registry.url, timeout=60) as client:
+            assert client.get(blob_path(repo, digest)).content == data
+    finally:
+        registry.stop()
 
 
 def s3_cluster(tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis) -> list[dict[str, Any]]:

@@ -90,7 +90,12 @@ class Uploads:
         """A whole blob whose digest came first (end-4b, POST ?digest=): no session is
         opened; the bytes go straight to the blob's place. Returns its size."""
         await self.repos.ensure(repo)
-        return await self._direct(repo, str(uuid.uuid4()), digest, body)
+        session = str(uuid.uuid4())
+        # Held as an upload session's is: garbage collection leaves a locked session alone,
+        # and on S3 this one's state is written once, at its first part, so its age says
+        # nothing of whether bytes still arrive.
+        async with self.locks.upload(session):
+            return await self._direct(repo, session, digest, body)
 
     async def complete(
         self,

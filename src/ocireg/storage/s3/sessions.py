@@ -59,7 +59,24 @@ class S3Sessions:
 
     async def open(self, path: str) -> FileWriter:
         self._kept.pop(path, None)
-        return await self.driver.writer(path, append=True)
+        try:
+            return await self.driver.writer(path, append=True)
+        except PathNotFound:
+            if not await self._reopen(path):
+                raise
+            return await self.driver.writer(path, append=True)
+
+    async def _reopen(self, path: str) -> bool:
+        """A session whose final PUT was streaming the blob to its key when its process
+        died: the state names that upload (`key`), and the session reports no bytes (Range
+        0-0). Abort the upload and empty the session, so the client may start again from 0
+        as the Range says. False if the session is anything else (sealed, or gone)."""
+        state = await states.load(self.client, path)
+        if state is None or state.key is None:
+            return False
+        await states.abort(self.client, path, state)
+        await states.save(self.client, path, UploadState())
+        return True
 
     def read(self, path: str) -> AsyncIterator[bytes]:
         kept = self._kept.pop(path, None)  # sealed below: kept no more, but read already

@@ -13,6 +13,7 @@ import base64
 import contextlib
 from typing import Any
 
+from ocireg.storage.base import PathNotFound
 from ocireg.storage.s3 import state as states
 from ocireg.storage.s3.client import S3Client
 from ocireg.storage.s3.partbody import PartBuffer
@@ -197,10 +198,18 @@ class DirectWriter(S3Writer):
         await super()._send_pending()
 
     async def _begin(self) -> str:
+        try:
+            left = await states.load(self._client, self._path)
+            self._session_was_open = True
+        except PathNotFound:
+            left, self._session_was_open = None, False
+        if left is not None and left.upload_id:
+            # An earlier PUT of this session whose process died mid-way: its upload (at the
+            # blob's key) is named by this state alone, which is about to be replaced.
+            await states.abort(self._client, self._path, left)
         # Registered first: GC finds the session (and through its state the upload at dst)
         # from the register; a crash between the next two calls leaves an upload nobody
         # names, a window of one request.
-        self._session_was_open = await self._client.head(self._path) is not None
         await self._register.add(self._path)
         upload_id = await self._client.start_multipart(self._dst)
         self._state.upload_id = upload_id
