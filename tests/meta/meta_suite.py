@@ -73,6 +73,10 @@ class MetaSuite:
             assert await m.blob_location(SUBJECT) is None
             await m.set_blob_location(SUBJECT, "repo/blobs/sha256/" + "a" * 64)
             assert await m.blob_location(SUBJECT) == "repo/blobs/sha256/" + "a" * 64
+            # Moved (the bytes copied over a zot dedupe stub): the new place is the location.
+            await m.moved_blob(SUBJECT, "repo/blobs/sha256/" + "a" * 64, "b/blobs/x")
+            assert await m.blob_location(SUBJECT) == "b/blobs/x"
+            assert await m.blob_copies(SUBJECT) == []  # no zot cache written here
 
         self.run(body)
 

@@ -47,6 +47,17 @@ class MetaStore(Protocol):
         """A storage path known to hold the bytes of `digest` (for dedupe stubs)."""
         ...
 
+    async def blob_copies(self, digest: str) -> list[str]:
+        """The paths zot's dedupe cache records for `digest` (its original and the stubs it
+        left), as zot wrote them; empty where that cache cannot be read (zot's bolt file)."""
+        ...
+
+    async def moved_blob(self, digest: str, old: str, new: str) -> None:
+        """The bytes of `digest` moved from `old` to `new` (paths as `blob_location` gives
+        them): `new` is its location from now on, in zot's dedupe cache too where that named
+        `old`."""
+        ...
+
     async def add_repository(self, name: str) -> None:
         """Note that repository `name` exists (the catalog index)."""
         ...

@@ -205,6 +205,21 @@ class RedisMeta:
             path = await self._do(self.client.hget(f"{self.prefix}:blobs:original", digest))
         return path.decode() if isinstance(path, bytes) else path
 
+    async def blob_copies(self, digest: str) -> list[str]:
+        original = await self._do(self.client.hget(f"{self.prefix}:blobs:original", digest))
+        if original is None:
+            return []
+        copies = await self._do(self.client.smembers(f"{self.prefix}:blobs:duplicates:{digest}"))
+        return sorted({_text(original), *map(_text, copies)})
+
+    async def moved_blob(self, digest: str, old: str, new: str) -> None:
+        # As zot's cache does when it deletes its original: another copy takes its place.
+        original = f"{self.prefix}:blobs:original"
+        await self.set_blob_location(digest, new)
+        if _text(await self._do(self.client.hget(original, digest)) or b"") == old:
+            await self._do(self.client.hset(original, digest, new))
+        await self._do(self.client.srem(f"{self.prefix}:blobs:duplicates:{digest}", old))
+
     async def add_repository(self, name: str) -> None:
         # One sorted set, all scores 0: ZRANGEBYLEX pages it in byte order.
         await self._do(self.client.zadd(f"{self.ns}:repositories", {name: 0}))

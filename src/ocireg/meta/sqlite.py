@@ -144,6 +144,12 @@ class SqliteMeta:
         rows = self._run("SELECT path FROM blob_locations WHERE digest = ?", (digest,))
         return str(rows[0][0]) if rows else None
 
+    async def blob_copies(self, digest: str) -> list[str]:
+        return []  # zot keeps its dedupe cache in Redis or in its own bolt file, never here
+
+    async def moved_blob(self, digest: str, old: str, new: str) -> None:
+        await self.set_blob_location(digest, new)
+
     async def add_repository(self, name: str) -> None:
         self._run("INSERT OR IGNORE INTO repositories VALUES (?)", (name,))
 

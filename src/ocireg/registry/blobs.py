@@ -77,10 +77,7 @@ class BlobStore:
         candidates: list[str] = []
         known = await self.meta.blob_location(str(digest))
         if known:
-            path = known.lstrip("/")
-            if self.zot_root and path.startswith(self.zot_root + "/"):
-                path = path[len(self.zot_root) + 1 :]  # zot records image-store paths
-            candidates.append(path)
+            candidates.append(self._ours(known))  # zot records image-store paths
         for path in candidates:
             info = await self._content(path)
             if info is not None:
@@ -94,6 +91,54 @@ class BlobStore:
                 self._stubs[(repo, str(digest))] = path
                 return info
         raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)})
+
+    def _ours(self, recorded: str) -> str:
+        """A path as zot's cache records it (`/<rootdirectory>/<repo>/blobs/...`) or as
+        ocireg does (`<repo>/blobs/...`), in the form the driver takes."""
+        path = recorded.lstrip("/")
+        if self.zot_root and path.startswith(self.zot_root + "/"):
+            path = path[len(self.zot_root) + 1 :]
+        return path
+
+    def _zots(self, path: str) -> str:
+        return f"/{self.zot_root}/{path}" if self.zot_root else f"/{path}"
+
+    async def before_delete(self, repo: str, digest: Digest, size: int | None = None) -> None:
+        """Call before the bytes of `digest` in `repo` are deleted. zot with dedupe (on S3)
+        leaves zero-byte stubs in other repositories that stand for these very bytes; if this
+        is the copy they resolve to, the bytes are first copied over one of the stubs, which
+        takes its place as the original (zot moves its original the same way), so that the
+        other repositories keep their blob. Only for a digest that zot's cache records, or
+        that ocireg resolved a stub of: for others nothing is asked of the storage. `size`:
+        the object's, when the caller knows it."""
+        path = layout.blob(repo, digest)
+        if self.driver.local_path(path) is not None:
+            return  # on local storage zot dedupes with hard links: no stubs
+        recorded = [self._ours(p) for p in await self.meta.blob_copies(str(digest))]
+        known = await self.meta.blob_location(str(digest))
+        if path not in {*recorded, *([self._ours(known)] if known else [])}:
+            return
+        if size is None:
+            size = (await self.driver.stat(path, files_only=True)).size
+        if _stub(size, digest):
+            return  # a stub itself: no bytes go with it
+        others = [p for p in recorded if p != path]
+        if not others:  # ocireg found these bytes for a stub once: where are the stubs?
+            others = [layout.blob(r, digest) for r in await self.repos.catalog() if r != repo]
+        stubs = []
+        for other in others:
+            try:
+                info = await self.driver.stat(other, files_only=True)
+            except PathNotFound:
+                continue
+            if not _stub(info.size, digest):  # another copy holds the bytes: point there
+                await self.meta.moved_blob(str(digest), self._zots(path), self._zots(other))
+                return
+            stubs.append(other)
+        if stubs:
+            await self.driver.copy(path, stubs[0])
+            await self.meta.moved_blob(str(digest), self._zots(path), self._zots(stubs[0]))
+        self._stubs = {k: v for k, v in self._stubs.items() if v != path}
 
     async def _content(self, path: str) -> FileInfo | None:
         try:
@@ -153,7 +198,14 @@ class BlobStore:
             body = await self.get_small(repo, digest)
             return Download(len(body), body=body)
         try:
-            size, pieces = await self.driver.sized_reader(self._path(repo, digest))
+            try:
+                size, pieces = await self.driver.sized_reader(self._path(repo, digest))
+            except PathNotFound:
+                if self._stubs.pop(key, None) is None:
+                    raise
+                # The bytes a stub stood for were moved (`before_delete`, maybe in another
+                # process): the stub, read again below, is resolved again.
+                size, pieces = await self.driver.sized_reader(self._path(repo, digest))
             if _stub(size, digest):
                 await pieces.aclose()  # a dedupe stub: the bytes are elsewhere
                 await self._resolve_stub(repo, digest)
@@ -225,6 +277,7 @@ class BlobStore:
             # directory here is what an older version let a repository name create.
             if (await self.driver.stat(path)).is_dir:
                 raise PathNotFound(path)
+            await self.before_delete(repo, digest)
             await self.driver.delete(path)
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
