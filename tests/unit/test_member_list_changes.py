@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,15 @@ import pytest
 
 from ocireg.cluster.membership import Membership, membership_from_config
 from ocireg.cluster.peers import Peers
-from ocireg.config import Config, build_config
-from ocireg.server.reload import MembersFile, applies_in_place
+from ocireg.config import Config, build_config, load_config
+from ocireg.server.reload import (
+    CONFIG_DATA_ENV,
+    LOCAL_MEMBER_ENV,
+    MEMBERS_FILE_ENV,
+    ConfigReloader,
+    MembersFile,
+    applies_in_place,
+)
 
 KEY = "loremipsumdolors"
 THREE = ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:5002"]
@@ -130,3 +139,25 @@ async def until(condition: Any) -> None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("condition not met within 10 s")
+
+
+def test_an_edit_then_sighup_is_applied_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """docs/cluster.md: edit the file, then SIGHUP. The SIGHUP applies it; the file watch,
+    looking next, finds nothing new (it applied the same list a second time)."""
+    for name in (CONFIG_DATA_ENV, LOCAL_MEMBER_ENV):
+        monkeypatch.delenv(name, raising=False)  # publish() sets them: restored after
+    monkeypatch.setenv(MEMBERS_FILE_ENV, str(tmp_path / "members.json"))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw_config(THREE)))
+    current = load_config(path)
+    reloader = ConfigReloader(path, current, membership_from_config(current, local_index=0))
+    reloader._respawn = lambda: pytest.fail("a list change alone needs no new workers")
+    path.write_text(json.dumps(raw_config([*THREE, "127.0.0.1:5003"])))
+    with caplog.at_level(logging.INFO, logger="ocireg.server"):
+        reloader._apply()  # SIGHUP
+        reloader._look()  # the watch's next look
+    applied = [r for r in caplog.records if r.getMessage().startswith("configuration reloaded")]
+    assert len(applied) == 1
+    assert reloader.membership is not None and len(reloader.membership.members) == 4

@@ -181,7 +181,13 @@ class ConfigReloader:
         """Apply the file in place when that suffices, else have Granian replace the
         workers (its reload hook checks the file again)."""
         with self._lock:
+            # The file as it is now is applied (or refused) here: the watch need not look at
+            # it again (an edit then SIGHUP, as docs/cluster.md says, was applied twice).
+            # Taken before the read: an edit in between is seen by the watch.
+            seen = identity_or_none(self.path)
             checked = self._check()
+            if seen is not None:
+                self._seen = seen
             if checked is None:
                 return
             raw, config, membership = checked
@@ -251,11 +257,15 @@ class ConfigReloader:
 
     def _watch(self) -> None:
         while not self._stop.wait(WATCH_EVERY):
-            seen = identity_or_none(self.path)
-            if seen is not None and seen != self._seen:
-                self._seen = seen
-                log.info("configuration file changed", extra={"path": str(self.path)})
-                self._apply_logged()
+            self._look()
+
+    def _look(self) -> None:
+        """One look of the watch: apply the file if it changed since it was last applied."""
+        seen = identity_or_none(self.path)
+        if seen is not None and seen != self._seen:
+            self._seen = seen
+            log.info("configuration file changed", extra={"path": str(self.path)})
+            self._apply_logged()
 
 
 def file_identity(path: Path) -> tuple[int, int, int]:
