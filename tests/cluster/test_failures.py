@@ -40,6 +40,8 @@ def test_owner_down_is_503_quickly_and_recovers_without_restarting_the_proxy(
             assert err["detail"] == {"member": owner.config["cluster"]["members"][1]}
             assert client.get("/livez").status_code == 200
             wait_until(lambda: "cluster member unreachable" in proxy.logs(), timeout=5)
+            failed = "request failed: the member that owns the repository is unreachable"
+            wait_until(lambda: failed in proxy.logs(), timeout=5)  # the 503: an error line
 
             owner.start()
             # A POST cannot be retried by the HTTP client on its own; the proxy retries it on a

@@ -198,6 +198,13 @@ def test_owner_killed_its_repositories_fail_over_and_come_back(
     print(f"member down detected by both survivors in {detected:.2f} s")
     assert detected < 5, detected
     assert not failures, failures[:5]
+    for member in survivors:  # answered by failover: warnings, never an error line
+        errors = [
+            line
+            for line in member.log_path.read_text().splitlines()
+            if '"level": "error"' in line and "unreachable" in line
+        ]
+        assert not errors, errors[:3]
     for member in members:  # everything, through every member, the restarted one too
         with httpx.Client(base_url=member.url, timeout=30) as client:
             for (repo, tag), digest in sorted(pushed.items()):

@@ -147,6 +147,18 @@ class ClusterForwardMiddleware:
         if owner is None:
             await self.app(scope, receive, send)
             return
+        try:
+            await self._to_owner(scope, receive, send, owner)
+        except RegistryError as err:
+            if err.code is ErrorCode.UNAVAILABLE:
+                # Not answered by failover either: the client gets the 503.
+                log.error(
+                    "request failed: the member that owns the repository is unreachable",
+                    extra={"member": owner, "path": scope["path"]},
+                )
+            raise
+
+    async def _to_owner(self, scope: Scope, receive: Receive, send: Send, owner: str) -> None:
         if not self.peers.shares(owner):
             await self._forward(scope, receive, send, owner)
             return

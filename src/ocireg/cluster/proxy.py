@@ -102,7 +102,9 @@ async def _request_body(receive: Receive, state: _BodyState) -> AsyncGenerator[b
 
 def _unavailable(member: str, exc: BaseException) -> RegistryError:
     reason = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
-    log.error("cluster member unreachable", extra={"member": member, "reason": reason})
+    # A warning: on shared storage the member that tried may still answer (failover); when
+    # it cannot, the cluster middleware logs the failed request as an error.
+    log.warning("cluster member unreachable", extra={"member": member, "reason": reason})
     return RegistryError(
         ErrorCode.UNAVAILABLE,
         message="the cluster member that owns this repository is unreachable",
