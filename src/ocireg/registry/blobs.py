@@ -122,9 +122,11 @@ class BlobStore:
             size = (await self.driver.stat(path, files_only=True)).size
         if _stub(size, digest):
             return  # a stub itself: no bytes go with it
-        others = [p for p in recorded if p != path]
-        if not others:  # ocireg found these bytes for a stub once: where are the stubs?
+        if recorded:  # zot's cache lists every copy (this one included)
+            others = [p for p in recorded if p != path]
+        else:  # ocireg found these bytes for a stub once: where are the stubs?
             others = [layout.blob(r, digest) for r in await self.repos.catalog() if r != repo]
+        self._stubs = {k: v for k, v in self._stubs.items() if v != path}
         stubs = []
         for other in others:
             try:
@@ -138,7 +140,6 @@ class BlobStore:
         if stubs:
             await self.driver.copy(path, stubs[0])
             await self.meta.moved_blob(str(digest), self._zots(path), self._zots(stubs[0]))
-        self._stubs = {k: v for k, v in self._stubs.items() if v != path}
 
     async def _content(self, path: str) -> FileInfo | None:
         try:
