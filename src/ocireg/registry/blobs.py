@@ -276,9 +276,10 @@ class BlobStore:
         try:
             # A file, never a directory: the driver's delete removes whole trees, and a
             # directory here is what an older version let a repository name create.
-            if (await self.driver.stat(path)).is_dir:
+            info = await self.driver.stat(path)
+            if info.is_dir:
                 raise PathNotFound(path)
-            await self.before_delete(repo, digest)
+            await self.before_delete(repo, digest, info.size)
             await self.driver.delete(path)
         except PathNotFound:
             raise RegistryError(ErrorCode.BLOB_UNKNOWN, detail={"digest": str(digest)}) from None
