@@ -178,7 +178,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     async def run() -> None:
         store = _open_store(config)
         try:
-            collector = GarbageCollector(store, config.storage.gc_delay, dry_run=args.dry_run)
+            collector = GarbageCollector.of(store, config, dry_run=args.dry_run)
             if args.repository:
                 # Named repositories only (one just cleaned up, a test): not a run over the
                 # whole storage, so it neither resumes nor moves the checkpoint.

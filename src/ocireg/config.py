@@ -40,6 +40,7 @@ from ocireg.settings.extensions import (
     parse_ui,
 )
 from ocireg.settings.keys import Context, parse_duration, resolve_path
+from ocireg.settings.retention import RetentionSettings, parse_retention
 from ocireg.sync.settings import SyncSettings, parse_sync
 
 # --- schema -------------------------------------------------------------------------------
@@ -81,7 +82,7 @@ SCHEMA: dict[str, Any] = {
         "gcInterval": _DURATION,
         "gcReferrers": UNIMPLEMENTED,
         "untaggedImageRetentionDelay": UNIMPLEMENTED,
-        "retention": UNIMPLEMENTED,
+        "retention": FREE,
         "remoteCache": bool,
         "redirectBlobURL": bool,
         "storageDriver": FREE,
@@ -275,6 +276,7 @@ class Config:
     sync: SyncSettings = field(default_factory=SyncSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     ui: UISettings = field(default_factory=UISettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
     # The zot keys accepted and not implemented (key paths), and the other things worth a
@@ -303,6 +305,7 @@ SECTIONS: dict[str, Callable[[Context], Any]] = {
     "sync": parse_sync,  # extensions.sync
     "search": parse_search,  # extensions.search
     "ui": parse_ui,  # extensions.ui (needs extensions.search)
+    "retention": parse_retention,  # storage.retention
 }
 
 
@@ -393,11 +396,18 @@ def build_config(
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
     s3 = sections["s3"]
     notices = bare_durations(data, "")
-    if cluster is not None and s3 is not None and s3.solewriter and sections["redis"] is None:
-        notices.append(
-            "storage.storageDriver.solewriter: ignored in a cluster (each member has a"
-            " sqlite file of its own; Redis gives every member reads without S3 requests)"
-        )
+    if cluster is not None and s3 is not None and sections["redis"] is None:
+        if s3.solewriter:
+            notices.append(
+                "storage.storageDriver.solewriter: ignored in a cluster (each member has a"
+                " sqlite file of its own; Redis gives every member reads without S3 requests)"
+            )
+        if sections["retention"].on_pulls:
+            notices.append(
+                "storage.retention: the rules on pulls keep every tag they cover here (on S3"
+                " each member notes the pulls it serves in a sqlite file of its own; Redis"
+                " gives the owner all of them)"
+            )
     return Config(
         storage=storage,
         http=http,
@@ -423,6 +433,9 @@ _DURATION_KEYS = frozenset(
         "maxretrydelay",
         "synctimeout",
         "manifestcheckinterval",
+        "delay",
+        "pulledwithin",
+        "pushedwithin",
     }
 )
 

@@ -20,7 +20,17 @@ def build(**sections: Any) -> Any:
 
 
 def test_every_free_form_section_has_one_parser() -> None:
-    assert set(SECTIONS) == {"auth", "metrics", "scrub", "s3", "redis", "sync", "search", "ui"}
+    assert set(SECTIONS) == {
+        "auth",
+        "metrics",
+        "scrub",
+        "s3",
+        "redis",
+        "sync",
+        "search",
+        "ui",
+        "retention",
+    }
 
 
 def test_defaults_without_any_section() -> None:

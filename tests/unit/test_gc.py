@@ -1,10 +1,12 @@
 """Garbage collection in process, over a real filesystem driver and sqlite store, with the
-collector's clock moved instead of waiting out gcDelay (tests/ops/test_gc.py runs the real
-`ocireg gc` command against a serving registry)."""
+collector's clock moved instead of waiting out gcDelay, and with `storage.retention` (zot's
+policies; their rules alone: tests/unit/test_retention.py). tests/ops/test_gc.py and
+tests/ops/test_retention.py run the real `ocireg gc` command against a serving registry."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
@@ -12,6 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from ocireg.config import build_config
 from ocireg.digest import Digest
 from ocireg.meta.sqlite import SqliteMeta
 from ocireg.ops.gc import GarbageCollector, GCReport
@@ -226,3 +229,161 @@ def test_an_interrupted_run_resumes_after_the_last_repository_it_finished(
     assert registry.run(run(stop_after=None)) == NAMES[2:]
     assert checkpoint.load() == ""  # a run that reached the end starts over next time
     assert registry.run(run(stop_after=None)) == NAMES
+
+
+# --- storage.retention (zot's policies) -------------------------------------------------------
+# Push times are set as storage keeps them, on the manifest blob's mtime; pull times through
+# the metadata store, as the server's pull log writes them.
+
+DAY = 24 * HOUR
+
+
+def collect_retained(
+    registry: Registry, repo: str, retention: dict[str, Any], now: float | None = None
+) -> GCReport:
+    config = build_config(
+        {"storage": {"rootDirectory": str(registry.root), "gcDelay": "1h", "retention": retention}}
+    )
+    collector = GarbageCollector.of(registry.store, config)
+    at = time.time() if now is None else now
+    collector.clock = lambda: at
+    return registry.run(collector.collect(repo))
+
+
+def pushed_ago(registry: Registry, repo: str, digest: str, days: float) -> None:
+    """As if the manifest had been pushed `days` ago (its blob's mtime)."""
+    path = registry.root / repo / "blobs" / "sha256" / digest.split(":")[1]
+    at = time.time() - days * DAY
+    os.utime(path, (at, at))
+
+
+def tags(registry: Registry, repo: str) -> set[str]:
+    return set(registry.run(registry.store.tags(repo)))
+
+
+def test_tags_the_policy_does_not_keep_go_with_what_only_they_named(registry: Registry) -> None:
+    kept, kept_blobs = registry.image("r", "v1.0")
+    old, old_blobs = registry.image("r", "nightly-1")
+    new, _ = registry.image("r", "nightly-2")
+    for digest, days in ((kept, 30), (old, 10), (new, 1)):
+        pushed_ago(registry, "r", digest, days)
+    retention = {
+        "policies": [
+            {
+                "repositories": ["r"],
+                "keepTags": [
+                    {"patterns": ["^v"]},
+                    {"patterns": ["^nightly"], "pushedWithin": "72h"},
+                ],
+            }
+        ]
+    }
+    report = collect_retained(registry, "r", retention, now=later(2))
+    assert report.tags == ["nightly-1"]
+    assert report.manifests == [old]
+    assert tags(registry, "r") == {"v1.0", "nightly-2"}
+    assert registry.index_digests("r") == {kept, new}
+    assert not old_blobs & registry.blob_files("r")
+    assert kept_blobs <= registry.blob_files("r")
+    assert collect_retained(registry, "r", retention, now=later(2)).tags == []
+
+
+def test_a_repository_no_policy_covers_keeps_its_tags(registry: Registry) -> None:
+    digest, _ = registry.image("other", "anything")
+    pushed_ago(registry, "other", digest, 100)
+    retention = {"policies": [{"repositories": ["r/**"], "keepTags": [{"patterns": ["^v"]}]}]}
+    assert collect_retained(registry, "other", retention, now=later(2)).tags == []
+    assert tags(registry, "other") == {"anything"}
+
+
+def test_a_dropped_tag_on_a_digest_another_tag_keeps_leaves_the_manifest(
+    registry: Registry,
+) -> None:
+    _, pushed = registry.image("r", "v1")
+    registry.manifest(
+        "r", "scratch", registry.run(registry.store.get_manifest("r", "v1")).body, OCI_MANIFEST
+    )
+    retention = {"policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["^v"]}]}]}
+    report = collect_retained(registry, "r", retention, now=later(2))
+    assert (report.tags, report.manifests) == (["scratch"], [])
+    assert tags(registry, "r") == {"v1"}
+    assert pushed <= registry.blob_files("r")
+
+
+def test_dry_run_changes_no_entry_and_collects_only_what_no_entry_names(
+    registry: Registry,
+) -> None:
+    digest, pushed = registry.image("r", "dev")
+    untagged, untagged_blobs = registry.image("r")
+    orphan = registry.blob("r", b"nobody names this")
+    retention = {
+        "dryRun": True,
+        "policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["^v"]}]}],
+    }
+    report = collect_retained(registry, "r", retention, now=later(2))
+    assert report.dry_run and report.tags == ["dev"]
+    assert set(report.manifests) == {digest, untagged}
+    assert report.blobs == [orphan]
+    assert tags(registry, "r") == {"dev"}
+    assert registry.blob_files("r") == pushed | untagged_blobs
+
+
+def test_delete_untagged_false_keeps_untagged_manifests_of_any_age(registry: Registry) -> None:
+    untagged, blobs = registry.image("r")
+    keep_all = {"policies": [{"repositories": ["**"], "deleteUntagged": False}]}
+    assert collect_retained(registry, "r", keep_all, now=later(48)).manifests == []
+    assert blobs <= registry.blob_files("r")
+    assert collect_retained(
+        registry, "r", {"policies": [{"repositories": ["**"]}]}, now=later(48)
+    ).manifests == [untagged]
+
+
+def test_keep_untagged_keeps_the_newest_untagged_manifests(registry: Registry) -> None:
+    older, _ = registry.image("r")
+    newer, _ = registry.image("r")
+    pushed_ago(registry, "r", older, 5)
+    pushed_ago(registry, "r", newer, 4)
+    retention = {
+        "policies": [{"repositories": ["**"], "keepUntagged": {"mostRecentlyPushedCount": 1}}]
+    }
+    assert collect_retained(registry, "r", retention, now=later(2)).manifests == [older]
+    assert registry.index_digests("r") == {newer}
+
+
+def test_the_retention_delay_replaces_gc_delay_for_untagged_manifests(
+    registry: Registry,
+) -> None:
+    untagged, _ = registry.image("r")
+    slow = {"delay": "24h", "policies": []}
+    assert collect_retained(registry, "r", slow, now=later(2)).manifests == []
+    assert collect_retained(registry, "r", slow, now=later(25)).manifests == [untagged]
+
+
+def test_delete_referrers_false_keeps_a_referrer_whose_subject_went(registry: Registry) -> None:
+    subject, _ = registry.image("r", "v1")
+    descriptor = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
+    referrer, _ = registry.image("r", subject=descriptor)
+    registry.run(registry.store.delete_manifest("r", subject))
+    keep = {"policies": [{"repositories": ["**"]}]}
+    assert collect_retained(registry, "r", keep, now=later(2)).manifests == []
+    assert registry.index_digests("r") == {referrer}
+    drop = {"policies": [{"repositories": ["**"], "deleteReferrers": True}]}
+    assert collect_retained(registry, "r", drop, now=later(2)).manifests == [referrer]
+
+
+def test_pulled_within_decides_by_the_pulls_the_store_noted(registry: Registry) -> None:
+    pulled, _ = registry.image("r", "pulled")
+    cold, _ = registry.image("r", "cold")
+    for digest in (pulled, cold):
+        pushed_ago(registry, "r", digest, 60)
+    meta = registry.store.meta
+    retention = {"policies": [{"repositories": ["**"], "keepTags": [{"pulledWithin": "168h"}]}]}
+    # Pulls watched for two days only: nothing proves "cold" was not pulled last week.
+    registry.run(meta.pulls_since(time.time() - 2 * DAY))
+    assert collect_retained(registry, "r", retention).tags == []
+    # Watched for a month (a fresh store row), and "pulled" was pulled yesterday.
+    registry.run(meta.record_pulls("r", {pulled: time.time() - DAY}))
+    meta._conn().execute("DELETE FROM state WHERE key = 'pulls-since'")  # type: ignore[attr-defined]
+    registry.run(meta.pulls_since(time.time() - 30 * DAY))
+    assert collect_retained(registry, "r", retention).tags == ["cold"]
+    assert tags(registry, "r") == {"pulled"}

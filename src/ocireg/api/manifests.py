@@ -27,6 +27,8 @@ async def get_manifest_parts(store: ImageStore, aim: Target, head: bool) -> RawP
     """end-3, for `get_manifest` and for the raw routes (`ocireg.api.dispatch`)."""
     assert aim.repository is not None
     manifest = await store.get_manifest(aim.repository, _reference(aim))
+    if store.pulls is not None and not head:
+        store.pulls.saw(aim.repository, str(manifest.digest))
     headers = manifest_headers(manifest.digest, len(manifest.body), manifest.media_type)
     return RawParts(200, headers, b"" if head else manifest.body)
 

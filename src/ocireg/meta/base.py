@@ -102,6 +102,22 @@ class MetaStore(Protocol):
         set it to `value` for `ttl` seconds and return True; else change nothing, False."""
         ...
 
+    # --- pull times (registry/pulls.py), for retention rules on pulls --------------------------
+    # Not rebuildable from storage, so `clear()` leaves them; a store that loses them (a
+    # FLUSHALL) loses the time they were first kept too, which makes retention cautious again.
+
+    async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
+        """Note that these manifests of `repo` (digest -> time) were pulled then."""
+        ...
+
+    async def pulls(self, repo: str) -> dict[str, float]:
+        """The last pull time noted for each manifest of `repo` (digest -> time)."""
+        ...
+
+    async def pulls_since(self, now: float | None = None) -> float | None:
+        """Since when pulls are noted; with `now`, that is `now` if nobody said it earlier."""
+        ...
+
     # --- the search index (registry/search.py gives the records their meaning) ---------------
     # Kept apart from the rest: `clear()` leaves it, `search_reset()` empties it.
 

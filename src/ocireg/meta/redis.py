@@ -10,7 +10,9 @@ slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `rep
 member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
 `listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `listed`
 (the same for every repository, `<repo>\x01<tag>`), `latest` (sorted set: each repository's
-newest listed time, negated), `ready:v<format>` and `rebuild`.
+newest listed time, negated), `ready:v<format>` and `rebuild`. Pull times (retention) are
+`<p>:ocireg-pulls:<repo>` (HASH digest -> time) and `<p>:ocireg-pulls-since`, also left by
+`clear()`: storage cannot give them back.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -152,6 +154,7 @@ class RedisMeta:
         self._search_put = self.client.register_script(_SEARCH_PUT)
         self._filter = self.client.register_script(_FILTER)
         self._dump = self.client.register_script(_DUMP)
+        self.pulls_ns = f"{self.prefix}:ocireg-pulls"  # outside `ns`: `clear()` leaves it
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -271,6 +274,21 @@ class RedisMeta:
         return bool(await self._do(self._swap(keys=[key], args=[expected, value, ttl])))
 
     # --- search index --------------------------------------------------------------------
+
+    async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
+        # Members flush a few seconds apart at most: the last write winning is close enough.
+        await self._do(self.client.hset(f"{self.pulls_ns}:{repo}", mapping=pulls))
+
+    async def pulls(self, repo: str) -> dict[str, float]:
+        found = await self._do(self.client.hgetall(f"{self.pulls_ns}:{repo}"))
+        return {_text(digest): float(at) for digest, at in found.items()}
+
+    async def pulls_since(self, now: float | None = None) -> float | None:
+        key = f"{self.pulls_ns}-since"
+        if now is not None:
+            await self._do(self.client.set(key, repr(now), nx=True))
+        found = await self._do(self.client.get(key))
+        return None if found is None else float(found)
 
     async def search_ready(self) -> bool:
         return bool(await self._do(self.client.exists(self._search_ready)))

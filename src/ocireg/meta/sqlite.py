@@ -26,6 +26,9 @@ CREATE TABLE IF NOT EXISTS index_changes (
 CREATE INDEX IF NOT EXISTS index_changes_repo ON index_changes (repo, seq);
 CREATE TABLE IF NOT EXISTS index_versions (
     repo TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pulls (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_images (
     repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
@@ -221,6 +224,26 @@ class SqliteMeta:
                 (value, now + ttl, repo, expected, now),
             )
         return bool(rows)
+
+    async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
+        try:
+            self._conn().executemany(
+                "INSERT INTO pulls VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
+                " DO UPDATE SET at = max(at, excluded.at)",
+                [(repo, digest, at) for digest, at in pulls.items()],
+            )
+        except sqlite3.Error as exc:
+            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+
+    async def pulls(self, repo: str) -> dict[str, float]:
+        rows = self._run("SELECT digest, at FROM pulls WHERE repo = ?", (repo,))
+        return {digest: at for digest, at in rows}
+
+    async def pulls_since(self, now: float | None = None) -> float | None:
+        if now is not None:
+            self._run("INSERT OR IGNORE INTO state VALUES ('pulls-since', ?)", (repr(now),))
+        rows = self._run("SELECT value FROM state WHERE key = 'pulls-since'")
+        return float(rows[0][0]) if rows else None
 
     async def search_ready(self) -> bool:
         return bool(self._run("SELECT 1 FROM state WHERE key = ?", (_READY,)))

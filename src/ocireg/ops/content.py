@@ -21,6 +21,8 @@ class StoredFile:
     # When the file last changed *or got a new name*: a blob mounted from another repository
     # is a hard link that keeps the source's old mtime, but link() renews the inode's ctime.
     stamp: float
+    # When its bytes were written: a manifest's push time, as zot reads it from storage.
+    written: float = 0.0
 
 
 async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile | None:
@@ -30,7 +32,7 @@ async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile |
         info = await driver.stat(path)
     except PathNotFound:
         return None
-    return StoredFile(name, path, info.size, max(info.mtime, info.renamed))
+    return StoredFile(name, path, info.size, max(info.mtime, info.renamed), info.mtime)
 
 
 async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:

@@ -8,6 +8,12 @@ manifests. Removed: the other index.json entries (untagged, old, unreferenced), 
 files nothing kept names and older than gcDelay, then upload sessions idle for gcDelay, and
 the files left beside them (dot names, such as a sync copy's marker) just as old.
 
+With `storage.retention` (zot's policies, `ops/retention.py`), before that: the tags the
+repository's policy does not keep leave index.json, its `delay` replaces gcDelay for untagged
+manifests, `deleteUntagged: false` keeps them all, `keepUntagged` those its rules keep, and
+`deleteReferrers: false` every referrer. `dryRun` decides and logs, and changes index.json
+in nothing: only blobs that no entry names are collected, as in zot.
+
 Safety: the repository lock is held while deciding and deleting (manifest pushes check
 their blobs under the same lock), and gcDelay covers blobs pushed moments before the
 manifest that will name them. index.json is rewritten before any file is deleted, so a crash
@@ -24,6 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.ops.content import (
     References,
@@ -32,10 +39,12 @@ from ocireg.ops.content import (
     read_manifest,
     references,
 )
+from ocireg.ops.retention import Times, dropped_tags, kept_untagged
 from ocireg.ops.runs import Checkpoint, each_repository, owns_everything
 from ocireg.registry import ImageStore, layout
 from ocireg.registry.index import Index, is_kept, tag_of
 from ocireg.registry.locks import LockBusy
+from ocireg.settings.retention import RetentionPolicy, RetentionSettings
 from ocireg.storage import PathNotFound
 
 log = logging.getLogger("ocireg.gc")
@@ -46,6 +55,7 @@ class GCReport:
     repository: str
     dry_run: bool
     manifests: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)  # removed by the retention policy
     blobs: list[str] = field(default_factory=list)
     uploads: list[str] = field(default_factory=list)
     # Sessions old enough to go but receiving bytes right now: left for the next run.
@@ -64,6 +74,8 @@ class GCReport:
             "bytesFreed": self.bytes_freed,
             "bytesKept": self.bytes_kept,
         }
+        if self.tags:
+            out["tags"] = self.tags
         if self.uploads_busy:
             out["uploadsBusy"] = self.uploads_busy
         if self.skipped:
@@ -79,12 +91,32 @@ class GarbageCollector:
         *,
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
+        retention: RetentionSettings | None = None,
+        pulls_complete: bool = True,
     ) -> None:
+        """`pulls_complete`: whether the metadata store sees every pull of the repositories
+        collected (False in a cluster whose members keep a store each)."""
         self.store = store
         self.driver = store.driver
         self.delay = delay
         self.dry_run = dry_run
         self.clock = clock
+        self.retention = retention or RetentionSettings()
+        self.manifest_delay = delay if self.retention.delay is None else self.retention.delay
+        self.pulls_complete = pulls_complete
+
+    @classmethod
+    def of(cls, store: ImageStore, config: Config, dry_run: bool = False) -> GarbageCollector:
+        """The collector `config` describes (gcDelay, retention) for this store."""
+        return cls(
+            store,
+            config.storage.gc_delay,
+            dry_run=dry_run,
+            retention=config.retention,
+            # Every member serves reads on shared storage: their pulls meet only in a store
+            # they share (Redis, or the sqlite file beside one shared root).
+            pulls_complete=config.cluster is None or store.meta_shared,
+        )
 
     def run(
         self,
@@ -99,7 +131,7 @@ class GarbageCollector:
         )
 
     async def collect(self, repo: str) -> GCReport:
-        report = GCReport(repo, self.dry_run)
+        report = GCReport(repo, self.dry_run or self.retention.dry_run)
         cutoff = self.clock() - self.delay
         async with self.store.locks.repo(repo):
             await self._collect_content(repo, cutoff, report)
@@ -107,6 +139,7 @@ class GarbageCollector:
         await self._collect_uploads(repo, cutoff, report)
         if (
             report.manifests
+            or report.tags
             or report.blobs
             or report.uploads
             or report.uploads_busy
@@ -124,13 +157,30 @@ class GarbageCollector:
         if index is None:
             return
         blobs = await list_blobs(self.driver, repo)
-        kept, named, unreadable = await self._mark(index, blobs, cutoff)
+        manifest_cutoff = self.clock() - self.manifest_delay
+        policy = self.retention.policy(repo)
+        dropped: dict[str, tuple[str, str]] = {}
+        roots: set[str] = set()
+        cache: dict[str, References | None] = {}  # each manifest read once per collection
+        if policy is not None:
+            dropped, roots = await self._retention(repo, policy, index, blobs, cache)
+        referrers_stay = policy is not None and not policy.delete_referrers
+        kept, named, unreadable = await self._mark(
+            index, blobs, manifest_cutoff, dropped, roots, referrers_stay, cache
+        )
         if unreadable:
             # Whatever that manifest names is unknown, so nothing can be proven unreferenced.
             report.skipped = f"kept manifest cannot be read: {unreadable}"
             report.bytes_kept = sum(b.size for b in blobs.values())
             return
+        report.tags = sorted(dropped)
         report.manifests = [d for d in index.digests() if d not in kept]
+        if self.retention.dry_run and (report.tags or report.manifests):
+            # zot's dry run leaves index.json as it is: collect only what no entry names.
+            kept, named, _ = await self._mark(
+                index, blobs, manifest_cutoff, {}, set(index.digests()), True, cache
+            )
+        self._log_decisions(repo, dropped, report)
         doomed = [
             b for d, b in blobs.items() if d not in kept and d not in named and b.stamp <= cutoff
         ]
@@ -138,37 +188,109 @@ class GarbageCollector:
         report.bytes_freed = sum(b.size for b in doomed)
         report.bytes_kept = sum(b.size for b in blobs.values()) - report.bytes_freed
         if self.dry_run:
-            return
-        if report.manifests:
+            return  # `ocireg gc --dry-run`: nothing changes
+        if (report.manifests or dropped) and not self.retention.dry_run:
             gone = set(report.manifests)
 
+            def goes(desc: dict[str, Any]) -> bool:
+                if tag_of(desc) is not None:  # only as decided: a tag moved meanwhile stays
+                    return _removed_tag(desc, dropped)
+                return desc.get("digest") in gone and not is_kept(desc)
+
             def change(idx: Index) -> None:
-                idx.manifests = [d for d in idx.manifests if d.get("digest") not in gone]
+                idx.manifests = [d for d in idx.manifests if not goes(d)]
 
             await self.store.indexes.update(repo, change)
+            for tag in dropped:
+                await self.store.search.removed(repo, tag, True)
         for blob in doomed:
             # zot's dedupe stubs elsewhere may stand for these bytes: they keep them.
             await self.store.blobs.before_delete(repo, Digest.parse(blob.name), blob.size)
             with contextlib.suppress(PathNotFound):
                 await self.driver.delete(blob.path)
 
+    async def _retention(
+        self,
+        repo: str,
+        policy: RetentionPolicy,
+        index: Index,
+        blobs: dict[str, StoredFile],
+        cache: dict[str, References | None],
+    ) -> tuple[dict[str, tuple[str, str]], set[str]]:
+        """The tags the policy removes (tag -> (digest, reason)), and the untagged manifests
+        it keeps whatever their age. As in zot, the untagged ones its rules rank are neither
+        referrers nor an index's children (those go and stay with their subject, their
+        index)."""
+        entries = index.manifests
+        tags = [(t, d["digest"]) for d in entries if (t := tag_of(d)) and "digest" in d]
+        referenced: set[str] = set()
+        for digest in index.digests():
+            refs = await self._references(blobs.get(digest), cache)
+            if refs is not None:
+                referenced |= refs.manifests - {refs.subject}
+                if refs.subject:
+                    referenced.add(digest)
+        untagged = [
+            d["digest"]
+            for d in entries
+            if "digest" in d and not tag_of(d) and d["digest"] not in referenced
+        ]
+        needs_pulls = policy.on_pulls and self.pulls_complete
+        times = Times(
+            now=self.clock(),
+            pushed={d: blobs[d].written for d in {*(d for _, d in tags), *untagged} if d in blobs},
+            pulled=await self.store.meta.pulls(repo) if needs_pulls else {},
+            watched_since=await self.store.meta.pulls_since() if needs_pulls else None,
+            pulls_complete=self.pulls_complete,
+        )
+        if not policy.delete_untagged:
+            return dropped_tags(policy, tags, times), set(untagged)
+        return dropped_tags(policy, tags, times), kept_untagged(policy, untagged, times)
+
+    def _log_decisions(
+        self, repo: str, dropped: dict[str, tuple[str, str]], report: GCReport
+    ) -> None:
+        for tag, (digest, reason) in sorted(dropped.items()):
+            log.info(
+                "retention: tag removed",
+                extra={
+                    "repository": repo,
+                    "tag": tag,
+                    "digest": digest,
+                    "reason": reason,
+                    "dryRun": report.dry_run,
+                },
+            )
+
     async def _mark(
-        self, index: Index, blobs: dict[str, StoredFile], cutoff: float
+        self,
+        index: Index,
+        blobs: dict[str, StoredFile],
+        cutoff: float,
+        dropped: dict[str, tuple[str, str]],
+        roots: set[str],
+        referrers_stay: bool,
+        cache: dict[str, References | None],
     ) -> tuple[set[str], set[str], str | None]:
-        """(kept manifests, digests they name, a kept manifest we could not read)."""
+        """(kept manifests, digests they name, a kept manifest we could not read). Kept
+        first: tagged manifests (but the `dropped` tags), young ones, `roots`, and every
+        referrer when `referrers_stay`."""
         entries = index.digests()
-        cache: dict[str, References | None] = {}
         by_subject: dict[str, list[str]] = {}
         for digest in entries:
             refs = await self._references(blobs.get(digest), cache)
             if refs is not None and refs.subject:
                 by_subject.setdefault(refs.subject, []).append(digest)
         tagged = {
-            d["digest"] for d in index.manifests if (tag_of(d) or is_kept(d)) and "digest" in d
+            d["digest"]
+            for d in index.manifests
+            if "digest" in d and (is_kept(d) or (tag_of(d) and not _removed_tag(d, dropped)))
         }
         # An entry whose blob is gone is left for scrub to report, not silently dropped.
         young = {d for d in entries if d not in blobs or blobs[d].stamp > cutoff}
-        stack = list(tagged | young)
+        stack = list(tagged | young | roots)
+        if referrers_stay:
+            stack.extend(d for referrers in by_subject.values() for d in referrers)
         kept: set[str] = set()
         named: set[str] = set()
         while stack:
@@ -243,3 +365,9 @@ class GarbageCollector:
                 if not self.dry_run:
                     await self.driver.delete(path)
                 report.uploads.append(name)
+
+
+def _removed_tag(desc: dict[str, Any], dropped: dict[str, tuple[str, str]]) -> bool:
+    """Whether `desc` is a tag the retention policy removes, on the manifest it decided on."""
+    tag = tag_of(desc)
+    return tag is not None and dropped.get(tag, ("",))[0] == desc.get("digest")

@@ -32,6 +32,7 @@ from ocireg.registry.index import (
 )
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest
+from ocireg.registry.pulls import PullLog
 from ocireg.registry.referrers import Referrers
 from ocireg.registry.repos import LIST_AHEAD, Repositories
 from ocireg.registry.search import Search
@@ -95,6 +96,9 @@ class ImageStore:
         # The search index (extensions.search): maintained only while search is enabled.
         self.search = Search(meta, self.blobs, self.indexes, self.repositories, search)
         self.search.only_ocireg_writes = lambda: self.only_ocireg_writes()
+        # Manifest pulls noted for retention rules on pulls (the server sets it when
+        # storage.retention has policies).
+        self.pulls: PullLog | None = None
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).
         self.meta_shared = meta.name == "redis" or not remote

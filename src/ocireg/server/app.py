@@ -32,6 +32,7 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import setup_logging
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
+from ocireg.registry.pulls import PullLog
 from ocireg.server import metrics
 from ocireg.server.bodies import BodyIdleTimeout
 from ocireg.server.context import PAGE_ERROR_KEY, RequestContextMiddleware
@@ -153,6 +154,9 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = build_store(config)
         app.state.store.kick_rebuild()
+        if config.retention.policies:
+            app.state.store.pulls = PullLog(app.state.store.meta)
+            await app.state.store.pulls.start()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
         app.state.redirect_blobs = config.storage.redirect_blob_url
@@ -194,6 +198,8 @@ def create_app(
             if peers is not None:
                 await peers.stop()
             await maintenance.stop()
+            if app.state.store.pulls is not None:
+                await app.state.store.pulls.stop()
             if service is not None:
                 await service.close()
             await app.state.store.close()

@@ -105,7 +105,7 @@ class Maintenance:
             self._lock_fd = None
 
     async def run_gc(self) -> dict[str, int]:
-        collector = GarbageCollector(self.store, self.config.storage.gc_delay)
+        collector = GarbageCollector.of(self.store, self.config)
         totals = dict.fromkeys(
             ("repositories", "manifests", "blobs", "uploads", "uploads_busy", "bytes_freed"), 0
         )

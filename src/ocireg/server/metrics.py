@@ -139,7 +139,9 @@ def record_gc(report: GCReport) -> None:
     m = _instruments
     if m is None:
         return
-    m.gc_removed.labels("manifest").inc(len(report.manifests))
+    if not report.dry_run:  # retention's dryRun: index.json untouched, blobs collected
+        m.gc_removed.labels("manifest").inc(len(report.manifests))
+        m.gc_removed.labels("tag").inc(len(report.tags))
     m.gc_removed.labels("blob").inc(len(report.blobs))
     m.gc_removed.labels("upload").inc(len(report.uploads))
     m.gc_removed_bytes.inc(report.bytes_freed)

@@ -1,0 +1,120 @@
+"""`storage.retention` (zot's policies) end to end: a served registry on the filesystem and on
+SeaweedFS + Redis, tags pushed and pulled over HTTP, the server's pull log, and the real
+`ocireg gc` command applying the policies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import backend_registry_config
+from tests.ops.conftest import BACKENDS, run_gc
+from tests.support.oci import push_image, sha256_digest, unique_repo
+from tests.support.server import RegistryProcess, running_registry, wait_until
+
+RETENTION: dict[str, Any] = {
+    "delay": "1s",
+    "policies": [
+        {
+            # the most pulled image stays, and every release
+            "repositories": ["pulled/**"],
+            "keepTags": [{"patterns": ["^release-"]}, {"mostRecentlyPulledCount": 1}],
+        },
+        {"repositories": ["dry/**"], "keepTags": [{"patterns": ["^v"]}]},
+        # everything else: no tag rules, untagged manifests after `delay`
+        {"repositories": ["**"]},
+    ],
+}
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def retained(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RegistryProcess]:
+    workdir = tmp_path_factory.mktemp("retention")
+    config = backend_registry_config(workdir, request.param, request)
+    config["storage"].update(gcDelay="1s", gcInterval="0", retention=RETENTION)
+    with running_registry(workdir, config) as proc:
+        yield proc
+
+
+@pytest.fixture
+def client(retained: RegistryProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=retained.url, timeout=30.0) as c:
+        yield c
+
+
+def tags(client: httpx.Client, repo: str) -> set[str]:
+    r = client.get(f"/v2/{repo}/tags/list")
+    assert r.status_code == 200, r.text
+    return set(r.json()["tags"] or [])
+
+
+def test_the_most_pulled_tag_and_the_releases_stay_and_the_rest_goes(
+    retained: RegistryProcess, client: httpx.Client
+) -> None:
+    repo = unique_repo("pulled")
+    images = {tag: push_image(client, repo, tag) for tag in ("a", "b", "c", "release-1")}
+    r = client.get(f"/v2/{repo}/manifests/b", headers={"Accept": "*/*"})
+    assert r.status_code == 200
+    assert client.head(f"/v2/{repo}/manifests/c").status_code == 200  # a HEAD is no pull
+
+    # The pull reaches the store within the pull log's flush: until then "b" has no pull.
+    def planned() -> list[str] | None:
+        report = run_gc(retained.config_path, dry_run=True, repos=[repo])[repo]
+        return report.get("tags") if report.get("tags") == ["a", "c"] else None
+
+    assert wait_until(planned, timeout=30, interval=0.5) == ["a", "c"]
+    report = run_gc(retained.config_path, repos=[repo])[repo]
+    assert report["tags"] == ["a", "c"]
+    assert tags(client, repo) == {"b", "release-1"}
+    assert client.get(f"/v2/{repo}/manifests/a").status_code == 404
+    for tag in ("b", "release-1"):
+        got = client.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": "*/*"})
+        assert sha256_digest(got.content) == images[tag].digest
+        layer = images[tag].layers[0]
+        blob = client.get(f"/v2/{repo}/blobs/{sha256_digest(layer)}")
+        assert blob.content == layer
+
+    # Past gcDelay the blobs only the removed tags' images named go; the others stay.
+    dropped = {sha256_digest(images[t].layers[0]) for t in ("a", "c")}
+
+    def collected() -> bool:
+        run_gc(retained.config_path, repos=[repo])
+        return all(client.get(f"/v2/{repo}/blobs/{d}").status_code == 404 for d in dropped)
+
+    assert wait_until(collected, timeout=30, interval=0.5)
+    assert client.get(f"/v2/{repo}/manifests/{images['b'].digest}").status_code == 200
+
+
+def test_dry_run_reports_and_changes_nothing(
+    retained: RegistryProcess, client: httpx.Client
+) -> None:
+    repo = unique_repo("dry")
+    push_image(client, repo, "v1")
+    push_image(client, repo, "dev")
+    config = json.loads(json.dumps(retained.config))
+    config["storage"]["retention"] = {**RETENTION, "dryRun": True}
+    path = retained.workdir / f"{retained.name}-dry.json"
+    path.write_text(json.dumps(config))
+    report = run_gc(path, repos=[repo])[repo]
+    assert (report["dryRun"], report["tags"]) == (True, ["dev"])
+    assert tags(client, repo) == {"v1", "dev"}
+
+
+def test_without_tag_rules_tags_stay_whatever_their_age(
+    retained: RegistryProcess, client: httpx.Client
+) -> None:
+    repo = unique_repo("other")
+    push_image(client, repo, "x")
+    push_image(client, repo)  # untagged: goes after `delay` (1s)
+    wait_until(
+        lambda: run_gc(retained.config_path, repos=[repo])[repo]["manifests"],
+        timeout=30,
+        interval=0.5,
+    )
+    assert tags(client, repo) == {"x"}
