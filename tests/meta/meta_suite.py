@@ -143,6 +143,22 @@ class MetaSuite:
 
         self.run(body)
 
+    def test_pull_times_per_repository_survive_a_rebuild(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.pulls("r") == {}
+            assert await m.pulls_since() is None
+            assert await m.pulls_since(50.0) == 50.0
+            assert await m.pulls_since(80.0) == 50.0  # set once: the first watcher's time
+            await m.record_pulls("r", {"sha256:a": 100.0, "sha256:b": 101.5})
+            await m.record_pulls("r", {"sha256:a": 120.0})
+            await m.record_pulls("other", {"sha256:a": 7.0})
+            assert await m.pulls("r") == {"sha256:a": 120.0, "sha256:b": 101.5}
+            await m.clear()  # rebuild-meta: storage cannot give these back, so they stay
+            assert await m.pulls("other") == {"sha256:a": 7.0}
+            assert await m.pulls_since() == 50.0
+
+        self.run(body)
+
     def test_index_version_expires(self) -> None:
         async def body(m: MetaStore) -> None:
             await m.set_index_version("r", "v:x", 1)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from tests.conftest import backend_registry_config
 from tests.ops.conftest import BACKENDS, run_gc
 from tests.support.oci import push_image, sha256_digest, unique_repo
-from tests.support.server import RegistryProcess, running_registry, wait_until
+from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
 
 RETENTION: dict[str, Any] = {
     "delay": "1s",
@@ -118,3 +119,18 @@ def test_without_tag_rules_tags_stay_whatever_their_age(
         interval=0.5,
     )
     assert tags(client, repo) == {"x"}
+
+
+def test_pulls_noted_just_before_a_stop_are_kept(tmp_path: Path) -> None:
+    """A worker hands its last pulls to the store when it stops (SIGTERM), not only every
+    few seconds."""
+    config = base_config(tmp_path / "root")
+    policy = {"repositories": ["**"], "keepTags": [{"mostRecentlyPulledCount": 1}]}
+    config["storage"]["retention"] = {"policies": [policy]}
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        push_image(c, "app", "pulled")
+        push_image(c, "app", "newer")  # pushed last: kept instead if the pull were lost
+        assert c.get("/v2/app/manifests/pulled", headers={"Accept": "*/*"}).status_code == 200
+        proc.stop()
+        report = run_gc(proc.config_path, dry_run=True, repos=["app"])["app"]
+    assert report["tags"] == ["newer"]

@@ -4,14 +4,21 @@ them is in tests/unit/test_gc.py, a served registry in tests/ops/test_retention.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ocireg.config import build_config
 from ocireg.errors import ConfigError
+from ocireg.meta.redis import RedisMeta
+from ocireg.meta.sqlite import SqliteMeta
 from ocireg.ops.retention import NO_PATTERN, NO_RULE, Times, dropped_tags, kept_untagged
+from ocireg.registry.pulls import PullLog
+from ocireg.settings.drivers import RedisSettings
 from ocireg.settings.retention import RetentionPolicy
+from tests.support.server import free_port
 
 DAY = 86400.0
 NOW = 1_000 * DAY
@@ -209,3 +216,16 @@ def test_pull_rules_in_a_cluster_on_s3_without_redis_are_said_to_keep_everything
     assert len(notices(pulls, redis=False)) == 1
     assert notices(pulls, redis=True) == []
     assert notices(pushes, redis=False) == []
+
+
+def test_the_pull_log_keeps_what_a_store_down_could_not_take(tmp_path: Path) -> None:
+    down = RedisMeta(RedisSettings(url=f"redis://127.0.0.1:{free_port()}"))
+    log = PullLog(down, clock=lambda: 100.0)
+    log.saw("app", "sha256:a")
+    asyncio.run(log.flush())  # refused: kept for the next flush
+    log.clock = lambda: 200.0
+    log.saw("app", "sha256:b")
+    log.meta = SqliteMeta(tmp_path / "meta.db")
+    asyncio.run(log.flush())
+    assert asyncio.run(log.meta.pulls("app")) == {"sha256:a": 100.0, "sha256:b": 200.0}
+    assert asyncio.run(log.meta.pulls_since()) == 200.0
