@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.cluster.test_shared_storage import wait_all_shared
+from tests.conftest import s3_cluster_configs
 from tests.ops.conftest import BLOB, scrape, value
-from tests.support.cluster import cluster_configs, repo_owned_by, start_members
+from tests.support.cluster import cluster_configs, repo_owned_by, running_members, start_members
 from tests.support.oci import assert_error, push_blob, push_image, random_bytes, sha256_digest
 from tests.support.server import RegistryProcess, run_cli, wait_until
 
@@ -152,3 +154,40 @@ def test_a_down_members_repositories_are_collected_by_the_first_live_member_then
     finally:
         for member in members:
             member.stop()
+
+
+PULL_RULE = {"policies": [{"repositories": ["**"], "keepTags": [{"mostRecentlyPulledCount": 1}]}]}
+
+
+@pytest.mark.parametrize("redis", [True, False], ids=["redis", "sqlite-per-member"])
+def test_retention_sees_pulls_another_member_served_or_keeps_what_pull_rules_cover(
+    tmp_path: Path, request: pytest.FixtureRequest, redis: bool
+) -> None:
+    """On S3 every member serves reads. With Redis the owner's collection sees a pull another
+    member served; with a sqlite file per member it cannot, and the rule keeps every tag."""
+    configs = s3_cluster_configs(
+        tmp_path, request.getfixturevalue("seaweedfs"), request.getfixturevalue("redis_server"), 2
+    )
+    for cfg in configs:
+        cfg["storage"]["retention"] = PULL_RULE
+        if not redis:
+            del cfg["storage"]["cacheDriver"], cfg["storage"]["remoteCache"]
+    repo = repo_owned_by(0, count=2, prefix="ops/retained")
+    with running_members(tmp_path, configs) as members:
+        with httpx.Client(base_url=members[0].url, timeout=30.0) as owner:
+            push_image(owner, repo, "pulled")
+            push_image(owner, repo, "newer")  # kept instead when the pull is not seen
+        with httpx.Client(base_url=members[1].url, timeout=30.0) as other:
+            got = other.get(f"/v2/{repo}/manifests/pulled", headers={"Accept": "*/*"})
+            assert got.status_code == 200
+
+        def planned() -> list[str] | None:
+            reports = run_cli("gc", str(members[0].config_path), "--dry-run", "--repository", repo)
+            assert reports.returncode == 0, reports.stderr
+            report = json.loads(reports.stdout)
+            return report.get("tags", []) if report.get("tags") != ["pulled"] else None
+
+        if redis:
+            assert wait_until(planned, timeout=30, interval=0.5) == ["newer"]
+        else:
+            assert planned() == []

@@ -179,8 +179,12 @@ def test_before_pulls_were_watched_an_image_counts_as_pulled_when_watching_began
 
 
 def test_without_every_pull_at_hand_pull_rules_keep_everything_they_cover() -> None:
-    rules = policy(keepTags=[{"pulledWithin": "24h"}])
-    assert dropped_tags(rules, [("x", "a")], times({"a": 400}, pulls_complete=False)) == {}
+    incomplete = times({"a": 400, "b": 300}, pulls_complete=False)
+    tags = [("x", "a"), ("y", "b")]
+    for rule in ({"pulledWithin": "24h"}, {"mostRecentlyPulledCount": 1}):
+        assert dropped_tags(policy(keepTags=[rule]), tags, incomplete) == {}
+    pushes = policy(keepTags=[{"mostRecentlyPushedCount": 1}])
+    assert set(dropped_tags(pushes, tags, incomplete)) == {"x"}  # push rules still apply
 
 
 def test_a_tag_whose_manifest_is_missing_stays() -> None:

@@ -71,7 +71,9 @@ def _keep(rules: KeepRules, group: list[_Candidate], times: Times) -> dict[str, 
 
     if rules.most_recently_pulled:
         ranked = sorted(group, key=lambda c: (-pulled(c), -pushed(c), c.key))
-        mark(ranked[: rules.most_recently_pulled], "mostRecentlyPulledCount")
+        # without every pull at hand no ranking is known: the rule keeps all it covers
+        top = rules.most_recently_pulled if times.pulls_complete else len(ranked)
+        mark(ranked[:top], "mostRecentlyPulledCount")
     if rules.most_recently_pushed:
         ranked = sorted(group, key=lambda c: (-pushed(c), c.key))
         mark(ranked[: rules.most_recently_pushed], "mostRecentlyPushedCount")
