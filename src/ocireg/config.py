@@ -76,7 +76,7 @@ SCHEMA: dict[str, Any] = {
     "storage": {
         "rootDirectory": str,
         "commit": bool,
-        "dedupe": UNIMPLEMENTED,
+        "dedupe": bool,
         "gc": bool,
         "gcDelay": _DURATION,
         "gcInterval": _DURATION,
@@ -219,6 +219,8 @@ class StorageConfig:
     remote_cache: bool = False
     # zot's: unranged blob GETs answer 307 to a presigned URL of the object (S3 only)
     redirect_blob_url: bool = False
+    # zot's: an upload of bytes another repository holds becomes a hard link (local storage)
+    dedupe: bool = True
 
 
 @dataclass(frozen=True)
@@ -365,6 +367,7 @@ def build_config(
         ),
         remote_cache=storage_raw.get("remoteCache", False),
         redirect_blob_url=storage_raw.get("redirectBlobURL", False),
+        dedupe=storage_raw.get("dedupe", True),
     )
 
     http_raw = data.get("http", {})
@@ -396,6 +399,11 @@ def build_config(
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
     s3 = sections["s3"]
     notices = bare_durations(data, "")
+    if s3 is not None and storage_raw.get("dedupe"):
+        notices.append(
+            "storage.dedupe: on S3 ocireg keeps each repository's copy of a blob (zot leaves"
+            " zero-byte stubs instead; ocireg reads them, and does not write them)"
+        )
     if cluster is not None and s3 is not None and sections["redis"] is None:
         if s3.solewriter:
             notices.append(

@@ -21,6 +21,26 @@ class TestFilesystemDriver(DriverSuite):
     def make_driver(self) -> StorageDriver:
         return FilesystemDriver(self.tmp / "root")
 
+    def test_share_makes_one_file_of_two_equal_ones_and_nothing_else(self) -> None:
+        async def body(d: StorageDriver) -> None:
+            root = self.tmp / "root"
+            for path, data in (("a/x", b"same"), ("b/x", b"same"), ("c/x", b"other!")):
+                await d.put_content(path, data)
+            reader = open(root / "b" / "x", "rb")  # noqa: SIM115 - a download in progress
+            assert await d.share("a/x", "b/x")
+            assert (root / "a" / "x").stat().st_ino == (root / "b" / "x").stat().st_ino
+            assert reader.read() == b"same"  # the replaced file is still read to its end
+            reader.close()
+            assert await d.share("a/x", "b/x")  # already one: nothing to do
+            assert not await d.share("a/x", "c/x")  # not the same size: left alone
+            assert not await d.share("gone/x", "c/x")
+            assert await d.get_content("c/x") == b"other!"
+            await d.delete("a/x")
+            assert await d.get_content("b/x") == b"same"
+            assert sorted(os.listdir(root / "b")) == ["x"]  # no temporary left
+
+        self.run(body)
+
 
 class TestFileSessions(SessionSuite):
     def make_storage(self) -> tuple[StorageDriver, SessionStore]:
@@ -37,6 +57,15 @@ class OnS3:
 class TestS3Driver(OnS3, DriverSuite):
     def make_driver(self) -> StorageDriver:
         return S3Driver(self.settings)
+
+    def test_share_is_not_done_on_s3(self) -> None:
+        async def body(d: StorageDriver) -> None:
+            await d.put_content("a/x", b"same")
+            await d.put_content("b/x", b"same")
+            assert not await d.share("a/x", "b/x")
+            assert await d.get_content("b/x") == b"same"
+
+        self.run(body)
 
     def test_a_copy_in_parts_completes_or_leaves_no_upload(
         self, monkeypatch: pytest.MonkeyPatch

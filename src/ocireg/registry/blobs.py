@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections import OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
@@ -10,11 +11,14 @@ from dataclasses import dataclass
 from ocireg.digest import Digest, new_hasher
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
+from ocireg.meta.base import MetaUnavailable
 from ocireg.registry import layout
 from ocireg.registry.faults import boundary, mapped
 from ocireg.registry.lately import Lately
 from ocireg.registry.repos import Repositories
 from ocireg.storage import FileInfo, PathNotFound, StorageDriver
+
+log = logging.getLogger("ocireg.blobs")
 
 # Small blobs read by digest (manifests) are kept per process: the bytes of a digest never
 # change, and callers reach them through index.json, which is checked on every request.
@@ -47,9 +51,15 @@ class BlobStore:
     (remembered). ocireg itself never writes stubs: a mount is a server-side copy."""
 
     def __init__(
-        self, driver: StorageDriver, repos: Repositories, meta: MetaStore, zot_root: str = ""
+        self,
+        driver: StorageDriver,
+        repos: Repositories,
+        meta: MetaStore,
+        zot_root: str = "",
+        dedupe: bool = False,
     ) -> None:
         self.driver = driver
+        self.dedupe = dedupe  # storage.dedupe: an upload of bytes kept elsewhere is linked
         self.repos = repos
         self.meta = meta
         self.zot_root = zot_root.strip("/")
@@ -157,6 +167,25 @@ class BlobStore:
         except RegistryError:
             return False
         return True
+
+    async def stored(self, repo: str, digest: Digest) -> None:
+        """An upload made `digest` visible in `repo`. With `dedupe` (zot's `storage.dedupe`,
+        on local storage) the new file becomes a hard link of a copy another repository
+        holds, as zot's dedupe makes it, so the bytes are kept once; else it is the copy the
+        next upload of these bytes links to. Only uploads: a manifest keeps a file of its
+        own, whose time is its push time in that repository (retention)."""
+        self.saw(repo, digest)
+        if not self.dedupe:
+            return
+        here = layout.blob(repo, digest)
+        try:
+            known = await self.meta.blob_location(str(digest))
+            if known and known != here and await self.driver.share(known, here):
+                return
+            if known != here:
+                await self.meta.set_blob_location(str(digest), here)
+        except MetaUnavailable as exc:  # the blob is stored; only the sharing is missed
+            log.warning("dedupe skipped", extra={"repo": repo, "error": str(exc)})
 
     def saw(self, repo: str, digest: Digest) -> None:
         """Note `digest` as stored in `repo` now (found, written, or mounted)."""

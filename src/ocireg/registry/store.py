@@ -69,6 +69,7 @@ class ImageStore:
         meta: MetaStore,
         zot_root: str = "",
         search: bool = False,
+        dedupe: bool = False,
     ) -> None:
         self.driver = driver
         self.sessions = sessions
@@ -76,8 +77,9 @@ class ImageStore:
         self.locks = LocalLocks(lock_dir)
         remote = driver.local_path("x") is None  # S3: every look at storage is a round trip
         self.repos = Repositories(driver, self.locks, meta, list_ahead=LIST_AHEAD if remote else 1)
-        self.blobs = BlobStore(driver, self.repos, meta, zot_root)
-        self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.saw)
+        # zot's dedupe on local storage: hard links (on S3 zot writes stubs, ocireg does not)
+        self.blobs = BlobStore(driver, self.repos, meta, zot_root, dedupe and not remote)
+        self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.stored)
         # On S3 with Redis the current index.json version is kept in the store, so reads
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is
         # cheap, and a zot writing the same directory would not keep the key.

@@ -17,7 +17,7 @@ import functools
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from ocireg.digest import Digest, Hasher, new_hasher
@@ -49,13 +49,13 @@ class Uploads:
         locks: LocalLocks,
         repos: Repositories,
         max_hashes: int = 256,
-        stored: Callable[[str, Digest], None] = lambda repo, digest: None,
+        stored: Callable[[str, Digest], Awaitable[None]] | None = None,
     ) -> None:
         self.sessions = sessions
         self.locks = locks
         self.repos = repos
         self.max_hashes = max_hashes
-        self.stored = stored  # told of each blob made visible (BlobStore.saw)
+        self.stored = stored or _nothing  # told of each blob made visible (BlobStore.stored)
         self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
 
     async def start(self, repo: str) -> str:
@@ -143,7 +143,7 @@ class Uploads:
             # modification time, so garbage collection's gcDelay protects this push too.
             self._hashes.pop(session, None)
             await self.sessions.finish(path, layout.blob(repo, digest))
-        self.stored(repo, digest)
+        await self.stored(repo, digest)
         return size
 
     async def cancel(self, repo: str, session: str) -> None:
@@ -179,7 +179,7 @@ class Uploads:
                     detail={"expected": str(digest), "actual": f"{digest.algorithm}:{actual}"},
                 )
             await writer.commit()
-            self.stored(repo, digest)
+            await self.stored(repo, digest)
             return writer.size
         finally:
             await writer.close()
@@ -342,3 +342,7 @@ async def _after(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[byte
 def _hash_all(hasher: Hasher, pieces: list[bytes]) -> None:
     for piece in pieces:
         hasher.update(piece)
+
+
+async def _nothing(repo: str, digest: Digest) -> None:
+    return None

@@ -31,7 +31,13 @@ def build_store(config: Config) -> ImageStore:
     meta = create_meta(config)
     storage = create_storage(config)
     store = ImageStore(
-        storage.driver, storage.sessions, lock_dir(config), meta, zot_root, config.search.enabled
+        storage.driver,
+        storage.sessions,
+        lock_dir(config),
+        meta,
+        zot_root,
+        config.search.enabled,
+        config.storage.dedupe,
     )
     if sole_sqlite_writer(config):
         store.indexes.versions.keep()

@@ -133,6 +133,12 @@ class StorageDriver(Protocol):
         """Make `dst` hold the bytes of `src` (a hard link or server-side copy where possible)."""
         ...
 
+    async def share(self, src: str, dst: str) -> bool:
+        """Make `dst`, which holds the same bytes as `src`, the same stored object as `src`
+        without copying (a hard link), so that they are kept once; False where the storage
+        cannot (S3, another device, `src` gone, sizes that differ)."""
+        ...
+
     def reader(
         self, path: str, offset: int = 0, length: int | None = None
     ) -> AsyncGenerator[bytes, None]:

@@ -1,0 +1,49 @@
+"""`storage.dedupe` (zot's key, on by default) on local storage: a blob uploaded to several
+repositories is kept once, as hard links of one file, whichever way it was uploaded; each
+repository's copy outlives the others; `dedupe: false` keeps a file per repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.oci import (
+    push_blob,
+    push_blob_chunked,
+    push_blob_monolithic,
+    push_image,
+    push_manifest,
+    random_bytes,
+    sha256_digest,
+)
+from tests.support.server import base_config, running_registry
+
+
+def inode(root: Path, repo: str, digest: str) -> int:
+    return (root / repo / "blobs" / "sha256" / digest.split(":")[1]).stat().st_ino
+
+
+@pytest.mark.parametrize("dedupe", [True, False])
+def test_one_blob_uploaded_to_three_repositories(tmp_path: Path, dedupe: bool) -> None:
+    config = base_config(tmp_path / "root")
+    config["storage"]["dedupe"] = dedupe
+    root = tmp_path / "root"
+    layer = random_bytes(300_000)
+    digest = sha256_digest(layer)
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        assert push_blob_chunked(c, "a/app", layer, 100_000).status_code == 201
+        assert push_blob_monolithic(c, "b/app", layer).status_code == 201  # POST ?digest=
+        assert push_blob_monolithic(c, "c/app", layer, single_post=False).status_code == 201
+        inodes = {inode(root, repo, digest) for repo in ("a/app", "b/app", "c/app")}
+        assert len(inodes) == (1 if dedupe else 3)
+        # A manifest keeps a file of its own (its time is its push time in that repository).
+        image = push_image(c, "a/app", "v1")
+        for blob in (image.config, *image.layers):
+            push_blob(c, "b/app", blob)
+        assert push_manifest(c, "b/app", "v1", image.manifest).status_code == 201
+        assert inode(root, "a/app", image.digest) != inode(root, "b/app", image.digest)
+        assert c.delete(f"/v2/a/app/blobs/{digest}").status_code == 202
+        for repo in ("b/app", "c/app"):
+            assert c.get(f"/v2/{repo}/blobs/{digest}").content == layer
