@@ -64,7 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     read = identity_or_none(source)  # a change from now on is applied once serving
     raw = read_config_file(source) if source else DEFAULT_CONFIG
     config = build_config(raw, source=source)  # the auth files are read just below
-    setup_logging(config.log.level, config.log.output)
+    setup_logging(config.log.level, config.log.output, config.log.audit)
     _report_warnings(config)
     # Fail here, once, rather than in every worker process.
     for warning in _auth_warnings(config):
@@ -117,7 +117,7 @@ def _check_backends(config: Config) -> str | None:
 def cmd_rebuild_meta(args: argparse.Namespace) -> int:
     """Refill the metadata store from storage; binds no port, so it runs beside members."""
     config = _load(args.config)
-    setup_logging(config.log.level, config.log.output)
+    setup_logging(config.log.level, config.log.output, config.log.audit)
     problem = _check_backends(config)
     if problem is not None:
         print(f"ocireg: cannot rebuild: {problem}", file=sys.stderr)
@@ -170,7 +170,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
     """Collect every repository once; one JSON line per repository on stdout, as each is
     done. A run that was stopped resumes after the last repository it finished."""
     config = _load(args.config)
-    setup_logging(config.log.level, config.log.output)
+    setup_logging(config.log.level, config.log.output, config.log.audit)
     if not config.storage.gc:
         print("warning: storage.gc is false; collecting because asked to", file=sys.stderr)
     from ocireg.ops.gc import GarbageCollector
@@ -204,7 +204,7 @@ def cmd_scrub(args: argparse.Namespace) -> int:
     """Check every repository once; one JSON line per problem on stdout as found, a summary
     on stderr; exit status 2 when problems were found. Resumes like `gc`."""
     config = _load(args.config)
-    setup_logging(config.log.level, config.log.output)
+    setup_logging(config.log.level, config.log.output, config.log.audit)
     from ocireg.ops.scrub import Scrubber
 
     summary = dict.fromkeys(("repositories", "blobs", "bytes", "problems"), 0)

@@ -110,7 +110,7 @@ SCHEMA: dict[str, Any] = {
         "bodyIdleTimeout": _DURATION,
         "manifestBodyBudget": int,
     },
-    "log": {"level": str, "output": str, "audit": UNIMPLEMENTED},
+    "log": {"level": str, "output": str, "audit": str},
     "extensions": {
         "metrics": EXTENSION,
         "scrub": EXTENSION,
@@ -250,6 +250,7 @@ class HTTPConfig:
 class LogConfig:
     level: str = "info"
     output: Path | None = None
+    audit: Path | None = None  # zot's audit log: changes made, and by whom
 
 
 @dataclass(frozen=True)
@@ -392,7 +393,12 @@ def build_config(
     if level not in LOG_LEVELS:
         raise ConfigError("log.level", f"expected one of {', '.join(LOG_LEVELS)}, got {level!r}")
     output = log_raw.get("output")
-    log = LogConfig(level=level, output=resolve_path(output, base) if output else None)
+    audit = log_raw.get("audit")
+    log = LogConfig(
+        level=level,
+        output=resolve_path(output, base) if output else None,
+        audit=resolve_path(audit, base) if audit else None,
+    )
 
     cluster = _cluster(data.get("cluster"), base)
     context = Context(data, base, warnings)

@@ -43,8 +43,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
-def setup_logging(level: str, output: Path | None) -> None:
-    """Route every `ocireg.*` logger to stderr or `output`, one JSON object per line."""
+def setup_logging(level: str, output: Path | None, audit: Path | None = None) -> None:
+    """Route every `ocireg.*` logger to stderr or `output`, one JSON object per line; the
+    audit logger (`audit_log`) to the file `audit` alone, or nowhere."""
     handler: logging.Handler
     if output is None:
         handler = logging.StreamHandler(sys.stderr)
@@ -56,6 +57,27 @@ def setup_logging(level: str, output: Path | None) -> None:
     logger.handlers[:] = [handler]
     logger.setLevel(_LEVELS.get(level, logging.INFO))
     logger.propagate = False
+    audit_logger = logging.getLogger(AUDIT_LOGGER)
+    audit_logger.propagate = False
+    audit_logger.handlers[:] = []
+    if audit is None:
+        audit_logger.disabled = True
+        return
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    audit_handler = logging.FileHandler(audit)
+    audit_handler.setFormatter(JsonFormatter())
+    audit_logger.handlers[:] = [audit_handler]
+    audit_logger.setLevel(logging.INFO)  # whatever `log.level` says, as zot's
+    audit_logger.disabled = False
+
+
+AUDIT_LOGGER = "ocireg.audit"
+
+
+def audit_log() -> logging.Logger | None:
+    """The audit logger when `log.audit` names a file (zot's audit log), else None."""
+    logger = logging.getLogger(AUDIT_LOGGER)
+    return None if logger.disabled or not logger.handlers else logger
 
 
 class Progress:

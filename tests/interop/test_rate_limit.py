@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import RegistryProcess, base_config
-from tests.support.zot import ZotProcess, zot_config
+from tests.support.server import base_config
+from tests.support.zot import zot_or_ocireg
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +24,7 @@ KINDS = ["zot", "ocireg"]
 def limited(tmp_path: Path, kind: str, limits: dict[str, Any]) -> Iterator[httpx.Client]:
     config = base_config(tmp_path / "root", workers=1)
     config["http"]["ratelimit"] = limits
-    proc = (
-        ZotProcess(tmp_path, zot_config(config), name="zot")
-        if kind == "zot"
-        else RegistryProcess(tmp_path, config)
-    )
+    proc = zot_or_ocireg(kind, tmp_path, config)
     proc.start()
     try:
         with httpx.Client(base_url=proc.url, timeout=30.0) as client:

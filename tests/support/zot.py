@@ -54,3 +54,11 @@ class ZotProcess(RegistryProcess):
 
     def command(self) -> list[str]:
         return [str(tool("zot")), "serve", str(self.config_path)]
+
+
+def zot_or_ocireg(kind: str, workdir: Path, config: dict[str, Any]) -> RegistryProcess:
+    """A zot (`kind` "zot", given `zot_config(config)`) or an ocireg process for the same
+    config, not started: for tests that give both the same section and compare."""
+    if kind == "zot":
+        return ZotProcess(workdir, zot_config(config), name="zot")
+    return RegistryProcess(workdir, config)

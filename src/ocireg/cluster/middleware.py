@@ -101,6 +101,9 @@ class ClusterInboundMiddleware:
                 extra={"reason": str(exc), "client": (scope.get("client") or ("-",))[0]},
             )
             return clean
+        # Told to the outer middlewares too: the audit log leaves a forwarded request to the
+        # member that received it from the client (server/context.py).
+        scope[FORWARDED_KEY] = True
         return {**clean, FORWARDED_KEY: True, IDENTITY_KEY: identity}
 
 

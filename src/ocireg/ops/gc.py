@@ -32,6 +32,7 @@ from typing import Any
 
 from ocireg.config import Config
 from ocireg.digest import Digest
+from ocireg.logs import audit_log
 from ocireg.ops.content import (
     References,
     StoredFile,
@@ -250,17 +251,19 @@ class GarbageCollector:
     def _log_decisions(
         self, repo: str, dropped: dict[str, tuple[str, str]], report: GCReport
     ) -> None:
+        audit = audit_log()
         for tag, (digest, reason) in sorted(dropped.items()):
-            log.info(
-                "retention: tag removed",
-                extra={
-                    "repository": repo,
-                    "tag": tag,
-                    "digest": digest,
-                    "reason": reason,
-                    "dryRun": report.dry_run,
-                },
-            )
+            decision = {
+                "repository": repo,
+                "tag": tag,
+                "digest": digest,
+                "decision": "delete",
+                "reason": reason,
+                "dryRun": report.dry_run,
+            }
+            log.info("retention: tag removed", extra=decision)
+            if audit is not None:  # as zot, which writes its retention decisions there too
+                audit.info("retention: tag removed", extra={"module": "retention", **decision})
 
     async def _mark(
         self,

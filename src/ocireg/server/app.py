@@ -245,7 +245,7 @@ def app_from_environment() -> Starlette:
     data = os.environ.get(CONFIG_DATA_ENV)
     source = Path(path) if path else None
     config = build_config(json.loads(data), source=source) if data else load_config(source)
-    setup_logging(config.log.level, config.log.output)
+    setup_logging(config.log.level, config.log.output, config.log.audit)
     member = os.environ.get(LOCAL_MEMBER_ENV, "")
     members_file = os.environ.get(MEMBERS_FILE_ENV)
     return create_app(

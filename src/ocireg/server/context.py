@@ -16,7 +16,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.logs import request_id
+from ocireg.identity import FORWARDED_KEY, IDENTITY_KEY
+from ocireg.logs import audit_log, request_id
 from ocireg.meta import MetaUnavailable
 from ocireg.registry.faults import as_registry_error
 from ocireg.server.traffic import Traffic
@@ -30,6 +31,7 @@ _API_VERSION = (b"docker-distribution-api-version", b"registry/2.0")
 # app.state's renderer of an error as a web page (ui/pages.py), when the pages are on
 PAGE_ERROR_KEY = "page_error"
 PageError = Callable[[Scope, RegistryError], Response]
+_AUDITED = frozenset({"POST", "PUT", "PATCH", "DELETE"})  # as zot's audit log
 
 
 class RequestContextMiddleware:
@@ -89,6 +91,8 @@ class RequestContextMiddleware:
         finally:
             if log.isEnabledFor(logging.INFO):  # at warn, skip building the record at all
                 self._access_log(scope, traffic, started)
+            if scope.get("method") in _AUDITED:
+                _audit(scope, traffic)
             request_id.reset(token)
 
     def _access_log(self, scope: Scope, traffic: Traffic, started: float) -> None:
@@ -126,6 +130,28 @@ class RequestContextMiddleware:
         await send({"type": "http.response.start", "status": err.status, "headers": headers})
         head = scope.get("method") == "HEAD"
         await send({"type": "http.response.body", "body": b"" if head else body})
+
+
+def _audit(scope: Scope, traffic: Traffic) -> None:
+    """zot's audit log (`log.audit`): a change that succeeded, who made it and from where.
+    A request a member forwarded is written by the member that received it from the client."""
+    audit = audit_log()
+    if audit is None or traffic.status not in (200, 201, 202) or scope.get(FORWARDED_KEY):
+        return
+    identity = scope.get(IDENTITY_KEY)
+    host, port = scope.get("client") or ("-", 0)
+    query = scope.get("query_string", b"").decode("latin-1")
+    audit.info(
+        "HTTP API Audit",
+        extra={
+            "component": "session",
+            "clientIP": f"{host}:{port}",
+            "subject": getattr(identity, "user", None) or "anonymous",
+            "action": scope.get("method"),
+            "object": scope.get("path", "") + (f"?{query}" if query else ""),
+            "status": traffic.status,
+        },
+    )
 
 
 async def _no_body() -> Message:
