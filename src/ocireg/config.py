@@ -41,6 +41,7 @@ from ocireg.settings.extensions import (
 )
 from ocireg.settings.keys import Context, parse_duration, resolve_path
 from ocireg.settings.retention import RetentionSettings, parse_retention
+from ocireg.settings.windows import TimeWindow, parse_window
 from ocireg.sync.settings import SyncSettings, parse_sync
 
 # --- schema -------------------------------------------------------------------------------
@@ -89,7 +90,7 @@ SCHEMA: dict[str, Any] = {
         "cacheDriver": FREE,
         "subPaths": UNIMPLEMENTED,
         "maxRepos": UNIMPLEMENTED,
-        "gcTimeWindow": UNIMPLEMENTED,
+        "gcTimeWindow": str,
         "fastRestart": UNIMPLEMENTED,
     },
     "http": {
@@ -221,6 +222,8 @@ class StorageConfig:
     redirect_blob_url: bool = False
     # zot's: an upload of bytes another repository holds becomes a hard link (local storage)
     dedupe: bool = True
+    # zot's: the daily UTC window in which a periodic GC run may start (settings/windows.py)
+    gc_time_window: TimeWindow | None = None
 
 
 @dataclass(frozen=True)
@@ -369,6 +372,7 @@ def build_config(
         remote_cache=storage_raw.get("remoteCache", False),
         redirect_blob_url=storage_raw.get("redirectBlobURL", False),
         dedupe=storage_raw.get("dedupe", True),
+        gc_time_window=parse_window(storage_raw.get("gcTimeWindow", ""), "storage.gcTimeWindow"),
     )
 
     http_raw = data.get("http", {})

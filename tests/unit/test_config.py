@@ -38,13 +38,11 @@ def test_zot_2_1_20_storage_and_http_keys_are_warnings() -> None:
     """Keys zot v2.1.20 accepts (its examples/config-gc.json and config-bench.json use
     some): a zot file that has them still loads."""
     storage = {"rootDirectory": "/r", "maxRepos": 10, "fastRestart": True}
-    storage["gcTimeWindow"] = "01:00-08:00"
     http = {"readTimeout": "10s", "writeTimeout": "10s"}
     config = build_config({"storage": storage, "http": http})
     assert set(config.warnings) == {
         "storage.maxRepos",
         "storage.fastRestart",
-        "storage.gcTimeWindow",
         "http.readTimeout",
         "http.writeTimeout",
     }

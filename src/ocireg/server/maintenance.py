@@ -6,7 +6,8 @@ now and then, so when the elected worker dies (the kernel drops its lock) anothe
 The lock name carries the listening address because cluster members may share one root
 directory and each member must still maintain its own repositories.
 
-GC runs every `storage.gcInterval` (0: only on demand, `ocireg gc`); scrub every
+GC runs every `storage.gcInterval` (0: only on demand, `ocireg gc`), starting only inside
+`storage.gcTimeWindow` when one is set; scrub every
 `extensions.scrub.interval` when scrub is enabled. Each visits only the repositories that
 `owns` accepts: in a cluster, the ones this member owns. `background` jobs (periodic sync)
 run for as long as the elected worker does, with the same `owns`.
@@ -183,12 +184,26 @@ class Maintenance:
         while True:
             await asyncio.sleep(max(0.0, min(next_gc, next_scrub) - time.monotonic()))
             if time.monotonic() >= next_gc:
+                wait = self._until_gc_window()
+                if wait > 0:  # a run is due, and waits for its window to open
+                    next_gc = time.monotonic() + wait
+                    continue
                 await self.run_gc()
                 # Measured from the end of the run: a slow run never overlaps the next one.
                 next_gc = time.monotonic() + self.gc_interval
             if time.monotonic() >= next_scrub:
                 await self.run_scrub()
                 next_scrub = time.monotonic() + self.scrub_interval
+
+    def _until_gc_window(self) -> float:
+        window = self.config.storage.gc_time_window
+        wait = 0.0 if window is None else window.wait(time.time())
+        if wait > 0:
+            log.info(
+                "gc deferred until its time window",
+                extra={"gcTimeWindow": str(window), "seconds": round(wait)},
+            )
+        return wait
 
     def _elect(self) -> bool:
         path = leader_lock_path(self.config)
