@@ -233,3 +233,11 @@ def test_the_pull_log_keeps_what_a_store_down_could_not_take(tmp_path: Path) -> 
     asyncio.run(log.flush())
     assert asyncio.run(log.meta.pulls("app")) == {"sha256:a": 100.0, "sha256:b": 200.0}
     assert asyncio.run(log.meta.pulls_since()) == 200.0
+
+
+def test_patterns_are_go_regular_expressions() -> None:
+    """RE2's syntax, as zot compiles them: a POSIX class, `\\z`, a Unicode class."""
+    rules = policy(keepTags=[{"patterns": [r"^v[[:digit:]]+$", r"-rc\z", r"^\pL+$"]}])
+    tags = [("v12", "a"), ("v-x", "b"), ("1.0-rc", "c"), ("héllo", "d"), ("v1.0", "e")]
+    decided = dropped_tags(rules, tags, times({d: 1 for d in "abcde"}))
+    assert set(decided) == {"v-x", "v1.0"}

@@ -19,12 +19,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from ocireg.errors import ConfigError
 from ocireg.globs import GlobError, compile_glob, glob_match
+from ocireg.goregexp import GoRegexp, GoRegexpError, compile_go
 from ocireg.settings.keys import (
     Context,
     boolean,
@@ -63,7 +63,7 @@ class KeepRules:
 
 @dataclass(frozen=True)
 class KeepTags:
-    patterns: tuple[re.Pattern[str], ...]  # none: every tag
+    patterns: tuple[GoRegexp, ...]  # none: every tag
     rules: KeepRules
 
     def covers(self, tag: str) -> bool:
@@ -153,11 +153,11 @@ def _policy(node: Any, where: str) -> RetentionPolicy:
 
 def _keep_tags(node: Any, where: str) -> KeepTags:
     raw = canonical_keys(node, ("patterns", *_RULE_KEYS), where)
-    patterns = []
+    patterns: list[GoRegexp] = []
     for n, text in enumerate(_strings(raw.get("patterns") or [], join(where, "patterns"))):
         try:
-            patterns.append(re.compile(text))
-        except re.error as exc:
+            patterns.append(compile_go(text))
+        except GoRegexpError as exc:
             raise ConfigError(
                 f"{where}.patterns[{n}]", f"invalid regular expression: {exc}"
             ) from None

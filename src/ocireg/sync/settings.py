@@ -11,7 +11,6 @@ Keys zot knows and ocireg does not implement are accepted and listed in
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 from ocireg.errors import ConfigError
 from ocireg.globs import GlobError, compile_glob
+from ocireg.goregexp import GoRegexp, GoRegexpError, compile_go
 from ocireg.settings.keys import Context, boolean, canonical_keys, duration, join, string
 
 if TYPE_CHECKING:
@@ -65,8 +65,8 @@ DEFAULT_SYNC_TIMEOUT = 3600.0  # one whole image copy; a stall is caught sooner 
 
 @dataclass(frozen=True)
 class TagFilter:
-    regex: re.Pattern[str] | None = None
-    exclude: re.Pattern[str] | None = None
+    regex: GoRegexp | None = None
+    exclude: GoRegexp | None = None
     semver: bool = False
 
 
@@ -256,12 +256,12 @@ def _tags(raw: Any, where: str) -> TagFilter:
     )
 
 
-def _regex(value: Any, where: str) -> re.Pattern[str] | None:
+def _regex(value: Any, where: str) -> GoRegexp | None:
     if value is None or value == "":
         return None
     try:
-        return re.compile(string(value, where, required=False))
-    except re.error as exc:
+        return compile_go(string(value, where, required=False))
+    except GoRegexpError as exc:
         raise ConfigError(where, f"not a valid regular expression: {exc}") from None
 
 
