@@ -103,7 +103,7 @@ def test_dry_run_reports_and_changes_nothing(
     path = retained.workdir / f"{retained.name}-dry.json"
     path.write_text(json.dumps(config))
     report = run_gc(path, repos=[repo])[repo]
-    assert (report["dryRun"], report["tags"]) == (True, ["dev"])
+    assert (report["retentionDryRun"], report["dryRun"], report["tags"]) == (True, False, ["dev"])
     assert tags(client, repo) == {"v1", "dev"}
 
 
@@ -121,16 +121,19 @@ def test_without_tag_rules_tags_stay_whatever_their_age(
     assert tags(client, repo) == {"x"}
 
 
-def test_pulls_noted_just_before_a_stop_are_kept(tmp_path: Path) -> None:
-    """A worker hands its last pulls to the store when it stops (SIGTERM), not only every
+def test_pulls_noted_without_policies_and_just_before_a_stop_are_kept(tmp_path: Path) -> None:
+    """A server without retention policies notes pulls too (rules added later see them),
+    and a worker hands its last pulls to the store when it stops (SIGTERM), not only every
     few seconds."""
     config = base_config(tmp_path / "root")
-    policy = {"repositories": ["**"], "keepTags": [{"mostRecentlyPulledCount": 1}]}
-    config["storage"]["retention"] = {"policies": [policy]}
     with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
         push_image(c, "app", "pulled")
         push_image(c, "app", "newer")  # pushed last: kept instead if the pull were lost
         assert c.get("/v2/app/manifests/pulled", headers={"Accept": "*/*"}).status_code == 200
         proc.stop()
-        report = run_gc(proc.config_path, dry_run=True, repos=["app"])["app"]
+    policy = {"repositories": ["**"], "keepTags": [{"mostRecentlyPulledCount": 1}]}
+    config["storage"]["retention"] = {"policies": [policy]}
+    with_rules = tmp_path / "with-rules.json"
+    with_rules.write_text(json.dumps(config))
+    report = run_gc(with_rules, dry_run=True, repos=["app"])["app"]
     assert report["tags"] == ["newer"]

@@ -4,6 +4,8 @@ repository's copy outlives the others; `dedupe: false` keeps a file per reposito
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
 import httpx
@@ -47,3 +49,23 @@ def test_one_blob_uploaded_to_three_repositories(tmp_path: Path, dedupe: bool) -
         assert c.delete(f"/v2/a/app/blobs/{digest}").status_code == 202
         for repo in ("b/app", "c/app"):
             assert c.get(f"/v2/{repo}/blobs/{digest}").content == layer
+
+
+def test_a_location_recorded_by_zot_does_not_fail_the_upload(tmp_path: Path) -> None:
+    """zot's cache records absolute image-store paths; one that names nothing here is not
+    linked to, and the upload succeeds (the new file becomes the location)."""
+    config = base_config(tmp_path / "root")
+    layer = random_bytes(1000)
+    digest = sha256_digest(layer)
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        db = sqlite3.connect(tmp_path / "root" / ".ocireg" / "meta.db")
+        with contextlib.closing(db):
+            db.execute(
+                "INSERT OR REPLACE INTO blob_locations VALUES (?, ?)",
+                (digest, f"/var/lib/zot/other/blobs/sha256/{digest.split(':')[1]}"),
+            )
+            db.commit()
+        assert push_blob_monolithic(c, "a/app", layer).status_code == 201
+        assert push_blob_monolithic(c, "b/app", layer).status_code == 201
+        root = tmp_path / "root"
+        assert inode(root, "a/app", digest) == inode(root, "b/app", digest)

@@ -321,7 +321,7 @@ def test_dry_run_changes_no_entry_and_collects_only_what_no_entry_names(
         "policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["^v"]}]}],
     }
     report = collect_retained(registry, "r", retention, now=later(2))
-    assert report.dry_run and report.tags == ["dev"]
+    assert report.decided_only and not report.dry_run and report.tags == ["dev"]
     assert set(report.manifests) == {digest, untagged}
     assert report.blobs == [orphan]
     assert tags(registry, "r") == {"dev"}
@@ -387,3 +387,50 @@ def test_pulled_within_decides_by_the_pulls_the_store_noted(registry: Registry) 
     registry.run(meta.pulls_since(time.time() - 30 * DAY))
     assert collect_retained(registry, "r", retention).tags == ["cold"]
     assert tags(registry, "r") == {"pulled"}
+
+
+def test_a_dry_run_with_an_unreadable_listed_manifest_deletes_nothing(
+    registry: Registry,
+) -> None:
+    _, kept_blobs = registry.image("r", "v1")
+    junk, _ = registry.image("r", "junk")
+    (registry.root / "r" / "blobs" / "sha256" / junk.split(":")[1]).write_bytes(b"not json")
+    dry = {
+        "dryRun": True,
+        "policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["^v"]}]}],
+    }
+    report = collect_retained(registry, "r", dry, now=later(2))
+    assert report.skipped is not None and report.blobs == []
+    assert kept_blobs <= registry.blob_files("r")
+    assert tags(registry, "r") == {"v1", "junk"}
+
+
+def test_delete_untagged_false_keeps_the_children_of_an_index_whose_tag_went(
+    registry: Registry,
+) -> None:
+    child, child_blobs = registry.image("r")
+    body, index = image_index([{"mediaType": OCI_MANIFEST, "digest": child, "size": 1}])
+    registry.manifest("r", "multi", body, OCI_INDEX)
+    keep = {
+        "policies": [
+            {"repositories": ["**"], "deleteUntagged": False, "keepTags": [{"patterns": ["^v"]}]}
+        ]
+    }
+    report = collect_retained(registry, "r", keep, now=later(2))
+    assert (report.tags, report.manifests) == (["multi"], [index])
+    assert registry.index_digests("r") == {child}
+    assert child_blobs <= registry.blob_files("r")
+
+
+def test_a_referrer_that_stays_keeps_its_subjects_manifest_not_its_layers(
+    registry: Registry,
+) -> None:
+    subject, subject_blobs = registry.image("r", "old")
+    descriptor = {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
+    referrer, _ = registry.image("r", subject=descriptor)
+    retention = {"policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["^v"]}]}]}
+    report = collect_retained(registry, "r", retention, now=later(2))
+    assert (report.tags, report.manifests) == (["old"], [subject])
+    assert registry.index_digests("r") == {referrer}
+    # as zot: the subject's manifest blob stays (the referrer names it), its config and layer go
+    assert registry.blob_files("r") & subject_blobs == {subject}

@@ -226,12 +226,19 @@ class SqliteMeta:
         return bool(rows)
 
     async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
+        db = self._conn()
         try:
-            self._conn().executemany(
-                "INSERT INTO pulls VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
-                " DO UPDATE SET at = max(at, excluded.at)",
-                [(repo, digest, at) for digest, at in pulls.items()],
-            )
+            db.execute("BEGIN")  # one commit for them all: this runs on the event loop
+            try:
+                db.executemany(
+                    "INSERT INTO pulls VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
+                    " DO UPDATE SET at = max(at, excluded.at)",
+                    [(repo, digest, at) for digest, at in pulls.items()],
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
         except sqlite3.Error as exc:
             raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
 

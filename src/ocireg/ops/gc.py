@@ -54,7 +54,7 @@ log = logging.getLogger("ocireg.gc")
 @dataclass
 class GCReport:
     repository: str
-    dry_run: bool
+    dry_run: bool  # `ocireg gc --dry-run`: nothing was changed
     manifests: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)  # removed by the retention policy
     blobs: list[str] = field(default_factory=list)
@@ -64,6 +64,8 @@ class GCReport:
     bytes_freed: int = 0
     bytes_kept: int = 0  # blob bytes left in the repository
     skipped: str | None = None  # why manifests and blobs were left alone
+    # retention's `dryRun`: tags and manifests were only decided (blobs and uploads went)
+    decided_only: bool = False
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -77,6 +79,8 @@ class GCReport:
         }
         if self.tags:
             out["tags"] = self.tags
+        if self.decided_only:
+            out["retentionDryRun"] = True
         if self.uploads_busy:
             out["uploadsBusy"] = self.uploads_busy
         if self.skipped:
@@ -132,7 +136,7 @@ class GarbageCollector:
         )
 
     async def collect(self, repo: str) -> GCReport:
-        report = GCReport(repo, self.dry_run or self.retention.dry_run)
+        report = GCReport(repo, self.dry_run, decided_only=self.retention.dry_run)
         cutoff = self.clock() - self.delay
         async with self.store.locks.repo(repo):
             await self._collect_content(repo, cutoff, report)
@@ -164,7 +168,7 @@ class GarbageCollector:
         roots: set[str] = set()
         cache: dict[str, References | None] = {}  # each manifest read once per collection
         if policy is not None:
-            dropped, roots = await self._retention(repo, policy, index, blobs, cache)
+            dropped, roots = await self._retention(repo, policy, index, blobs)
         referrers_stay = policy is not None and not policy.delete_referrers
         kept, named, unreadable = await self._mark(
             index, blobs, manifest_cutoff, dropped, roots, referrers_stay, cache
@@ -178,9 +182,15 @@ class GarbageCollector:
         report.manifests = [d for d in index.digests() if d not in kept]
         if self.retention.dry_run and (report.tags or report.manifests):
             # zot's dry run leaves index.json as it is: collect only what no entry names.
-            kept, named, _ = await self._mark(
-                index, blobs, manifest_cutoff, {}, set(index.digests()), True, cache
+            kept, named, unreadable = await self._mark(
+                index, blobs, manifest_cutoff, {}, set(index.digests()), False, cache
             )
+            if unreadable:
+                report.skipped = f"listed manifest cannot be read: {unreadable}"
+                report.blobs, report.bytes_freed = [], 0
+                report.bytes_kept = sum(b.size for b in blobs.values())
+                self._log_decisions(repo, dropped, report)
+                return
         self._log_decisions(repo, dropped, report)
         doomed = [
             b for d, b in blobs.items() if d not in kept and d not in named and b.stamp <= cutoff
@@ -216,26 +226,13 @@ class GarbageCollector:
         policy: RetentionPolicy,
         index: Index,
         blobs: dict[str, StoredFile],
-        cache: dict[str, References | None],
     ) -> tuple[dict[str, tuple[str, str]], set[str]]:
         """The tags the policy removes (tag -> (digest, reason)), and the untagged manifests
-        it keeps whatever their age. As in zot, the untagged ones its rules rank are neither
-        referrers nor an index's children (those go and stay with their subject, their
-        index)."""
+        it keeps whatever their age. As in zot, `keepUntagged` ranks every untagged entry,
+        referrers and an index's children included (they stay with their index anyway)."""
         entries = index.manifests
         tags = [(t, d["digest"]) for d in entries if (t := tag_of(d)) and "digest" in d]
-        referenced: set[str] = set()
-        for digest in index.digests():
-            refs = await self._references(blobs.get(digest), cache)
-            if refs is not None:
-                referenced |= refs.manifests - {refs.subject}
-                if refs.subject:
-                    referenced.add(digest)
-        untagged = [
-            d["digest"]
-            for d in entries
-            if "digest" in d and not tag_of(d) and d["digest"] not in referenced
-        ]
+        untagged = [d["digest"] for d in entries if "digest" in d and not tag_of(d)]
         needs_pulls = policy.on_pulls and self.pulls_complete
         times = Times(
             now=self.clock(),
@@ -251,19 +248,22 @@ class GarbageCollector:
     def _log_decisions(
         self, repo: str, dropped: dict[str, tuple[str, str]], report: GCReport
     ) -> None:
-        audit = audit_log()
+        """Each tag the policy removes in the log; in the audit log (`log.audit`) too, with
+        each manifest collection removes, as zot writes both there (not for a
+        `--dry-run` of the command, which only says what would go)."""
+        audit = None if report.dry_run else audit_log()
+        dry = report.dry_run or report.decided_only
         for tag, (digest, reason) in sorted(dropped.items()):
-            decision = {
-                "repository": repo,
-                "tag": tag,
-                "digest": digest,
-                "decision": "delete",
-                "reason": reason,
-                "dryRun": report.dry_run,
-            }
-            log.info("retention: tag removed", extra=decision)
-            if audit is not None:  # as zot, which writes its retention decisions there too
-                audit.info("retention: tag removed", extra={"module": "retention", **decision})
+            decision = {"repository": repo, "tag": tag, "digest": digest, "reason": reason}
+            log.info("retention: tag removed", extra={**decision, "dryRun": dry})
+            if audit is not None:
+                audit.info("retention: tag removed", extra={**decision, "dryRun": dry})
+        if audit is not None:
+            for digest in report.manifests:
+                audit.info(
+                    "gc: manifest removed",
+                    extra={"repository": repo, "digest": digest, "dryRun": dry},
+                )
 
     async def _mark(
         self,
@@ -277,7 +277,8 @@ class GarbageCollector:
     ) -> tuple[set[str], set[str], str | None]:
         """(kept manifests, digests they name, a kept manifest we could not read). Kept
         first: tagged manifests (but the `dropped` tags), young ones, `roots`, and every
-        referrer when `referrers_stay`."""
+        referrer when `referrers_stay` (then a referrer names its subject without keeping
+        what the subject names)."""
         entries = index.digests()
         by_subject: dict[str, list[str]] = {}
         for digest in entries:
@@ -309,7 +310,12 @@ class GarbageCollector:
             if refs is None:
                 return kept, named, digest
             named |= refs.digests
-            stack.extend(refs.manifests)
+            if referrers_stay and refs.subject:
+                # As in zot: a referrer that stays keeps its subject's manifest blob, not the
+                # image (its config and layers go unless something else keeps them).
+                stack.extend(refs.manifests - {refs.subject})
+            else:
+                stack.extend(refs.manifests)
         return kept, named, None
 
     async def _references(

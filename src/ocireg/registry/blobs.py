@@ -16,7 +16,7 @@ from ocireg.registry import layout
 from ocireg.registry.faults import boundary, mapped
 from ocireg.registry.lately import Lately
 from ocireg.registry.repos import Repositories
-from ocireg.storage import FileInfo, PathNotFound, StorageDriver
+from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageError
 
 log = logging.getLogger("ocireg.blobs")
 
@@ -179,12 +179,13 @@ class BlobStore:
             return
         here = layout.blob(repo, digest)
         try:
-            known = await self.meta.blob_location(str(digest))
+            recorded = await self.meta.blob_location(str(digest))
+            known = self._ours(recorded) if recorded else None  # zot's cache: absolute paths
             if known and known != here and await self.driver.share(known, here):
                 return
             if known != here:
                 await self.meta.set_blob_location(str(digest), here)
-        except MetaUnavailable as exc:  # the blob is stored; only the sharing is missed
+        except (MetaUnavailable, StorageError) as exc:  # stored; only the sharing is missed
             log.warning("dedupe skipped", extra={"repo": repo, "error": str(exc)})
 
     def saw(self, repo: str, digest: Digest) -> None:

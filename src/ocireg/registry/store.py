@@ -98,8 +98,8 @@ class ImageStore:
         # The search index (extensions.search): maintained only while search is enabled.
         self.search = Search(meta, self.blobs, self.indexes, self.repositories, search)
         self.search.only_ocireg_writes = lambda: self.only_ocireg_writes()
-        # Manifest pulls noted for retention rules on pulls (the server sets it when
-        # storage.retention has policies).
+        # Manifest pulls noted for retention's rules on pulls (set by the server; the
+        # commands, which serve no pulls, leave it None).
         self.pulls: PullLog | None = None
         # The catalog index is used where every writer of this storage writes it too: a
         # shared Redis, or sqlite beside a local root (members on one root share it).

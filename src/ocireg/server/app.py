@@ -154,9 +154,10 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = build_store(config)
         app.state.store.kick_rebuild()
-        if config.retention.policies:
-            app.state.store.pulls = PullLog(app.state.store.meta)
-            await app.state.store.pulls.start()
+        # Pulls are noted whether or not retention has policies now: rules on pulls added
+        # later then see the pulls made before (registry/pulls.py).
+        app.state.store.pulls = PullLog(app.state.store.meta)
+        await app.state.store.pulls.start()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
         app.state.redirect_blobs = config.storage.redirect_blob_url

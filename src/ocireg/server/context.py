@@ -140,12 +140,13 @@ def _audit(scope: Scope, traffic: Traffic) -> None:
         return
     identity = scope.get(IDENTITY_KEY)
     host, port = scope.get("client") or ("-", 0)
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # as Go writes it
     query = scope.get("query_string", b"").decode("latin-1")
     audit.info(
         "HTTP API Audit",
         extra={
             "component": "session",
-            "clientIP": f"{host}:{port}",
+            "clientIP": address,
             "subject": getattr(identity, "user", None) or "anonymous",
             "action": scope.get("method"),
             "object": scope.get("path", "") + (f"?{query}" if query else ""),

@@ -139,7 +139,7 @@ def record_gc(report: GCReport) -> None:
     m = _instruments
     if m is None:
         return
-    if not report.dry_run:  # retention's dryRun: index.json untouched, blobs collected
+    if not report.decided_only:  # retention's dryRun: index.json untouched, blobs collected
         m.gc_removed.labels("manifest").inc(len(report.manifests))
         m.gc_removed.labels("tag").inc(len(report.tags))
     m.gc_removed.labels("blob").inc(len(report.blobs))
