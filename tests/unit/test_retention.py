@@ -241,3 +241,16 @@ def test_patterns_are_go_regular_expressions() -> None:
     tags = [("v12", "a"), ("v-x", "b"), ("1.0-rc", "c"), ("héllo", "d"), ("v1.0", "e")]
     decided = dropped_tags(rules, tags, times({d: 1 for d in "abcde"}))
     assert set(decided) == {"v-x", "v1.0"}
+
+
+def test_push_times_that_tie_are_ordered_as_index_json_lists_the_tags() -> None:
+    """S3's LastModified counts whole seconds: tags pushed within one second tie, and the
+    one index.json lists later was pushed later."""
+    rules = policy(keepTags=[{"mostRecentlyPushedCount": 1}])
+    same_second = times({"d1": 1, "d2": 1})
+    assert set(dropped_tags(rules, [("b-first", "d1"), ("a-second", "d2")], same_second)) == {
+        "b-first"
+    }
+    assert set(dropped_tags(rules, [("a-first", "d1"), ("b-second", "d2")], same_second)) == {
+        "a-first"
+    }

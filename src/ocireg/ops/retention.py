@@ -18,7 +18,7 @@ cover."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ocireg.settings.retention import KeepRules, RetentionPolicy
@@ -53,6 +53,9 @@ class Times:
 class _Candidate:
     key: str  # a tag, or the digest of an untagged manifest
     digest: str
+    # Its place in index.json, where a new entry goes last: the push order where push times
+    # tie (S3's LastModified counts whole seconds).
+    order: int
 
 
 def _keep(rules: KeepRules, group: list[_Candidate], times: Times) -> dict[str, str]:
@@ -70,12 +73,12 @@ def _keep(rules: KeepRules, group: list[_Candidate], times: Times) -> dict[str, 
         return times.pull_time(c.digest)
 
     if rules.most_recently_pulled:
-        ranked = sorted(group, key=lambda c: (-pulled(c), -pushed(c), c.key))
+        ranked = sorted(group, key=lambda c: (-pulled(c), -pushed(c), -c.order))
         # without every pull at hand no ranking is known: the rule keeps all it covers
         top = rules.most_recently_pulled if times.pulls_complete else len(ranked)
         mark(ranked[:top], "mostRecentlyPulledCount")
     if rules.most_recently_pushed:
-        ranked = sorted(group, key=lambda c: (-pushed(c), c.key))
+        ranked = sorted(group, key=lambda c: (-pushed(c), -c.order))
         mark(ranked[: rules.most_recently_pushed], "mostRecentlyPushedCount")
     if rules.pulled_within is not None:
         since = times.now - rules.pulled_within
@@ -91,19 +94,19 @@ def dropped_tags(
     policy: RetentionPolicy, tags: Iterable[tuple[str, str]], times: Times
 ) -> dict[str, tuple[str, str]]:
     """The tags (tag -> (digest, reason)) the policy's `keepTags` do not keep; nothing when
-    it has none (zot: no tag retention)."""
+    it has none (zot: no tag retention). `tags` in index.json's order."""
     if not policy.keep_tags:
         return {}
     groups: dict[int, list[_Candidate]] = {}
     dropped: dict[str, tuple[str, str]] = {}
-    for tag, digest in tags:
+    for order, (tag, digest) in enumerate(tags):
         if digest not in times.pushed:
             continue  # NO_STATISTICS: kept
         entry = next((i for i, k in enumerate(policy.keep_tags) if k.covers(tag)), None)
         if entry is None:
             dropped[tag] = (digest, NO_PATTERN)
         else:
-            groups.setdefault(entry, []).append(_Candidate(tag, digest))
+            groups.setdefault(entry, []).append(_Candidate(tag, digest, order))
     for entry, group in groups.items():
         rules = policy.keep_tags[entry].rules
         if not rules.any:
@@ -113,12 +116,13 @@ def dropped_tags(
     return dropped
 
 
-def kept_untagged(policy: RetentionPolicy, digests: Iterable[str], times: Times) -> set[str]:
-    """The untagged manifests the policy's `keepUntagged` keeps (those whose manifest
-    cannot be found included); none when it has no rule (then only the delay keeps them)."""
+def kept_untagged(policy: RetentionPolicy, digests: Sequence[str], times: Times) -> set[str]:
+    """The untagged manifests (in index.json's order) the policy's `keepUntagged` keeps
+    (those whose manifest cannot be found included); none when it has no rule (then only the
+    delay keeps them)."""
     rules = policy.keep_untagged
     if rules is None or not rules.any:
         return set()
     unknown = {d for d in digests if d not in times.pushed}
-    group = [_Candidate(d, d) for d in digests if d in times.pushed]
+    group = [_Candidate(d, d, n) for n, d in enumerate(digests) if d in times.pushed]
     return unknown | set(_keep(rules, group, times))
