@@ -107,8 +107,11 @@ class S3Writer:
         while len(self._inflight) >= INFLIGHT:
             done, _ = await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             self._inflight -= done
-            for task in done:
-                task.result()  # a failed part fails the write
+            # A failed part fails the write; every outcome is read, so that a second
+            # failure in the same batch is not reported as "never retrieved".
+            failures = [e for t in done if (e := t.exception()) is not None]
+            if failures:
+                raise failures[0]
         data = self._take()
         number, self._next = self._next, self._next + 1
         self._sent += len(data)
