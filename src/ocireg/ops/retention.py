@@ -23,10 +23,8 @@ from dataclasses import dataclass
 
 from ocireg.settings.retention import KeepRules, RetentionPolicy
 
-NO_STATISTICS = "its manifest is not in storage"
 NO_PATTERN = "didn't meet any tag 'patterns' rules"
 NO_RULE = "didn't meet any tag retention rule"
-NO_UNTAGGED_RULE = "didn't meet any untagged retention rule"
 
 
 @dataclass(frozen=True)
@@ -101,7 +99,7 @@ def dropped_tags(
     dropped: dict[str, tuple[str, str]] = {}
     for order, (tag, digest) in enumerate(tags):
         if digest not in times.pushed:
-            continue  # NO_STATISTICS: kept
+            continue  # its manifest is not in storage: kept, as zot keeps a tag without statistics
         entry = next((i for i, k in enumerate(policy.keep_tags) if k.covers(tag)), None)
         if entry is None:
             dropped[tag] = (digest, NO_PATTERN)

@@ -17,8 +17,8 @@ from ocireg.meta.base import MetaStore, MetaUnavailable
 log = logging.getLogger("ocireg.retention")
 
 FLUSH_EVERY = 5.0  # seconds
-# Pulls kept for a store that cannot take them; past it the oldest flush's are dropped
-# (retention then sees those manifests as pulled a little earlier than they were).
+# Pulls kept for a store that cannot take them; past it those of the flush that failed are
+# dropped (retention then sees those manifests as pulled when they were pulled before).
 MAX_PENDING = 100_000
 
 

@@ -8,7 +8,7 @@
     "deleteReferrers": false,
     "deleteUntagged": true,
     "keepTags": [{           # a tag falls under the first entry whose patterns match
-      "patterns": ["v2.*"],  # regular expressions, found anywhere in the tag
+      "patterns": ["v2.*"],  # Go (RE2) regular expressions, found anywhere in the tag
       "pulledWithin": "168h", "pushedWithin": "168h",
       "mostRecentlyPushedCount": 10, "mostRecentlyPulledCount": 10
     }],
