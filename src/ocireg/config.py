@@ -39,7 +39,7 @@ from ocireg.settings.extensions import (
     parse_search,
     parse_ui,
 )
-from ocireg.settings.keys import Context, parse_duration, resolve_path
+from ocireg.settings.keys import Context, canonical_keys, parse_duration, resolve_path
 from ocireg.settings.retention import RetentionSettings, parse_retention
 from ocireg.settings.windows import TimeWindow, parse_window
 from ocireg.sync.settings import SyncSettings, parse_sync
@@ -489,11 +489,7 @@ def _rate_limit(raw: dict[str, Any] | None) -> RateLimitConfig | None:
     methods: list[tuple[str, int]] = []
     for n, entry in enumerate(raw.get("methods") or []):
         where = f"http.ratelimit.methods[{n}]"
-        if not isinstance(entry, dict):
-            raise ConfigError(where, f"expected a map of method and rate, got {entry!r}")
-        keys = {str(k).lower(): v for k, v in entry.items()}
-        if unknown := sorted(set(keys) - {"method", "rate"}):
-            raise ConfigError(f"{where}.{unknown[0]}", "unknown key (known here: method, rate)")
+        keys = canonical_keys(entry, ("method", "rate"), where)
         method = keys.get("method")
         if not isinstance(method, str) or not method.isalpha():
             raise ConfigError(f"{where}.method", f"expected an HTTP method, got {method!r}")
