@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from starlette.types import Message, Send
 
@@ -22,3 +22,8 @@ def with_response_headers(send: Send, extra: Sequence[tuple[bytes, bytes]]) -> S
 def with_response_header(send: Send, name: bytes, value: bytes) -> Send:
     """`send`, with one more header on the response start."""
     return with_response_headers(send, ((name, value),))
+
+
+def raw_headers(headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
+    """Named headers as an ASGI response start carries them (lower-case bytes)."""
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]

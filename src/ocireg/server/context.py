@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ocireg.asgi import raw_headers
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import FORWARDED_KEY, IDENTITY_KEY
 from ocireg.logs import audit_log, request_id
@@ -122,7 +123,7 @@ class RequestContextMiddleware:
             await page_error(scope, err)(scope, _no_body, send)
             return
         body = err.body()
-        headers = [(k.lower().encode(), v.encode()) for k, v in err.headers.items()]
+        headers = raw_headers(err.headers)
         headers += [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ocireg.asgi import with_response_headers
+from ocireg.asgi import raw_headers, with_response_headers
 from ocireg.config import Config, RateLimitConfig
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import FORWARDED_KEY
@@ -104,7 +104,7 @@ class RateLimitMiddleware:
                 if tightest is None or verdict.remaining < tightest.remaining:
                     tightest = verdict
         if tightest is not None:
-            send = with_response_headers(send, _raw(_headers(tightest)))
+            send = with_response_headers(send, raw_headers(_headers(tightest)))
         await self.app(scope, receive, send)
 
 
@@ -115,10 +115,6 @@ def _headers(verdict: Verdict) -> dict[str, str]:
         "RateLimit-Remaining": str(verdict.remaining),
         "RateLimit-Reset": str(verdict.reset),
     }
-
-
-def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
-    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
 
 def rate_limit(config: Config) -> Middleware | None:
