@@ -156,8 +156,8 @@ def create_app(
         app.state.store.kick_rebuild()
         # Pulls are noted whether or not retention has policies now: rules on pulls added
         # later then see the pulls made before (registry/pulls.py).
-        app.state.store.pulls = PullLog(app.state.store.meta)
-        await app.state.store.pulls.start()
+        pulls = app.state.store.pulls = PullLog(app.state.store.meta)
+        await pulls.start()
         app.state.config = config
         app.state.stream_slots = StreamSlots()
         app.state.redirect_blobs = config.storage.redirect_blob_url
@@ -199,8 +199,7 @@ def create_app(
             if peers is not None:
                 await peers.stop()
             await maintenance.stop()
-            if app.state.store.pulls is not None:
-                await app.state.store.pulls.stop()
+            await pulls.stop()
             if service is not None:
                 await service.close()
             await app.state.store.close()
