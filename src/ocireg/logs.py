@@ -46,15 +46,8 @@ class JsonFormatter(logging.Formatter):
 def setup_logging(level: str, output: Path | None, audit: Path | None = None) -> None:
     """Route every `ocireg.*` logger to stderr or `output`, one JSON object per line; the
     audit logger (`audit_log`) to the file `audit` alone, or nowhere."""
-    handler: logging.Handler
-    if output is None:
-        handler = logging.StreamHandler(sys.stderr)
-    else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(output)
-    handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("ocireg")
-    logger.handlers[:] = [handler]
+    logger.handlers[:] = [_json_lines_to(output)]
     logger.setLevel(_LEVELS.get(level, logging.INFO))
     logger.propagate = False
     audit_logger = logging.getLogger(AUDIT_LOGGER)
@@ -63,15 +56,24 @@ def setup_logging(level: str, output: Path | None, audit: Path | None = None) ->
     if audit is None:
         audit_logger.disabled = True
         return
-    audit.parent.mkdir(parents=True, exist_ok=True)
-    audit_handler = logging.FileHandler(audit)
-    audit_handler.setFormatter(JsonFormatter())
-    audit_logger.handlers[:] = [audit_handler]
+    audit_logger.handlers[:] = [_json_lines_to(audit)]
     audit_logger.setLevel(logging.INFO)  # whatever `log.level` says, as zot's
     audit_logger.disabled = False
 
 
 AUDIT_LOGGER = "ocireg.audit"
+
+
+def _json_lines_to(path: Path | None) -> logging.Handler:
+    """A handler writing JSON lines to the file `path`, or to stderr."""
+    handler: logging.Handler
+    if path is None:
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path)
+    handler.setFormatter(JsonFormatter())
+    return handler
 
 
 def audit_log() -> logging.Logger | None:
