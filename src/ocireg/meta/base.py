@@ -102,16 +102,24 @@ class MetaStore(Protocol):
         set it to `value` for `ttl` seconds and return True; else change nothing, False."""
         ...
 
-    # --- pull times (registry/pulls.py), for retention rules on pulls --------------------------
+    # --- pull times and counts (registry/pulls.py): retention's rules on pulls, search's counts --
     # Not rebuildable from storage, so `clear()` leaves them; a store that loses them (a
     # FLUSHALL) loses the time they were first kept too, which makes retention cautious again.
 
-    async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
-        """Note that these manifests of `repo` (digest -> time) were pulled then."""
+    async def record_pulls(
+        self, repo: str, pulls: dict[str, float], counts: dict[str, int] | None = None
+    ) -> None:
+        """Note that these manifests of `repo` (digest -> time) were pulled then, and add
+        `counts` (digest -> pulls since the last record; one each when not given) to their
+        download counts."""
         ...
 
     async def pulls(self, repo: str) -> dict[str, float]:
         """The last pull time noted for each manifest of `repo` (digest -> time)."""
+        ...
+
+    async def pull_counts(self, repo: str) -> dict[str, int]:
+        """How many times each manifest of `repo` was pulled since pulls are noted."""
         ...
 
     async def pulls_since(self, now: float | None = None) -> float | None:

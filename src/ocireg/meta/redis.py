@@ -10,9 +10,10 @@ slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `rep
 member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
 `listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `listed`
 (the same for every repository, `<repo>\x01<tag>`), `latest` (sorted set: each repository's
-newest listed time, negated), `ready:v<format>` and `rebuild`. Pull times (retention) are
-`<p>:ocireg-pulls:<repo>` (HASH digest -> time) and `<p>:ocireg-pulls-since`, also left by
-`clear()`: storage cannot give them back.
+newest listed time, negated), `ready:v<format>` and `rebuild`. Pull times (retention) and
+counts (search) are `<p>:ocireg-pulls:<repo>` (HASH digest -> time),
+`<p>:ocireg-pull-counts:<repo>` (HASH digest -> count) and `<p>:ocireg-pulls-since`, also
+left by `clear()`: storage cannot give them back.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -155,6 +156,7 @@ class RedisMeta:
         self._filter = self.client.register_script(_FILTER)
         self._dump = self.client.register_script(_DUMP)
         self.pulls_ns = f"{self.prefix}:ocireg-pulls"  # outside `ns`: `clear()` leaves it
+        self.counts_ns = f"{self.prefix}:ocireg-pull-counts"  # and this too
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -275,13 +277,25 @@ class RedisMeta:
 
     # --- search index --------------------------------------------------------------------
 
-    async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
-        # Members flush a few seconds apart at most: the last write winning is close enough.
-        await self._do(self.client.hset(f"{self.pulls_ns}:{repo}", mapping=pulls))
+    async def record_pulls(
+        self, repo: str, pulls: dict[str, float], counts: dict[str, int] | None = None
+    ) -> None:
+        counts = counts if counts is not None else dict.fromkeys(pulls, 1)
+        pipe = self.client.pipeline(transaction=False)
+        # Members flush a few seconds apart at most: the last time written winning is close
+        # enough; the counts add up.
+        pipe.hset(f"{self.pulls_ns}:{repo}", mapping=pulls)
+        for digest, count in counts.items():
+            pipe.hincrby(f"{self.counts_ns}:{repo}", digest, count)
+        await self._do(pipe.execute())
 
     async def pulls(self, repo: str) -> dict[str, float]:
         found = await self._do(self.client.hgetall(f"{self.pulls_ns}:{repo}"))
         return {_text(digest): float(at) for digest, at in found.items()}
+
+    async def pull_counts(self, repo: str) -> dict[str, int]:
+        found = await self._do(self.client.hgetall(f"{self.counts_ns}:{repo}"))
+        return {_text(digest): int(count) for digest, count in found.items()}
 
     async def pulls_since(self, now: float | None = None) -> float | None:
         key = f"{self.pulls_ns}-since"

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS index_versions (
 CREATE TABLE IF NOT EXISTS pulls (
     repo TEXT NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (repo, digest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pull_counts (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, count INTEGER NOT NULL,
+    PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_images (
     repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
@@ -225,7 +228,10 @@ class SqliteMeta:
             )
         return bool(rows)
 
-    async def record_pulls(self, repo: str, pulls: dict[str, float]) -> None:
+    async def record_pulls(
+        self, repo: str, pulls: dict[str, float], counts: dict[str, int] | None = None
+    ) -> None:
+        counts = counts if counts is not None else dict.fromkeys(pulls, 1)
         db = self._conn()
         try:
             db.execute("BEGIN")  # one commit for them all: this runs on the event loop
@@ -234,6 +240,11 @@ class SqliteMeta:
                     "INSERT INTO pulls VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
                     " DO UPDATE SET at = max(at, excluded.at)",
                     [(repo, digest, at) for digest, at in pulls.items()],
+                )
+                db.executemany(
+                    "INSERT INTO pull_counts VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
+                    " DO UPDATE SET count = count + excluded.count",
+                    [(repo, digest, count) for digest, count in counts.items()],
                 )
             except BaseException:
                 db.execute("ROLLBACK")
@@ -245,6 +256,10 @@ class SqliteMeta:
     async def pulls(self, repo: str) -> dict[str, float]:
         rows = self._run("SELECT digest, at FROM pulls WHERE repo = ?", (repo,))
         return {digest: at for digest, at in rows}
+
+    async def pull_counts(self, repo: str) -> dict[str, int]:
+        rows = self._run("SELECT digest, count FROM pull_counts WHERE repo = ?", (repo,))
+        return {digest: count for digest, count in rows}
 
     async def pulls_since(self, now: float | None = None) -> float | None:
         if now is not None:

@@ -67,6 +67,13 @@ def stamp(value: Any) -> Stamp | None:
 ZERO = Stamp(ZERO_TIME, "0001-01-01T00:00:00Z")
 
 
+def epoch_stamp(seconds: float) -> Stamp:
+    """A time in seconds since 1970 (a pull time), as zot writes it."""
+    when = EPOCH + timedelta(microseconds=round(seconds * 1_000_000))
+    fraction = f"{when.microsecond:06d}".rstrip("0")
+    return Stamp(when, f"{when:%Y-%m-%dT%H:%M:%S}{'.' + fraction if fraction else ''}Z")
+
+
 def text_of(mapping: Any, key: str) -> str:
     value = mapping.get(key) if isinstance(mapping, dict) else None
     return value if isinstance(value, str) else ""

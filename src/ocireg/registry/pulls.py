@@ -1,8 +1,9 @@
-"""When each manifest was last pulled: what retention rules on pulls (`pulledWithin`,
-`mostRecentlyPulledCount`) decide by. zot writes its database on every manifest GET; here
-a GET only sets an entry in a dict, and the worker hands what gathered to the metadata store
-every few seconds, so a pull costs the hot path nothing measurable and a pull time is at most
-that late. Rules count in hours and days."""
+"""When each manifest was last pulled, and how often: what retention rules on pulls
+(`pulledWithin`, `mostRecentlyPulledCount`) decide by, and the download counts search
+answers with (zot's `DownloadCount`, `LastPullTimestamp`). zot writes its database on every
+manifest GET; here a GET only sets an entry in a dict (and adds one to a count), and the
+worker hands what gathered to the metadata store every few seconds, so a pull costs the hot
+path nothing measurable and a pull time is at most that late. Rules count in hours and days."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class PullLog:
     def __init__(self, meta: MetaStore, clock: Callable[[], float] = time.time) -> None:
         self.meta = meta
         self.clock = clock
-        self._pending: dict[str, dict[str, float]] = {}
+        self._pending: dict[str, dict[str, float]] = {}  # repo -> digest -> last pull
+        self._counts: dict[str, dict[str, int]] = {}  # repo -> digest -> pulls since a flush
         self._count = 0
         self._task: asyncio.Task[None] | None = None
 
@@ -36,6 +38,8 @@ class PullLog:
         if digest not in per_repo:
             self._count += 1
         per_repo[digest] = self.clock()
+        counts = self._counts.setdefault(repo, {})
+        counts[digest] = counts.get(digest, 0) + 1
 
     async def start(self) -> None:
         """Note, once for the store, since when pulls are kept (retention does not trust
@@ -59,12 +63,13 @@ class PullLog:
 
     async def flush(self) -> None:
         pending, self._pending, self._count = self._pending, {}, 0
+        counts, self._counts = self._counts, {}
         try:
             if pending:
                 await self.meta.pulls_since(self.clock())
             while pending:
                 repo, pulls = next(iter(pending.items()))
-                await self.meta.record_pulls(repo, pulls)
+                await self.meta.record_pulls(repo, pulls, counts.get(repo, {}))
                 del pending[repo]
         except MetaUnavailable as exc:
             kept = sum(len(p) for p in pending.values())
@@ -72,4 +77,7 @@ class PullLog:
             if kept + self._count <= MAX_PENDING:
                 for repo, pulls in pending.items():  # newer pulls since then win
                     self._pending[repo] = {**pulls, **self._pending.get(repo, {})}
+                    since = self._counts.setdefault(repo, {})
+                    for digest, count in counts.get(repo, {}).items():
+                        since[digest] = since.get(digest, 0) + count
                 self._count = sum(len(p) for p in self._pending.values())

@@ -61,8 +61,17 @@ def _sorted(items: list[Summary], sort_by: str, repos: bool) -> list[Summary]:
         return sorted(items, key=name, reverse=True)
     if sort_by == "RELEVANCE" and repos:
         return sorted(items, key=lambda item: (item["Rank"], item["Name"]))
-    # ALPHABETIC_ASC; and STARS, DOWNLOADS, SEVERITY: every count is zero here
+    if sort_by == "DOWNLOADS":  # summed-up items only (`_every_summed`)
+        return sorted(items, key=lambda item: (-item["DownloadCount"], *name(item)))
+    # ALPHABETIC_ASC; and STARS, SEVERITY: every count is zero here
     return sorted(items, key=name)
+
+
+def _every_summed(requested: dict[str, Any] | None, flt: dict[str, Any] | None) -> bool:
+    """Whether a page needs every candidate summed up, not only the page's: a filter
+    (platforms, signatures) or an order by downloads, neither of which the search index
+    keeps."""
+    return _filters(flt) or (requested or {}).get("sortBy") == "DOWNLOADS"
 
 
 def _wanted(values: Sequence[str | None] | None) -> set[str]:
@@ -139,7 +148,7 @@ async def _image_page(
     """A page of images from the index's keys: ordered and counted from the keys, only the
     page's images summed up; with a filter (platforms, signatures: not in the index) every
     candidate is."""
-    if _filters(flt):
+    if _every_summed(requested, flt):
         images = await _filter_images(await _summed_up(src, keys), flt)
         return _page(images, requested, "RELEVANCE", repos=False)
     page, info = _page(keys, requested, "RELEVANCE", repos=False)
@@ -164,7 +173,7 @@ async def global_search(
     src = _source(info)
     if len(query) > QUERY_LIMIT:
         raise GraphQLError("max string size limit exceeded for query parameter")
-    filtering = _filters(filter)  # and each value's length checked, as zot does first
+    _filters(filter)  # each value's length checked, as zot does first
     text = query.strip().strip("/").lower()
     if ":" in text or "@" in text:
         if text.startswith("sha256:"):
@@ -174,7 +183,7 @@ async def global_search(
         page, page_info = await _image_page(src, keys, requestedPage, filter)
         return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
     matched = await src.matching(text)
-    if filtering:  # platforms and signatures to look at: every match summed up
+    if _every_summed(requestedPage, filter):  # every match summed up
         found = await asyncio.gather(*(summaries.images_of(src, name) for name, _ in matched))
         repos = [
             summaries.repo_summary(name, images, rank)
@@ -229,6 +238,8 @@ async def _repo_page(
         for name, rank in ranked
         if name in newest  # as zot: a repository without images is not listed
     ]
+    if _every_summed(requested, None):
+        keys = await _summed_repos(src, keys)
     page, page_info = _page(keys, requested, default_sort, repos=True)
     found = await asyncio.gather(*(summaries.images_of(src, key["Name"]) for key in page))
     results = [
@@ -237,6 +248,16 @@ async def _repo_page(
         if images  # none left since the index was written
     ]
     return results, {**page_info, "ItemCount": len(results)}
+
+
+async def _summed_repos(src: Source, keys: list[Summary]) -> list[Summary]:
+    """The keys of repositories with their download counts (what ordering by downloads
+    needs), from every repository's images."""
+    found = await asyncio.gather(*(summaries.images_of(src, key["Name"]) for key in keys))
+    return [
+        {**key, "DownloadCount": summaries.downloads(images)}
+        for key, images in zip(keys, found, strict=True)
+    ]
 
 
 async def expanded_repo_info(_: Any, info: Info, repo: str) -> Summary:

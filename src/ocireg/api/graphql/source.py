@@ -5,7 +5,8 @@ caller may read (the catalog index of the metadata store), the names a search ma
 rank: a scan of those names), which images zot lists in which repositories with their update
 times (the search index, `ocireg.registry.search`: what lists order, count and page by
 without reading any manifest), tags with their descriptors, manifest and config documents
-(for the images of the page a query returns), and referrers, all through `ImageStore`. Tags
+(for the images of the page a query returns), referrers, and pull times and counts (the
+metadata store's, registry/pulls.py), all through `ImageStore`. Tags
 and their descriptors come from one read of `index.json` through the store's index cache (as
 the tags list reads it); documents are read once per request (a query names the same
 manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a page over a large
@@ -30,6 +31,14 @@ READS_AT_ONCE = 16  # storage reads one request keeps in flight
 
 
 @dataclass(frozen=True)
+class Pulls:
+    """When each manifest of a repository was last pulled, and how many times."""
+
+    last: dict[str, float]
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True)
 class Access:
     """What the caller may do, per repository (access control as the API applies it)."""
 
@@ -42,6 +51,7 @@ class Source:
         self.store = store
         self.access = access
         self._docs: dict[tuple[str, str], asyncio.Future[dict[str, Any] | None]] = {}
+        self._pulls: dict[str, asyncio.Future[Pulls]] = {}
         self._gate = asyncio.Semaphore(READS_AT_ONCE)
 
     async def repositories(self) -> list[str]:
@@ -124,6 +134,19 @@ class Source:
         except (RegistryError, ValueError):
             return None
         return doc if isinstance(doc, dict) else None
+
+    def pulls(self, repo: str) -> Awaitable[Pulls]:
+        """The pulls noted for `repo`'s manifests; read once per request."""
+        pending = self._pulls.get(repo)
+        if pending is None:
+            pending = asyncio.ensure_future(self._read_pulls(repo))
+            self._pulls[repo] = pending
+        return pending
+
+    async def _read_pulls(self, repo: str) -> Pulls:
+        meta = self.store.meta
+        last, counts = await asyncio.gather(meta.pulls(repo), meta.pull_counts(repo))
+        return Pulls(last, counts)
 
     async def referrers(self, repo: str, digest: str) -> list[dict[str, Any]]:
         try:

@@ -26,6 +26,7 @@ from ocireg.registry.listing import (
     SIGNATURE_TOOLS,
     ZERO,
     ZERO_TIME,
+    epoch_stamp,
     image_updated,
     index_created,
     is_signature,
@@ -205,7 +206,6 @@ async def _facts(src: Source, repo: str, desc: dict[str, Any]) -> dict[str, Any]
         "LastUpdated": updated.text,
         "Size": str(sum(blobs.values())),
         "Platform": _platform(config),
-        "DownloadCount": 0,
         "Layers": _layers(manifest),
         "History": _history(manifest, config),
         "Vulnerabilities": NO_VULNERABILITIES,
@@ -239,6 +239,7 @@ async def _manifest(
     signatures = Signatures(src, repo, digest, tags)
     summary = {
         **facts,
+        "DownloadCount": (await src.pulls(repo)).counts.get(digest, 0),
         "IsSigned": signatures.signed,
         "SignatureInfo": signatures.info,
         "Referrers": _referrers(src, repo, digest),
@@ -293,6 +294,8 @@ async def image(
         artifact_type = manifest["ArtifactType"]
         media_type = manifest["_media_type"]
         all_blobs = manifest["_blobs"]
+    pulls = await src.pulls(repo)
+    last_pull = pulls.last.get(digest)
     return {
         "RepoName": repo,
         "Tag": tag,
@@ -300,8 +303,8 @@ async def image(
         "MediaType": media_type,
         "Manifests": manifests,
         "Size": str(size),
-        "DownloadCount": 0,
-        "LastPullTimestamp": ZERO.text,
+        "DownloadCount": pulls.counts.get(digest, 0),
+        "LastPullTimestamp": ZERO.text if last_pull is None else epoch_stamp(last_pull).text,
         "PushTimestamp": ZERO.text,
         "PushedBy": "",
         "TaggedTimestamp": ZERO.text,
@@ -344,6 +347,12 @@ async def images_of(
     ]
 
 
+def downloads(images: list[dict[str, Any]]) -> int:
+    """A repository's download count as zot gives it: the sum over its tags (a tag's image
+    counted once per tag), where zot counts no pull of a signature (not among `images`)."""
+    return sum(summary["DownloadCount"] for summary in images)
+
+
 def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict[str, Any]:
     """zot's `RepoSummary` from the repository's image summaries (no newest image, and a
     zero time, for a repository without tags)."""
@@ -366,7 +375,7 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
         "Platforms": platforms,
         "Vendors": vendors,
         "NewestImage": newest,
-        "DownloadCount": 0,
+        "DownloadCount": downloads(images),
         "StarCount": 0,
         "IsBookmarked": False,
         "IsStarred": False,
