@@ -30,10 +30,12 @@ from ocireg.settings.drivers import (
     parse_storage_driver,
 )
 from ocireg.settings.extensions import (
+    LintSettings,
     MetricsSettings,
     ScrubSettings,
     SearchSettings,
     UISettings,
+    parse_lint,
     parse_metrics,
     parse_scrub,
     parse_search,
@@ -117,7 +119,7 @@ SCHEMA: dict[str, Any] = {
         "scrub": EXTENSION,
         "sync": EXTENSION,
         "search": EXTENSION,
-        "lint": UNIMPLEMENTED,
+        "lint": EXTENSION,
         "trust": UNIMPLEMENTED,
         "ui": EXTENSION,
         "mgmt": UNIMPLEMENTED,
@@ -282,6 +284,7 @@ class Config:
     sync: SyncSettings = field(default_factory=SyncSettings)
     search: SearchSettings = field(default_factory=SearchSettings)
     ui: UISettings = field(default_factory=UISettings)
+    lint: LintSettings = field(default_factory=LintSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
@@ -311,6 +314,7 @@ SECTIONS: dict[str, Callable[[Context], Any]] = {
     "sync": parse_sync,  # extensions.sync
     "search": parse_search,  # extensions.search
     "ui": parse_ui,  # extensions.ui (needs extensions.search)
+    "lint": parse_lint,  # extensions.lint
     "retention": parse_retention,  # storage.retention
 }
 

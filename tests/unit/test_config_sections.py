@@ -29,6 +29,7 @@ def test_every_free_form_section_has_one_parser() -> None:
         "sync",
         "search",
         "ui",
+        "lint",
         "retention",
     }
 
@@ -47,6 +48,18 @@ def test_present_but_empty_extensions_are_enabled() -> None:
     config = build(extensions={"metrics": None, "scrub": {}})
     assert config.metrics.enabled and config.metrics.path == "/metrics"
     assert config.scrub.enabled and config.scrub.interval == 24 * 3600.0
+
+
+def test_lint_is_on_when_present_unless_disabled() -> None:
+    """zot answers every push with a 500 when `enable` is left out; ocireg reads the section
+    as enabled, as zot reads every other extension's."""
+    keys = ["org.example.team", "org.opencontainers.image.vendor"]
+    assert build().lint.mandatory_annotations == ()
+    on = build(extensions={"Lint": {"MandatoryAnnotations": [*keys, keys[0]]}})
+    assert on.lint.mandatory_annotations == tuple(keys)
+    off = build(extensions={"lint": {"enable": False, "mandatoryAnnotations": keys}})
+    assert off.lint.mandatory_annotations == ()
+    assert build(extensions={"lint": None}).lint.mandatory_annotations == ()
 
 
 def test_sections_are_typed_case_insensitively() -> None:
@@ -85,6 +98,11 @@ def test_sections_are_typed_case_insensitively() -> None:
         ),
         ({"extensions": {"scrub": {"interval": "daily"}}}, "extensions.scrub.interval"),
         ({"extensions": {"scrub": {"enable": "yes"}}}, "extensions.scrub.enable"),
+        (
+            {"extensions": {"lint": {"mandatoryAnnotations": "org.example.team"}}},
+            "extensions.lint.mandatoryAnnotations",
+        ),
+        ({"extensions": {"lint": {"mandatory": []}}}, "extensions.lint.mandatory"),
         ({"storage": {**ROOT, "storageDriver": {"name": "gcs"}}}, "storage.storageDriver.name"),
         ({"storage": {**ROOT, "storageDriver": {"name": "s3"}}}, "storage.storageDriver.bucket"),
         (

@@ -18,6 +18,7 @@ from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.meta import MetaStore
 from ocireg.ordered import ordered
+from ocireg.registry import lint
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.faults import boundary
 from ocireg.registry.index import (
@@ -70,9 +71,11 @@ class ImageStore:
         zot_root: str = "",
         search: bool = False,
         dedupe: bool = False,
+        mandatory_annotations: tuple[str, ...] = (),
     ) -> None:
         self.driver = driver
         self.sessions = sessions
+        self.mandatory_annotations = mandatory_annotations  # extensions.lint (registry/lint.py)
         self.meta = meta
         self.locks = LocalLocks(lock_dir)
         remote = driver.local_path("x") is None  # S3: every look at storage is a round trip
@@ -216,6 +219,13 @@ class ImageStore:
         await self.repos.ensure(repo)
         # A first look, from what this process saw lately: `prepare` checks again.
         await self._check_references(repo, manifest, functools.partial(self.blobs.seen, repo))
+        if (
+            self.mandatory_annotations
+            and lint.applies(manifest, tag)
+            and not await self._unchanged(repo, tag, digest)
+        ):
+            read = functools.partial(self.blobs.get_small, repo)
+            await lint.check(self.mandatory_annotations, manifest, digest, reference, read)
         desc = _descriptor(manifest, digest, body, keep if tag is None else None)
         await self._referrers.pushed(repo, desc, manifest)
         # What the worker holding the repository's lock needs to make this same write
@@ -231,6 +241,16 @@ class ImageStore:
         await self.writer.write(repo, change, prepare, portable, arrived)
         await self.search.pushed(repo, tag, desc, body, manifest)
         return PutResult(digest, manifest.subject)
+
+    async def _unchanged(self, repo: str, tag: str | None, digest: Digest) -> bool:
+        """Whether index.json has this put already (the tag on this manifest, or the
+        manifest): zot lints only a put that changes the index, so a manifest stored before
+        the rule existed can be pushed again."""
+        index = await self.indexes.load(repo)
+        if index is None:
+            return False
+        desc = index.by_tag(tag) if tag is not None else index.by_digest(str(digest))
+        return desc is not None and desc.get("digest") == str(digest)
 
     def _index_write(
         self, repo: str, tag: str | None, desc: dict[str, Any], manifest: Manifest, body: bytes

@@ -38,6 +38,7 @@ def build_store(config: Config) -> ImageStore:
         zot_root,
         config.search.enabled,
         config.storage.dedupe,
+        config.lint.mandatory_annotations,
     )
     if sole_sqlite_writer(config):
         store.indexes.versions.keep()

@@ -1,6 +1,7 @@
-"""`extensions.metrics`, `extensions.scrub`, `extensions.search` and `extensions.ui` (zot's
-keys). A section that is present,
-even empty (YAML null), enables the extension, as in zot."""
+"""`extensions.metrics`, `extensions.scrub`, `extensions.search`, `extensions.ui` and
+`extensions.lint` (zot's keys). A section that is present, even empty (YAML null), enables
+the extension, as in zot (whose lint alone does not do so: without `enable` every manifest
+push there answers 500)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,27 @@ def parse_ui(ctx: Context) -> UISettings:
         # as zot: the pages list and find through the search extension
         raise ConfigError(f"{where}.enable", "the UI needs extensions.search enabled")
     return UISettings(enabled)
+
+
+@dataclass(frozen=True)
+class LintSettings:
+    # Annotation keys every image manifest pushed must have (in its annotations or its
+    # config's labels); empty: nothing is checked.
+    mandatory_annotations: tuple[str, ...] = ()
+
+
+def parse_lint(ctx: Context) -> LintSettings:
+    where = "extensions.lint"
+    section = _extension(ctx, where, ("mandatoryannotations",))
+    if section is None:
+        return LintSettings()
+    raw, enabled = section
+    keys = raw.get("mandatoryannotations") or []
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise ConfigError(
+            f"{where}.mandatoryAnnotations", f"expected a list of annotation keys, got {keys!r}"
+        )
+    return LintSettings(tuple(dict.fromkeys(keys)) if enabled else ())
 
 
 def _extension(
