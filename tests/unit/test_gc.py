@@ -434,3 +434,25 @@ def test_a_referrer_that_stays_keeps_its_subjects_manifest_not_its_layers(
     assert registry.index_digests("r") == {referrer}
     # as zot: the subject's manifest blob stays (the referrer names it), its config and layer go
     assert registry.blob_files("r") & subject_blobs == {subject}
+
+
+def test_keep_untagged_ranks_referrers_and_index_children_too(registry: Registry) -> None:
+    """As zot: `keepUntagged` ranks every untagged entry. The two newest here are a referrer
+    and an index's child, so with a count of 2 the older plain manifest goes (were they left
+    out of the ranking, it would be among the 2 newest and stay)."""
+    subject, _ = registry.image("r", "v1")
+    plain, _ = registry.image("r")
+    referrer, _ = registry.image(
+        "r", subject={"mediaType": OCI_MANIFEST, "digest": subject, "size": 1}
+    )
+    child, _ = registry.image("r")
+    body, index = image_index([{"mediaType": OCI_MANIFEST, "digest": child, "size": 1}])
+    registry.manifest("r", "multi", body, OCI_INDEX)
+    for digest, days in ((subject, 9), (index, 9), (plain, 5), (referrer, 2), (child, 1)):
+        pushed_ago(registry, "r", digest, days)
+    retention = {
+        "policies": [{"repositories": ["**"], "keepUntagged": {"mostRecentlyPushedCount": 2}}]
+    }
+    report = collect_retained(registry, "r", retention, now=later(2))
+    assert (report.tags, report.manifests) == ([], [plain])
+    assert registry.index_digests("r") == {subject, referrer, child, index}
