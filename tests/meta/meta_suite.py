@@ -159,6 +159,23 @@ class MetaSuite:
 
         self.run(body)
 
+    def test_many_pulls_recorded_at_once_are_all_read_back(self) -> None:
+        """The pull log hands a repository's pulls over in one call (sqlite: one transaction
+        for them all); each is stored beside what the repository had."""
+        many = {f"sha256:{n:064x}": 1000.0 + n for n in range(500)}
+        earlier = {"sha256:" + "f" * 64: 5000.0}
+
+        async def body(m: MetaStore) -> None:
+            await m.record_pulls("r", earlier)
+            assert await m.pulls_since(10.0) == 10.0
+            await m.record_pulls("r", many)
+            await m.record_pulls("other", {"sha256:" + "0" * 64: 1.0})
+            assert await m.pulls("r") == {**many, **earlier}
+            assert await m.pulls("other") == {"sha256:" + "0" * 64: 1.0}
+            assert await m.pulls_since() == 10.0
+
+        self.run(body)
+
     def test_index_version_expires(self) -> None:
         async def body(m: MetaStore) -> None:
             await m.set_index_version("r", "v:x", 1)

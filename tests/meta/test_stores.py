@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ocireg.meta import MetaStore
+from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.meta.redis import RedisMeta
 from ocireg.meta.sqlite import SqliteMeta
 from ocireg.settings.drivers import RedisSettings
@@ -57,3 +60,24 @@ def test_redis_options_from_zot_keys(redis_server: Redis) -> None:
         await store.close()
 
     asyncio.run(check())
+
+
+def test_sqlite_records_a_batch_of_pulls_in_one_transaction(tmp_path: Path) -> None:
+    """record_pulls writes a batch in one transaction (one commit, not one per pull, as it
+    runs on the event loop): a row sqlite refuses leaves none of the batch behind, and
+    the store takes the next batch."""
+    good = {f"sha256:{n:064x}": 100.0 + n for n in range(50)}
+    refused: dict[str, Any] = {**good, "sha256:" + "f" * 64: None}  # `at` is NOT NULL
+
+    async def body() -> None:
+        store = SqliteMeta(tmp_path / "meta.db")
+        try:
+            with pytest.raises(MetaUnavailable, match="NOT NULL"):
+                await store.record_pulls("r", refused)
+            assert await store.pulls("r") == {}
+            await store.record_pulls("r", good)
+            assert await store.pulls("r") == good
+        finally:
+            await store.close()
+
+    asyncio.run(body())
