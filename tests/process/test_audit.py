@@ -5,15 +5,24 @@ refusals are not; in a cluster the member that received the request writes it, o
 from __future__ import annotations
 
 import json
+import re
+import socket
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.auth.conftest import write_htpasswd
 from tests.support.cluster import cluster_configs, repo_owned_by, running_members
 from tests.support.oci import push_image
-from tests.support.server import base_config, running_registry, wait_until
+from tests.support.server import (
+    RegistryProcess,
+    base_config,
+    free_port,
+    running_registry,
+    wait_until,
+)
 
 
 def entries(path: Path) -> list[dict[str, Any]]:
@@ -65,3 +74,36 @@ def test_a_forwarded_change_is_audited_by_the_member_the_client_reached(tmp_path
     assert received
     assert entries(tmp_path / "audit-0.log") == []  # the owner, which stored it
     assert {e["subject"] for e in entries(tmp_path / "audit-1.log")} == {"anonymous"}
+
+
+class _OnIPv6Loopback(RegistryProcess):
+    """A registry listening on [::1] (`http.address` "::1"), reached there."""
+
+    @property
+    def url(self) -> str:
+        return f"http://[::1]:{self.port}"
+
+
+def test_an_ipv6_client_is_written_as_go_joins_host_and_port(tmp_path: Path) -> None:
+    """zot writes the request's RemoteAddr, which Go forms with net.JoinHostPort: an IPv6
+    host in brackets ("[::1]:40000"), so that the port can be told from the address (what
+    net.SplitHostPort reads back)."""
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    audit = tmp_path / "audit.log"
+    config = base_config(tmp_path / "root", port=free_port("::1"))
+    config["http"]["address"] = "::1"
+    config["log"]["audit"] = str(audit)
+    proc = _OnIPv6Loopback(tmp_path, config).start()
+    try:
+        with httpx.Client(base_url=proc.url, timeout=30.0) as c:
+            push_image(c, "app", "v1")
+        lines = wait_until(lambda: len(e := entries(audit)) == 5 and e)
+    finally:
+        proc.stop()
+    assert [e["object"] for e in lines][-1] == "/v2/app/manifests/v1"
+    for e in lines:
+        assert re.fullmatch(r"\[::1\]:[1-9][0-9]*", e["clientIP"]), e["clientIP"]

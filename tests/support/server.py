@@ -29,8 +29,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     handed the same one, and Granian binds with SO_REUSEPORT, so two servers on one port
     would split its connections between them instead of one failing to start."""
     share, shares = _port_share()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(10_000):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             port = int(s.getsockname()[1])
         # Halved: Linux hands bind() odd ports first (even ones are kept for connect());
