@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import os
 import uuid
 from typing import Any
@@ -12,6 +14,9 @@ from ocireg.storage import FileSessions, PathNotFound, SessionStore, StorageDriv
 from ocireg.storage.filesystem import FilesystemDriver
 from ocireg.storage.s3 import S3Driver, S3Sessions, S3Settings
 from ocireg.storage.s3 import driver as s3_driver
+from ocireg.storage.s3 import state as s3_state
+from ocireg.storage.s3 import writer as s3_writer
+from ocireg.storage.s3.writer import S3Writer
 from tests.storage.driver_suite import DriverSuite
 from tests.storage.session_suite import SessionSuite
 from tests.support.backends import SeaweedFS
@@ -104,3 +109,44 @@ class TestS3Sessions(OnS3, SessionSuite):
     def make_storage(self) -> tuple[StorageDriver, SessionStore]:
         driver = S3Driver(self.settings)
         return driver, S3Sessions(driver)
+
+    def test_parts_of_one_batch_that_all_fail_fail_the_write_and_are_all_read(self) -> None:
+        """A session whose multipart upload is gone (aborted behind its back: a bucket's
+        lifecycle rule, say): SeaweedFS refuses each part sent to it. When both parts in
+        flight have failed by the time the next is due, the write fails with the first
+        failure and the second is read too: no "Task exception was never retrieved" from
+        the event loop. The session then ends as any other."""
+        part = os.urandom(s3_writer.PART)
+        path = "f/.uploads/s"
+
+        async def body(d: StorageDriver, s: SessionStore) -> None:
+            assert isinstance(d, S3Driver)
+            unhandled: list[str] = []
+            asyncio.get_running_loop().set_exception_handler(
+                lambda _loop, context: unhandled.append(context["message"])
+            )
+            await s.create(path)
+            w = await s.open(path)
+            await w.write([part])
+            await w.commit()  # part 1 sent: its upload id is in the session's state
+            await w.close()
+            await s3_state.abort(d.client, path)  # the upload goes, the state stays
+            w = await s.open(path)
+            await w.write([part])  # parts 2 and 3 go out, to an upload that is gone
+            await w.write([part])
+            assert isinstance(w, S3Writer) and len(w._inflight) == s3_writer.INFLIGHT
+            inflight = set(w._inflight)
+            await asyncio.wait(inflight, timeout=60)  # both answered; outcomes left unread
+            assert all(t.done() for t in inflight)
+            del inflight
+            with pytest.raises(PathNotFound):  # S3's NoSuchUpload
+                await w.write([part])  # part 4 waits for a slot: both failures are seen
+            await w.close()
+            del w
+            gc.collect()  # a task whose exception nobody read says so as it goes
+            assert unhandled == []
+            await s.abort(path)
+            with pytest.raises(PathNotFound):
+                await s.size(path)
+
+        self.run(body)
