@@ -175,6 +175,35 @@ def test_background_gc_and_scrub_run_in_one_worker_and_are_measured(tmp_path: Pa
     assert {"repository": repo, "blob": layer, **problem}.items() <= problems[0].items()
 
 
+def test_retention_dry_run_keeps_the_storage_bytes_of_what_stays(tmp_path: Path) -> None:
+    """With retention's `dryRun`, a tag the policy would remove stays, and so do its image's
+    blobs: the background GC sets the repository's storage bytes to all of them (only an
+    orphan blob went), not to what would be left had the decision been applied."""
+    config = metrics_config(tmp_path / "root", gcDelay="2s", gcInterval="1s")
+    config["storage"]["retention"] = {  # type: ignore[index]
+        "dryRun": True,
+        "policies": [{"repositories": ["**"], "keepTags": [{"patterns": ["^v"]}]}],
+    }
+    with running_registry(tmp_path, config) as proc:
+        repo = unique_repo("metrics")
+        with httpx.Client(base_url=proc.url) as c:
+            images = [push_image(c, repo, "v1"), push_image(c, repo, "dev")]  # dev: "removed"
+            orphan = push_blob(c, repo, random_bytes(300))
+        orphan_file = proc.root / repo / "blobs" / "sha256" / orphan.split(":")[1]
+        wait_until(lambda: not orphan_file.exists(), timeout=30)
+        # A whole run started after the orphan went has recorded every repository it saw.
+        runs = value(scrape(proc.url), "ocireg_gc_runs_total")
+        samples = wait_until(
+            lambda: (s := scrape(proc.url)) and value(s, "ocireg_gc_runs_total") > runs + 1 and s,
+            timeout=30,
+        )
+        with httpx.Client(base_url=proc.url) as c:
+            assert set(c.get(f"/v2/{repo}/tags/list").json()["tags"]) == {"v1", "dev"}
+    stays = sum(len(i.manifest) + len(i.config) + sum(map(len, i.layers)) for i in images)
+    assert value(samples, "ocireg_repository_storage_bytes", repository=repo) == stays
+    assert value(samples, "ocireg_gc_removed_total", type="tag") == 0
+
+
 def test_metrics_endpoint_sits_behind_authentication_and_metrics_policy(tmp_path: Path) -> None:
     """zot's `accessControl.metrics.users`: only they may scrape."""
     htpasswd = tmp_path / "htpasswd"
