@@ -43,6 +43,7 @@ from ocireg.settings.extensions import (
 )
 from ocireg.settings.keys import Context, canonical_keys, parse_duration, resolve_path
 from ocireg.settings.retention import RetentionSettings, parse_retention
+from ocireg.settings.subpaths import SubPath, parse_sub_paths
 from ocireg.settings.windows import TimeWindow, parse_window
 from ocireg.sync.settings import SyncSettings, parse_sync
 
@@ -90,7 +91,7 @@ SCHEMA: dict[str, Any] = {
         "redirectBlobURL": bool,
         "storageDriver": FREE,
         "cacheDriver": FREE,
-        "subPaths": UNIMPLEMENTED,
+        "subPaths": FREE,
         "maxRepos": UNIMPLEMENTED,
         "gcTimeWindow": str,
         "fastRestart": UNIMPLEMENTED,
@@ -286,6 +287,7 @@ class Config:
     ui: UISettings = field(default_factory=UISettings)
     lint: LintSettings = field(default_factory=LintSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    sub_paths: tuple[SubPath, ...] = ()
     dist_spec_version: str = "1.1.1"
     source: Path | None = None
     # The zot keys accepted and not implemented (key paths), and the other things worth a
@@ -316,6 +318,7 @@ SECTIONS: dict[str, Callable[[Context], Any]] = {
     "ui": parse_ui,  # extensions.ui (needs extensions.search)
     "lint": parse_lint,  # extensions.lint
     "retention": parse_retention,  # storage.retention
+    "sub_paths": parse_sub_paths,  # storage.subPaths
 }
 
 
@@ -412,7 +415,7 @@ def build_config(
     context = Context(data, base, warnings)
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
     s3 = sections["s3"]
-    notices = bare_durations(data, "")
+    notices = context.notices + bare_durations(data, "")
     if s3 is not None and storage_raw.get("dedupe"):
         notices.append(
             "storage.dedupe: on S3 ocireg keeps each repository's copy of a blob (zot leaves"

@@ -30,7 +30,11 @@ def start(kind: str, workdir: Path, cfg: dict[str, Any], turn: int) -> RegistryP
     return RegistryProcess(workdir, cfg, name=name).start()
 
 
-def take_turns(workdir: Path, cfg: dict[str, Any], first: str) -> None:
+def take_turns(
+    workdir: Path, cfg: dict[str, Any], first: str, names: tuple[str, str] | None = None
+) -> list[Content]:
+    """`names`: the two repositories each turn writes, formatted with the writer's name
+    (default: new ones under a prefix naming it)."""
     second = "ocireg" if first == "zot" else "zot"
     written: list[Content] = []
     for turn, kind in enumerate((first, second, first)):
@@ -40,15 +44,34 @@ def take_turns(workdir: Path, cfg: dict[str, Any], first: str) -> None:
                 for content in written:
                     check_content(client, content)
                 if turn < 2:
-                    written.append(write_content(client, f"{kind}{turn}"))
+                    writer = f"{kind}{turn}"
+                    repo, other = (n.format(writer) for n in names) if names else (None, None)
+                    written.append(write_content(client, writer, repo, other))
                     check_content(client, written[-1])
         finally:
             proc.stop()
+    return written
 
 
 @pytest.mark.parametrize("first", ["zot", "ocireg"])
 def test_one_root_on_local_disk(tmp_path: Path, first: str) -> None:
     take_turns(tmp_path, base_config(tmp_path / "root"), first)
+
+
+@pytest.mark.parametrize("first", ["zot", "ocireg"])
+def test_sub_paths_on_local_disk(tmp_path: Path, first: str) -> None:
+    """zot's `storage.subPaths`: a repository named under `/team` lives under the sub path's
+    root, with its whole name, whichever of the two wrote it; one outside it (and `team`
+    alone) under the default root."""
+    cfg = base_config(tmp_path / "root")
+    team = tmp_path / "team-root"
+    cfg["storage"]["subPaths"] = {"/team": {"rootDirectory": str(team), "dedupe": True}}
+    written = take_turns(tmp_path, cfg, first, ("team/{}/app", "{}"))
+    for content in written:
+        assert (team / content.repo / "index.json").is_file()
+        assert not (tmp_path / "root" / content.repo).exists()
+        assert (tmp_path / "root" / content.other_repo / "index.json").is_file()
+        assert not (team / content.other_repo).exists()
 
 
 @pytest.mark.parametrize("first", ["zot", "ocireg"])

@@ -29,9 +29,9 @@ def test_keys_are_case_insensitive_and_port_may_be_string_or_int() -> None:
 
 def test_zot_keys_not_implemented_are_warnings() -> None:
     config = build_config(
-        {"storage": {"rootDirectory": "/r", "subPaths": {}}, "extensions": {"trust": {}}}
+        {"storage": {"rootDirectory": "/r", "maxRepos": 10}, "extensions": {"trust": {}}}
     )
-    assert set(config.warnings) == {"storage.subPaths", "extensions.trust"}
+    assert set(config.warnings) == {"storage.maxRepos", "extensions.trust"}
 
 
 def test_zot_2_1_20_storage_and_http_keys_are_warnings() -> None:

@@ -31,6 +31,7 @@ def test_every_free_form_section_has_one_parser() -> None:
         "ui",
         "lint",
         "retention",
+        "sub_paths",
     }
 
 
@@ -222,3 +223,39 @@ def test_bare_numeric_string_is_not_a_go_duration() -> None:
     with pytest.raises(ConfigError) as info:
         parse_duration("5", "storage.gcDelay")
     assert info.value.path == "storage.gcDelay"
+
+
+def test_sub_paths_take_zot_defaults_and_refuse_what_would_misplace_repositories() -> None:
+    """zot reads a key a sub path lacks as Go's zero value (dedupe and gc off); with gc on,
+    gcDelay and gcInterval default to an hour. A sub path on S3, or on the default's root,
+    would put repositories where neither ocireg nor zot looks for them: refused."""
+    config = build(
+        storage={
+            **ROOT,
+            "subPaths": {
+                "/Team": {"rootDirectory": "/t", "GC": True},
+                "/ci": {"rootDirectory": "/c", "dedupe": True, "gcDelay": "2h"},
+                "/a/b": {"rootDirectory": "/ab"},
+                "/x": {"rootDirectory": "/x", "remoteCache": True},
+            },
+        }
+    )
+    subs = {sub.route: sub for sub in config.sub_paths}
+    assert set(subs) == {"team", "ci", "x"}
+    assert (subs["team"].gc, subs["team"].gc_delay, subs["team"].gc_interval) == (True, 3600, 3600)
+    assert (subs["team"].dedupe, subs["ci"].dedupe, subs["ci"].gc) == (False, True, False)
+    assert subs["ci"].gc_delay == 7200
+    assert any("storage.subPaths./a/b" in notice for notice in config.notices)
+    assert "storage.subPaths./x.remoteCache" in config.warnings
+    for subs_raw, path in (
+        ({"/t": {"rootDirectory": "/r"}}, "storage.subPaths./t.rootDirectory"),
+        ({"/t": {}}, "storage.subPaths./t.rootDirectory"),
+        (
+            {"/t": {"rootDirectory": "/t", "storageDriver": {"name": "s3"}}},
+            "storage.subPaths./t.storageDriver",
+        ),
+        ({"/t": {"rootDirectory": "/t", "gcdelays": "1h"}}, "storage.subPaths./t.gcdelays"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            build(storage={**ROOT, "subPaths": subs_raw})
+        assert err.value.path == path

@@ -46,6 +46,7 @@ from ocireg.registry import ImageStore, layout
 from ocireg.registry.index import Index, is_kept, tag_of
 from ocireg.registry.locks import LockBusy
 from ocireg.settings.retention import RetentionPolicy, RetentionSettings
+from ocireg.settings.subpaths import route_of
 from ocireg.storage import PathNotFound
 
 log = logging.getLogger("ocireg.gc")
@@ -109,19 +110,28 @@ class GarbageCollector:
         self.retention = retention or RetentionSettings()
         self.manifest_delay = delay if self.retention.delay is None else self.retention.delay
         self.pulls_complete = pulls_complete
+        # storage.subPaths: the collectors of the repositories a sub path takes (its gcDelay
+        # and retention), by route (settings/subpaths.py)
+        self.sub_paths: dict[str, GarbageCollector] = {}
 
     @classmethod
     def of(cls, store: ImageStore, config: Config, dry_run: bool = False) -> GarbageCollector:
         """The collector `config` describes (gcDelay, retention) for this store."""
-        return cls(
-            store,
-            config.storage.gc_delay,
-            dry_run=dry_run,
-            retention=config.retention,
-            # Every member serves reads on shared storage: their pulls meet only in a store
-            # they share (Redis, or the sqlite file beside one shared root).
-            pulls_complete=config.cluster is None or store.meta_shared,
-        )
+
+        def made(delay: float, retention: RetentionSettings) -> GarbageCollector:
+            return cls(
+                store,
+                delay,
+                dry_run=dry_run,
+                retention=retention,
+                # Every member serves reads on shared storage: their pulls meet only in a
+                # store they share (Redis, or the sqlite file beside one shared root).
+                pulls_complete=config.cluster is None or store.meta_shared,
+            )
+
+        collector = made(config.storage.gc_delay, config.retention)
+        collector.sub_paths = {s.route: made(s.gc_delay, s.retention) for s in config.sub_paths}
+        return collector
 
     def run(
         self,
@@ -136,6 +146,9 @@ class GarbageCollector:
         )
 
     async def collect(self, repo: str) -> GCReport:
+        sub_path = self.sub_paths.get(route_of(repo) or "")
+        if sub_path is not None:
+            return await sub_path.collect(repo)
         report = GCReport(repo, self.dry_run, decided_only=self.retention.dry_run)
         cutoff = self.clock() - self.delay
         async with self.store.locks.repo(repo):

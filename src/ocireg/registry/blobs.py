@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 
 from ocireg.digest import Digest, new_hasher
@@ -56,10 +56,12 @@ class BlobStore:
         repos: Repositories,
         meta: MetaStore,
         zot_root: str = "",
-        dedupe: bool = False,
+        dedupe: Callable[[str], bool] = lambda repo: False,
     ) -> None:
         self.driver = driver
-        self.dedupe = dedupe  # storage.dedupe: an upload of bytes kept elsewhere is linked
+        # storage.dedupe (per repository: sub paths have their own): an upload of bytes kept
+        # elsewhere is linked
+        self.dedupe = dedupe
         self.repos = repos
         self.meta = meta
         self.zot_root = zot_root.strip("/")
@@ -175,7 +177,7 @@ class BlobStore:
         next upload of these bytes links to. Only uploads: a manifest keeps a file of its
         own, whose time is its push time in that repository (retention)."""
         self.saw(repo, digest)
-        if not self.dedupe:
+        if not self.dedupe(repo):
             return
         here = layout.blob(repo, digest)
         try:

@@ -19,6 +19,8 @@ INDEX_FILE = "index.json"
 UPLOADS_DIR = ".uploads"
 BLOBS_DIR = "blobs"
 PRIVATE_DIR = ".ocireg"
+# What a repository's directory holds of its own (the rest are repositories below it)
+REPOSITORY_ENTRIES = frozenset({OCI_LAYOUT_FILE, INDEX_FILE, BLOBS_DIR, UPLOADS_DIR})
 
 
 def oci_layout(repo: str) -> str:

@@ -70,7 +70,7 @@ class ImageStore:
         meta: MetaStore,
         zot_root: str = "",
         search: bool = False,
-        dedupe: bool = False,
+        dedupe: bool | Callable[[str], bool] = False,
         mandatory_annotations: tuple[str, ...] = (),
     ) -> None:
         self.driver = driver
@@ -81,7 +81,10 @@ class ImageStore:
         remote = driver.local_path("x") is None  # S3: every look at storage is a round trip
         self.repos = Repositories(driver, self.locks, meta, list_ahead=LIST_AHEAD if remote else 1)
         # zot's dedupe on local storage: hard links (on S3 zot writes stubs, ocireg does not)
-        self.blobs = BlobStore(driver, self.repos, meta, zot_root, dedupe and not remote)
+        dedupes = dedupe if callable(dedupe) else lambda repo: dedupe
+        self.blobs = BlobStore(
+            driver, self.repos, meta, zot_root, lambda repo: not remote and dedupes(repo)
+        )
         self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.stored)
         # On S3 with Redis the current index.json version is kept in the store, so reads
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is

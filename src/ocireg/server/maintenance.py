@@ -35,6 +35,7 @@ from ocireg.ops.scrub import Scrubber, ScrubReport
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server import metrics
+from ocireg.settings.subpaths import route_of
 
 log = logging.getLogger("ocireg.maintenance")
 ELECTION_RETRY = 5.0
@@ -73,6 +74,15 @@ def checkpoint_of(config: Config, job: str) -> Checkpoint:
     return Checkpoint.of(config.storage.root_directory, job, member)
 
 
+def gc_interval(config: Config) -> float:
+    """How often the background GC runs (0: never): `storage.gcInterval` with `storage.gc`,
+    or a sub path's, whichever is shorter; each run collects the repositories whose storage
+    has gc on."""
+    intervals = [config.storage.gc_interval] if config.storage.gc else []
+    intervals += [sub.gc_interval for sub in config.sub_paths if sub.gc]
+    return min((i for i in intervals if i > 0), default=0.0)
+
+
 class Maintenance:
     def __init__(
         self,
@@ -84,8 +94,7 @@ class Maintenance:
         self.config = config
         self.store = store
         self.owns = owns
-        storage = config.storage
-        self.gc_interval = storage.gc_interval if storage.gc else 0.0
+        self.gc_interval = gc_interval(config)
         scrub = config.scrub
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
         self.background = tuple(background)
@@ -118,7 +127,13 @@ class Maintenance:
                 totals[key] += len(getattr(report, key))
             totals["bytes_freed"] += report.bytes_freed
 
-        await self._timed("gc", collector.run(self.owns, self._checkpoint("gc")), tally)
+        subs = {sub.route: sub.gc for sub in self.config.sub_paths}
+
+        def collected(repo: str) -> bool:  # each sub path's `gc` says for its repositories
+            gc = subs.get(route_of(repo) or "", self.config.storage.gc)
+            return gc and self.owns(repo)
+
+        await self._timed("gc", collector.run(collected, self._checkpoint("gc")), tally)
         self._logged("gc run", **totals)
         return totals
 

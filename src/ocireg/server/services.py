@@ -4,13 +4,15 @@ checking that the backends answer before the server takes requests."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 from ocireg.config import Config
 from ocireg.meta import MetaUnavailable
 from ocireg.meta.factory import create_meta
 from ocireg.registry import ImageStore
-from ocireg.registry.layout import PRIVATE_DIR
+from ocireg.registry.layout import PRIVATE_DIR, REPOSITORY_ENTRIES
+from ocireg.settings.subpaths import route_of
 from ocireg.storage import StorageUnavailable
 from ocireg.storage.factory import create_storage
 
@@ -29,7 +31,7 @@ def replay_dir(config: Config) -> Path:
 def build_store(config: Config) -> ImageStore:
     zot_root = config.s3.rootdirectory if config.s3 is not None else ""
     meta = create_meta(config)
-    storage = create_storage(config)
+    storage = create_storage(config, REPOSITORY_ENTRIES)
     store = ImageStore(
         storage.driver,
         storage.sessions,
@@ -37,12 +39,23 @@ def build_store(config: Config) -> ImageStore:
         meta,
         zot_root,
         config.search.enabled,
-        config.storage.dedupe,
+        dedupe_rule(config),
         config.lint.mandatory_annotations,
     )
     if sole_sqlite_writer(config):
         store.indexes.versions.keep()
     return store
+
+
+def dedupe_rule(config: Config) -> Callable[[str], bool]:
+    """Whether uploads to a repository are linked to the same bytes elsewhere: its sub
+    path's `dedupe`, else `storage.dedupe`."""
+    chosen = {sub.route: sub.dedupe for sub in config.sub_paths}
+
+    def dedupes(repo: str) -> bool:
+        return chosen.get(route_of(repo) or "", config.storage.dedupe)
+
+    return dedupes
 
 
 def sole_sqlite_writer(config: Config) -> bool:

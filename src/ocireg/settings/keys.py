@@ -20,11 +20,13 @@ from ocireg.errors import ConfigError
 class Context:
     """What a section parser is given: the file with the core schema's canonical key
     names (the free-form sections inside it as written), the directory relative paths
-    start from, and the list that collects the keys accepted but not implemented."""
+    start from, the list that collects the keys accepted but not implemented, and the one
+    that collects other things worth a warning."""
 
     data: dict[str, Any]
     base: Path = field(default_factory=Path.cwd)
     warnings: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # sentences worth a warning
 
     def get(self, path: str) -> Any:
         """The value at a dotted canonical path (`http.auth`), None when absent."""

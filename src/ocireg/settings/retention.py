@@ -102,14 +102,19 @@ class RetentionSettings:
 
 
 def parse_retention(ctx: Context) -> RetentionSettings:
-    where = "storage.retention"
-    if ctx.get(where) is None:
+    return retention_of(ctx.get("storage.retention"), "storage.retention", ctx.get("storage.gc"))
+
+
+def retention_of(node: Any, where: str, gc: Any) -> RetentionSettings:
+    """A `retention` section (`storage.retention`, or a sub path's) of a storage whose `gc`
+    key is `gc` (None: absent)."""
+    if node is None:
         return RetentionSettings()
-    raw = canonical_keys(ctx.get(where), ("dryRun", "delay", "policies"), where)
+    raw = canonical_keys(node, ("dryRun", "delay", "policies"), where)
     delay = None
     if "delay" in raw:
         delay = duration(raw["delay"], f"{where}.delay")
-    elif ctx.get("storage.gc") is False:
+    elif gc is False:
         delay = 0.0  # zot: without gc, the delays default to zero
     policies = raw.get("policies") or []
     if not isinstance(policies, list):

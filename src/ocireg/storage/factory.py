@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ocireg.config import Config
 from ocireg.storage.base import StorageDriver
 from ocireg.storage.filesystem import FilesystemDriver
+from ocireg.storage.routed import RoutedDriver
 from ocireg.storage.sessions import FileSessions, SessionStore
 
 
@@ -19,12 +21,24 @@ class Storage:
     sessions: SessionStore
 
 
-def _filesystem(config: Config) -> Storage:
-    driver = FilesystemDriver(config.storage.root_directory, fsync=config.storage.commit)
+def _filesystem(config: Config, entries: frozenset[str]) -> Storage:
+    driver: StorageDriver = FilesystemDriver(
+        config.storage.root_directory, fsync=config.storage.commit
+    )
+    if config.sub_paths:  # zot's storage.subPaths: a root per first name component
+        roots: dict[Path, StorageDriver] = {}
+        routes = {
+            sub.route: roots.setdefault(
+                sub.root_directory.resolve(),
+                FilesystemDriver(sub.root_directory, fsync=sub.commit),
+            )
+            for sub in config.sub_paths
+        }
+        driver = RoutedDriver(driver, routes, entries)
     return Storage(driver, FileSessions(driver))
 
 
-def _s3(config: Config) -> Storage:
+def _s3(config: Config, entries: frozenset[str]) -> Storage:
     from ocireg.storage.s3 import S3Driver, S3Sessions  # imports botocore: only when used
 
     assert config.s3 is not None  # DRIVERS["s3"] is chosen only then
@@ -32,11 +46,14 @@ def _s3(config: Config) -> Storage:
     return Storage(driver, S3Sessions(driver))
 
 
-DRIVERS: dict[str, Callable[[Config], Storage]] = {
+DRIVERS: dict[str, Callable[[Config, frozenset[str]], Storage]] = {
     "filesystem": _filesystem,
     "s3": _s3,
 }
 
 
-def create_storage(config: Config) -> Storage:
-    return DRIVERS[config.storage_driver](config)
+def create_storage(config: Config, repository_entries: frozenset[str]) -> Storage:
+    """`repository_entries`: the names a repository's directory holds of its own (the
+    layout's), which tell a one-component repository's paths from those of repositories
+    below it (zot's sub paths never take the former: storage/routed.py)."""
+    return DRIVERS[config.storage_driver](config, repository_entries)
