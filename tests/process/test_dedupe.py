@@ -5,6 +5,7 @@ repository's copy outlives the others; `dedupe: false` keeps a file per reposito
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.oci import (
+    assert_image_pulls,
     push_blob,
     push_blob_chunked,
     push_blob_monolithic,
@@ -20,7 +22,7 @@ from tests.support.oci import (
     random_bytes,
     sha256_digest,
 )
-from tests.support.server import base_config, running_registry
+from tests.support.server import base_config, running_registry, wait_until
 
 
 def inode(root: Path, repo: str, digest: str) -> int:
@@ -69,3 +71,32 @@ def test_a_location_recorded_by_zot_does_not_fail_the_upload(tmp_path: Path) -> 
         assert push_blob_monolithic(c, "b/app", layer).status_code == 201
         root = tmp_path / "root"
         assert inode(root, "a/app", digest) == inode(root, "b/app", digest)
+
+
+def test_what_was_stored_before_is_deduped_when_the_server_starts(tmp_path: Path) -> None:
+    """zot's start-up dedupe: copies written while dedupe was off become hard links of one
+    file once a server with dedupe on starts; manifests keep a file each; every image still
+    pulls whole."""
+    root = tmp_path / "root"
+    config = base_config(root)
+    config["storage"]["dedupe"] = False
+    repos = ("a/app", "b/app", "c/app")
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        first = push_image(c, repos[0], "v1", layers=2)
+        for repo in repos[1:]:
+            for blob in (first.config, *first.layers):
+                push_blob(c, repo, blob)
+            assert push_manifest(c, repo, "v1", first.manifest).status_code == 201
+    blobs = [sha256_digest(b) for b in (first.config, *first.layers)]
+    assert len({inode(root, repo, blobs[1]) for repo in repos}) == 3
+
+    config["storage"]["dedupe"] = True
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+
+        def linked() -> bool:
+            return all(len({inode(root, repo, d) for repo in repos}) == 1 for d in blobs)
+
+        wait_until(linked, timeout=30)
+        assert len({inode(root, repo, first.digest) for repo in repos}) == 3
+        for repo in repos:
+            assert_image_pulls(c, dataclasses.replace(first, repo=repo), "v1")

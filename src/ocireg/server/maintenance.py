@@ -6,8 +6,9 @@ now and then, so when the elected worker dies (the kernel drops its lock) anothe
 The lock name carries the listening address because cluster members may share one root
 directory and each member must still maintain its own repositories.
 
-GC runs every `storage.gcInterval` (0: only on demand, `ocireg gc`), starting only inside
-`storage.gcTimeWindow` when one is set; scrub every
+With dedupe on local disk the elected worker first dedupes what is stored (ops/dedupe.py),
+once, as zot does at start-up. GC runs every `storage.gcInterval` (0: only on demand,
+`ocireg gc`), starting only inside `storage.gcTimeWindow` when one is set; scrub every
 `extensions.scrub.interval` when scrub is enabled. Each visits only the repositories that
 `owns` accepts: in a cluster, the ones this member owns. `background` jobs (periodic sync)
 run for as long as the elected worker does, with the same `owns`.
@@ -29,6 +30,7 @@ from typing import TypeVar
 from ocireg.cluster.membership import Membership
 from ocireg.cluster.peers import Peers
 from ocireg.config import Config
+from ocireg.ops.dedupe import DedupeReport, Deduplicator
 from ocireg.ops.gc import GarbageCollector, GCReport
 from ocireg.ops.runs import Checkpoint, owns_everything
 from ocireg.ops.scrub import Scrubber, ScrubReport
@@ -98,11 +100,20 @@ class Maintenance:
         scrub = config.scrub
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
         self.background = tuple(background)
+        # zot's start-up dedupe of what is stored already (ops/dedupe.py): local disk only
+        self.dedupe_at_start = config.s3 is None and (
+            config.storage.dedupe or any(sub.dedupe for sub in config.sub_paths)
+        )
         self._task: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
 
     def start(self) -> None:
-        if self.gc_interval > 0 or self.scrub_interval > 0 or self.background:
+        if (
+            self.gc_interval > 0
+            or self.scrub_interval > 0
+            or self.background
+            or self.dedupe_at_start
+        ):
             self._task = asyncio.create_task(self._main(), name="ocireg-maintenance")
 
     async def stop(self) -> None:
@@ -151,13 +162,28 @@ class Maintenance:
         self._logged("scrub run", **totals)
         return totals
 
+    async def run_dedupe(self) -> None:
+        totals = dict.fromkeys(("repositories", "linked", "bytes_saved"), 0)
+
+        def tally(report: DedupeReport) -> None:
+            totals["repositories"] += 1
+            totals["linked"] += report.linked
+            totals["bytes_saved"] += report.bytes_saved
+
+        run = Deduplicator(self.store).run(self.owns, self._checkpoint("dedupe"))
+        await self._timed("dedupe", run, tally, recorded=False)
+        self._logged("dedupe run", **totals)
+
     def _checkpoint(self, job: str) -> Checkpoint:
         return checkpoint_of(self.config, job)
 
     @staticmethod
-    async def _timed(name: str, run: AsyncIterator[R], tally: Callable[[R], None]) -> None:
-        """Go through a run, one report at a time, and record it in the metrics; a failed
-        run is logged (its checkpoint stays: the next run resumes)."""
+    async def _timed(
+        name: str, run: AsyncIterator[R], tally: Callable[[R], None], recorded: bool = True
+    ) -> None:
+        """Go through a run, one report at a time, and record it in the metrics (gc and
+        scrub: `recorded`); a failed run is logged (its checkpoint stays: the next run
+        resumes)."""
         started = time.monotonic()
         failed = False
         try:
@@ -166,7 +192,8 @@ class Maintenance:
         except Exception:
             log.exception(f"{name} run failed")
             failed = True
-        metrics.record_run(name, time.monotonic() - started, failed)
+        if recorded:
+            metrics.record_run(name, time.monotonic() - started, failed)
 
     @staticmethod
     def _logged(message: str, **counts: int) -> None:
@@ -183,6 +210,8 @@ class Maintenance:
             extra={"pid": os.getpid(), "gc_interval": self.gc_interval},
         )
         jobs = [asyncio.create_task(job(self.owns)) for job in self.background]
+        if self.dedupe_at_start:
+            jobs.append(asyncio.create_task(self.run_dedupe()))
         try:
             await self._schedule()
             await asyncio.gather(*jobs)
