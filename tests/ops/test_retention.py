@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import backend_registry_config
 from tests.ops.conftest import BACKENDS, run_gc
-from tests.support.oci import push_image, sha256_digest, unique_repo
+from tests.support.oci import push_image, push_manifest, sha256_digest, unique_repo
 from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
 
 RETENTION: dict[str, Any] = {
@@ -26,6 +26,7 @@ RETENTION: dict[str, Any] = {
             "keepTags": [{"patterns": ["^release-"]}, {"mostRecentlyPulledCount": 1}],
         },
         {"repositories": ["dry/**"], "keepTags": [{"patterns": ["^v"]}]},
+        {"repositories": ["repush/**"], "keepTags": [{"mostRecentlyPushedCount": 2}]},
         # everything else: no tag rules, untagged manifests after `delay`
         {"repositories": ["**"]},
     ],
@@ -105,6 +106,21 @@ def test_dry_run_reports_and_changes_nothing(
     report = run_gc(path, repos=[repo])[repo]
     assert (report["retentionDryRun"], report["dryRun"], report["tags"]) == (True, False, ["dev"])
     assert tags(client, repo) == {"v1", "dev"}
+
+
+def test_a_manifest_pushed_again_counts_as_pushed_then(
+    retained: RegistryProcess, client: httpx.Client
+) -> None:
+    """zot renews a manifest's push time on every push of it: M pushed as v1, N as v2, M
+    again as v3 makes M the newest push, so the two most recent are v1 and v3 (both M). Its
+    file still has the time it was first written; the push is noted by the metadata store."""
+    repo = unique_repo("repush")
+    first = push_image(client, repo, "v1")
+    push_image(client, repo, "v2")
+    assert push_manifest(client, repo, "v3", first.manifest).status_code == 201
+    report = run_gc(retained.config_path, repos=[repo])[repo]
+    assert report["tags"] == ["v2"]
+    assert tags(client, repo) == {"v1", "v3"}
 
 
 def test_without_tag_rules_tags_stay_whatever_their_age(

@@ -102,7 +102,7 @@ class MetaStore(Protocol):
         set it to `value` for `ttl` seconds and return True; else change nothing, False."""
         ...
 
-    # --- pull times and counts (registry/pulls.py): retention's rules on pulls, search's counts --
+    # --- push and pull times, pull counts: retention's rules, search's counts ---------------
     # Not rebuildable from storage, so `clear()` leaves them; a store that loses them (a
     # FLUSHALL) loses the time they were first kept too, which makes retention cautious again.
 
@@ -116,6 +116,16 @@ class MetaStore(Protocol):
 
     async def pulls(self, repo: str) -> dict[str, float]:
         """The last pull time noted for each manifest of `repo` (digest -> time)."""
+        ...
+
+    async def record_push(self, repo: str, digest: str, at: float) -> None:
+        """Note that manifest `digest` of `repo` was pushed (under a tag or by digest) then:
+        its file keeps the time it was first written, which a push of a manifest stored
+        already does not change."""
+        ...
+
+    async def pushes(self, repo: str) -> dict[str, float]:
+        """The last push time noted for each manifest of `repo` (digest -> time)."""
         ...
 
     async def pull_counts(self, repo: str) -> dict[str, int]:

@@ -10,10 +10,11 @@ slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `rep
 member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
 `listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `listed`
 (the same for every repository, `<repo>\x01<tag>`), `latest` (sorted set: each repository's
-newest listed time, negated), `ready:v<format>` and `rebuild`. Pull times (retention) and
-counts (search) are `<p>:ocireg-pulls:<repo>` (HASH digest -> time),
-`<p>:ocireg-pull-counts:<repo>` (HASH digest -> count) and `<p>:ocireg-pulls-since`, also
-left by `clear()`: storage cannot give them back.
+newest listed time, negated), `ready:v<format>` and `rebuild`. Push and pull times
+(retention) and pull counts (search) are `<p>:ocireg-pushes:<repo>` and
+`<p>:ocireg-pulls:<repo>` (HASH digest -> time), `<p>:ocireg-pull-counts:<repo>` (HASH
+digest -> count) and `<p>:ocireg-pulls-since`, also left by `clear()`: storage cannot give
+them back.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -156,7 +157,8 @@ class RedisMeta:
         self._filter = self.client.register_script(_FILTER)
         self._dump = self.client.register_script(_DUMP)
         self.pulls_ns = f"{self.prefix}:ocireg-pulls"  # outside `ns`: `clear()` leaves it
-        self.counts_ns = f"{self.prefix}:ocireg-pull-counts"  # and this too
+        self.counts_ns = f"{self.prefix}:ocireg-pull-counts"  # and these too
+        self.pushes_ns = f"{self.prefix}:ocireg-pushes"
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -291,6 +293,15 @@ class RedisMeta:
 
     async def pulls(self, repo: str) -> dict[str, float]:
         found = await self._do(self.client.hgetall(f"{self.pulls_ns}:{repo}"))
+        return {_text(digest): float(at) for digest, at in found.items()}
+
+    async def record_push(self, repo: str, digest: str, at: float) -> None:
+        # Written under the repository's lock, before its index.json changes: the last
+        # write is the latest push.
+        await self._do(self.client.hset(f"{self.pushes_ns}:{repo}", digest, repr(at)))
+
+    async def pushes(self, repo: str) -> dict[str, float]:
+        found = await self._do(self.client.hgetall(f"{self.pushes_ns}:{repo}"))
         return {_text(digest): float(at) for digest, at in found.items()}
 
     async def pull_counts(self, repo: str) -> dict[str, int]:

@@ -29,6 +29,9 @@ CREATE TABLE IF NOT EXISTS index_versions (
 CREATE TABLE IF NOT EXISTS pulls (
     repo TEXT NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL,
     PRIMARY KEY (repo, digest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS pushes (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS pull_counts (
     repo TEXT NOT NULL, digest TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (repo, digest)) WITHOUT ROWID;
@@ -255,6 +258,17 @@ class SqliteMeta:
 
     async def pulls(self, repo: str) -> dict[str, float]:
         rows = self._run("SELECT digest, at FROM pulls WHERE repo = ?", (repo,))
+        return {digest: at for digest, at in rows}
+
+    async def record_push(self, repo: str, digest: str, at: float) -> None:
+        self._run(
+            "INSERT INTO pushes VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
+            " DO UPDATE SET at = max(at, excluded.at)",
+            (repo, digest, at),
+        )
+
+    async def pushes(self, repo: str) -> dict[str, float]:
+        rows = self._run("SELECT digest, at FROM pushes WHERE repo = ?", (repo,))
         return {digest: at for digest, at in rows}
 
     async def pull_counts(self, repo: str) -> dict[str, int]:

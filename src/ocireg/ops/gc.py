@@ -24,6 +24,7 @@ hard links or copies per repository here, so each repository is collected on its
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -87,6 +88,16 @@ class GCReport:
         if self.skipped:
             out["skipped"] = self.skipped
         return out
+
+
+def _pushed(blobs: dict[str, StoredFile], pushes: dict[str, float]) -> dict[str, StoredFile]:
+    """The blobs with each manifest's last push noted by the metadata store as its time
+    (push time for retention, age for the delays) where it is later than the file's."""
+    for digest, at in pushes.items():
+        blob = blobs.get(digest)
+        if blob is not None and at > blob.written:
+            blobs[digest] = dataclasses.replace(blob, stamp=max(blob.stamp, at), written=at)
+    return blobs
 
 
 class GarbageCollector:
@@ -174,7 +185,7 @@ class GarbageCollector:
             return
         if index is None:
             return
-        blobs = await list_blobs(self.driver, repo)
+        blobs = _pushed(await list_blobs(self.driver, repo), await self.store.meta.pushes(repo))
         manifest_cutoff = self.clock() - self.manifest_delay
         policy = self.retention.policy(repo)
         dropped: dict[str, tuple[str, str]] = {}

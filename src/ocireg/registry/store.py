@@ -266,7 +266,10 @@ class ImageStore:
             # blob seen above may be gone by now; after this check it stays. A manifest that
             # index.json lists already (another tag of it) needs no check: collection keeps
             # it and every blob it names, and `delete_blob` refuses it. `stored`: what the
-            # other puts of this write found (registry/writer.py).
+            # other puts of this write found (registry/writer.py). The push time is noted
+            # first, for retention (ops/gc.py): the manifest's file keeps the time it was
+            # first written, which a push of a manifest stored already does not renew.
+            await self.meta.record_push(repo, str(digest), time.time())
             if await self.indexes.lists(repo, str(digest)):
                 return
 
