@@ -510,7 +510,7 @@ def _rate_limit(raw: dict[str, Any] | None) -> RateLimitConfig | None:
 def _port(value: Any) -> int:
     try:
         port = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError("http.port", f"expected a port number, got {value!r}") from None
     if not 0 < port < 65536:
         raise ConfigError("http.port", f"expected 1-65535, got {port}")

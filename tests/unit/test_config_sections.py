@@ -104,6 +104,20 @@ def test_sections_are_typed_case_insensitively() -> None:
             "extensions.lint.mandatoryAnnotations",
         ),
         ({"extensions": {"lint": {"mandatory": []}}}, "extensions.lint.mandatory"),
+        # YAML's .inf and .nan are floats: a config error, not a traceback
+        (
+            {
+                "storage": {
+                    **ROOT,
+                    "retention": {
+                        "policies": [{"keepTags": [{"mostRecentlyPushedCount": float("inf")}]}]
+                    },
+                }
+            },
+            "storage.retention.policies[0].keepTags[0].mostRecentlyPushedCount",
+        ),
+        ({"storage": {**ROOT, "gcDelay": float("nan")}}, "storage.gcDelay"),
+        ({"http": {"auth": {"failDelay": float("inf")}}}, "http.auth.failDelay"),
         ({"storage": {**ROOT, "storageDriver": {"name": "gcs"}}}, "storage.storageDriver.name"),
         ({"storage": {**ROOT, "storageDriver": {"name": "s3"}}}, "storage.storageDriver.bucket"),
         (

@@ -97,7 +97,7 @@ def parse_auth(ctx: Context) -> AuthSettings:
     for key, value in auth.items():
         where = f"http.auth.{key}"
         if key == "faildelay":
-            fail_delay = seconds(value, where)
+            fail_delay = seconds(value, "http.auth.failDelay")
         elif key == "htpasswd":
             section = _map(value, where)
             check_keys(section, ("path",), where)

@@ -7,6 +7,7 @@ error is a `ConfigError` naming the key path (`http.auth.htpasswd.path`).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -118,8 +119,8 @@ def parse_duration(value: Any, where: str, bare_unit: float | None = None) -> fl
     nanoseconds, as Go reads an integer duration, unless `bare_unit` (seconds per unit)
     says otherwise; with `bare_unit` a numeric string is accepted too."""
     expected = f"expected a duration like '1h' or '30m', got {value!r}"
-    if isinstance(value, bool):
-        raise ConfigError(where, expected)
+    if isinstance(value, bool) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ConfigError(where, expected)  # YAML's .inf and .nan are floats too
     if isinstance(value, int | float):
         return float(value) * (1e-9 if bare_unit is None else bare_unit)
     text = str(value).strip()
@@ -181,7 +182,8 @@ def strings(value: Any, where: str) -> frozenset[str]:
 
 
 def seconds(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    finite = isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+    if isinstance(value, bool) or not finite or value < 0:
         raise ConfigError(where, f"expected a number of seconds >= 0, got {value!r}")
     return float(value)
 
@@ -192,5 +194,5 @@ def integer(value: Any, where: str) -> int:
         raise ConfigError(where, f"expected an integer, got {value!r}")
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: YAML's .inf
         raise ConfigError(where, f"expected an integer, got {value!r}") from None
