@@ -33,7 +33,7 @@ from tests.support.rawhttp import (
     send_stalled,
     start_request,
 )
-from tests.support.server import RegistryProcess, base_config, running_registry
+from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
 
 IDLE = 1.0  # seconds: http.bodyIdleTimeout of the registry under test
 BUDGET = 8 << 20  # http.manifestBodyBudget: two 4 MiB manifests
@@ -159,6 +159,34 @@ def test_a_trickle_that_keeps_coming_is_not_idle(
         response = read_response(sock)
     assert response.status == 202, response.body
     assert response.headers["range"] == f"0-{len(data) - 1}"
+
+
+def test_a_cancel_does_not_wait_for_a_patch_in_progress(
+    slow_registry: RegistryProcess, client: httpx.Client
+) -> None:
+    """DELETE of a session a PATCH is still writing to answers at once (zot does), not when
+    the PATCH ends, which a trickle can put off for as long as it keeps coming; the session
+    is gone once the PATCH lets it go."""
+    repo = unique_repo("slow")
+    data = random_bytes(16)
+    location = start_upload(client, repo)
+    headers = {**OCTET, "Content-Length": str(len(data))}
+
+    def trickle() -> int:
+        with start_request(slow_registry.port, "PATCH", location, headers) as sock:
+            for i in range(len(data)):
+                sock.sendall(data[i : i + 1])
+                time.sleep(IDLE / 4)  # the client's pace (4 s in all), not a synchronisation
+            return read_response(sock).status
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        patch = pool.submit(trickle)
+        # the PATCH holds the session once it wrote a byte (a GET reads its size)
+        wait_until(lambda: client.get(location).headers.get("range") == "0-0", timeout=10)
+        r = client.delete(location, timeout=2.0)
+        assert r.status_code == 204, r.text
+        assert patch.result(timeout=30) in (202, 404)
+    wait_until(lambda: client.get(location).status_code == 404, timeout=10)
 
 
 def rss(pid: int) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import logging
 import re
 import uuid
 from collections import OrderedDict
@@ -25,14 +26,17 @@ from ocireg.errors import ErrorCode, RegistryError
 from ocireg.lane import Lane
 from ocireg.registry import layout
 from ocireg.registry.faults import boundary
-from ocireg.registry.locks import LocalLocks
+from ocireg.registry.locks import LocalLocks, LockBusy
 from ocireg.registry.repos import Repositories
-from ocireg.storage import FileWriter, PathNotFound, SessionStore
+from ocireg.storage import FileWriter, PathNotFound, SessionStore, StorageError
 
 WRITE_CHUNK = 1 << 20  # hand on received bytes in ~1 MiB batches: few thread hops
 INLINE_HASH = 256 << 10  # smaller (last) pieces: hashed inline, cheaper than a thread hop
 _SESSION_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _RUNNING_HASH_ALG = "sha256"
+
+
+log = logging.getLogger("ocireg.registry")
 
 
 @dataclass
@@ -57,6 +61,7 @@ class Uploads:
         self.max_hashes = max_hashes
         self.stored = stored or _nothing  # told of each blob made visible (BlobStore.stored)
         self._hashes: OrderedDict[str, _RunningHash] = OrderedDict()
+        self._aborts: set[asyncio.Task[None]] = set()  # cancels waiting for a PATCH (`cancel`)
 
     async def start(self, repo: str) -> str:
         await self.repos.ensure(repo)
@@ -148,12 +153,35 @@ class Uploads:
 
     async def cancel(self, repo: str, session: str) -> None:
         path = self._path(repo, session)
-        async with self.locks.upload(session):
-            try:
-                await self.sessions.abort(path)
-            except PathNotFound:
-                raise self._unknown(session) from None
-            self._hashes.pop(session, None)
+        try:
+            async with self.locks.upload(session, wait=False):
+                try:
+                    await self.sessions.abort(path)
+                except PathNotFound:
+                    raise self._unknown(session) from None
+                self._hashes.pop(session, None)
+            return
+        except LockBusy:
+            pass
+        # A request is writing to the session (a PATCH, for as long as its client sends):
+        # the cancel is answered now, as zot answers it, and the session goes when that
+        # request lets it go.
+        try:
+            await self.sessions.size(path)
+        except PathNotFound:
+            raise self._unknown(session) from None
+        task = asyncio.create_task(self._abort_when_free(path, session))
+        self._aborts.add(task)
+        task.add_done_callback(self._aborts.discard)
+
+    async def _abort_when_free(self, path: str, session: str) -> None:
+        try:
+            async with self.locks.upload(session):
+                with contextlib.suppress(PathNotFound):  # finished or cancelled meanwhile
+                    await self.sessions.abort(path)
+                self._hashes.pop(session, None)
+        except StorageError as exc:  # left to expire: garbage collection removes it
+            log.warning("upload session not cancelled", extra={"path": path, "error": str(exc)})
 
     # --- internals --------------------------------------------------------------------
 
