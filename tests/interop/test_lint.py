@@ -28,7 +28,7 @@ def test_zot_and_ocireg_refuse_the_same_manifests(tmp_path: Path) -> None:
                 refused = push(c, "team/app", "bare")[0]
                 listed = c.get("/v2/team/app/tags/list").json()["tags"]
             # each run's cosign tag names its own (random) digest
-            tags = sorted("<cosign>" if t.endswith(".sig") else t for t in listed)
+            tags = sorted("<cosign>" if t.endswith(".sig") and len(t) > 70 else t for t in listed)
             found[kind] = (statuses, refused.status_code, sorted(missing_of(refused)), tags)
         finally:
             proc.stop()

@@ -51,15 +51,19 @@ def index_digests(stored: Stored, repo: str) -> set[str]:
 def wait_until_collectable(
     proc: RegistryProcess, repo: str, blob: str, config: Path | None = None
 ) -> dict[str, object]:
-    """Poll `gc --dry-run` until `blob` (pushed last) is old enough to be reported."""
+    """Poll `gc --dry-run` until `blob` (pushed last) is old enough to be reported, and the
+    report stays the same from one run to the next: on S3 a blob's time counts whole seconds
+    (`LastModified`) while a manifest's push time is noted to the microsecond, so a manifest
+    pushed before `blob` may still be young when `blob` is not."""
     path = config or proc.config_path
-    return wait_until(  # type: ignore[no-any-return]
-        lambda: (
-            (r := run_gc(path, dry_run=True, repos=[repo]).get(repo)) and blob in r["blobs"] and r
-        ),
-        timeout=30,
-        interval=0.1,
-    )
+
+    def settled() -> dict[str, object] | None:
+        report = run_gc(path, dry_run=True, repos=[repo]).get(repo)
+        if not report or blob not in report["blobs"]:
+            return None
+        return report if run_gc(path, dry_run=True, repos=[repo]).get(repo) == report else None
+
+    return wait_until(settled, timeout=30, interval=0.1)  # type: ignore[no-any-return]
 
 
 def assert_pulls(client: httpx.Client, repo: str, manifests: set[str], blobs: set[str]) -> None:

@@ -29,11 +29,13 @@ def test_manifests_without_the_mandatory_annotations_are_refused(tmp_path: Path)
             "none": 400,
             "partial": 400,
             "labels": 201,
+            "labels-case": 201,
             "complete": 201,
             "by-digest": 400,
             "index": 201,
             "notation": 201,
             "cosign": 201,
+            "sha256-short.sig": 201,
             "artifact": 400,
         }
         refused, desc = push(c, "team/app", "again", {VENDOR: "v"})

@@ -36,6 +36,7 @@ def push(
     ref: str | None,
     annotations: dict[str, str] | None = None,
     labels: dict[str, str] | None = None,
+    labels_key: str = "Labels",
     **manifest: Any,
 ) -> tuple[httpx.Response, dict[str, Any]]:
     """An image manifest (its blobs pushed first) under `ref` (None: by digest); the answer
@@ -71,6 +72,8 @@ def lint_pushes(client: httpx.Client, repo: str) -> dict[str, int]:
     note("none", push(client, repo, "none")[0])
     note("partial", push(client, repo, "partial", {TEAM: "a"})[0])
     note("labels", push(client, repo, "labels", {TEAM: "a"}, {VENDOR: "v"})[0])
+    # zot reads the config as Go decodes JSON into a struct: keys in any case
+    note("labels-case", push(client, repo, "labels-case", {TEAM: "a"}, {VENDOR: "v"}, "labels")[0])
     complete, child = push(client, repo, "complete", {TEAM: "a", VENDOR: "v"})
     note("complete", complete)
     found["by-digest"] = push(client, repo, None)[0].status_code
@@ -80,6 +83,7 @@ def lint_pushes(client: httpx.Client, repo: str) -> dict[str, int]:
     note("notation", push(client, repo, "notation", artifact_type=NOTATION)[0])
     cosign_tag = child["digest"].replace(":", "-") + ".sig"
     found["cosign"] = push(client, repo, cosign_tag)[0].status_code
+    note("sha256-short.sig", push(client, repo, "sha256-short.sig")[0])  # zot: any such tag
     # an artifact (empty config) is linted as an image
     empty = push_blob(client, repo, b"{}")
     body, _ = image_manifest(

@@ -250,19 +250,33 @@ def test_sub_paths_take_zot_defaults_and_refuse_what_would_misplace_repositories
                 "/Team": {"rootDirectory": "/t", "GC": True},
                 "/ci": {"rootDirectory": "/c", "dedupe": True, "gcDelay": "2h"},
                 "/a/b": {"rootDirectory": "/ab"},
+                "nolead": {"rootDirectory": "/n"},
+                "/trail/": {"rootDirectory": "/tr"},
                 "/x": {"rootDirectory": "/x", "remoteCache": True},
             },
         }
     )
     subs = {sub.route: sub for sub in config.sub_paths}
-    assert set(subs) == {"team", "ci", "x"}
+    assert set(subs) == {"team", "ci", "x"}  # zot matches "/" + a first component exactly
     assert (subs["team"].gc, subs["team"].gc_delay, subs["team"].gc_interval) == (True, 3600, 3600)
     assert (subs["team"].dedupe, subs["ci"].dedupe, subs["ci"].gc) == (False, True, False)
     assert subs["ci"].gc_delay == 7200
-    assert any("storage.subPaths./a/b" in notice for notice in config.notices)
+    for key in ("/a/b", "nolead", "/trail/"):
+        assert any(f"storage.subPaths.{key}:" in notice for notice in config.notices), key
     assert "storage.subPaths./x.remoteCache" in config.warnings
     for subs_raw, path in (
         ({"/t": {"rootDirectory": "/r"}}, "storage.subPaths./t.rootDirectory"),
+        # zot refuses a root shared, or one inside another
+        ({"/t": {"rootDirectory": "/r/t"}}, "storage.subPaths./t.rootDirectory"),
+        ({"/t": {"rootDirectory": "/"}}, "storage.subPaths./t.rootDirectory"),
+        (
+            {"/t": {"rootDirectory": "/s"}, "/u": {"rootDirectory": "/s"}},
+            "storage.subPaths./u.rootDirectory",
+        ),
+        (
+            {"/t": {"rootDirectory": "/s"}, "/u": {"rootDirectory": "/s/u"}},
+            "storage.subPaths./u.rootDirectory",
+        ),
         ({"/t": {}}, "storage.subPaths./t.rootDirectory"),
         (
             {"/t": {"rootDirectory": "/t", "storageDriver": {"name": "s3"}}},

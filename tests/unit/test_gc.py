@@ -251,10 +251,13 @@ def collect_retained(
 
 
 def pushed_ago(registry: Registry, repo: str, digest: str, days: float) -> None:
-    """As if the manifest had been pushed `days` ago (its blob's mtime)."""
+    """As if the manifest had been pushed `days` ago: its blob's mtime, and the push the
+    metadata store noted (which only ever moves forward: its row is replaced here)."""
     path = registry.root / repo / "blobs" / "sha256" / digest.split(":")[1]
     at = time.time() - days * DAY
     os.utime(path, (at, at))
+    db = registry.store.meta._conn()  # type: ignore[attr-defined]
+    db.execute("UPDATE pushes SET at = ? WHERE repo = ? AND digest = ?", (at, repo, digest))
 
 
 def tags(registry: Registry, repo: str) -> set[str]:

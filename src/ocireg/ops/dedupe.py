@@ -45,7 +45,7 @@ class Deduplicator:
 
     async def dedupe(self, repo: str) -> DedupeReport:
         report = DedupeReport(repo)
-        if not self.store.blobs.dedupe(repo):
+        if self.store.blobs.dedupe(repo) is None:
             return report
         async with self.store.locks.repo(repo):
             try:

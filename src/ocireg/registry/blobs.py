@@ -56,11 +56,12 @@ class BlobStore:
         repos: Repositories,
         meta: MetaStore,
         zot_root: str = "",
-        dedupe: Callable[[str], bool] = lambda repo: False,
+        dedupe: Callable[[str], str | None] = lambda repo: None,
     ) -> None:
         self.driver = driver
-        # storage.dedupe (per repository: sub paths have their own): an upload of bytes kept
-        # elsewhere is linked
+        # storage.dedupe: an upload of bytes kept elsewhere is linked. Per repository, its
+        # dedupe area: the root whose copies it links to ("" the default, a sub path's
+        # route), None where it keeps its own copy.
         self.dedupe = dedupe
         self.repos = repos
         self.meta = meta
@@ -177,16 +178,19 @@ class BlobStore:
         next upload of these bytes links to. Only uploads: a manifest keeps a file of its
         own, whose time is its push time in that repository (retention)."""
         self.saw(repo, digest)
-        if not self.dedupe(repo):
+        area = self.dedupe(repo)
+        if area is None:
             return
         here = layout.blob(repo, digest)
+        # a location per root: a link cannot join two (storage.subPaths)
+        key = f"{area}/{digest}" if area else str(digest)
         try:
-            recorded = await self.meta.blob_location(str(digest))
+            recorded = await self.meta.blob_location(key)
             known = self._ours(recorded) if recorded else None  # zot's cache: absolute paths
             if known and known != here and await self.driver.share(known, here):
                 return
             if known != here:
-                await self.meta.set_blob_location(str(digest), here)
+                await self.meta.set_blob_location(key, here)
         except (MetaUnavailable, StorageError) as exc:  # stored; only the sharing is missed
             log.warning("dedupe skipped", extra={"repo": repo, "error": str(exc)})
 

@@ -12,7 +12,7 @@ from typing import Any
 from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.registry.listing import COSIGN_TAG, SIGNATURE_TOOLS, labels_of
+from ocireg.registry.listing import SIGNATURE_TOOLS
 from ocireg.registry.manifests import OCI_MANIFEST, Manifest
 
 
@@ -20,9 +20,20 @@ def applies(manifest: Manifest, tag: str | None) -> bool:
     """Whether the rule is for this manifest put."""
     if manifest.media_type != OCI_MANIFEST:
         return False
-    if tag is not None and COSIGN_TAG.fullmatch(tag):
-        return False
+    if tag is not None and tag.startswith("sha256-") and tag.endswith(".sig"):
+        return False  # zot's test of a cosign tag: looser than the tag cosign writes
     return manifest.artifact_type not in SIGNATURE_TOOLS
+
+
+def _member(doc: Any, name: str) -> dict[str, Any]:
+    """A map member of a JSON object as Go decodes it into a struct field: the key as
+    written, else one that differs only in case (zot reads the config that way)."""
+    if not isinstance(doc, dict):
+        return {}
+    value = doc.get(name)
+    if value is None:
+        value = next((v for k, v in doc.items() if k.lower() == name.lower()), None)
+    return value if isinstance(value, dict) else {}
 
 
 def missing(
@@ -49,7 +60,7 @@ async def check(
         config = jsondoc.loads(await read_config(config_digest))
     except ValueError:
         config = None  # zot answers 500 here; a config that is not JSON has no labels
-    labels = labels_of(config) if isinstance(config, dict) else {}
+    labels = _member(_member(config, "config"), "Labels")
     absent = missing(absent, {}, labels)
     if absent:
         # zot's wording, which clients show as it is

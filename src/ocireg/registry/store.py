@@ -70,7 +70,7 @@ class ImageStore:
         meta: MetaStore,
         zot_root: str = "",
         search: bool = False,
-        dedupe: bool | Callable[[str], bool] = False,
+        dedupe: bool | Callable[[str], str | None] = False,
         mandatory_annotations: tuple[str, ...] = (),
     ) -> None:
         self.driver = driver
@@ -80,11 +80,16 @@ class ImageStore:
         self.locks = LocalLocks(lock_dir)
         remote = driver.local_path("x") is None  # S3: every look at storage is a round trip
         self.repos = Repositories(driver, self.locks, meta, list_ahead=LIST_AHEAD if remote else 1)
+
         # zot's dedupe on local storage: hard links (on S3 zot writes stubs, ocireg does not)
-        dedupes = dedupe if callable(dedupe) else lambda repo: dedupe
-        self.blobs = BlobStore(
-            driver, self.repos, meta, zot_root, lambda repo: not remote and dedupes(repo)
-        )
+        def area(repo: str) -> str | None:  # BlobStore.dedupe
+            if remote:
+                return None
+            if callable(dedupe):
+                return dedupe(repo)
+            return "" if dedupe else None
+
+        self.blobs = BlobStore(driver, self.repos, meta, zot_root, area)
         self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.stored)
         # On S3 with Redis the current index.json version is kept in the store, so reads
         # need no request to the bucket (registry/versions.py); on a local disk `stat` is

@@ -76,13 +76,13 @@ def checkpoint_of(config: Config, job: str) -> Checkpoint:
     return Checkpoint.of(config.storage.root_directory, job, member)
 
 
-def gc_interval(config: Config) -> float:
-    """How often the background GC runs (0: never): `storage.gcInterval` with `storage.gc`,
-    or a sub path's, whichever is shorter; each run collects the repositories whose storage
-    has gc on."""
-    intervals = [config.storage.gc_interval] if config.storage.gc else []
-    intervals += [sub.gc_interval for sub in config.sub_paths if sub.gc]
-    return min((i for i in intervals if i > 0), default=0.0)
+def gc_intervals(config: Config) -> dict[str, float]:
+    """How often the background GC collects each storage with gc on: the default's ("")
+    every `storage.gcInterval`, each sub path's (by route) every one of its own, as zot
+    schedules each image store."""
+    intervals = {"": config.storage.gc_interval} if config.storage.gc else {}
+    intervals.update({sub.route: sub.gc_interval for sub in config.sub_paths if sub.gc})
+    return {area: every for area, every in intervals.items() if every > 0}
 
 
 class Maintenance:
@@ -96,7 +96,8 @@ class Maintenance:
         self.config = config
         self.store = store
         self.owns = owns
-        self.gc_interval = gc_interval(config)
+        self.gc_intervals = gc_intervals(config)
+        self.gc_interval = min(self.gc_intervals.values(), default=0.0)
         scrub = config.scrub
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
         self.background = tuple(background)
@@ -125,7 +126,8 @@ class Maintenance:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
 
-    async def run_gc(self) -> dict[str, int]:
+    async def run_gc(self, area: str = "") -> dict[str, int]:
+        """Collect the repositories of one storage: the default's (""), or a sub path's."""
         collector = GarbageCollector.of(self.store, self.config)
         totals = dict.fromkeys(
             ("repositories", "manifests", "blobs", "uploads", "uploads_busy", "bytes_freed"), 0
@@ -138,14 +140,15 @@ class Maintenance:
                 totals[key] += len(getattr(report, key))
             totals["bytes_freed"] += report.bytes_freed
 
-        subs = {sub.route: sub.gc for sub in self.config.sub_paths}
+        routes = {sub.route for sub in self.config.sub_paths}
 
-        def collected(repo: str) -> bool:  # each sub path's `gc` says for its repositories
-            gc = subs.get(route_of(repo) or "", self.config.storage.gc)
-            return gc and self.owns(repo)
+        def collected(repo: str) -> bool:
+            route = route_of(repo)
+            return (route if route in routes else "") == area and self.owns(repo)
 
-        await self._timed("gc", collector.run(collected, self._checkpoint("gc")), tally)
-        self._logged("gc run", **totals)
+        checkpoint = self._checkpoint(f"gc-{area}" if area else "gc")  # a run resumes its own
+        await self._timed("gc", collector.run(collected, checkpoint), tally)
+        self._logged("gc run", **({"subPath": f"/{area}"} if area else {}), **totals)
         return totals
 
     async def run_scrub(self) -> dict[str, int]:
@@ -196,7 +199,7 @@ class Maintenance:
             metrics.record_run(name, time.monotonic() - started, failed)
 
     @staticmethod
-    def _logged(message: str, **counts: int) -> None:
+    def _logged(message: str, **counts: int | str) -> None:
         log.info(message, extra={"pid": os.getpid(), **counts})
 
     async def _main(self) -> None:
@@ -220,21 +223,23 @@ class Maintenance:
                 job.cancel()
 
     async def _schedule(self) -> None:
-        if self.gc_interval <= 0 and self.scrub_interval <= 0:
+        if not self.gc_intervals and self.scrub_interval <= 0:
             return
         now = time.monotonic()
-        next_gc = now + self.gc_interval if self.gc_interval > 0 else float("inf")
+        next_gc = {area: now + every for area, every in self.gc_intervals.items()}
         next_scrub = now + self.scrub_interval if self.scrub_interval > 0 else float("inf")
         while True:
-            await asyncio.sleep(max(0.0, min(next_gc, next_scrub) - time.monotonic()))
-            if time.monotonic() >= next_gc:
-                wait = self._until_gc_window()
+            soonest = min((*next_gc.values(), next_scrub))
+            await asyncio.sleep(max(0.0, soonest - time.monotonic()))
+            due = sorted(area for area, at in next_gc.items() if time.monotonic() >= at)
+            wait = self._until_gc_window() if due else 0.0
+            for area in due:
                 if wait > 0:  # a run is due, and waits for its window to open
-                    next_gc = time.monotonic() + wait
+                    next_gc[area] = time.monotonic() + wait
                     continue
-                await self.run_gc()
+                await self.run_gc(area)
                 # Measured from the end of the run: a slow run never overlaps the next one.
-                next_gc = time.monotonic() + self.gc_interval
+                next_gc[area] = time.monotonic() + self.gc_intervals[area]
             if time.monotonic() >= next_scrub:
                 await self.run_scrub()
                 next_scrub = time.monotonic() + self.scrub_interval

@@ -47,15 +47,19 @@ def build_store(config: Config) -> ImageStore:
     return store
 
 
-def dedupe_rule(config: Config) -> Callable[[str], bool]:
-    """Whether uploads to a repository are linked to the same bytes elsewhere: its sub
-    path's `dedupe`, else `storage.dedupe`."""
-    chosen = {sub.route: sub.dedupe for sub in config.sub_paths}
+def dedupe_rule(config: Config) -> Callable[[str], str | None]:
+    """A repository's dedupe area (registry/blobs.py): its sub path's route when the sub
+    path dedupes, "" when it is the default storage's and `storage.dedupe` is on, else None
+    (uploads there keep their own copy)."""
+    subs = {sub.route: sub for sub in config.sub_paths}
 
-    def dedupes(repo: str) -> bool:
-        return chosen.get(route_of(repo) or "", config.storage.dedupe)
+    def area(repo: str) -> str | None:
+        sub = subs.get(route_of(repo) or "")
+        if sub is not None:
+            return sub.route if sub.dedupe else None
+        return "" if config.storage.dedupe else None
 
-    return dedupes
+    return area
 
 
 def sole_sqlite_writer(config: Config) -> bool:

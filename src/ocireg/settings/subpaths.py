@@ -57,26 +57,36 @@ def parse_sub_paths(ctx: Context) -> tuple[SubPath, ...]:
     found = []
     for key in sorted(node):
         where = f"storage.subPaths.{key}"
-        route = str(key).lower().strip("/")  # zot's keys are read lower-cased
-        if not route or "/" in route:
+        route = str(key).lower()  # zot's keys are read lower-cased
+        if not route.startswith("/") or not route[1:] or "/" in route[1:]:
+            # zot compares "/" and a name's first component with the key as written
             ctx.notices.append(
                 f"{where}: takes no repository (a sub path is chosen by the first component of"
-                " a repository's name, as zot chooses it)"
+                " a repository's name, and its key is that component after a slash: /team)"
             )
             continue
-        found.append(_sub_path(ctx, route, node[key], where))
-    default_root = resolve_path(str(ctx.get("storage.rootDirectory")), ctx.base)
-    for sub in found:
-        if _same(sub.root_directory, default_root):
-            raise ConfigError(
-                f"storage.subPaths./{sub.route}.rootDirectory",
-                "must differ from storage.rootDirectory (as zot requires)",
-            )
+        found.append(_sub_path(ctx, route[1:], node[key], where))
     if found and ctx.get("storage.storageDriver"):
         raise ConfigError(
             "storage.subPaths", "sub paths need the default storage on local disk too"
         )
+    _apart(resolve_path(str(ctx.get("storage.rootDirectory")), ctx.base), found)
     return tuple(found)
+
+
+def _apart(default_root: Path, subs: list[SubPath]) -> None:
+    """As zot requires: no two storages share a root, nor has one inside another's (its
+    repositories would also be found there, under other names)."""
+    roots = [("storage.rootDirectory", default_root.resolve())]
+    roots += [(f"storage.subPaths./{s.route}", s.root_directory.resolve()) for s in subs]
+    for i, (where, root) in enumerate(roots):
+        for other, other_root in roots[:i]:
+            if root == other_root:
+                raise ConfigError(f"{where}.rootDirectory", f"the same directory as {other}")
+            if root.is_relative_to(other_root) or other_root.is_relative_to(root):
+                raise ConfigError(
+                    f"{where}.rootDirectory", f"one of it and {other} is inside the other"
+                )
 
 
 def _sub_path(ctx: Context, route: str, node: Any, where: str) -> SubPath:
@@ -96,10 +106,3 @@ def _sub_path(ctx: Context, route: str, node: Any, where: str) -> SubPath:
         gc_interval=duration(raw.get("gcInterval", "1h" if gc else 0), join(where, "gcInterval")),
         retention=retention_of(raw.get("retention"), join(where, "retention"), gc),
     )
-
-
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
-    except OSError:
-        return False

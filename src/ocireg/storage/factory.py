@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ocireg.config import Config
 from ocireg.storage.base import StorageDriver
@@ -26,12 +25,8 @@ def _filesystem(config: Config, entries: frozenset[str]) -> Storage:
         config.storage.root_directory, fsync=config.storage.commit
     )
     if config.sub_paths:  # zot's storage.subPaths: a root per first name component
-        roots: dict[Path, StorageDriver] = {}
-        routes = {
-            sub.route: roots.setdefault(
-                sub.root_directory.resolve(),
-                FilesystemDriver(sub.root_directory, fsync=sub.commit),
-            )
+        routes: dict[str, StorageDriver] = {
+            sub.route: FilesystemDriver(sub.root_directory, fsync=sub.commit)
             for sub in config.sub_paths
         }
         driver = RoutedDriver(driver, routes, entries)

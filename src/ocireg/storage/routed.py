@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncGenerator, Callable
 
 from ocireg.storage.base import (
@@ -103,15 +104,27 @@ class RoutedDriver:
             await self._copy_across(src, dst)
 
     async def _copy_across(self, src: str, dst: str) -> None:
-        writer = await self.pick(dst).writer(dst)
+        """The bytes of `src` at `dst`, another driver's: written beside it under a
+        temporary name and moved into place once whole, so that `dst` is never seen (nor
+        left by a crash) holding part of them."""
+        target = self.pick(dst)
+        folder, _, name = dst.rpartition("/")
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp" if folder else f".{name}.tmp"
+        writer = await target.writer(tmp)
         try:
-            stream = self.pick(src).reader(src)
-            async with contextlib.aclosing(stream):
-                async for chunk in stream:
-                    await writer.write([chunk])
-            await writer.commit()
-        finally:
-            await writer.close()
+            try:
+                stream = self.pick(src).reader(src)
+                async with contextlib.aclosing(stream):
+                    async for chunk in stream:
+                        await writer.write([chunk])
+                await writer.commit()
+            finally:
+                await writer.close()
+            await target.move(tmp, dst)
+        except BaseException:
+            with contextlib.suppress(PathNotFound):
+                await target.delete(tmp)
+            raise
 
     async def share(self, src: str, dst: str) -> bool:
         if self.pick(src) is not self.pick(dst):
