@@ -271,11 +271,9 @@ class ImageStore:
             # blob seen above may be gone by now; after this check it stays. A manifest that
             # index.json lists already (another tag of it) needs no check: collection keeps
             # it and every blob it names, and `delete_blob` refuses it. `stored`: what the
-            # other puts of this write found (registry/writer.py). The push time is noted
-            # first, for retention (ops/gc.py): the manifest's file keeps the time it was
-            # first written, which a push of a manifest stored already does not renew.
-            await self.meta.record_push(repo, str(digest), time.time())
+            # other puts of this write found (registry/writer.py).
             if await self.indexes.lists(repo, str(digest)):
+                await pushed_again(stored)
                 return
 
             async def found(blob: Digest) -> bool:
@@ -290,6 +288,17 @@ class ImageStore:
             if not (self._look_before_storing and await found(digest)):
                 await self.blobs.put_small(repo, digest, body)
                 stored.add(str(digest))
+            else:
+                await pushed_again(stored)
+
+        async def pushed_again(shared: set[str]) -> None:
+            # A manifest stored already keeps its file, and the file's time (the push time
+            # retention decides by, ops/gc.py) is its first push: this one is noted in the
+            # metadata store, before index.json changes. Once per write that holds it.
+            noted = f"pushed {digest}"  # beside the digests in the write's shared set
+            if noted not in shared:
+                shared.add(noted)
+                await self.meta.record_push(repo, str(digest), time.time())
 
         return (SetTag(tag, desc) if tag is not None else AddUntagged(desc)), prepare
 

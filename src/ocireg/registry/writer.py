@@ -59,7 +59,7 @@ log = logging.getLogger("ocireg.registry")
 # Run under the lock before a change is applied. Its argument is shared by the jobs of one
 # write: the blobs they found stored (digests), which stay stored while the lock is held
 # (garbage collection takes it), so that one write of many tags of an image asks the storage
-# once per blob.
+# once per blob; and what else they do once per write (the store's notes, not digests).
 Prepare = Callable[[set[str]], Awaitable[None]]
 # Rebuilds a handed-over write from its `portable` form: the change and its checks.
 Adopt = Callable[[str, dict[str, Any]], tuple[IndexChange, Prepare]]
