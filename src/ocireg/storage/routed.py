@@ -109,7 +109,7 @@ class RoutedDriver:
         left by a crash) holding part of them."""
         target = self.pick(dst)
         folder, _, name = dst.rpartition("/")
-        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp" if folder else f".{name}.tmp"
+        tmp = f"{folder}/.{name}.{uuid.uuid4().hex}.tmp".lstrip("/")
         writer = await target.writer(tmp)
         try:
             try:
