@@ -1,8 +1,8 @@
 """zot's lint extension (`extensions.lint.mandatoryAnnotations`): an OCI image manifest is
 refused (400 MANIFEST_INVALID) unless each mandatory key is among its annotations or, failing
 that, its config's labels. As in zot, the rule is for OCI image manifests only (not Docker
-manifests, not indexes) and not for signatures (cosign's `sha256-<hex>.sig` tag, a cosign or
-notation artifact type), which are written by tools that cannot add annotations."""
+manifests, not indexes) and not for signatures (a `sha256-*.sig` tag, cosign's form, or a
+cosign or notation artifact type), which are written by tools that cannot add annotations."""
 
 from __future__ import annotations
 
