@@ -37,7 +37,7 @@ from ocireg.ops.scrub import Scrubber, ScrubReport
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server import metrics
-from ocireg.settings.subpaths import route_of
+from ocireg.settings.subpaths import sub_path_of
 
 log = logging.getLogger("ocireg.maintenance")
 ELECTION_RETRY = 5.0
@@ -97,7 +97,6 @@ class Maintenance:
         self.store = store
         self.owns = owns
         self.gc_intervals = gc_intervals(config)
-        self.gc_interval = min(self.gc_intervals.values(), default=0.0)
         scrub = config.scrub
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
         self.background = tuple(background)
@@ -109,12 +108,7 @@ class Maintenance:
         self._lock_fd: int | None = None
 
     def start(self) -> None:
-        if (
-            self.gc_interval > 0
-            or self.scrub_interval > 0
-            or self.background
-            or self.dedupe_at_start
-        ):
+        if self.gc_intervals or self.scrub_interval > 0 or self.background or self.dedupe_at_start:
             self._task = asyncio.create_task(self._main(), name="ocireg-maintenance")
 
     async def stop(self) -> None:
@@ -140,11 +134,9 @@ class Maintenance:
                 totals[key] += len(getattr(report, key))
             totals["bytes_freed"] += report.bytes_freed
 
-        routes = {sub.route for sub in self.config.sub_paths}
-
         def collected(repo: str) -> bool:
-            route = route_of(repo)
-            return (route if route in routes else "") == area and self.owns(repo)
+            sub = sub_path_of(self.config.sub_paths, repo)
+            return (sub.route if sub else "") == area and self.owns(repo)
 
         checkpoint = self._checkpoint(f"gc-{area}" if area else "gc")  # a run resumes its own
         await self._timed("gc", collector.run(collected, checkpoint), tally)
@@ -210,7 +202,7 @@ class Maintenance:
             await asyncio.sleep(ELECTION_RETRY)
         log.info(
             "maintenance runs in this worker",
-            extra={"pid": os.getpid(), "gc_interval": self.gc_interval},
+            extra={"pid": os.getpid(), "gc_intervals": self.gc_intervals},
         )
         jobs = [asyncio.create_task(job(self.owns)) for job in self.background]
         if self.dedupe_at_start:

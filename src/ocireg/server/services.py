@@ -12,7 +12,7 @@ from ocireg.meta import MetaUnavailable
 from ocireg.meta.factory import create_meta
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR, REPOSITORY_ENTRIES
-from ocireg.settings.subpaths import route_of
+from ocireg.settings.subpaths import sub_path_of
 from ocireg.storage import StorageUnavailable
 from ocireg.storage.factory import create_storage
 
@@ -51,10 +51,9 @@ def dedupe_rule(config: Config) -> Callable[[str], str | None]:
     """A repository's dedupe area (registry/blobs.py): its sub path's route when the sub
     path dedupes, "" when it is the default storage's and `storage.dedupe` is on, else None
     (uploads there keep their own copy)."""
-    subs = {sub.route: sub for sub in config.sub_paths}
 
     def area(repo: str) -> str | None:
-        sub = subs.get(route_of(repo) or "")
+        sub = sub_path_of(config.sub_paths, repo)
         if sub is not None:
             return sub.route if sub.dedupe else None
         return "" if config.storage.dedupe else None

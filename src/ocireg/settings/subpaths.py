@@ -50,6 +50,12 @@ def route_of(repo: str) -> str | None:
     return first if slash else None
 
 
+def sub_path_of(sub_paths: tuple[SubPath, ...], repo: str) -> SubPath | None:
+    """The sub path that takes `repo`, None when it is the default storage's."""
+    route = route_of(repo)
+    return next((sub for sub in sub_paths if sub.route == route), None)
+
+
 def parse_sub_paths(ctx: Context) -> tuple[SubPath, ...]:
     node = ctx.get("storage.subPaths")
     if not node:
