@@ -254,29 +254,36 @@ def test_gc_removes_stale_uploads_only(
     assert fresh_id not in report["uploads"]
 
 
-def test_gc_removes_old_files_left_beside_the_sessions(
+def test_gc_removes_old_files_left_by_killed_writers(
     gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
 ) -> None:
     """A sync copy killed after storing its blob leaves its marker in `.uploads` (a dot name
-    that no session listing takes). GC removes such a file once it is older than gcDelay and
-    keeps a younger one; a dry run only reports it. Markers are written on local storage
-    only, so on S3 there is nothing to look for."""
+    that no session listing takes), and a worker killed while writing index.json its
+    temporary file beside it. GC removes such files once older than gcDelay and keeps
+    younger ones; a dry run only reports them. Both are written on local storage only, so
+    on S3 there is nothing to look for."""
     if isinstance(stored, StoredInBucket):
-        pytest.skip("sync copies write their marker on local storage only")
+        pytest.skip("sync copies and index writes leave such files on local storage only")
     push_image(gc_client, repo, "v1")
     uploads = stored.root / repo / ".uploads"
     uploads.mkdir(exist_ok=True)
     old, young = uploads / f".sync-sha256-{'a' * 64}", uploads / f".sync-sha256-{'b' * 64}"
     for marker in (old, young):
         marker.write_text("00000000-0000-0000-0000-000000000000\n40\n")
+    old_index, young_index = (stored.root / repo / f".index.json.{c * 32}.tmp" for c in "cd")
+    for temporary in (old_index, young_index):
+        temporary.write_text('{"schemaVersion":2,"manifests":[')
     hours_ago = time.time() - 2 * 3600
-    os.utime(old, (hours_ago, hours_ago))
+    for path in (old, old_index):
+        os.utime(path, (hours_ago, hours_ago))
     config = config_variant(gc_registry, "delay-1h", gcDelay="1h")
+    removed = sorted([old.name, old_index.name])
 
-    assert run_gc(config, dry_run=True, repos=[repo])[repo]["uploads"] == [old.name]
-    assert old.exists()
-    assert run_gc(config, repos=[repo])[repo]["uploads"] == [old.name]
+    assert sorted(run_gc(config, dry_run=True, repos=[repo])[repo]["uploads"]) == removed
+    assert old.exists() and old_index.exists()
+    assert sorted(run_gc(config, repos=[repo])[repo]["uploads"]) == removed
     assert not old.exists() and young.exists()
+    assert not old_index.exists() and young_index.exists()
     assert gc_client.get(f"/v2/{repo}/manifests/v1").status_code == 200
 
 

@@ -376,28 +376,34 @@ class GarbageCollector:
         report.uploads_busy.sort()
 
     async def _collect_leftovers(self, repo: str, cutoff: float, report: GCReport) -> None:
-        """Dot files beside the sessions, older than gcDelay: what a process killed in the
-        middle of its work left there, which no session listing takes. Today that is a sync
-        copy's marker (`sync/copier.py`), written on local storage only, so S3 is not listed
-        for them. Nothing waits on such a file: a live copy's marker only tells the other
-        worker processes which session to follow, and they wait for its lock without it."""
-        directory = layout.uploads_dir(repo)
-        if self.driver.local_path(directory) is None:
+        """Dot files older than gcDelay that a process killed in the middle of its work
+        left, which no session listing takes: a sync copy's marker beside the sessions
+        (`sync/copier.py`), and the temporary file of an index.json write in the
+        repository's directory (storage/filesystem.py). They are written on local storage
+        only, so S3 is not listed for them. Nothing waits on such a file: a live copy's
+        marker only tells the other worker processes which session to follow, and they wait
+        for its lock without it; an index.json write renames its file within milliseconds."""
+        if self.driver.local_path(layout.index(repo)) is None:
             return
-        try:
-            names = await self.driver.list(directory)
-        except PathNotFound:
-            return
-        for name in names:
-            if not name.startswith(".") or name.endswith("/"):
+        index_temp = f".{layout.INDEX_FILE}."
+        for directory, wanted in (
+            (layout.uploads_dir(repo), lambda name: not name.endswith("/")),
+            (repo, lambda name: name.startswith(index_temp) and name.endswith(".tmp")),
+        ):
+            try:
+                names = await self.driver.list(directory)
+            except PathNotFound:
                 continue
-            path = f"{directory}/{name}"
-            with contextlib.suppress(PathNotFound):  # removed meanwhile (its copy ended)
-                if (await self.driver.stat(path)).mtime > cutoff:
+            for name in names:
+                if not name.startswith(".") or not wanted(name):
                     continue
-                if not self.dry_run:
-                    await self.driver.delete(path)
-                report.uploads.append(name)
+                path = f"{directory}/{name}"
+                with contextlib.suppress(PathNotFound):  # removed meanwhile (its work ended)
+                    if (await self.driver.stat(path)).mtime > cutoff:
+                        continue
+                    if not self.dry_run:
+                        await self.driver.delete(path)
+                    report.uploads.append(name)
 
 
 def _removed_tag(desc: dict[str, Any], dropped: dict[str, tuple[str, str]]) -> bool:
