@@ -176,6 +176,32 @@ class MetaSuite:
 
         self.run(body)
 
+    def test_notes_of_manifests_no_longer_listed_are_forgotten(self) -> None:
+        """Garbage collection drops the push and pull times and pull counts of the manifests
+        its repository no longer lists, and only of those, in that repository only."""
+        a, b, c = (f"sha256:{x * 64}" for x in "abc")
+
+        async def body(m: MetaStore) -> None:
+            await m.record_pulls("r", {a: 1.0, b: 2.0}, {a: 3, b: 1})
+            await m.record_push("r", c, 5.0)
+            await m.record_push("r", a, 6.0)
+            await m.record_pulls("other", {b: 9.0})
+            assert await m.forget_manifests("r", {a, b, c}) == []
+            assert await m.forget_manifests("r", {a}) == [b, c]
+            assert await m.pulls("r") == {a: 1.0}
+            assert await m.pull_counts("r") == {a: 3}
+            assert await m.pushes("r") == {a: 6.0}
+            assert await m.pulls("other") == {b: 9.0}
+            assert await m.forget_manifests("r", set()) == [a]
+            assert (await m.pulls("r"), await m.pushes("r"), await m.pull_counts("r")) == (
+                {},
+                {},
+                {},
+            )
+            assert await m.forget_manifests("nothing/noted", set()) == []
+
+        self.run(body)
+
     def test_index_version_expires(self) -> None:
         async def body(m: MetaStore) -> None:
             await m.set_index_version("r", "v:x", 1)

@@ -5,6 +5,7 @@ SeaweedFS + Redis, tags pushed and pulled over HTTP, the server's pull log, and 
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -153,3 +154,38 @@ def test_pulls_noted_without_policies_and_just_before_a_stop_are_kept(tmp_path: 
     with_rules.write_text(json.dumps(config))
     report = run_gc(with_rules, dry_run=True, repos=["app"])["app"]
     assert report["tags"] == ["newer"]
+
+
+def test_gc_forgets_the_notes_of_deleted_manifests(tmp_path: Path) -> None:
+    """Push and pull times and pull counts are kept per manifest in the metadata store.
+    Once a client deleted a manifest, the next `ocireg gc` drops its notes (they would
+    otherwise stay forever, and come back if the same manifest were pushed again), and
+    keeps those of the manifests still listed."""
+    config = base_config(tmp_path / "root")
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        gone, stays = push_image(c, "app", "gone"), push_image(c, "app", "stays")
+        for image in (gone, stays):
+            push_manifest(c, "app", image.digest, image.manifest)  # pushed again: noted
+            r = c.get(f"/v2/app/manifests/{image.digest}", headers={"Accept": "*/*"})
+            assert r.status_code == 200
+        assert c.delete(f"/v2/app/manifests/{gone.digest}").status_code == 202
+        proc.stop()  # the workers hand their pulls to the store
+
+    def noted() -> dict[str, set[str]]:
+        db = sqlite3.connect(tmp_path / "root" / ".ocireg" / "meta.db")
+        try:
+            return {
+                table: {d for (d,) in db.execute(f"SELECT digest FROM {table} WHERE repo='app'")}
+                for table in ("pulls", "pushes", "pull_counts")
+            }
+        finally:
+            db.close()
+
+    both = {gone.digest, stays.digest}
+    assert noted() == {"pulls": both, "pushes": both, "pull_counts": both}
+    run_gc(proc.config_path, repos=["app"])
+    assert noted() == {
+        "pulls": {stays.digest},
+        "pushes": {stays.digest},
+        "pull_counts": {stays.digest},
+    }

@@ -4,6 +4,7 @@ FLUSHALL) says so through `ready()` until the rebuild has run."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Protocol
 
 # Enough for a worker that missed a burst of writes by others to catch up without re-reading.
@@ -134,6 +135,12 @@ class MetaStore(Protocol):
 
     async def pulls_since(self, now: float | None = None) -> float | None:
         """Since when pulls are noted; with `now`, that is `now` if nobody said it earlier."""
+        ...
+
+    async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
+        """Drop the push and pull times and the pull counts of the manifests of `repo` not
+        in `keep` (its index, after garbage collection removed manifests from it): which
+        manifests had any."""
         ...
 
     # --- the search index (registry/search.py gives the records their meaning) ---------------

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -307,6 +308,20 @@ class RedisMeta:
     async def pull_counts(self, repo: str) -> dict[str, int]:
         found = await self._do(self.client.hgetall(f"{self.counts_ns}:{repo}"))
         return {_text(digest): int(count) for digest, count in found.items()}
+
+    async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
+        keys = [f"{ns}:{repo}" for ns in (self.pulls_ns, self.pushes_ns, self.counts_ns)]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.hkeys(key)
+        noted = {_text(d) for digests in await self._do(pipe.execute()) for d in digests}
+        gone = sorted(digest for digest in noted if digest not in keep)
+        if gone:
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hdel(key, *gone)
+            await self._do(pipe.execute())
+        return gone
 
     async def pulls_since(self, now: float | None = None) -> float | None:
         key = f"{self.pulls_ns}-since"

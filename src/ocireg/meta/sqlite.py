@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,24 @@ class SqliteMeta:
     async def pull_counts(self, repo: str) -> dict[str, int]:
         rows = self._run("SELECT digest, count FROM pull_counts WHERE repo = ?", (repo,))
         return {digest: count for digest, count in rows}
+
+    async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
+        noted = self._run(
+            "SELECT digest FROM pulls WHERE repo = ?1 UNION SELECT digest FROM pushes"
+            " WHERE repo = ?1 UNION SELECT digest FROM pull_counts WHERE repo = ?1",
+            (repo,),
+        )
+        gone = sorted(digest for (digest,) in noted if digest not in keep)
+        if gone:
+            rows = [(repo, digest) for digest in gone]
+            db = self._conn()
+            try:
+                with db:  # one transaction
+                    for table in ("pulls", "pushes", "pull_counts"):
+                        db.executemany(f"DELETE FROM {table} WHERE repo = ? AND digest = ?", rows)
+            except sqlite3.Error as exc:
+                raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+        return gone
 
     async def pulls_since(self, now: float | None = None) -> float | None:
         if now is not None:

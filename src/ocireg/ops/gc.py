@@ -232,12 +232,18 @@ class GarbageCollector:
                     return _removed_tag(desc, dropped)
                 return desc.get("digest") in gone and not is_kept(desc)
 
-            def change(idx: Index) -> None:
+            def change(idx: Index) -> Index:
                 idx.manifests = [d for d in idx.manifests if not goes(d)]
+                return idx
 
-            await self.store.indexes.update(repo, change)
+            listed = set((await self.store.indexes.update(repo, change)).digests())
             for tag in dropped:
                 await self.store.search.removed(repo, tag, True)
+        else:
+            listed = set(index.digests())
+        # The notes of manifests no longer listed (removed now, or deleted by a client since
+        # the last run). Under the lock: a push of one of them waits for us.
+        await self.store.meta.forget_manifests(repo, listed)
         for blob in doomed:
             # zot's dedupe stubs elsewhere may stand for these bytes: they keep them.
             await self.store.blobs.before_delete(repo, Digest.parse(blob.name), blob.size)
