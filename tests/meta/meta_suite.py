@@ -176,6 +176,16 @@ class MetaSuite:
 
         self.run(body)
 
+    def test_the_storage_layout_is_swapped_and_survives_a_clear(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.swap_storage_layout("") is None
+            assert await m.swap_storage_layout('{"/team": "/data/team"}') == ""
+            await m.clear()  # the records go, the layout they are made under stays
+            assert await m.swap_storage_layout("") == '{"/team": "/data/team"}'
+            assert await m.swap_storage_layout("") == ""
+
+        self.run(body)
+
     def test_notes_of_manifests_no_longer_listed_are_forgotten(self) -> None:
         """Garbage collection drops the push and pull times and pull counts of the manifests
         its repository no longer lists, and only of those, in that repository only."""

@@ -118,3 +118,26 @@ def test_each_root_is_collected_by_its_own_keys(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert present("ci/app")  # its own gcDelay: 1h
     assert not present("solo/app")
+
+
+def test_a_sub_path_added_or_removed_rebuilds_the_catalog_at_start(tmp_path: Path) -> None:
+    """The catalog comes from the metadata store's index. A sub path added over
+    repositories of the default root hides them (zot looks for them in the sub path's root),
+    and removing it shows them again: the first start with other sub paths empties the
+    store and rebuilds it from storage, so the catalog lists what is served, without
+    `rebuild-meta`. A start with the same sub paths rebuilds nothing."""
+    changed = "storage.subPaths changed"
+    plain = base_config(tmp_path / "root")
+    with running_registry(tmp_path, plain) as proc, httpx.Client(base_url=proc.url) as c:
+        for repo in ("team/app", "solo"):
+            push_image(c, repo, "v1")
+        assert c.get("/v2/_catalog").json()["repositories"] == ["solo", "team/app"]
+    with_team = configured(tmp_path, team={})
+    both = ["solo", "team/app"]
+    for config, served in ((with_team, ["solo"]), (with_team, ["solo"]), (plain, both)):
+        with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+            assert c.get("/v2/_catalog").json()["repositories"] == served
+            found = c.get("/v2/team/app/tags/list").status_code
+            assert found == (200 if "team/app" in served else 404)
+    rebuilt = proc.log_path.read_text().count(changed)
+    assert rebuilt == 2, rebuilt  # the first start with /team, and the one without it again

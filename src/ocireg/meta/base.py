@@ -28,6 +28,12 @@ class MetaStore(Protocol):
 
     async def mark_ready(self) -> None: ...
 
+    async def swap_storage_layout(self, layout: str) -> str | None:
+        """Record `layout` (which directories hold which repositories: `storage.subPaths`)
+        and return the one recorded before, in one step; None when there was none.
+        `clear()` leaves it."""
+        ...
+
     async def try_rebuild_lock(self, owner: str, seconds: int) -> bool:
         """Claim the right to rebuild for `seconds`; False when someone else holds it."""
         ...

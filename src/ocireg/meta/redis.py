@@ -14,7 +14,7 @@ newest listed time, negated), `ready:v<format>` and `rebuild`. Push and pull tim
 (retention) and pull counts (search) are `<p>:ocireg-pushes:<repo>` and
 `<p>:ocireg-pulls:<repo>` (HASH digest -> time), `<p>:ocireg-pull-counts:<repo>` (HASH
 digest -> count) and `<p>:ocireg-pulls-since`, also left by `clear()`: storage cannot give
-them back.
+them back; so is `<p>:ocireg-storage-layout`, the sub paths the records were made under.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -160,6 +160,7 @@ class RedisMeta:
         self.pulls_ns = f"{self.prefix}:ocireg-pulls"  # outside `ns`: `clear()` leaves it
         self.counts_ns = f"{self.prefix}:ocireg-pull-counts"  # and these too
         self.pushes_ns = f"{self.prefix}:ocireg-pushes"
+        self.layout_key = f"{self.prefix}:ocireg-storage-layout"
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -308,6 +309,10 @@ class RedisMeta:
     async def pull_counts(self, repo: str) -> dict[str, int]:
         found = await self._do(self.client.hgetall(f"{self.counts_ns}:{repo}"))
         return {_text(digest): int(count) for digest, count in found.items()}
+
+    async def swap_storage_layout(self, layout: str) -> str | None:
+        before = await self._do(self.client.set(self.layout_key, layout, get=True))
+        return None if before is None else _text(before)
 
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         keys = [f"{ns}:{repo}" for ns in (self.pulls_ns, self.pushes_ns, self.counts_ns)]

@@ -276,6 +276,17 @@ class SqliteMeta:
         rows = self._run("SELECT digest, count FROM pull_counts WHERE repo = ?", (repo,))
         return {digest: count for digest, count in rows}
 
+    async def swap_storage_layout(self, layout: str) -> str | None:
+        db = self._conn()
+        try:
+            with db:  # one transaction: of two processes starting at once, one sees the change
+                db.execute("BEGIN IMMEDIATE")
+                rows = db.execute("SELECT value FROM state WHERE key = 'storage-layout'").fetchall()
+                db.execute("INSERT OR REPLACE INTO state VALUES ('storage-layout', ?)", (layout,))
+        except sqlite3.Error as exc:
+            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+        return str(rows[0][0]) if rows else None
+
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         noted = self._run(
             "SELECT digest FROM pulls WHERE repo = ?1 UNION SELECT digest FROM pushes"
@@ -287,7 +298,8 @@ class SqliteMeta:
             rows = [(repo, digest) for digest in gone]
             db = self._conn()
             try:
-                with db:  # one transaction
+                with db:
+                    db.execute("BEGIN")  # one transaction
                     for table in ("pulls", "pushes", "pull_counts"):
                         db.executemany(f"DELETE FROM {table} WHERE repo = ? AND digest = ?", rows)
             except sqlite3.Error as exc:

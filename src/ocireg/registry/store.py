@@ -16,7 +16,7 @@ from typing import Any
 from ocireg import jsondoc, names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.meta import MetaStore
+from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.ordered import ordered
 from ocireg.registry import lint
 from ocireg.registry.blobs import BlobStore
@@ -120,6 +120,9 @@ class ImageStore:
         self.only_ocireg_writes: Callable[[], bool] = lambda: True
         self._reconciled: float | None = None  # monotonic time of the last catalog walk
         self._reconciling: asyncio.Task[None] | None = None
+        # Which directories hold which repositories (`storage.subPaths`; "" without sub
+        # paths), set by the server: the metadata store's records hold for that one only.
+        self.storage_layout = ""
 
     async def close(self) -> None:
         await self.writer.close()
@@ -485,6 +488,28 @@ class ImageStore:
         index tagged with the fallback tag schema `<alg>-<hex>` (`registry/referrers.py`)."""
         return await self._referrers.of(repo, subject)
 
+    async def check_storage_layout(self) -> bool:
+        """Note this start's `storage_layout` in the metadata store. When it differs from the
+        one the store's records were made under (sub paths added, removed or moved), the
+        records (the catalog index above all) name repositories where they no longer are:
+        empty the store, and the search index, for `kick_rebuild` to refill them. Whether it
+        did. Without sub paths now and no layout noted before (a store from before layouts
+        were noted), nothing is emptied."""
+        try:
+            before = await self.meta.swap_storage_layout(self.storage_layout)
+            if before == self.storage_layout or (before is None and not self.storage_layout):
+                return False
+            log.info(
+                "storage.subPaths changed: the metadata store is rebuilt from storage",
+                extra={"before": before, "now": self.storage_layout},
+            )
+            await self.meta.clear()
+            await self.meta.search_reset(mark_ready=False)
+        except MetaUnavailable as exc:  # the store's start-up check says more
+            log.warning("storage layout not checked", extra={"error": str(exc)})
+            return False
+        return True
+
     def kick_rebuild(self) -> None:
         """Rebuild the metadata store in the background if it is empty and nobody else is."""
         self._referrers.kick_rebuild()
@@ -496,6 +521,7 @@ class ImageStore:
         count = await self._referrers.rebuild(at_once)
         if self.search.enabled:
             await self.search.rebuild()
+        await self.meta.swap_storage_layout(self.storage_layout)
         return count
 
 

@@ -153,6 +153,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.store = build_store(config)
+        await app.state.store.check_storage_layout()
         app.state.store.kick_rebuild()
         # Pulls are noted whether or not retention has policies now: rules on pulls added
         # later then see the pulls made before (registry/pulls.py).

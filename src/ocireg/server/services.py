@@ -4,6 +4,7 @@ checking that the backends answer before the server takes requests."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,7 +45,16 @@ def build_store(config: Config) -> ImageStore:
     )
     if sole_sqlite_writer(config):
         store.indexes.versions.keep()
+    store.storage_layout = storage_layout(config)
     return store
+
+
+def storage_layout(config: Config) -> str:
+    """The sub paths' routes and directories, as one text ("" without sub paths)."""
+    if not config.sub_paths:
+        return ""
+    roots = {f"/{sub.route}": str(sub.root_directory.resolve()) for sub in config.sub_paths}
+    return json.dumps(roots, sort_keys=True)
 
 
 def dedupe_rule(config: Config) -> Callable[[str], str | None]:
