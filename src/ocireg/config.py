@@ -92,7 +92,7 @@ SCHEMA: dict[str, Any] = {
         "storageDriver": FREE,
         "cacheDriver": FREE,
         "subPaths": FREE,
-        "maxRepos": UNIMPLEMENTED,
+        "maxRepos": int,
         "gcTimeWindow": str,
         "fastRestart": UNIMPLEMENTED,
     },
@@ -227,6 +227,8 @@ class StorageConfig:
     dedupe: bool = True
     # zot's: the daily UTC window in which a periodic GC run may start (settings/windows.py)
     gc_time_window: TimeWindow | None = None
+    # zot's: at most this many repositories hold manifests (registry/quota.py); 0: no quota
+    max_repos: int = 0
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,7 @@ def build_config(
         redirect_blob_url=storage_raw.get("redirectBlobURL", False),
         dedupe=storage_raw.get("dedupe", True),
         gc_time_window=parse_window(storage_raw.get("gcTimeWindow", ""), "storage.gcTimeWindow"),
+        max_repos=max(0, storage_raw.get("maxRepos", 0)),
     )
 
     http_raw = data.get("http", {})

@@ -186,6 +186,16 @@ class MetaSuite:
 
         self.run(body)
 
+    def test_repositories_the_quota_counts_are_noted_once_and_survive_a_clear(self) -> None:
+        async def body(m: MetaStore) -> None:
+            assert await m.quota_repositories() == set()
+            for repo in ("team/a", "team/b", "team/a"):
+                await m.note_quota_repository(repo)
+            await m.clear()
+            assert await m.quota_repositories() == {"team/a", "team/b"}
+
+        self.run(body)
+
     def test_notes_of_manifests_no_longer_listed_are_forgotten(self) -> None:
         """Garbage collection drops the push and pull times and pull counts of the manifests
         its repository no longer lists, and only of those, in that repository only."""

@@ -29,9 +29,18 @@ def test_keys_are_case_insensitive_and_port_may_be_string_or_int() -> None:
 
 def test_zot_keys_not_implemented_are_warnings() -> None:
     config = build_config(
-        {"storage": {"rootDirectory": "/r", "maxRepos": 10}, "extensions": {"trust": {}}}
+        {"storage": {"rootDirectory": "/r", "fastRestart": True}, "extensions": {"trust": {}}}
     )
-    assert set(config.warnings) == {"storage.maxRepos", "extensions.trust"}
+    assert set(config.warnings) == {"storage.fastRestart", "extensions.trust"}
+
+
+def test_max_repos_is_zot_s_quota_and_off_at_zero_or_less() -> None:
+    for given, limit in ((10, 10), (0, 0), (-3, 0)):
+        config = build_config({"storage": {"rootDirectory": "/r", "maxRepos": given}})
+        assert config.storage.max_repos == limit and not config.warnings
+    assert build_config({"storage": {"rootDirectory": "/r"}}).storage.max_repos == 0
+    with pytest.raises(ConfigError):
+        build_config({"storage": {"rootDirectory": "/r", "maxRepos": "ten"}})
 
 
 def test_zot_2_1_20_storage_and_http_keys_are_warnings() -> None:
@@ -41,7 +50,6 @@ def test_zot_2_1_20_storage_and_http_keys_are_warnings() -> None:
     http = {"readTimeout": "10s", "writeTimeout": "10s"}
     config = build_config({"storage": storage, "http": http})
     assert set(config.warnings) == {
-        "storage.maxRepos",
         "storage.fastRestart",
         "http.readTimeout",
         "http.writeTimeout",

@@ -37,8 +37,9 @@ async def put_manifest(request: Request) -> Response:
     """end-7: PUT /v2/<name>/manifests/<reference>."""
     repo = repo_name(request)
     reference = _reference(target(request))
-    async with limited_body(request, MAX_MANIFEST_BYTES) as body:
-        result = await store_of(request).put_manifest(
+    store = store_of(request)
+    async with store.quota.admit(repo), limited_body(request, MAX_MANIFEST_BYTES) as body:
+        result = await store.put_manifest(
             repo, reference, body, request.headers.get("content-type")
         )
     headers = {

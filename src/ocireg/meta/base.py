@@ -143,6 +143,15 @@ class MetaStore(Protocol):
         """Since when pulls are noted; with `now`, that is `now` if nobody said it earlier."""
         ...
 
+    async def note_quota_repository(self, repo: str) -> None:
+        """Note that a manifest was pushed into `repo` (`storage.maxRepos`: it counts from
+        then on, emptied or not, as in zot). `clear()` leaves it."""
+        ...
+
+    async def quota_repositories(self) -> set[str]:
+        """Every repository `note_quota_repository` noted."""
+        ...
+
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         """Drop the push and pull times and the pull counts of the manifests of `repo` not
         in `keep` (its index, after garbage collection removed manifests from it): which

@@ -14,7 +14,8 @@ newest listed time, negated), `ready:v<format>` and `rebuild`. Push and pull tim
 (retention) and pull counts (search) are `<p>:ocireg-pushes:<repo>` and
 `<p>:ocireg-pulls:<repo>` (HASH digest -> time), `<p>:ocireg-pull-counts:<repo>` (HASH
 digest -> count) and `<p>:ocireg-pulls-since`, also left by `clear()`: storage cannot give
-them back; so is `<p>:ocireg-storage-layout`, the sub paths the records were made under.
+them back; so are `<p>:ocireg-storage-layout`, the sub paths the records were made under,
+and `<p>:ocireg-quota-repositories` (SET), the repositories `storage.maxRepos` counts.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -161,6 +162,7 @@ class RedisMeta:
         self.counts_ns = f"{self.prefix}:ocireg-pull-counts"  # and these too
         self.pushes_ns = f"{self.prefix}:ocireg-pushes"
         self.layout_key = f"{self.prefix}:ocireg-storage-layout"
+        self.quota_key = f"{self.prefix}:ocireg-quota-repositories"  # a SET
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -313,6 +315,12 @@ class RedisMeta:
     async def swap_storage_layout(self, layout: str) -> str | None:
         before = await self._do(self.client.set(self.layout_key, layout, get=True))
         return None if before is None else _text(before)
+
+    async def note_quota_repository(self, repo: str) -> None:
+        await self._do(self.client.sadd(self.quota_key, repo))
+
+    async def quota_repositories(self) -> set[str]:
+        return {_text(name) for name in await self._do(self.client.smembers(self.quota_key))}
 
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         keys = [f"{ns}:{repo}" for ns in (self.pulls_ns, self.pushes_ns, self.counts_ns)]

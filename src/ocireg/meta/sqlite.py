@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS pushes (
 CREATE TABLE IF NOT EXISTS pull_counts (
     repo TEXT NOT NULL, digest TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (repo, digest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS quota_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_images (
     repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
@@ -286,6 +287,12 @@ class SqliteMeta:
         except sqlite3.Error as exc:
             raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
         return str(rows[0][0]) if rows else None
+
+    async def note_quota_repository(self, repo: str) -> None:
+        self._run("INSERT OR IGNORE INTO quota_repositories VALUES (?)", (repo,))
+
+    async def quota_repositories(self) -> set[str]:
+        return {name for (name,) in self._run("SELECT name FROM quota_repositories")}
 
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         noted = self._run(

@@ -447,6 +447,12 @@ class IndexCache:
         found = await self._current(repo)
         return found is not None and found[1].by_digest(digest) is not None
 
+    async def size(self, repo: str) -> int | None:
+        """How many descriptors the repository's index lists now; None when there is no
+        repository. Like `lists`, hands nothing out."""
+        found = await self._current(repo)
+        return None if found is None else len(found[1])
+
     async def _current(self, repo: str) -> tuple[str, Index] | None:
         """(version, index) as stored now; None when there is no index.json."""
         if not self.versions.usable():

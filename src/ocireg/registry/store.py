@@ -34,6 +34,7 @@ from ocireg.registry.index import (
 from ocireg.registry.locks import LocalLocks
 from ocireg.registry.manifests import INDEX_TYPES, OCI_INDEX, Manifest, parse_manifest
 from ocireg.registry.pulls import PullLog
+from ocireg.registry.quota import RepoQuota
 from ocireg.registry.referrers import Referrers
 from ocireg.registry.repos import LIST_AHEAD, Repositories
 from ocireg.registry.search import Search
@@ -104,6 +105,8 @@ class ImageStore:
         self._look_before_storing = not remote
         self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
+        # zot's storage.maxRepos, for the API's manifest pushes (off until the server sets it)
+        self.quota = RepoQuota(self.locks, self.indexes, meta, self.repositories)
         self.writer.adopt = self._adopt
         self._referrers = Referrers(meta, self.blobs, self.indexes, self.repositories)
         # The search index (extensions.search): maintained only while search is enabled.

@@ -46,6 +46,7 @@ def build_store(config: Config) -> ImageStore:
     if sole_sqlite_writer(config):
         store.indexes.versions.keep()
     store.storage_layout = storage_layout(config)
+    store.quota.limit = config.storage.max_repos
     return store
 
 

@@ -1,0 +1,92 @@
+"""zot's `storage.maxRepos` on a real server (two workers): manifest pushes into new
+repositories are refused with 429 TOOMANYREQUESTS once that many repositories hold
+manifests; uploads, and pushes into repositories that count, go on; a repository emptied by
+deletes still counts, as in zot."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+from tests.support.oci import (
+    OCI_CONFIG,
+    OCI_LAYER,
+    assert_error,
+    descriptor,
+    encode_json,
+    image_manifest,
+    push_blob,
+    push_image,
+    push_manifest,
+    random_bytes,
+)
+from tests.support.server import base_config, running_registry
+
+
+def _refused(client: httpx.Client, repo: str) -> bytes:
+    """Blobs uploaded to `repo` (allowed), then its manifest refused; the manifest."""
+    config, layer = encode_json({"os": "linux"}), random_bytes(64)
+    for blob in (config, layer):
+        push_blob(client, repo, blob)
+    body, _ = image_manifest(descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, layer)])
+    error = assert_error(push_manifest(client, repo, "v1", body), 429, "TOOMANYREQUESTS")
+    assert error["detail"] == {"limit": "2"}
+    return body
+
+
+def test_max_repos_refuses_manifests_of_new_repositories_past_the_limit(tmp_path: Path) -> None:
+    config = base_config(tmp_path / "root", workers=2)
+    config["storage"]["maxRepos"] = 2
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        push_image(c, "team/one", "v1")
+        two = push_image(c, "team/two", "v1")
+        body = _refused(c, "team/three")
+        assert not c.get("/v2/team/three/tags/list").json()["tags"]  # its blobs only
+        # The repositories holding manifests take more, by tag and by digest.
+        push_image(c, "team/one", "v2")
+        untagged = push_image(c, "team/two")
+        # Every manifest of team/two deleted: as in zot, it still counts, and takes pushes.
+        for image in (two, untagged):
+            assert c.delete(f"/v2/team/two/manifests/{image.digest}").status_code == 202
+        _refused(c, "team/three")
+        push_image(c, "team/two", "again")
+    # A larger quota, after a restart: team/three takes its place, and counts from then on.
+    config["storage"]["maxRepos"] = 3
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        assert push_manifest(c, "team/three", "v1", body).status_code == 201
+        for repo in ("team/one", "team/two", "team/three"):
+            push_image(c, repo, "more")
+        config_blob = encode_json({"os": "linux"})
+        push_blob(c, "team/four", config_blob)
+        error = assert_error(push_manifest(c, "team/four", "v1", body), 429, "TOOMANYREQUESTS")
+        assert error["detail"] == {"limit": "3"}
+
+
+def test_concurrent_pushes_into_new_repositories_never_pass_the_limit(tmp_path: Path) -> None:
+    """Eight clients, each with its own new repository, put their manifests at the same
+    moment, spread over two workers: exactly `maxRepos` are stored."""
+    config = base_config(tmp_path / "root", workers=2)
+    config["storage"]["maxRepos"] = 3
+    with running_registry(tmp_path, config) as proc:
+        blobs = encode_json({"os": "linux"}), random_bytes(64)
+        body, _ = image_manifest(
+            descriptor(OCI_CONFIG, blobs[0]), [descriptor(OCI_LAYER, blobs[1])]
+        )
+        clients = [httpx.Client(base_url=proc.url, timeout=30) for _ in range(8)]
+        for n, c in enumerate(clients):
+            for blob in blobs:
+                push_blob(c, f"race/r{n}", blob)
+        start = threading.Barrier(len(clients))
+
+        def put(n: int) -> int:
+            start.wait(timeout=30)
+            return push_manifest(clients[n], f"race/r{n}", "v1", body).status_code
+
+        with ThreadPoolExecutor(len(clients)) as pool:
+            statuses = list(pool.map(put, range(len(clients))))
+        for c in clients:
+            c.close()
+        assert sorted(statuses) == [201] * 3 + [429] * 5, statuses
