@@ -29,6 +29,7 @@ from ocireg.settings.drivers import (
     parse_cache_driver,
     parse_storage_driver,
 )
+from ocireg.settings.events import EventsSettings, parse_events
 from ocireg.settings.extensions import (
     LintSettings,
     MetricsSettings,
@@ -126,7 +127,7 @@ SCHEMA: dict[str, Any] = {
         "mgmt": UNIMPLEMENTED,
         "imagetrust": UNIMPLEMENTED,
         "apikey": UNIMPLEMENTED,
-        "events": UNIMPLEMENTED,
+        "events": EXTENSION,
     },
     "scheduler": UNIMPLEMENTED,
     # sharedStorage and routing are ocireg's keys (docs/cluster.md)
@@ -288,6 +289,7 @@ class Config:
     search: SearchSettings = field(default_factory=SearchSettings)
     ui: UISettings = field(default_factory=UISettings)
     lint: LintSettings = field(default_factory=LintSettings)
+    events: EventsSettings = field(default_factory=EventsSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     sub_paths: tuple[SubPath, ...] = ()
     dist_spec_version: str = "1.1.1"
@@ -319,6 +321,7 @@ SECTIONS: dict[str, Callable[[Context], Any]] = {
     "search": parse_search,  # extensions.search
     "ui": parse_ui,  # extensions.ui (needs extensions.search)
     "lint": parse_lint,  # extensions.lint
+    "events": parse_events,  # extensions.events
     "retention": parse_retention,  # storage.retention
     "sub_paths": parse_sub_paths,  # storage.subPaths
 }

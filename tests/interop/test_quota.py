@@ -9,28 +9,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.oci import (
-    OCI_CONFIG,
-    OCI_LAYER,
-    descriptor,
-    encode_json,
-    image_manifest,
-    push_blob,
-    push_manifest,
-    random_bytes,
-)
+from tests.support.oci import push_small_image, sha256_digest
 from tests.support.server import base_config
 from tests.support.zot import zot_or_ocireg
 
 pytestmark = pytest.mark.slow
-
-
-def _push(client: httpx.Client, repo: str, tag: str) -> tuple[httpx.Response, str]:
-    config, layer = encode_json({"os": "linux", "tag": tag}), random_bytes(64)
-    for blob in (config, layer):
-        push_blob(client, repo, blob)
-    body, digest = image_manifest(descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, layer)])
-    return push_manifest(client, repo, tag, body), digest
 
 
 def _answer(r: httpx.Response) -> tuple[int, str, str]:
@@ -51,16 +34,19 @@ def test_zot_and_ocireg_refuse_the_same_pushes(tmp_path: Path) -> None:
         proc.start()
         try:
             with httpx.Client(base_url=proc.url, timeout=30.0) as c:
-                answers = [_answer(_push(c, "team/one", "v1")[0])]
-                second, digest = _push(c, "team/two", "v1")
+                answers = [_answer(push_small_image(c, "team/one", "v1")[0])]
+                second, body = push_small_image(c, "team/two", "v1")
                 answers.append(_answer(second))
-                answers.append(_answer(_push(c, "team/three", "v1")[0]))  # one too many
-                answers.append(_answer(_push(c, "team/one", "v2")[0]))  # holds manifests
-                third, other = _push(c, "team/two", "v2")
+                # one too many
+                answers.append(_answer(push_small_image(c, "team/three", "v1")[0]))
+                # one that holds manifests takes more
+                answers.append(_answer(push_small_image(c, "team/one", "v2")[0]))
+                third, more = push_small_image(c, "team/two", "v2")
                 answers.append(_answer(third))
+                digest, other = (sha256_digest(b) for b in (body, more))
                 for each in (digest, other):  # team/two empty again
                     answers.append((c.delete(f"/v2/team/two/manifests/{each}").status_code, "", ""))
-                answers.append(_answer(_push(c, "team/three", "v1")[0]))
+                answers.append(_answer(push_small_image(c, "team/three", "v1")[0]))
             found[kind] = answers
         finally:
             proc.stop()

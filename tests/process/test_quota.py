@@ -12,28 +12,20 @@ from pathlib import Path
 import httpx
 
 from tests.support.oci import (
-    OCI_CONFIG,
-    OCI_LAYER,
     assert_error,
-    descriptor,
-    encode_json,
-    image_manifest,
     push_blob,
     push_image,
     push_manifest,
-    random_bytes,
+    push_small_image,
+    small_image,
 )
 from tests.support.server import base_config, running_registry
 
 
-def _refused(client: httpx.Client, repo: str) -> bytes:
+def _refused(client: httpx.Client, repo: str, limit: int = 2) -> bytes:
     """Blobs uploaded to `repo` (allowed), then its manifest refused; the manifest."""
-    config, layer = encode_json({"os": "linux"}), random_bytes(64)
-    for blob in (config, layer):
-        push_blob(client, repo, blob)
-    body, _ = image_manifest(descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, layer)])
-    error = assert_error(push_manifest(client, repo, "v1", body), 429, "TOOMANYREQUESTS")
-    assert error["detail"] == {"limit": "2"}
+    answer, body = push_small_image(client, repo, "v1")
+    assert assert_error(answer, 429, "TOOMANYREQUESTS")["detail"] == {"limit": str(limit)}
     return body
 
 
@@ -59,10 +51,7 @@ def test_max_repos_refuses_manifests_of_new_repositories_past_the_limit(tmp_path
         assert push_manifest(c, "team/three", "v1", body).status_code == 201
         for repo in ("team/one", "team/two", "team/three"):
             push_image(c, repo, "more")
-        config_blob = encode_json({"os": "linux"})
-        push_blob(c, "team/four", config_blob)
-        error = assert_error(push_manifest(c, "team/four", "v1", body), 429, "TOOMANYREQUESTS")
-        assert error["detail"] == {"limit": "3"}
+        _refused(c, "team/four", limit=3)
 
 
 def test_concurrent_pushes_into_new_repositories_never_pass_the_limit(tmp_path: Path) -> None:
@@ -71,10 +60,7 @@ def test_concurrent_pushes_into_new_repositories_never_pass_the_limit(tmp_path: 
     config = base_config(tmp_path / "root", workers=2)
     config["storage"]["maxRepos"] = 3
     with running_registry(tmp_path, config) as proc:
-        blobs = encode_json({"os": "linux"}), random_bytes(64)
-        body, _ = image_manifest(
-            descriptor(OCI_CONFIG, blobs[0]), [descriptor(OCI_LAYER, blobs[1])]
-        )
+        body, _, blobs = small_image("race")
         clients = [httpx.Client(base_url=proc.url, timeout=30) for _ in range(8)]
         for n, c in enumerate(clients):
             for blob in blobs:

@@ -294,6 +294,26 @@ def push_manifest(
     return client.put(manifest_path(repo, ref), content=body, headers={"Content-Type": media_type})
 
 
+def small_image(nonce: str = "") -> tuple[bytes, str, list[bytes]]:
+    """An image manifest with one small layer, its digest and its blobs; the same bytes for
+    the same `nonce` (to push the same image to two registries)."""
+    config = encode_json({"architecture": "amd64", "os": "linux", "nonce": nonce})
+    layer = f"layer {nonce}".encode() * 8
+    body, digest = image_manifest(descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, layer)])
+    return body, digest, [config, layer]
+
+
+def push_small_image(
+    client: httpx.Client, repo: str, ref: str, nonce: str = ""
+) -> tuple[httpx.Response, bytes]:
+    """`small_image(nonce)`: its blobs pushed (asserted), then its manifest put under `ref`
+    (unchecked); the manifest's answer and the manifest."""
+    body, _, blobs = small_image(nonce or uuid.uuid4().hex)
+    for blob in blobs:
+        push_blob(client, repo, blob)
+    return push_manifest(client, repo, ref, body), body
+
+
 @dataclass
 class Image:
     """What `push_image` pushed, for tests to compare against."""

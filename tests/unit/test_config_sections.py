@@ -30,6 +30,7 @@ def test_every_free_form_section_has_one_parser() -> None:
         "search",
         "ui",
         "lint",
+        "events",
         "retention",
         "sub_paths",
     }
@@ -287,3 +288,46 @@ def test_sub_paths_take_zot_defaults_and_refuse_what_would_misplace_repositories
         with pytest.raises(ConfigError) as err:
             build(storage={**ROOT, "subPaths": subs_raw})
         assert err.value.path == path
+
+
+def test_event_sinks_take_zot_s_keys() -> None:
+    sink = {
+        "Type": "http",
+        "Address": "https://hooks.example/zot",
+        "Channel": "alerts",
+        "Timeout": "10s",
+        "Headers": {"X-Team": "a"},
+        "Credentials": {"Token": "t0k"},
+        "TLSConfig": {"CACertFile": "ca.pem"},
+    }
+    nats = {"type": "nats", "address": "nats://127.0.0.1:4222", "channel": "alerts"}
+    config = build(extensions={"events": {"enable": True, "sinks": [sink, nats]}})
+    (http,) = config.events.sinks
+    assert (http.address, http.channel, http.timeout, http.token) == (
+        "https://hooks.example/zot",
+        "alerts",
+        10.0,
+        "t0k",
+    )
+    assert http.headers == (("X-Team", "a"),) and http.ca_cert is not None
+    assert any("NATS sinks are not implemented" in n for n in config.notices)
+    assert build(extensions={"events": {"enable": False, "sinks": [sink]}}).events.sinks == ()
+    assert build().events.sinks == ()
+    with_file = {"type": "http", "address": "http://x", "credentials": {"file": "/etc/creds"}}
+    assert build(extensions={"events": {"sinks": [with_file]}}).warnings
+
+
+@pytest.mark.parametrize(
+    "sink",
+    [
+        {"type": "kafka", "address": "http://x"},
+        {"type": "http", "address": "ftp://x"},
+        {"type": "http"},
+        {"type": "http", "address": "http://x", "headers": {"a": 1}},
+        {"type": "http", "address": "http://x", "tlsconfig": {"certfile": "c.pem"}},
+        {"type": "http", "address": "http://x", "unknown": 1},
+    ],
+)
+def test_bad_event_sinks_are_refused(sink: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError):
+        build(extensions={"events": {"sinks": [sink]}})

@@ -447,6 +447,15 @@ class IndexCache:
         found = await self._current(repo)
         return found is not None and found[1].by_digest(digest) is not None
 
+    async def points(self, repo: str, tag: str | None, digest: str) -> bool:
+        """Whether the index has this already: `tag` on `digest`, or (no tag) `digest`
+        listed. Like `lists`, hands nothing out."""
+        found = await self._current(repo)
+        if found is None:
+            return False
+        desc = found[1].by_tag(tag) if tag is not None else found[1].by_digest(digest)
+        return desc is not None and desc.get("digest") == digest
+
     async def size(self, repo: str) -> int | None:
         """How many descriptors the repository's index lists now; None when there is no
         repository. Like `lists`, hands nothing out."""

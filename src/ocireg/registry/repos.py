@@ -31,6 +31,8 @@ class Repositories:
         # is a request to the bucket on S3, and every manifest put makes one.
         self._found: Lately[str] = Lately()
         self.list_ahead = list_ahead  # listings a walk asks for at once (LIST_AHEAD)
+        # Told of each repository `ensure` created (the events' repository.created).
+        self.created: Callable[[str], None] = lambda repo: None
 
     async def exists(self, repo: str) -> bool:
         try:
@@ -50,11 +52,13 @@ class Repositories:
                 return
             await self.driver.put_content(layout.oci_layout(repo), layout.OCI_LAYOUT_CONTENT)
             # Only if absent: another instance on the same bucket may have created it.
-            await self.driver.put_if(
+            made = await self.driver.put_if(
                 layout.index(repo), b'{"schemaVersion":2,"manifests":[]}', None
             )
             await self.meta.add_repository(repo)
         self._found.note(repo)
+        if made is not None:
+            self.created(repo)
 
     async def page(
         self, last: str | None, limit: int | None, visible: Callable[[str], bool] | None

@@ -16,6 +16,7 @@ from typing import Any
 from ocireg import jsondoc, names
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.events import Recorder
 from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.ordered import ordered
 from ocireg.registry import lint
@@ -105,6 +106,10 @@ class ImageStore:
         self._look_before_storing = not remote
         self.indexes = IndexCache(driver, meta, keep_versions=remote and meta.name == "redis")
         self.writer = IndexWriter(self.indexes, self.locks)
+        # zot's extensions.events: what happened, sent to the sinks (none until the server
+        # gives them)
+        self.events = Recorder()
+        self.repos.created = lambda repo: self.events.repository_created(repo)
         # zot's storage.maxRepos, for the API's manifest pushes (off until the server sets it)
         self.quota = RepoQuota(self.locks, self.indexes, meta, self.repositories)
         self.writer.adopt = self._adopt
@@ -128,6 +133,7 @@ class ImageStore:
         self.storage_layout = ""
 
     async def close(self) -> None:
+        await self.events.close()
         await self.writer.close()
         await self.driver.close()
         await self.meta.close()
@@ -233,13 +239,18 @@ class ImageStore:
         await self.repos.ensure(repo)
         # A first look, from what this process saw lately: `prepare` checks again.
         await self._check_references(repo, manifest, functools.partial(self.blobs.seen, repo))
-        if (
-            self.mandatory_annotations
-            and lint.applies(manifest, tag)
-            and not await self._unchanged(repo, tag, digest)
-        ):
+        # Whether this put changes index.json: zot lints and sends an event only then.
+        changes = not (self.mandatory_annotations or self.events.enabled) or not (
+            await self.indexes.points(repo, tag, str(digest))
+        )
+        if self.mandatory_annotations and lint.applies(manifest, tag) and changes:
             read = functools.partial(self.blobs.get_small, repo)
-            await lint.check(self.mandatory_annotations, manifest, digest, reference, read)
+            try:
+                await lint.check(self.mandatory_annotations, manifest, digest, reference, read)
+            except RegistryError:
+                media_type = manifest.media_type
+                self.events.image_lint_failed(repo, reference, str(digest), media_type, body)
+                raise
         desc = _descriptor(manifest, digest, body, keep if tag is None else None)
         await self._referrers.pushed(repo, desc, manifest)
         # What the worker holding the repository's lock needs to make this same write
@@ -254,17 +265,9 @@ class ImageStore:
         change, prepare = self._index_write(repo, tag, desc, manifest, body)
         await self.writer.write(repo, change, prepare, portable, arrived)
         await self.search.pushed(repo, tag, desc, body, manifest)
+        if changes:
+            self.events.image_updated(repo, reference, str(digest), manifest.media_type, body)
         return PutResult(digest, manifest.subject)
-
-    async def _unchanged(self, repo: str, tag: str | None, digest: Digest) -> bool:
-        """Whether index.json has this put already (the tag on this manifest, or the
-        manifest): zot lints only a put that changes the index, so a manifest stored before
-        the rule existed can be pushed again."""
-        index = await self.indexes.load(repo)
-        if index is None:
-            return False
-        desc = index.by_tag(tag) if tag is not None else index.by_digest(str(digest))
-        return desc is not None and desc.get("digest") == str(digest)
 
     def _index_write(
         self, repo: str, tag: str | None, desc: dict[str, Any], manifest: Manifest, body: bytes
@@ -369,6 +372,7 @@ class ImageStore:
             raise RegistryError(ErrorCode.MANIFEST_UNKNOWN, detail={"reference": reference})
         await self._referrers.deleted(repo, desc, summary)
         await self.search.removed(repo, reference if is_tag else desc["digest"], is_tag)
+        self.events.image_deleted(repo, reference, desc["digest"], desc.get("mediaType", ""))
 
     async def _unnamed(self, repo: str, digest: str, stored: set[str]) -> None:
         """Before a manifest is deleted by digest, under the lock: refused, as zot refuses

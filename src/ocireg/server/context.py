@@ -3,6 +3,7 @@ place where errors become responses (spec JSON for RegistryError, 500 UNKNOWN ot
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import os
@@ -15,6 +16,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ocireg import events
 from ocireg.asgi import raw_headers
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import FORWARDED_KEY, IDENTITY_KEY
@@ -54,6 +56,9 @@ class RequestContextMiddleware:
             return
         rid = _incoming_id(scope) or self._new_id()
         token = request_id.set(rid)
+        changes = scope.get("method") in _AUDITED
+        # A request that may change something: the events it causes name it.
+        cause = events.origin.set(_origin(scope)) if changes else None
         started = time.perf_counter()
         traffic = Traffic()
 
@@ -95,6 +100,8 @@ class RequestContextMiddleware:
             if scope.get("method") in _AUDITED:
                 _audit(scope, traffic)
             request_id.reset(token)
+            if cause is not None:
+                events.origin.reset(cause)
 
     def _access_log(self, scope: Scope, traffic: Traffic, started: float) -> None:
         log.info(
@@ -139,20 +146,38 @@ def _audit(scope: Scope, traffic: Traffic) -> None:
     audit = audit_log()
     if audit is None or traffic.status not in (200, 201, 202) or scope.get(FORWARDED_KEY):
         return
-    identity = scope.get(IDENTITY_KEY)
-    host, port = scope.get("client") or ("-", 0)
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"  # as Go writes it
     query = scope.get("query_string", b"").decode("latin-1")
     audit.info(
         "HTTP API Audit",
         extra={
             "component": "session",
-            "clientIP": address,
-            "subject": getattr(identity, "user", None) or "anonymous",
+            "clientIP": _address(scope),
+            "subject": _user(scope) or "anonymous",
             "action": scope.get("method"),
             "object": scope.get("path", "") + (f"?{query}" if query else ""),
             "status": traffic.status,
         },
+    )
+
+
+def _address(scope: Scope) -> str:
+    """The client's address and port, as Go writes a request's RemoteAddr."""
+    host, port = scope.get("client") or ("-", 0)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _user(scope: Scope) -> str | None:
+    """The authenticated user, once authentication has run (None: anonymous)."""
+    return getattr(scope.get(IDENTITY_KEY), "user", None)
+
+
+def _origin(scope: Scope) -> events.Origin:
+    agent = next((v for k, v in scope.get("headers", []) if k == b"user-agent"), b"")
+    return events.Origin(
+        functools.partial(_user, scope),
+        _address(scope),
+        str(scope.get("method")),
+        agent.decode("latin-1"),
     )
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ocireg.config import Config
+from ocireg.events import Recorder
 from ocireg.meta import MetaUnavailable
 from ocireg.meta.factory import create_meta
 from ocireg.registry import ImageStore
@@ -47,6 +48,10 @@ def build_store(config: Config) -> ImageStore:
         store.indexes.versions.keep()
     store.storage_layout = storage_layout(config)
     store.quota.limit = config.storage.max_repos
+    if config.events.sinks:
+        from ocireg.events.http import HttpSink  # aiohttp: imported only when needed
+
+        store.events = Recorder([HttpSink(sink) for sink in config.events.sinks])
     return store
 
 

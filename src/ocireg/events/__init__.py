@@ -1,0 +1,156 @@
+"""zot's `extensions.events`: what happened to repositories and images, sent as CloudEvents
+(https://cloudevents.io) to the configured sinks, as zot sends them.
+
+The types are zot's: `zotregistry.repository.created` (the first upload or push into a
+repository), `zotregistry.image.updated` (a manifest put that changed index.json: a tag set
+or moved, or a manifest stored by digest; a put of what is there already sends nothing),
+`zotregistry.image.deleted` (a tag or a manifest deleted) and
+`zotregistry.image.lint_failed` (a push `extensions.lint` refused). The source is zot's too
+(`zotregistry.dev`), so a consumer written for zot reads these as they are. Their data holds
+`name` (the repository), `reference`, `digest`, `mediaType` and, for updates and lint
+failures, `manifest` (its text), with `actor` (`name`: the authenticated user) and
+`request` (`addr`, `method`, `useragent`) of the request that caused it.
+
+Events are sent after the change is stored and answered for, by one task per worker process,
+in the order they happened, each to every sink in turn; a sink that fails or does not answer
+in its timeout loses that event (logged), as in zot. The queue is bounded (QUEUE_MAX): past
+it new events are dropped and counted in the log, rather than requests waiting for a slow
+sink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # the library is imported only where sinks are configured (`_publish`)
+    from cloudevents.core.v1.event import CloudEvent
+
+log = logging.getLogger("ocireg.events")
+
+SOURCE = "zotregistry.dev"
+REPOSITORY_CREATED = "zotregistry.repository.created"
+IMAGE_UPDATED = "zotregistry.image.updated"
+IMAGE_DELETED = "zotregistry.image.deleted"
+IMAGE_LINT_FAILED = "zotregistry.image.lint_failed"
+QUEUE_MAX = 10_000
+CLOSE_WAIT = 5.0  # seconds a stopping worker gives its sinks for what is queued
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who and what request caused an event, read when the event is made (the user is
+    known only once authentication has run)."""
+
+    user: Callable[[], str | None]
+    addr: str
+    method: str
+    user_agent: str
+
+    def fields(self) -> dict[str, Any]:
+        request = {"addr": self.addr, "method": self.method, "useragent": self.user_agent}
+        user = self.user()
+        return {"request": request} | ({"actor": {"name": user}} if user else {})
+
+
+# Set for each request that may change something (server/context.py).
+origin: contextvars.ContextVar[Origin | None] = contextvars.ContextVar(
+    "ocireg_event_origin", default=None
+)
+
+
+class Sink(Protocol):
+    async def emit(self, event: CloudEvent) -> None:
+        """Deliver one event; raises when it was not taken."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Recorder:
+    def __init__(self, sinks: Sequence[Sink] = ()) -> None:
+        self.sinks = tuple(sinks)
+        self._queue: asyncio.Queue[CloudEvent] | None = None
+        self._sender: asyncio.Task[None] | None = None
+        self._dropped = 0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.sinks)
+
+    def repository_created(self, name: str) -> None:
+        self._publish(REPOSITORY_CREATED, {"name": name})
+
+    def image_updated(
+        self, name: str, reference: str, digest: str, media_type: str, manifest: bytes
+    ) -> None:
+        self._publish(IMAGE_UPDATED, _image(name, reference, digest, media_type, manifest))
+
+    def image_deleted(self, name: str, reference: str, digest: str, media_type: str) -> None:
+        self._publish(IMAGE_DELETED, _image(name, reference, digest, media_type))
+
+    def image_lint_failed(
+        self, name: str, reference: str, digest: str, media_type: str, manifest: bytes
+    ) -> None:
+        self._publish(IMAGE_LINT_FAILED, _image(name, reference, digest, media_type, manifest))
+
+    def _publish(self, kind: str, data: dict[str, Any]) -> None:
+        if not self.sinks:
+            return
+        from cloudevents.core.v1.event import CloudEvent
+
+        cause = origin.get()
+        if cause is not None:
+            data |= cause.fields()
+        event = CloudEvent(  # a new uuid4 `id` and the time now, by the library
+            attributes={"type": kind, "source": SOURCE, "datacontenttype": "application/json"},
+            data=dict(sorted(data.items())),  # zot's order (Go writes a map's keys sorted)
+        )
+        if self._queue is None:  # the first event of this worker process
+            self._queue = asyncio.Queue(QUEUE_MAX)
+            self._sender = asyncio.create_task(self._send(self._queue), name="ocireg-events")
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._dropped += 1
+            if self._dropped in (1, 10) or self._dropped % 1000 == 0:
+                log.warning("events dropped: the sinks are behind", extra={"count": self._dropped})
+
+    async def _send(self, queue: asyncio.Queue[CloudEvent]) -> None:
+        while True:
+            event = await queue.get()
+            for sink in self.sinks:
+                try:
+                    await sink.emit(event)
+                except Exception as exc:
+                    log.warning(
+                        "event not delivered",
+                        extra={"type": event.get_type(), "sink": str(sink), "error": str(exc)},
+                    )
+            queue.task_done()
+
+    async def close(self) -> None:
+        """Send what is queued (for at most CLOSE_WAIT), then stop."""
+        if self._queue is not None and self._sender is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_WAIT):
+                    await self._queue.join()
+            self._sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sender
+        for sink in self.sinks:
+            await sink.close()
+
+
+def _image(
+    name: str, reference: str, digest: str, media_type: str, manifest: bytes | None = None
+) -> dict[str, Any]:
+    data = {"name": name, "reference": reference, "digest": digest, "mediaType": media_type}
+    if manifest is not None:
+        data["manifest"] = manifest.decode("utf-8", "replace")
+    return data

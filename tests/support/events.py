@@ -1,0 +1,120 @@
+"""A sink for `extensions.events` that keeps what it is sent: a real HTTP server on
+loopback, in a thread, each POST read back into a CloudEvent with the CloudEvents SDK (so an
+event that does not follow the HTTP binding fails the test), and one pushing sequence for a
+test against ocireg and one comparing it with zot."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from cloudevents.core.bindings.http import HTTPMessage, from_binary_event
+
+from tests.support.oci import push_blob, push_manifest, small_image
+from tests.support.server import wait_until
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    data: dict[str, Any]
+    type: str
+    id: str
+    source: str
+    time: str
+    channel: str | None
+
+
+class EventSink:
+    """Takes POSTs on 127.0.0.1 (`url`); answers `status` (200)."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.status = status
+        self.events: list[Received] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                event = from_binary_event(HTTPMessage(headers, body))
+                received = Received(
+                    self.path,
+                    headers,
+                    json.loads(body),
+                    event.get_type(),
+                    event.get_id(),
+                    event.get_source(),
+                    headers["ce-time"],
+                    event.get_attributes().get("channel"),
+                )
+                with sink._lock:
+                    sink.events.append(received)
+                self.send_response(sink.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/events"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> EventSink:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self.events)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        """At least `count` events (bounded wait)."""
+        return wait_until(
+            lambda: len(got) >= count and got if (got := self.received()) else None, timeout=timeout
+        )
+
+
+def push_sequence(client: httpx.Client, repo: str) -> list[int]:
+    """The pushes and deletes whose events the tests compare: a first upload into a new
+    repository, a tag, a second tag, the same tag again (no change), a manifest by digest, a
+    tag deleted, a manifest deleted by digest. The answers' statuses."""
+    first, first_digest, blobs = small_image("first")
+    second, second_digest, more = small_image("second")
+    for blob in blobs + more:
+        push_blob(client, repo, blob)
+    return [
+        push_manifest(client, repo, "v1", first).status_code,
+        push_manifest(client, repo, "v2", first).status_code,
+        push_manifest(client, repo, "v2", first).status_code,
+        push_manifest(client, repo, second_digest, second).status_code,
+        client.delete(f"/v2/{repo}/manifests/v2").status_code,
+        client.delete(f"/v2/{repo}/manifests/{first_digest}").status_code,
+    ]
+
+
+def summary(events: list[Received]) -> list[tuple[str, dict[str, Any]]]:
+    """Type and data, without what differs from run to run (the client's port)."""
+    out = []
+    for event in events:
+        data = dict(event.data)
+        if "request" in data:
+            data["request"] = {**data["request"], "addr": data["request"]["addr"].split(":")[0]}
+        out.append((event.type, data))
+    return out
+
+
+def by_type(events: list[Received]) -> Iterator[str]:
+    return (event.type for event in events)
