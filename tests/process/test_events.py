@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from tests.auth.conftest import write_htpasswd
-from tests.support.events import EventSink, push_sequence, summary
+from tests.support.backends import running_nats
+from tests.support.events import EventSink, NatsListener, push_sequence, summary
 from tests.support.lint import LINT
 from tests.support.oci import push_blob, push_manifest, small_image
 from tests.support.server import base_config, running_registry
@@ -122,3 +123,29 @@ def test_a_failing_sink_loses_its_events_and_nothing_else(tmp_path: Path) -> Non
             assert len(failing.wait_for(6)) == 6  # tried, and lost
             log = proc.log_path.read_text()
         assert log.count("event not delivered") >= 12
+
+
+def test_a_nats_sink_gets_the_same_events_on_its_subject(tmp_path: Path) -> None:
+    """A NATS sink (a real nats-server) beside an HTTP one: the same events, published on
+    the sink's subject as one structured CloudEvent each (no headers), in the same order."""
+    with (
+        running_nats(tmp_path) as server,
+        NatsListener(server.url, "registry.events") as listener,
+        EventSink() as sink,
+    ):
+        sinks = [
+            {"type": "nats", "address": server.url, "channel": "registry.events"},
+            {"type": "http", "address": sink.url},
+        ]
+        config = base_config(tmp_path / "root", extensions=_events(*sinks))
+        with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+            assert push_sequence(c, "team/app") == [201, 201, 201, 201, 202, 202]
+            published, posted = listener.wait_for(6), sink.wait_for(6)
+    assert summary(published) == summary(posted)
+    assert [e.id for e in published] == [e.id for e in posted]
+    for event in published:
+        assert (event.path, event.headers, event.source) == (
+            "registry.events",
+            {},
+            "zotregistry.dev",
+        )

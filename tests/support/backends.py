@@ -221,13 +221,31 @@ def s3_request(endpoint: str, method: str, key: str, body: bytes = b"") -> int:
     return _s3_call(endpoint, method, f"/{BUCKET}/{key}", body)
 
 
-class Redis:
-    """A redis-server on a free loopback port, without persistence."""
+class _LoopbackServer:
+    """A server process of Debian's on a free loopback port, killed when done."""
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port = twin_ports(1)[0]
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self, args: list[str], log: str) -> None:
+        self.proc = subprocess.Popen(
+            args,
+            stdout=(self.workdir / log).open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+class Redis(_LoopbackServer):
+    """A redis-server on a free loopback port, without persistence."""
 
     @property
     def url(self) -> str:
@@ -235,7 +253,7 @@ class Redis:
 
     def start(self, timeout: float = 20.0) -> Redis:
         server = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
+        self._spawn(
             [
                 server,
                 "--port",
@@ -249,9 +267,7 @@ class Redis:
                 "--dir",
                 str(self.workdir),
             ],
-            stdout=(self.workdir / "redis.log").open("ab"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            "redis.log",
         )
 
         def ping() -> bool:
@@ -268,12 +284,6 @@ class Redis:
             s.sendall(" ".join(args).encode() + b"\r\n")
             return s.recv(65536)
 
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
 
 @contextlib.contextmanager
 def running_seaweedfs(workdir: Path) -> Iterator[SeaweedFS]:
@@ -287,6 +297,34 @@ def running_seaweedfs(workdir: Path) -> Iterator[SeaweedFS]:
 @contextlib.contextmanager
 def running_redis(workdir: Path) -> Iterator[Redis]:
     server = Redis(workdir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+class Nats(_LoopbackServer):
+    """A nats-server on a free loopback port (tests/support/events.py listens to it)."""
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> Nats:
+        server = shutil.which("nats-server") or "/usr/sbin/nats-server"
+        self._spawn([server, "-a", "127.0.0.1", "-p", str(self.port)], "nats.log")
+
+        def listening() -> bool:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                return s.recv(4).startswith(b"INFO")  # the server greets each client
+
+        wait_until(listening, timeout=timeout)
+        return self
+
+
+@contextlib.contextmanager
+def running_nats(workdir: Path) -> Iterator[Nats]:
+    server = Nats(workdir)
     try:
         yield server.start()
     finally:

@@ -5,6 +5,7 @@ test against ocireg and one comparing it with zot."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 from cloudevents.core.bindings.http import HTTPMessage, from_binary_event
+from cloudevents.core.formats.json import JSONFormat
 
 from tests.support.oci import push_blob, push_manifest, small_image
 from tests.support.server import wait_until
@@ -84,6 +86,64 @@ class EventSink:
         """At least `count` events (bounded wait)."""
         return wait_until(
             lambda: len(got) >= count and got if (got := self.received()) else None, timeout=timeout
+        )
+
+
+class NatsListener:
+    """Subscribes to `subject` on a NATS server (nats-py, an event loop in a thread of its
+    own) and keeps each message read back as a CloudEvent in structured mode."""
+
+    def __init__(self, url: str, subject: str) -> None:
+        self.url, self.subject = url, subject
+        self.events: list[Received] = []
+        self.subjects: list[str] = []
+        self._lock = threading.Lock()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._client: Any = None
+
+    def __enter__(self) -> NatsListener:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._subscribe(), self._loop).result(timeout=30)
+        return self
+
+    async def _subscribe(self) -> None:
+        import nats
+
+        self._client = await nats.connect(self.url)
+        await self._client.subscribe(self.subject, cb=self._take)
+        await self._client.flush()
+
+    async def _take(self, msg: Any) -> None:
+        event = JSONFormat().read(None, msg.data)
+        received = Received(
+            msg.subject,
+            dict(msg.headers or {}),
+            json.loads(msg.data)["data"],
+            event.get_type(),
+            event.get_id(),
+            event.get_source(),
+            json.loads(msg.data)["time"],
+            event.get_attributes().get("channel"),
+        )
+        with self._lock:
+            self.events.append(received)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=30)
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self.events)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        """At least `count` events (bounded wait)."""
+        return wait_until(
+            lambda: len(got) >= count and got if (got := self.received()) else None,
+            timeout=timeout,
         )
 
 

@@ -300,21 +300,30 @@ def test_event_sinks_take_zot_s_keys() -> None:
         "Credentials": {"Token": "t0k"},
         "TLSConfig": {"CACertFile": "ca.pem"},
     }
-    nats = {"type": "nats", "address": "nats://127.0.0.1:4222", "channel": "alerts"}
+    nats = {
+        "type": "nats",
+        "address": "nats://127.0.0.1:4222",
+        "channel": "alerts",
+        "credentials": {"file": "/etc/nats.creds"},
+    }
     config = build(extensions={"events": {"enable": True, "sinks": [sink, nats]}})
-    (http,) = config.events.sinks
-    assert (http.address, http.channel, http.timeout, http.token) == (
+    http, subject = config.events.sinks
+    assert (http.kind, http.address, http.channel, http.timeout, http.token) == (
+        "http",
         "https://hooks.example/zot",
         "alerts",
         10.0,
         "t0k",
     )
     assert http.headers == (("X-Team", "a"),) and http.ca_cert is not None
-    assert any("NATS sinks are not implemented" in n for n in config.notices)
+    assert (subject.kind, subject.channel, str(subject.credentials_file)) == (
+        "nats",
+        "alerts",
+        "/etc/nats.creds",
+    )
+    assert not config.warnings and not config.notices
     assert build(extensions={"events": {"enable": False, "sinks": [sink]}}).events.sinks == ()
     assert build().events.sinks == ()
-    with_file = {"type": "http", "address": "http://x", "credentials": {"file": "/etc/creds"}}
-    assert build(extensions={"events": {"sinks": [with_file]}}).warnings
 
 
 @pytest.mark.parametrize(
@@ -326,6 +335,9 @@ def test_event_sinks_take_zot_s_keys() -> None:
         {"type": "http", "address": "http://x", "headers": {"a": 1}},
         {"type": "http", "address": "http://x", "tlsconfig": {"certfile": "c.pem"}},
         {"type": "http", "address": "http://x", "unknown": 1},
+        {"type": "http", "address": "http://x", "credentials": {"file": "/etc/creds"}},
+        {"type": "nats", "address": "nats://x:4222"},  # no subject
+        {"type": "nats", "address": "http://x", "channel": "a"},
     ],
 )
 def test_bad_event_sinks_are_refused(sink: dict[str, Any]) -> None:

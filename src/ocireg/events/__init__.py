@@ -1,5 +1,6 @@
 """zot's `extensions.events`: what happened to repositories and images, sent as CloudEvents
-(https://cloudevents.io) to the configured sinks, as zot sends them.
+(https://cloudevents.io) to the configured sinks (HTTP or NATS: `events/sinks.py`), as zot
+sends them.
 
 The types are zot's: `zotregistry.repository.created` (the first upload or push into a
 repository), `zotregistry.image.updated` (a manifest put that changed index.json: a tag set

@@ -49,9 +49,9 @@ def build_store(config: Config) -> ImageStore:
     store.storage_layout = storage_layout(config)
     store.quota.limit = config.storage.max_repos
     if config.events.sinks:
-        from ocireg.events.http import HttpSink  # aiohttp: imported only when needed
+        from ocireg.events.sinks import sink_of  # their libraries: imported only when needed
 
-        store.events = Recorder([HttpSink(sink) for sink in config.events.sinks])
+        store.events = Recorder([sink_of(sink) for sink in config.events.sinks])
     return store
 
 
