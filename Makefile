@@ -6,7 +6,7 @@ PYTHON ?= python3
 CONFIG ?=
 # What the test suite starts for real: OCI clients (containerd too), the Go reference
 # registry, Redis, haproxy, and the browser the web-page tests drive (tests/ui).
-APT_PACKAGES := skopeo podman buildah umoci containerd redis-server nats-server docker-registry haproxy wrk apache2-utils chromium
+APT_PACKAGES := skopeo podman buildah umoci containerd redis-server nats-server slapd docker-registry haproxy wrk apache2-utils chromium
 PYTEST_ARGS ?=
 # pytest-xdist processes for the main pass of `make test`, one test file each at a time (so a
 # module's servers start once). More than the cores: much of a test's time is spent waiting

@@ -32,7 +32,8 @@ def test_verify_accepts_a_full_auth_config(tmp_path: Path) -> None:
                 "HTPasswd": {"Path": str(htpasswd)},
                 "Bearer": {"Realm": tokens.realm, "Service": "s", "Cert": str(tokens.files.cert)},
                 "FailDelay": 2,
-                "LDAP": {"address": "ldap.example"},
+                "LDAP": {"Address": "ldap.example", "BaseDN": "dc=x", "UserAttribute": "uid"},
+                "OpenID": {"providers": {}},
             },
             "AccessControl": {
                 "Repositories": {"{a,b}/**": {"AnonymousPolicy": ["read"]}},
@@ -41,7 +42,8 @@ def test_verify_accepts_a_full_auth_config(tmp_path: Path) -> None:
         }
         result = run_cli("verify", str(config_file(tmp_path, http)))
     assert result.returncode == 0, result.stderr
-    assert "http.auth.ldap" in result.stderr  # accepted, not implemented: a warning
+    assert "http.auth.openid" in result.stderr  # accepted, not implemented: a warning
+    assert "http.auth.ldap" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -329,3 +329,87 @@ def running_nats(workdir: Path) -> Iterator[Nats]:
         yield server.start()
     finally:
         server.stop()
+
+
+class Slapd(_LoopbackServer):
+    """OpenLDAP's slapd (Debian's) on free loopback ports, plain LDAP and, with `tls`
+    (certificate and key files), LDAPS too: one in-memory-sized directory under
+    `dc=example,dc=org`, its administrator `ADMIN` (password `ADMIN_PASSWORD`),
+    filled through `add` (ldap3, bound as that administrator)."""
+
+    BASE = "dc=example,dc=org"
+    ADMIN = "cn=admin,dc=example,dc=org"
+    ADMIN_PASSWORD = "admin-secret"
+
+    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
+        super().__init__(workdir)
+        self.tls = tls
+        self.ldaps_port = twin_ports(1)[0] if tls else 0
+
+    def start(self, timeout: float = 20.0) -> Slapd:
+        db = self.workdir / "slapd-db"
+        db.mkdir(parents=True, exist_ok=True)
+        lines = [
+            *(f"include /etc/ldap/schema/{s}.schema" for s in ("core", "cosine", "inetorgperson")),
+            f"pidfile {self.workdir / 'slapd.pid'}",
+            "modulepath /usr/lib/ldap",
+            "moduleload back_mdb",
+        ]
+        if self.tls:
+            lines += [f"TLSCertificateFile {self.tls[0]}", f"TLSCertificateKeyFile {self.tls[1]}"]
+        lines += [
+            "database mdb",
+            "maxsize 67108864",
+            f'suffix "{self.BASE}"',
+            f'rootdn "{self.ADMIN}"',
+            f"rootpw {self.ADMIN_PASSWORD}",
+            f"directory {db}",
+        ]
+        conf = self.workdir / "slapd.conf"
+        conf.write_text("\n".join(lines) + "\n")
+        urls = f"ldap://127.0.0.1:{self.port}/"
+        if self.tls:
+            urls += f" ldaps://127.0.0.1:{self.ldaps_port}/"
+        server = shutil.which("slapd") or "/usr/sbin/slapd"
+        self._spawn([server, "-f", str(conf), "-h", urls, "-d", "0"], "slapd.log")
+        wait_until(lambda: self._bind() is not None, timeout=timeout)
+        self.add(self.BASE, ["dcObject", "organization"], {"o": "Example", "dc": "example"})
+        return self
+
+    def _bind(self) -> Any:
+        import ldap3
+
+        try:
+            return ldap3.Connection(
+                ldap3.Server("127.0.0.1", port=self.port, connect_timeout=2),
+                self.ADMIN,
+                self.ADMIN_PASSWORD,
+                auto_bind=True,
+            )
+        except ldap3.core.exceptions.LDAPException:
+            return None
+
+    def add(self, dn: str, classes: list[str], attributes: dict[str, Any]) -> None:
+        with self._bind() as connection:
+            assert connection.add(dn, classes, attributes), connection.result
+
+    def add_user(self, uid: str, password: str, **attributes: Any) -> str:
+        """An inetOrgPerson under ou=people (made on first use); its DN."""
+        people = f"ou=people,{self.BASE}"
+        with self._bind() as connection:
+            if not connection.search(people, "(objectClass=*)", search_scope="BASE"):
+                assert connection.add(people, ["organizationalUnit"], {"ou": "people"})
+        dn = f"uid={uid},{people}"
+        self.add(
+            dn, ["inetOrgPerson"], {"cn": uid, "sn": uid, "userPassword": password, **attributes}
+        )
+        return dn
+
+
+@contextlib.contextmanager
+def running_slapd(workdir: Path, tls: tuple[Path, Path] | None = None) -> Iterator[Slapd]:
+    server = Slapd(workdir, tls)
+    try:
+        yield server.start()
+    finally:
+        server.stop()

@@ -200,13 +200,13 @@ def test_go_driver_keys_not_implemented_are_warnings() -> None:
                 "storageDriver": {"name": "s3", "bucket": "b", "chunksize": 5 << 20},
                 "cacheDriver": {"name": "redis", "url": "redis://h", "pool_timeout": "1s"},
             },
-            "http": {"auth": {"ldap": {}, "bearer": {"realm": "r", "cert": "c", "oidc": 1}}},
+            "http": {"auth": {"openid": {}, "bearer": {"realm": "r", "cert": "c", "oidc": 1}}},
         }
     )
     assert set(config.warnings) == {
         "storage.storageDriver.chunksize",
         "storage.cacheDriver.pool_timeout",
-        "http.auth.ldap",
+        "http.auth.openid",
         "http.auth.bearer.oidc",
     }
 
@@ -343,3 +343,18 @@ def test_event_sinks_take_zot_s_keys() -> None:
 def test_bad_event_sinks_are_refused(sink: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         build(extensions={"events": {"sinks": [sink]}})
+
+
+def test_ldap_takes_zot_s_keys_and_the_protocol_s_ports() -> None:
+    keys = {"Address": "ldap.example", "BaseDN": "ou=people,dc=x", "UserAttribute": "uid"}
+    ldaps = build(http={"auth": {"ldap": keys}}).auth.ldap
+    assert ldaps is not None and (ldaps.port, ldaps.uses_ldaps) == (636, True)
+    plain = build(http={"auth": {"LDAP": {**keys, "Insecure": True, "StartTLS": True}}})
+    ldap = plain.auth.ldap
+    assert ldap is not None and (ldap.port, ldap.uses_ldaps, ldap.start_tls) == (389, False, True)
+    assert plain.auth.enabled and plain.auth.logins
+    given = build(http={"auth": {"ldap": {**keys, "port": "1389", "subtreeSearch": True}}})
+    assert given.auth.ldap is not None and given.auth.ldap.port == 1389
+    for bad in ({"address": "x"}, {**keys, "insecure": "maybe"}, {**keys, "bindDN": "cn=x"}):
+        with pytest.raises(ConfigError):
+            build(http={"auth": {"ldap": bad}})

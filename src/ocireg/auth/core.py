@@ -10,10 +10,12 @@ from ocireg.auth.htpasswd import Htpasswd, read_htpasswd
 from ocireg.auth.policy import AccessPolicy
 from ocireg.auth.settings import AuthSettings
 from ocireg.config import Config
+from ocireg.identity import Identity
 from ocireg.target import Action, Kind, Target
 
 if TYPE_CHECKING:
     from ocireg.auth.bearer import BearerVerifier
+    from ocireg.auth.ldap import Ldap
 
 _BEARER_ACTIONS = {Action.READ: ("pull",), Action.DELETE: ("delete",)}
 
@@ -33,6 +35,7 @@ class AuthServices:
     def __init__(self, settings: AuthSettings) -> None:
         self.settings = settings
         self.htpasswd = Htpasswd(settings.htpasswd) if settings.htpasswd else None
+        self.ldap = _ldap(settings) if settings.ldap else None
         self.bearer = _verifier(settings) if settings.bearer else None
         self.policy = AccessPolicy(settings.access_control) if settings.access_control else None
         # zot lets anonymous requests through only when some repository grants them something.
@@ -41,6 +44,22 @@ class AuthServices:
             and self.policy is not None
             and self.policy.anonymous_may_do_anything()
         )
+
+    async def login(self, user: str, password: str) -> Identity | None:
+        """The identity of Basic credentials, or None when they are refused: the htpasswd
+        file first, then the LDAP directory, as zot tries them. The groups are those
+        `http.accessControl` names the user in, and the directory's."""
+        if self.htpasswd is not None and await self.htpasswd.check(user, password):
+            return Identity(user=user, groups=self._groups(user), method="basic")
+        if self.ldap is not None:
+            found = await self.ldap.check(user, password)
+            if found is not None:
+                groups = tuple(dict.fromkeys((*self._groups(user), *found)))
+                return Identity(user=user, groups=groups, method="basic")
+        return None
+
+    def _groups(self, user: str) -> tuple[str, ...]:
+        return self.policy.groups_of(user) if self.policy else ()
 
     def challenge(self, aim: Target, error: str | None = None) -> str:
         if self.bearer is not None:
@@ -55,6 +74,14 @@ def _verifier(settings: AuthSettings) -> BearerVerifier:
 
     assert settings.bearer is not None
     return BearerVerifier(settings.bearer)
+
+
+def _ldap(settings: AuthSettings) -> Ldap:
+    # ldap3: imported only where LDAP is configured
+    from ocireg.auth.ldap import Ldap
+
+    assert settings.ldap is not None
+    return Ldap(settings.ldap)
 
 
 def build_auth(config: Config) -> AuthServices | None:
@@ -78,7 +105,9 @@ def check_auth(config: Config) -> list[str]:
             warnings.append("http.auth.htpasswd.path: no bcrypt entries; nobody can log in")
     if settings.bearer is not None:
         _verifier(settings)  # raises ConfigError when the certificate is unusable
-    if settings.access_control is not None and settings.htpasswd is None and not settings.bearer:
+    if settings.ldap is not None:
+        _ldap(settings)  # raises ConfigError when the credentials file is unusable
+    if settings.access_control is not None and not settings.logins and not settings.bearer:
         warnings.append(
             "http.accessControl without http.auth: every request is anonymous, "
             "so only anonymousPolicy applies"

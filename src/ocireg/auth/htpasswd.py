@@ -1,32 +1,25 @@
 """HTTP Basic credentials checked against an htpasswd file of bcrypt entries (as zot).
 
 bcrypt is slow on purpose (~50-250 ms per check), so checks run in a thread and never
-block the event loop, and a verified credential is remembered for a short while, keyed
-by an HMAC of it under a per-process random key: memory never holds a password, and a
-dump of the cache is useless without the key. Failures are never cached (that would make
-guessing cheaper). The file is re-read when its modification time changes.
+block the event loop, and a verified credential is remembered for a short while
+(`auth.remembered`). The file is re-read when its modification time changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import hmac
 import logging
 import os
-import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import bcrypt
 
+from ocireg.auth.remembered import Remembered
 from ocireg.errors import ConfigError
 
 log = logging.getLogger("ocireg.auth")
-CACHE_SECONDS = 60.0
-CACHE_MAX = 4096
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$", "$2x$")
 
 
@@ -63,9 +56,7 @@ class Htpasswd:
         self._mtime = self._stat()
         self._file = read_htpasswd(path)
         self._warn_skipped()
-        self._key = secrets.token_bytes(32)
-        self._verified: dict[bytes, float] = {}
-        self._pending: dict[bytes, asyncio.Future[bool]] = {}
+        self._remembered: Remembered[bool] = Remembered()
 
     def _stat(self) -> float:
         try:
@@ -90,7 +81,7 @@ class Htpasswd:
         except ConfigError as exc:  # keep serving with what we had; say why
             log.error("cannot reload htpasswd file", extra={"error": str(exc)})
             return
-        self._verified.clear()  # a removed user or a changed password must stop working
+        self._remembered.clear()  # a removed user or a changed password must stop working
         self._warn_skipped()
 
     def entry(self, user: str) -> bytes | None:
@@ -101,33 +92,16 @@ class Htpasswd:
 
     async def check(self, user: str, password: str) -> bool:
         self._reload_if_changed()
-        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
-        now = time.monotonic()
-        expires = self._verified.get(key)
-        if expires is not None and expires > now:
-            return True
-        # Many connections of one client arrive with the same credential at once: one
-        # bcrypt check answers them all.
-        pending = self._pending.get(key)
-        if pending is None:
-            hashed = self._file.entries.get(user)
-            pending = asyncio.ensure_future(self._verify(password, hashed))
-            self._pending[key] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(key, None))
-        ok = await asyncio.shield(pending)
-        if not ok:
-            return False
-        if len(self._verified) >= CACHE_MAX:
-            self._verified = {k: t for k, t in self._verified.items() if t > now}
-            if len(self._verified) >= CACHE_MAX:
-                self._verified.clear()
-        self._verified[key] = time.monotonic() + CACHE_SECONDS
-        return True
+        hashed = self._file.entries.get(user)
+        verified = await self._remembered.check(
+            user, password, lambda: self._verify(password, hashed)
+        )
+        return bool(verified)
 
     @staticmethod
-    async def _verify(password: str, hashed: bytes | None) -> bool:
+    async def _verify(password: str, hashed: bytes | None) -> bool | None:
         ok = await asyncio.to_thread(_checkpw, password.encode(), hashed or _dummy_hash())
-        return ok and hashed is not None
+        return True if ok and hashed is not None else None
 
 
 @functools.cache

@@ -70,11 +70,11 @@ class AuthenticateMiddleware:
             # containers/image sends `Basic Og==` (":") when it has no credentials; zot
             # reads that as anonymous too.
             return ANONYMOUS
-        if scheme == "basic" and self.auth.htpasswd is not None:
+        if scheme == "basic" and self.auth.settings.logins:
             user, password = _basic(credentials)
-            if user is not None and await self.auth.htpasswd.check(user, password):
-                groups = self.auth.policy.groups_of(user) if self.auth.policy else ()
-                return Identity(user=user, groups=groups, method="basic")
+            identity = None if user is None else await self.auth.login(user, password)
+            if identity is not None:
+                return identity
             await self._delay()
             raise self._refusal(aim, "invalid username or password")
         if scheme == "bearer" and self.auth.bearer is not None:
@@ -83,7 +83,7 @@ class AuthenticateMiddleware:
             except TokenError as exc:
                 await self._delay()
                 raise self._refusal(aim, str(exc), "invalid_token") from None
-        if self.auth.htpasswd is None and self.auth.bearer is None:
+        if not self.auth.settings.logins and self.auth.bearer is None:
             return ANONYMOUS  # accessControl alone: nobody can log in, credentials mean nothing
         await self._delay()
         raise self._refusal(aim, f"unsupported authorization scheme {scheme!r}")

@@ -16,7 +16,9 @@ from ocireg.errors import ConfigError
 from ocireg.globs import GlobError, compile_glob
 from ocireg.settings.keys import (
     Context,
+    boolean,
     check_keys,
+    integer,
     lower_keys,
     resolve_path,
     seconds,
@@ -27,7 +29,6 @@ from ocireg.settings.keys import (
 ACTIONS = ("read", "create", "update", "delete")
 # zot keys that ocireg accepts and ignores with a warning (not implemented).
 _AUTH_UNIMPLEMENTED = (
-    "ldap",
     "openid",
     "apikey",
     "sessionkeysfile",
@@ -45,6 +46,32 @@ class BearerSettings:
     realm: str
     service: str
     cert: Path
+
+
+@dataclass(frozen=True)
+class LdapSettings:
+    """zot's `http.auth.ldap`: users found under `base_dn` by `user_attribute` (and
+    `user_filter`), their password checked by binding as them; `user_group_attribute`'s
+    values are their groups. The service account's DN and password come from
+    `credentials_file` (zot's: a JSON map with bindDN and bindPassword); without one the
+    search binds anonymously."""
+
+    address: str
+    port: int
+    base_dn: str
+    user_attribute: str
+    insecure: bool = False  # zot's: plain LDAP (with start_tls: upgraded); else LDAPS
+    start_tls: bool = False
+    skip_verify: bool = False
+    subtree_search: bool = False
+    user_group_attribute: str = ""
+    user_filter: str = ""
+    ca_cert: Path | None = None
+    credentials_file: Path | None = None
+
+    @property
+    def uses_ldaps(self) -> bool:
+        return not self.insecure
 
 
 @dataclass(frozen=True)
@@ -75,14 +102,18 @@ class AuthSettings:
     realm: str = "ocireg"
     fail_delay: float = 0.0
     htpasswd: Path | None = None
+    ldap: LdapSettings | None = None
     bearer: BearerSettings | None = None
     access_control: AccessControlSettings | None = None
 
     @property
     def enabled(self) -> bool:
-        return (
-            self.htpasswd is not None or self.bearer is not None or self.access_control is not None
-        )
+        return self.logins or self.bearer is not None or self.access_control is not None
+
+    @property
+    def logins(self) -> bool:
+        """Whether Basic credentials are checked here (htpasswd or LDAP)."""
+        return self.htpasswd is not None or self.ldap is not None
 
 
 def parse_auth(ctx: Context) -> AuthSettings:
@@ -90,9 +121,14 @@ def parse_auth(ctx: Context) -> AuthSettings:
     auth = _map(ctx.get("http.auth") or {}, "http.auth")
     fail_delay = 0.0
     htpasswd: Path | None = None
+    ldap: LdapSettings | None = None
     bearer: BearerSettings | None = None
     check_keys(
-        auth, ("failDelay", "htpasswd", "bearer"), "http.auth", _AUTH_UNIMPLEMENTED, ctx.warnings
+        auth,
+        ("failDelay", "htpasswd", "ldap", "bearer"),
+        "http.auth",
+        _AUTH_UNIMPLEMENTED,
+        ctx.warnings,
     )
     for key, value in auth.items():
         where = f"http.auth.{key}"
@@ -102,6 +138,8 @@ def parse_auth(ctx: Context) -> AuthSettings:
             section = _map(value, where)
             check_keys(section, ("path",), where)
             htpasswd = resolve_path(string(section.get("path"), f"{where}.path"), ctx.base)
+        elif key == "ldap":
+            ldap = _ldap(_map(value, where), where, ctx)
         elif key == "bearer":
             bearer = _bearer(_map(value, where), where, ctx)
     access = ctx.get("http.accessControl")
@@ -109,6 +147,7 @@ def parse_auth(ctx: Context) -> AuthSettings:
         realm=ctx.get("http.realm") or "ocireg",
         fail_delay=fail_delay,
         htpasswd=htpasswd,
+        ldap=ldap,
         bearer=bearer,
         access_control=None if access is None else _access_control(access),
     )
@@ -127,6 +166,48 @@ def _bearer(raw: dict[str, Any], where: str, ctx: Context) -> BearerSettings:
         realm=string(raw.get("realm"), f"{where}.realm"),
         service=string(raw.get("service", ""), f"{where}.service", required=False),
         cert=resolve_path(string(raw.get("cert"), f"{where}.cert"), ctx.base),
+    )
+
+
+def _ldap(raw: dict[str, Any], where: str, ctx: Context) -> LdapSettings:
+    check_keys(
+        raw,
+        (
+            "address",
+            "port",
+            "baseDN",
+            "userAttribute",
+            "userGroupAttribute",
+            "userFilter",
+            "credentialsFile",
+            "insecure",
+            "startTLS",
+            "skipVerify",
+            "subtreeSearch",
+            "caCert",
+        ),
+        where,
+    )
+    insecure = boolean(raw.get("insecure", False), f"{where}.insecure")
+    port = raw.get("port")
+    ca_cert = string(raw.get("cacert"), f"{where}.caCert", required=False)
+    credentials = string(raw.get("credentialsfile"), f"{where}.credentialsFile", required=False)
+    return LdapSettings(
+        address=string(raw.get("address"), f"{where}.address"),
+        # zot dials the port it is given; without one, the protocol's own
+        port=integer(port, f"{where}.port") if port else (389 if insecure else 636),
+        base_dn=string(raw.get("basedn"), f"{where}.baseDN"),
+        user_attribute=string(raw.get("userattribute"), f"{where}.userAttribute"),
+        insecure=insecure,
+        start_tls=boolean(raw.get("starttls", False), f"{where}.startTLS"),
+        skip_verify=boolean(raw.get("skipverify", False), f"{where}.skipVerify"),
+        subtree_search=boolean(raw.get("subtreesearch", False), f"{where}.subtreeSearch"),
+        user_group_attribute=string(
+            raw.get("usergroupattribute"), f"{where}.userGroupAttribute", required=False
+        ),
+        user_filter=string(raw.get("userfilter"), f"{where}.userFilter", required=False),
+        ca_cert=resolve_path(ca_cert, ctx.base) if ca_cert else None,
+        credentials_file=resolve_path(credentials, ctx.base) if credentials else None,
     )
 
 

@@ -1,0 +1,120 @@
+"""HTTP Basic credentials checked against an LDAP directory, as zot's `http.auth.ldap`.
+
+For each credential not verified lately (`auth.remembered`): connect (LDAPS unless
+`insecure`, then StartTLS with `startTLS`), bind as the service account (from
+`credentialsFile`; anonymously without one), look the user up under `baseDN` by
+`userAttribute` (and `userFilter`), one level down or, with `subtreeSearch`, the whole
+subtree, then bind as the one entry found with the password given. The values of the
+entry's `userGroupAttribute` are the user's groups, for `http.accessControl` (beside the
+groups it names itself), as in zot. ldap3 is synchronous: each check runs in a thread.
+
+Chosen where zot differs: a verified credential is remembered for a minute (zot binds on
+every request), so an account disabled in the directory keeps working that long.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+from pathlib import Path
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from ocireg.auth.remembered import Remembered
+from ocireg.errors import ConfigError
+from ocireg.settings.auth import LdapSettings
+
+log = logging.getLogger("ocireg.auth")
+TIMEOUT = 10  # seconds to connect, and for each answer (ldap3 wants whole seconds)
+
+
+def read_credentials(path: Path) -> tuple[str, str]:
+    """zot's LDAP credentials file: a JSON map with `bindDN` and `bindPassword` (keys
+    matched case-insensitively, as zot reads them)."""
+    where = "http.auth.ldap.credentialsFile"
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(where, f"cannot read {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise ConfigError(where, f"{path} is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(where, f"{path}: expected a map with bindDN and bindPassword")
+    fields = {str(k).lower(): v for k, v in doc.items()}
+    dn, password = fields.get("binddn", ""), fields.get("bindpassword", "")
+    if not isinstance(dn, str) or not isinstance(password, str):
+        raise ConfigError(where, f"{path}: bindDN and bindPassword are strings")
+    return dn, password
+
+
+class Ldap:
+    def __init__(self, settings: LdapSettings) -> None:
+        self.settings = settings
+        credentials = settings.credentials_file
+        self.service = read_credentials(credentials) if credentials else ("", "")
+        self.tls = ldap3.Tls(
+            validate=ssl.CERT_NONE if settings.skip_verify else ssl.CERT_REQUIRED,
+            ca_certs_file=str(settings.ca_cert) if settings.ca_cert else None,
+        )
+        self._remembered: Remembered[tuple[str, ...]] = Remembered()
+
+    async def check(self, user: str, password: str) -> tuple[str, ...] | None:
+        """The user's groups from the directory when the credentials are good, else None."""
+        if not password:  # an empty password binds anonymously (RFC 4513, 5.1.2): refused
+            return None
+        return await self._remembered.check(
+            user, password, lambda: asyncio.to_thread(self._authenticate, user, password)
+        )
+
+    def _authenticate(self, user: str, password: str) -> tuple[str, ...] | None:
+        s = self.settings
+        dn, secret = self.service
+        # A server object of its own per check: ldap3's keeps state (addresses it found
+        # unreachable) that threads must not share.
+        server = ldap3.Server(
+            s.address, port=s.port, use_ssl=s.uses_ldaps, tls=self.tls, connect_timeout=TIMEOUT
+        )
+        try:
+            with ldap3.Connection(
+                server, user=dn or None, password=secret or None, receive_timeout=TIMEOUT
+            ) as connection:
+                if s.insecure and s.start_tls:
+                    connection.start_tls()
+                if not connection.bind():
+                    log.error(
+                        "LDAP bind as the service account failed",
+                        extra={"bindDN": dn, "result": connection.result.get("description")},
+                    )
+                    return None
+                group = s.user_group_attribute
+                connection.search(
+                    s.base_dn,
+                    self._filter(user),
+                    search_scope=ldap3.SUBTREE if s.subtree_search else ldap3.LEVEL,
+                    attributes=[group] if group else [],
+                )
+                entries = [
+                    e for e in connection.response or [] if e.get("type") == "searchResEntry"
+                ]
+                if len(entries) != 1:  # none, or several: zot refuses both
+                    return None
+                found = entries[0]
+                values = found.get("attributes", {}).get(group, []) if group else []
+                groups = tuple(str(v) for v in (values if isinstance(values, list) else [values]))
+                if not connection.rebind(user=found["dn"], password=password):
+                    return None
+                return groups
+        except (LDAPException, OSError) as exc:  # the directory cannot answer: refused
+            log.error("LDAP check failed", extra={"address": s.address, "error": str(exc)})
+            return None
+
+    def _filter(self, user: str) -> str:
+        own = f"({self.settings.user_attribute}={escape_filter_chars(user)})"
+        extra = self.settings.user_filter
+        if not extra:
+            return own
+        return f"(&{own}{extra if extra.startswith('(') else f'({extra})'})"

@@ -1,0 +1,58 @@
+"""Credentials verified lately, so that a client sending Basic credentials on every request
+costs one check a minute, not one per request (a bcrypt hash, an LDAP bind).
+
+Entries are keyed by an HMAC of the credentials under a per-process random key: memory
+never holds a password, and a dump of the cache is useless without the key. Failures are
+never kept (that would make guessing cheaper), and concurrent checks of one credential share
+one check (a client opens many connections with the same credentials at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+SECONDS = 60.0
+LIMIT = 4096
+
+
+class Remembered(Generic[T]):
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._verified: dict[bytes, tuple[float, T]] = {}
+        self._pending: dict[bytes, asyncio.Future[T | None]] = {}
+
+    async def check(
+        self, user: str, password: str, verify: Callable[[], Awaitable[T | None]]
+    ) -> T | None:
+        """What `verify` says of these credentials (None: refused), remembered for SECONDS
+        when it accepts them."""
+        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        now = time.monotonic()
+        found = self._verified.get(key)
+        if found is not None and found[0] > now:
+            return found[1]
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(verify())
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        value = await asyncio.shield(pending)
+        if value is None:
+            return None
+        if len(self._verified) >= LIMIT:
+            self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
+            if len(self._verified) >= LIMIT:
+                self._verified.clear()
+        self._verified[key] = (time.monotonic() + SECONDS, value)
+        return value
+
+    def clear(self) -> None:
+        """Forget every credential (the users or their passwords changed)."""
+        self._verified.clear()
