@@ -42,7 +42,13 @@ from ocireg.settings.extensions import (
     parse_search,
     parse_ui,
 )
-from ocireg.settings.keys import Context, canonical_keys, parse_duration, resolve_path
+from ocireg.settings.keys import (
+    Context,
+    canonical_keys,
+    integer,
+    parse_duration,
+    resolve_path,
+)
 from ocireg.settings.retention import RetentionSettings, parse_retention
 from ocireg.settings.subpaths import SubPath, parse_sub_paths
 from ocireg.settings.windows import TimeWindow, parse_window
@@ -93,7 +99,7 @@ SCHEMA: dict[str, Any] = {
         "storageDriver": FREE,
         "cacheDriver": FREE,
         "subPaths": FREE,
-        "maxRepos": int,
+        "maxRepos": (int, str),
         "gcTimeWindow": str,
         "fastRestart": UNIMPLEMENTED,
     },
@@ -385,7 +391,7 @@ def build_config(
         redirect_blob_url=storage_raw.get("redirectBlobURL", False),
         dedupe=storage_raw.get("dedupe", True),
         gc_time_window=parse_window(storage_raw.get("gcTimeWindow", ""), "storage.gcTimeWindow"),
-        max_repos=max(0, storage_raw.get("maxRepos", 0)),
+        max_repos=max(0, integer(storage_raw.get("maxRepos", 0), "storage.maxRepos")),
     )
 
     http_raw = data.get("http", {})

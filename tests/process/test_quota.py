@@ -19,6 +19,7 @@ from tests.support.oci import (
     push_small_image,
     small_image,
 )
+from tests.support.rawhttp import start_request
 from tests.support.server import base_config, running_registry
 
 
@@ -76,3 +77,35 @@ def test_concurrent_pushes_into_new_repositories_never_pass_the_limit(tmp_path: 
         for c in clients:
             c.close()
         assert sorted(statuses) == [201] * 3 + [429] * 5, statuses
+
+
+def test_a_slow_manifest_body_does_not_hold_up_pushes_into_other_new_repositories(
+    tmp_path: Path,
+) -> None:
+    """The quota is checked once the manifest's body is in: a client whose body trickles
+    does not hold the instance's quota lock, so a push into another new repository goes on."""
+    config = base_config(tmp_path / "root", workers=1)
+    config["storage"]["maxRepos"] = 10
+    body, _, blobs = small_image("slow")
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        for repo in ("slow/a", "fast/b"):
+            for blob in blobs:
+                push_blob(c, repo, blob)
+        headers = {
+            "Content-Type": "application/vnd.oci.image.manifest.v1+json",
+            "Content-Length": str(len(body)),
+        }
+        # Sent first, so it is the first to reach the quota (had it taken the lock on
+        # arrival, the push below would wait for this body, which never comes).
+        stalled = start_request(proc.port, "PUT", "/v2/slow/a/manifests/v1", headers, timeout=30)
+        try:
+            stalled.sendall(body[:10])
+            quick = httpx.put(
+                f"{proc.url}/v2/fast/b/manifests/v1",
+                content=body,
+                headers={"Content-Type": headers["Content-Type"]},
+                timeout=10,
+            )
+            assert quick.status_code == 201
+        finally:
+            stalled.close()

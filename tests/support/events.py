@@ -33,7 +33,26 @@ class Received:
     channel: str | None
 
 
-class EventSink:
+class _Kept:
+    """What a sink kept, read from the test's thread."""
+
+    events: list[Received]
+    _lock: threading.Lock
+
+    def received(self) -> list[Received]:
+        with self._lock:
+            return list(self.events)
+
+    def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
+        """At least `count` events (bounded wait)."""
+        got: list[Received] = wait_until(
+            lambda: len(kept) >= count and kept if (kept := self.received()) else None,
+            timeout=timeout,
+        )
+        return got
+
+
+class EventSink(_Kept):
     """Takes POSTs on 127.0.0.1 (`url`); answers `status` (200)."""
 
     def __init__(self, status: int = 200) -> None:
@@ -78,18 +97,8 @@ class EventSink:
         self._server.shutdown()
         self._server.server_close()
 
-    def received(self) -> list[Received]:
-        with self._lock:
-            return list(self.events)
 
-    def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
-        """At least `count` events (bounded wait)."""
-        return wait_until(
-            lambda: len(got) >= count and got if (got := self.received()) else None, timeout=timeout
-        )
-
-
-class NatsListener:
+class NatsListener(_Kept):
     """Subscribes to `subject` on a NATS server (nats-py, an event loop in a thread of its
     own) and keeps each message read back as a CloudEvent in structured mode."""
 
@@ -134,17 +143,6 @@ class NatsListener:
             asyncio.run_coroutine_threadsafe(self._client.close(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=30)
-
-    def received(self) -> list[Received]:
-        with self._lock:
-            return list(self.events)
-
-    def wait_for(self, count: int, timeout: float = 30) -> list[Received]:
-        """At least `count` events (bounded wait)."""
-        return wait_until(
-            lambda: len(got) >= count and got if (got := self.received()) else None,
-            timeout=timeout,
-        )
 
 
 def push_sequence(client: httpx.Client, repo: str) -> list[int]:

@@ -35,7 +35,7 @@ def test_zot_keys_not_implemented_are_warnings() -> None:
 
 
 def test_max_repos_is_zot_s_quota_and_off_at_zero_or_less() -> None:
-    for given, limit in ((10, 10), (0, 0), (-3, 0)):
+    for given, limit in ((10, 10), ("10", 10), (0, 0), (-3, 0)):  # zot takes strings too
         config = build_config({"storage": {"rootDirectory": "/r", "maxRepos": given}})
         assert config.storage.max_repos == limit and not config.warnings
     assert build_config({"storage": {"rootDirectory": "/r"}}).storage.max_repos == 0

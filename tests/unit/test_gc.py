@@ -6,6 +6,7 @@ tests/ops/test_retention.py run the real `ocireg gc` command against a serving r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -459,3 +460,28 @@ def test_keep_untagged_ranks_referrers_and_index_children_too(registry: Registry
     report = collect_retained(registry, "r", retention, now=later(2))
     assert (report.tags, report.manifests) == ([], [plain])
     assert registry.index_digests("r") == {subject, referrer, child, index}
+
+
+def test_a_temporary_index_file_is_left_while_the_repository_is_being_written(
+    registry: Registry,
+) -> None:
+    """The temporary file of an index.json write is removed only under the repository's
+    lock, never waited for: while a write holds the lock, the file is left for the next run
+    however old it looks (a slow write under a small gcDelay)."""
+    registry.image("r", "v1")
+    temporary = registry.root / "r" / f".index.json.{'e' * 32}.tmp"
+    temporary.write_bytes(b'{"schemaVersion":2,')
+    os.utime(temporary, (1.0, 1.0))
+    collector = GarbageCollector(registry.store, HOUR, clock=lambda: 10 * HOUR)
+
+    async def leftovers(while_written: bool) -> list[str]:
+        report = GCReport("r", False)
+        async with contextlib.AsyncExitStack() as stack:
+            if while_written:
+                await stack.enter_async_context(registry.store.locks.repo("r"))
+            await collector._collect_leftovers("r", 9 * HOUR, report)
+        return report.uploads
+
+    assert registry.run(leftovers(while_written=True)) == [] and temporary.exists()
+    assert registry.run(leftovers(while_written=False)) == [temporary.name]
+    assert not temporary.exists()

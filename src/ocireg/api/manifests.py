@@ -38,7 +38,9 @@ async def put_manifest(request: Request) -> Response:
     repo = repo_name(request)
     reference = _reference(target(request))
     store = store_of(request)
-    async with store.quota.admit(repo), limited_body(request, MAX_MANIFEST_BYTES) as body:
+    # The body first: the quota's lock is the whole instance's, and a slow client must not
+    # hold it while its bytes trickle in.
+    async with limited_body(request, MAX_MANIFEST_BYTES) as body, store.quota.admit(repo):
         result = await store.put_manifest(
             repo, reference, body, request.headers.get("content-type")
         )

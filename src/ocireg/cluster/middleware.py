@@ -102,8 +102,10 @@ class ClusterInboundMiddleware:
             )
             return clean
         # Told to the outer middlewares too: the audit log leaves a forwarded request to the
-        # member that received it from the client (server/context.py).
+        # member that received it from the client, and events name its user
+        # (server/context.py).
         scope[FORWARDED_KEY] = True
+        scope[IDENTITY_KEY] = identity
         return {**clean, FORWARDED_KEY: True, IDENTITY_KEY: identity}
 
 

@@ -12,11 +12,11 @@ or moved, or a manifest stored by digest; a put of what is there already sends n
 failures, `manifest` (its text), with `actor` (`name`: the authenticated user) and
 `request` (`addr`, `method`, `useragent`) of the request that caused it.
 
-Events are sent after the change is stored and answered for, by one task per worker process,
-in the order they happened, each to every sink in turn; a sink that fails or does not answer
-in its timeout loses that event (logged), as in zot. The queue is bounded (QUEUE_MAX): past
-it new events are dropped and counted in the log, rather than requests waiting for a slow
-sink.
+Events are sent after the change is stored and answered for, by one task per sink in each
+worker process, in the order they happened; a sink that fails or does not answer in its
+timeout loses that event (logged), as in zot, and delays no other sink. Each sink's queue is
+bounded (QUEUE_MAX events, QUEUE_BYTES of manifests): past it new events are dropped and
+counted in the log, rather than requests waiting for a slow sink.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ REPOSITORY_CREATED = "zotregistry.repository.created"
 IMAGE_UPDATED = "zotregistry.image.updated"
 IMAGE_DELETED = "zotregistry.image.deleted"
 IMAGE_LINT_FAILED = "zotregistry.image.lint_failed"
-QUEUE_MAX = 10_000
+QUEUE_MAX = 10_000  # events waiting per sink
+QUEUE_BYTES = 64 << 20  # bytes of manifest text waiting per sink (a manifest: up to 4 MiB)
 CLOSE_WAIT = 5.0  # seconds a stopping worker gives its sinks for what is queued
 
 
@@ -49,12 +50,12 @@ class Origin:
     known only once authentication has run)."""
 
     user: Callable[[], str | None]
-    addr: str
+    addr: Callable[[], str]
     method: str
     user_agent: str
 
     def fields(self) -> dict[str, Any]:
-        request = {"addr": self.addr, "method": self.method, "useragent": self.user_agent}
+        request = {"addr": self.addr(), "method": self.method, "useragent": self.user_agent}
         user = self.user()
         return {"request": request} | ({"actor": {"name": user}} if user else {})
 
@@ -76,9 +77,7 @@ class Sink(Protocol):
 class Recorder:
     def __init__(self, sinks: Sequence[Sink] = ()) -> None:
         self.sinks = tuple(sinks)
-        self._queue: asyncio.Queue[CloudEvent] | None = None
-        self._sender: asyncio.Task[None] | None = None
-        self._dropped = 0
+        self._lanes: list[_Lane] | None = None  # made with the first event of the process
 
     @property
     def enabled(self) -> bool:
@@ -112,40 +111,66 @@ class Recorder:
             attributes={"type": kind, "source": SOURCE, "datacontenttype": "application/json"},
             data=dict(sorted(data.items())),  # zot's order (Go writes a map's keys sorted)
         )
-        if self._queue is None:  # the first event of this worker process
-            self._queue = asyncio.Queue(QUEUE_MAX)
-            self._sender = asyncio.create_task(self._send(self._queue), name="ocireg-events")
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self._dropped += 1
-            if self._dropped in (1, 10) or self._dropped % 1000 == 0:
-                log.warning("events dropped: the sinks are behind", extra={"count": self._dropped})
-
-    async def _send(self, queue: asyncio.Queue[CloudEvent]) -> None:
-        while True:
-            event = await queue.get()
-            for sink in self.sinks:
-                try:
-                    await sink.emit(event)
-                except Exception as exc:
-                    log.warning(
-                        "event not delivered",
-                        extra={"type": event.get_type(), "sink": str(sink), "error": str(exc)},
-                    )
-            queue.task_done()
+        if self._lanes is None:
+            self._lanes = [_Lane(sink) for sink in self.sinks]
+        size = len(data.get("manifest", ""))
+        for lane in self._lanes:
+            lane.put(event, size)
 
     async def close(self) -> None:
         """Send what is queued (for at most CLOSE_WAIT), then stop."""
-        if self._queue is not None and self._sender is not None:
+        if self._lanes is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(CLOSE_WAIT):
-                    await self._queue.join()
-            self._sender.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sender
+                    await asyncio.gather(*(lane.queue.join() for lane in self._lanes))
+            for lane in self._lanes:
+                await lane.stop()
         for sink in self.sinks:
             await sink.close()
+
+
+class _Lane:
+    """One sink's queue and the task that sends it, in order: a sink that is slow or down
+    delays and loses only its own events. Bounded by count and by the bytes of the
+    manifests it holds (QUEUE_MAX, QUEUE_BYTES); past either, new events are dropped."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.queue: asyncio.Queue[tuple[CloudEvent, int]] = asyncio.Queue(QUEUE_MAX)
+        self.bytes = 0
+        self.dropped = 0
+        self.task = asyncio.create_task(self._send(), name="ocireg-events")
+
+    def put(self, event: CloudEvent, size: int) -> None:
+        if self.bytes + size > QUEUE_BYTES or self.queue.full():
+            self.dropped += 1
+            if self.dropped in (1, 10) or self.dropped % 1000 == 0:
+                log.warning(
+                    "events dropped: the sink is behind",
+                    extra={"sink": str(self.sink), "count": self.dropped},
+                )
+            return
+        self.bytes += size
+        self.queue.put_nowait((event, size))
+
+    async def _send(self) -> None:
+        while True:
+            event, size = await self.queue.get()
+            try:
+                await self.sink.emit(event)
+            except Exception as exc:
+                log.warning(
+                    "event not delivered",
+                    extra={"type": event.get_type(), "sink": str(self.sink), "error": str(exc)},
+                )
+            finally:
+                self.bytes -= size
+                self.queue.task_done()
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
 
 
 def _image(

@@ -5,6 +5,7 @@ document with the attributes and the data, no headers)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import ssl
@@ -91,10 +92,11 @@ class NatsSink:
         return f"{self.settings.address} {self.settings.channel}"
 
     async def emit(self, event: CloudEvent) -> None:
-        client = self._client or await self._connect()
         try:
-            await client.publish(self.settings.channel, JSONFormat().write(event))
-            await client.flush(timeout=max(1, round(self.settings.timeout)))  # whole seconds
+            async with asyncio.timeout(self.settings.timeout):  # connecting included
+                client = self._client or await self._connect()
+                await client.publish(self.settings.channel, JSONFormat().write(event))
+                await client.flush(timeout=max(1, round(self.settings.timeout)))
         except Exception:
             await self.close()  # connect again for the next event
             raise
@@ -106,6 +108,8 @@ class NatsSink:
             "name": "zotregistry.dev",  # as zot names its connection
             "connect_timeout": self.settings.timeout,
             "allow_reconnect": False,  # a lost connection fails the event: the next reconnects
+            # nats-py tries a server 60 times, 2 s apart, before its first connection fails
+            "max_reconnect_attempts": 1,
         }
         if self.settings.credentials_file:
             options["user_credentials"] = str(self.settings.credentials_file)

@@ -386,30 +386,44 @@ class GarbageCollector:
         left, which no session listing takes: a sync copy's marker beside the sessions
         (`sync/copier.py`), and the temporary file of an index.json write in the
         repository's directory (storage/filesystem.py). They are written on local storage
-        only, so S3 is not listed for them. Nothing waits on such a file: a live copy's
-        marker only tells the other worker processes which session to follow, and they wait
-        for its lock without it; an index.json write renames its file within milliseconds."""
+        only, so S3 is not listed for them. Nothing waits on a marker: a live copy's marker
+        only tells the other worker processes which session to follow, and they wait for its
+        lock without it. An index.json write holds the repository lock until its file is
+        renamed: those files are removed under that lock, never waited for (a repository
+        being written is looked at again by the next run)."""
         if self.driver.local_path(layout.index(repo)) is None:
             return
+        await self._remove_old(layout.uploads_dir(repo), lambda name: True, cutoff, report)
         index_temp = f".{layout.INDEX_FILE}."
-        for directory, wanted in (
-            (layout.uploads_dir(repo), lambda name: not name.endswith("/")),
-            (repo, lambda name: name.startswith(index_temp) and name.endswith(".tmp")),
-        ):
-            try:
-                names = await self.driver.list(directory)
-            except PathNotFound:
+        try:
+            async with self.store.locks.repo(repo, wait=False):
+                await self._remove_old(
+                    repo,
+                    lambda name: name.startswith(index_temp) and name.endswith(".tmp"),
+                    cutoff,
+                    report,
+                )
+        except LockBusy:
+            pass
+
+    async def _remove_old(
+        self, directory: str, wanted: Callable[[str], bool], cutoff: float, report: GCReport
+    ) -> None:
+        """The dot files of `directory` that `wanted` names, older than `cutoff`."""
+        try:
+            names = await self.driver.list(directory)
+        except PathNotFound:
+            return
+        for name in names:
+            if not name.startswith(".") or name.endswith("/") or not wanted(name):
                 continue
-            for name in names:
-                if not name.startswith(".") or not wanted(name):
+            path = f"{directory}/{name}"
+            with contextlib.suppress(PathNotFound):  # removed meanwhile (its work ended)
+                if (await self.driver.stat(path)).mtime > cutoff:
                     continue
-                path = f"{directory}/{name}"
-                with contextlib.suppress(PathNotFound):  # removed meanwhile (its work ended)
-                    if (await self.driver.stat(path)).mtime > cutoff:
-                        continue
-                    if not self.dry_run:
-                        await self.driver.delete(path)
-                    report.uploads.append(name)
+                if not self.dry_run:
+                    await self.driver.delete(path)
+                report.uploads.append(name)
 
 
 def _removed_tag(desc: dict[str, Any], dropped: dict[str, tuple[str, str]]) -> bool:

@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.meta import MetaStore
+from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.registry.index import IndexCache
 from ocireg.registry.locks import LocalLocks
 
@@ -72,7 +72,10 @@ class RepoQuota:
                     )
             yield  # the push; noted only if it was stored
             if repo not in noted:
-                await self.meta.note_quota_repository(repo)
+                try:
+                    await self.meta.note_quota_repository(repo)
+                except MetaUnavailable as exc:  # stored all the same; its index.json counts it
+                    log.warning("quota note not kept", extra={"repo": repo, "error": str(exc)})
 
     async def _holds_manifests(self, repo: str) -> bool:
         try:

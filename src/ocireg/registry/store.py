@@ -504,16 +504,23 @@ class ImageStore:
         were noted), nothing is emptied."""
         try:
             before = await self.meta.swap_storage_layout(self.storage_layout)
-            if before == self.storage_layout or (before is None and not self.storage_layout):
-                return False
-            log.info(
-                "storage.subPaths changed: the metadata store is rebuilt from storage",
-                extra={"before": before, "now": self.storage_layout},
-            )
-            await self.meta.clear()
-            await self.meta.search_reset(mark_ready=False)
         except MetaUnavailable as exc:  # the store's start-up check says more
             log.warning("storage layout not checked", extra={"error": str(exc)})
+            return False
+        if before == self.storage_layout or (before is None and not self.storage_layout):
+            return False
+        log.info(
+            "storage.subPaths changed: the metadata store is rebuilt from storage",
+            extra={"before": before, "now": self.storage_layout},
+        )
+        try:
+            await self.meta.clear()
+            await self.meta.search_reset(mark_ready=False)
+        except MetaUnavailable as exc:
+            # Not emptied: the old layout is noted again, so that the next start tries again.
+            log.warning("metadata store not emptied", extra={"error": str(exc)})
+            with contextlib.suppress(MetaUnavailable):
+                await self.meta.swap_storage_layout(before or "")
             return False
         return True
 

@@ -175,10 +175,22 @@ def _origin(scope: Scope) -> events.Origin:
     agent = next((v for k, v in scope.get("headers", []) if k == b"user-agent"), b"")
     return events.Origin(
         functools.partial(_user, scope),
-        _address(scope),
+        functools.partial(_client_address, scope),
         str(scope.get("method")),
         agent.decode("latin-1"),
     )
+
+
+def _client_address(scope: Scope) -> str:
+    """The client's address; for a request another member forwarded (its proof checked),
+    the client's as that member saw it (the last `X-Forwarded-For` entry, without a port)
+    rather than the member's."""
+    if scope.get(FORWARDED_KEY):
+        forwarded = next((v for k, v in scope.get("headers", []) if k == b"x-forwarded-for"), b"")
+        client = forwarded.decode("latin-1").rsplit(",", 1)[-1].strip()
+        if client:
+            return client
+    return _address(scope)
 
 
 async def _no_body() -> Message:
