@@ -76,3 +76,48 @@ def test_htpasswd_first_then_the_directory(tmp_path: Path) -> None:
             for user, password in (("dave", "local"), ("bob", "builder"), ("alice", "wonderland")):
                 with httpx.Client(base_url=proc.url, auth=(user, password)) as c:
                     assert push_small_image(c, "devs/app", user)[0].status_code == 201, user
+
+
+def test_a_group_attribute_the_directory_does_not_know_gives_no_groups(tmp_path: Path) -> None:
+    """`userGroupAttribute: memberOf` on a directory without the memberof overlay: the user
+    logs in, with no groups from the directory (as zot), and is denied what the group
+    would allow rather than refused as unknown."""
+    with running_slapd(tmp_path) as slapd:
+        fill_directory(slapd)
+        config = base_config(tmp_path / "root")
+        keys = ldap_keys(slapd, tmp_path, subtreeSearch=True, userGroupAttribute="memberOf")
+        config["http"]["auth"] = {"ldap": keys}
+        config["http"]["accessControl"] = ACCESS
+        alice = ("alice", "wonderland")
+        with (
+            running_registry(tmp_path, config) as proc,
+            httpx.Client(base_url=proc.url, auth=alice) as c,
+        ):
+            assert c.get("/v2/").status_code == 200
+            assert c.post("/v2/devs/app/blobs/uploads/").status_code == 403
+
+
+def test_a_referral_is_not_followed_with_the_service_account(tmp_path: Path) -> None:
+    """An entry under baseDN that refers to another directory: the search does not follow
+    it, so the service account's password never goes to the host it names (zot follows no
+    referrals either); the user is not found there."""
+    with (
+        running_slapd(tmp_path / "elsewhere", log_binds=True) as elsewhere,
+        running_slapd(tmp_path) as slapd,
+    ):
+        fill_directory(slapd)
+        referral = f"ou=elsewhere,ou=people,{slapd.BASE}"
+        slapd.add(
+            referral,
+            ["referral", "extensibleObject"],
+            {"ou": "elsewhere", "ref": f"ldap://127.0.0.1:{elsewhere.port}/{elsewhere.BASE}"},
+        )
+        config = base_config(tmp_path / "root")
+        config["http"]["auth"] = {"ldap": ldap_keys(slapd, tmp_path, baseDN=referral)}
+        alice = ("alice", "wonderland")
+        with (
+            running_registry(tmp_path, config) as proc,
+            httpx.Client(base_url=proc.url, auth=alice) as c,
+        ):
+            assert c.get("/v2/").status_code == 401
+        assert "cn=reader" not in (elsewhere.workdir / "slapd.log").read_text()

@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -341,10 +342,13 @@ class Slapd(_LoopbackServer):
     ADMIN = "cn=admin,dc=example,dc=org"
     ADMIN_PASSWORD = "admin-secret"
 
-    def __init__(self, workdir: Path, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self, workdir: Path, tls: tuple[Path, Path] | None = None, log_binds: bool = False
+    ) -> None:
         super().__init__(workdir)
         self.tls = tls
         self.ldaps_port = twin_ports(1)[0] if tls else 0
+        self.log_binds = log_binds  # slapd.log then names every BIND (loglevel stats)
 
     def start(self, timeout: float = 20.0) -> Slapd:
         db = self.workdir / "slapd-db"
@@ -357,6 +361,9 @@ class Slapd(_LoopbackServer):
         ]
         if self.tls:
             lines += [f"TLSCertificateFile {self.tls[0]}", f"TLSCertificateKeyFile {self.tls[1]}"]
+            # A password goes over TLS only: a bind in clear is refused (confidentiality
+            # required), as a directory that cares would have it.
+            lines += ["security simple_bind=64"]
         lines += [
             "database mdb",
             "maxsize 67108864",
@@ -371,7 +378,8 @@ class Slapd(_LoopbackServer):
         if self.tls:
             urls += f" ldaps://127.0.0.1:{self.ldaps_port}/"
         server = shutil.which("slapd") or "/usr/sbin/slapd"
-        self._spawn([server, "-f", str(conf), "-h", urls, "-d", "0"], "slapd.log")
+        level = "256" if self.log_binds else "0"
+        self._spawn([server, "-f", str(conf), "-h", urls, "-d", level], "slapd.log")
         wait_until(lambda: self._bind() is not None, timeout=timeout)
         self.add(self.BASE, ["dcObject", "organization"], {"o": "Example", "dc": "example"})
         return self
@@ -380,12 +388,17 @@ class Slapd(_LoopbackServer):
         import ldap3
 
         try:
-            return ldap3.Connection(
-                ldap3.Server("127.0.0.1", port=self.port, connect_timeout=2),
-                self.ADMIN,
-                self.ADMIN_PASSWORD,
-                auto_bind=True,
-            )
+            if self.tls:  # over TLS, without checking the certificate: the test's own server
+                server = ldap3.Server(
+                    "127.0.0.1",
+                    port=self.ldaps_port,
+                    use_ssl=True,
+                    tls=ldap3.Tls(validate=ssl.CERT_NONE),
+                    connect_timeout=2,
+                )
+            else:
+                server = ldap3.Server("127.0.0.1", port=self.port, connect_timeout=2)
+            return ldap3.Connection(server, self.ADMIN, self.ADMIN_PASSWORD, auto_bind=True)
         except ldap3.core.exceptions.LDAPException:
             return None
 
@@ -407,8 +420,10 @@ class Slapd(_LoopbackServer):
 
 
 @contextlib.contextmanager
-def running_slapd(workdir: Path, tls: tuple[Path, Path] | None = None) -> Iterator[Slapd]:
-    server = Slapd(workdir, tls)
+def running_slapd(
+    workdir: Path, tls: tuple[Path, Path] | None = None, log_binds: bool = False
+) -> Iterator[Slapd]:
+    server = Slapd(workdir, tls, log_binds)
     try:
         yield server.start()
     finally:

@@ -349,7 +349,7 @@ def test_ldap_takes_zot_s_keys_and_the_protocol_s_ports() -> None:
     keys = {"Address": "ldap.example", "BaseDN": "ou=people,dc=x", "UserAttribute": "uid"}
     ldaps = build(http={"auth": {"ldap": keys}}).auth.ldap
     assert ldaps is not None and (ldaps.port, ldaps.uses_ldaps) == (636, True)
-    plain = build(http={"auth": {"LDAP": {**keys, "Insecure": True, "StartTLS": True}}})
+    plain = build(http={"auth": {"LDAP": {**keys, "Insecure": "true", "StartTLS": True}}})
     ldap = plain.auth.ldap
     assert ldap is not None and (ldap.port, ldap.uses_ldaps, ldap.start_tls) == (389, False, True)
     assert plain.auth.enabled and plain.auth.logins

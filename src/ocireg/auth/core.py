@@ -49,7 +49,10 @@ class AuthServices:
         """The identity of Basic credentials, or None when they are refused: the htpasswd
         file first, then the LDAP directory, as zot tries them. The groups are those
         `http.accessControl` names the user in, and the directory's."""
-        if self.htpasswd is not None and await self.htpasswd.check(user, password):
+        # A user the file does not list goes straight to the directory when there is one:
+        # no bcrypt of a dummy hash on each of an LDAP user's requests.
+        local = self.htpasswd is not None and (self.ldap is None or self.htpasswd.lists(user))
+        if local and self.htpasswd is not None and await self.htpasswd.check(user, password):
             return Identity(user=user, groups=self._groups(user), method="basic")
         if self.ldap is not None:
             found = await self.ldap.check(user, password)

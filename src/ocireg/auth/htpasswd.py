@@ -90,6 +90,10 @@ class Htpasswd:
         self._reload_if_changed()
         return self._file.entries.get(user)
 
+    def lists(self, user: str) -> bool:
+        """Whether the file has an entry for `user`."""
+        return self.entry(user) is not None
+
     async def check(self, user: str, password: str) -> bool:
         self._reload_if_changed()
         hashed = self._file.entries.get(user)

@@ -15,9 +15,11 @@ every request), so an account disabled in the directory keeps working that long.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import ldap3
@@ -30,6 +32,11 @@ from ocireg.settings.auth import LdapSettings
 
 log = logging.getLogger("ocireg.auth")
 TIMEOUT = 10  # seconds to connect, and for each answer (ldap3 wants whole seconds)
+DEADLINE = 3 * TIMEOUT  # seconds for a whole check (connect, bind, search, bind)
+THREADS = 4  # checks run at once, per worker process
+CHECKS_WAITING = (
+    16  # checks in progress (running or waiting for a thread) past which more are refused
+)
 
 
 def read_credentials(path: Path) -> tuple[str, str]:
@@ -56,19 +63,41 @@ class Ldap:
         self.settings = settings
         credentials = settings.credentials_file
         self.service = read_credentials(credentials) if credentials else ("", "")
+        if settings.ca_cert is not None:
+            _check_ca(settings.ca_cert)
         self.tls = ldap3.Tls(
             validate=ssl.CERT_NONE if settings.skip_verify else ssl.CERT_REQUIRED,
             ca_certs_file=str(settings.ca_cert) if settings.ca_cert else None,
+            sni=None if _is_ip(settings.address) else settings.address,  # as zot's ServerName
         )
         self._remembered: Remembered[tuple[str, ...]] = Remembered()
+        # Checks run in threads of their own, a few at once: a directory that is slow or
+        # down must not take the threads the storage and htpasswd use. Past CHECKS_WAITING
+        # checks in progress, new ones are refused (401) rather than queued.
+        self._threads: ThreadPoolExecutor | None = None
+        self._slots = asyncio.Semaphore(CHECKS_WAITING)
 
     async def check(self, user: str, password: str) -> tuple[str, ...] | None:
         """The user's groups from the directory when the credentials are good, else None."""
         if not password:  # an empty password binds anonymously (RFC 4513, 5.1.2): refused
             return None
-        return await self._remembered.check(
-            user, password, lambda: asyncio.to_thread(self._authenticate, user, password)
-        )
+        return await self._remembered.check(user, password, lambda: self._ask(user, password))
+
+    async def _ask(self, user: str, password: str) -> tuple[str, ...] | None:
+        if self._slots.locked():
+            log.warning("LDAP checks refused: the directory is behind", extra={"user": user})
+            return None
+        async with self._slots:
+            if self._threads is None:  # made in the worker process (Granian forks them)
+                self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="ocireg-ldap")
+            work = asyncio.get_running_loop().run_in_executor(
+                self._threads, self._authenticate, user, password
+            )
+            try:
+                return await asyncio.wait_for(work, DEADLINE)
+            except TimeoutError:
+                log.error("LDAP check took too long", extra={"address": self.settings.address})
+                return None
 
     def _authenticate(self, user: str, password: str) -> tuple[str, ...] | None:
         s = self.settings
@@ -76,12 +105,24 @@ class Ldap:
         # A server object of its own per check: ldap3's keeps state (addresses it found
         # unreachable) that threads must not share.
         server = ldap3.Server(
-            s.address, port=s.port, use_ssl=s.uses_ldaps, tls=self.tls, connect_timeout=TIMEOUT
+            s.address,
+            port=s.port,
+            use_ssl=s.uses_ldaps,
+            tls=self.tls,
+            connect_timeout=TIMEOUT,
+            get_info=ldap3.NONE,  # no schema reads: attribute names go to the server as given
         )
         try:
             with ldap3.Connection(
-                server, user=dn or None, password=secret or None, receive_timeout=TIMEOUT
+                server,
+                user=dn or None,
+                password=secret or None,
+                authentication=ldap3.SIMPLE if dn else ldap3.ANONYMOUS,
+                receive_timeout=TIMEOUT,
+                auto_bind=ldap3.AUTO_BIND_NONE,  # bound below, after StartTLS
+                auto_referrals=False,  # never take credentials to a host a referral names
             ) as connection:
+                connection.open()
                 if s.insecure and s.start_tls:
                     connection.start_tls()
                 if not connection.bind():
@@ -118,3 +159,20 @@ class Ldap:
         if not extra:
             return own
         return f"(&{own}{extra if extra.startswith('(') else f'({extra})'})"
+
+
+def _check_ca(path: Path) -> None:
+    """`caCert` must be PEM certificates the TLS library reads: said at start, not at each
+    login that then fails."""
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError("http.auth.ldap.caCert", f"cannot use {path}: {exc}") from None
+
+
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True

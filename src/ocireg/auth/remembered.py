@@ -27,14 +27,19 @@ class Remembered(Generic[T]):
         self._key = secrets.token_bytes(32)
         self._verified: dict[bytes, tuple[float, T]] = {}
         self._pending: dict[bytes, asyncio.Future[T | None]] = {}
+        self._generation = 0  # a check begun before the last `clear` is not remembered
 
     async def check(
         self, user: str, password: str, verify: Callable[[], Awaitable[T | None]]
     ) -> T | None:
         """What `verify` says of these credentials (None: refused), remembered for SECONDS
         when it accepts them."""
-        key = hmac.new(self._key, f"{user}\0{password}".encode(), hashlib.sha256).digest()
+        # The user's length first: no user and password pair reads as another one.
+        name = user.encode()
+        message = len(name).to_bytes(4, "big") + name + password.encode()
+        key = hmac.new(self._key, message, hashlib.sha256).digest()
         now = time.monotonic()
+        generation = self._generation
         found = self._verified.get(key)
         if found is not None and found[0] > now:
             return found[1]
@@ -44,8 +49,8 @@ class Remembered(Generic[T]):
             self._pending[key] = pending
             pending.add_done_callback(lambda _: self._pending.pop(key, None))
         value = await asyncio.shield(pending)
-        if value is None:
-            return None
+        if value is None or generation != self._generation:
+            return value  # refused, or checked against what `clear` has replaced
         if len(self._verified) >= LIMIT:
             self._verified = {k: v for k, v in self._verified.items() if v[0] > now}
             if len(self._verified) >= LIMIT:
@@ -54,5 +59,8 @@ class Remembered(Generic[T]):
         return value
 
     def clear(self) -> None:
-        """Forget every credential (the users or their passwords changed)."""
+        """Forget every credential (the users or their passwords changed), and what checks
+        in progress find."""
         self._verified.clear()
+        self._pending.clear()
+        self._generation += 1

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -113,7 +114,7 @@ class Recorder:
         )
         if self._lanes is None:
             self._lanes = [_Lane(sink) for sink in self.sinks]
-        size = len(data.get("manifest", ""))
+        size = sys.getsizeof(data["manifest"]) if "manifest" in data else 0  # what it holds
         for lane in self._lanes:
             lane.put(event, size)
 
@@ -139,7 +140,11 @@ class _Lane:
         self.queue: asyncio.Queue[tuple[CloudEvent, int]] = asyncio.Queue(QUEUE_MAX)
         self.bytes = 0
         self.dropped = 0
-        self.task = asyncio.create_task(self._send(), name="ocireg-events")
+        # A context of its own: not the context (request id, origin) of the request whose
+        # event came first.
+        self.task = asyncio.create_task(
+            self._send(), name="ocireg-events", context=contextvars.Context()
+        )
 
     def put(self, event: CloudEvent, size: int) -> None:
         if self.bytes + size > QUEUE_BYTES or self.queue.full():

@@ -188,7 +188,11 @@ def _ldap(raw: dict[str, Any], where: str, ctx: Context) -> LdapSettings:
         ),
         where,
     )
-    insecure = boolean(raw.get("insecure", False), f"{where}.insecure")
+
+    def flag(key: str) -> bool:  # zot reads "true" as true too
+        return boolean(raw.get(key.lower(), False), f"{where}.{key}", strings=True)
+
+    insecure = flag("insecure")
     port = raw.get("port")
     ca_cert = string(raw.get("cacert"), f"{where}.caCert", required=False)
     credentials = string(raw.get("credentialsfile"), f"{where}.credentialsFile", required=False)
@@ -199,9 +203,11 @@ def _ldap(raw: dict[str, Any], where: str, ctx: Context) -> LdapSettings:
         base_dn=string(raw.get("basedn"), f"{where}.baseDN"),
         user_attribute=string(raw.get("userattribute"), f"{where}.userAttribute"),
         insecure=insecure,
-        start_tls=boolean(raw.get("starttls", False), f"{where}.startTLS"),
-        skip_verify=boolean(raw.get("skipverify", False), f"{where}.skipVerify"),
-        subtree_search=boolean(raw.get("subtreesearch", False), f"{where}.subtreeSearch"),
+        start_tls=boolean(raw.get("starttls", False), f"{where}.startTLS", strings=True),
+        skip_verify=boolean(raw.get("skipverify", False), f"{where}.skipVerify", strings=True),
+        subtree_search=boolean(
+            raw.get("subtreesearch", False), f"{where}.subtreeSearch", strings=True
+        ),
         user_group_attribute=string(
             raw.get("usergroupattribute"), f"{where}.userGroupAttribute", required=False
         ),
