@@ -47,7 +47,7 @@ class Remembered(Generic[T]):
         if pending is None:
             pending = asyncio.ensure_future(verify())
             self._pending[key] = pending
-            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+            pending.add_done_callback(lambda done: self._forget_pending(key, done))
         value = await asyncio.shield(pending)
         if value is None or generation != self._generation:
             return value  # refused, or checked against what `clear` has replaced
@@ -57,6 +57,10 @@ class Remembered(Generic[T]):
                 self._verified.clear()
         self._verified[key] = (time.monotonic() + SECONDS, value)
         return value
+
+    def _forget_pending(self, key: bytes, done: asyncio.Future[T | None]) -> None:
+        if self._pending.get(key) is done:  # not a check begun after a `clear`
+            del self._pending[key]
 
     def clear(self) -> None:
         """Forget every credential (the users or their passwords changed), and what checks
