@@ -3,10 +3,11 @@ of one instance (WAL mode; each statement is a few microseconds, so it runs inli
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +107,18 @@ class SqliteMeta:
     def _run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         try:
             return self._conn().execute(sql, args).fetchall()
+        except sqlite3.Error as exc:
+            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str = "BEGIN") -> Iterator[sqlite3.Connection]:
+        """Statements in one transaction (the connection commits each one otherwise):
+        committed when the block ends, rolled back when it raises."""
+        db = self._conn()
+        try:
+            with db:  # commits, or rolls back on an exception
+                db.execute(begin)
+                yield db
         except sqlite3.Error as exc:
             raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
 
@@ -237,26 +250,17 @@ class SqliteMeta:
         self, repo: str, pulls: dict[str, float], counts: dict[str, int] | None = None
     ) -> None:
         counts = counts if counts is not None else dict.fromkeys(pulls, 1)
-        db = self._conn()
-        try:
-            db.execute("BEGIN")  # one commit for them all: this runs on the event loop
-            try:
-                db.executemany(
-                    "INSERT INTO pulls VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
-                    " DO UPDATE SET at = max(at, excluded.at)",
-                    [(repo, digest, at) for digest, at in pulls.items()],
-                )
-                db.executemany(
-                    "INSERT INTO pull_counts VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
-                    " DO UPDATE SET count = count + excluded.count",
-                    [(repo, digest, count) for digest, count in counts.items()],
-                )
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+        with self._transaction() as db:  # one commit for them all: this runs on the event loop
+            db.executemany(
+                "INSERT INTO pulls VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
+                " DO UPDATE SET at = max(at, excluded.at)",
+                [(repo, digest, at) for digest, at in pulls.items()],
+            )
+            db.executemany(
+                "INSERT INTO pull_counts VALUES (?, ?, ?) ON CONFLICT (repo, digest)"
+                " DO UPDATE SET count = count + excluded.count",
+                [(repo, digest, count) for digest, count in counts.items()],
+            )
 
     async def pulls(self, repo: str) -> dict[str, float]:
         rows = self._run("SELECT digest, at FROM pulls WHERE repo = ?", (repo,))
@@ -278,14 +282,10 @@ class SqliteMeta:
         return {digest: count for digest, count in rows}
 
     async def swap_storage_layout(self, layout: str) -> str | None:
-        db = self._conn()
-        try:
-            with db:  # one transaction: of two processes starting at once, one sees the change
-                db.execute("BEGIN IMMEDIATE")
-                rows = db.execute("SELECT value FROM state WHERE key = 'storage-layout'").fetchall()
-                db.execute("INSERT OR REPLACE INTO state VALUES ('storage-layout', ?)", (layout,))
-        except sqlite3.Error as exc:
-            raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+        # Read and written in one step: of two processes starting at once, one sees the change.
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            rows = db.execute("SELECT value FROM state WHERE key = 'storage-layout'").fetchall()
+            db.execute("INSERT OR REPLACE INTO state VALUES ('storage-layout', ?)", (layout,))
         return str(rows[0][0]) if rows else None
 
     async def note_quota_repository(self, repo: str) -> None:
@@ -303,14 +303,9 @@ class SqliteMeta:
         gone = sorted(digest for (digest,) in noted if digest not in keep)
         if gone:
             rows = [(repo, digest) for digest in gone]
-            db = self._conn()
-            try:
-                with db:
-                    db.execute("BEGIN")  # one transaction
-                    for table in ("pulls", "pushes", "pull_counts"):
-                        db.executemany(f"DELETE FROM {table} WHERE repo = ? AND digest = ?", rows)
-            except sqlite3.Error as exc:
-                raise MetaUnavailable(f"sqlite {self.path}: {exc}") from exc
+            with self._transaction() as db:
+                for table in ("pulls", "pushes", "pull_counts"):
+                    db.executemany(f"DELETE FROM {table} WHERE repo = ? AND digest = ?", rows)
         return gone
 
     async def pulls_since(self, now: float | None = None) -> float | None:
