@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from starlette.types import Message, Send
+from starlette.types import Message, Scope, Send
+
+
+def request_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of the request header `name` (lower-case), None when it is absent."""
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value)
+    return None
 
 
 def with_response_headers(send: Send, extra: Sequence[tuple[bytes, bytes]]) -> Send:

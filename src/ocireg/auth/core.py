@@ -51,8 +51,12 @@ class AuthServices:
         `http.accessControl` names the user in, and the directory's."""
         # A user the file does not list goes straight to the directory when there is one:
         # no bcrypt of a dummy hash on each of an LDAP user's requests.
-        local = self.htpasswd is not None and (self.ldap is None or self.htpasswd.lists(user))
-        if local and self.htpasswd is not None and await self.htpasswd.check(user, password):
+        htpasswd = self.htpasswd
+        if (
+            htpasswd is not None
+            and (self.ldap is None or htpasswd.lists(user))
+            and await htpasswd.check(user, password)
+        ):
             return Identity(user=user, groups=self._groups(user), method="basic")
         if self.ldap is not None:
             found = await self.ldap.check(user, password)

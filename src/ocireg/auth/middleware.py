@@ -19,7 +19,7 @@ from collections.abc import Callable
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ocireg.asgi import with_response_header
+from ocireg.asgi import request_header, with_response_header
 from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.auth.grants import TokenError, grants
 from ocireg.errors import ErrorCode, RegistryError
@@ -30,10 +30,8 @@ _BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "d
 
 
 def _authorization(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
+    value = request_header(scope, b"authorization")
+    return None if value is None else value.decode("latin-1")
 
 
 class AuthenticateMiddleware:

@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ocireg.asgi import with_response_header
+from ocireg.asgi import request_header, with_response_header
 from ocireg.cluster.peers import FINGERPRINT_HEADER, INDEX_VERSIONS_HEADER, Peers
 from ocireg.cluster.proof import (
     CLUSTER_HEADERS,
@@ -42,13 +42,6 @@ if TYPE_CHECKING:
     from ocireg.cluster.proxy import Forwarder
 
 log = logging.getLogger("ocireg.cluster")
-
-
-def _header(scope: Scope, name: bytes) -> bytes | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return bytes(value)
-    return None
 
 
 class ClusterInboundMiddleware:
@@ -81,20 +74,20 @@ class ClusterInboundMiddleware:
             **scope,
             "headers": [(k, v) for k, v in scope["headers"] if k.lower() not in CLUSTER_HEADERS],
         }
-        if _header(scope, HOP_HEADER) is None:
+        if request_header(scope, HOP_HEADER) is None:
             return clean  # proof or identity without a hop: a client's invention
         try:
             identity = self.verifier.verify(
                 scope["method"],
                 scope["path"],
                 scope.get("query_string", b""),
-                _header(scope, PROOF_HEADER),
-                _header(scope, IDENTITY_HEADER),
+                request_header(scope, PROOF_HEADER),
+                request_header(scope, IDENTITY_HEADER),
             )
         except ProofError as exc:
             # A zot member forwards with the hop header and no proof: routine in a mixed
             # cluster. A proof that does not verify is someone trying.
-            level = logging.WARNING if _header(scope, PROOF_HEADER) else logging.DEBUG
+            level = logging.WARNING if request_header(scope, PROOF_HEADER) else logging.DEBUG
             log.log(
                 level,
                 "hop header without valid proof; handled as a client request",

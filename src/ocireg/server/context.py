@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg import events
-from ocireg.asgi import raw_headers
+from ocireg.asgi import raw_headers, request_header
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import FORWARDED_KEY, IDENTITY_KEY
 from ocireg.logs import audit_log, request_id
@@ -57,7 +57,8 @@ class RequestContextMiddleware:
         rid = _incoming_id(scope) or self._new_id()
         token = request_id.set(rid)
         changes = scope.get("method") in _AUDITED
-        # A request that may change something: the events it causes name it.
+        # A request that may change something: the events it causes name it (and the audit
+        # log, once answered).
         cause = events.origin.set(_origin(scope)) if changes else None
         started = time.perf_counter()
         traffic = Traffic()
@@ -97,7 +98,7 @@ class RequestContextMiddleware:
         finally:
             if log.isEnabledFor(logging.INFO):  # at warn, skip building the record at all
                 self._access_log(scope, traffic, started)
-            if scope.get("method") in _AUDITED:
+            if changes:
                 _audit(scope, traffic)
             request_id.reset(token)
             if cause is not None:
@@ -172,7 +173,7 @@ def _user(scope: Scope) -> str | None:
 
 
 def _origin(scope: Scope) -> events.Origin:
-    agent = next((v for k, v in scope.get("headers", []) if k == b"user-agent"), b"")
+    agent = request_header(scope, b"user-agent") or b""
     return events.Origin(
         functools.partial(_user, scope),
         functools.partial(_client_address, scope),
@@ -186,7 +187,7 @@ def _client_address(scope: Scope) -> str:
     the client's as that member saw it (the last `X-Forwarded-For` entry, without a port)
     rather than the member's."""
     if scope.get(FORWARDED_KEY):
-        forwarded = next((v for k, v in scope.get("headers", []) if k == b"x-forwarded-for"), b"")
+        forwarded = request_header(scope, b"x-forwarded-for") or b""
         client = forwarded.decode("latin-1").rsplit(",", 1)[-1].strip()
         if client:
             return client
@@ -205,8 +206,8 @@ def _page_error(scope: Scope) -> PageError | None:
 
 
 def _incoming_id(scope: Scope) -> str | None:
-    for key, value in scope.get("headers", []):
-        if key == b"x-request-id":
-            text = value.decode("latin-1")
-            return text if _INCOMING_ID_RE.match(text) else None
-    return None
+    value = request_header(scope, b"x-request-id")
+    if value is None:
+        return None
+    text = value.decode("latin-1")
+    return text if _INCOMING_ID_RE.match(text) else None

@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocireg.api.responses import blob_headers, manifest_headers
+from ocireg.asgi import request_header
 from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
@@ -48,7 +49,7 @@ class SyncOnDemand:
                         return
                 elif aim.endpoint is Endpoint.BLOB and aim.digest is not None:
                     # A range is served from the store once the blob is there.
-                    follow = not head and not _has_header(scope, b"range")
+                    follow = not head and request_header(scope, b"range") is None
                     streamed = await service.on_demand_blob(aim.repository, aim.digest, follow)
                     if streamed is not None:
                         await _blob(send, aim.digest, *streamed)
@@ -84,10 +85,6 @@ async def _blob(send: Send, digest: Digest, size: int, pieces: AsyncGenerator[by
         async for piece in pieces:
             await send({"type": "http.response.body", "body": piece, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
-
-
-def _has_header(scope: Scope, name: bytes) -> bool:
-    return any(key.lower() == name for key, _ in scope.get("headers", ()))
 
 
 def sync_on_demand(config: Config) -> Middleware | None:
