@@ -245,18 +245,33 @@ class _LoopbackServer:
         self.proc.wait(timeout=10)
 
 
+def _redis_server() -> str:
+    return shutil.which("redis-server") or "/usr/bin/redis-server"
+
+
+def _answers_ping(port: int) -> bool:
+    """Whether a Redis (or a Sentinel) on `port` answers, password or not."""
+    with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+        s.sendall(b"PING\r\n")
+        return s.recv(64).startswith((b"+PONG", b"-NOAUTH"))
+
+
 class Redis(_LoopbackServer):
-    """A redis-server on a free loopback port, without persistence."""
+    """A redis-server on a free loopback port, without persistence; `options` are more
+    command-line settings (`--replicaof`, `--requirepass`...)."""
+
+    def __init__(self, workdir: Path, *options: str) -> None:
+        super().__init__(workdir)
+        self.options = options
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> Redis:
-        server = shutil.which("redis-server") or "/usr/bin/redis-server"
         self._spawn(
             [
-                server,
+                _redis_server(),
                 "--port",
                 str(self.port),
                 "--bind",
@@ -267,16 +282,11 @@ class Redis(_LoopbackServer):
                 "no",
                 "--dir",
                 str(self.workdir),
+                *self.options,
             ],
-            "redis.log",
+            f"redis-{self.port}.log",
         )
-
-        def ping() -> bool:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"+PONG")
-
-        wait_until(ping, timeout=timeout)
+        wait_until(lambda: _answers_ping(self.port), timeout=timeout)
         return self
 
     def command(self, *args: str) -> bytes:
@@ -284,6 +294,51 @@ class Redis(_LoopbackServer):
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(" ".join(args).encode() + b"\r\n")
             return s.recv(65536)
+
+
+class RedisSentinel(_LoopbackServer):
+    """A Redis Sentinel on a free loopback port watching the master set `name` (quorum 1,
+    a master down after 1 s), with its own `password` if given; `master_password` is the
+    master's and its replicas'."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        name: str,
+        master: Redis,
+        password: str | None = None,
+        master_password: str | None = None,
+    ) -> None:
+        super().__init__(workdir)
+        self.name, self.master = name, master
+        self.password, self.master_password = password, master_password
+
+    def start(self, timeout: float = 20.0) -> RedisSentinel:
+        lines = [
+            f"port {self.port}",
+            "bind 127.0.0.1",
+            f"dir {self.workdir}",
+            f"sentinel monitor {self.name} 127.0.0.1 {self.master.port} 1",
+            f"sentinel down-after-milliseconds {self.name} 1000",
+            f"sentinel failover-timeout {self.name} 10000",
+        ]
+        if self.password:
+            lines.append(f"requirepass {self.password}")
+        if self.master_password:
+            lines.append(f"sentinel auth-pass {self.name} {self.master_password}")
+        config = self.workdir / f"sentinel-{self.port}.conf"  # Sentinel rewrites it
+        config.write_text("\n".join(lines) + "\n")
+        self._spawn([_redis_server(), str(config), "--sentinel"], f"sentinel-{self.port}.log")
+        wait_until(lambda: _answers_ping(self.port), timeout=timeout)
+        return self
+
+    def master_port(self) -> int:
+        """The port of the master this Sentinel names now."""
+        import redis
+
+        with redis.Redis(port=self.port, password=self.password, socket_timeout=5) as client:
+            _, port = client.sentinel_get_master_addr_by_name(self.name)
+            return int(port)
 
 
 @contextlib.contextmanager

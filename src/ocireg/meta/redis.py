@@ -23,19 +23,16 @@ writes it when dedupe is on).
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Collection
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
+from ocireg.meta.redis_client import client_from_config
 from ocireg.settings.drivers import RedisSettings
 
 _WHOLE_SET = 2000  # repositories asked for at once above which a set is read whole
-# redis-py waits forever by default; a dead Redis must fail the start-up check instead.
-_DEFAULT_TIMEOUTS = {"socket_connect_timeout": 3.0, "socket_timeout": 5.0}
 
 # Compare-and-set of one key: GET and SET in one atomic step (a script runs alone).
 _SWAP = """
@@ -116,40 +113,12 @@ return out
 """
 
 
-def client_from_config(settings: RedisSettings) -> tuple[Any, str]:
-    """A redis-py client from zot's cacheDriver keys, and the endpoint for messages."""
-    opts: dict[str, Any] = dict(_DEFAULT_TIMEOUTS)
-    url = settings.url
-    if url:
-        if "addr=" in url:
-            return aioredis.RedisCluster.from_url(url, **opts), url
-        return aioredis.Redis.from_url(url, **opts), _safe(url)
-    opts.update(settings.options)
-    addrs = settings.addrs
-    if len(addrs) > 1:
-        from redis.asyncio.cluster import ClusterNode
-
-        nodes = [ClusterNode(*_host_port(a)) for a in addrs]
-        opts.pop("db", None)
-        return aioredis.RedisCluster(startup_nodes=nodes, **opts), ",".join(addrs)
-    host, port = _host_port(addrs[0])
-    return aioredis.Redis(host=host, port=port, **opts), f"redis://{host}:{port}"
-
-
-def _host_port(addr: str) -> tuple[str, int]:
-    host, _, port = str(addr).rpartition(":")
-    return host or "127.0.0.1", int(port or 6379)
-
-
-def _safe(url: str) -> str:
-    return re.sub(r"//[^@/]*@", "//***@", url)
-
-
 class RedisMeta:
     name = "redis"
 
     def __init__(self, settings: RedisSettings) -> None:
-        self.client, self.endpoint = client_from_config(settings)
+        self.connection = client_from_config(settings)
+        self.client, self.endpoint = self.connection.client, self.connection.endpoint
         self.prefix = settings.keyprefix
         self.ns = f"{self.prefix}:ocireg"
         self._swap = self.client.register_script(_SWAP)
@@ -463,7 +432,7 @@ class RedisMeta:
         await self._do(self.client.ping())
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.connection.close()
 
 
 def _text(value: Any) -> str:

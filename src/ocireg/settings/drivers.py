@@ -170,14 +170,14 @@ _REDIS_OPTIONS: dict[str, tuple[str, str]] = {
     "pool_size": ("max_connections", "int"),
     "max_active_conns": ("max_connections", "int"),
 }
+# Sentinel (go-redis's failover client): with `master_name`, `addr` lists the sentinels.
+_SENTINEL_KEYS = ("master_name", "sentinel_username", "sentinel_password")
+# go-redis's retries of a command that met a network error: its defaults.
+_RETRY_KEYS = ("max_retries", "min_retry_backoff", "max_retry_backoff")
+GO_REDIS_RETRIES = 3
+GO_REDIS_BACKOFF = (0.008, 0.512)  # seconds: the first wait, the longest
 # go-redis options that zot passes on and ocireg does not.
 _REDIS_UNIMPLEMENTED = (
-    "sentinel_username",
-    "sentinel_password",
-    "master_name",
-    "max_retries",
-    "min_retry_backoff",
-    "max_retry_backoff",
     "write_timeout",
     "context_timeout_enabled",
     "pool_fifo",
@@ -194,19 +194,33 @@ _REDIS_UNIMPLEMENTED = (
     "identity_suffix",
     "unstable_resp3",
 )
-_REDIS_KEYS = ("name", "url", "addr", "keyprefix", *_REDIS_OPTIONS)
+_REDIS_KEYS = ("name", "url", "addr", "keyprefix", *_REDIS_OPTIONS, *_SENTINEL_KEYS, *_RETRY_KEYS)
 DEFAULT_REDIS_ADDR = "127.0.0.1:6379"
 
 
 @dataclass(frozen=True)
+class RedisRetries:
+    """go-redis's `max_retries` (-1: none), `min_retry_backoff`, `max_retry_backoff`."""
+
+    retries: int = GO_REDIS_RETRIES
+    first: float = GO_REDIS_BACKOFF[0]
+    longest: float = GO_REDIS_BACKOFF[1]
+
+
+@dataclass(frozen=True)
 class RedisSettings:
-    """zot's redis `cacheDriver`: a URL, or addresses (several: Redis Cluster) + options."""
+    """zot's redis `cacheDriver`: a URL, or addresses (several: Redis Cluster; with
+    `master_name`: the Sentinels that name the master) + options."""
 
     url: str | None = None
     addrs: tuple[str, ...] = (DEFAULT_REDIS_ADDR,)
     # redis-py keywords from the options above; a URL carries its own and ignores them.
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     keyprefix: str = "zot"
+    master_name: str | None = None  # Sentinel's name of the master set
+    # `username`/`password` for the Sentinels themselves (zot's sentinel_* keys).
+    sentinel_auth: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    retries: RedisRetries | None = None  # None: the client's own (redis-py's defaults)
 
     @classmethod
     def from_map(
@@ -227,11 +241,23 @@ class RedisSettings:
                 options[keyword] = integer(value, path)
             else:
                 options[keyword] = str(value)
+        master_name = str(spec["master_name"]) if spec.get("master_name") else None
+        if master_name and spec.get("url"):
+            # As zot: a URL gives a plain or a cluster client, never a Sentinel one.
+            raise ConfigError(f"{where}.master_name", "Sentinel takes `addr`, not `url`")
+        sentinel_auth = {
+            keyword: str(spec[f"sentinel_{keyword}"])
+            for keyword in ("username", "password")
+            if spec.get(f"sentinel_{keyword}")
+        }
         return cls(
             url=str(spec["url"]) if spec.get("url") else None,
             addrs=_addrs(spec.get("addr"), f"{where}.addr"),
             options=MappingProxyType(options),
             keyprefix=str(spec.get("keyprefix") or "zot"),
+            master_name=master_name,
+            sentinel_auth=MappingProxyType(sentinel_auth),
+            retries=_retries(spec, where),
         )
 
 
@@ -248,6 +274,29 @@ def parse_cache_driver(ctx: Context) -> RedisSettings | None:
             f"{where}.name", f"unknown cache driver {name!r} (known: {', '.join(CACHE_DRIVERS)})"
         )
     return RedisSettings.from_map(spec, where, ctx.warnings)
+
+
+def _retries(spec: Mapping[str, Any], where: str) -> RedisRetries | None:
+    """go-redis's retry keys; None when none is given. As go-redis reads them: 0 (or
+    absent) is its default, -1 is none (no retry, no wait)."""
+    if not any(key in spec for key in _RETRY_KEYS):
+        return None
+    given = [
+        (
+            integer(spec[key], f"{where}.{key}")
+            if key == "max_retries"
+            else parse_duration(spec[key], f"{where}.{key}", bare_unit=1.0)
+        )
+        if key in spec
+        else 0
+        for key in _RETRY_KEYS
+    ]
+    defaults = (GO_REDIS_RETRIES, *GO_REDIS_BACKOFF)
+    retries, first, longest = (
+        default if value == 0 else max(value, 0)
+        for value, default in zip(given, defaults, strict=True)
+    )
+    return RedisRetries(int(retries), first, max(first, longest))
 
 
 def _addrs(value: Any, where: str) -> tuple[str, ...]:
