@@ -25,7 +25,7 @@ PASSWORD = "master-secret"  # the master's and the replica's
 
 
 @contextlib.contextmanager
-def _master_replica_sentinel(workdir: Path) -> Iterator[tuple[Redis, Redis, RedisSentinel]]:
+def master_replica_sentinel(workdir: Path) -> Iterator[tuple[Redis, Redis, RedisSentinel]]:
     started: list[Redis | RedisSentinel] = []
     try:
         auth = ("--requirepass", PASSWORD, "--masterauth", PASSWORD)
@@ -46,7 +46,7 @@ def _client(server: Redis) -> redis.Redis:
 
 
 def test_registry_follows_the_master_through_a_failover(tmp_path: Path) -> None:
-    with _master_replica_sentinel(tmp_path) as (master, replica, sentinel):
+    with master_replica_sentinel(tmp_path) as (master, replica, sentinel):
         prefix = uuid.uuid4().hex[:8]
         cfg = base_config(tmp_path / "root")
         cfg["storage"]["remoteCache"] = True
