@@ -5,6 +5,7 @@ restart, and the metadata it keeps is in the new master afterwards."""
 from __future__ import annotations
 
 import contextlib
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from ocireg.errors import ConfigError
 from ocireg.settings.drivers import RedisSettings
 from tests.support.backends import Redis, RedisSentinel
 from tests.support.oci import assert_image_pulls, push_image, unique_repo
-from tests.support.server import RegistryProcess, base_config, wait_until
+from tests.support.server import RegistryProcess, base_config, free_port, run_cli, wait_until
 
 MASTER_SET = "registry"
 SENTINEL_PASSWORD = "sentinel-secret"
@@ -112,3 +113,21 @@ def test_sentinel_settings_read_as_zot_reads_them() -> None:
     assert RedisSettings.from_map({"name": "redis"}).retries is None
     with pytest.raises(ConfigError, match="master_name"):
         RedisSettings.from_map({"name": "redis", "url": "redis://x:6379", "master_name": "m"})
+
+
+def test_no_sentinel_answering_is_a_clear_startup_error(tmp_path: Path) -> None:
+    port = free_port()
+    cfg = base_config(tmp_path / "root")
+    cfg["storage"]["remoteCache"] = True
+    cfg["storage"]["cacheDriver"] = {
+        "name": "redis",
+        "addr": [f"127.0.0.1:{port}"],
+        "master_name": MASTER_SET,
+    }
+    path = tmp_path / "down.json"
+    path.write_text(json.dumps(cfg))
+    done = run_cli("serve", str(path), timeout=60)
+    assert done.returncode != 0
+    assert f"redis-sentinel://127.0.0.1:{port}/{MASTER_SET}" in done.stderr
+    assert f"Sentinel 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr and "ConnectionPool" not in done.stderr

@@ -29,7 +29,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
-from ocireg.meta.redis_client import client_from_config
+from ocireg.meta.redis_client import client_from_config, error_text
 from ocireg.settings.drivers import RedisSettings
 
 _WHOLE_SET = 2000  # repositories asked for at once above which a set is read whole
@@ -137,7 +137,7 @@ class RedisMeta:
         try:
             return await coro
         except (RedisError, OSError) as exc:
-            raise MetaUnavailable(f"redis {self.endpoint}: {exc}") from exc
+            raise MetaUnavailable(f"redis {self.endpoint}: {error_text(exc)}") from exc
 
     def _ref_key(self, repo: str, subject: str) -> str:
         return f"{self.ns}:referrers:{repo}:{subject}"

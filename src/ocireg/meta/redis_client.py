@@ -74,6 +74,17 @@ def _sentinel_client(settings: RedisSettings, opts: dict[str, Any]) -> RedisClie
     )
 
 
+# How redis-py names a Sentinel it could not ask: the whole client's repr (pool, options).
+_SENTINEL_REPR = re.compile(
+    r"<redis\.asyncio\.client\.Redis\(.*?host=([^,]+),port=(\d+),.*?\)>\)>\)>"
+)
+
+
+def error_text(exc: BaseException) -> str:
+    """What an error of the client says, a Sentinel named by its address only."""
+    return _SENTINEL_REPR.sub(r"Sentinel \1:\2", str(exc))
+
+
 def _retry(retries: RedisRetries) -> Retry:
     """go-redis's rule: up to `retries` more tries of a command that met a network error,
     waiting between `first` and `longest` seconds (doubling, with jitter)."""
