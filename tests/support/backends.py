@@ -461,6 +461,23 @@ class Slapd(_LoopbackServer):
         with self._bind() as connection:
             assert connection.add(dn, classes, attributes), connection.result
 
+    def replace(self, dn: str, **attributes: list[str]) -> None:
+        """The entry's values of these attributes replaced."""
+        import ldap3
+
+        changes = {k: [(ldap3.MODIFY_REPLACE, v)] for k, v in attributes.items()}
+        with self._bind() as connection:
+            assert connection.modify(dn, changes), connection.result
+
+    def delete(self, dn: str) -> None:
+        with self._bind() as connection:
+            assert connection.delete(dn), connection.result
+
+    def pause(self) -> None:
+        """Stopped (SIGSTOP): connections are still accepted by the kernel, never answered."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
     def add_user(self, uid: str, password: str, **attributes: Any) -> str:
         """An inetOrgPerson under ou=people (made on first use); its DN."""
         people = f"ou=people,{self.BASE}"

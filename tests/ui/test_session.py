@@ -57,6 +57,31 @@ def test_a_sealed_session_opens_only_as_issued() -> None:
     assert member.verify("b.!!", now=1001.0) is None
 
 
+def test_a_directory_session_verifies_only_as_issued(tmp_path: Path) -> None:
+    """An LDAP user's cookie: signed with a key of its own, good on any member with the
+    same key and LDAP configured, not after tampering or expiry; an htpasswd cookie's MAC
+    does not pass for one, nor one for an htpasswd user's."""
+    path = write_htpasswd(tmp_path / "users", {"alice": "a"})
+    issuer = Sessions(Htpasswd(path), b"cluster-key-0001", directory=True)
+    cookie = issuer.issue_directory("carol", now=1000.0)
+    member = Sessions(None, b"cluster-key-0001", directory=True)
+    session = member.verify(cookie, now=1001.0)
+    assert session is not None and (session.user, session.directory) == ("carol", True)
+    assert session.password is None
+    assert member.verify(cookie, now=1000.0 + LIFETIME + 1) is None  # expired
+    assert Sessions(None, b"another-key-0001", directory=True).verify(cookie, now=1001.0) is None
+    assert Sessions(Htpasswd(path), b"cluster-key-0001").verify(cookie, now=1001.0) is None
+    mac = cookie.rpartition(".")[2]
+    forged = issuer.issue_directory("root", now=1000.0).rpartition(".")[0] + "." + mac
+    assert member.verify(forged, now=1001.0) is None
+    htpasswd_cookie = issuer.issue("alice", now=1000.0)
+    assert issuer.verify("d." + htpasswd_cookie, now=1001.0) is None
+    # "d." taken off an htpasswd user's directory cookie
+    assert issuer.verify(issuer.issue_directory("alice", now=1000.0)[2:], now=1001.0) is None
+    htpasswd_session = issuer.verify(htpasswd_cookie, now=1001.0)
+    assert htpasswd_session is not None and not htpasswd_session.directory
+
+
 def test_csrf_tokens_follow_their_seed(tmp_path: Path) -> None:
     sessions = Sessions(
         Htpasswd(write_htpasswd(tmp_path / "users", {"a": "a"})), b"instance-secret"

@@ -3,6 +3,7 @@ scope a request needs (from its classification, `ocireg.target`)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ocireg.auth.grants import CATALOG_SCOPE, Scope
@@ -29,6 +30,22 @@ def bearer_scope(aim: Target) -> Scope | None:
     return Scope("repository", aim.repository, _BEARER_ACTIONS.get(aim.action, ("pull", "push")))
 
 
+class DirectoryDown(Exception):
+    """The LDAP directory gave no answer (unreachable, too slow, the service account
+    refused, or too many checks waiting): nothing is known about the user. The API refuses
+    (401, as zot); the pages say the directory did not answer. (Here, not in `auth.ldap`,
+    which imports ldap3: whoever catches it must not need ldap3.)"""
+
+
+@dataclass(frozen=True)
+class Login:
+    """Credentials accepted: who they are, and whether the directory (not the htpasswd
+    file) vouched for them."""
+
+    identity: Identity
+    by_directory: bool
+
+
 class AuthServices:
     """The checkers one worker needs; None of them when that part is not configured."""
 
@@ -46,9 +63,19 @@ class AuthServices:
         )
 
     async def login(self, user: str, password: str) -> Identity | None:
-        """The identity of Basic credentials, or None when they are refused: the htpasswd
-        file first, then the LDAP directory, as zot tries them. The groups are those
-        `http.accessControl` names the user in, and the directory's."""
+        """The identity of Basic credentials, or None when they are refused (a directory
+        that did not answer too: a 401, as zot answers)."""
+        try:
+            found = await self.verify(user, password)
+        except DirectoryDown:  # logged where it happened
+            return None
+        return None if found is None else found.identity
+
+    async def verify(self, user: str, password: str) -> Login | None:
+        """Who these credentials log in as, and by what, or None when they are refused: the
+        htpasswd file first, then the LDAP directory, as zot tries them. The groups are those
+        `http.accessControl` names the user in, and the directory's. DirectoryDown when the
+        directory, the last one asked, did not answer."""
         # A user the file does not list goes straight to the directory when there is one:
         # no bcrypt of a dummy hash on each of an LDAP user's requests.
         htpasswd = self.htpasswd
@@ -57,13 +84,25 @@ class AuthServices:
             and (self.ldap is None or htpasswd.lists(user))
             and await htpasswd.check(user, password)
         ):
-            return Identity(user=user, groups=self._groups(user), method="basic")
+            return Login(Identity(user=user, groups=self._groups(user), method="basic"), False)
         if self.ldap is not None:
             found = await self.ldap.check(user, password)
             if found is not None:
-                groups = tuple(dict.fromkeys((*self._groups(user), *found)))
-                return Identity(user=user, groups=groups, method="basic")
+                return Login(self._directory_user(user, found, "basic"), True)
         return None
+
+    async def directory_user(self, user: str, method: str) -> Identity | None:
+        """A directory user's identity as the directory has it now, found without their
+        password (the pages' sessions keep none), or None when it no longer has them;
+        DirectoryDown when it did not answer."""
+        if self.ldap is None:
+            return None
+        found = await self.ldap.lookup(user)
+        return None if found is None else self._directory_user(user, found, method)
+
+    def _directory_user(self, user: str, groups: tuple[str, ...], method: str) -> Identity:
+        merged = tuple(dict.fromkeys((*self._groups(user), *groups)))
+        return Identity(user=user, groups=merged, method=method)
 
     def _groups(self, user: str) -> tuple[str, ...]:
         return self.policy.groups_of(user) if self.policy else ()

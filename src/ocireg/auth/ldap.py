@@ -8,8 +8,12 @@ subtree, then bind as the one entry found with the password given. The values of
 entry's `userGroupAttribute` are the user's groups, for `http.accessControl` (beside the
 groups it names itself), as in zot. ldap3 is synchronous: each check runs in a thread.
 
-Chosen where zot differs: a verified credential is remembered for a minute (zot binds on
-every request), so an account disabled in the directory keeps working that long.
+The web pages keep no password (`ocireg.ui.session`): a page of a user who logged in through
+the directory asks `lookup`, which finds the entry with the service account alone and reads
+its groups again, so a user removed from the directory, or whose groups changed, is seen.
+
+Chosen where zot differs: a verified credential, and a lookup, is remembered for a minute
+(zot binds on every request), so an account disabled in the directory keeps working that long.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import ldap3
 from ldap3.core.exceptions import LDAPException
 from ldap3.utils.conv import escape_filter_chars
 
+from ocireg.auth.core import DirectoryDown
 from ocireg.auth.remembered import Remembered
 from ocireg.errors import ConfigError
 from ocireg.settings.auth import LdapSettings
@@ -58,6 +63,9 @@ def read_credentials(path: Path) -> tuple[str, str]:
     return dn, password
 
 
+Groups = tuple[str, ...]
+
+
 class Ldap:
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
@@ -70,36 +78,47 @@ class Ldap:
             ca_certs_file=str(settings.ca_cert) if settings.ca_cert else None,
             sni=None if _is_ip(settings.address) else settings.address,  # as zot's ServerName
         )
-        self._remembered: Remembered[tuple[str, ...]] = Remembered()
+        self._remembered: Remembered[Groups] = Remembered()
+        # Lookups for the pages' sessions, by user name alone (no password is involved).
+        self._looked_up: Remembered[Groups] = Remembered()
         # Checks run in threads of their own, a few at once: a directory that is slow or
         # down must not take the threads the storage and htpasswd use. Past CHECKS_WAITING
-        # checks in progress, new ones are refused (401) rather than queued.
+        # checks in progress, new ones are refused rather than queued.
         self._threads: ThreadPoolExecutor | None = None
         self._slots = asyncio.Semaphore(CHECKS_WAITING)
 
-    async def check(self, user: str, password: str) -> tuple[str, ...] | None:
-        """The user's groups from the directory when the credentials are good, else None."""
+    async def check(self, user: str, password: str) -> Groups | None:
+        """The user's groups from the directory when the credentials are good, else None;
+        DirectoryDown when the directory did not answer."""
         if not password:  # an empty password binds anonymously (RFC 4513, 5.1.2): refused
             return None
         return await self._remembered.check(user, password, lambda: self._ask(user, password))
 
-    async def _ask(self, user: str, password: str) -> tuple[str, ...] | None:
+    async def lookup(self, user: str) -> Groups | None:
+        """The groups of the one entry the user's name finds (as `check` finds it, with the
+        service account, without binding as the user), None when there is no such entry
+        (any more); DirectoryDown when the directory did not answer."""
+        return await self._looked_up.check(user, "", lambda: self._ask(user, None))
+
+    async def _ask(self, user: str, password: str | None) -> Groups | None:
         if self._slots.locked():
             log.warning("LDAP checks refused: the directory is behind", extra={"user": user})
-            return None
+            raise DirectoryDown("too many LDAP checks in progress")
         async with self._slots:
             if self._threads is None:  # made in the worker process (Granian forks them)
                 self._threads = ThreadPoolExecutor(THREADS, thread_name_prefix="ocireg-ldap")
             work = asyncio.get_running_loop().run_in_executor(
-                self._threads, self._authenticate, user, password
+                self._threads, self._search, user, password
             )
             try:
                 return await asyncio.wait_for(work, DEADLINE)
             except TimeoutError:
                 log.error("LDAP check took too long", extra={"address": self.settings.address})
-                return None
+                raise DirectoryDown("the LDAP check took too long") from None
 
-    def _authenticate(self, user: str, password: str) -> tuple[str, ...] | None:
+    def _search(self, user: str, password: str | None) -> Groups | None:
+        """In a thread: the groups of the user's one entry, after binding as it with
+        `password` (None: no bind as the user, a lookup)."""
         s = self.settings
         dn, secret = self.service
         # A server object of its own per check: ldap3's keeps state (addresses it found
@@ -130,7 +149,7 @@ class Ldap:
                         "LDAP bind as the service account failed",
                         extra={"bindDN": dn, "result": connection.result.get("description")},
                     )
-                    return None
+                    raise DirectoryDown("the directory refused the service account")
                 group = s.user_group_attribute
                 connection.search(
                     s.base_dn,
@@ -146,12 +165,14 @@ class Ldap:
                 found = entries[0]
                 values = found.get("attributes", {}).get(group, []) if group else []
                 groups = tuple(str(v) for v in (values if isinstance(values, list) else [values]))
-                if not connection.rebind(user=found["dn"], password=password):
+                if password is not None and not connection.rebind(
+                    user=found["dn"], password=password
+                ):
                     return None
                 return groups
-        except (LDAPException, OSError) as exc:  # the directory cannot answer: refused
+        except (LDAPException, OSError) as exc:  # the directory cannot answer
             log.error("LDAP check failed", extra={"address": s.address, "error": str(exc)})
-            return None
+            raise DirectoryDown(str(exc)) from None
 
     def _filter(self, user: str) -> str:
         own = f"({self.settings.user_attribute}={escape_filter_chars(user)})"

@@ -33,7 +33,7 @@ class Remembered(Generic[T]):
         self, user: str, password: str, verify: Callable[[], Awaitable[T | None]]
     ) -> T | None:
         """What `verify` says of these credentials (None: refused), remembered for SECONDS
-        when it accepts them."""
+        when it accepts them. What `verify` raises, every check waiting for it raises."""
         # The user's length first: no user and password pair reads as another one.
         name = user.encode()
         message = len(name).to_bytes(4, "big") + name + password.encode()
@@ -61,6 +61,10 @@ class Remembered(Generic[T]):
     def _forget_pending(self, key: bytes, done: asyncio.Future[T | None]) -> None:
         if self._pending.get(key) is done:  # not a check begun after a `clear`
             del self._pending[key]
+        if not done.cancelled():
+            # Read here as well: when every request waiting for it went away (shielded, the
+            # check runs on), an exception nobody read would be logged as lost.
+            done.exception()
 
     def clear(self) -> None:
         """Forget every credential (the users or their passwords changed), and what checks

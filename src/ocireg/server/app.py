@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Route
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
 from ocireg.api.responses import StreamSlots
-from ocireg.auth.core import build_auth
+from ocireg.auth.core import AuthServices, build_auth
 from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.gather import ClusterSearch
 from ocireg.cluster.membership import membership_from_config
@@ -88,9 +88,11 @@ def _search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
     return search_routes(config)
 
 
-def build_middleware(config: Config, peers: Peers | None = None) -> list[Middleware]:
-    """The middleware stack, outermost first. One line per concern; None = not configured."""
-    auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
+def build_middleware(
+    config: Config, auth: AuthServices | None, peers: Peers | None = None
+) -> list[Middleware]:
+    """The middleware stack, outermost first. One line per concern; None = not configured.
+    `auth`: `build_auth(config)`, which the pages share."""
     stack = [
         # a response that comes before the body is read: read a short rest, or close the
         # connection after it (server/unread.py); outermost, so it sees error responses too
@@ -144,11 +146,14 @@ def create_app(
     `members_file`: where the main process publishes a new member list (server/reload.py)."""
     membership = membership_from_config(config, local_member)
     peers = peers_from_config(config, membership, on_round=metrics.record_cluster_view)
+    # One per worker, for the API and the pages alike: one remembered-credentials cache, one
+    # bounded set of LDAP threads (auth/ldap.py).
+    auth = build_auth(config)  # None unless http.auth or http.accessControl is configured
     pages = None
     if config.ui.enabled:
         from ocireg.ui.pages import Pages  # Jinja2: ~2 MiB per worker, only when needed
 
-        pages = Pages(config)
+        pages = Pages(config, auth)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -209,7 +214,7 @@ def create_app(
 
     app = Starlette(
         routes=build_routes(config, pages),
-        middleware=build_middleware(config, peers),
+        middleware=build_middleware(config, auth, peers),
         exception_handlers={HTTPException: _http_exception},
         lifespan=lifespan,
     )

@@ -4,7 +4,8 @@ Paths are `/` and `/ui/...` (`ocireg.target.is_page`): classified as pages, they
 API's authentication and authorization, which speak Basic and Bearer; a page finds its
 user in the session cookie (`ocireg.ui.session`) and asks, for every repository it names or
 counts, whoever the API asks about that user: the `AccessPolicy` for an htpasswd user, the
-token server for a bearer user (`ocireg.ui.tokens`).
+`AccessPolicy` with the groups the directory gives now for an LDAP user, the token server for
+a bearer user (`ocireg.ui.tokens`).
 
 In a cluster, a page about one repository (its tags, an image, a delete) names it in its
 classification (`target.page_repository`): on shared storage the member that received it
@@ -33,7 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from ocireg import names
-from ocireg.auth.core import AuthServices
+from ocireg.auth.core import AuthServices, DirectoryDown
 from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
@@ -81,15 +82,26 @@ def _image_url(repo: str, digest: str) -> str:
     return f"/ui/image/{quote(repo)}@{digest}"
 
 
+class SessionEnded(Exception):
+    """The session's user is gone: the LDAP directory no longer has them."""
+
+
 class Pages:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, auth: AuthServices | None) -> None:
+        """`auth`: the API's own services (None without http.auth and accessControl), so
+        that a page and a request check a user alike, and share the LDAP threads."""
         self.config = config
-        self.auth = AuthServices(config.auth) if config.auth.enabled else None
-        htpasswd = self.auth.htpasswd if self.auth else None
-        bearer = self.auth.bearer if self.auth else None
+        self.auth = auth
+        htpasswd = auth.htpasswd if auth else None
+        bearer = auth.bearer if auth else None
         self.tokens = TokenClient(bearer) if bearer is not None else None
         secret = config.cluster.hash_key if config.cluster else instance_secret()
-        self.sessions = Sessions(htpasswd, secret, sealed=bearer is not None)
+        self.sessions = Sessions(
+            htpasswd,
+            secret,
+            sealed=bearer is not None,
+            directory=auth is not None and auth.ldap is not None,
+        )
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -124,7 +136,9 @@ class Pages:
     # --- who is asking ---------------------------------------------------------------------
 
     def identity(self, request: Request) -> Identity:
-        """The session's user; a bearer user's credentials go to `request.state.credentials`."""
+        """The session's user, from the cookie alone; a bearer user's credentials go to
+        `request.state.credentials`. An LDAP user's (method "directory") has only the groups
+        accessControl names: `_page` asks the directory before anything is decided."""
         session = self.sessions.verify(request.cookies.get(COOKIE))
         request.state.credentials = None
         if session is None:
@@ -133,7 +147,8 @@ class Pages:
             request.state.credentials = Credentials(session.user, session.password)
             return Identity(user=session.user, method="token")
         groups = self.auth.policy.groups_of(session.user) if self.auth and self.auth.policy else ()
-        return Identity(user=session.user, groups=groups, method="session")
+        method = "directory" if session.directory else "session"
+        return Identity(user=session.user, groups=groups, method=method)
 
     async def allowed(self, request: Request, action: str, repos: list[str]) -> list[str]:
         """The repositories, in order, on which the user may do `action`: the token server
@@ -171,17 +186,23 @@ class Pages:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse("/ui/login?" + urlencode({"next": target}), 303)
             try:
+                if not public and identity.method == "directory":
+                    identity = await self._from_directory(identity)
+                    request.state.identity = identity
                 return await handler(request)
             except RegistryError as err:
                 return self._error(request, err)
-            except TokenRefused:
-                # The token server no longer takes this session's credentials: log in again.
+            except (TokenRefused, SessionEnded):
+                # The token server no longer takes this session's credentials, or the
+                # directory no longer has the user: log in again.
                 response = RedirectResponse("/ui/login", 303)
                 response.delete_cookie(COOKIE, path="/")
                 return response
             except TokenServerDown as exc:
                 log.warning("token server unavailable", extra={"error": str(exc)})
-                return self._token_server_down(request)
+                return self._unavailable(request, "The token server did not answer")
+            except DirectoryDown:  # logged where it happened
+                return self._unavailable(request, "The LDAP directory did not answer")
 
         return page
 
@@ -210,8 +231,17 @@ class Pages:
             status=status,
         )
 
-    def _token_server_down(self, request: Request) -> Response:
-        message = "The token server did not answer, so access cannot be checked. Try again soon."
+    async def _from_directory(self, identity: Identity) -> Identity:
+        """An LDAP user's identity with the groups the directory gives now (looked up at most
+        once a minute per worker); SessionEnded when it no longer has the user."""
+        assert self.auth is not None and identity.user is not None
+        found = await self.auth.directory_user(identity.user, "directory")
+        if found is None:
+            raise SessionEnded(identity.user)
+        return found
+
+    def _unavailable(self, request: Request, what: str) -> Response:
+        message = f"{what}, so access cannot be checked. Try again soon."
         context = {"title": "Unavailable", "message": message}
         return self.render(request, "error.html", context, status=503)
 
@@ -223,7 +253,7 @@ class Pages:
             request=request,
             user=identity.user,
             login_enabled=self.auth is not None
-            and (self.auth.htpasswd is not None or self.auth.bearer is not None),
+            and (self.auth.settings.logins or self.auth.bearer is not None),
             **context,
         )
         response = HTMLResponse(html, status_code=status)
@@ -389,35 +419,51 @@ class Pages:
         user = str(form.get("username", ""))
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
-        cookie = await self._log_in(user, password)
+        try:
+            cookie = await self._log_in(user, password)
+        except DirectoryDown:  # logged where it happened; not the user's fault: no delay
+            error = "The LDAP directory did not answer, so the password cannot be checked."
+            return self._login_again(request, target, user, error + " Try again soon.", 503)
         if cookie is None:
             if self.auth is not None and self.auth.settings.fail_delay > 0:
                 await asyncio.sleep(self.auth.settings.fail_delay)
-            return self.render(
-                request,
-                "login.html",
-                {"next": target, "error": "Wrong username or password.", "username": user},
-                status=401,
-            )
+            return self._login_again(request, target, user, "Wrong username or password.", 401)
         response = RedirectResponse(target, 303)
         _set_cookie(request, response, COOKIE, cookie, LIFETIME)
         return response
 
+    def _login_again(
+        self, request: Request, target: str, user: str, error: str, status: int
+    ) -> Response:
+        context = {"next": target, "error": error, "username": user}
+        return self.render(request, "login.html", context, status=status)
+
     async def _log_in(self, user: str, password: str) -> str | None:
-        """The session cookie for these credentials, or None. An htpasswd user as the API
-        checks Basic; else, with bearer auth, whoever the token server issues a token to."""
-        htpasswd = self.auth.htpasswd if self.auth else None
-        if not user:
+        """The session cookie for these credentials, or None. An htpasswd or LDAP user as
+        the API checks Basic (`AuthServices.verify`); else, with bearer auth, whoever the
+        token server issues a token to. DirectoryDown when the directory did not answer and
+        nobody else took the credentials."""
+        if not user or self.auth is None:
             return None
-        if htpasswd is not None and await htpasswd.check(user, password):
-            return self.sessions.issue(user)
-        if self.tokens is None or len(user) > USER_MAX or len(password) > PASSWORD_MAX:
-            return None
-        try:
-            await self.tokens.login(Credentials(user, password))
-        except TokenRefused:
-            return None
-        return self.sessions.issue_sealed(user, password)
+        down: DirectoryDown | None = None
+        if self.auth.settings.logins:
+            try:
+                found = await self.auth.verify(user, password)
+            except DirectoryDown as exc:
+                found, down = None, exc
+            if found is not None and found.by_directory:
+                return self.sessions.issue_directory(user)
+            if found is not None:
+                return self.sessions.issue(user)
+        if self.tokens is not None and len(user) <= USER_MAX and len(password) <= PASSWORD_MAX:
+            try:
+                await self.tokens.login(Credentials(user, password))
+                return self.sessions.issue_sealed(user, password)
+            except TokenRefused:
+                pass
+        if down is not None:
+            raise down
+        return None
 
     async def logout(self, request: Request) -> Response:
         creds: Credentials | None = request.state.credentials

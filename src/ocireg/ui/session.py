@@ -5,7 +5,11 @@ over the user's current htpasswd entry (its bcrypt hash), so a changed password 
 user ends that user's sessions at once. A bearer user's cookie (`http.auth.bearer`: the
 token server decides, `ocireg.ui.tokens`) holds the user, the password and the expiry sealed
 with AES-256-GCM: the pages need the password to fetch tokens, the browser may not read it.
-Both keys are derived (HKDF) from a secret:
+An LDAP user's cookie (`http.auth.ldap`) holds the user and an expiry under an HMAC of a key
+of its own, and no password: the directory has no hash to bind it to, so the pages look the
+user up again (`AuthServices.directory_user`, remembered for a minute), which ends the
+session of a user removed from the directory and brings a change of groups.
+The keys are derived (HKDF) from a secret:
 - in a cluster, the cluster's `hashKey`, which every member already holds to prove its
   traffic to the others: no member needs to tell another anything, and a session made on
   one member is good on all of them;
@@ -36,6 +40,7 @@ CSRF_COOKIE = "ocireg_csrf"
 LIFETIME = 12 * 3600.0  # seconds a login lasts
 SESSION_SECRET_ENV = "OCIREG_UI_SESSION_SECRET"
 SEALED = "b."  # a bearer user's cookie; an htpasswd one starts with base64 of "{" ("ey")
+DIRECTORY = "d."  # an LDAP user's cookie
 
 
 def instance_secret() -> bytes:
@@ -56,14 +61,25 @@ class Session:
     expires: float
     token: str  # the cookie's value, which the CSRF token is derived from
     password: str | None = None  # a bearer user's, for the token server
+    directory: bool = False  # an LDAP user's: the directory says who they are now
 
 
 class Sessions:
-    def __init__(self, htpasswd: Htpasswd | None, secret: bytes, sealed: bool = False) -> None:
+    def __init__(
+        self,
+        htpasswd: Htpasswd | None,
+        secret: bytes,
+        sealed: bool = False,
+        directory: bool = False,
+    ) -> None:
         self.htpasswd = htpasswd
         self.key = _derive(secret, b"ocireg ui session v1")
         # Only with bearer auth: without it a sealed cookie means nothing.
         self.aead = AESGCM(_derive(secret, b"ocireg ui sealed session v1")) if sealed else None
+        # Only with LDAP; a key of its own, so no other cookie's MAC can pass for one.
+        self.directory_key = (
+            _derive(secret, b"ocireg ui directory session v1") if directory else None
+        )
 
     def issue_sealed(self, user: str, password: str, now: float | None = None) -> str:
         """A bearer user's cookie: AES-GCM authenticates it, nothing else is needed."""
@@ -86,38 +102,48 @@ class Sessions:
             return None
 
     def issue(self, user: str, now: float | None = None) -> str:
-        expires = int((now or time.time()) + LIFETIME)
-        payload = _b64(json.dumps({"u": user, "e": expires}, separators=(",", ":")).encode())
+        """An htpasswd user's cookie, bound to the user's entry in the file."""
+        payload = _payload(user, now)
         return f"{payload}.{self._mac(payload, user)}"
+
+    def issue_directory(self, user: str, now: float | None = None) -> str:
+        """An LDAP user's cookie: the user and the expiry, signed."""
+        assert self.directory_key is not None, "directory sessions need LDAP"
+        payload = _payload(user, now)
+        return f"{DIRECTORY}{payload}.{_hmac(self.directory_key, payload.encode())}"
 
     def verify(self, value: str | None, now: float | None = None) -> Session | None:
         """The session the cookie carries, or None when it is absent, forged or stale."""
-        if value and value.startswith(SEALED):
+        if not value:
+            return None
+        if value.startswith(SEALED):
             opened = self._unseal(value)
             if opened is None or opened[2] < (now or time.time()):
                 return None
             return Session(opened[0], opened[2], value, password=opened[1])
-        if not value or self.htpasswd is None:
-            return None
-        payload, _, mac = value.partition(".")
+        directory = value.startswith(DIRECTORY)
+        payload, _, mac = value.removeprefix(DIRECTORY).partition(".")
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             user, expires = str(data["u"]), float(data["e"])
         except (ValueError, KeyError, TypeError):
             return None
-        expected = self._mac(payload, user)
+        if directory:
+            key = self.directory_key
+            expected = None if key is None else _hmac(key, payload.encode())
+        else:
+            expected = self._mac(payload, user)
         if expected is None or not hmac.compare_digest(expected, mac):
             return None
         if expires < (now or time.time()):
             return None
-        return Session(user, expires, value)
+        return Session(user, expires, value, directory=directory)
 
     def csrf(self, seed: str) -> str:
         """The token a form carries (its POST is refused without it). `seed` is the session
         cookie, or for anonymous users a random cookie of their own (`CSRF_COOKIE`): another
         site can neither read it nor, SameSite=Strict, make the browser send it."""
-        msg = b"csrf\0" + seed.encode()
-        return hmac.new(self.key, msg, hashlib.sha256).hexdigest()[:40]
+        return _hmac(self.key, b"csrf\0" + seed.encode())[:40]
 
     def csrf_ok(self, seed: str, token: str) -> bool:
         return bool(seed) and hmac.compare_digest(self.csrf(seed), token)
@@ -126,8 +152,16 @@ class Sessions:
         entry = self.htpasswd.entry(user) if self.htpasswd is not None else None
         if entry is None:
             return None  # no such user (any more): no session
-        msg = payload.encode() + b"\0" + entry
-        return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
+        return _hmac(self.key, payload.encode() + b"\0" + entry)
+
+
+def _payload(user: str, now: float | None) -> str:
+    expires = int((now or time.time()) + LIFETIME)
+    return _b64(json.dumps({"u": user, "e": expires}, separators=(",", ":")).encode())
+
+
+def _hmac(key: bytes, message: bytes) -> str:
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def _derive(secret: bytes, info: bytes) -> bytes:
