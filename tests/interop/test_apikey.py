@@ -49,6 +49,8 @@ def _sequence(c: httpx.Client) -> list[Any]:
     for body in (b"not json", b'{"expirationDate": "tomorrow"}', f'{{"expirationDate": "{past}"}}'):
         seen.append(c.post(KEYS, content=body, auth=basic("alice")).status_code)
     seen.append(c.post(KEYS, json={"label": "x" * 9000}, auth=basic("alice")).status_code)
+    seen.append(c.post(KEYS, content=b"null", auth=basic("alice")).status_code)  # Go: no fields
+    seen.append(c.post(KEYS, content=b"{}", auth=basic("alice")).status_code)
     seen.append(c.delete(KEYS, auth=basic("alice")).status_code)  # no id
     seen.append(c.delete(KEYS, params={"id": created["uuid"]}, auth=basic("bob")).status_code)
     seen.append(c.get("/v2/", auth=key).status_code)  # still alice's
@@ -62,6 +64,7 @@ def _sequence(c: httpx.Client) -> list[Any]:
     wait_until(lambda: c.get("/v2/", auth=expiring).status_code == 401, timeout=10)
     listed = c.get(KEYS, auth=basic("alice")).json()["apiKeys"]
     seen.append(sorted(k["isExpired"] for k in listed))
+    seen.append(c.put(KEYS, auth=basic("alice")).status_code)
     return seen
 
 

@@ -84,7 +84,10 @@ def listed(details: dict[str, Any]) -> dict[str, Any]:
 
 def new_key(payload: Any, user_agent: str) -> tuple[str, dict[str, Any]]:
     """A new key for a creation request's JSON body: (the key to hand out once, its
-    details to store). The body's fields are matched regardless of case, as Go's JSON does."""
+    details to store). The body's fields are matched regardless of case, and `null` is an
+    empty request, as Go's JSON decoding reads them."""
+    if payload is None:
+        payload = {}
     if not isinstance(payload, dict):
         raise KeyRequestError("the body must be a JSON object")
     fields = {key.lower(): value for key, value in payload.items()}
