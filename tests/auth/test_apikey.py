@@ -19,9 +19,11 @@ from tests.auth.conftest import PASSWORDS, basic, start_registry, write_htpasswd
 from tests.auth.test_clients import host, push, skopeo
 from tests.clients.conftest import Tools
 from tests.clients.layout import build_image_layout
-from tests.support.backends import Redis
+from tests.support.backends import Redis, running_slapd
+from tests.support.ldap import ACCESS as LDAP_ACCESS
+from tests.support.ldap import fill_directory, ldap_keys
 from tests.support.oci import assert_error, manifest_path, push_image, unique_repo
-from tests.support.server import RegistryProcess, wait_until
+from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
 
 KEYS = "/zot/auth/apikey"
 NEVER = "0001-01-01T00:00:00Z"
@@ -214,6 +216,21 @@ def test_keys_on_redis(tmp_path: Path, redis_server: Redis) -> None:
         assert r.status_code == 200
         assert all(status_with(proc, auth) == 401 for _ in range(6))
         assert listed(proc, "carol") == {}
+
+
+def test_a_directory_users_key_keeps_the_groups_of_their_login(tmp_path: Path) -> None:
+    with running_slapd(tmp_path) as slapd:
+        fill_directory(slapd)  # alice: groups devs and ops, from the directory
+        config = base_config(tmp_path / "root", workers=2)
+        config["http"]["auth"] = {"ldap": ldap_keys(slapd, tmp_path), "apikey": True}
+        config["http"]["accessControl"] = LDAP_ACCESS
+        with running_registry(tmp_path, config) as proc:
+            r = httpx.post(f"{proc.url}{KEYS}", json={}, auth=("alice", "wonderland"))
+            assert r.status_code == 201, r.text
+            slapd.stop()  # a key login asks the store, not the directory
+            with httpx.Client(base_url=proc.url, auth=("alice", r.json()["apiKey"])) as client:
+                push_image(client, "devs/app", "v1")
+                assert_error(client.post("/v2/other/app/blobs/uploads/"), 403, "DENIED")
 
 
 def test_off_by_default_is_404(tmp_path: Path) -> None:
