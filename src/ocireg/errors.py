@@ -63,6 +63,9 @@ class ErrorCode(enum.Enum):
     RANGE_INVALID = ("requested range not satisfiable", 416)
     REQUEST_TIMEOUT = ("no request body received for too long", 408)
     BODY_INVALID = ("request body ended before its end, or its chunked framing is malformed", 400)
+    # zot's /zot/auth/apikey answers these with an empty body; here in the same envelope
+    API_KEY_REQUEST_INVALID = ("API key request invalid", 400)
+    API_KEY_REQUEST_TOO_LARGE = ("API key request body too large", 413)
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)

@@ -47,6 +47,7 @@ MEANINGFUL_KEYS = frozenset(
         "repository",
         "repo",  # the web pages' (page_repository routes by it)
         "reference",
+        "id",  # an API key's (DELETE /zot/auth/apikey?id=)
     }
 )
 
@@ -60,6 +61,7 @@ class Kind(enum.Enum):
     REPOSITORY = "repository"
     OTHER = "other"  # outside /v2/: metrics and the like
     PAGE = "page"  # the web pages: they read their own session cookie (ocireg.ui)
+    USER = "user"  # the caller's own records (API keys): any logged-in user, nobody else
 
 
 class Endpoint(enum.Enum):
@@ -80,6 +82,7 @@ class Endpoint(enum.Enum):
     DISCOVER = ("/v2/_oci/ext/discover", Kind.CATALOG)
     # search (registry/search.py): a listing like the catalog, filtered by read access
     SEARCH = ("/v2/_ocireg/search", Kind.CATALOG)
+    APIKEY = ("/zot/auth/apikey", Kind.USER)  # zot's API keys (routed with http.auth.apikey)
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
@@ -108,6 +111,7 @@ _EXACT = {
     "/v2/_zot/ext/search": Endpoint.GRAPHQL,
     "/v2/_oci/ext/discover": Endpoint.DISCOVER,
     "/v2/_ocireg/search": Endpoint.SEARCH,
+    "/zot/auth/apikey": Endpoint.APIKEY,
     "/livez": Endpoint.LIVEZ,
     "/readyz": Endpoint.READYZ,
     "/startupz": Endpoint.STARTUPZ,

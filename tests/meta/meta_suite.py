@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -193,6 +194,34 @@ class MetaSuite:
                 await m.note_quota_repository(repo)
             await m.clear()
             assert await m.quota_repositories() == {"team/a", "team/b"}
+
+        self.run(body)
+
+    def test_api_keys_per_user_survive_a_clear(self) -> None:
+        async def body(m: MetaStore) -> None:
+            user = f"u{uuid.uuid4().hex[:8]}"  # the Redis store outlives a test: its own user
+            assert await m.api_keys(user) == [] and await m.api_key("h1") is None
+            await m.add_api_key("h1", user, {"uuid": "k1", "label": "a"})
+            await m.add_api_key("h2", user, {"uuid": "k2", "label": "b"})
+            await m.add_api_key("h3", "other", {"uuid": "k3", "label": "c"})
+            await m.touch_api_key("h1", "2030-01-01T00:00:00Z")
+            await m.clear()
+            assert await m.api_key("h1") == (
+                user,
+                {"uuid": "k1", "label": "a", "lastUsed": "2030-01-01T00:00:00Z"},
+            )
+            assert sorted(k["uuid"] for k in await m.api_keys(user)) == ["k1", "k2"]
+            assert not await m.delete_api_key(user, "k3")  # another user's key stays
+            assert await m.api_key("h3") is not None
+            assert await m.delete_api_key(user, "k1")
+            assert not await m.delete_api_key(user, "k1")
+            await m.touch_api_key("h1", "2031-01-01T00:00:00Z")  # after the delete: nothing
+            assert await m.api_key("h1") is None
+            assert [k["uuid"] for k in await m.api_keys(user)] == ["k2"]
+            await m.delete_api_key("other", "k3")
+            assert await m.user_groups(user) == []
+            await m.set_user_groups(user, ["devs", "ops"])
+            assert await m.user_groups(user) == ["devs", "ops"]
 
         self.run(body)
 

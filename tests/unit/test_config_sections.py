@@ -358,3 +358,16 @@ def test_ldap_takes_zot_s_keys_and_the_protocol_s_ports() -> None:
     for bad in ({"address": "x"}, {**keys, "insecure": "maybe"}, {**keys, "bindDN": "cn=x"}):
         with pytest.raises(ConfigError):
             build(http={"auth": {"ldap": bad}})
+
+
+def test_apikey_is_read_and_needs_password_logins() -> None:
+    htpasswd = {"htpasswd": {"path": "/users"}}
+    config = build_config({"storage": ROOT, "http": {"auth": {**htpasswd, "apiKey": True}}})
+    assert config.auth.api_keys and not config.warnings
+    config = build_config({"storage": ROOT, "http": {"auth": {**htpasswd, "apikey": "false"}}})
+    assert not config.auth.api_keys
+    config = build_config({"storage": ROOT, "http": {"auth": {"apikey": True}}})
+    assert not config.auth.api_keys
+    assert [w for w in config.warnings if w.startswith("http.auth.apikey")]
+    with pytest.raises(ConfigError, match=r"http\.auth\.apikey"):
+        build_config({"storage": ROOT, "http": {"auth": {**htpasswd, "apikey": "maybe"}}})

@@ -74,9 +74,11 @@ class BodyBudget:
 
 
 @contextlib.asynccontextmanager
-async def limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
+async def limited_body(
+    request: Request, limit: int, too_large: ErrorCode = ErrorCode.MANIFEST_TOO_LARGE
+) -> AsyncIterator[bytes]:
     """The whole body, while the `with` lasts, if it is at most `limit` bytes (else 413
-    MANIFEST_INVALID) and fits in this worker's budget (else 429 TOOMANYREQUESTS). Either
+    `too_large`) and fits in this worker's budget (else 429 TOOMANYREQUESTS). Either
     error comes after the body has been read (up to MAX_DRAIN), so that the client sees the
     answer, not a reset."""
     budget: BodyBudget = request.app.state.body_budget
@@ -87,11 +89,11 @@ async def limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
     try:
         error = None
         if declared is not None and declared > limit:
-            error = _too_large(limit)
+            error = RegistryError(too_large, detail={"limit": limit})
         else:
             async for chunk in body:
                 if size + len(chunk) > limit:
-                    error = _too_large(limit)
+                    error = RegistryError(too_large, detail={"limit": limit})
                 elif not budget.take(len(chunk)):
                     error = RegistryError(
                         ErrorCode.TOOMANYREQUESTS,
@@ -115,10 +117,6 @@ async def limited_body(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield whole
     finally:
         budget.give(held)
-
-
-def _too_large(limit: int) -> RegistryError:
-    return RegistryError(ErrorCode.MANIFEST_TOO_LARGE, detail={"limit": limit})
 
 
 async def with_body(request: Request, use: Callable[[AsyncIterator[bytes]], Awaitable[T]]) -> T:

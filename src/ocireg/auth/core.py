@@ -6,12 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ocireg.auth.apikeys import ApiKeys
 from ocireg.auth.grants import CATALOG_SCOPE, Scope
 from ocireg.auth.htpasswd import Htpasswd, read_htpasswd
 from ocireg.auth.policy import AccessPolicy
 from ocireg.auth.settings import AuthSettings
 from ocireg.config import Config
 from ocireg.identity import Identity
+from ocireg.meta.base import MetaStore
 from ocireg.target import Action, Kind, Target
 
 if TYPE_CHECKING:
@@ -55,6 +57,7 @@ class AuthServices:
         self.ldap = _ldap(settings) if settings.ldap else None
         self.bearer = _verifier(settings) if settings.bearer else None
         self.policy = AccessPolicy(settings.access_control) if settings.access_control else None
+        self.api_keys = ApiKeys() if settings.api_keys else None
         # zot lets anonymous requests through only when some repository grants them something.
         self.anonymous_allowed = (
             self.bearer is None
@@ -62,20 +65,32 @@ class AuthServices:
             and self.policy.anonymous_may_do_anything()
         )
 
-    async def login(self, user: str, password: str) -> Identity | None:
+    async def login(self, user: str, password: str, meta: MetaStore) -> Identity | None:
         """The identity of Basic credentials, or None when they are refused (a directory
-        that did not answer too: a 401, as zot answers)."""
+        that did not answer too: a 401, as zot answers): an API key (when they are on),
+        then as `verify` checks passwords. zot tries keys last; first here, because a key
+        is one lookup where the others cost a bcrypt or a bind, and a password that is a
+        live key of the same user gives the same user."""
+        if self.api_keys is not None:
+            identity = await self.api_keys.login(meta, user, password)
+            if identity is not None:
+                return identity
         try:
             found = await self.verify(user, password)
         except DirectoryDown:  # logged where it happened
             return None
-        return None if found is None else found.identity
+        if found is None:
+            return None
+        if self.api_keys is not None:  # the groups the user's keys act with
+            await self.api_keys.note_groups(meta, user, found.identity.groups)
+        return found.identity
 
     async def verify(self, user: str, password: str) -> Login | None:
         """Who these credentials log in as, and by what, or None when they are refused: the
-        htpasswd file first, then the LDAP directory, as zot tries them. The groups are those
-        `http.accessControl` names the user in, and the directory's. DirectoryDown when the
-        directory, the last one asked, did not answer."""
+        htpasswd file first, then the LDAP directory, as zot tries them (no API key: the
+        web pages' login takes passwords). The groups are those `http.accessControl` names
+        the user in, and the directory's. DirectoryDown when the directory, the last one
+        asked, did not answer."""
         # A user the file does not list goes straight to the directory when there is one:
         # no bcrypt of a dummy hash on each of an LDAP user's requests.
         htpasswd = self.htpasswd

@@ -48,7 +48,7 @@ class AuthenticateMiddleware:
         if aim.kind in (Kind.HEALTH, Kind.PAGE):  # pages: the session cookie (ocireg.ui)
             await self.app(scope, receive, send)
             return
-        identity = await self._identify(_authorization(scope), aim)
+        identity = await self._identify(_authorization(scope), aim, scope)
         scope[IDENTITY_KEY] = identity
         if identity.anonymous and identity.method == "anonymous":
             if not self.auth.anonymous_allowed:
@@ -59,7 +59,7 @@ class AuthenticateMiddleware:
                 send = with_response_header(send, b"www-authenticate", challenge)
         await self.app(scope, receive, send)
 
-    async def _identify(self, header: str | None, aim: Target) -> Identity:
+    async def _identify(self, header: str | None, aim: Target, scope: Scope) -> Identity:
         if header is None:
             return ANONYMOUS
         scheme, _, credentials = header.strip().partition(" ")
@@ -70,7 +70,8 @@ class AuthenticateMiddleware:
             return ANONYMOUS
         if scheme == "basic" and self.auth.settings.logins:
             user, password = _basic(credentials)
-            identity = None if user is None else await self.auth.login(user, password)
+            meta = scope["app"].state.store.meta
+            identity = None if user is None else await self.auth.login(user, password, meta)
             if identity is not None:
                 return identity
             await self._delay()
@@ -147,6 +148,10 @@ class AuthorizeMiddleware:
             if policy is not None:
                 scope[CATALOG_FILTER_KEY] = _readable_by(policy.can, identity)
             elif identity.anonymous:
+                await self._refuse(identity, aim)
+            return
+        if aim.kind is Kind.USER:
+            if identity.anonymous:
                 await self._refuse(identity, aim)
             return
         if aim.kind is Kind.OTHER:

@@ -158,6 +158,37 @@ class MetaStore(Protocol):
         manifests had any."""
         ...
 
+    # --- API keys (`http.auth.apikey`; auth/apikeys.py gives the records their meaning) ------
+    # Not rebuildable from storage either, so `clear()` leaves them.
+
+    async def add_api_key(self, hashed: str, user: str, details: dict[str, Any]) -> None:
+        """Keep the key whose secret hashes to `hashed`, owned by `user`, with its details
+        (`details["uuid"]` names it for `delete_api_key`)."""
+        ...
+
+    async def api_key(self, hashed: str) -> tuple[str, dict[str, Any]] | None:
+        """The owner and details of the key whose secret hashes to `hashed`, its `lastUsed`
+        as `touch_api_key` last set it; None when there is none."""
+        ...
+
+    async def api_keys(self, user: str) -> list[dict[str, Any]]:
+        """The details of every key `user` owns, each with its `lastUsed`."""
+        ...
+
+    async def touch_api_key(self, hashed: str, last_used: str) -> None:
+        """Note when the key was last used; nothing when it was deleted meanwhile."""
+        ...
+
+    async def delete_api_key(self, user: str, uuid: str) -> bool:
+        """Forget `user`'s key named `uuid`; False when `user` owns no such key."""
+        ...
+
+    async def set_user_groups(self, user: str, groups: list[str]) -> None:
+        """The groups `user` had at their last password login (API keys act with them)."""
+        ...
+
+    async def user_groups(self, user: str) -> list[str]: ...
+
     # --- the search index (registry/search.py gives the records their meaning) ---------------
     # Kept apart from the rest: `clear()` leaves it, `search_reset()` empties it.
 

@@ -16,6 +16,10 @@ newest listed time, negated), `ready:v<format>` and `rebuild`. Push and pull tim
 digest -> count) and `<p>:ocireg-pulls-since`, also left by `clear()`: storage cannot give
 them back; so are `<p>:ocireg-storage-layout`, the sub paths the records were made under,
 and `<p>:ocireg-quota-repositories` (SET), the repositories `storage.maxRepos` counts.
+API keys, which storage cannot give back either, live in `{<p>:ocireg-apikeys}:...` (one
+hash slot, for their scripts): `keys` (HASH secret's hash -> `{"user", "details"}` JSON),
+`used` (HASH secret's hash -> lastUsed), `user:<user>` (HASH uuid -> secret's hash) and
+`groups` (HASH user -> their groups at their last password login, JSON).
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -79,6 +83,23 @@ else
 end
 return 1
 """
+# API keys: forget one by its owner's uuid (KEYS: keys, used, user:<user>; ARGV: uuid), and
+# note a use only of a key that is still there (KEYS: keys, used; ARGV: hash, time), so that
+# a use racing a delete leaves nothing behind.
+_KEY_DELETE = """
+local hashed = redis.call('HGET', KEYS[3], ARGV[1])
+if not hashed then return 0 end
+redis.call('HDEL', KEYS[1], hashed)
+redis.call('HDEL', KEYS[2], hashed)
+redis.call('HDEL', KEYS[3], ARGV[1])
+return 1
+"""
+_KEY_TOUCH = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+    redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+return 1
+"""
 # A whole sorted set with its scores as one string, `member\nscore\n...`: redis-py parses a
 # reply of 20,000 elements in Python at some 10-20 us each; one string it does not.
 _DUMP = """
@@ -132,6 +153,9 @@ class RedisMeta:
         self.pushes_ns = f"{self.prefix}:ocireg-pushes"
         self.layout_key = f"{self.prefix}:ocireg-storage-layout"
         self.quota_key = f"{self.prefix}:ocireg-quota-repositories"  # a SET
+        self.keys_ns = f"{{{self.prefix}:ocireg-apikeys}}"  # outside `ns` too
+        self._key_delete = self.client.register_script(_KEY_DELETE)
+        self._key_touch = self.client.register_script(_KEY_TOUCH)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -428,6 +452,52 @@ class RedisMeta:
         found = self._filter(keys=[f"{self.search_ns}:text"], args=args)
         return [_split(_text(head)) for head in await self._do(found)]
 
+    async def add_api_key(self, hashed: str, user: str, details: dict[str, Any]) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        record = json.dumps({"user": user, "details": details})
+        pipe.hset(f"{self.keys_ns}:keys", hashed, record)
+        pipe.hset(f"{self.keys_ns}:user:{user}", details["uuid"], hashed)
+        await self._do(pipe.execute())
+
+    async def api_key(self, hashed: str) -> tuple[str, dict[str, Any]] | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(f"{self.keys_ns}:keys", hashed)
+        pipe.hget(f"{self.keys_ns}:used", hashed)
+        record, used = await self._do(pipe.execute())
+        if record is None:
+            return None
+        found = json.loads(record)
+        return str(found["user"]), _key_details(found["details"], used)
+
+    async def api_keys(self, user: str) -> list[dict[str, Any]]:
+        hashes = await self._do(self.client.hvals(f"{self.keys_ns}:user:{user}"))
+        if not hashes:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hmget(f"{self.keys_ns}:keys", hashes)
+        pipe.hmget(f"{self.keys_ns}:used", hashes)
+        records, used = await self._do(pipe.execute())
+        return [
+            _key_details(json.loads(record)["details"], last)
+            for record, last in zip(records, used, strict=True)
+            if record is not None
+        ]
+
+    async def touch_api_key(self, hashed: str, last_used: str) -> None:
+        keys = [f"{self.keys_ns}:keys", f"{self.keys_ns}:used"]
+        await self._do(self._key_touch(keys=keys, args=[hashed, last_used]))
+
+    async def delete_api_key(self, user: str, uuid: str) -> bool:
+        keys = [f"{self.keys_ns}:{name}" for name in ("keys", "used", f"user:{user}")]
+        return bool(await self._do(self._key_delete(keys=keys, args=[uuid])))
+
+    async def set_user_groups(self, user: str, groups: list[str]) -> None:
+        await self._do(self.client.hset(f"{self.keys_ns}:groups", user, json.dumps(groups)))
+
+    async def user_groups(self, user: str) -> list[str]:
+        found = await self._do(self.client.hget(f"{self.keys_ns}:groups", user))
+        return [] if found is None else list(json.loads(found))
+
     async def health(self) -> None:
         await self._do(self.client.ping())
 
@@ -437,6 +507,12 @@ class RedisMeta:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _key_details(details: dict[str, Any], last_used: Any) -> dict[str, Any]:
+    if last_used is not None:
+        details["lastUsed"] = _text(last_used)
+    return details
 
 
 def _split(head: str) -> tuple[str, str]:

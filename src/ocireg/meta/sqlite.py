@@ -38,6 +38,14 @@ CREATE TABLE IF NOT EXISTS pull_counts (
     repo TEXT NOT NULL, digest TEXT NOT NULL, count INTEGER NOT NULL,
     PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS quota_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
+-- API keys: the secret's hash, never the secret; `last_used` apart so that a touch after a
+-- delete changes nothing
+CREATE TABLE IF NOT EXISTS api_keys (
+    hash TEXT PRIMARY KEY, user TEXT NOT NULL, uuid TEXT NOT NULL, details TEXT NOT NULL,
+    last_used TEXT) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user, uuid);
+CREATE TABLE IF NOT EXISTS user_groups (user TEXT PRIMARY KEY, groups TEXT NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_images (
     repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
@@ -314,6 +322,36 @@ class SqliteMeta:
         rows = self._run("SELECT value FROM state WHERE key = 'pulls-since'")
         return float(rows[0][0]) if rows else None
 
+    async def add_api_key(self, hashed: str, user: str, details: dict[str, Any]) -> None:
+        self._run(
+            "INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, NULL)",
+            (hashed, user, details["uuid"], json.dumps(details)),
+        )
+
+    async def api_key(self, hashed: str) -> tuple[str, dict[str, Any]] | None:
+        rows = self._run("SELECT user, details, last_used FROM api_keys WHERE hash = ?", (hashed,))
+        return (rows[0][0], _key_details(rows[0][1], rows[0][2])) if rows else None
+
+    async def api_keys(self, user: str) -> list[dict[str, Any]]:
+        rows = self._run("SELECT details, last_used FROM api_keys WHERE user = ?", (user,))
+        return [_key_details(details, used) for details, used in rows]
+
+    async def touch_api_key(self, hashed: str, last_used: str) -> None:
+        self._run("UPDATE api_keys SET last_used = ? WHERE hash = ?", (last_used, hashed))
+
+    async def delete_api_key(self, user: str, uuid: str) -> bool:
+        rows = self._run(
+            "DELETE FROM api_keys WHERE user = ? AND uuid = ? RETURNING 1", (user, uuid)
+        )
+        return bool(rows)
+
+    async def set_user_groups(self, user: str, groups: list[str]) -> None:
+        self._run("INSERT OR REPLACE INTO user_groups VALUES (?, ?)", (user, json.dumps(groups)))
+
+    async def user_groups(self, user: str) -> list[str]:
+        rows = self._run("SELECT groups FROM user_groups WHERE user = ?", (user,))
+        return list(json.loads(rows[0][0])) if rows else []
+
     async def search_ready(self) -> bool:
         return bool(self._run("SELECT 1 FROM state WHERE key = ?", (_READY,)))
 
@@ -407,3 +445,10 @@ class SqliteMeta:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _key_details(details: str, last_used: str | None) -> dict[str, Any]:
+    found: dict[str, Any] = json.loads(details)
+    if last_used is not None:
+        found["lastUsed"] = last_used
+    return found

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ocireg.api.apikeys import api_key_routes
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
 from ocireg.api.responses import StreamSlots
@@ -133,7 +134,11 @@ def build_middleware(
         # the API's handlers, by endpoint and method; outside the API, Starlette's router
         Middleware(
             Dispatch,
-            extra_routes={(Endpoint.CLUSTER, "GET"): cluster_status, **_search_routes(config)},
+            extra_routes={
+                (Endpoint.CLUSTER, "GET"): cluster_status,
+                **_search_routes(config),
+                **api_key_routes(config),
+            },
         ),
     ]
     return [m for m in stack if m is not None]

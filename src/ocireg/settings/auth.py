@@ -30,7 +30,6 @@ ACTIONS = ("read", "create", "update", "delete")
 # zot keys that ocireg accepts and ignores with a warning (not implemented).
 _AUTH_UNIMPLEMENTED = (
     "openid",
-    "apikey",
     "sessionkeysfile",
     "sessionhashkey",
     "sessionencryptkey",
@@ -105,6 +104,14 @@ class AuthSettings:
     ldap: LdapSettings | None = None
     bearer: BearerSettings | None = None
     access_control: AccessControlSettings | None = None
+    # zot's `apikey`: users who log in with a password may make keys to log in with instead
+    apikey: bool = False
+
+    @property
+    def api_keys(self) -> bool:
+        """Whether API keys are on: only with logins to make them with (bearer and openid
+        users cannot, here)."""
+        return self.apikey and self.logins
 
     @property
     def enabled(self) -> bool:
@@ -123,9 +130,10 @@ def parse_auth(ctx: Context) -> AuthSettings:
     htpasswd: Path | None = None
     ldap: LdapSettings | None = None
     bearer: BearerSettings | None = None
+    apikey = False
     check_keys(
         auth,
-        ("failDelay", "htpasswd", "ldap", "bearer"),
+        ("failDelay", "htpasswd", "ldap", "bearer", "apikey"),
         "http.auth",
         _AUTH_UNIMPLEMENTED,
         ctx.warnings,
@@ -142,15 +150,24 @@ def parse_auth(ctx: Context) -> AuthSettings:
             ldap = _ldap(_map(value, where), where, ctx)
         elif key == "bearer":
             bearer = _bearer(_map(value, where), where, ctx)
+        elif key == "apikey":
+            apikey = boolean(value, "http.auth.apikey", strings=True)
     access = ctx.get("http.accessControl")
-    return AuthSettings(
+    settings = AuthSettings(
         realm=ctx.get("http.realm") or "ocireg",
         fail_delay=fail_delay,
         htpasswd=htpasswd,
         ldap=ldap,
         bearer=bearer,
         access_control=None if access is None else _access_control(access),
+        apikey=apikey,
     )
+    if settings.apikey and not settings.logins:
+        ctx.warnings.append(
+            "http.auth.apikey: no effect without htpasswd or ldap (keys are made by users who"
+            " log in with a password)"
+        )
+    return settings
 
 
 def _bearer(raw: dict[str, Any], where: str, ctx: Context) -> BearerSettings:
