@@ -13,6 +13,7 @@ from ocireg.settings.keys import boolean, integer, join
 MiB = 1 << 20
 MIN_PART = 5 * MiB  # S3's minimum for every part of a multipart upload but the last
 MAX_PART = 5 << 30  # S3's maximum for a part, and CopyObject's for an object
+MAX_PARTS = 10_000  # S3's maximum number of parts of one multipart upload
 
 # ocireg's own defaults where distribution's would change what ocireg did before the keys
 # were read: parts of 6 MiB keep an upload's buffers small (docs/performance.md, "S3

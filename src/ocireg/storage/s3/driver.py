@@ -224,7 +224,8 @@ class S3Driver:
         """UploadPartCopy of each range of `src`, some at once; the first failure stops the
         others and is raised (the source gone: PathNotFound, as the parts read it)."""
         c = await self.client.c()
-        step = self.settings.multipartcopychunksize
+        # S3 takes up to 10,000 parts: larger ranges for an object that needs more.
+        step = max(self.settings.multipartcopychunksize, -(-size // s3writes.MAX_PARTS))
         source = {"Bucket": self.bucket, "Key": self.client.key(src)}
         slots = asyncio.Semaphore(
             min(self.settings.multipartcopymaxconcurrency, s3writes.MAX_COPY_CONCURRENCY)
