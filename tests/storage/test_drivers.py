@@ -138,6 +138,36 @@ class TestS3Driver(OnS3, DriverSuite):
 
         self.run(body)
 
+    def test_the_canned_acl_goes_with_every_request_that_makes_an_object(self) -> None:
+        """`objectacl` is a header S3 keeps no trace of on HEAD: seen on the requests as they
+        leave botocore (and accepted by SeaweedFS) for puts, uploads in parts and copies."""
+        self.settings = dataclasses.replace(
+            self.settings, objectacl="bucket-owner-full-control", multipartcopythresholdsize=0
+        )
+        made = ("PutObject", "CreateMultipartUpload", "CopyObject")
+
+        async def body(d: StorageDriver) -> None:
+            assert isinstance(d, S3Driver)
+            acls: dict[str, set[bytes]] = {op: set() for op in made}
+            client = await d.client.c()
+            for op in made:
+                client.meta.events.register(
+                    f"before-send.s3.{op}",
+                    lambda request, op=op, **_: acls[op].add(request.headers.get("x-amz-acl")),
+                )
+            await d.put_content("acl/small", b"x")
+            w = await d.writer("acl/big")
+            await w.write([os.urandom(7 << 20)])
+            await w.commit()
+            await w.close()
+            await d.copy("acl/small", "acl/small-copy")  # in parts: the threshold is 0
+            await d.put_content("acl/empty", b"")
+            await d.copy("acl/empty", "acl/empty-copy")  # no parts to copy: one CopyObject
+            assert acls == {op: {b"bucket-owner-full-control"} for op in made}, acls
+            assert await d.get_content("acl/small-copy") == b"x"
+
+        self.run(body)
+
 
 class TestS3Sessions(OnS3, SessionSuite):
     def make_storage(self) -> tuple[StorageDriver, SessionStore]:
