@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import os
 import uuid
@@ -13,7 +14,6 @@ import pytest
 from ocireg.storage import FileSessions, PathNotFound, SessionStore, StorageDriver
 from ocireg.storage.filesystem import FilesystemDriver
 from ocireg.storage.s3 import S3Driver, S3Sessions, S3Settings
-from ocireg.storage.s3 import driver as s3_driver
 from ocireg.storage.s3 import state as s3_state
 from ocireg.storage.s3 import writer as s3_writer
 from ocireg.storage.s3.writer import S3Writer
@@ -75,11 +75,16 @@ class TestS3Driver(OnS3, DriverSuite):
     def test_a_copy_in_parts_completes_or_leaves_no_upload(
         self, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """Objects over CopyObject's 5 GiB are copied part by part into a multipart upload
-        at the destination (here from 1 MiB, 5 MiB parts). If the copy fails midway, the
-        upload is aborted: at a blob's key, no session would name it for GC."""
-        monkeypatch.setattr(s3_driver, "MAX_COPY", 1 << 20)
-        monkeypatch.setattr(s3_driver, "COPY_PART", 5 << 20)
+        """Objects over `multipartcopythresholdsize` (by default CopyObject's 5 GiB) are
+        copied part by part into a multipart upload at the destination (here from 1 MiB, 5
+        MiB parts, one at a time). If the copy fails midway, the upload is aborted: at a
+        blob's key, no session would name it for GC."""
+        self.settings = dataclasses.replace(
+            self.settings,
+            multipartcopythresholdsize=1 << 20,
+            multipartcopychunksize=5 << 20,
+            multipartcopymaxconcurrency=1,
+        )
 
         async def body(d: StorageDriver) -> None:
             assert isinstance(d, S3Driver)
@@ -104,6 +109,65 @@ class TestS3Driver(OnS3, DriverSuite):
 
         self.run(body)
 
+    def test_parts_are_chunksize_and_the_user_agent_carries_useragent(self) -> None:
+        """`chunksize` is the size of the parts a writer sends; `useragent` is appended to
+        the User-Agent of every request (seen on the requests as they leave botocore)."""
+        self.settings = dataclasses.replace(
+            self.settings, chunksize=7 << 20, useragent="platform-team/1.2"
+        )
+
+        async def body(d: StorageDriver) -> None:
+            assert isinstance(d, S3Driver)
+            agents: list[bytes] = []
+            client = await d.client.c()
+            client.meta.events.register(
+                "before-send.s3", lambda request, **_: agents.append(request.headers["User-Agent"])
+            )
+            data = os.urandom(16 << 20)
+            w = await d.writer("w/blob")
+            await w.write([data[: 9 << 20], data[9 << 20 :]])
+            await w.commit()
+            await w.close()
+            assert await d.get_content("w/blob") == data
+            c = await d.client.c()
+            head = await c.head_object(Bucket=d.bucket, Key=d.client.key("w/blob"), PartNumber=1)
+            assert head["PartsCount"] == 3 and head["ContentLength"] == 7 << 20
+            assert agents and all(
+                a.startswith(b"ocireg/") and a.endswith(b" platform-team/1.2") for a in agents
+            ), agents
+
+        self.run(body)
+
+    def test_the_canned_acl_goes_with_every_request_that_makes_an_object(self) -> None:
+        """`objectacl` is a header S3 keeps no trace of on HEAD: seen on the requests as they
+        leave botocore (and accepted by SeaweedFS) for puts, uploads in parts and copies."""
+        self.settings = dataclasses.replace(
+            self.settings, objectacl="bucket-owner-full-control", multipartcopythresholdsize=0
+        )
+        made = ("PutObject", "CreateMultipartUpload", "CopyObject")
+
+        async def body(d: StorageDriver) -> None:
+            assert isinstance(d, S3Driver)
+            acls: dict[str, set[bytes]] = {op: set() for op in made}
+            client = await d.client.c()
+            for op in made:
+                client.meta.events.register(
+                    f"before-send.s3.{op}",
+                    lambda request, op=op, **_: acls[op].add(request.headers.get("x-amz-acl")),
+                )
+            await d.put_content("acl/small", b"x")
+            w = await d.writer("acl/big")
+            await w.write([os.urandom(7 << 20)])
+            await w.commit()
+            await w.close()
+            await d.copy("acl/small", "acl/small-copy")  # in parts: the threshold is 0
+            await d.put_content("acl/empty", b"")
+            await d.copy("acl/empty", "acl/empty-copy")  # no parts to copy: one CopyObject
+            assert acls == {op: {b"bucket-owner-full-control"} for op in made}, acls
+            assert await d.get_content("acl/small-copy") == b"x"
+
+        self.run(body)
+
 
 class TestS3Sessions(OnS3, SessionSuite):
     def make_storage(self) -> tuple[StorageDriver, SessionStore]:
@@ -116,7 +180,7 @@ class TestS3Sessions(OnS3, SessionSuite):
         flight have failed by the time the next is due, the write fails with the first
         failure and the second is read too: no "Task exception was never retrieved" from
         the event loop. The session then ends as any other."""
-        part = os.urandom(s3_writer.PART)
+        part = os.urandom(self.settings.chunksize)
         path = "f/.uploads/s"
 
         async def body(d: StorageDriver, s: SessionStore) -> None:

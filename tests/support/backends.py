@@ -20,6 +20,12 @@ from tests.support.server import free_port, wait_until
 ACCESS_KEY = "ocireg-test"
 SECRET_KEY = "ocireg-test-secret"
 BUCKET = "ocireg"
+# Server-side encryption on: SSE-S3 needs a key-encryption key (SeaweedFS refuses
+# `AES256` without one), SSE-KMS a KMS, here SeaweedFS's in-memory `local` one, whose
+# default key has this alias (a new key at each start: objects written with it are not
+# readable after a restart).
+SSE_KEK = "5e" * 32
+KMS_KEY = "alias/seaweedfs-default"
 
 
 def _port_free(port: int) -> bool:
@@ -108,7 +114,8 @@ class SeaweedFS:
                             "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                             "actions": ["Admin", "Read", "List", "Tagging", "Write"],
                         }
-                    ]
+                    ],
+                    "kms": {"default_provider": "local", "providers": {"local": {"type": "local"}}},
                 }
             )
         )
@@ -140,7 +147,12 @@ class SeaweedFS:
         ]
         log = (self.workdir / "weed.log").open("ab")
         self.proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir, start_new_session=True
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
+            env={**os.environ, "WEED_S3_SSE_KEK": SSE_KEK},
         )
         log.close()
         self.wait_ready(timeout)

@@ -197,14 +197,14 @@ def test_go_driver_keys_not_implemented_are_warnings() -> None:
             "storage": {
                 **ROOT,
                 "remoteCache": True,
-                "storageDriver": {"name": "s3", "bucket": "b", "chunksize": 5 << 20},
+                "storageDriver": {"name": "s3", "bucket": "b", "loglevel": "debug"},
                 "cacheDriver": {"name": "redis", "url": "redis://h", "pool_timeout": "1s"},
             },
             "http": {"auth": {"openid": {}, "bearer": {"realm": "r", "cert": "c", "oidc": 1}}},
         }
     )
     assert set(config.warnings) == {
-        "storage.storageDriver.chunksize",
+        "storage.storageDriver.loglevel",
         "storage.cacheDriver.pool_timeout",
         "http.auth.openid",
         "http.auth.bearer.oidc",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -10,6 +12,8 @@ from ocireg.config import Config, build_config
 from ocireg.errors import ConfigError
 from ocireg.server.services import sole_sqlite_writer
 from ocireg.storage.s3 import S3Settings
+from ocireg.storage.s3.client import new_object_args
+from ocireg.storage.s3.presign import Presigner
 
 
 def test_keys_are_case_insensitive_and_prefix_is_doubled() -> None:
@@ -85,3 +89,174 @@ def test_solewriter_keeps_the_index_versions_in_sqlite_on_one_instance_only() ->
     with pytest.raises(ConfigError) as exc:
         _config(solewriter="sometimes")
     assert exc.value.path == "storage.storageDriver.solewriter"
+
+
+# --- distribution's write parameters (settings/s3writes.py) ------------------------------
+
+
+def _s3(warnings: list[str] | None = None, notices: list[str] | None = None, **keys: Any) -> Any:
+    return S3Settings.from_map({"bucket": "b", **keys}, warnings=warnings, notices=notices)
+
+
+def test_by_default_objects_are_written_as_before_the_keys_were_read() -> None:
+    s = _s3()
+    assert new_object_args(s) == {}  # no encryption, class or ACL asked for
+    assert (s.chunksize, s.multipartcopythresholdsize) == (6 << 20, 5 << 30)
+    assert (s.multipartcopychunksize, s.multipartcopymaxconcurrency) == (1 << 30, 4)
+    assert (s.useragent, s.usedualstack, s.accelerate) == (None, False, False)
+
+
+def test_encrypt_is_sse_s3_and_with_keyid_sse_kms() -> None:
+    assert new_object_args(_s3(encrypt=True)) == {"ServerSideEncryption": "AES256"}
+    assert new_object_args(_s3(Encrypt="true", KeyID="arn:aws:kms:k")) == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "arn:aws:kms:k",
+    }
+    with pytest.raises(ConfigError) as exc:
+        _s3(encrypt="yes please")
+    assert exc.value.path == "storage.storageDriver.encrypt"
+
+
+def test_keyid_without_encrypt_is_ignored_and_said_so() -> None:
+    """distribution documents keyid as ignored unless encrypt is true."""
+    notices: list[str] = []
+    s = _s3(notices=notices, keyid="k")
+    assert s.keyid is None and new_object_args(s) == {}
+    assert [n.split(":")[0] for n in notices] == ["storage.storageDriver.keyid"]
+    config = build_config(
+        {
+            "storage": {
+                "rootDirectory": "/r",
+                "storageDriver": {"name": "s3", "bucket": "b", "keyid": "k", "encrypt": False},
+            }
+        }
+    )
+    assert [n.split(":")[0] for n in config.notices] == ["storage.storageDriver.keyid"]
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"),
+    [("STANDARD_IA", "STANDARD_IA"), ("reduced_redundancy", "REDUCED_REDUNDANCY"), ("NONE", None)],
+)
+def test_storage_class_in_any_case_and_none_sends_none(value: str, sent: str | None) -> None:
+    assert new_object_args(_s3(storageclass=value)).get("StorageClass") == sent
+
+
+@pytest.mark.parametrize("value", ["GLACIER", "DEEP_ARCHIVE", "standard-ia", 3, ""])
+def test_a_storage_class_objects_cannot_be_read_from_at_once_is_an_error(value: Any) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _s3(StorageClass=value)
+    assert exc.value.path == "storage.storageDriver.storageclass"
+    assert "STANDARD_IA" in str(exc.value)
+
+
+def test_object_acl_is_a_canned_acl_spelled_as_s3_does() -> None:
+    assert new_object_args(_s3(objectacl="bucket-owner-full-control")) == {
+        "ACL": "bucket-owner-full-control"
+    }
+    for bad in ("Private", "log-delivery-write", "none"):
+        with pytest.raises(ConfigError) as exc:
+            _s3(objectacl=bad)
+        assert exc.value.path == "storage.storageDriver.objectacl"
+
+
+def test_all_of_them_together() -> None:
+    s = _s3(encrypt=True, keyid="k", storageclass="onezone_ia", objectacl="private")
+    assert new_object_args(s) == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": "k",
+        "StorageClass": "ONEZONE_IA",
+        "ACL": "private",
+    }
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "read"),
+    [
+        ("chunksize", 5 << 20, 5 << 20),  # S3's least part
+        ("chunksize", "10485760", 10 << 20),  # strings too, as distribution
+        ("chunksize", 5 << 30, 5 << 30),
+        ("multipartcopychunksize", 32 << 20, 32 << 20),
+        ("multipartcopythresholdsize", 0, 0),  # every copy in parts
+        ("multipartcopythresholdsize", 5 << 30, 5 << 30),
+        ("multipartcopymaxconcurrency", 100, 100),
+    ],
+)
+def test_sizes_within_distributions_ranges(key: str, value: Any, read: int) -> None:
+    assert getattr(_s3(**{key: value}), key) == read
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("chunksize", (5 << 20) - 1),  # below S3's least part
+        ("chunksize", (5 << 30) + 1),  # above S3's largest part
+        ("chunksize", "10MiB"),
+        ("multipartcopychunksize", 1 << 20),
+        ("multipartcopythresholdsize", -1),
+        ("multipartcopythresholdsize", 6 << 30),  # above CopyObject's 5 GiB
+        ("multipartcopymaxconcurrency", 0),
+        ("multipartcopymaxconcurrency", True),
+    ],
+)
+def test_sizes_outside_distributions_ranges_are_errors(key: str, value: Any) -> None:
+    with pytest.raises(ConfigError) as exc:
+        _s3(**{key: value})
+    assert exc.value.path == f"storage.storageDriver.{key}"
+
+
+def test_v4auth_false_and_loglevel_are_warned_v4auth_true_is_what_ocireg_does() -> None:
+    warnings: list[str] = []
+    _s3(warnings, v4auth=True)
+    _s3(warnings, v4auth="true")
+    assert warnings == []
+    _s3(warnings, v4auth=False)
+    _s3(warnings, LogLevel="debug")
+    assert warnings == ["storage.storageDriver.v4auth", "storage.storageDriver.loglevel"]
+
+
+def test_accelerate_and_dualstack_pick_aws_endpoints_only_without_regionendpoint() -> None:
+    notices: list[str] = []
+    s = _s3(
+        notices=notices, accelerate=True, usedualstack="true", regionendpoint="http://minio:9000"
+    )
+    assert (s.accelerate, s.usedualstack) == (False, False)
+    assert sorted(n.split(":")[0] for n in notices) == [
+        "storage.storageDriver.accelerate",
+        "storage.storageDriver.usedualstack",
+    ]
+    notices.clear()
+    s = _s3(notices=notices, accelerate=True, usedualstack=True, region="eu-west-1")
+    assert (s.accelerate, s.usedualstack) == (True, True) and notices == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "host"),
+    [
+        ({"accelerate": True}, "bucket.s3-accelerate.amazonaws.com"),
+        ({"usedualstack": True}, "bucket.s3.dualstack.eu-west-1.amazonaws.com"),
+        (
+            {"accelerate": True, "usedualstack": True},
+            "bucket.s3-accelerate.dualstack.amazonaws.com",
+        ),
+        ({}, "bucket.s3.amazonaws.com"),  # botocore's address for a presigned URL
+        # Path-style addresses give way to acceleration, as in distribution's SDK.
+        ({"accelerate": True, "forcepathstyle": True}, "bucket.s3-accelerate.amazonaws.com"),
+        # A redirect endpoint of one's own is taken as it is (botocore would refuse it with
+        # acceleration).
+        ({"accelerate": True, "redirectendpoint": "https://cdn.example"}, "cdn.example"),
+    ],
+)
+def test_redirect_urls_use_the_endpoint_variant(keys: dict[str, Any], host: str) -> None:
+    """Signing needs no request: botocore itself builds the URL from these settings."""
+    settings = _s3(region="eu-west-1", accesskey="a", secretkey="s", **keys)
+
+    async def sign() -> str:
+        presigner = Presigner(settings)
+        try:
+            return await presigner.get_url("bucket", "k")
+        finally:
+            await presigner.close()
+
+    url = asyncio.run(sign())
+    assert urlsplit(url).hostname == host, url

@@ -11,6 +11,7 @@ from types import MappingProxyType
 from typing import Any
 
 from ocireg.errors import ConfigError
+from ocireg.settings import s3writes
 from ocireg.settings.keys import (
     Context,
     boolean,
@@ -39,23 +40,10 @@ _S3_KEYS = (
     "sessiontoken",
     "redirectendpoint",  # ours: where clients reach the bucket (storage.redirectBlobURL)
     "solewriter",  # ours: nothing else writes under this prefix (registry/versions.py)
+    *s3writes.KEYS,  # distribution's, for how objects are written (`v4auth: false` warned)
 )
-# distribution's s3-aws parameters that ocireg has no use for yet.
-_S3_UNIMPLEMENTED = (
-    "encrypt",
-    "keyid",
-    "v4auth",
-    "chunksize",
-    "multipartcopychunksize",
-    "multipartcopymaxconcurrency",
-    "multipartcopythresholdsize",
-    "storageclass",
-    "useragent",
-    "objectacl",
-    "usedualstack",
-    "accelerate",
-    "loglevel",
-)
+# distribution's s3-aws parameters that ocireg has no use for: the Go SDK's log level.
+_S3_UNIMPLEMENTED = ("loglevel",)
 _FILESYSTEM_UNIMPLEMENTED = ("rootdirectory", "maxthreads")  # storage.rootDirectory decides
 _S3_ENV = {
     "accesskey": "AWS_ACCESS_KEY_ID",
@@ -86,6 +74,21 @@ class S3Settings:
     # ours: this instance is the only writer of the bucket's prefix, so with the embedded
     # sqlite store its workers may keep and believe the index-version keys (docs/storage.md)
     solewriter: bool = False
+    # distribution's, applied to every object written (`s3writes` reads them): server-side
+    # encryption (SSE-S3; SSE-KMS with `keyid`), the storage class and canned ACL to send
+    # (None: none sent), the part size of uploads, and the copies in parts.
+    encrypt: bool = False
+    keyid: str | None = None
+    storageclass: str | None = None
+    objectacl: str | None = None
+    chunksize: int = s3writes.DEFAULT_CHUNK
+    multipartcopythresholdsize: int = s3writes.DEFAULT_COPY_THRESHOLD
+    multipartcopychunksize: int = s3writes.DEFAULT_COPY_CHUNK
+    multipartcopymaxconcurrency: int = s3writes.DEFAULT_COPY_CONCURRENCY
+    # ...and the client's: added to its User-Agent, and AWS's endpoint variants
+    useragent: str | None = None
+    usedualstack: bool = False
+    accelerate: bool = False
 
     @classmethod
     def from_map(
@@ -93,9 +96,11 @@ class S3Settings:
         raw: Any,
         where: str = "storage.storageDriver",
         warnings: list[str] | None = None,
+        notices: list[str] | None = None,
     ) -> S3Settings:
         spec = lower_keys(raw, where)
-        check_keys(spec, _S3_KEYS, where, _S3_UNIMPLEMENTED, [] if warnings is None else warnings)
+        warnings = [] if warnings is None else warnings
+        check_keys(spec, _S3_KEYS, where, _S3_UNIMPLEMENTED, warnings)
         for key, var in _S3_ENV.items():
             if not spec.get(key) and os.environ.get(var):
                 spec[key] = os.environ[var]
@@ -103,7 +108,7 @@ class S3Settings:
             spec["region"] = os.environ["AWS_DEFAULT_REGION"]
         if not spec.get("bucket"):
             raise ConfigError(f"{where}.bucket", "required for the s3 driver")
-        flags = {
+        flags: dict[str, Any] = {
             key: boolean(spec[key], f"{where}.{key}", strings=True)
             for key in ("secure", "skipverify", "forcepathstyle", "solewriter")
             if key in spec
@@ -118,6 +123,7 @@ class S3Settings:
             sessiontoken=spec.get("sessiontoken") or None,
             redirectendpoint=spec.get("redirectendpoint") or None,
             **flags,
+            **s3writes.write_options(spec, where, warnings, [] if notices is None else notices),
         )
 
     @property
@@ -147,7 +153,7 @@ def parse_storage_driver(ctx: Context) -> S3Settings | None:
     spec = lower_keys(ctx.get(where) or {}, where)
     name = str(spec.get("name", "filesystem")).lower()
     if name == "s3":
-        return S3Settings.from_map(spec, where, ctx.warnings)
+        return S3Settings.from_map(spec, where, ctx.warnings, ctx.notices)
     if name == "filesystem":
         check_keys(spec, ("name",), where, _FILESYSTEM_UNIMPLEMENTED, ctx.warnings)
         return None

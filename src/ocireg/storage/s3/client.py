@@ -21,9 +21,32 @@ from ocireg.storage.s3.settings import S3Settings
 Part = tuple[int, str, int]  # number, ETag, size
 
 
-def addressing(settings: S3Settings) -> dict[str, str]:
-    """The `s3` config entry for path-style or virtual-hosted bucket addresses."""
-    return {"addressing_style": "path" if settings.forcepathstyle else "auto"}
+def addressing(settings: S3Settings, endpoint: str | None) -> dict[str, Any]:
+    """The `s3` config entry of a client for `endpoint`: path-style or virtual-hosted bucket
+    addresses, and AWS's accelerated or dual-stack endpoints when AWS's are used (botocore
+    refuses a custom endpoint with acceleration)."""
+    entry: dict[str, Any] = {"addressing_style": "path" if settings.forcepathstyle else "auto"}
+    if endpoint is None:
+        entry["use_accelerate_endpoint"] = settings.accelerate
+        entry["use_dualstack_endpoint"] = settings.usedualstack
+    return entry
+
+
+def new_object_args(settings: S3Settings) -> dict[str, str]:
+    """The parameters of every request that makes an object (PutObject, CreateMultipartUpload,
+    CopyObject): distribution's `encrypt`, `keyid`, `storageclass` and `objectacl`. A copy
+    needs them as much as a put: S3 gives the new object the bucket's defaults otherwise,
+    whatever its source had."""
+    args: dict[str, str] = {}
+    if settings.encrypt:
+        args["ServerSideEncryption"] = "aws:kms" if settings.keyid else "AES256"
+        if settings.keyid:
+            args["SSEKMSKeyId"] = settings.keyid
+    if settings.storageclass:
+        args["StorageClass"] = settings.storageclass
+    if settings.objectacl:
+        args["ACL"] = settings.objectacl
+    return args
 
 
 async def open_client(
@@ -46,7 +69,9 @@ async def open_client(
     session.get_component("response_parser_factory").set_parser_defaults(
         timestamp_parser=parse_time
     )
-    config = config.merge(AioConfig(user_agent=f"ocireg/{__version__}"))
+    # `useragent` is appended, as distribution's SDK does with it.
+    agent = AioConfig(user_agent=f"ocireg/{__version__}", user_agent_extra=settings.useragent)
+    config = config.merge(agent)
     return await stack.enter_async_context(
         session.create_client(
             "s3",
@@ -82,6 +107,7 @@ class S3Client:
         self.settings = settings
         self.bucket = settings.bucket
         self.prefix = settings.prefix
+        self.new_object = new_object_args(settings)
         # Called with the operation's name for each request sent (the metrics count them).
         self.on_request: Callable[[str], None] | None = None
         self._client: Any = None
@@ -112,7 +138,7 @@ class S3Client:
                     read_timeout=30,
                     retries={"max_attempts": 2, "mode": "standard"},
                     max_pool_connections=64,
-                    s3={**addressing(s), **unsigned},
+                    s3={**addressing(s, s.endpoint), **unsigned},
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required",
                 )
@@ -181,7 +207,12 @@ class S3Client:
         try:
             async with self.call(path):
                 await c.put_object(
-                    Bucket=self.bucket, Key=self.key(path), Body=data, **cond, **extra
+                    Bucket=self.bucket,
+                    Key=self.key(path),
+                    Body=data,
+                    **cond,
+                    **extra,
+                    **self.new_object,
                 )
         except StorageUnavailable as exc:
             if only_new and precondition_failed(exc):
@@ -211,7 +242,9 @@ class S3Client:
     async def start_multipart(self, path: str) -> str:
         c = await self.c()
         async with self.call(path):
-            r = await c.create_multipart_upload(Bucket=self.bucket, Key=self.key(path))
+            r = await c.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key(path), **self.new_object
+            )
         return str(r["UploadId"])
 
     async def send_part(

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
+from ocireg.settings import s3writes
 from ocireg.storage.base import FileInfo, PathNotFound, Pieces, StorageUnavailable, joined
 from ocireg.storage.s3 import state as states
 from ocireg.storage.s3.client import S3Client, precondition_failed
@@ -26,9 +27,6 @@ from ocireg.storage.s3.presign import Presigner
 from ocireg.storage.s3.settings import S3Settings
 from ocireg.storage.s3.state import UploadState
 from ocireg.storage.s3.writer import S3Writer
-
-MAX_COPY = 5 << 30  # CopyObject's limit; larger objects are copied part by part
-COPY_PART = 1 << 30
 
 
 class S3Driver:
@@ -71,7 +69,11 @@ class S3Driver:
         try:
             async with self.client.call(path):
                 r = await c.put_object(
-                    Bucket=self.bucket, Key=self.client.key(path), Body=joined(data), **cond
+                    Bucket=self.bucket,
+                    Key=self.client.key(path),
+                    Body=joined(data),
+                    **cond,
+                    **self.client.new_object,
                 )
         except StorageUnavailable as exc:
             if precondition_failed(exc):
@@ -183,30 +185,26 @@ class S3Driver:
         return False  # zot's zero-byte stubs would do it; ocireg does not write them
 
     async def copy(self, src: str, dst: str) -> None:
+        """A server-side copy carrying the settings' encryption, class and ACL again (S3
+        would give the copy the bucket's defaults). The metadata directive stays COPY: the
+        sources are blobs and sealed sessions, which carry no metadata of ours to replace.
+        Above `multipartcopythresholdsize` (at most CopyObject's 5 GiB) the copy goes part by
+        part into a multipart upload, `multipartcopymaxconcurrency` parts at once."""
         c = await self.client.c()
         size = (await self.stat(src)).size
         source = {"Bucket": self.bucket, "Key": self.client.key(src)}
-        if size <= MAX_COPY:
+        if size <= self.settings.multipartcopythresholdsize or size == 0:
             async with self.client.call(src):
-                await c.copy_object(Bucket=self.bucket, Key=self.client.key(dst), CopySource=source)
+                await c.copy_object(
+                    Bucket=self.bucket,
+                    Key=self.client.key(dst),
+                    CopySource=source,
+                    **self.client.new_object,
+                )
             return
-        async with self.client.call(dst):
-            mpu = await c.create_multipart_upload(Bucket=self.bucket, Key=self.client.key(dst))
-        upload_id = mpu["UploadId"]
+        upload_id = await self.client.start_multipart(dst)
         try:
-            parts = []
-            async with self.client.call(src):  # the parts read `src`: its absence is 404
-                for n, start in enumerate(range(0, size, COPY_PART), 1):
-                    end = min(start + COPY_PART, size) - 1
-                    r = await c.upload_part_copy(
-                        Bucket=self.bucket,
-                        Key=self.client.key(dst),
-                        UploadId=upload_id,
-                        PartNumber=n,
-                        CopySource=source,
-                        CopySourceRange=f"bytes={start}-{end}",
-                    )
-                    parts.append({"PartNumber": n, "ETag": r["CopyPartResult"]["ETag"]})
+            parts = await self._copy_parts(src, dst, upload_id, size)
             async with self.client.call(dst):
                 await c.complete_multipart_upload(
                     Bucket=self.bucket,
@@ -219,6 +217,42 @@ class S3Driver:
             with contextlib.suppress(Exception):
                 await self.client.abort_multipart(dst, upload_id)
             raise
+
+    async def _copy_parts(
+        self, src: str, dst: str, upload_id: str, size: int
+    ) -> builtins.list[dict[str, Any]]:
+        """UploadPartCopy of each range of `src`, some at once; the first failure stops the
+        others and is raised (the source gone: PathNotFound, as the parts read it)."""
+        c = await self.client.c()
+        # S3 takes up to 10,000 parts: larger ranges for an object that needs more.
+        step = max(self.settings.multipartcopychunksize, -(-size // s3writes.MAX_PARTS))
+        source = {"Bucket": self.bucket, "Key": self.client.key(src)}
+        slots = asyncio.Semaphore(
+            min(self.settings.multipartcopymaxconcurrency, s3writes.MAX_COPY_CONCURRENCY)
+        )
+
+        async def one(number: int, start: int) -> dict[str, Any]:
+            last = min(start + step, size) - 1
+            async with slots, self.client.call(src):
+                r = await c.upload_part_copy(
+                    Bucket=self.bucket,
+                    Key=self.client.key(dst),
+                    UploadId=upload_id,
+                    PartNumber=number,
+                    CopySource=source,
+                    CopySourceRange=f"bytes={start}-{last}",
+                )
+            return {"PartNumber": number, "ETag": r["CopyPartResult"]["ETag"]}
+
+        tasks = [
+            asyncio.create_task(one(n, start)) for n, start in enumerate(range(0, size, step), 1)
+        ]
+        try:
+            return list(await asyncio.gather(*tasks))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def reader(
         self, path: str, offset: int = 0, length: int | None = None

@@ -35,8 +35,9 @@ class Presigner:
 
                 s = self.settings
                 stack = contextlib.AsyncExitStack()
-                config = AioConfig(signature_version="s3v4", s3=addressing(s))
-                self._client = await open_client(stack, s, s.redirect_endpoint, config)
+                endpoint = s.redirect_endpoint
+                config = AioConfig(signature_version="s3v4", s3=addressing(s, endpoint))
+                self._client = await open_client(stack, s, endpoint, config)
                 self._stack = stack
         return self._client
 

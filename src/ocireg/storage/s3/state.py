@@ -65,6 +65,7 @@ async def save(client: S3Client, path: str, state: UploadState) -> None:
             Body=state.dump(),
             Metadata={MARK: "1", SIZE: str(state.size)},
             **cond,
+            **client.new_object,  # it holds bytes of the blob (its tail): encrypted too
         )
     state.etag = str(r["ETag"])
 

@@ -13,6 +13,7 @@ import base64
 import contextlib
 from typing import Any
 
+from ocireg.settings.s3writes import MAX_PART, MIN_PART
 from ocireg.storage.base import PathNotFound
 from ocireg.storage.s3 import state as states
 from ocireg.storage.s3.client import S3Client
@@ -20,8 +21,6 @@ from ocireg.storage.s3.partbody import PartBuffer
 from ocireg.storage.s3.register import Register
 from ocireg.storage.s3.state import UploadState
 
-MIN_PART = 5 << 20  # S3's minimum for every part but the last
-PART = 6 << 20  # a part is sent once this much has arrived (plus the rest of that batch)
 # Parts in flight per upload while the next one fills: memory per upload stays below
 # INFLIGHT + 1 parts plus a received batch, whatever the blob's size.
 INFLIGHT = 2
@@ -57,8 +56,10 @@ class S3Writer:
         return self._sent + self._pending
 
     def _part_size(self) -> int:
-        # S3 allows 10,000 parts: grow the part size so that blobs of any size fit.
-        return PART * (1 + (self._next - 1) // 1000)
+        """A part is sent once this much has arrived: `chunksize`, grown after every 1,000
+        parts (S3 allows 10,000) so that blobs of any size fit."""
+        grown = self._client.settings.chunksize * (1 + (self._next - 1) // 1000)
+        return min(grown, MAX_PART)
 
     async def write(self, pieces: list[bytes]) -> None:
         for piece in pieces:
