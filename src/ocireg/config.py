@@ -107,7 +107,7 @@ SCHEMA: dict[str, Any] = {
         "address": str,
         "port": (str, int),
         "workers": int,
-        "externalUrl": UNIMPLEMENTED,
+        "externalUrl": str,  # read with http.auth.openid (settings/openid.py)
         "realm": str,
         "allowOrigin": str,
         "readTimeout": UNIMPLEMENTED,
