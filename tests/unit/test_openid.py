@@ -92,3 +92,8 @@ def test_github_and_keypath_are_warned() -> None:
 )
 def test_callback_ui_is_a_local_path_or_an_allowed_origin(value: str, expected: str) -> None:
     assert safe_callback(value, ("https://zui.example",)) == expected
+
+
+def test_without_the_web_pages_there_is_nowhere_to_log_in() -> None:
+    config = openid(issuer=ISSUER, clientid="id")
+    assert any(n.startswith("http.auth.openid: no logins") for n in config.notices)
