@@ -107,7 +107,7 @@ SCHEMA: dict[str, Any] = {
         "address": str,
         "port": (str, int),
         "workers": int,
-        "externalUrl": UNIMPLEMENTED,
+        "externalUrl": str,  # read with http.auth.openid (settings/openid.py)
         "realm": str,
         "allowOrigin": str,
         "readTimeout": UNIMPLEMENTED,
@@ -433,6 +433,9 @@ def build_config(
             "storage.dedupe: on S3 ocireg keeps each repository's copy of a blob (zot leaves"
             " zero-byte stubs instead; ocireg reads them, and does not write them)"
         )
+    if sections["auth"].openid is not None and not sections["ui"].enabled:
+        # the login routes are served with the web pages (ocireg.ui.openid)
+        notices.append("http.auth.openid: no logins without extensions.ui (the web pages)")
     if cluster is not None and s3 is not None and sections["redis"] is None:
         if s3.solewriter:
             notices.append(

@@ -196,9 +196,17 @@ def classify(method: str, path: str, query_string: bytes = b"") -> Target:
     return Target(Endpoint.UNKNOWN_V2)
 
 
+# zot's OpenID login routes, served with the web pages (ocireg.ui.openid)
+_LOGIN_PATHS = ("/zot/auth/login", "/zot/auth/logout")
+
+
 def is_page(path: str) -> bool:
     """The web pages' paths (`ocireg.ui`): outside the API, never a repository's."""
-    return path in ("/", "/ui") or path.startswith("/ui/")
+    return (
+        path in ("/", "/ui")
+        or path.startswith(("/ui/", "/zot/auth/callback/"))
+        or path in _LOGIN_PATHS
+    )
 
 
 def page_repository(path: str, query_string: bytes = b"") -> str | None:

@@ -42,7 +42,7 @@ def test_verify_accepts_a_full_auth_config(tmp_path: Path) -> None:
         }
         result = run_cli("verify", str(config_file(tmp_path, http)))
     assert result.returncode == 0, result.stderr
-    assert "http.auth.openid" in result.stderr  # accepted, not implemented: a warning
+    assert "http.auth.openid" in result.stderr  # no provider: nobody logs in by it, said so
     assert "http.auth.ldap" not in result.stderr
 
 

@@ -3,6 +3,7 @@ scope a request needs (from its classification, `ocireg.target`)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,9 @@ class AuthServices:
         self.bearer = _verifier(settings) if settings.bearer else None
         self.policy = AccessPolicy(settings.access_control) if settings.access_control else None
         self.api_keys = ApiKeys() if settings.api_keys else None
+        # The identity a web session's cookie gives an API request (zot's UI calls the API
+        # with its session); set by the web pages, which own the sessions (ocireg.ui).
+        self.session_identity: Callable[[str], Awaitable[Identity | None]] | None = None
         # zot lets anonymous requests through only when some repository grants them something.
         self.anonymous_allowed = (
             self.bearer is None
@@ -99,7 +103,7 @@ class AuthServices:
             and (self.ldap is None or htpasswd.lists(user))
             and await htpasswd.check(user, password)
         ):
-            return Login(Identity(user=user, groups=self._groups(user), method="basic"), False)
+            return Login(Identity(user=user, groups=self.groups_of(user), method="basic"), False)
         if self.ldap is not None:
             found = await self.ldap.check(user, password)
             if found is not None:
@@ -116,10 +120,11 @@ class AuthServices:
         return None if found is None else self._directory_user(user, found, method)
 
     def _directory_user(self, user: str, groups: tuple[str, ...], method: str) -> Identity:
-        merged = tuple(dict.fromkeys((*self._groups(user), *groups)))
+        merged = tuple(dict.fromkeys((*self.groups_of(user), *groups)))
         return Identity(user=user, groups=merged, method=method)
 
-    def _groups(self, user: str) -> tuple[str, ...]:
+    def groups_of(self, user: str) -> tuple[str, ...]:
+        """The groups `http.accessControl.groups` puts the user in."""
         return self.policy.groups_of(user) if self.policy else ()
 
     def challenge(self, aim: Target, error: str | None = None) -> str:
@@ -168,7 +173,17 @@ def check_auth(config: Config) -> list[str]:
         _verifier(settings)  # raises ConfigError when the certificate is unusable
     if settings.ldap is not None:
         _ldap(settings)  # raises ConfigError when the credentials file is unusable
-    if settings.access_control is not None and not settings.logins and not settings.bearer:
+    if settings.openid is not None:
+        from ocireg.auth.openid import client_credentials
+
+        for provider in settings.openid.providers.values():
+            client_credentials(provider)  # raises ConfigError when the file is unusable
+    if (
+        settings.access_control is not None
+        and not settings.logins
+        and not settings.bearer
+        and not settings.openid
+    ):
         warnings.append(
             "http.accessControl without http.auth: every request is anonymous, "
             "so only anonymousPolicy applies"

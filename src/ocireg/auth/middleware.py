@@ -17,6 +17,7 @@ import base64
 from collections.abc import Callable
 
 from starlette.middleware import Middleware
+from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocireg.asgi import request_header, with_response_header
@@ -27,6 +28,9 @@ from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTI
 from ocireg.target import Action, Kind, Target, target_of
 
 _BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "delete"}
+# zot's UI names itself by this header; only then is the session cookie read (`_session`).
+SESSION_CLIENT_HEADER, SESSION_CLIENT = b"x-zot-api-client", b"zot-ui"
+SESSION_COOKIE = "ocireg_session"  # ocireg.ui.session.COOKIE (auth imports nothing of ui)
 
 
 def _authorization(scope: Scope) -> str | None:
@@ -61,14 +65,15 @@ class AuthenticateMiddleware:
 
     async def _identify(self, header: str | None, aim: Target, scope: Scope) -> Identity:
         if header is None:
-            return ANONYMOUS
+            return await self._session(scope)
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.lower()
         if scheme == "basic" and _empty_basic(credentials):
             # containers/image sends `Basic Og==` (":") when it has no credentials; zot
             # reads that as anonymous too.
             return ANONYMOUS
-        if scheme == "basic" and self.auth.settings.logins:
+        # Basic: passwords (htpasswd, LDAP), or API keys (which OpenID users make too)
+        if scheme == "basic" and (self.auth.settings.logins or self.auth.api_keys is not None):
             user, password = _basic(credentials)
             meta = scope["app"].state.store.meta
             identity = None if user is None else await self.auth.login(user, password, meta)
@@ -86,6 +91,19 @@ class AuthenticateMiddleware:
             return ANONYMOUS  # accessControl alone: nobody can log in, credentials mean nothing
         await self._delay()
         raise self._refusal(aim, f"unsupported authorization scheme {scheme!r}")
+
+    async def _session(self, scope: Scope) -> Identity:
+        """A web session's user, as zot takes it: only when the request says it comes from
+        the UI (`X-ZOT-API-CLIENT: zot-ui`). That header is the API's guard against
+        cross-site requests riding on the cookie: a form or a link cannot send it, and a
+        script of another origin cannot without the CORS preflight's consent."""
+        reader = self.auth.session_identity
+        if reader is None or request_header(scope, SESSION_CLIENT_HEADER) != SESSION_CLIENT:
+            return ANONYMOUS
+        raw = request_header(scope, b"cookie")
+        cookie = cookie_parser(raw.decode("latin-1")).get(SESSION_COOKIE) if raw else None
+        identity = await reader(cookie) if cookie else None
+        return identity or ANONYMOUS
 
     def _refusal(
         self, aim: Target, reason: str | None = None, error: str | None = None

@@ -25,11 +25,12 @@ from ocireg.settings.keys import (
     string,
     strings,
 )
+from ocireg.settings.openid import OpenIdSettings, parse_openid
 
 ACTIONS = ("read", "create", "update", "delete")
 # zot keys that ocireg accepts and ignores with a warning (not implemented).
+# The session keys: ocireg derives its own (ocireg.ui.session), zot's are not needed.
 _AUTH_UNIMPLEMENTED = (
-    "openid",
     "sessionkeysfile",
     "sessionhashkey",
     "sessionencryptkey",
@@ -106,16 +107,22 @@ class AuthSettings:
     access_control: AccessControlSettings | None = None
     # zot's `apikey`: users who log in with a password may make keys to log in with instead
     apikey: bool = False
+    openid: OpenIdSettings | None = None
 
     @property
     def api_keys(self) -> bool:
-        """Whether API keys are on: only with logins to make them with (bearer and openid
-        users cannot, here)."""
-        return self.apikey and self.logins
+        """Whether API keys are on: only with logins to make them with (bearer users
+        cannot, here)."""
+        return self.apikey and (self.logins or self.openid is not None)
 
     @property
     def enabled(self) -> bool:
-        return self.logins or self.bearer is not None or self.access_control is not None
+        return (
+            self.logins
+            or self.bearer is not None
+            or self.access_control is not None
+            or self.openid is not None
+        )
 
     @property
     def logins(self) -> bool:
@@ -131,9 +138,10 @@ def parse_auth(ctx: Context) -> AuthSettings:
     ldap: LdapSettings | None = None
     bearer: BearerSettings | None = None
     apikey = False
+    openid: OpenIdSettings | None = None
     check_keys(
         auth,
-        ("failDelay", "htpasswd", "ldap", "bearer", "apikey"),
+        ("failDelay", "htpasswd", "ldap", "bearer", "apikey", "openid"),
         "http.auth",
         _AUTH_UNIMPLEMENTED,
         ctx.warnings,
@@ -152,6 +160,12 @@ def parse_auth(ctx: Context) -> AuthSettings:
             bearer = _bearer(_map(value, where), where, ctx)
         elif key == "apikey":
             apikey = boolean(value, "http.auth.apikey", strings=True)
+        elif key == "openid":
+            openid = parse_openid(value, ctx)
+    if openid is not None and bearer is not None:
+        # zot then authenticates by bearer tokens alone and never routes the logins
+        ctx.notices.append("http.auth.openid: ignored with http.auth.bearer (as zot does)")
+        openid = None
     access = ctx.get("http.accessControl")
     settings = AuthSettings(
         realm=ctx.get("http.realm") or "ocireg",
@@ -161,11 +175,12 @@ def parse_auth(ctx: Context) -> AuthSettings:
         bearer=bearer,
         access_control=None if access is None else _access_control(access),
         apikey=apikey,
+        openid=openid,
     )
-    if settings.apikey and not settings.logins:
+    if settings.apikey and not settings.api_keys:
         ctx.warnings.append(
-            "http.auth.apikey: no effect without htpasswd or ldap (keys are made by users who"
-            " log in with a password)"
+            "http.auth.apikey: no effect without htpasswd, ldap or openid (keys are made by"
+            " users who log in)"
         )
     return settings
 

@@ -42,7 +42,14 @@ from ocireg.identity import ANONYMOUS, Identity
 from ocireg.registry.search import Screen
 from ocireg.target import parse_query
 from ocireg.ui import data
-from ocireg.ui.session import COOKIE, CSRF_COOKIE, LIFETIME, Sessions, instance_secret
+from ocireg.ui.session import (
+    COOKIE,
+    CSRF_COOKIE,
+    LIFETIME,
+    Session,
+    Sessions,
+    instance_secret,
+)
 from ocireg.ui.tokens import Credentials, TokenClient, TokenRefused, TokenServerDown
 
 log = logging.getLogger("ocireg.ui")
@@ -96,12 +103,21 @@ class Pages:
         bearer = auth.bearer if auth else None
         self.tokens = TokenClient(bearer) if bearer is not None else None
         secret = config.cluster.hash_key if config.cluster else instance_secret()
+        openid = auth.settings.openid if auth else None
         self.sessions = Sessions(
             htpasswd,
             secret,
             sealed=bearer is not None,
             directory=auth is not None and auth.ldap is not None,
+            openid=openid is not None,
         )
+        self.openid = None
+        if openid is not None:
+            from ocireg.ui.openid import OpenIdLogins  # PyJWT: only where OpenID is configured
+
+            self.openid = OpenIdLogins(self, openid, config)
+        if auth is not None:
+            auth.session_identity = self.api_identity
         self.env = Environment(
             loader=FileSystemLoader(HERE / "templates"),
             autoescape=select_autoescape(["html"]),
@@ -114,6 +130,8 @@ class Pages:
     async def close(self) -> None:
         if self.tokens is not None:
             await self.tokens.close()
+        if self.openid is not None:
+            await self.openid.close()
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -131,6 +149,7 @@ class Pages:
             Mount("/ui/static", StaticFiles(directory=HERE / "static"), name="static"),
             # any other page path: the pages' own 404, not the API's JSON
             Route("/ui/{rest:path}", self._page(self.not_found), methods=["GET"]),
+            *(self.openid.routes(self._public) if self.openid is not None else ()),
         ]
 
     # --- who is asking ---------------------------------------------------------------------
@@ -146,9 +165,31 @@ class Pages:
         if session.password is not None:
             request.state.credentials = Credentials(session.user, session.password)
             return Identity(user=session.user, method="token")
-        groups = self.auth.policy.groups_of(session.user) if self.auth and self.auth.policy else ()
+        return self._session_identity(session)
+
+    def _session_identity(self, session: Session) -> Identity:
+        """An htpasswd, LDAP or OpenID session's user, with the groups accessControl names
+        them in (and an OpenID user's from the provider's token)."""
+        groups = self.auth.groups_of(session.user) if self.auth else ()
+        if session.groups is not None:
+            groups = tuple(dict.fromkeys((*groups, *session.groups)))
         method = "directory" if session.directory else "session"
         return Identity(user=session.user, groups=groups, method=method)
+
+    async def api_identity(self, cookie: str) -> Identity | None:
+        """The user an API request's session cookie stands for (`AuthServices.
+        session_identity`), or None: a bearer user's session is not taken (the token server
+        decides for them), nor one whose user the directory no longer has or cannot say."""
+        session = self.sessions.verify(cookie)
+        if session is None or session.password is not None:
+            return None
+        identity = self._session_identity(session)
+        if identity.method == "directory":
+            try:
+                return await self._from_directory(identity)
+            except (SessionEnded, DirectoryDown):
+                return None
+        return identity
 
     async def allowed(self, request: Request, action: str, repos: list[str]) -> list[str]:
         """The repositories, in order, on which the user may do `action`: the token server
@@ -174,6 +215,9 @@ class Pages:
 
     def anonymous_allowed(self) -> bool:
         return self.auth is None or self.auth.anonymous_allowed
+
+    def _public(self, handler: Handler) -> Handler:
+        return self._page(handler, public=True)
 
     def _page(self, handler: Handler, public: bool = False) -> Handler:
         """Every page: anonymous users go to the login page unless anonymous access is
@@ -249,11 +293,15 @@ class Pages:
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
     ) -> HTMLResponse:
         identity: Identity = getattr(request.state, "identity", ANONYMOUS)
+        providers = [] if self.openid is None else list(self.openid.settings.providers.values())
         html = self.env.get_template(template).render(
             request=request,
             user=identity.user,
             login_enabled=self.auth is not None
+            and (self.auth.settings.logins or self.auth.bearer is not None or bool(providers)),
+            password_login=self.auth is not None
             and (self.auth.settings.logins or self.auth.bearer is not None),
+            openid_providers=providers,
             **context,
         )
         response = HTMLResponse(html, status_code=status)
@@ -396,6 +444,11 @@ class Pages:
             except RegistryError:
                 pass
         return RedirectResponse(_repo_url(repo), 303)
+
+    def set_session(
+        self, request: Request, response: Response, cookie: str, lifetime: float
+    ) -> None:
+        _set_cookie(request, response, COOKIE, cookie, lifetime)
 
     def _csrf_seed(self, request: Request) -> str:
         return (

@@ -9,6 +9,11 @@ An LDAP user's cookie (`http.auth.ldap`) holds the user and an expiry under an H
 of its own, and no password: the directory has no hash to bind it to, so the pages look the
 user up again (`AuthServices.directory_user`, remembered for a minute), which ends the
 session of a user removed from the directory and brings a change of groups.
+An OpenID user's cookie (`http.auth.openid`) holds the user, the groups the provider's token
+gave, the provider and an expiry under an HMAC of a key of its own: nothing to look up again
+(the provider is asked only at login), so it lasts as long as zot's sessions (two hours).
+The login itself carries its state, nonce and PKCE verifier to the callback in a cookie
+sealed with AES-256-GCM (`seal`/`unseal`).
 The keys are derived (HKDF) from a secret:
 - in a cluster, the cluster's `hashKey`, which every member already holds to prove its
   traffic to the others: no member needs to tell another anything, and a session made on
@@ -27,6 +32,7 @@ import os
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -41,6 +47,8 @@ LIFETIME = 12 * 3600.0  # seconds a login lasts
 SESSION_SECRET_ENV = "OCIREG_UI_SESSION_SECRET"
 SEALED = "b."  # a bearer user's cookie; an htpasswd one starts with base64 of "{" ("ey")
 DIRECTORY = "d."  # an LDAP user's cookie
+OPENID = "o."  # an OpenID user's cookie
+OPENID_LIFETIME = 7200.0  # zot's session cookie max age
 
 
 def instance_secret() -> bytes:
@@ -62,6 +70,8 @@ class Session:
     token: str  # the cookie's value, which the CSRF token is derived from
     password: str | None = None  # a bearer user's, for the token server
     directory: bool = False  # an LDAP user's: the directory says who they are now
+    groups: tuple[str, ...] | None = None  # an OpenID user's, from the provider's token
+    provider: str = ""  # an OpenID user's
 
 
 class Sessions:
@@ -71,6 +81,7 @@ class Sessions:
         secret: bytes,
         sealed: bool = False,
         directory: bool = False,
+        openid: bool = False,
     ) -> None:
         self.htpasswd = htpasswd
         self.key = _derive(secret, b"ocireg ui session v1")
@@ -80,6 +91,39 @@ class Sessions:
         self.directory_key = (
             _derive(secret, b"ocireg ui directory session v1") if directory else None
         )
+        # Only with OpenID: its sessions' MAC key, and the key that seals a login's state.
+        self.openid_key = _derive(secret, b"ocireg ui openid session v1") if openid else None
+        self.login_aead = AESGCM(_derive(secret, b"ocireg openid login v1")) if openid else None
+
+    def seal(self, data: dict[str, Any], lifetime: float) -> str:
+        """A login's state for the browser to carry back: it can neither read nor alter it."""
+        assert self.login_aead is not None, "login state needs OpenID"
+        plain = json.dumps({**data, "e": int(time.time() + lifetime)}, separators=(",", ":"))
+        nonce = secrets.token_bytes(12)
+        return _b64(nonce + self.login_aead.encrypt(nonce, plain.encode(), b"login"))
+
+    def unseal(self, value: str) -> dict[str, Any] | None:
+        """What `seal` sealed, or None when it is forged, altered or stale."""
+        if self.login_aead is None or not value:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+            data = json.loads(self.login_aead.decrypt(raw[:12], raw[12:], b"login"))
+        except (ValueError, TypeError, InvalidTag):
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("e"), int):
+            return None
+        return data if data["e"] >= time.time() else None
+
+    def issue_openid(
+        self, user: str, groups: tuple[str, ...], provider: str, now: float | None = None
+    ) -> str:
+        """An OpenID user's cookie: the user, the token's groups, the provider, signed."""
+        assert self.openid_key is not None, "openid sessions need http.auth.openid"
+        expires = int((now or time.time()) + OPENID_LIFETIME)
+        body = {"u": user, "e": expires, "g": list(groups), "p": provider}
+        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        return f"{OPENID}{payload}.{_hmac(self.openid_key, payload.encode())}"
 
     def issue_sealed(self, user: str, password: str, now: float | None = None) -> str:
         """A bearer user's cookie: AES-GCM authenticates it, nothing else is needed."""
@@ -122,13 +166,19 @@ class Sessions:
                 return None
             return Session(opened[0], opened[2], value, password=opened[1])
         directory = value.startswith(DIRECTORY)
-        payload, _, mac = value.removeprefix(DIRECTORY).partition(".")
+        openid = value.startswith(OPENID)
+        payload, _, mac = value.removeprefix(DIRECTORY).removeprefix(OPENID).partition(".")
         try:
             data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
             user, expires = str(data["u"]), float(data["e"])
+            groups = tuple(str(g) for g in data["g"]) if openid else None
+            provider = str(data["p"]) if openid else ""
         except (ValueError, KeyError, TypeError):
             return None
-        if directory:
+        if openid:
+            key = self.openid_key
+            expected = None if key is None else _hmac(key, payload.encode())
+        elif directory:
             key = self.directory_key
             expected = None if key is None else _hmac(key, payload.encode())
         else:
@@ -137,7 +187,7 @@ class Sessions:
             return None
         if expires < (now or time.time()):
             return None
-        return Session(user, expires, value, directory=directory)
+        return Session(user, expires, value, directory=directory, groups=groups, provider=provider)
 
     def csrf(self, seed: str) -> str:
         """The token a form carries (its POST is refused without it). `seed` is the session

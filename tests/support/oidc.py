@@ -1,0 +1,68 @@
+"""A real OpenID provider for tests: oidc-provider-mock (authlib and Flask, served by
+uvicorn) as its own process on a free loopback port. Any client id and secret are taken;
+a user is whoever the authorization form is posted for, with the claims set beforehand
+(`set_user`)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from tests.support.backends import _LoopbackServer
+from tests.support.server import wait_until
+from tests.support.tools import missing
+
+LOG = "oidc.log"
+
+
+class OidcProvider(_LoopbackServer):
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> OidcProvider:
+        # found, not imported: it would import Flask and authlib into the test process
+        if importlib.util.find_spec("oidc_provider_mock") is None:
+            missing("the Python module oidc_provider_mock is not installed (the `test` extra)")
+        self._spawn([sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)], LOG)
+        wait_until(self._ready, timeout=timeout)
+        return self
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"the OpenID provider exited: {self.logs()}")
+        try:
+            url = f"{self.issuer}/.well-known/openid-configuration"
+            return httpx.get(url, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def set_user(self, sub: str, **claims: Any) -> None:
+        """The claims the provider gives `sub` from now on."""
+        r = httpx.put(f"{self.issuer}/users/{quote(sub, safe='')}", json=claims, timeout=10)
+        assert r.status_code == 204, r.text
+
+    def authorize(self, url: str, sub: str) -> httpx.Response:
+        """The provider's authorization form, posted for `sub` (the user's "Authorize")."""
+        return httpx.post(url, data={"sub": sub}, timeout=10)
+
+    def logs(self) -> str:
+        path = self.workdir / LOG
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+@contextlib.contextmanager
+def running_oidc(workdir: Path) -> Iterator[OidcProvider]:
+    provider = OidcProvider(workdir)
+    try:
+        yield provider.start()
+    finally:
+        provider.stop()
