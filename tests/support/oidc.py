@@ -15,11 +15,48 @@ from urllib.parse import quote
 
 import httpx
 
+from tests.auth.conftest import write_htpasswd
 from tests.support.backends import _LoopbackServer
-from tests.support.server import wait_until
+from tests.support.server import base_config, wait_until
 from tests.support.tools import missing
 
 LOG = "oidc.log"
+
+# The OpenID tests' registry (tests/ui/test_openid.py, tests/interop/test_openid.py): alice is
+# in the provider's group devs, bob in ops; devs may read and push devs/, ops may read ops/,
+# only root (htpasswd) secret/.
+ALL = ["read", "create", "update", "delete"]
+ACCESS = {
+    "repositories": {
+        "devs/**": {"policies": [{"groups": ["devs"], "actions": ["read", "create"]}]},
+        "ops/**": {"policies": [{"groups": ["ops"], "actions": ["read"]}]},
+        "secret/**": {"policies": [{"users": ["root"], "actions": ALL}]},
+    },
+    "adminPolicy": {"users": ["root"], "actions": ALL},
+}
+ALICE, BOB = "alice@example.com", "bob@example.com"
+UI_CLIENT = {"X-ZOT-API-CLIENT": "zot-ui"}  # zot's header: the session cookie counts with it
+
+
+def openid_config(workdir: Path, issuer: str, **base: Any) -> dict[str, Any]:
+    """`base_config(**base)` with htpasswd (root), API keys, the provider at `issuer` as
+    `oidc`, and `ACCESS`."""
+    htpasswd = write_htpasswd(workdir / "users.htpasswd", {"root": "root-pw"})
+    cfg = base_config(workdir / "root", **base)
+    provider = {
+        "name": "Corporate SSO",
+        "issuer": issuer,
+        "clientid": "ocireg",
+        "clientsecret": "s3cret",
+        "scopes": ["openid", "email", "groups"],
+    }
+    cfg["http"]["auth"] = {
+        "htpasswd": {"path": str(htpasswd)},
+        "apikey": True,
+        "openid": {"providers": {"oidc": provider}},
+    }
+    cfg["http"]["accessControl"] = ACCESS
+    return cfg
 
 
 class OidcProvider(_LoopbackServer):
@@ -66,3 +103,12 @@ def running_oidc(workdir: Path) -> Iterator[OidcProvider]:
         yield provider.start()
     finally:
         provider.stop()
+
+
+@contextlib.contextmanager
+def running_oidc_with_users(workdir: Path) -> Iterator[OidcProvider]:
+    """The provider with alice (groups: a list) and bob (one group, as a string)."""
+    with running_oidc(workdir) as server:
+        server.set_user(ALICE, email=ALICE, groups=["devs"])
+        server.set_user(BOB, email=BOB, groups="ops")
+        yield server

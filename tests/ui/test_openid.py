@@ -19,50 +19,24 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 
-from tests.auth.conftest import write_htpasswd
 from tests.support.oci import push_small_image
-from tests.support.oidc import OidcProvider, running_oidc
-from tests.support.server import RegistryProcess, base_config, free_port, running_registry
+from tests.support.oidc import (
+    ALICE,
+    BOB,
+    UI_CLIENT,
+    OidcProvider,
+    openid_config,
+    running_oidc_with_users,
+)
+from tests.support.server import RegistryProcess, free_port, running_registry
 from tests.ui.conftest import UI, repo_names
 
-ALL = ["read", "create", "update", "delete"]
-ACCESS = {
-    "repositories": {
-        "devs/**": {"policies": [{"groups": ["devs"], "actions": ["read", "create"]}]},
-        "ops/**": {"policies": [{"groups": ["ops"], "actions": ["read"]}]},
-        "secret/**": {"policies": [{"users": ["root"], "actions": ALL}]},
-    },
-    "adminPolicy": {"users": ["root"], "actions": ALL},
-}
 REPOS = ["devs/app", "ops/tool", "secret/x"]
-ALICE, BOB = "alice@example.com", "bob@example.com"
-UI_CLIENT = {"X-ZOT-API-CLIENT": "zot-ui"}
-
-
-def openid_config(workdir: Path, issuer: str) -> dict[str, Any]:
-    htpasswd = write_htpasswd(workdir / "users.htpasswd", {"root": "root-pw"})
-    cfg = base_config(workdir / "root", workers=1, extensions=UI)
-    provider = {
-        "name": "Corporate SSO",
-        "issuer": issuer,
-        "clientid": "ocireg",
-        "clientsecret": "s3cret",
-        "scopes": ["openid", "email", "groups"],
-    }
-    cfg["http"]["auth"] = {
-        "htpasswd": {"path": str(htpasswd)},
-        "apikey": True,
-        "openid": {"providers": {"oidc": provider}},
-    }
-    cfg["http"]["accessControl"] = ACCESS
-    return cfg
 
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc")) as server:
-        server.set_user(ALICE, email=ALICE, groups=["devs"])
-        server.set_user(BOB, email=BOB, groups="ops")  # one group, as a string
+    with running_oidc_with_users(tmp_path_factory.mktemp("oidc")) as server:
         yield server
 
 
@@ -71,7 +45,9 @@ def registry(
     tmp_path_factory: pytest.TempPathFactory, provider: OidcProvider
 ) -> Iterator[RegistryProcess]:
     workdir = tmp_path_factory.mktemp("ui-openid")
-    with running_registry(workdir, openid_config(workdir, provider.issuer)) as proc:
+    with running_registry(
+        workdir, openid_config(workdir, provider.issuer, workers=1, extensions=UI)
+    ) as proc:
         with httpx.Client(base_url=proc.url, auth=("root", "root-pw"), timeout=30) as root:
             for repo in REPOS:
                 assert push_small_image(root, repo, "v1")[0].status_code == 201
@@ -258,13 +234,22 @@ def test_logout_ends_the_session(registry: RegistryProcess, provider: OidcProvid
     with httpx.Client(base_url=registry.url, timeout=30) as c:
         log_in(provider, c, ALICE)
         r = c.post("/zot/auth/logout")
-        assert (r.status_code, r.json()) == (200, {})
+        # zot's answer: the provider's RP-initiated logout, to come back to the login page
+        login_page = f"{registry.url}/ui/login"
+        back = urlencode({"client_id": "ocireg", "post_logout_redirect_uri": login_page})
+        end = f"{provider.issuer}/oauth2/end_session?{back}"
+        assert (r.status_code, r.json()) == (200, {"endSessionUrl": end})
         assert c.cookies.get("ocireg_session", path="/") is None
         assert c.get("/", follow_redirects=False).status_code == 303
+        r = c.post("/zot/auth/logout")  # no session now: nothing to end at the provider
+        assert (r.status_code, r.json()) == (200, {})
+        r = httpx.get(end, follow_redirects=False, timeout=10)  # the provider takes it
+        assert r.status_code == 200 and "end_session" in r.text
 
 
 def test_a_provider_that_is_down_is_a_503_page(tmp_path: Path) -> None:
-    cfg = openid_config(tmp_path, f"http://127.0.0.1:{free_port()}")  # nobody listens
+    nobody = f"http://127.0.0.1:{free_port()}"
+    cfg = openid_config(tmp_path, nobody, workers=1, extensions=UI)
     with running_registry(tmp_path, cfg) as proc:
         r = httpx.get(f"{proc.url}/zot/auth/login?provider=oidc", timeout=60)
         assert r.status_code == 503

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
 
+from ocireg.auth.openid import OpenIdClient, _Endpoints
 from ocireg.config import build_config
 from ocireg.errors import ConfigError
 from ocireg.ui.openid import safe_callback
@@ -97,3 +100,31 @@ def test_callback_ui_is_a_local_path_or_an_allowed_origin(value: str, expected: 
 def test_without_the_web_pages_there_is_nowhere_to_log_in() -> None:
     config = openid(issuer=ISSUER, clientid="id")
     assert any(n.startswith("http.auth.openid: no logins") for n in config.notices)
+
+
+BACK = "https://reg.example/ui/login"
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        (
+            f"{ISSUER}/logout",
+            f"{ISSUER}/logout?client_id=id&post_logout_redirect_uri=https%3A%2F%2Freg.example"
+            "%2Fui%2Flogin",
+        ),
+        (  # the provider's own parameters kept, ours set, all sorted by name (Go's Encode)
+            f"{ISSUER}/logout?ui_locales=en&client_id=old",
+            f"{ISSUER}/logout?client_id=id&post_logout_redirect_uri=https%3A%2F%2Freg.example"
+            "%2Fui%2Flogin&ui_locales=en",
+        ),
+        ("", ""),  # none published: zot's logout answers {}
+        ("/logout", ""),
+        ("javascript:alert(1)", ""),
+    ],
+)
+def test_the_logout_at_the_provider(endpoint: str, expected: str) -> None:
+    provider = openid(issuer=ISSUER, clientid="id").auth.openid.providers["oidc"]
+    client = OpenIdClient(provider, "https://reg.example/zot/auth/callback/oidc")
+    client._endpoints = _Endpoints(ISSUER, "", "", "", "", endpoint, time.monotonic())
+    assert asyncio.run(client.end_session_url(BACK)) == expected

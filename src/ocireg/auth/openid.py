@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import aiohttp
 import jwt
@@ -71,6 +71,7 @@ class _Endpoints:
     token: str
     jwks: str
     userinfo: str
+    end_session: str  # RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), or ""
     fetched: float
 
 
@@ -128,6 +129,24 @@ class OpenIdClient:
         if endpoints.userinfo and isinstance(access, str):
             claims = {**claims, **await self._userinfo(endpoints.userinfo, access, claims)}
         return self._user(claims)
+
+    async def end_session_url(self, post_logout_redirect: str) -> str:
+        """Where to send the browser to log out at the provider too, as zot's logout answers
+        it: the provider's `end_session_endpoint` with `client_id` and
+        `post_logout_redirect_uri` (no `id_token_hint`), the query sorted by name as Go
+        encodes it. "" when the provider has none, an unusable one, or does not answer."""
+        try:
+            endpoint = (await self._discover()).end_session
+        except ProviderDown as exc:
+            log.warning("openid provider unavailable at logout", extra={"error": str(exc)})
+            return ""
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return ""
+        ours = {"client_id": self.client_id, "post_logout_redirect_uri": post_logout_redirect}
+        kept = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in ours]
+        query = sorted([*kept, *ours.items()], key=lambda pair: pair[0])
+        return urlunsplit(parts._replace(query=urlencode(query)))
 
     # --- the ID token ------------------------------------------------------------------------
 
@@ -220,6 +239,7 @@ class OpenIdClient:
                 token=str(doc["token_endpoint"]),
                 jwks=str(doc["jwks_uri"]),
                 userinfo=str(doc.get("userinfo_endpoint") or ""),
+                end_session=str(doc.get("end_session_endpoint") or ""),
                 fetched=time.monotonic(),
             )
         except KeyError as exc:

@@ -9,8 +9,10 @@
   token's groups. The answer is a page that moves on to `callback_ui` by itself: a redirect
   would keep the navigation cross-site, and the browser would not send the new
   SameSite=Strict session cookie with it.
-- `POST /zot/auth/logout` (zot's, answered as zot: `{}`), and GET for a link: the session
-  cookie is dropped.
+- `POST /zot/auth/logout` (zot's, answered as zot: `{"endSessionUrl": ...}` for an OpenID
+  session whose provider publishes an `end_session_endpoint`, else `{}`), and GET for a
+  link: the session cookie is dropped. The provider sends the browser back to
+  `<origin>/ui/login` after its logout (zot: `/login`, its UI's page).
 
 The URL the provider sends the browser back to is zot's: `<http.externalUrl>/zot/auth/
 callback/<name>`, else built from `http.address`, `http.port` and `http.tls`.
@@ -49,6 +51,7 @@ class OpenIdLogins:
         self.pages = pages
         self.settings = settings
         origin = settings.external_url or _origin(config)
+        self.after_logout = f"{origin.rstrip('/')}/ui/login"
         self.origins = tuple(o for o in (*settings.callback_origins, origin) if o)
         self.clients = {
             name: OpenIdClient(provider, f"{origin}{CALLBACK_PATH}/{name}")
@@ -125,11 +128,17 @@ class OpenIdLogins:
     async def logout(self, request: Request) -> Response:
         response: Response
         if request.method == "POST":
-            response = JSONResponse({})  # zot's LogoutResponse without an endSessionUrl
+            end = await self._end_session_url(request)
+            response = JSONResponse({"endSessionUrl": end} if end else {})  # zot's LogoutResponse
         else:
             response = RedirectResponse("/ui/login", 303)
         response.delete_cookie(COOKIE, path="/")
         return response
+
+    async def _end_session_url(self, request: Request) -> str:
+        session = self.pages.sessions.verify(request.cookies.get(COOKIE))
+        client = self.clients.get(session.provider) if session is not None else None
+        return "" if client is None else await client.end_session_url(self.after_logout)
 
     def _failed(self, request: Request, status: int, message: str) -> Response:
         titles = {400: "Login failed", 403: "Login refused", 404: "Not found"}
