@@ -176,6 +176,7 @@ def test_a_forged_session_cookie_is_nobody(
         "/\t/evil.example",
         "javascript:alert(1)",
         "evil.example",
+        "https://[evil.example/",  # not a URL at all (urlsplit raises): no 500
     ],
 )
 def test_callback_ui_may_not_lead_elsewhere(

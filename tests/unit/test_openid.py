@@ -88,6 +88,7 @@ def test_github_and_keypath_are_warned() -> None:
         ("https://ZUI.example:443/x", "https://ZUI.example:443/x"),
         ("http://zui.example/", "/"),  # another scheme, another origin
         ("https://zui.example:99999/", "/"),
+        ("https://[zui.example/", "/"),  # urlsplit: "Invalid IPv6 URL"
     ],
 )
 def test_callback_ui_is_a_local_path_or_an_allowed_origin(value: str, expected: str) -> None:

@@ -154,7 +154,10 @@ def safe_callback(value: str, origins: tuple[str, ...]) -> str:
         return "/"
     if value.startswith("//"):
         return "/"
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # not a URL: an unclosed "[" (urlsplit's "Invalid IPv6 URL")
+        return "/"
     if not parts.scheme and not parts.netloc:
         return value if value.startswith("/") else "/"
     if parts.scheme not in ("http", "https") or not parts.netloc:
