@@ -149,6 +149,16 @@ def test_a_user_logs_in_and_sees_what_their_groups_may_read(
         assert listed(c) == ["ops/tool"]
 
 
+def test_the_page_after_the_login_names_the_user(
+    registry: RegistryProcess, provider: OidcProvider
+) -> None:
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        r = c.get(callback_url(provider, c, ALICE))
+        assert r.status_code == 200, r.text
+        assert f"You are logged in as {ALICE}." in r.text
+        assert f'<span class="who">{ALICE}</span>' in r.text  # the header's user
+
+
 def test_a_forged_session_cookie_is_nobody(
     registry: RegistryProcess, provider: OidcProvider
 ) -> None:

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from ocireg.auth.openid import LoginRefused, OpenIdClient, ProviderDown
 from ocireg.config import Config
+from ocireg.identity import Identity
 from ocireg.settings.openid import OpenIdSettings
 from ocireg.ui.session import COOKIE, OPENID_LIFETIME
 
@@ -117,6 +118,8 @@ class OpenIdLogins:
             groups = tuple(dict.fromkeys((*auth.groups_of(found.user), *found.groups)))
             await auth.api_keys.note_groups(request.app.state.store.meta, found.user, groups)
         target = str(login.get("c") or "/")
+        # The page names the user just logged in, not whoever the request's cookie was.
+        request.state.identity = Identity(user=found.user, groups=found.groups, method="session")
         response = self.pages.render(request, "signed_in.html", {"target": target})
         response.delete_cookie(LOGIN_COOKIE, path=CALLBACK_PATH)
         self.pages.set_session(request, response, cookie, OPENID_LIFETIME)
