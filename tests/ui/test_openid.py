@@ -22,6 +22,7 @@ import pytest
 from tests.auth.conftest import write_htpasswd
 from tests.support.oci import push_small_image
 from tests.support.oidc import OidcProvider, running_oidc
+from tests.support.rawhttp import read_response, start_request
 from tests.support.server import RegistryProcess, base_config, free_port, running_registry
 from tests.ui.conftest import UI, repo_names
 
@@ -175,6 +176,18 @@ def test_a_forged_session_cookie_is_nobody(
         c.cookies.set("ocireg_session", f"o.{forged}.{mac}")
         r = c.get("/", follow_redirects=False)
         assert (r.status_code, r.headers["location"]) == (303, "/ui/login?next=%2F")
+
+
+def test_a_cookie_with_bytes_over_0x7f_is_nobody(registry: RegistryProcess) -> None:
+    """A session cookie whose MAC is not ASCII (a header is bytes; read as latin-1) is a
+    forgery: the login page, or a 401 on the API, never a 500."""
+    port = int(urlsplit(registry.url).port or 0)
+    payload = base64.urlsafe_b64encode(b'{"u":"root","e":9999999999,"g":[],"p":"oidc"}')
+    for cookie in ("o." + payload.decode().rstrip("="), "eyJ1Ijoicm9vdCIsImUiOjk5OTk5OTk5OTl9"):
+        headers = {"Cookie": f"ocireg_session={cookie}.\u00e9", **UI_CLIENT}
+        for path, status in (("/", 303), ("/v2/_catalog", 401)):
+            with start_request(port, "GET", path, headers) as sock:
+                assert read_response(sock).status == status, (cookie, path)
 
 
 @pytest.mark.parametrize(
