@@ -217,6 +217,10 @@ def test_a_tampered_state_or_code_is_refused(
         r = c.get(re.sub(r"state=[^&]+", "state=forged", url))
         assert r.status_code == 400 and "not for this login" in r.text
         assert c.cookies.get("ocireg_session", path="/") is None
+    with httpx.Client(base_url=registry.url, timeout=30) as c:  # not ASCII: no 500
+        url = callback_url(provider, c, ALICE)
+        r = c.get(re.sub(r"state=[^&]+", "state=%C3%A9", url))
+        assert r.status_code == 400 and "not for this login" in r.text
     with httpx.Client(base_url=registry.url, timeout=30) as c:
         url = callback_url(provider, c, ALICE)
         r = c.get(re.sub(r"code=[^&]+", "code=forged", url))

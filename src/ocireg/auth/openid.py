@@ -153,7 +153,8 @@ class OpenIdClient:
         except jwt.PyJWTError as exc:
             raise LoginRefused(f"the ID token does not verify: {exc}") from None
         if not isinstance(claims.get("nonce"), str) or not secrets.compare_digest(
-            claims["nonce"], nonce
+            claims["nonce"].encode(),
+            nonce.encode(),  # bytes: a str must be ASCII there
         ):
             raise LoginRefused("the ID token's nonce is not this login's")
         audience = claims["aud"]

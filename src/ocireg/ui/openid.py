@@ -101,7 +101,9 @@ class OpenIdLogins:
         query = request.query_params
         if "error" in query:  # the user said no, or the provider would not
             return self._failed(request, 403, "The provider did not log you in.")
-        if not hmac.compare_digest(str(query.get("state", "")), str(login.get("s", ""))):
+        # As bytes: compare_digest raises TypeError on a str that is not ASCII (?state=%C3%A9)
+        state = str(query.get("state", "")).encode()
+        if not hmac.compare_digest(state, str(login.get("s", "")).encode()):
             return self._failed(request, 400, "This answer is not for this login.")
         try:
             found = await client.finish(query.get("code", ""), str(login["n"]), str(login["v"]))
