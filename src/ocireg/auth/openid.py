@@ -234,7 +234,13 @@ class OpenIdClient:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
         try:
             async with self._http.request(method, url, allow_redirects=False, **kwargs) as r:
-                body = await r.content.read(MAX_ANSWER + 1)
+                # read(n) answers what has come so far: read on to the end, or past the limit
+                body = b""
+                while len(body) <= MAX_ANSWER:
+                    piece = await r.content.read(MAX_ANSWER + 1 - len(body))
+                    if not piece:
+                        break
+                    body += piece
                 status = r.status
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise ProviderDown(f"{url}: {exc or type(exc).__name__}") from None
