@@ -24,6 +24,7 @@ from tests.support.ldap import ACCESS as LDAP_ACCESS
 from tests.support.ldap import fill_directory, ldap_keys
 from tests.support.oci import assert_error, manifest_path, push_image, unique_repo
 from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
+from tests.ui.conftest import UI
 
 KEYS = "/zot/auth/apikey"
 NEVER = "0001-01-01T00:00:00Z"
@@ -231,6 +232,26 @@ def test_a_directory_users_key_keeps_the_groups_of_their_login(tmp_path: Path) -
             with httpx.Client(base_url=proc.url, auth=("alice", r.json()["apiKey"])) as client:
                 push_image(client, "devs/app", "v1")
                 assert_error(client.post("/v2/other/app/blobs/uploads/"), 403, "DENIED")
+
+
+def test_a_directory_users_key_made_from_the_pages_has_their_groups(tmp_path: Path) -> None:
+    """An LDAP user who logs in to the web pages only, as zot's UI does, and makes a key
+    there (the API with the session cookie): the key acts with the directory's groups of
+    that login, as zot's UI login notes them."""
+    with running_slapd(tmp_path) as slapd:
+        fill_directory(slapd)  # alice: groups devs and ops, from the directory
+        config = base_config(tmp_path / "root", workers=1, extensions=UI)
+        config["http"]["auth"] = {"ldap": ldap_keys(slapd, tmp_path), "apikey": True}
+        config["http"]["accessControl"] = LDAP_ACCESS
+        with running_registry(tmp_path, config) as proc:
+            with httpx.Client(base_url=proc.url, timeout=30) as page:
+                form = {"username": "alice", "password": "wonderland", "next": "/"}
+                assert page.post("/ui/login", data=form).status_code == 303
+                r = page.post(KEYS, json={}, headers={"X-ZOT-API-CLIENT": "zot-ui"})
+                assert r.status_code == 201, r.text
+            slapd.stop()  # a key login asks the store, not the directory
+            with httpx.Client(base_url=proc.url, auth=("alice", r.json()["apiKey"])) as client:
+                push_image(client, "devs/app", "v1")
 
 
 def test_off_by_default_is_404(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from tests.support.oidc import (
     openid_config,
     running_oidc_with_users,
 )
+from tests.support.rawhttp import read_response, start_request
 from tests.support.server import RegistryProcess, free_port, running_registry
 from tests.ui.conftest import UI, repo_names
 
@@ -125,6 +126,16 @@ def test_a_user_logs_in_and_sees_what_their_groups_may_read(
         assert listed(c) == ["ops/tool"]
 
 
+def test_the_page_after_the_login_names_the_user(
+    registry: RegistryProcess, provider: OidcProvider
+) -> None:
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        r = c.get(callback_url(provider, c, ALICE))
+        assert r.status_code == 200, r.text
+        assert f"You are logged in as {ALICE}." in r.text
+        assert f'<span class="who">{ALICE}</span>' in r.text  # the header's user
+
+
 def test_a_forged_session_cookie_is_nobody(
     registry: RegistryProcess, provider: OidcProvider
 ) -> None:
@@ -143,6 +154,18 @@ def test_a_forged_session_cookie_is_nobody(
         assert (r.status_code, r.headers["location"]) == (303, "/ui/login?next=%2F")
 
 
+def test_a_cookie_with_bytes_over_0x7f_is_nobody(registry: RegistryProcess) -> None:
+    """A session cookie whose MAC is not ASCII (a header is bytes; read as latin-1) is a
+    forgery: the login page, or a 401 on the API, never a 500."""
+    port = int(urlsplit(registry.url).port or 0)
+    payload = base64.urlsafe_b64encode(b'{"u":"root","e":9999999999,"g":[],"p":"oidc"}')
+    for cookie in ("o." + payload.decode().rstrip("="), "eyJ1Ijoicm9vdCIsImUiOjk5OTk5OTk5OTl9"):
+        headers = {"Cookie": f"ocireg_session={cookie}.\u00e9", **UI_CLIENT}
+        for path, status in (("/", 303), ("/v2/_catalog", 401)):
+            with start_request(port, "GET", path, headers) as sock:
+                assert read_response(sock).status == status, (cookie, path)
+
+
 @pytest.mark.parametrize(
     "callback_ui",
     [
@@ -152,6 +175,7 @@ def test_a_forged_session_cookie_is_nobody(
         "/\t/evil.example",
         "javascript:alert(1)",
         "evil.example",
+        "https://[evil.example/",  # not a URL at all (urlsplit raises): no 500
     ],
 )
 def test_callback_ui_may_not_lead_elsewhere(
@@ -169,6 +193,10 @@ def test_a_tampered_state_or_code_is_refused(
         r = c.get(re.sub(r"state=[^&]+", "state=forged", url))
         assert r.status_code == 400 and "not for this login" in r.text
         assert c.cookies.get("ocireg_session", path="/") is None
+    with httpx.Client(base_url=registry.url, timeout=30) as c:  # not ASCII: no 500
+        url = callback_url(provider, c, ALICE)
+        r = c.get(re.sub(r"state=[^&]+", "state=%C3%A9", url))
+        assert r.status_code == 400 and "not for this login" in r.text
     with httpx.Client(base_url=registry.url, timeout=30) as c:
         url = callback_url(provider, c, ALICE)
         r = c.get(re.sub(r"code=[^&]+", "code=forged", url))

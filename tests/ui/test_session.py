@@ -82,6 +82,20 @@ def test_a_directory_session_verifies_only_as_issued(tmp_path: Path) -> None:
     assert htpasswd_session is not None and not htpasswd_session.directory
 
 
+def test_a_mac_that_is_not_ascii_is_no_session(tmp_path: Path) -> None:
+    """A cookie is read as latin-1: a byte over 0x7f in its MAC is a forgery like any other
+    (hmac.compare_digest raises TypeError on such a str: a 500 on the pages and the API)."""
+    path = write_htpasswd(tmp_path / "users", {"alice": "a"})
+    sessions = Sessions(Htpasswd(path), b"cluster-key-0001", directory=True, openid=True)
+    for cookie in (
+        sessions.issue("alice"),
+        sessions.issue_directory("alice"),
+        sessions.issue_openid("alice", ("devs",), "oidc"),
+    ):
+        assert sessions.verify(cookie) is not None
+        assert sessions.verify(cookie.rpartition(".")[0] + ".\xe9" + "0" * 63) is None
+
+
 def test_csrf_tokens_follow_their_seed(tmp_path: Path) -> None:
     sessions = Sessions(
         Htpasswd(write_htpasswd(tmp_path / "users", {"a": "a"})), b"instance-secret"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from ocireg.auth.openid import OpenIdClient, _Endpoints
+from ocireg.auth.openid import MAX_ANSWER, OpenIdClient, ProviderDown, _Endpoints
 from ocireg.config import build_config
 from ocireg.errors import ConfigError
+from ocireg.settings.openid import OpenIdProvider
 from ocireg.ui.openid import safe_callback
 
 ISSUER = "https://sso.example"
@@ -91,6 +96,7 @@ def test_github_and_keypath_are_warned() -> None:
         ("https://ZUI.example:443/x", "https://ZUI.example:443/x"),
         ("http://zui.example/", "/"),  # another scheme, another origin
         ("https://zui.example:99999/", "/"),
+        ("https://[zui.example/", "/"),  # urlsplit: "Invalid IPv6 URL"
     ],
 )
 def test_callback_ui_is_a_local_path_or_an_allowed_origin(value: str, expected: str) -> None:
@@ -128,3 +134,57 @@ def test_the_logout_at_the_provider(endpoint: str, expected: str) -> None:
     client = OpenIdClient(provider, "https://reg.example/zot/auth/callback/oidc")
     client._endpoints = _Endpoints(ISSUER, "", "", "", "", endpoint, time.monotonic())
     assert asyncio.run(client.end_session_url(BACK)) == expected
+
+
+class _InPieces(BaseHTTPRequestHandler):
+    """Answers GET /<n> with a JSON object of about n bytes, sent chunked in two pieces a
+    moment apart, as a provider's answer may come over a real network."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        body = json.dumps({"issuer": ISSUER, "pad": "p" * int(self.path[1:])}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        half = len(body) // 2
+        try:
+            for part in (body[:half], body[half:]):
+                self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
+                self.wfile.flush()
+                time.sleep(0.1)
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:  # the client stopped reading (the answer over the limit)
+            pass
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def in_pieces() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _InPieces)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_that_comes_in_pieces_is_read_whole(in_pieces: str) -> None:
+    """The whole answer is read (up to MAX_ANSWER), not only what the first read finds."""
+
+    async def call(size: int) -> tuple[int, dict[str, Any]]:
+        provider = OpenIdProvider(name="oidc", issuer=ISSUER, client_id="id")
+        client = OpenIdClient(provider, "http://reg.example/zot/auth/callback/oidc")
+        try:
+            return await client._call("GET", f"{in_pieces}/{size}")
+        finally:
+            await client.close()
+
+    status, data = asyncio.run(call(20_000))
+    assert status == 200 and len(data["pad"]) == 20_000
+    with pytest.raises(ProviderDown, match="not a JSON object"):
+        asyncio.run(call(MAX_ANSWER + 10))  # over the limit: still refused

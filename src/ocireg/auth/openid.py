@@ -172,7 +172,8 @@ class OpenIdClient:
         except jwt.PyJWTError as exc:
             raise LoginRefused(f"the ID token does not verify: {exc}") from None
         if not isinstance(claims.get("nonce"), str) or not secrets.compare_digest(
-            claims["nonce"], nonce
+            claims["nonce"].encode(),
+            nonce.encode(),  # bytes: a str must be ASCII there
         ):
             raise LoginRefused("the ID token's nonce is not this login's")
         audience = claims["aud"]
@@ -253,7 +254,13 @@ class OpenIdClient:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
         try:
             async with self._http.request(method, url, allow_redirects=False, **kwargs) as r:
-                body = await r.content.read(MAX_ANSWER + 1)
+                # read(n) answers what has come so far: read on to the end, or past the limit
+                body = b""
+                while len(body) <= MAX_ANSWER:
+                    piece = await r.content.read(MAX_ANSWER + 1 - len(body))
+                    if not piece:
+                        break
+                    body += piece
                 status = r.status
         except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
             raise ProviderDown(f"{url}: {exc or type(exc).__name__}") from None

@@ -32,6 +32,7 @@ from starlette.routing import BaseRoute, Route
 
 from ocireg.auth.openid import LoginRefused, OpenIdClient, ProviderDown
 from ocireg.config import Config
+from ocireg.identity import Identity
 from ocireg.settings.openid import OpenIdSettings
 from ocireg.ui.session import COOKIE, OPENID_LIFETIME
 
@@ -103,7 +104,9 @@ class OpenIdLogins:
         query = request.query_params
         if "error" in query:  # the user said no, or the provider would not
             return self._failed(request, 403, "The provider did not log you in.")
-        if not hmac.compare_digest(str(query.get("state", "")), str(login.get("s", ""))):
+        # As bytes: compare_digest raises TypeError on a str that is not ASCII (?state=%C3%A9)
+        state = str(query.get("state", "")).encode()
+        if not hmac.compare_digest(state, str(login.get("s", "")).encode()):
             return self._failed(request, 400, "This answer is not for this login.")
         try:
             found = await client.finish(query.get("code", ""), str(login["n"]), str(login["v"]))
@@ -120,6 +123,8 @@ class OpenIdLogins:
             groups = tuple(dict.fromkeys((*auth.groups_of(found.user), *found.groups)))
             await auth.api_keys.note_groups(request.app.state.store.meta, found.user, groups)
         target = str(login.get("c") or "/")
+        # The page names the user just logged in, not whoever the request's cookie was.
+        request.state.identity = Identity(user=found.user, groups=found.groups, method="session")
         response = self.pages.render(request, "signed_in.html", {"target": target})
         response.delete_cookie(LOGIN_COOKIE, path=CALLBACK_PATH)
         self.pages.set_session(request, response, cookie, OPENID_LIFETIME)
@@ -163,7 +168,10 @@ def safe_callback(value: str, origins: tuple[str, ...]) -> str:
         return "/"
     if value.startswith("//"):
         return "/"
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:  # not a URL: an unclosed "[" (urlsplit's "Invalid IPv6 URL")
+        return "/"
     if not parts.scheme and not parts.netloc:
         return value if value.startswith("/") else "/"
     if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -39,6 +39,7 @@ from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, Identity
+from ocireg.meta.base import MetaStore
 from ocireg.registry.search import Screen
 from ocireg.target import parse_query
 from ocireg.ui import data
@@ -473,7 +474,7 @@ class Pages:
         password = str(form.get("password", ""))
         target = _safe_next(str(form.get("next", "")))
         try:
-            cookie = await self._log_in(user, password)
+            cookie = await self._log_in(user, password, request.app.state.store.meta)
         except DirectoryDown:  # logged where it happened; not the user's fault: no delay
             error = "The LDAP directory did not answer, so the password cannot be checked."
             return self._login_again(request, target, user, error + " Try again soon.", 503)
@@ -491,11 +492,12 @@ class Pages:
         context = {"next": target, "error": error, "username": user}
         return self.render(request, "login.html", context, status=status)
 
-    async def _log_in(self, user: str, password: str) -> str | None:
+    async def _log_in(self, user: str, password: str, meta: MetaStore) -> str | None:
         """The session cookie for these credentials, or None. An htpasswd or LDAP user as
-        the API checks Basic (`AuthServices.verify`); else, with bearer auth, whoever the
-        token server issues a token to. DirectoryDown when the directory did not answer and
-        nobody else took the credentials."""
+        the API checks Basic (`AuthServices.verify`), their groups noted for their API keys
+        as a Basic login notes them (zot's UI logs in with Basic); else, with bearer auth,
+        whoever the token server issues a token to. DirectoryDown when the directory did not
+        answer and nobody else took the credentials."""
         if not user or self.auth is None:
             return None
         down: DirectoryDown | None = None
@@ -504,6 +506,8 @@ class Pages:
                 found = await self.auth.verify(user, password)
             except DirectoryDown as exc:
                 found, down = None, exc
+            if found is not None and self.auth.api_keys is not None:
+                await self.auth.api_keys.note_groups(meta, user, found.identity.groups)
             if found is not None and found.by_directory:
                 return self.sessions.issue_directory(user)
             if found is not None:

@@ -183,7 +183,9 @@ class Sessions:
             expected = None if key is None else _hmac(key, payload.encode())
         else:
             expected = self._mac(payload, user)
-        if expected is None or not hmac.compare_digest(expected, mac):
+        # As bytes: the cookie was read as latin-1, and compare_digest refuses a str that is
+        # not ASCII (TypeError), where such a MAC is simply not the expected one.
+        if expected is None or not hmac.compare_digest(expected.encode(), mac.encode()):
             return None
         if expires < (now or time.time()):
             return None
