@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -222,6 +223,18 @@ class MetaSuite:
             assert await m.user_groups(user) == []
             await m.set_user_groups(user, ["devs", "ops"])
             assert await m.user_groups(user) == ["devs", "ops"]
+
+        self.run(body)
+
+    def test_ended_sessions_are_noted_until_they_would_have_expired(self) -> None:
+        async def body(m: MetaStore) -> None:
+            ended, other, stale = (uuid.uuid4().hex for _ in range(3))
+            await m.end_session(ended, time.time() + 60)
+            await m.end_session(stale, time.time() - 1)  # expired already: nothing to refuse
+            await m.clear()  # not rebuildable: a rebuild must not reopen sessions
+            assert await m.session_ended(ended)
+            assert not await m.session_ended(other)
+            assert not await m.session_ended(stale)
 
         self.run(body)
 

@@ -196,3 +196,25 @@ def test_a_directory_that_is_slow_or_down_is_a_message(tmp_path: Path) -> None:
             with httpx.Client(base_url=proc.url, auth=("alice", "wonderland"), timeout=30) as c:
                 assert c.get("/v2/").status_code == 401  # the API: a refusal, as zot
             assert "LDAP check failed" in proc.log_path.read_text()
+
+
+@pytest.mark.parametrize(("user", "password"), [("alice", "wonderland"), ("dave", "local")])
+def test_a_copy_of_the_cookie_is_refused_after_the_logout(
+    registry: RegistryProcess, user: str, password: str
+) -> None:
+    """A directory user's session and an htpasswd user's: once logged out, the same cookie
+    sent again (a copy kept elsewhere) opens neither the pages nor the API."""
+    ui_client = {"X-ZOT-API-CLIENT": "zot-ui"}
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        assert log_in(c, user, password).status_code == 303
+        copied = session_cookie(c)
+        assert copied is not None
+        with httpx.Client(
+            base_url=registry.url, timeout=30, cookies={"ocireg_session": copied}
+        ) as other:
+            assert other.get("/", follow_redirects=False).status_code == 200
+            assert other.get("/v2/_catalog", headers=ui_client).status_code == 200
+            assert c.post("/ui/logout", follow_redirects=False).status_code == 303
+            r = other.get("/", follow_redirects=False)
+            assert (r.status_code, r.headers["location"]) == (303, "/ui/login?next=%2F")
+            assert other.get("/v2/_catalog", headers=ui_client).status_code == 401

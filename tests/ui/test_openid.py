@@ -275,6 +275,24 @@ def test_logout_ends_the_session(registry: RegistryProcess, provider: OidcProvid
         assert r.status_code == 200 and "end_session" in r.text
 
 
+def test_a_copy_of_the_cookie_is_refused_after_the_logout(
+    registry: RegistryProcess, provider: OidcProvider
+) -> None:
+    """The session is ended where it is checked, not only deleted from the browser: a copy
+    of the cookie opens neither the API nor the pages afterwards."""
+    with httpx.Client(base_url=registry.url, timeout=30) as c:
+        log_in(provider, c, ALICE)
+        copied = c.cookies.get("ocireg_session", path="/")
+        assert copied is not None
+        with httpx.Client(
+            base_url=registry.url, timeout=30, cookies={"ocireg_session": copied}
+        ) as other:
+            assert other.get("/v2/_catalog", headers=UI_CLIENT).status_code == 200
+            assert c.post("/zot/auth/logout").status_code == 200
+            assert other.get("/v2/_catalog", headers=UI_CLIENT).status_code == 401
+            assert other.get("/", follow_redirects=False).status_code == 303
+
+
 def test_a_provider_that_is_down_is_a_503_page(tmp_path: Path) -> None:
     nobody = f"http://127.0.0.1:{free_port()}"
     cfg = openid_config(tmp_path, nobody, workers=1, extensions=UI)

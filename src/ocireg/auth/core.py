@@ -61,7 +61,7 @@ class AuthServices:
         self.api_keys = ApiKeys() if settings.api_keys else None
         # The identity a web session's cookie gives an API request (zot's UI calls the API
         # with its session); set by the web pages, which own the sessions (ocireg.ui).
-        self.session_identity: Callable[[str], Awaitable[Identity | None]] | None = None
+        self.session_identity: Callable[[str, MetaStore], Awaitable[Identity | None]] | None = None
         # zot lets anonymous requests through only when some repository grants them something.
         self.anonymous_allowed = (
             self.bearer is None

@@ -102,7 +102,8 @@ class AuthenticateMiddleware:
             return ANONYMOUS
         raw = request_header(scope, b"cookie")
         cookie = cookie_parser(raw.decode("latin-1")).get(SESSION_COOKIE) if raw else None
-        identity = await reader(cookie) if cookie else None
+        meta = scope["app"].state.store.meta
+        identity = await reader(cookie, meta) if cookie else None
         return identity or ANONYMOUS
 
     def _refusal(

@@ -189,6 +189,15 @@ class MetaStore(Protocol):
 
     async def user_groups(self, user: str) -> list[str]: ...
 
+    # --- web sessions ended by a logout (ocireg.ui): kept until they would have expired ------
+
+    async def end_session(self, token: str, until: float) -> None:
+        """Note that the session `token` (a digest of its cookie) was ended by a logout; it
+        would have expired at `until` (epoch seconds), after which the note may go."""
+        ...
+
+    async def session_ended(self, token: str) -> bool: ...
+
     # --- the search index (registry/search.py gives the records their meaning) ---------------
     # Kept apart from the rest: `clear()` leaves it, `search_reset()` empties it.
 

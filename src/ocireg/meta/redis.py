@@ -19,7 +19,9 @@ and `<p>:ocireg-quota-repositories` (SET), the repositories `storage.maxRepos` c
 API keys, which storage cannot give back either, live in `{<p>:ocireg-apikeys}:...` (one
 hash slot, for their scripts): `keys` (HASH secret's hash -> `{"user", "details"}` JSON),
 `used` (HASH secret's hash -> lastUsed), `user:<user>` (HASH uuid -> secret's hash) and
-`groups` (HASH user -> their groups at their last password login, JSON).
+`groups` (HASH user -> their groups at their last password login, JSON). Web sessions ended
+by a logout are `<p>:ocireg-ended-sessions:<digest of the cookie>`, each with the TTL the
+session had left.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -27,6 +29,7 @@ writes it when dedupe is on).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -154,6 +157,7 @@ class RedisMeta:
         self.layout_key = f"{self.prefix}:ocireg-storage-layout"
         self.quota_key = f"{self.prefix}:ocireg-quota-repositories"  # a SET
         self.keys_ns = f"{{{self.prefix}:ocireg-apikeys}}"  # outside `ns` too
+        self.sessions_ns = f"{self.prefix}:ocireg-ended-sessions"  # and these
         self._key_delete = self.client.register_script(_KEY_DELETE)
         self._key_touch = self.client.register_script(_KEY_TOUCH)
 
@@ -497,6 +501,15 @@ class RedisMeta:
     async def user_groups(self, user: str) -> list[str]:
         found = await self._do(self.client.hget(f"{self.keys_ns}:groups", user))
         return [] if found is None else list(json.loads(found))
+
+    async def end_session(self, token: str, until: float) -> None:
+        # Gone by itself once the session would have expired anyway.
+        ttl = int(until - time.time()) + 1
+        if ttl > 0:
+            await self._do(self.client.set(f"{self.sessions_ns}:{token}", b"1", ex=ttl))
+
+    async def session_ended(self, token: str) -> bool:
+        return bool(await self._do(self.client.exists(f"{self.sessions_ns}:{token}")))
 
     async def health(self) -> None:
         await self._do(self.client.ping())

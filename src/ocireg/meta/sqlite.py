@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS api_keys (
     hash TEXT PRIMARY KEY, user TEXT NOT NULL, uuid TEXT NOT NULL, details TEXT NOT NULL,
     last_used TEXT) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS api_keys_user ON api_keys (user, uuid);
+CREATE TABLE IF NOT EXISTS ended_sessions (token TEXT PRIMARY KEY, until REAL NOT NULL)
+    WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_groups (user TEXT PRIMARY KEY, groups TEXT NOT NULL)
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -351,6 +353,15 @@ class SqliteMeta:
     async def user_groups(self, user: str) -> list[str]:
         rows = self._run("SELECT groups FROM user_groups WHERE user = ?", (user,))
         return list(json.loads(rows[0][0])) if rows else []
+
+    async def end_session(self, token: str, until: float) -> None:
+        with self._transaction() as db:  # the notes of sessions that expired since go too
+            db.execute("DELETE FROM ended_sessions WHERE until < ?", (time.time(),))
+            db.execute("INSERT OR REPLACE INTO ended_sessions VALUES (?, ?)", (token, until))
+
+    async def session_ended(self, token: str) -> bool:
+        rows = self._run("SELECT until FROM ended_sessions WHERE token = ?", (token,))
+        return bool(rows) and rows[0][0] >= time.time()
 
     async def search_ready(self) -> bool:
         return bool(self._run("SELECT 1 FROM state WHERE key = ?", (_READY,)))

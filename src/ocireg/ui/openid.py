@@ -132,6 +132,7 @@ class OpenIdLogins:
 
     async def logout(self, request: Request) -> Response:
         response: Response
+        await self.pages.end_session(request)
         if request.method == "POST":
             end = await self._end_session_url(request)
             response = JSONResponse({"endSessionUrl": end} if end else {})  # zot's LogoutResponse

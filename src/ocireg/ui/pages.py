@@ -39,7 +39,7 @@ from ocireg.config import Config
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, Identity
-from ocireg.meta.base import MetaStore
+from ocireg.meta.base import MetaStore, MetaUnavailable
 from ocireg.registry.search import Screen
 from ocireg.target import parse_query
 from ocireg.ui import data
@@ -50,6 +50,7 @@ from ocireg.ui.session import (
     Session,
     Sessions,
     instance_secret,
+    session_token,
 )
 from ocireg.ui.tokens import Credentials, TokenClient, TokenRefused, TokenServerDown
 
@@ -177,12 +178,18 @@ class Pages:
         method = "directory" if session.directory else "session"
         return Identity(user=session.user, groups=groups, method=method)
 
-    async def api_identity(self, cookie: str) -> Identity | None:
+    async def api_identity(self, cookie: str, meta: MetaStore) -> Identity | None:
         """The user an API request's session cookie stands for (`AuthServices.
         session_identity`), or None: a bearer user's session is not taken (the token server
-        decides for them), nor one whose user the directory no longer has or cannot say."""
+        decides for them), nor one a logout ended (or whose end the metadata store cannot
+        say), nor one whose user the directory no longer has or cannot say."""
         session = self.sessions.verify(cookie)
         if session is None or session.password is not None:
+            return None
+        try:
+            if await meta.session_ended(session_token(cookie)):
+                return None
+        except MetaUnavailable:
             return None
         identity = self._session_identity(session)
         if identity.method == "directory":
@@ -226,6 +233,13 @@ class Pages:
 
         async def page(request: Request) -> Response:
             identity = self.identity(request)
+            if not identity.anonymous:
+                try:
+                    if await self._ended(request):
+                        identity, request.state.credentials = ANONYMOUS, None
+                except MetaUnavailable as exc:
+                    log.warning("cannot check the session", extra={"error": str(exc)})
+                    return self._unavailable(request, "The metadata store did not answer")
             request.state.identity = identity
             if not public and identity.anonymous and not self.anonymous_allowed():
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
@@ -250,6 +264,30 @@ class Pages:
                 return self._unavailable(request, "The LDAP directory did not answer")
 
         return page
+
+    async def _ended(self, request: Request) -> bool:
+        """Whether a logout ended the session of the request's cookie (its user's identity
+        came from the cookie: `identity`)."""
+        meta: MetaStore = request.app.state.store.meta
+        return await meta.session_ended(session_token(request.cookies.get(COOKIE, "")))
+
+    async def end_session(self, request: Request) -> None:
+        """A logout: the session of the request's cookie is noted as ended, so that a copy
+        of the cookie is no longer taken, by the pages or the API, on any worker (and any
+        member sharing the metadata store). If the store cannot note it, the browser's
+        cookie is deleted all the same and the session lasts until it expires (logged)."""
+        cookie = request.cookies.get(COOKIE)
+        session = self.sessions.verify(cookie)
+        if cookie is None or session is None:
+            return
+        meta: MetaStore = request.app.state.store.meta
+        try:
+            await meta.end_session(session_token(cookie), session.expires)
+        except MetaUnavailable as exc:
+            log.warning(
+                "logout not noted: the session stays good until it expires",
+                extra={"user": session.user, "error": str(exc)},
+            )
 
     def error_page(self, scope: Scope, err: RegistryError) -> Response:
         """An error raised before the page ran (the cluster layer's, when the member that
@@ -526,6 +564,7 @@ class Pages:
         creds: Credentials | None = request.state.credentials
         if creds is not None and self.tokens is not None:
             self.tokens.forget(creds)
+        await self.end_session(request)
         response = RedirectResponse("/ui/login", 303)
         response.delete_cookie(COOKIE, path="/")
         return response

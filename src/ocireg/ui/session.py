@@ -121,7 +121,7 @@ class Sessions:
         """An OpenID user's cookie: the user, the token's groups, the provider, signed."""
         assert self.openid_key is not None, "openid sessions need http.auth.openid"
         expires = int((now or time.time()) + OPENID_LIFETIME)
-        body = {"u": user, "e": expires, "g": list(groups), "p": provider}
+        body = {"u": user, "e": expires, "g": list(groups), "p": provider, "n": _session_id()}
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"{OPENID}{payload}.{_hmac(self.openid_key, payload.encode())}"
 
@@ -207,9 +207,23 @@ class Sessions:
         return _hmac(self.key, payload.encode() + b"\0" + entry)
 
 
+def session_token(cookie: str) -> str:
+    """What a logout notes of a session (`MetaStore.end_session`): a digest of its cookie,
+    so that the store holds nothing a browser could send back."""
+    return hashlib.sha256(cookie.encode("latin-1", "replace")).hexdigest()
+
+
 def _payload(user: str, now: float | None) -> str:
     expires = int((now or time.time()) + LIFETIME)
-    return _b64(json.dumps({"u": user, "e": expires}, separators=(",", ":")).encode())
+    body = {"u": user, "e": expires, "n": _session_id()}
+    return _b64(json.dumps(body, separators=(",", ":")).encode())
+
+
+def _session_id() -> str:
+    """Makes each login's cookie its own: a logout ends that one session (`session_token`),
+    not another login of the same user in the same second, whose cookie would otherwise be
+    the same bytes."""
+    return secrets.token_urlsafe(12)
 
 
 def _hmac(key: bytes, message: bytes) -> str:
