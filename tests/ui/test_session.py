@@ -138,3 +138,12 @@ def test_metrics_path_may_not_be_a_page(tmp_path: Path) -> None:
     }
     with pytest.raises(ConfigError, match="web page"):
         build_config(data)
+
+
+def test_a_csrf_token_that_is_not_ascii_is_refused() -> None:
+    """A forged form field with any characters: refused, never an exception (a 500)."""
+    sessions = Sessions(None, b"cluster-key-0001")
+    good = sessions.csrf("seed")
+    assert sessions.csrf_ok("seed", good)
+    for forged in ("é" * 40, good[:-1] + "é", "\udcff", ""):
+        assert not sessions.csrf_ok("seed", forged)

@@ -198,7 +198,9 @@ class Sessions:
         return _hmac(self.key, b"csrf\0" + seed.encode())[:40]
 
     def csrf_ok(self, seed: str, token: str) -> bool:
-        return bool(seed) and hmac.compare_digest(self.csrf(seed), token)
+        # As bytes: compare_digest raises TypeError on a str that is not ASCII (a forged form)
+        expected = self.csrf(seed).encode()
+        return bool(seed) and hmac.compare_digest(expected, token.encode("utf-8", "surrogatepass"))
 
     def _mac(self, payload: str, user: str) -> str | None:
         entry = self.htpasswd.entry(user) if self.htpasswd is not None else None
