@@ -13,6 +13,7 @@ from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ocireg.settings.drivers import RedisRetries, RedisSettings
 
@@ -34,8 +35,10 @@ class RedisClient:
 def client_from_config(settings: RedisSettings) -> RedisClient:
     """The client zot's keys describe."""
     opts: dict[str, Any] = dict(DEFAULT_TIMEOUTS)
-    if settings.retries is not None:
-        opts["retry"] = _retry(settings.retries)
+    # Without the retry keys, go-redis's defaults (what zot does with the same section), not
+    # redis-py's: those depend on its version (8.x: 10 tries more, timeouts included, which
+    # kept a request 59 s on a Redis that stopped answering).
+    opts["retry"] = _retry(settings.retries or RedisRetries())
     url = settings.url
     if url:
         if "addr=" in url:
@@ -86,13 +89,16 @@ def error_text(exc: BaseException) -> str:
 
 
 def _retry(retries: RedisRetries) -> Retry:
-    """go-redis's rule: up to `retries` more tries of a command that met a network error,
-    waiting between `first` and `longest` seconds (doubling, with jitter)."""
+    """go-redis's rule: up to `retries` more tries of a command whose connection failed
+    (refused, reset, a Sentinel naming no master yet), waiting between `first` and `longest`
+    seconds (doubling, with jitter). A command that timed out is not sent again: another
+    try would wait as long, so a request waits the documented timeouts once
+    (docs/storage.md, "Outages"), not once per try."""
+    errors = (RedisConnectionError,)
     if not retries.longest:
-        return Retry(NoBackoff(), retries.retries)
-    return Retry(
-        ExponentialWithJitterBackoff(base=retries.first, cap=retries.longest), retries.retries
-    )
+        return Retry(NoBackoff(), retries.retries, supported_errors=errors)
+    backoff = ExponentialWithJitterBackoff(base=retries.first, cap=retries.longest)
+    return Retry(backoff, retries.retries, supported_errors=errors)
 
 
 def _host_port(addr: str) -> tuple[str, int]:
