@@ -109,6 +109,36 @@ class TestS3Driver(OnS3, DriverSuite):
 
         self.run(body)
 
+    def test_a_copy_in_parts_cancelled_while_its_upload_is_made_leaves_none(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A copy cancelled (its client gone, the worker stopping) while S3 makes its
+        multipart upload: the upload exists once S3 answers, and is aborted then. Nothing
+        else would: at a blob's key, no session names it for GC."""
+        self.settings = dataclasses.replace(
+            self.settings, multipartcopythresholdsize=1 << 20, multipartcopychunksize=5 << 20
+        )
+
+        async def body(d: StorageDriver) -> None:
+            assert isinstance(d, S3Driver)
+            await d.put_content("a/src", os.urandom(6 << 20))
+            client = await d.client.c()
+            create, copying = client.create_multipart_upload, []
+
+            async def cancelled_as_s3_answers(**request: Any) -> Any:
+                made = await create(**request)  # S3 has made the upload
+                copying[0].cancel()
+                await asyncio.sleep(0)  # the cancellation arrives before the answer is read
+                return made
+
+            monkeypatch.setattr(client, "create_multipart_upload", cancelled_as_s3_answers)
+            copying.append(asyncio.create_task(d.copy("a/src", "b/copy")))
+            with pytest.raises(asyncio.CancelledError):
+                await copying[0]
+            assert await d.client.multipart_uploads(d.client.key("")) == []
+
+        self.run(body)
+
     def test_parts_are_chunksize_and_the_user_agent_carries_useragent(self) -> None:
         """`chunksize` is the size of the parts a writer sends; `useragent` is appended to
         the User-Agent of every request (seen on the requests as they leave botocore)."""
