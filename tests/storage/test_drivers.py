@@ -204,6 +204,41 @@ class TestS3Sessions(OnS3, SessionSuite):
         driver = S3Driver(self.settings)
         return driver, S3Sessions(driver)
 
+    def test_a_direct_upload_cancelled_while_its_upload_is_made_leaves_none(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A blob streamed to its key (`DirectWriter`) whose request is cancelled while S3
+        makes the multipart upload at the blob's key: no state names that upload yet, so
+        it is aborted as soon as S3 answers (GC would never find it)."""
+        path = "d/.uploads/s"
+
+        async def body(d: StorageDriver, s: SessionStore) -> None:
+            assert isinstance(d, S3Driver)
+            client = await d.client.c()
+            create, pushing = client.create_multipart_upload, []
+
+            async def cancelled_as_s3_answers(**request: Any) -> Any:
+                made = await create(**request)  # S3 has made the upload
+                pushing[0].cancel()
+                await asyncio.sleep(0)  # the cancellation arrives before the answer is read
+                return made
+
+            async def push() -> None:
+                w = await s.direct(path, "d/blobs/b")
+                try:
+                    await w.write([os.urandom(self.settings.chunksize + 1)])
+                    await w.commit()
+                finally:
+                    await w.close()
+
+            monkeypatch.setattr(client, "create_multipart_upload", cancelled_as_s3_answers)
+            pushing.append(asyncio.create_task(push()))
+            with pytest.raises(asyncio.CancelledError):
+                await pushing[0]
+            assert await d.client.multipart_uploads(d.client.key("")) == []
+
+        self.run(body)
+
     def test_parts_of_one_batch_that_all_fail_fail_the_write_and_are_all_read(self) -> None:
         """A session whose multipart upload is gone (aborted behind its back: a bucket's
         lifecycle rule, say): SeaweedFS refuses each part sent to it. When both parts in

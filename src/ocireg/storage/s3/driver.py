@@ -202,7 +202,7 @@ class S3Driver:
                     **self.client.new_object,
                 )
             return
-        upload_id = await self._start_copy(dst)
+        upload_id = await self.client.start_multipart(dst)
         try:
             parts = await self._copy_parts(src, dst, upload_id, size)
             async with self.client.call(dst):
@@ -216,18 +216,6 @@ class S3Driver:
             # An upload at a blob's key that no session names: nothing else would abort it.
             with contextlib.suppress(Exception):
                 await self.client.abort_multipart(dst, upload_id)
-            raise
-
-    async def _start_copy(self, dst: str) -> str:
-        """The multipart upload of a copy in parts. Its request is shielded: a copy cancelled
-        while S3 makes the upload waits for its id and aborts it (S3 may have made it
-        before the cancellation arrived; nothing else would name it)."""
-        start = asyncio.ensure_future(self.client.start_multipart(dst))
-        try:
-            return await asyncio.shield(start)
-        except asyncio.CancelledError:
-            with contextlib.suppress(Exception):
-                await self.client.abort_multipart(dst, await start)
             raise
 
     async def _copy_parts(
