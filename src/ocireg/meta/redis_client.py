@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
@@ -42,7 +43,7 @@ def client_from_config(settings: RedisSettings) -> RedisClient:
     url = settings.url
     if url:
         if "addr=" in url:
-            return RedisClient(aioredis.RedisCluster.from_url(url, **opts), _safe(url))
+            return RedisClient(_cluster_from_url(url, opts), _safe(url))
         return RedisClient(aioredis.Redis.from_url(url, **opts), _safe(url))
     opts.update(settings.options)
     addrs = settings.addrs
@@ -54,6 +55,17 @@ def client_from_config(settings: RedisSettings) -> RedisClient:
         return RedisClient(aioredis.RedisCluster(startup_nodes=nodes, **opts), ",".join(addrs))
     host, port = _host_port(addrs[0])
     return RedisClient(aioredis.Redis(host=host, port=port, **opts), f"redis://{host}:{port}")
+
+
+def _cluster_from_url(url: str, opts: dict[str, Any]) -> Any:
+    """go-redis's cluster URL: the URL's host and each `addr=` of its query are nodes.
+    redis-py's `from_url` would pass `addr` on to the client, which refuses it."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    nodes = [ClusterNode(*_host_port(value)) for key, value in query if key == "addr"]
+    rest = urlencode([(key, value) for key, value in query if key != "addr"])
+    plain = urlunsplit(parts._replace(query=rest))
+    return aioredis.RedisCluster.from_url(plain, startup_nodes=nodes, **opts)
 
 
 def _sentinel_client(settings: RedisSettings, opts: dict[str, Any]) -> RedisClient:
