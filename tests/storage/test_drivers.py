@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import os
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -20,6 +21,27 @@ from ocireg.storage.s3.writer import S3Writer
 from tests.storage.driver_suite import DriverSuite
 from tests.storage.session_suite import SessionSuite
 from tests.support.backends import SeaweedFS
+
+
+async def _cancelled_as_s3_makes_the_upload(
+    d: S3Driver, monkeypatch: pytest.MonkeyPatch, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run `work`, cancelled once S3 has made its multipart upload and before the answer is
+    read; then no multipart upload is left open in the bucket."""
+    client = await d.client.c()
+    create, running = client.create_multipart_upload, []
+
+    async def cancelled_as_s3_answers(**request: Any) -> Any:
+        made = await create(**request)  # S3 has made the upload
+        running[0].cancel()
+        await asyncio.sleep(0)  # the cancellation arrives before the answer is read
+        return made
+
+    monkeypatch.setattr(client, "create_multipart_upload", cancelled_as_s3_answers)
+    running.append(asyncio.create_task(work))
+    with pytest.raises(asyncio.CancelledError):
+        await running[0]
+    assert await d.client.multipart_uploads(d.client.key("")) == []
 
 
 class TestFilesystemDriver(DriverSuite):
@@ -122,20 +144,7 @@ class TestS3Driver(OnS3, DriverSuite):
         async def body(d: StorageDriver) -> None:
             assert isinstance(d, S3Driver)
             await d.put_content("a/src", os.urandom(6 << 20))
-            client = await d.client.c()
-            create, copying = client.create_multipart_upload, []
-
-            async def cancelled_as_s3_answers(**request: Any) -> Any:
-                made = await create(**request)  # S3 has made the upload
-                copying[0].cancel()
-                await asyncio.sleep(0)  # the cancellation arrives before the answer is read
-                return made
-
-            monkeypatch.setattr(client, "create_multipart_upload", cancelled_as_s3_answers)
-            copying.append(asyncio.create_task(d.copy("a/src", "b/copy")))
-            with pytest.raises(asyncio.CancelledError):
-                await copying[0]
-            assert await d.client.multipart_uploads(d.client.key("")) == []
+            await _cancelled_as_s3_makes_the_upload(d, monkeypatch, d.copy("a/src", "b/copy"))
 
         self.run(body)
 
@@ -214,14 +223,6 @@ class TestS3Sessions(OnS3, SessionSuite):
 
         async def body(d: StorageDriver, s: SessionStore) -> None:
             assert isinstance(d, S3Driver)
-            client = await d.client.c()
-            create, pushing = client.create_multipart_upload, []
-
-            async def cancelled_as_s3_answers(**request: Any) -> Any:
-                made = await create(**request)  # S3 has made the upload
-                pushing[0].cancel()
-                await asyncio.sleep(0)  # the cancellation arrives before the answer is read
-                return made
 
             async def push() -> None:
                 w = await s.direct(path, "d/blobs/b")
@@ -231,11 +232,7 @@ class TestS3Sessions(OnS3, SessionSuite):
                 finally:
                     await w.close()
 
-            monkeypatch.setattr(client, "create_multipart_upload", cancelled_as_s3_answers)
-            pushing.append(asyncio.create_task(push()))
-            with pytest.raises(asyncio.CancelledError):
-                await pushing[0]
-            assert await d.client.multipart_uploads(d.client.key("")) == []
+            await _cancelled_as_s3_makes_the_upload(d, monkeypatch, push())
 
         self.run(body)
 
