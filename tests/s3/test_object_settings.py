@@ -154,3 +154,39 @@ def test_every_object_written_is_encrypted_and_of_the_class(
     objects = [k for k in keys if not k.endswith("/")]
     for key in objects:
         written.check(key)
+
+
+def _peak_rss_mib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) >> 10
+    raise AssertionError(f"no VmHWM for {pid}")
+
+
+def test_a_large_chunksize_costs_a_small_blob_no_whole_part(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """`chunksize` may be up to 5 GiB: an upload's buffer grows with what it holds, so small
+    blobs (configs, small layers) cost their own size. A whole part each made a worker's peak
+    RSS 1.1 GiB for three pushes of small images at chunksize 1 GiB."""
+    root, prefix = f"/w{uuid.uuid4().hex[:8]}", uuid.uuid4().hex[:8]
+    config = backend_config(tmp_path, seaweedfs, redis_server, root, prefix)
+    config["http"]["workers"] = 1
+    config["storage"]["storageDriver"]["chunksize"] = str(1 << 30)  # as zot's YAML gives it
+    proc = RegistryProcess(tmp_path, config).start()
+    try:
+        (worker,) = proc.worker_pids()
+        before = _peak_rss_mib(worker)
+        with httpx.Client(base_url=proc.url, timeout=120) as client:
+            images = [push_image(client, unique_repo("small"), "v1", layers=2) for _ in range(3)]
+            big = random_bytes(7 * MiB)  # a buffer grown past its first sizes: still whole
+            assert push_blob_monolithic(client, images[0].repo, big).status_code == 201
+            got = client.get(f"/v2/{images[0].repo}/blobs/{sha256_digest(big)}")
+            assert got.content == big
+            for image in images:
+                assert_image_pulls(client, image, "v1")
+        grown = _peak_rss_mib(worker) - before
+        assert grown < 200, f"peak RSS grew by {grown} MiB"
+        assert "Traceback" not in proc.logs()
+    finally:
+        proc.stop()

@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import os
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import pytest
@@ -20,6 +21,27 @@ from ocireg.storage.s3.writer import S3Writer
 from tests.storage.driver_suite import DriverSuite
 from tests.storage.session_suite import SessionSuite
 from tests.support.backends import SeaweedFS
+
+
+async def _cancelled_as_s3_makes_the_upload(
+    d: S3Driver, monkeypatch: pytest.MonkeyPatch, work: Coroutine[Any, Any, None]
+) -> None:
+    """Run `work`, cancelled once S3 has made its multipart upload and before the answer is
+    read; then no multipart upload is left open in the bucket."""
+    client = await d.client.c()
+    create, running = client.create_multipart_upload, []
+
+    async def cancelled_as_s3_answers(**request: Any) -> Any:
+        made = await create(**request)  # S3 has made the upload
+        running[0].cancel()
+        await asyncio.sleep(0)  # the cancellation arrives before the answer is read
+        return made
+
+    monkeypatch.setattr(client, "create_multipart_upload", cancelled_as_s3_answers)
+    running.append(asyncio.create_task(work))
+    with pytest.raises(asyncio.CancelledError):
+        await running[0]
+    assert await d.client.multipart_uploads(d.client.key("")) == []
 
 
 class TestFilesystemDriver(DriverSuite):
@@ -109,6 +131,23 @@ class TestS3Driver(OnS3, DriverSuite):
 
         self.run(body)
 
+    def test_a_copy_in_parts_cancelled_while_its_upload_is_made_leaves_none(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A copy cancelled (its client gone, the worker stopping) while S3 makes its
+        multipart upload: the upload exists once S3 answers, and is aborted then. Nothing
+        else would: at a blob's key, no session names it for GC."""
+        self.settings = dataclasses.replace(
+            self.settings, multipartcopythresholdsize=1 << 20, multipartcopychunksize=5 << 20
+        )
+
+        async def body(d: StorageDriver) -> None:
+            assert isinstance(d, S3Driver)
+            await d.put_content("a/src", os.urandom(6 << 20))
+            await _cancelled_as_s3_makes_the_upload(d, monkeypatch, d.copy("a/src", "b/copy"))
+
+        self.run(body)
+
     def test_parts_are_chunksize_and_the_user_agent_carries_useragent(self) -> None:
         """`chunksize` is the size of the parts a writer sends; `useragent` is appended to
         the User-Agent of every request (seen on the requests as they leave botocore)."""
@@ -173,6 +212,29 @@ class TestS3Sessions(OnS3, SessionSuite):
     def make_storage(self) -> tuple[StorageDriver, SessionStore]:
         driver = S3Driver(self.settings)
         return driver, S3Sessions(driver)
+
+    def test_a_direct_upload_cancelled_while_its_upload_is_made_leaves_none(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A blob streamed to its key (`DirectWriter`) whose request is cancelled while S3
+        makes the multipart upload at the blob's key: no state names that upload yet, so
+        it is aborted as soon as S3 answers (GC would never find it)."""
+        path = "d/.uploads/s"
+
+        async def body(d: StorageDriver, s: SessionStore) -> None:
+            assert isinstance(d, S3Driver)
+
+            async def push() -> None:
+                w = await s.direct(path, "d/blobs/b")
+                try:
+                    await w.write([os.urandom(self.settings.chunksize + 1)])
+                    await w.commit()
+                finally:
+                    await w.close()
+
+            await _cancelled_as_s3_makes_the_upload(d, monkeypatch, push())
+
+        self.run(body)
 
     def test_parts_of_one_batch_that_all_fail_fail_the_write_and_are_all_read(self) -> None:
         """A session whose multipart upload is gone (aborted behind its back: a bucket's

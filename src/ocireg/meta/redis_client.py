@@ -7,12 +7,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from ocireg.settings.drivers import RedisRetries, RedisSettings
 
@@ -34,12 +36,14 @@ class RedisClient:
 def client_from_config(settings: RedisSettings) -> RedisClient:
     """The client zot's keys describe."""
     opts: dict[str, Any] = dict(DEFAULT_TIMEOUTS)
-    if settings.retries is not None:
-        opts["retry"] = _retry(settings.retries)
+    # Without the retry keys, go-redis's defaults (what zot does with the same section), not
+    # redis-py's: those depend on its version (8.x: 10 tries more, timeouts included, which
+    # kept a request 59 s on a Redis that stopped answering).
+    opts["retry"] = _retry(settings.retries or RedisRetries())
     url = settings.url
     if url:
         if "addr=" in url:
-            return RedisClient(aioredis.RedisCluster.from_url(url, **opts), _safe(url))
+            return RedisClient(_cluster_from_url(url, opts), _safe(url))
         return RedisClient(aioredis.Redis.from_url(url, **opts), _safe(url))
     opts.update(settings.options)
     addrs = settings.addrs
@@ -51,6 +55,17 @@ def client_from_config(settings: RedisSettings) -> RedisClient:
         return RedisClient(aioredis.RedisCluster(startup_nodes=nodes, **opts), ",".join(addrs))
     host, port = _host_port(addrs[0])
     return RedisClient(aioredis.Redis(host=host, port=port, **opts), f"redis://{host}:{port}")
+
+
+def _cluster_from_url(url: str, opts: dict[str, Any]) -> Any:
+    """go-redis's cluster URL: the URL's host and each `addr=` of its query are nodes.
+    redis-py's `from_url` would pass `addr` on to the client, which refuses it."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    nodes = [ClusterNode(*_host_port(value)) for key, value in query if key == "addr"]
+    rest = urlencode([(key, value) for key, value in query if key != "addr"])
+    plain = urlunsplit(parts._replace(query=rest))
+    return aioredis.RedisCluster.from_url(plain, startup_nodes=nodes, **opts)
 
 
 def _sentinel_client(settings: RedisSettings, opts: dict[str, Any]) -> RedisClient:
@@ -86,13 +101,16 @@ def error_text(exc: BaseException) -> str:
 
 
 def _retry(retries: RedisRetries) -> Retry:
-    """go-redis's rule: up to `retries` more tries of a command that met a network error,
-    waiting between `first` and `longest` seconds (doubling, with jitter)."""
+    """go-redis's rule: up to `retries` more tries of a command whose connection failed
+    (refused, reset, a Sentinel naming no master yet), waiting between `first` and `longest`
+    seconds (doubling, with jitter). A command that timed out is not sent again: another
+    try would wait as long, so a request waits the documented timeouts once
+    (docs/storage.md, "Outages"), not once per try."""
+    errors = (RedisConnectionError,)
     if not retries.longest:
-        return Retry(NoBackoff(), retries.retries)
-    return Retry(
-        ExponentialWithJitterBackoff(base=retries.first, cap=retries.longest), retries.retries
-    )
+        return Retry(NoBackoff(), retries.retries, supported_errors=errors)
+    backoff = ExponentialWithJitterBackoff(base=retries.first, cap=retries.longest)
+    return Retry(backoff, retries.retries, supported_errors=errors)
 
 
 def _host_port(addr: str) -> tuple[str, int]:

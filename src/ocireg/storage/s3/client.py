@@ -240,6 +240,18 @@ class S3Client:
             raise StorageUnavailable(f"{self.where}: not deleted: {', '.join(refused)}")
 
     async def start_multipart(self, path: str) -> str:
+        """CreateMultipartUpload at `path`, shielded: a caller cancelled while S3 makes the
+        upload waits for its id and aborts it. S3 may have made it before the cancellation
+        arrived, and nothing names it yet (at a blob's key, nothing ever would)."""
+        start = asyncio.ensure_future(self._create_multipart(path))
+        try:
+            return await asyncio.shield(start)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await self.abort_multipart(path, await start)
+            raise
+
+    async def _create_multipart(self, path: str) -> str:
         c = await self.c()
         async with self.call(path):
             r = await c.create_multipart_upload(

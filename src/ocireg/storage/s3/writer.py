@@ -24,6 +24,10 @@ from ocireg.storage.s3.state import UploadState
 # Parts in flight per upload while the next one fills: memory per upload stays below
 # INFLIGHT + 1 parts plus a received batch, whatever the blob's size.
 INFLIGHT = 2
+# A new part buffer starts this small and doubles, up to the part's size, as bytes arrive:
+# a blob smaller than a part (most of them) holds about its own size, not `chunksize` (up
+# to 5 GiB), which `bytearray` would zero, and so make resident, at once.
+FIRST_BUFFER = 256 << 10
 
 
 class S3Writer:
@@ -72,12 +76,18 @@ class S3Writer:
     def _fill(self, data: memoryview) -> memoryview:
         """Copy what fits of `data` into the part being filled; the rest of `data`."""
         size = self._part_size()
-        if self._buffer is None:
+        buffer = self._buffer
+        if buffer is None:
             spare = self._spare.pop() if self._spare else None
             # Parts grow after every 1,000 (`_part_size`): a smaller spare is dropped.
-            self._buffer = spare if spare is not None and len(spare) == size else PartBuffer(size)
+            if spare is None or len(spare) != size:
+                spare = PartBuffer(min(size, FIRST_BUFFER))
+            buffer = self._buffer = spare
         n = min(len(data), size - self._pending)
-        self._buffer[self._pending : self._pending + n] = data[:n]
+        if self._pending + n > len(buffer):  # a new buffer, grown (doubling) to fit
+            grown = min(size, max(self._pending + n, 2 * len(buffer)))
+            buffer.extend(bytes(grown - len(buffer)))
+        buffer[self._pending : self._pending + n] = data[:n]
         self._pending += n
         return data[n:]
 
