@@ -11,9 +11,14 @@ import httpx
 import pytest
 import redis
 
-from tests.meta.test_sentinel import PASSWORD, SENTINEL_PASSWORD, master_replica_sentinel
+from tests.meta.test_sentinel import (
+    PASSWORD,
+    SENTINEL_PASSWORD,
+    master_replica_sentinel,
+    sentinel_config,
+)
 from tests.support.oci import assert_image_pulls, push_image
-from tests.support.server import base_config, wait_until
+from tests.support.server import wait_until
 from tests.support.zot import zot_or_ocireg
 
 pytestmark = pytest.mark.slow
@@ -23,16 +28,13 @@ pytestmark = pytest.mark.slow
 def test_the_same_sentinel_config_serves_through_a_failover(tmp_path: Path, kind: str) -> None:
     with master_replica_sentinel(tmp_path) as (master, replica, sentinel):
         prefix = uuid.uuid4().hex[:8]
-        config = base_config(tmp_path / "root")
-        config["storage"]["remoteCache"] = True
-        config["storage"]["cacheDriver"] = {
-            "name": "redis",
-            "addr": [f"127.0.0.1:{sentinel.port}"],
-            "master_name": sentinel.name,
-            "password": PASSWORD,
-            "sentinel_password": SENTINEL_PASSWORD,
-            "keyprefix": prefix,
-        }
+        config = sentinel_config(
+            tmp_path,
+            sentinel.port,
+            password=PASSWORD,
+            sentinel_password=SENTINEL_PASSWORD,
+            keyprefix=prefix,
+        )
         proc = zot_or_ocireg(kind, tmp_path, config)
         proc.start()
         try:

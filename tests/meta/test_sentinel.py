@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,6 +43,20 @@ def master_replica_sentinel(workdir: Path) -> Iterator[tuple[Redis, Redis, Redis
             server.stop()
 
 
+def sentinel_config(workdir: Path, sentinel_port: int, **cache: object) -> dict[str, Any]:
+    """A registry's config with its metadata in Redis behind the Sentinel on that port
+    (the master set MASTER_SET), plus more `cacheDriver` keys."""
+    cfg = base_config(workdir / "root")
+    cfg["storage"]["remoteCache"] = True
+    cfg["storage"]["cacheDriver"] = {
+        "name": "redis",
+        "addr": [f"127.0.0.1:{sentinel_port}"],
+        "master_name": MASTER_SET,
+        **cache,
+    }
+    return cfg
+
+
 def _client(server: Redis) -> redis.Redis:
     return redis.Redis(port=server.port, password=PASSWORD, socket_timeout=5)
 
@@ -49,17 +64,14 @@ def _client(server: Redis) -> redis.Redis:
 def test_registry_follows_the_master_through_a_failover(tmp_path: Path) -> None:
     with master_replica_sentinel(tmp_path) as (master, replica, sentinel):
         prefix = uuid.uuid4().hex[:8]
-        cfg = base_config(tmp_path / "root")
-        cfg["storage"]["remoteCache"] = True
-        cfg["storage"]["cacheDriver"] = {
-            "name": "redis",
-            "addr": [f"127.0.0.1:{sentinel.port}"],
-            "master_name": MASTER_SET,
-            "password": PASSWORD,
-            "sentinel_password": SENTINEL_PASSWORD,
-            "keyprefix": prefix,
-            "max_retries": 5,
-        }
+        cfg = sentinel_config(
+            tmp_path,
+            sentinel.port,
+            password=PASSWORD,
+            sentinel_password=SENTINEL_PASSWORD,
+            keyprefix=prefix,
+            max_retries=5,
+        )
         repositories = f"{prefix}:ocireg:repositories"
         proc = RegistryProcess(tmp_path, cfg, name="sentinel").start()
         try:
@@ -117,13 +129,7 @@ def test_sentinel_settings_read_as_zot_reads_them() -> None:
 
 def test_no_sentinel_answering_is_a_clear_startup_error(tmp_path: Path) -> None:
     port = free_port()
-    cfg = base_config(tmp_path / "root")
-    cfg["storage"]["remoteCache"] = True
-    cfg["storage"]["cacheDriver"] = {
-        "name": "redis",
-        "addr": [f"127.0.0.1:{port}"],
-        "master_name": MASTER_SET,
-    }
+    cfg = sentinel_config(tmp_path, port)
     path = tmp_path / "down.json"
     path.write_text(json.dumps(cfg))
     done = run_cli("serve", str(path), timeout=60)
