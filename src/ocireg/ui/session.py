@@ -98,17 +98,14 @@ class Sessions:
     def seal(self, data: dict[str, Any], lifetime: float) -> str:
         """A login's state for the browser to carry back: it can neither read nor alter it."""
         assert self.login_aead is not None, "login state needs OpenID"
-        plain = json.dumps({**data, "e": int(time.time() + lifetime)}, separators=(",", ":"))
-        nonce = secrets.token_bytes(12)
-        return _b64(nonce + self.login_aead.encrypt(nonce, plain.encode(), b"login"))
+        return _sealed(self.login_aead, _json({**data, "e": _expiry(None, lifetime)}), b"login")
 
     def unseal(self, value: str) -> dict[str, Any] | None:
         """What `seal` sealed, or None when it is forged, altered or stale."""
         if self.login_aead is None or not value:
             return None
         try:
-            raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-            data = json.loads(self.login_aead.decrypt(raw[:12], raw[12:], b"login"))
+            data = json.loads(_opened(self.login_aead, value, b"login"))
         except (ValueError, TypeError, InvalidTag):
             return None
         if not isinstance(data, dict) or not isinstance(data.get("e"), int):
@@ -120,40 +117,33 @@ class Sessions:
     ) -> str:
         """An OpenID user's cookie: the user, the token's groups, the provider, signed."""
         assert self.openid_key is not None, "openid sessions need http.auth.openid"
-        expires = int((now or time.time()) + OPENID_LIFETIME)
-        body = {"u": user, "e": expires, "g": list(groups), "p": provider, "n": _session_id()}
-        payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+        payload = _payload(user, now, OPENID_LIFETIME, g=list(groups), p=provider)
         return f"{OPENID}{payload}.{_hmac(self.openid_key, payload.encode())}"
 
     def issue_sealed(self, user: str, password: str, now: float | None = None) -> str:
         """A bearer user's cookie: AES-GCM authenticates it, nothing else is needed."""
         assert self.aead is not None, "sealed sessions need bearer auth"
-        expires = int((now or time.time()) + LIFETIME)
-        plain = json.dumps({"u": user, "p": password, "e": expires}, separators=(",", ":"))
-        nonce = secrets.token_bytes(12)
-        return SEALED + _b64(nonce + self.aead.encrypt(nonce, plain.encode(), SEALED.encode()))
+        plain = _json({"u": user, "p": password, "e": _expiry(now, LIFETIME)})
+        return SEALED + _sealed(self.aead, plain, SEALED.encode())
 
     def _unseal(self, value: str) -> tuple[str, str, float] | None:
         if self.aead is None:
             return None
-        sealed = value[len(SEALED) :]
         try:
-            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
-            plain = self.aead.decrypt(raw[:12], raw[12:], SEALED.encode())
-            data = json.loads(plain)
+            data = json.loads(_opened(self.aead, value[len(SEALED) :], SEALED.encode()))
             return str(data["u"]), str(data["p"]), float(data["e"])
         except (ValueError, KeyError, TypeError, InvalidTag):
             return None
 
     def issue(self, user: str, now: float | None = None) -> str:
         """An htpasswd user's cookie, bound to the user's entry in the file."""
-        payload = _payload(user, now)
+        payload = _payload(user, now, LIFETIME)
         return f"{payload}.{self._mac(payload, user)}"
 
     def issue_directory(self, user: str, now: float | None = None) -> str:
         """An LDAP user's cookie: the user and the expiry, signed."""
         assert self.directory_key is not None, "directory sessions need LDAP"
-        payload = _payload(user, now)
+        payload = _payload(user, now, LIFETIME)
         return f"{DIRECTORY}{payload}.{_hmac(self.directory_key, payload.encode())}"
 
     def verify(self, value: str | None, now: float | None = None) -> Session | None:
@@ -175,11 +165,8 @@ class Sessions:
             provider = str(data["p"]) if openid else ""
         except (ValueError, KeyError, TypeError):
             return None
-        if openid:
-            key = self.openid_key
-            expected = None if key is None else _hmac(key, payload.encode())
-        elif directory:
-            key = self.directory_key
+        if openid or directory:
+            key = self.openid_key if openid else self.directory_key
             expected = None if key is None else _hmac(key, payload.encode())
         else:
             expected = self._mac(payload, user)
@@ -215,10 +202,30 @@ def session_token(cookie: str) -> str:
     return hashlib.sha256(cookie.encode("latin-1", "replace")).hexdigest()
 
 
-def _payload(user: str, now: float | None) -> str:
-    expires = int((now or time.time()) + LIFETIME)
-    body = {"u": user, "e": expires, "n": _session_id()}
-    return _b64(json.dumps(body, separators=(",", ":")).encode())
+def _payload(user: str, now: float | None, lifetime: float, **more: Any) -> str:
+    """A signed cookie's body: the user, the expiry, a session id, and `more`."""
+    body = {"u": user, "e": _expiry(now, lifetime), **more, "n": _session_id()}
+    return _b64(_json(body))
+
+
+def _expiry(now: float | None, lifetime: float) -> int:
+    return int((now or time.time()) + lifetime)
+
+
+def _json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _sealed(aead: AESGCM, plain: bytes, aad: bytes) -> str:
+    """`plain` encrypted and authenticated under a fresh nonce, for a cookie."""
+    nonce = secrets.token_bytes(12)
+    return _b64(nonce + aead.encrypt(nonce, plain, aad))
+
+
+def _opened(aead: AESGCM, value: str, aad: bytes) -> bytes:
+    """What `_sealed` sealed; InvalidTag (or ValueError) when it was altered."""
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    return aead.decrypt(raw[:12], raw[12:], aad)
 
 
 def _session_id() -> str:
