@@ -120,12 +120,13 @@ class AuthServices:
         return None if found is None else self._directory_user(user, found, method)
 
     def _directory_user(self, user: str, groups: tuple[str, ...], method: str) -> Identity:
-        merged = tuple(dict.fromkeys((*self.groups_of(user), *groups)))
-        return Identity(user=user, groups=merged, method=method)
+        return Identity(user=user, groups=self.groups_of(user, groups), method=method)
 
-    def groups_of(self, user: str) -> tuple[str, ...]:
-        """The groups `http.accessControl.groups` puts the user in."""
-        return self.policy.groups_of(user) if self.policy else ()
+    def groups_of(self, user: str, more: tuple[str, ...] = ()) -> tuple[str, ...]:
+        """The groups `http.accessControl.groups` puts the user in, then `more` (a
+        directory's or a provider's), each once."""
+        named = self.policy.groups_of(user) if self.policy else ()
+        return tuple(dict.fromkeys((*named, *more))) if more else named
 
     def challenge(self, aim: Target, error: str | None = None) -> str:
         if self.bearer is not None:

@@ -30,7 +30,7 @@ from ocireg.target import Action, Kind, Target, target_of
 _BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "delete"}
 # zot's UI names itself by this header; only then is the session cookie read (`_session`).
 SESSION_CLIENT_HEADER, SESSION_CLIENT = b"x-zot-api-client", b"zot-ui"
-SESSION_COOKIE = "ocireg_session"  # ocireg.ui.session.COOKIE (auth imports nothing of ui)
+SESSION_COOKIE = "ocireg_session"  # the web pages' (ocireg.ui.session.COOKIE)
 
 
 def _authorization(scope: Scope) -> str | None:

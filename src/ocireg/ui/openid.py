@@ -120,7 +120,7 @@ class OpenIdLogins:
             return self._failed(request, 400, "You are in too many groups for a session.")
         auth = self.pages.auth
         if auth is not None and auth.api_keys is not None:  # the groups the user's keys act with
-            groups = tuple(dict.fromkeys((*auth.groups_of(found.user), *found.groups)))
+            groups = auth.groups_of(found.user, found.groups)
             await auth.api_keys.note_groups(request.app.state.store.meta, found.user, groups)
         target = str(login.get("c") or "/")
         # The page names the user just logged in, not whoever the request's cookie was.

@@ -172,9 +172,7 @@ class Pages:
     def _session_identity(self, session: Session) -> Identity:
         """An htpasswd, LDAP or OpenID session's user, with the groups accessControl names
         them in (and an OpenID user's from the provider's token)."""
-        groups = self.auth.groups_of(session.user) if self.auth else ()
-        if session.groups is not None:
-            groups = tuple(dict.fromkeys((*groups, *session.groups)))
+        groups = self.auth.groups_of(session.user, session.groups or ()) if self.auth else ()
         method = "directory" if session.directory else "session"
         return Identity(user=session.user, groups=groups, method=method)
 

@@ -40,8 +40,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ocireg.auth.htpasswd import Htpasswd
+from ocireg.auth.middleware import SESSION_COOKIE
 
-COOKIE = "ocireg_session"
+COOKIE = SESSION_COOKIE  # the API reads it too (auth/middleware.py)
 CSRF_COOKIE = "ocireg_csrf"
 LIFETIME = 12 * 3600.0  # seconds a login lasts
 SESSION_SECRET_ENV = "OCIREG_UI_SESSION_SECRET"
