@@ -176,9 +176,14 @@ def string(value: Any, where: str, required: bool = True) -> str:
 
 
 def strings(value: Any, where: str) -> frozenset[str]:
+    return frozenset(string_list(value, where))
+
+
+def string_list(value: Any, where: str) -> tuple[str, ...]:
+    """A list of strings, in its order."""
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(where, f"expected a list of strings, got {value!r}")
-    return frozenset(value)
+    return tuple(value)
 
 
 def seconds(value: Any, where: str) -> float:

@@ -17,7 +17,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ocireg.errors import ConfigError
-from ocireg.settings.keys import Context, check_keys, lower_keys, resolve_path, string
+from ocireg.settings.keys import (
+    Context,
+    check_keys,
+    lower_keys,
+    resolve_path,
+    string,
+    string_list,
+)
 
 OPENID_PROVIDERS = ("oidc", "google", "gitlab")
 _OAUTH2_PROVIDERS = ("github",)
@@ -64,16 +71,16 @@ def parse_openid(raw: Any, ctx: Context) -> OpenIdSettings | None:
             ctx.notices.append(f"{path}: not a provider zot knows ({known}, github); ignored")
         else:
             providers[name] = _provider(name, lower_keys(value or {}, path), path, ctx)
-    origins = section.get("callbackalloworigins") or []
-    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
-        raise ConfigError(f"{where}.callbackAllowOrigins", f"expected a list, got {origins!r}")
+    origins = string_list(
+        section.get("callbackalloworigins") or [], f"{where}.callbackAllowOrigins"
+    )
     external = ctx.get("http.externalUrl") or ""
     if not isinstance(external, str) or (external and not _is_origin_url(external)):
         raise ConfigError("http.externalUrl", f"expected an http(s) URL, got {external!r}")
     if not providers:
         ctx.notices.append(f"{where}: no provider implemented here ({known}); no OpenID logins")
         return None
-    return OpenIdSettings(providers, tuple(origins), external.rstrip("/"))
+    return OpenIdSettings(providers, origins, external.rstrip("/"))
 
 
 def _provider(name: str, raw: dict[str, Any], where: str, ctx: Context) -> OpenIdProvider:
@@ -101,11 +108,9 @@ def _provider(name: str, raw: dict[str, Any], where: str, ctx: Context) -> OpenI
     credentials = string(raw.get("credentialsfile"), f"{where}.credentialsFile", required=False)
     if not client_id and not credentials:
         raise ConfigError(f"{where}.clientid", "required (here or in credentialsFile)")
-    scopes = raw.get("scopes") or []
-    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-        raise ConfigError(f"{where}.scopes", f"expected a list of strings, got {scopes!r}")
+    scopes = string_list(raw.get("scopes") or [], f"{where}.scopes")
     if "openid" not in scopes:  # as zot: OpenID Connect needs it, first
-        scopes = ["openid", *scopes]
+        scopes = ("openid", *scopes)
     mapping = lower_keys(raw.get("claimmapping") or {}, f"{where}.claimMapping")
     check_keys(mapping, ("username", "groups"), f"{where}.claimMapping")
     return OpenIdProvider(

@@ -32,6 +32,7 @@ from ocireg.settings.keys import (
     duration,
     integer,
     join,
+    string_list,
 )
 
 _RULE_KEYS = ("pulledWithin", "pushedWithin", "mostRecentlyPushedCount", "mostRecentlyPulledCount")
@@ -132,7 +133,7 @@ def _policy(node: Any, where: str) -> RetentionPolicy:
         ("repositories", "deleteReferrers", "deleteUntagged", "keepTags", "keepUntagged"),
         where,
     )
-    repositories = _strings(raw.get("repositories") or [], join(where, "repositories"))
+    repositories = string_list(raw.get("repositories") or [], join(where, "repositories"))
     for n, pattern in enumerate(repositories):
         try:
             compile_glob(pattern)
@@ -159,7 +160,7 @@ def _policy(node: Any, where: str) -> RetentionPolicy:
 def _keep_tags(node: Any, where: str) -> KeepTags:
     raw = canonical_keys(node, ("patterns", *_RULE_KEYS), where)
     patterns: list[GoRegexp] = []
-    for n, text in enumerate(_strings(raw.get("patterns") or [], join(where, "patterns"))):
+    for n, text in enumerate(string_list(raw.get("patterns") or [], join(where, "patterns"))):
         try:
             patterns.append(compile_go(text))
         except GoRegexpError as exc:
@@ -185,9 +186,3 @@ def _rules(raw: dict[str, Any], where: str) -> KeepRules:
         most_recently_pushed=count("mostRecentlyPushedCount"),
         most_recently_pulled=count("mostRecentlyPulledCount"),
     )
-
-
-def _strings(value: Any, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(where, f"expected a list of strings, got {value!r}")
-    return tuple(value)
