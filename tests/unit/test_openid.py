@@ -188,3 +188,20 @@ def test_an_answer_that_comes_in_pieces_is_read_whole(in_pieces: str) -> None:
     assert status == 200 and len(data["pad"]) == 20_000
     with pytest.raises(ProviderDown, match="not a JSON object"):
         asyncio.run(call(MAX_ANSWER + 10))  # over the limit: still refused
+
+
+def test_the_groups_of_the_id_token_and_the_userinfo_are_joined() -> None:
+    """zot joins the groups claim of both (sorted, each once); the user comes from the
+    userinfo first, falling back to `email`, then to the ID token."""
+    provider = OpenIdProvider(name="oidc", issuer=ISSUER, client_id="id")
+    client = OpenIdClient(provider, "http://reg.example/zot/auth/callback/oidc")
+    try:
+        user = client.user_of(
+            {"sub": "1", "email": "a@x", "groups": ["ops", "devs"]},
+            {"sub": "1", "email": "b@x", "groups": "devs"},
+        )
+        assert (user.user, user.groups) == ("b@x", ("devs", "ops"))
+        user = client.user_of({"sub": "1", "email": "a@x", "groups": "ops"}, {})
+        assert (user.user, user.groups) == ("a@x", ("ops",))
+    finally:
+        asyncio.run(client.close())

@@ -126,9 +126,10 @@ class OpenIdClient:
             raise LoginRefused(f"the token endpoint answered {status}: {tokens.get('error')}")
         claims = await self._verify(tokens["id_token"], nonce, endpoints)
         access = tokens.get("access_token")
+        info: dict[str, Any] = {}
         if endpoints.userinfo and isinstance(access, str):
-            claims = {**claims, **await self._userinfo(endpoints.userinfo, access, claims)}
-        return self._user(claims)
+            info = await self._userinfo(endpoints.userinfo, access, claims)
+        return self.user_of(claims, info)
 
     async def end_session_url(self, post_logout_redirect: str) -> str:
         """Where to send the browser to log out at the provider too, as zot's logout answers
@@ -207,18 +208,24 @@ class OpenIdClient:
             raise LoginRefused("the userinfo is about another user")
         return info
 
-    def _user(self, claims: dict[str, Any]) -> OpenIdUser:
-        """The user and groups as zot reads them: the configured username claim (falling
-        back to `email` when it is missing), the groups claim as a list or one string."""
+    def user_of(self, id_claims: dict[str, Any], info: dict[str, Any]) -> OpenIdUser:
+        """The user and groups as zot reads them from the ID token's claims and the userinfo
+        answer (`info`, empty without one): the configured username claim, the userinfo's
+        first (falling back to `email` when it is missing); the groups claim, a list or one
+        string, from both, joined."""
+        claims = {**id_claims, **info}
         user = claims.get(self.provider.username_claim)
         if not isinstance(user, str) or not user:
             user = claims.get("email")
         if not isinstance(user, str) or not user:
             raise LoginRefused(f"no {self.provider.username_claim!r} claim to name the user")
+        groups = {g for source in (id_claims, info) for g in self._groups(source)}
+        return OpenIdUser(user, tuple(sorted(groups)))
+
+    def _groups(self, claims: dict[str, Any]) -> list[str]:
         raw = claims.get(self.provider.groups_claim)
         values = raw if isinstance(raw, list) else [raw] if isinstance(raw, str) else []
-        groups = sorted({str(g) for g in values if g is not None and str(g)})
-        return OpenIdUser(user, tuple(groups))
+        return [str(g) for g in values if g is not None and str(g)]
 
     # --- talking to the provider -------------------------------------------------------------
 
