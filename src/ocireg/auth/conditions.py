@@ -18,6 +18,7 @@ cel-expr-python and protobuf are imported only when some policy has conditions.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -108,7 +109,7 @@ class Conditions:
         from google.protobuf import timestamp_pb2
 
         self._timestamp = timestamp_pb2.Timestamp
-        env = _environment()
+        self._env = env = _environment()
         self._programs: dict[str, cel.Expression] = {}
         for condition in all_conditions(settings):
             if condition.expression in self._programs:
@@ -128,18 +129,22 @@ class Conditions:
         if not policy.conditions:
             return True, ""
         now = self._timestamp()
-        now.GetCurrentTime()
-        data = {"req": request_map(subject, facts, now)}
+        now.FromNanoseconds(time.time_ns())
+        try:  # converted to CEL values once, however many conditions read it
+            activation = self._env.Activation(data={"req": request_map(subject, facts, now)})
+        except Exception as exc:  # the binding raises for inputs it cannot convert
+            _failed(policy.conditions[0], str(exc))
+            return False, ""
         for condition in policy.conditions:
-            value = self._evaluate(condition, data)
+            value = self._evaluate(condition, activation)
             if value is not True:
                 return False, condition.message if value is False else ""
         return True, ""
 
-    def _evaluate(self, condition: Condition, data: dict[str, Any]) -> bool | None:
+    def _evaluate(self, condition: Condition, activation: cel.Activation) -> bool | None:
         program = self._programs[condition.expression]
         try:
-            result = program.eval(data=data)
+            result = program.eval(activation)
             kind, value = result.type().name(), result.value()
         except Exception as exc:  # the binding raises for inputs it cannot convert
             _failed(condition, str(exc))
