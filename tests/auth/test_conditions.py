@@ -22,7 +22,8 @@ from tests.auth.conditions_scenario import (
     sequence,
 )
 from tests.auth.conftest import PASSWORDS, client_for, start_registry, write_htpasswd
-from tests.support.oci import assert_error
+from tests.support.cluster import cluster_configs, repo_owned_by, running_members
+from tests.support.oci import assert_error, manifest_path, push_image, push_manifest
 from tests.support.server import run_cli, wait_until
 
 PROXY = "only through the proxy"
@@ -149,3 +150,36 @@ def test_a_reload_recompiles_the_conditions(tmp_path: Path) -> None:
         assert "invalid CEL expression" in log.read_text()
         with client_for(registry, "alice") as fresh:
             assert_error(fresh.get("/v2/reload/app/tags/list"), 404, "NAME_UNKNOWN")
+
+
+def test_conditions_through_a_non_owner_member(tmp_path: Path) -> None:
+    """Separate storage: every request for the repository goes to its owner, which evaluates
+    the conditions with the headers the client sent and whose refusal (with its reason)
+    comes back through the member."""
+    condition = [
+        {"expression": 'req.referenceType != "tag"', "message": DIGEST_ONLY},
+        {"expression": 'req.userAgent.startsWith("ok/")', "message": "agent"},
+    ]
+    rule = {"users": ["alice"], "actions": ["read", "create"], "conditions": condition}
+    access = {"repositories": {"team/**": {"policies": [rule]}}}
+    configs = cluster_configs(tmp_path, count=2, shared_root=False)
+    for cfg in configs:
+        cfg["http"].update(_http(tmp_path, access))
+    repo = repo_owned_by(1, count=2, prefix="team")
+    with (
+        running_members(tmp_path, configs) as members,
+        httpx.Client(
+            base_url=members[0].url,
+            auth=httpx.BasicAuth("alice", PASSWORDS["alice"]),
+            headers={"User-Agent": "ok/1"},
+            timeout=30,
+        ) as alice,
+    ):
+        image = push_image(alice, repo)  # blobs, then the manifest by digest
+        r = alice.get(manifest_path(repo, image.digest))
+        assert r.status_code == 200 and r.content == image.manifest
+        r = push_manifest(alice, repo, "v1", image.manifest)
+        assert assert_error(r, 403, "DENIED")["detail"]["reason"] == DIGEST_ONLY
+        r = alice.get(manifest_path(repo, image.digest), headers={"User-Agent": "other"})
+        assert assert_error(r, 403, "DENIED")["detail"]["reason"] == "agent"
+        assert '"method": "PUT"' in members[1].logs()  # the owner served the writes
