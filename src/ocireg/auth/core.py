@@ -158,7 +158,8 @@ def build_auth(config: Config) -> AuthServices | None:
 
 
 def check_auth(config: Config) -> list[str]:
-    """`ocireg verify`: every auth file readable and well-formed; warnings to print."""
+    """`ocireg verify`: every auth file readable and well-formed, every policy condition
+    compiled; warnings to print."""
     settings = config.auth
     warnings: list[str] = []  # the keys not implemented are in config.warnings
     if settings.htpasswd is not None:
@@ -179,6 +180,8 @@ def check_auth(config: Config) -> list[str]:
 
         for provider in settings.openid.providers.values():
             client_credentials(provider)  # raises ConfigError when the file is unusable
+    if settings.access_control is not None:
+        AccessPolicy(settings.access_control)  # raises ConfigError for a condition's CEL
     if (
         settings.access_control is not None
         and not settings.logins

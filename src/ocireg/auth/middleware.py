@@ -21,6 +21,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocireg.asgi import request_header, with_response_header
+from ocireg.auth.conditions import RequestFacts, facts_of
 from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.auth.grants import TokenError, grants
 from ocireg.errors import ErrorCode, RegistryError
@@ -31,6 +32,7 @@ _BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "d
 # zot's UI names itself by this header; only then is the session cookie read (`_session`).
 SESSION_CLIENT_HEADER, SESSION_CLIENT = b"x-zot-api-client", b"zot-ui"
 SESSION_COOKIE = "ocireg_session"  # the web pages' (ocireg.ui.session.COOKIE)
+NO_FACTS = RequestFacts()  # what a policy without conditions is decided with
 
 
 def _authorization(scope: Scope) -> str | None:
@@ -184,26 +186,34 @@ class AuthorizeMiddleware:
             if identity.anonymous:
                 await self._refuse(identity, aim)
             return
+        # Conditions see the request (zot's `req`); without any, nothing need be read.
+        facts = NO_FACTS if policy.conditions is None else facts_of(scope, aim.reference)
         action = aim.action.value
         if aim.tag is not None and not (
-            policy.can(identity, "create", repository)
-            and policy.can(identity, "update", repository)
+            policy.decide(identity, "create", repository, facts).allowed
+            and policy.decide(identity, "update", repository, facts).allowed
         ):
             action = "update" if await _tag_exists(scope, repository, aim.tag) else "create"
-        allowed = policy.can(identity, action, repository)
+        decision = policy.decide(identity, action, repository, facts)
+        allowed = decision.allowed
         if allowed and aim.mount_from is not None:
             # The handler mounts from exactly this repository: both read the classification.
+            # As zot's mount check: a listing's check, conditions not evaluated.
             allowed = policy.can(identity, "read", aim.mount_from)
         if not allowed:
-            await self._refuse(identity, aim, action)
+            await self._refuse(identity, aim, action, decision.reason)
 
-    async def _refuse(self, identity: Identity, aim: Target, action: str | None = None) -> None:
+    async def _refuse(
+        self, identity: Identity, aim: Target, action: str | None = None, reason: str = ""
+    ) -> None:
         # An anonymous first try is how clients discover auth: only slow down real refusals.
         if self.auth.settings.fail_delay > 0 and not identity.anonymous:
             await asyncio.sleep(self.auth.settings.fail_delay)
         detail = {"action": action or aim.action.value}
         if aim.repository is not None:
             detail["repository"] = aim.repository
+        if reason and not identity.anonymous:
+            detail["reason"] = reason  # a condition's message (zot's `detail.reason`)
         if identity.anonymous:
             raise RegistryError(
                 ErrorCode.UNAUTHORIZED,

@@ -1,24 +1,46 @@
 """`http.accessControl` decisions, with zot's rules.
 
 For a repository, the longest glob that matches it chooses the rules (one rule set, never
-a merge). Within it an action is allowed when a policy names the user, or one of the
-user's groups, with that action; else when `defaultPolicy` has it and the user is
-authenticated; else when `anonymousPolicy` has it and the user is anonymous. Failing all
-of that, `adminPolicy` allows its actions to its users and groups on every repository.
+a merge). Within it an action is allowed when a policy names the user (those naming the
+user first, then those naming one of the user's groups) with that action and its
+conditions hold; else when `defaultPolicy` has it and the user is authenticated; else when
+`anonymousPolicy` has it and the user is anonymous. Failing all of that, `adminPolicy`
+allows its actions to its users and groups on every repository, when its conditions hold.
+
+Conditions (zot's CEL expressions, `auth/conditions.py`) are evaluated for a request
+(`decide`). Listings (`can`: the catalog, search, the pages' lists, a mount's source) do not
+evaluate them, as zot's catalog does not: a conditional policy counts there as granting,
+so a listing may show a repository whose pull is then refused, never hide one that is not.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from ocireg.auth.conditions import Conditions, RequestFacts, Subject, all_conditions
 from ocireg.auth.settings import AccessControlSettings, Policy, RepositoryRules
 from ocireg.globs import glob_match
 from ocireg.identity import Identity
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: str = ""  # the message of the condition that refused, when one did
+
+
+ALLOWED = Decision(True)
+
+
 class AccessPolicy:
     def __init__(self, settings: AccessControlSettings) -> None:
+        """Raises ConfigError when a condition does not compile."""
         self.settings = settings
         # Longest first, so the first match is the one zot would pick.
         self._globs = sorted(settings.repositories, key=len, reverse=True)
+        # Compiled once per configuration; None (and no CEL library loaded) without any.
+        has_conditions = next(all_conditions(settings), None) is not None
+        self.conditions = Conditions(settings) if has_conditions else None
 
     def groups_of(self, user: str | None) -> tuple[str, ...]:
         if user is None:
@@ -32,11 +54,14 @@ class AccessPolicy:
         return None
 
     def can(self, identity: Identity, action: str, repository: str) -> bool:
-        rules = self.rules_for(repository)
-        if rules is not None and self._permitted(identity, action, rules):
-            return True
-        admin = self.settings.admin_policy
-        return action in admin.actions and self._names(admin, identity)
+        """For listings: a policy's conditions are taken to hold (see the module's doc)."""
+        return self._decide(identity, action, repository, None).allowed
+
+    def decide(
+        self, identity: Identity, action: str, repository: str, facts: RequestFacts
+    ) -> Decision:
+        """For one request: conditions evaluated against it."""
+        return self._decide(identity, action, repository, facts)
 
     def anonymous_may_do_anything(self) -> bool:
         """Whether some repository grants anonymous users some action (zot then answers the
@@ -49,18 +74,74 @@ class AccessPolicy:
         users = self.settings.metrics_users
         return not users or identity.user in users
 
-    def _permitted(self, identity: Identity, action: str, rules: RepositoryRules) -> bool:
-        for policy in rules.policies:
-            if action in policy.actions and self._names(policy, identity):
-                return True
-        if identity.anonymous:
-            return action in rules.anonymous_policy
-        return action in rules.default_policy
+    def _decide(
+        self, identity: Identity, action: str, repository: str, facts: RequestFacts | None
+    ) -> Decision:
+        admin = self.settings.admin_policy
+        groups = self._match_groups(identity)
+        is_admin = _names(admin, identity.user, groups)
+        subject = Subject(identity.user, self._groups(identity), is_admin, action, repository)
+        reason = ""
+        rules = self.rules_for(repository)
+        if rules is not None:
+            decision = self._permitted(subject, groups, rules, facts)
+            if decision.allowed:
+                return decision
+            reason = decision.reason
+        if is_admin and action in admin.actions:
+            met, why = self._met(admin, subject, facts)
+            if met:
+                return ALLOWED
+            # As zot: the admin condition's message is the most specific explanation.
+            reason = why or reason
+        return Decision(False, reason)
 
-    def _names(self, policy: Policy, identity: Identity) -> bool:
+    def _permitted(
+        self,
+        subject: Subject,
+        groups: frozenset[str],
+        rules: RepositoryRules,
+        facts: RequestFacts | None,
+    ) -> Decision:
+        reason = ""  # as zot: the message of the last condition that refused
+        # As zot: the policies naming the user first, then those naming one of the groups.
+        user = subject.user
+        named = [p for p in rules.policies if user is not None and user in p.users]
+        if user is not None:
+            named += [p for p in rules.policies if not groups.isdisjoint(p.groups)]
+        for policy in named:
+            if subject.action not in policy.actions:
+                continue
+            met, why = self._met(policy, subject, facts)
+            if met:
+                return ALLOWED
+            reason = why or reason
+        if user is None:
+            return Decision(subject.action in rules.anonymous_policy, reason)
+        return Decision(subject.action in rules.default_policy, reason)
+
+    def _met(
+        self, policy: Policy, subject: Subject, facts: RequestFacts | None
+    ) -> tuple[bool, str]:
+        if facts is None or self.conditions is None:
+            return True, ""
+        return self.conditions.met(policy, subject, facts)
+
+    def _groups(self, identity: Identity) -> tuple[str, ...]:
+        """The user's groups as conditions see them (`req.user.groups`): the identity's
+        (a directory's, as it gives them), then those http.accessControl.groups names."""
         if identity.user is None:
-            return False
-        if identity.user in policy.users:
-            return True
-        groups = {g.lower() for g in identity.groups} | set(self.groups_of(identity.user))
-        return not groups.isdisjoint(policy.groups)
+            return ()
+        return tuple(dict.fromkeys((*identity.groups, *self.groups_of(identity.user))))
+
+    def _match_groups(self, identity: Identity) -> frozenset[str]:
+        """The user's groups as policies name them (lower-cased, as zot's keys are)."""
+        if identity.user is None:
+            return frozenset()
+        return frozenset(g.lower() for g in identity.groups) | set(self.groups_of(identity.user))
+
+
+def _names(policy: Policy, user: str | None, groups: frozenset[str]) -> bool:
+    if user is None:
+        return False
+    return user in policy.users or not groups.isdisjoint(policy.groups)

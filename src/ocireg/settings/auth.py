@@ -75,10 +75,22 @@ class LdapSettings:
 
 
 @dataclass(frozen=True)
+class Condition:
+    """zot's policy condition: a CEL expression that must hold for the policy to grant, and
+    the message a refused client is told when it does not. Compiled by `ocireg.auth`
+    (`auth/conditions.py`), not here: this stays plain data, comparable across reloads."""
+
+    expression: str
+    message: str = ""
+    path: str = ""  # the key path, for the errors of the compiler
+
+
+@dataclass(frozen=True)
 class Policy:
     users: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     actions: frozenset[str] = frozenset()
+    conditions: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -295,15 +307,33 @@ def _rules(raw: dict[str, Any], where: str) -> RepositoryRules:
 
 def _policy(raw: Any, where: str) -> Policy:
     section = _map(raw, where)
-    if "conditions" in section:  # zot's CEL conditions: refusing is safer than ignoring
-        raise ConfigError(f"{where}.conditions", "policy conditions are not supported")
-    check_keys(section, ("users", "groups", "actions"), where)
+    check_keys(section, ("users", "groups", "actions", "conditions"), where)
     return Policy(
         users=strings(section.get("users", []), f"{where}.users"),
         # Group names are map keys, which zot lower-cases; compare them the same way here.
         groups=frozenset(g.lower() for g in strings(section.get("groups", []), f"{where}.groups")),
         actions=_actions(section.get("actions", []), f"{where}.actions"),
+        conditions=_conditions(section.get("conditions") or [], f"{where}.conditions"),
     )
+
+
+def _conditions(raw: Any, where: str) -> tuple[Condition, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(where, f"expected a list, got {raw!r}")
+    conditions = []
+    for i, item in enumerate(raw):
+        path = f"{where}[{i}]"
+        section = _map(item, path)
+        check_keys(section, ("expression", "message"), path)
+        message = string(section.get("message", ""), f"{path}.message", required=False)
+        conditions.append(
+            Condition(
+                expression=string(section.get("expression"), f"{path}.expression"),
+                message=message,
+                path=f"{path}.expression",
+            )
+        )
+    return tuple(conditions)
 
 
 def _map(value: Any, where: str) -> dict[str, Any]:

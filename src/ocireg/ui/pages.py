@@ -34,6 +34,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from ocireg import names
+from ocireg.auth.conditions import RequestFacts, facts_of
 from ocireg.auth.core import AuthServices, DirectoryDown
 from ocireg.config import Config
 from ocireg.digest import Digest
@@ -204,18 +205,26 @@ class Pages:
         if creds is not None and self.tokens is not None:
             return await self.tokens.allowed(creds, action, repos)
         identity: Identity = request.state.identity
-        return [repo for repo in repos if self.can(identity, action, repo)]
+        # A change (a delete) is decided as the API decides it, conditions evaluated against
+        # this request; a read only lists or shows, as the API's catalog does (auth/policy.py).
+        facts = None if action == "read" else facts_of(request.scope, None)
+        return [repo for repo in repos if self.can(identity, action, repo, facts)]
 
     async def may(self, request: Request, action: str, repo: str) -> bool:
         return bool(await self.allowed(request, action, [repo]))
 
-    def can(self, identity: Identity, action: str, repo: str) -> bool:
-        """As the API decides (auth/middleware.py, AuthorizeMiddleware._policy)."""
+    def can(
+        self, identity: Identity, action: str, repo: str, facts: RequestFacts | None = None
+    ) -> bool:
+        """As the API decides (auth/middleware.py, AuthorizeMiddleware._policy); policy
+        conditions evaluated against `facts` when given."""
         if identity.method == "token":
             return False  # a bearer user: only the token server decides (`allowed`)
         if self.auth is None:
             return True  # no http.auth, no accessControl: the API lets everyone do anything
         if self.auth.policy is not None:
+            if facts is not None:
+                return self.auth.policy.decide(identity, action, repo, facts).allowed
             return self.auth.policy.can(identity, action, repo)
         return not identity.anonymous
 

@@ -1,0 +1,205 @@
+"""zot's policy conditions: CEL expressions over the request that a policy needs to hold.
+
+Each expression is compiled (parsed and type-checked) once per configuration, when the
+access policy is built: `ocireg verify`, start-up and a reload refuse one that does not
+compile, naming its key. At request time the compiled program is evaluated against one
+variable, `req`, a map with zot's fields (see `request_map`). The program runs in the
+calling thread: an evaluation costs microseconds (docs/performance.md, "Policy
+conditions"), less than handing it to a thread would.
+
+The library is cel-expr-python, Google's binding of cel-cpp: the same checker and the same
+standard library as zot's cel-go, with zot's extensions (strings, sets, encoders,
+optional types). `req.time` is handed over as a protobuf `Timestamp`, the form in which the
+binding accepts a timestamp inside a map.
+
+cel-expr-python and protobuf are imported only when some policy has conditions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from starlette.types import Scope
+
+from ocireg.asgi import request_header
+from ocireg.errors import ConfigError
+from ocireg.settings.auth import AccessControlSettings, Condition, Policy
+
+if TYPE_CHECKING:
+    from cel_expr_python import cel
+
+log = logging.getLogger("ocireg.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFacts:
+    """What a condition may see of the HTTP request, beyond who asks for what."""
+
+    method: str = ""
+    user_agent: str = ""
+    reference: str = ""  # a manifest's tag or digest, as given; "" on other endpoints
+    client_ip: str = ""  # the TCP peer
+    forwarded_for: tuple[str, ...] = ()  # X-Forwarded-For, left to right, as sent
+    tls: bool = False
+
+
+def facts_of(scope: Scope, reference: str | None) -> RequestFacts:
+    forwarded: list[str] = []
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"x-forwarded-for":
+            parts = value.decode("latin-1").split(",")
+            forwarded.extend(p.strip() for p in parts if p.strip())
+    client = scope.get("client")
+    agent = request_header(scope, b"user-agent")
+    return RequestFacts(
+        method=scope.get("method", ""),
+        user_agent="" if agent is None else agent.decode("latin-1"),
+        reference=reference or "",
+        client_ip=str(client[0]) if client else "",
+        forwarded_for=tuple(forwarded),
+        tls=scope.get("scheme") == "https",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    """Who asks to do what, as the policy saw it."""
+
+    user: str | None
+    groups: tuple[str, ...]
+    admin: bool  # named by adminPolicy (whatever its actions)
+    action: str
+    repository: str
+
+
+def request_map(subject: Subject, facts: RequestFacts, now: Any) -> dict[str, Any]:
+    """zot's `req` (pkg/api/config's Condition documents the fields): a reference with a
+    colon is a digest, any other a tag. `tls.version` stays "": Granian does not tell the
+    application which version it negotiated. `claims` stays empty: zot fills it from OIDC
+    bearer tokens only, which ocireg does not take."""
+    reference = facts.reference
+    kind = "" if not reference else ("digest" if ":" in reference else "tag")
+    return {
+        "time": now,
+        "method": facts.method,
+        "userAgent": facts.user_agent,
+        "action": subject.action,
+        "repository": subject.repository,
+        "reference": reference,
+        "referenceType": kind,
+        "tag": reference if kind == "tag" else "",
+        "digest": reference if kind == "digest" else "",
+        "user": {"username": subject.user or "", "groups": list(subject.groups)},
+        "auth": {"anonymous": subject.user is None, "admin": subject.admin},
+        "client": {"ip": facts.client_ip, "forwardedFor": list(facts.forwarded_for)},
+        "tls": {"enabled": facts.tls, "version": ""},
+        "claims": {},
+    }
+
+
+class Conditions:
+    """The compiled programs of every condition in one access-control configuration."""
+
+    def __init__(self, settings: AccessControlSettings) -> None:
+        """Raises ConfigError, naming the expression's key, for one that does not compile."""
+        from google.protobuf import timestamp_pb2
+
+        self._timestamp = timestamp_pb2.Timestamp
+        self._env = env = _environment()
+        self._programs: dict[str, cel.Expression] = {}
+        for condition in all_conditions(settings):
+            if condition.expression in self._programs:
+                continue
+            try:
+                program = env.compile(condition.expression)
+            except RuntimeError as exc:  # the binding's only error for a refused expression
+                raise ConfigError(
+                    condition.path, f"invalid CEL expression: {_clean(exc)}"
+                ) from None
+            self._programs[condition.expression] = program
+
+    def met(self, policy: Policy, subject: Subject, facts: RequestFacts) -> tuple[bool, str]:
+        """Whether every condition of `policy` holds, in order; when one does not, its
+        message. A condition that fails to evaluate, or gives no boolean, does not hold
+        and has no message (zot's: the client is not told about internal failures)."""
+        if not policy.conditions:
+            return True, ""
+        now = self._timestamp()
+        now.FromNanoseconds(time.time_ns())
+        try:  # converted to CEL values once, however many conditions read it
+            activation = self._env.Activation(data={"req": request_map(subject, facts, now)})
+        except Exception as exc:  # the binding raises for inputs it cannot convert
+            _failed(policy.conditions[0], str(exc))
+            return False, ""
+        for condition in policy.conditions:
+            value = self._evaluate(condition, activation)
+            if value is not True:
+                return False, condition.message if value is False else ""
+        return True, ""
+
+    def _evaluate(self, condition: Condition, activation: cel.Activation) -> bool | None:
+        program = self._programs[condition.expression]
+        try:
+            result = program.eval(activation)
+            kind, value = result.type().name(), result.value()
+        except Exception as exc:  # the binding raises for inputs it cannot convert
+            _failed(condition, str(exc))
+            return None
+        if kind == "ERROR":  # a missing key, an index out of range, a failed conversion...
+            _failed(condition, str(value))
+            return None
+        if kind != "BOOL" or not isinstance(value, bool):
+            _failed(condition, f"the result is not a boolean but {kind.lower()} {value!r}")
+            return None
+        if not value:
+            log.debug(
+                "policy condition not met",
+                extra={"expression": condition.expression, "condition_message": condition.message},
+            )
+        return value
+
+
+def all_conditions(settings: AccessControlSettings) -> Iterator[Condition]:
+    for rules in settings.repositories.values():
+        for policy in rules.policies:
+            yield from policy.conditions
+    yield from settings.admin_policy.conditions
+
+
+def _environment() -> cel.Env:
+    """zot's CEL environment: `req` a map of string to dyn, and the extensions it loads."""
+    from cel_expr_python import cel
+    from cel_expr_python.ext import ext_encoders, ext_optional, ext_strings
+
+    # The sets extension is reachable through the environment's configuration only.
+    config = cel.NewEnvConfigFromYaml("name: ocireg-policy\nextensions:\n  - name: sets\n")
+    return cel.NewEnv(
+        config=config,
+        variables={"req": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)},
+        extensions=[
+            ext_strings.ExtStrings(),
+            ext_optional.ExtOptional(),
+            ext_encoders.ExtEncoders(),
+        ],
+    )
+
+
+def _failed(condition: Condition, error: str) -> None:
+    log.warning(
+        "policy condition failed to evaluate; the policy does not grant",
+        extra={
+            "expression": condition.expression,
+            "condition_message": condition.message,
+            "error": error,
+        },
+    )
+
+
+def _clean(exc: Exception) -> str:
+    """cel-cpp's status text without its status-code wrapping."""
+    text = str(exc).removeprefix("INVALID_ARGUMENT: ").strip()
+    return text.removesuffix("[INVALID_ARGUMENT]").rstrip()
