@@ -141,21 +141,48 @@ class S3Settings:
         return url
 
     @property
+    def location(self) -> str:
+        """Endpoint, bucket and key prefix, as one text (the endpoint AWS's when unset)."""
+        return f"{self.endpoint or 's3'}/{self.bucket}/{self.prefix}"
+
+    @property
     def prefix(self) -> str:
         """The bucket key prefix, rootdirectory doubled as zot does (with a trailing /)."""
         root = self.rootdirectory.strip("/")
         return f"{root}/{root}/" if root else ""
 
 
+def s3_dedupe_notice(where: str) -> str:
+    """The notice for `dedupe: true` on a storage on S3 (`where`: the key's path)."""
+    return (
+        f"{where}: on S3 ocireg keeps each repository's copy of a blob (zot leaves zero-byte"
+        " stubs instead; ocireg reads them, and does not write them)"
+    )
+
+
 def parse_storage_driver(ctx: Context) -> S3Settings | None:
     """`storage.storageDriver`: None for the filesystem driver (the default)."""
-    where = "storage.storageDriver"
-    spec = lower_keys(ctx.get(where) or {}, where)
+    return parse_driver_map(
+        ctx.get("storage.storageDriver"), "storage.storageDriver", ctx.warnings, ctx.notices
+    )
+
+
+def parse_driver_map(
+    node: Any,
+    where: str,
+    warnings: list[str] | None = None,
+    notices: list[str] | None = None,
+) -> S3Settings | None:
+    """A `storageDriver` map (the default storage's or a sub path's): None for the
+    filesystem driver (also when absent)."""
+    spec = lower_keys(node or {}, where)
     name = str(spec.get("name", "filesystem")).lower()
     if name == "s3":
-        return S3Settings.from_map(spec, where, ctx.warnings, ctx.notices)
+        return S3Settings.from_map(spec, where, warnings, notices)
     if name == "filesystem":
-        check_keys(spec, ("name",), where, _FILESYSTEM_UNIMPLEMENTED, ctx.warnings)
+        check_keys(
+            spec, ("name",), where, _FILESYSTEM_UNIMPLEMENTED, [] if warnings is None else warnings
+        )
         return None
     raise ConfigError(
         f"{where}.name", f"unknown driver {name!r} (known: {', '.join(STORAGE_DRIVERS)})"
