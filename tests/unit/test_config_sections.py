@@ -11,6 +11,7 @@ import pytest
 
 from ocireg.config import SECTIONS, build_config
 from ocireg.errors import ConfigError
+from ocireg.server.services import sole_sqlite_writer
 from ocireg.settings.drivers import RedisSettings, S3Settings
 from ocireg.settings.keys import parse_duration
 
@@ -334,6 +335,14 @@ def test_sub_paths_on_s3_have_their_own_driver_under_either_default() -> None:
                 }
             )
         assert err.value.path == where
+    # solewriter holds when every storage is on S3 and says so
+    sole = s3_driver("/zot", solewriter=True)
+    for sub_driver, kept in ((s3_driver("/a", solewriter=True), True), (s3_driver("/a"), False)):
+        subs = {"/a": {"storageDriver": sub_driver}}
+        config = build(storage={**ROOT, "storageDriver": sole, "subPaths": subs})
+        assert sole_sqlite_writer(config) is kept
+    subs = {"/a": {"rootDirectory": "/a"}}
+    assert not sole_sqlite_writer(build(storage={**ROOT, "storageDriver": sole, "subPaths": subs}))
     other_endpoint = s3_driver("/zot", regionendpoint="http://127.0.0.1:9")
     build(
         storage={

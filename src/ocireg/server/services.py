@@ -95,11 +95,15 @@ def sole_sqlite_writer(config: Config) -> bool:
     """S3 with the embedded sqlite store, where the user says this instance is the bucket
     prefix's only writer (`solewriter`): all its processes (workers, the CLI) share one
     sqlite file, so they can all keep the index-version keys there and reads need no request
-    to the bucket (registry/versions.py). Not in a cluster: each member has a file of its
-    own, and the others' writes would go unseen for up to VERSION_TTL."""
+    to the bucket (registry/versions.py); with sub paths, only when each is on S3 and says
+    so too. Not in a cluster: each member has a file of its own, and the others' writes
+    would go unseen for up to VERSION_TTL."""
     return (
         config.s3 is not None
         and config.s3.solewriter
+        # ...and of every sub path's (each on S3 and saying so: a key kept for a repository
+        # on disk, or in a bucket others write, would hide their writes)
+        and all(sub.s3 is not None and sub.s3.solewriter for sub in config.sub_paths)
         and config.redis is None
         and config.cluster is None
     )
