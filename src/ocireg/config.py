@@ -31,6 +31,7 @@ from ocireg.settings.drivers import (
     parse_cache_driver,
     parse_driver_map,
     parse_storage_driver,
+    remote_cache,
     s3_dedupe_notice,
 )
 from ocireg.settings.events import EventsSettings, parse_events
@@ -388,7 +389,7 @@ def build_config(
             storage_raw.get("gcInterval", "1h" if storage_raw.get("gc", True) else 0),
             "storage.gcInterval",
         ),
-        remote_cache=storage_raw.get("remoteCache", False),
+        remote_cache=remote_cache(storage_raw),
         redirect_blob_url=storage_raw.get("redirectBlobURL", False),
         dedupe=storage_raw.get("dedupe", True),
         gc_time_window=parse_window(storage_raw.get("gcTimeWindow", ""), "storage.gcTimeWindow"),
@@ -516,7 +517,7 @@ def _root_directory(storage: dict[str, Any], base: Path, notices: list[str]) -> 
     s3 = parse_driver_map(storage.get("storageDriver"), "storage.storageDriver")
     if s3 is None:
         raise ConfigError(where, "required: the directory that holds the repositories")
-    if not storage.get("remoteCache") or not storage.get("cacheDriver"):
+    if not remote_cache(storage) or not storage.get("cacheDriver"):
         raise ConfigError(
             where, "required on S3 without a remote cache: the metadata store's file is there"
         )

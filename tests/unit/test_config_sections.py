@@ -194,6 +194,18 @@ def test_cache_driver_is_ignored_without_remote_cache_as_in_zot() -> None:
     assert config.redis is None
 
 
+def test_remote_cache_defaults_to_on_with_s3_and_dedupe_as_in_zot() -> None:
+    """zot turns `remoteCache` on when the key is absent, the storage is on S3 and dedupe
+    is on (its default): a `cacheDriver` is then used without the key."""
+    redis = {"cacheDriver": {"name": "redis", "url": "redis://h:6379"}}
+    on_s3 = {**ROOT, "storageDriver": {"name": "s3", "bucket": "b"}, **redis}
+    assert build_config({"storage": on_s3}).redis is not None
+    assert build_config({"storage": on_s3}).storage.remote_cache
+    assert build_config({"storage": {**on_s3, "dedupe": False}}).redis is None
+    assert build_config({"storage": {**on_s3, "remoteCache": False}}).redis is None
+    assert build_config({"storage": {**ROOT, **redis}}).redis is None  # local disk
+
+
 def test_go_driver_keys_not_implemented_are_warnings() -> None:
     config = build_config(
         {
@@ -359,10 +371,13 @@ def test_root_directory_may_be_left_out_on_s3_with_redis() -> None:
     files go to a directory of the temporary folder, named after the bucket's prefix."""
     redis = {"remoteCache": True, "cacheDriver": {"name": "redis", "url": "redis://h:6379"}}
     storage = {"storageDriver": s3_driver("/zot"), **redis}
+    redis_only = {"cacheDriver": redis["cacheDriver"]}  # remoteCache left to zot's default
     config = build_config({"storage": storage})
     root = config.storage.root_directory
     assert root.parent == Path(tempfile.gettempdir()) and root.name.startswith("ocireg-")
     assert any(str(root) in n for n in config.notices)
+    without_key = {k: v for k, v in storage.items() if k != "remoteCache"}  # zot's default
+    assert build_config({"storage": without_key}).storage.root_directory == root
     again = build_config({"storage": storage}).storage.root_directory
     elsewhere = {**storage, "storageDriver": s3_driver("/other")}
     assert again == root != build_config({"storage": elsewhere}).storage.root_directory
@@ -370,6 +385,10 @@ def test_root_directory_may_be_left_out_on_s3_with_redis() -> None:
         ({"storageDriver": s3_driver("/zot")}, "storage.rootDirectory"),  # sqlite's file
         ({"storageDriver": s3_driver("/zot"), "remoteCache": True}, "storage.rootDirectory"),
         ({**redis}, "storage.rootDirectory"),  # the repositories are there
+        (
+            {"storageDriver": s3_driver("/zot"), **redis_only, "dedupe": False},
+            "storage.rootDirectory",
+        ),
         (
             {**storage, "cacheDriver": {"name": "dynamodb", "region": "r"}},
             "storage.cacheDriver.name",

@@ -294,12 +294,23 @@ class RedisSettings:
         )
 
 
+def remote_cache(storage: Mapping[str, Any]) -> bool:
+    """zot's `storage.remoteCache` of a `storage` map. When the key is absent zot turns it
+    on for a storage on S3 with dedupe on (dedupe's default), whose cache must then be
+    the remote one: a `cacheDriver` given is used without the key, as in zot."""
+    if "remoteCache" in storage:
+        return bool(storage["remoteCache"])
+    driver = lower_keys(storage.get("storageDriver") or {}, "storage.storageDriver")
+    on_s3 = str(driver.get("name", "")).lower() == "s3"
+    return on_s3 and bool(storage.get("dedupe", True))
+
+
 def parse_cache_driver(ctx: Context) -> RedisSettings | None:
-    """`storage.cacheDriver`, read only when `storage.remoteCache` is on (as zot does);
-    None for the embedded sqlite store."""
+    """`storage.cacheDriver`, read only when `storage.remoteCache` is on (as zot does,
+    with zot's default for it: `remote_cache`); None for the embedded sqlite store."""
     where = "storage.cacheDriver"
     spec = lower_keys(ctx.get(where) or {}, where)
-    if not ctx.get("storage.remoteCache") or not spec:
+    if not remote_cache(ctx.get("storage") or {}) or not spec:
         return None
     name = str(spec.get("name", "")).lower()
     if name != "redis":
