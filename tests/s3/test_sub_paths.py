@@ -217,5 +217,8 @@ def test_no_root_directory_on_s3_with_redis(
                 assert stored(seaweedfs, places, tmp_path, repo, "index.json") == {where(repo)}
             assert c.get("/v2/_catalog").json()["repositories"] == ["solo", "team/app"]
         assert local.is_dir() and not (tmp_path / "local").exists()
+        for command in ("gc", "rebuild-meta"):
+            result = run_cli(command, str(path))
+            assert result.returncode == 0, result.stderr
     finally:
         shutil.rmtree(local, ignore_errors=True)

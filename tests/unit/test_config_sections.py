@@ -376,6 +376,16 @@ def test_root_directory_may_be_left_out_on_s3_with_redis() -> None:
     root = config.storage.root_directory
     assert root.parent == Path(tempfile.gettempdir()) and root.name.startswith("ocireg-")
     assert any(str(root) in n for n in config.notices)
+    root.mkdir(mode=0o777)
+    try:
+        root.chmod(0o777)  # (past the umask) anyone may write in it: not used
+        with pytest.raises(ConfigError) as err:
+            build_config({"storage": storage})
+        assert err.value.path == "storage.rootDirectory"
+        root.chmod(0o700)
+        assert build_config({"storage": storage}).storage.root_directory == root
+    finally:
+        root.rmdir()
     without_key = {k: v for k, v in storage.items() if k != "remoteCache"}  # zot's default
     assert build_config({"storage": without_key}).storage.root_directory == root
     again = build_config({"storage": storage}).storage.root_directory
