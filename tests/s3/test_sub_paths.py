@@ -3,8 +3,8 @@
 local disk, under a default on S3 with Redis; real SeaweedFS, Redis, an ocireg process and
 skopeo. Each repository's objects are under the bucket and prefix its first name component
 picks; the catalog joins the storages; a mount across two copies; GC and `rebuild-meta` go
-through every storage. A config with no `storage.rootDirectory` (config-all-remote.json)
-serves too."""
+through every storage; a cluster's members share them. A config with no
+`storage.rootDirectory` (config-all-remote.json) serves too."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import httpx
 
 from tests.clients.conftest import Tools, require, tools  # noqa: F401  (the fixture)
 from tests.clients.layout import build_image_layout
-from tests.conftest import use_backend
+from tests.conftest import s3_cluster_configs, use_backend
 from tests.support.backends import BUCKET, Redis, SeaweedFS
+from tests.support.cluster import repo_owned_by, running_members
 from tests.support.oci import (
     assert_image_pulls,
     push_blob,
@@ -196,6 +197,30 @@ def test_a_sub_path_on_s3_under_a_default_on_disk(tmp_path: Path, seaweedfs: Sea
             on_disk = (tmp_path / "root" / repo / layer).is_file()
             assert (in_bucket, on_disk) == (({"team"}, False) if repo != "solo" else (set(), True))
         assert c.get("/v2/_catalog").json()["repositories"] == ["solo", "team/app"]
+
+
+def test_a_cluster_shares_its_sub_paths_on_s3(
+    tmp_path: Path, seaweedfs: SeaweedFS, redis_server: Redis
+) -> None:
+    """Three members on S3 + Redis, one sub path in another bucket: an image pushed through
+    a member that does not own its repository is read whole through every other one, and
+    its objects are in the sub path's bucket."""
+    configs = s3_cluster_configs(tmp_path, seaweedfs, redis_server)
+    tag = uuid.uuid4().hex[:8]
+    seaweedfs.make_bucket(OTHER_BUCKET)
+    driver = seaweedfs.storage_driver(f"/c{tag}", bucket=OTHER_BUCKET)
+    for config in configs:
+        config["storage"]["subPaths"] = {"/team": {"storageDriver": driver}}
+    repo = repo_owned_by(1, prefix="team")
+    with running_members(tmp_path, configs) as members:
+        with httpx.Client(base_url=members[0].url, timeout=60) as c:
+            image = push_image(c, repo, "v1", layer_size=300_000)
+        for member in members[1:]:
+            with httpx.Client(base_url=member.url, timeout=60) as c:
+                assert_image_pulls(c, image, "v1")
+                assert repo in c.get("/v2/_catalog").json()["repositories"]
+    places = {"team": (OTHER_BUCKET, f"c{tag}/c{tag}/")}
+    assert stored(seaweedfs, places, tmp_path, repo, "index.json") == {"team"}
 
 
 def test_no_root_directory_on_s3_with_redis(
