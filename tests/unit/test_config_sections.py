@@ -376,7 +376,7 @@ def test_root_directory_may_be_left_out_on_s3_with_redis() -> None:
     root = config.storage.root_directory
     assert root.parent == Path(tempfile.gettempdir()) and root.name.startswith("ocireg-")
     assert any(str(root) in n for n in config.notices)
-    root.mkdir(mode=0o777)
+    root.mkdir(mode=0o777, exist_ok=True)
     try:
         root.chmod(0o777)  # (past the umask) anyone may write in it: not used
         with pytest.raises(ConfigError) as err:
