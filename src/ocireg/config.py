@@ -12,8 +12,12 @@ the raw file after that: consumers take `config.auth`, `config.metrics`, `config
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
+import stat
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +31,10 @@ from ocireg.settings.drivers import (
     RedisSettings,
     S3Settings,
     parse_cache_driver,
+    parse_driver_map,
     parse_storage_driver,
+    remote_cache,
+    s3_dedupe_notice,
 )
 from ocireg.settings.events import EventsSettings, parse_events
 from ocireg.settings.extensions import (
@@ -372,13 +379,10 @@ def build_config(
     data = _normalise(raw, SCHEMA, "", warnings)
     base = base or Path.cwd()
 
-    storage_raw = data.get("storage")
-    if not storage_raw or "rootDirectory" not in storage_raw:
-        raise ConfigError(
-            "storage.rootDirectory", "required: the directory that holds the repositories"
-        )
+    storage_raw = data.get("storage") or {}
+    early_notices: list[str] = []
     storage = StorageConfig(
-        root_directory=resolve_path(storage_raw["rootDirectory"], base),
+        root_directory=_root_directory(storage_raw, base, early_notices),
         commit=storage_raw.get("commit", False),
         gc=storage_raw.get("gc", True),
         gc_delay=parse_duration(storage_raw.get("gcDelay", "1h"), "storage.gcDelay"),
@@ -387,7 +391,7 @@ def build_config(
             storage_raw.get("gcInterval", "1h" if storage_raw.get("gc", True) else 0),
             "storage.gcInterval",
         ),
-        remote_cache=storage_raw.get("remoteCache", False),
+        remote_cache=remote_cache(storage_raw),
         redirect_blob_url=storage_raw.get("redirectBlobURL", False),
         dedupe=storage_raw.get("dedupe", True),
         gc_time_window=parse_window(storage_raw.get("gcTimeWindow", ""), "storage.gcTimeWindow"),
@@ -427,12 +431,9 @@ def build_config(
     context = Context(data, base, warnings)
     sections = {name: parse(context) for name, parse in SECTIONS.items()}
     s3 = sections["s3"]
-    notices = context.notices + bare_durations(data, "")
+    notices = early_notices + context.notices + bare_durations(data, "")
     if s3 is not None and storage_raw.get("dedupe"):
-        notices.append(
-            "storage.dedupe: on S3 ocireg keeps each repository's copy of a blob (zot leaves"
-            " zero-byte stubs instead; ocireg reads them, and does not write them)"
-        )
+        notices.append(s3_dedupe_notice("storage.dedupe"))
     if sections["auth"].openid is not None and not sections["ui"].enabled:
         # the login routes are served with the web pages (ocireg.ui.openid)
         notices.append("http.auth.openid: no logins without extensions.ui (the web pages)")
@@ -500,6 +501,42 @@ def bare_durations(node: Any, where: str) -> list[str]:
         else:
             found += bare_durations(value, path)
     return found
+
+
+def _root_directory(storage: dict[str, Any], base: Path, notices: list[str]) -> Path:
+    """`storage.rootDirectory`: the repositories' directory on local disk; on S3, where
+    the embedded metadata store's file and the instance's own files are (the workers'
+    repository locks, the hop proofs of a cluster, the maintenance lock and checkpoints).
+
+    zot's `verify` lets S3 with a remote cache leave it out (its `serve` then stops: "no
+    storage config provided"). ocireg serves such a config: nothing of the registry's data
+    is local there, and the instance's own files go to a directory of the system's
+    temporary folder named after the user and the bucket's prefix, which two instances on
+    one machine for the same storage share, as they would share one given."""
+    if "rootDirectory" in storage:
+        return resolve_path(storage["rootDirectory"], base)
+    where = "storage.rootDirectory"
+    s3 = parse_driver_map(storage.get("storageDriver"), "storage.storageDriver")
+    if s3 is None:
+        raise ConfigError(where, "required: the directory that holds the repositories")
+    if not remote_cache(storage) or not storage.get("cacheDriver"):
+        raise ConfigError(
+            where, "required on S3 without a remote cache: the metadata store's file is there"
+        )
+    digest = hashlib.sha256(s3.location.encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"ocireg-{os.getuid()}-{digest}"
+    # The name is predictable in a folder every user writes: one made by another user
+    # (who could then hold our locks) is refused rather than used.
+    with contextlib.suppress(FileNotFoundError):
+        info = root.lstat()
+        if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
+            raise ConfigError(
+                where, f"absent, and {root} is not a directory of this user's alone: give one"
+            )
+    notices.append(
+        f"{where}: absent; this instance's own files (locks, checkpoints) are kept in {root}"
+    )
+    return root
 
 
 def _rate_limit(raw: dict[str, Any] | None) -> RateLimitConfig | None:

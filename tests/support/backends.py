@@ -102,6 +102,11 @@ class SeaweedFS:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
         )
 
+    def make_bucket(self, name: str) -> str:
+        """A bucket besides the test bucket (created if absent); returns its name."""
+        assert _s3_call(self.endpoint, "PUT", f"/{name}") in (200, 409)
+        return name
+
     def start(self, timeout: float = 60.0) -> SeaweedFS:
         self.data.mkdir(parents=True, exist_ok=True)
         s3_config = self.workdir / "s3.json"

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ocireg.config import SECTIONS, build_config
 from ocireg.errors import ConfigError
+from ocireg.server.services import sole_sqlite_writer
 from ocireg.settings.drivers import RedisSettings, S3Settings
 from ocireg.settings.keys import parse_duration
 
@@ -191,6 +194,18 @@ def test_cache_driver_is_ignored_without_remote_cache_as_in_zot() -> None:
     assert config.redis is None
 
 
+def test_remote_cache_defaults_to_on_with_s3_and_dedupe_as_in_zot() -> None:
+    """zot turns `remoteCache` on when the key is absent, the storage is on S3 and dedupe
+    is on (its default): a `cacheDriver` is then used without the key."""
+    redis = {"cacheDriver": {"name": "redis", "url": "redis://h:6379"}}
+    on_s3 = {**ROOT, "storageDriver": {"name": "s3", "bucket": "b"}, **redis}
+    assert build_config({"storage": on_s3}).redis is not None
+    assert build_config({"storage": on_s3}).storage.remote_cache
+    assert build_config({"storage": {**on_s3, "dedupe": False}}).redis is None
+    assert build_config({"storage": {**on_s3, "remoteCache": False}}).redis is None
+    assert build_config({"storage": {**ROOT, **redis}}).redis is None  # local disk
+
+
 def test_go_driver_keys_not_implemented_are_warnings() -> None:
     config = build_config(
         {
@@ -243,8 +258,8 @@ def test_bare_numeric_string_is_not_a_go_duration() -> None:
 
 def test_sub_paths_take_zot_defaults_and_refuse_what_would_misplace_repositories() -> None:
     """zot reads a key a sub path lacks as Go's zero value (dedupe and gc off); with gc on,
-    gcDelay and gcInterval default to an hour. A sub path on S3, or on the default's root,
-    would put repositories where neither ocireg nor zot looks for them: refused."""
+    gcDelay and gcInterval default to an hour. A sub path on the default's root would put
+    repositories where neither ocireg nor zot looks for them: refused."""
     config = build(
         storage={
             **ROOT,
@@ -280,14 +295,117 @@ def test_sub_paths_take_zot_defaults_and_refuse_what_would_misplace_repositories
             "storage.subPaths./u.rootDirectory",
         ),
         ({"/t": {}}, "storage.subPaths./t.rootDirectory"),
-        (
+        (  # a sub path's driver is read with the same keys as the default's
             {"/t": {"rootDirectory": "/t", "storageDriver": {"name": "s3"}}},
-            "storage.subPaths./t.storageDriver",
+            "storage.subPaths./t.storageDriver.bucket",
+        ),
+        (
+            {"/t": {"storageDriver": {"name": "gcs"}}},
+            "storage.subPaths./t.storageDriver.name",
         ),
         ({"/t": {"rootDirectory": "/t", "gcdelays": "1h"}}, "storage.subPaths./t.gcdelays"),
     ):
         with pytest.raises(ConfigError) as err:
             build(storage={**ROOT, "subPaths": subs_raw})
+        assert err.value.path == path
+
+
+def s3_driver(rootdirectory: str, **keys: Any) -> dict[str, Any]:
+    return {"name": "s3", "bucket": "b", "rootdirectory": rootdirectory, **keys}
+
+
+def test_sub_paths_on_s3_have_their_own_driver_under_either_default() -> None:
+    """zot's example config-s3.json: sub paths with a `storageDriver` of their own, under a
+    default on S3; a sub path on S3 needs no local root (zot's `rootDirectory` there holds
+    its cache file), and local sub paths may sit under an S3 default, as in zot."""
+    subs_raw = {
+        "/a": {"rootDirectory": "/tmp/zot1", "storageDriver": s3_driver("/zot-a")},
+        "/b": {"dedupe": True, "storageDriver": s3_driver("/zot-b", bucket="other")},
+        "/c": {"rootDirectory": "/c", "dedupe": True},
+    }
+    for default in ({"storageDriver": s3_driver("/zot")}, {}):
+        config = build(storage={**ROOT, **default, "subPaths": subs_raw})
+        subs = {sub.route: sub for sub in config.sub_paths}
+        assert subs["a"].s3 is not None and subs["a"].s3.prefix == "zot-a/zot-a/"
+        assert subs["a"].root_directory is None
+        assert subs["b"].s3 is not None and subs["b"].s3.bucket == "other"
+        assert subs["c"].s3 is None and subs["c"].root_directory == Path("/c")
+        assert any(n.startswith("storage.subPaths./b.dedupe:") for n in config.notices)
+    # two storages on one bucket's prefix, or one inside another's, would each list the
+    # other's repositories: refused (zot compares the local rootDirectory keys instead)
+    for default_root, sub_root, where in (
+        ("/zot", "/zot", "storage.subPaths./a.storageDriver.rootdirectory"),
+        ("/zot", "/zot/zot/x", "storage.subPaths./a.storageDriver.rootdirectory"),
+        ("", "/zot", "storage.subPaths./a.storageDriver.rootdirectory"),
+    ):
+        with pytest.raises(ConfigError) as err:
+            build(
+                storage={
+                    **ROOT,
+                    "storageDriver": s3_driver(default_root),
+                    "subPaths": {"/a": {"storageDriver": s3_driver(sub_root)}},
+                }
+            )
+        assert err.value.path == where
+    # solewriter holds when every storage is on S3 and says so
+    sole = s3_driver("/zot", solewriter=True)
+    for sub_driver, kept in ((s3_driver("/a", solewriter=True), True), (s3_driver("/a"), False)):
+        subs = {"/a": {"storageDriver": sub_driver}}
+        config = build(storage={**ROOT, "storageDriver": sole, "subPaths": subs})
+        assert sole_sqlite_writer(config) is kept
+    subs = {"/a": {"rootDirectory": "/a"}}
+    assert not sole_sqlite_writer(build(storage={**ROOT, "storageDriver": sole, "subPaths": subs}))
+    other_endpoint = s3_driver("/zot", regionendpoint="http://127.0.0.1:9")
+    build(
+        storage={
+            **ROOT,
+            "storageDriver": s3_driver("/zot"),
+            "subPaths": {"/a": {"storageDriver": other_endpoint}},
+        }
+    )
+
+
+def test_root_directory_may_be_left_out_on_s3_with_redis() -> None:
+    """zot's example config-all-remote.json leaves storage.rootDirectory out (S3 and a
+    remote cache): nothing of the registry's data is local then, and the instance's own
+    files go to a directory of the temporary folder, named after the bucket's prefix."""
+    redis = {"remoteCache": True, "cacheDriver": {"name": "redis", "url": "redis://h:6379"}}
+    storage = {"storageDriver": s3_driver("/zot"), **redis}
+    redis_only = {"cacheDriver": redis["cacheDriver"]}  # remoteCache left to zot's default
+    config = build_config({"storage": storage})
+    root = config.storage.root_directory
+    assert root.parent == Path(tempfile.gettempdir()) and root.name.startswith("ocireg-")
+    assert any(str(root) in n for n in config.notices)
+    root.mkdir(mode=0o777, exist_ok=True)
+    try:
+        root.chmod(0o777)  # (past the umask) anyone may write in it: not used
+        with pytest.raises(ConfigError) as err:
+            build_config({"storage": storage})
+        assert err.value.path == "storage.rootDirectory"
+        root.chmod(0o700)
+        assert build_config({"storage": storage}).storage.root_directory == root
+    finally:
+        root.rmdir()
+    without_key = {k: v for k, v in storage.items() if k != "remoteCache"}  # zot's default
+    assert build_config({"storage": without_key}).storage.root_directory == root
+    again = build_config({"storage": storage}).storage.root_directory
+    elsewhere = {**storage, "storageDriver": s3_driver("/other")}
+    assert again == root != build_config({"storage": elsewhere}).storage.root_directory
+    for raw, path in (
+        ({"storageDriver": s3_driver("/zot")}, "storage.rootDirectory"),  # sqlite's file
+        ({"storageDriver": s3_driver("/zot"), "remoteCache": True}, "storage.rootDirectory"),
+        ({**redis}, "storage.rootDirectory"),  # the repositories are there
+        (
+            {"storageDriver": s3_driver("/zot"), **redis_only, "dedupe": False},
+            "storage.rootDirectory",
+        ),
+        (
+            {**storage, "cacheDriver": {"name": "dynamodb", "region": "r"}},
+            "storage.cacheDriver.name",
+        ),
+    ):
+        with pytest.raises(ConfigError) as err:
+            build_config({"storage": raw})
         assert err.value.path == path
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ocireg.config import build_config
 from ocireg.meta import MetaUnavailable
 from ocireg.meta.sqlite import SqliteMeta
-from ocireg.server.services import build_store
+from ocireg.server.services import build_store, storage_layout
 
 
 class ClearFailsOnce(SqliteMeta):
@@ -46,3 +46,20 @@ def test_a_change_not_acted_on_is_seen_again_at_the_next_start(tmp_path: Path) -
         await store.close()
 
     asyncio.run(run())
+
+
+def test_a_sub_path_on_s3_is_noted_by_its_endpoint_bucket_and_prefix(tmp_path: Path) -> None:
+    """Moving a sub path to another prefix, bucket or endpoint is a change of layout (its
+    repositories are elsewhere); a local `rootDirectory` beside its driver is not."""
+
+    def layout(root: str = "/a", local: str = "cache", **keys: str) -> str:
+        driver = {"name": "s3", "bucket": "b", "rootdirectory": root, **keys}
+        sub = {"/a": {"storageDriver": driver, "rootDirectory": str(tmp_path / local)}}
+        storage = {"rootDirectory": str(tmp_path / "root"), "subPaths": sub}
+        return storage_layout(build_config({"storage": storage}))
+
+    noted = layout()
+    assert "b/a/a/" in noted
+    assert layout() == noted == layout(local="another-cache")
+    for other in (layout("/b"), layout(bucket="c"), layout(regionendpoint="http://h:9")):
+        assert other != noted

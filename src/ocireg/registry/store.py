@@ -85,11 +85,9 @@ class ImageStore:
 
         # zot's dedupe on local storage: hard links (on S3 zot writes stubs, ocireg does not)
         def area(repo: str) -> str | None:  # BlobStore.dedupe
-            if remote:
-                return None
-            if callable(dedupe):
+            if callable(dedupe):  # per repository (storage.subPaths: roots of both kinds)
                 return dedupe(repo)
-            return "" if dedupe else None
+            return "" if dedupe and not remote else None
 
         self.blobs = BlobStore(driver, self.repos, meta, zot_root, area)
         self.uploads = Uploads(sessions, self.locks, self.repos, stored=self.blobs.stored)

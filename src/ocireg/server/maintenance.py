@@ -37,6 +37,7 @@ from ocireg.ops.scrub import Scrubber, ScrubReport
 from ocireg.registry import ImageStore
 from ocireg.registry.layout import PRIVATE_DIR
 from ocireg.server import metrics
+from ocireg.server.services import dedupes_on_disk
 from ocireg.settings.subpaths import sub_path_of
 
 log = logging.getLogger("ocireg.maintenance")
@@ -101,9 +102,7 @@ class Maintenance:
         self.scrub_interval = scrub.interval if scrub.enabled else 0.0
         self.background = tuple(background)
         # zot's start-up dedupe of what is stored already (ops/dedupe.py): local disk only
-        self.dedupe_at_start = config.s3 is None and (
-            config.storage.dedupe or any(sub.dedupe for sub in config.sub_paths)
-        )
+        self.dedupe_at_start = dedupes_on_disk(config)
         self._task: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
 

@@ -81,7 +81,7 @@ def serve(config: Config, raw: dict[str, Any], read: tuple[int, int, int] | None
             "port": config.http.port,
             "workers": config.http.workers,
             "root": str(config.storage.root_directory),
-            "subPaths": {f"/{s.route}": str(s.root_directory) for s in config.sub_paths},
+            "subPaths": {f"/{s.route}": s.location for s in config.sub_paths},
         },
     )
     try:

@@ -44,8 +44,11 @@ def build_store(config: Config) -> ImageStore:
         dedupe_rule(config),
         config.lint.mandatory_annotations,
     )
-    if sole_sqlite_writer(config):
+    if sole_sqlite_writer(config) or (config.redis is not None and on_s3_somewhere(config)):
         store.indexes.versions.keep()
+    if on_s3_somewhere(config):
+        # the catalog index holds where every writer of the bucket keeps it: Redis
+        store.meta_shared = config.redis is not None
     store.storage_layout = storage_layout(config)
     store.quota.limit = config.storage.max_repos
     if config.events.sinks:
@@ -59,33 +62,48 @@ def storage_layout(config: Config) -> str:
     """The sub paths' routes and directories, as one text ("" without sub paths)."""
     if not config.sub_paths:
         return ""
-    roots = {f"/{sub.route}": str(sub.root_directory.resolve()) for sub in config.sub_paths}
+    roots = {f"/{sub.route}": sub.location for sub in config.sub_paths}
     return json.dumps(roots, sort_keys=True)
 
 
 def dedupe_rule(config: Config) -> Callable[[str], str | None]:
     """A repository's dedupe area (registry/blobs.py): its sub path's route when the sub
     path dedupes, "" when it is the default storage's and `storage.dedupe` is on, else None
-    (uploads there keep their own copy)."""
+    (uploads there keep their own copy, as they always do on S3: hard links are local)."""
 
     def area(repo: str) -> str | None:
         sub = sub_path_of(config.sub_paths, repo)
         if sub is not None:
-            return sub.route if sub.dedupe else None
-        return "" if config.storage.dedupe else None
+            return sub.route if sub.dedupe and sub.s3 is None else None
+        return "" if config.storage.dedupe and config.s3 is None else None
 
     return area
+
+
+def on_s3_somewhere(config: Config) -> bool:
+    """Whether some repositories are on S3: the default storage, or a sub path's."""
+    return config.s3 is not None or any(sub.s3 is not None for sub in config.sub_paths)
+
+
+def dedupes_on_disk(config: Config) -> bool:
+    """Whether a storage on local disk dedupes (zot's start-up dedupe: ops/dedupe.py)."""
+    default = config.s3 is None and config.storage.dedupe
+    return default or any(sub.dedupe and sub.s3 is None for sub in config.sub_paths)
 
 
 def sole_sqlite_writer(config: Config) -> bool:
     """S3 with the embedded sqlite store, where the user says this instance is the bucket
     prefix's only writer (`solewriter`): all its processes (workers, the CLI) share one
     sqlite file, so they can all keep the index-version keys there and reads need no request
-    to the bucket (registry/versions.py). Not in a cluster: each member has a file of its
-    own, and the others' writes would go unseen for up to VERSION_TTL."""
+    to the bucket (registry/versions.py); with sub paths, only when each is on S3 and says
+    so too. Not in a cluster: each member has a file of its own, and the others' writes
+    would go unseen for up to VERSION_TTL."""
     return (
         config.s3 is not None
         and config.s3.solewriter
+        # ...and of every sub path's (each on S3 and saying so: a key kept for a repository
+        # on disk, or in a bucket others write, would hide their writes)
+        and all(sub.s3 is not None and sub.s3.solewriter for sub in config.sub_paths)
         and config.redis is None
         and config.cluster is None
     )

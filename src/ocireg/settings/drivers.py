@@ -141,21 +141,48 @@ class S3Settings:
         return url
 
     @property
+    def location(self) -> str:
+        """Endpoint, bucket and key prefix, as one text (the endpoint AWS's when unset)."""
+        return f"{self.endpoint or 's3'}/{self.bucket}/{self.prefix}"
+
+    @property
     def prefix(self) -> str:
         """The bucket key prefix, rootdirectory doubled as zot does (with a trailing /)."""
         root = self.rootdirectory.strip("/")
         return f"{root}/{root}/" if root else ""
 
 
+def s3_dedupe_notice(where: str) -> str:
+    """The notice for `dedupe: true` on a storage on S3 (`where`: the key's path)."""
+    return (
+        f"{where}: on S3 ocireg keeps each repository's copy of a blob (zot leaves zero-byte"
+        " stubs instead; ocireg reads them, and does not write them)"
+    )
+
+
 def parse_storage_driver(ctx: Context) -> S3Settings | None:
     """`storage.storageDriver`: None for the filesystem driver (the default)."""
-    where = "storage.storageDriver"
-    spec = lower_keys(ctx.get(where) or {}, where)
+    return parse_driver_map(
+        ctx.get("storage.storageDriver"), "storage.storageDriver", ctx.warnings, ctx.notices
+    )
+
+
+def parse_driver_map(
+    node: Any,
+    where: str,
+    warnings: list[str] | None = None,
+    notices: list[str] | None = None,
+) -> S3Settings | None:
+    """A `storageDriver` map (the default storage's or a sub path's): None for the
+    filesystem driver (also when absent)."""
+    spec = lower_keys(node or {}, where)
     name = str(spec.get("name", "filesystem")).lower()
     if name == "s3":
-        return S3Settings.from_map(spec, where, ctx.warnings, ctx.notices)
+        return S3Settings.from_map(spec, where, warnings, notices)
     if name == "filesystem":
-        check_keys(spec, ("name",), where, _FILESYSTEM_UNIMPLEMENTED, ctx.warnings)
+        check_keys(
+            spec, ("name",), where, _FILESYSTEM_UNIMPLEMENTED, [] if warnings is None else warnings
+        )
         return None
     raise ConfigError(
         f"{where}.name", f"unknown driver {name!r} (known: {', '.join(STORAGE_DRIVERS)})"
@@ -267,12 +294,23 @@ class RedisSettings:
         )
 
 
+def remote_cache(storage: Mapping[str, Any]) -> bool:
+    """zot's `storage.remoteCache` of a `storage` map. When the key is absent zot turns it
+    on for a storage on S3 with dedupe on (dedupe's default), whose cache must then be
+    the remote one: a `cacheDriver` given is used without the key, as in zot."""
+    if "remoteCache" in storage:
+        return bool(storage["remoteCache"])
+    driver = lower_keys(storage.get("storageDriver") or {}, "storage.storageDriver")
+    on_s3 = str(driver.get("name", "")).lower() == "s3"
+    return on_s3 and bool(storage.get("dedupe", True))
+
+
 def parse_cache_driver(ctx: Context) -> RedisSettings | None:
-    """`storage.cacheDriver`, read only when `storage.remoteCache` is on (as zot does);
-    None for the embedded sqlite store."""
+    """`storage.cacheDriver`, read only when `storage.remoteCache` is on (as zot does,
+    with zot's default for it: `remote_cache`); None for the embedded sqlite store."""
     where = "storage.cacheDriver"
     spec = lower_keys(ctx.get(where) or {}, where)
-    if not ctx.get("storage.remoteCache") or not spec:
+    if not remote_cache(ctx.get("storage") or {}) or not spec:
         return None
     name = str(spec.get("name", "")).lower()
     if name != "redis":

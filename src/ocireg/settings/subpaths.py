@@ -4,17 +4,22 @@ garbage-collection keys. zot's rule picks the sub path: `/team` takes `team/app`
 `team/x/y`, never `team` itself, and a key of more than one component never takes anything.
 A repository keeps its whole name under the sub path's root (`<root>/team/app`), as in zot.
 
-As in zot, a key absent from a sub path is Go's zero value (dedupe, gc and commit off), and
-a sub path with gc on gets zot's gcDelay and gcInterval defaults (1h). Sub paths are on local
-disk only; everything else (the metadata store, locks) stays with the default storage."""
+A sub path is on local disk (`rootDirectory`), or on S3 with a `storageDriver` of its own
+(bucket, prefix, endpoint, credentials: zot's keys, as `storage.storageDriver`), under a
+default storage on either. As in zot, a key absent from a sub path is Go's zero value
+(dedupe, gc and commit off), and a sub path with gc on gets zot's gcDelay and gcInterval
+defaults (1h). The metadata store and the locks stay with the default storage: a sub path
+on S3 needs nothing on local disk (zot keeps its cache file under the sub path's
+`rootDirectory` there; ocireg reads and ignores that key)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from ocireg.errors import ConfigError
+from ocireg.settings.drivers import S3Settings, parse_driver_map, s3_dedupe_notice
 from ocireg.settings.keys import (
     Context,
     boolean,
@@ -26,21 +31,31 @@ from ocireg.settings.keys import (
 from ocireg.settings.retention import RetentionSettings, retention_of
 
 _KEYS = ("rootDirectory", "dedupe", "commit", "gc", "gcDelay", "gcInterval", "retention")
-# zot's storage keys a sub path may have that ocireg does not read there (warnings); a
-# storageDriver is refused instead: the repositories would be looked for on local disk.
+# zot's storage keys a sub path may have that ocireg does not read there (warnings): one
+# metadata store serves every root (the default storage's), redirects follow the top level.
 _UNIMPLEMENTED = ("remoteCache", "cacheDriver", "redirectBlobURL", "maxRepos", "gcTimeWindow")
 
 
 @dataclass(frozen=True)
 class SubPath:
     route: str  # the first name component it takes: "team" for the key "/team"
-    root_directory: Path
+    root_directory: Path | None  # on local disk; None on S3
+    s3: S3Settings | None = None  # its own bucket and prefix; None on local disk
     dedupe: bool = False
     commit: bool = False
     gc: bool = False
     gc_delay: float = 3600.0
     gc_interval: float = 3600.0
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+
+    @property
+    def location(self) -> str:
+        """Where its repositories are, as one text: a directory, or S3's endpoint, bucket
+        and key prefix (the metadata store notes these: server/services.py)."""
+        if self.s3 is not None:
+            return self.s3.location
+        assert self.root_directory is not None
+        return str(self.root_directory.resolve())
 
 
 def route_of(repo: str) -> str | None:
@@ -72,40 +87,78 @@ def parse_sub_paths(ctx: Context) -> tuple[SubPath, ...]:
             )
             continue
         found.append(_sub_path(ctx, route[1:], node[key], where))
-    if found and ctx.get("storage.storageDriver"):
-        raise ConfigError(
-            "storage.subPaths", "sub paths need the default storage on local disk too"
-        )
-    _apart(resolve_path(str(ctx.get("storage.rootDirectory")), ctx.base), found)
+    default = parse_driver_map(ctx.get("storage.storageDriver"), "storage.storageDriver")
+    if found and default is None:
+        _apart_on_disk(resolve_path(str(ctx.get("storage.rootDirectory")), ctx.base), found)
+    elif found:
+        _apart_on_disk(None, found)
+    _apart_on_s3(default, found)
     return tuple(found)
 
 
-def _apart(default_root: Path, subs: list[SubPath]) -> None:
-    """As zot requires: no two storages share a root, nor has one inside another's (its
-    repositories would also be found there, under other names)."""
-    roots = [("storage.rootDirectory", default_root.resolve())]
-    roots += [(f"storage.subPaths./{s.route}", s.root_directory.resolve()) for s in subs]
+def _nested(one: PurePath, other: PurePath) -> bool:
+    return one.is_relative_to(other) or other.is_relative_to(one)
+
+
+def _apart_on_disk(default_root: Path | None, subs: list[SubPath]) -> None:
+    """As zot requires: no two storages on local disk share a root, nor has one inside
+    another's (its repositories would also be found there, under other names)."""
+    roots = [] if default_root is None else [("storage.rootDirectory", default_root.resolve())]
+    roots += [
+        (f"storage.subPaths./{s.route}", s.root_directory.resolve())
+        for s in subs
+        if s.root_directory is not None
+    ]
     for i, (where, root) in enumerate(roots):
         for other, other_root in roots[:i]:
             if root == other_root:
                 raise ConfigError(f"{where}.rootDirectory", f"the same directory as {other}")
-            if root.is_relative_to(other_root) or other_root.is_relative_to(root):
+            if _nested(root, other_root):
                 raise ConfigError(
                     f"{where}.rootDirectory", f"one of it and {other} is inside the other"
                 )
 
 
+def _apart_on_s3(default: S3Settings | None, subs: list[SubPath]) -> None:
+    """The same for the storages on S3, by their key prefixes in one bucket of one endpoint.
+    zot compares their local `rootDirectory` (its cache files) instead, and lets two share a
+    prefix, where each would list the other's repositories as its own."""
+    stores = [] if default is None else [("storage.storageDriver", default)]
+    stores += [(f"storage.subPaths./{s.route}.storageDriver", s.s3) for s in subs if s.s3]
+    for i, (where, s3) in enumerate(stores):
+        for other, other_s3 in stores[:i]:
+            if (s3.endpoint, s3.bucket) != (other_s3.endpoint, other_s3.bucket):
+                continue
+            here, there = PurePath("/", s3.prefix), PurePath("/", other_s3.prefix)
+            if here == there:
+                raise ConfigError(f"{where}.rootdirectory", f"the same prefix as {other}")
+            if _nested(here, there):
+                raise ConfigError(
+                    f"{where}.rootdirectory", f"one of it and {other} is inside the other"
+                )
+
+
 def _sub_path(ctx: Context, route: str, node: Any, where: str) -> SubPath:
     raw = canonical_keys(node or {}, (*_KEYS, "storageDriver"), where, _UNIMPLEMENTED, ctx.warnings)
-    if raw.get("storageDriver"):
-        raise ConfigError(join(where, "storageDriver"), "ocireg keeps sub paths on local disk only")
-    if not isinstance(raw.get("rootDirectory"), str) or not raw["rootDirectory"]:
-        raise ConfigError(join(where, "rootDirectory"), "required: where these repositories are")
+    s3 = parse_driver_map(
+        raw.get("storageDriver"), join(where, "storageDriver"), ctx.warnings, ctx.notices
+    )
+    root: Path | None = None
+    if s3 is None:
+        if not isinstance(raw.get("rootDirectory"), str) or not raw["rootDirectory"]:
+            raise ConfigError(
+                join(where, "rootDirectory"), "required: where these repositories are"
+            )
+        root = resolve_path(raw["rootDirectory"], ctx.base)
     gc = boolean(raw.get("gc", False), join(where, "gc"))
+    dedupe = boolean(raw.get("dedupe", False), join(where, "dedupe"))
+    if s3 is not None and dedupe:
+        ctx.notices.append(s3_dedupe_notice(join(where, "dedupe")))
     return SubPath(
         route=route,
-        root_directory=resolve_path(raw["rootDirectory"], ctx.base),
-        dedupe=boolean(raw.get("dedupe", False), join(where, "dedupe")),
+        root_directory=root,
+        s3=s3,
+        dedupe=dedupe,
         commit=boolean(raw.get("commit", False), join(where, "commit")),
         gc=gc,
         gc_delay=duration(raw.get("gcDelay", "1h" if gc else 0), join(where, "gcDelay")),

@@ -9,15 +9,18 @@ holds (`entries`: index.json, blobs...), which is how they are told apart. Listi
 drivers: the root's has the default's names and each sub path's own, `team/`'s the default's
 entries of the repository `team` and the sub path's repositories. A move, copy or link
 between two drivers is rare (a mount from a repository of another sub path): bytes are
-copied, and never linked.
+copied, and never linked. The drivers may be of both kinds (a sub path on S3 under a default
+on disk, or the reverse); upload sessions then go to the session store of the driver that
+holds the repository (`RoutedSessions`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from ocireg.storage.base import (
     FileInfo,
@@ -26,11 +29,10 @@ from ocireg.storage.base import (
     Pieces,
     StorageDriver,
 )
+from ocireg.storage.sessions import SessionStore
 
 
 class RoutedDriver:
-    name = "filesystem"
-
     def __init__(
         self, default: StorageDriver, routes: dict[str, StorageDriver], entries: frozenset[str]
     ) -> None:
@@ -39,6 +41,12 @@ class RoutedDriver:
         self.routes = routes
         self.entries = entries
         self._drivers = list({id(d): d for d in (default, *routes.values())}.values())
+        self.name = default.name
+
+    @property
+    def drivers(self) -> list[StorageDriver]:
+        """Each driver once, the default's first."""
+        return self._drivers
 
     def pick(self, path: str) -> StorageDriver:
         first, _, rest = path.partition("/")
@@ -161,3 +169,45 @@ async def _listed(driver: StorageDriver, path: str) -> list[str]:
         return await driver.list(path)
     except PathNotFound:
         return []
+
+
+class RoutedSessions:
+    """The upload sessions of a `RoutedDriver`: a session (`<repo>/.uploads/<id>`) is kept
+    by the session store of the driver its repository's paths go to, so that its bytes end
+    where the blob will be (a multipart upload in the sub path's bucket, a file in its
+    root). A session is finished into its own repository: never across two drivers."""
+
+    def __init__(self, driver: RoutedDriver, stores: dict[int, SessionStore]) -> None:
+        """`stores`: id of each of `driver.drivers` -> its session store."""
+        self.driver = driver
+        self.stores = stores
+
+    def pick(self, path: str) -> SessionStore:
+        return self.stores[id(self.driver.pick(path))]
+
+    async def create(self, path: str) -> None:
+        await self.pick(path).create(path)
+
+    async def size(self, path: str, ending: bool = False) -> int:
+        return await self.pick(path).size(path, ending)
+
+    async def open(self, path: str) -> FileWriter:
+        return await self.pick(path).open(path)
+
+    def read(self, path: str) -> AsyncIterator[bytes]:
+        return self.pick(path).read(path)
+
+    async def finish(self, path: str, dst: str) -> None:
+        await self.pick(path).finish(path, dst)
+
+    async def direct(self, path: str, dst: str, sha256: str | None = None) -> FileWriter:
+        return await self.pick(path).direct(path, dst, sha256)
+
+    async def abort(self, path: str) -> None:
+        await self.pick(path).abort(path)
+
+    async def list(self, directory: str) -> builtins.list[FileInfo]:
+        return await self.pick(directory).list(directory)
+
+    async def expire(self, path: str, before: float) -> bool:
+        return await self.pick(path).expire(path, before)
