@@ -250,7 +250,7 @@ class FilesystemDriver:
         return info.size, self.reader(path)
 
     async def reader(
-        self, path: str, offset: int = 0, length: int | None = None
+        self, path: str, offset: int = 0, length: int | None = None, piece_size: int | None = None
     ) -> AsyncGenerator[bytes, None]:
         full = self._full_text(path)
         with _storage_errors(path):
@@ -259,9 +259,10 @@ class FilesystemDriver:
             except (FileNotFoundError, NotADirectoryError):
                 raise PathNotFound(path) from None
         end = None if length is None else offset + length
+        piece = piece_size or CHUNK
         ahead: asyncio.Future[bytes] | None = None
         try:
-            ahead = _read_ahead(fd, offset, end)
+            ahead = _read_ahead(fd, offset, end, piece)
             while ahead is not None:
                 with _storage_errors(path):
                     data = await ahead
@@ -271,7 +272,7 @@ class FilesystemDriver:
                 offset += len(data)
                 # The next piece is read while this one is being sent: disk and socket
                 # overlap, and the event loop never waits for the disk.
-                ahead = _read_ahead(fd, offset, end)
+                ahead = _read_ahead(fd, offset, end, piece)
                 yield data
         finally:
             if ahead is None or ahead.done():
@@ -371,8 +372,8 @@ class FilesystemWriter:
             lane.close(last=functools.partial(os.close, fd))  # after the queued writes
 
 
-def _read_ahead(fd: int, offset: int, end: int | None) -> asyncio.Future[bytes] | None:
-    size = CHUNK if end is None else min(CHUNK, end - offset)
+def _read_ahead(fd: int, offset: int, end: int | None, piece: int) -> asyncio.Future[bytes] | None:
+    size = piece if end is None else min(piece, end - offset)
     if size <= 0:
         return None
     return asyncio.ensure_future(asyncio.to_thread(os.pread, fd, size, offset))
