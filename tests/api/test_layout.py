@@ -13,12 +13,15 @@ import pytest
 from tests.support.oci import (
     OCI_INDEX,
     OCI_MANIFEST,
+    assert_error,
     image_index,
     push_blob_monolithic,
     push_image,
     push_manifest,
     sha256_digest,
     sha512_digest,
+    unique_repo,
+    uploads_path,
 )
 from tests.support.server import RegistryProcess
 
@@ -71,3 +74,24 @@ def test_each_repository_is_an_oci_image_layout(
     # Every blob file is named after the digest of its bytes (nothing half-written is visible).
     for path in blobs.iterdir():
         assert hashlib.sha256(path.read_bytes()).hexdigest() == path.name
+
+
+@pytest.mark.parametrize("inner", ["", "/inner"])
+def test_a_name_that_lands_on_a_file_of_the_root_is_name_invalid(
+    client: httpx.Client, registry: RegistryProcess, repo: str, inner: str
+) -> None:
+    """A zot root holds files beside the repositories (`cache.db`, with dedupe, zot's
+    default): a name that is such a file, or goes through one, can never be a repository.
+    That is the name's fault (400), not storage that cannot serve (503: clients retry)."""
+    beside = registry.root / repo
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    beside.write_bytes(b"a zot cache.db")
+    name = repo + inner
+    image = push_image(client, unique_repo("api-layout"), "v1")
+    assert_error(client.post(uploads_path(name)), 400, "NAME_INVALID")
+    monolithic = client.post(
+        uploads_path(name), params={"digest": sha256_digest(b"x")}, content=b"x"
+    )
+    assert_error(monolithic, 400, "NAME_INVALID")
+    assert_error(push_manifest(client, name, "v1", image.manifest), 400, "NAME_INVALID")
+    assert beside.read_bytes() == b"a zot cache.db"

@@ -129,6 +129,13 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the line; 12 and 13 after the name
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def serving_processes(registry: RegistryProcess) -> set[int]:
     """The worker processes: descendants of the server process holding its listening
     socket (so not helper processes such as a multiprocessing resource tracker)."""

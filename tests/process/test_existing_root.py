@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import httpx
 
-from tests.clients.layout import OCI_INDEX, build_image_layout, build_index_layout, sha256_digest
+from tests.clients.layout import (
+    OCI_INDEX,
+    Layout,
+    add_image,
+    build_image_layout,
+    build_index_layout,
+    sha256_digest,
+)
+from tests.process.helpers import cpu_seconds, serving_processes
+from tests.support.oci import absent_digest
 from tests.support.server import base_config, running_registry
 
 REF_NAME = "org.opencontainers.image.ref.name"
@@ -46,6 +56,40 @@ def test_oci_layouts_written_by_tools_are_served_at_once(tmp_path: Path) -> None
             assert c.head(f"/v2/multi/blobs/{config_digest}").status_code == 200
 
         assert c.get("/v2/empty/tags/list").json() == {"name": "empty", "tags": []}
+
+
+def test_digests_inside_the_stored_indexes_are_looked_for_once_per_index_json(
+    tmp_path: Path,
+) -> None:
+    """A digest that index.json does not list is looked for inside every stored image index
+    (a tool's layout lists only its indexes). Clients HEAD digests before they push them:
+    that look reads the indexes once per version of index.json, not on every request, so
+    with 1,000 indexes a HEAD of an absent digest costs about what one of a tag does."""
+    layout = Layout(tmp_path / "root" / "many")
+    manifest, _ = add_image(layout, random.Random(4), layers=1)
+    child = manifest.as_json(platform={"architecture": "amd64", "os": "linux"})
+    for i in range(1000):
+        doc = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [child]}
+        index = layout.add_json(doc | {"annotations": {"n": str(i)}}, OCI_INDEX)
+        layout.refs.append(index.as_json(annotations={REF_NAME: f"v{i}"}))
+    layout.tag(index, "last")  # writes index.json once, with every ref
+
+    config = base_config(tmp_path / "root", workers=1)
+    with running_registry(tmp_path, config) as proc, httpx.Client(base_url=proc.url) as c:
+        (worker,) = serving_processes(proc)
+        # found inside the indexes (the lookup being measured still finds what it should)
+        assert c.head(f"/v2/many/manifests/{manifest.digest}").status_code == 200
+
+        def cost(reference: str, status: int) -> float:
+            before = cpu_seconds(worker)
+            for _ in range(200):
+                assert c.head(f"/v2/many/manifests/{reference}").status_code == status
+            return cpu_seconds(worker) - before
+
+        tagged = cost("v1", 200)
+        absent = cost(absent_digest(), 404)
+        # 200 walks of 1,000 indexes cost ~7 s; one walk and 200 looks ~0.1 s more than tags
+        assert absent < 2 * tagged + 0.5, f"{absent:.2f} s against {tagged:.2f} s for tags"
 
 
 def test_tags_zot_stored_outside_the_grammar_are_served_and_deleted(tmp_path: Path) -> None:

@@ -25,12 +25,16 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def begun_download(port: int, path: str, first: int = 1024 * 1024) -> socket.socket:
-    """A connection with small receive buffers that sent `GET path` and read `first` bytes
-    of the answer; the caller stops reading (or closes it) from there."""
+def begun_download(
+    port: int, path: str, first: int = 1024 * 1024, range_header: str | None = None
+) -> socket.socket:
+    """A connection with small receive buffers that sent `GET path` (with `Range:
+    range_header` if given) and read `first` bytes of the answer; the caller stops reading
+    (or closes it) from there."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    asked = f"Range: {range_header}\r\n" if range_header else ""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n{asked}\r\n".encode())
     got = 0
     while got < first:
         piece = sock.recv(256 * 1024)
@@ -52,14 +56,16 @@ def reading_stopped(pid: int, interval: float = 0.2) -> None:
 
 
 @contextmanager
-def stalled_downloads(port: int, path: str, clients: int, worker: int) -> Iterator[None]:
-    """`clients` connections that GET `path`, read 1 MiB of the body and then stop reading
-    (small receive buffers); yields once `worker` has stopped reading for them, closes them
-    on exit."""
+def stalled_downloads(
+    port: int, path: str, clients: int, worker: int, range_header: str | None = None
+) -> Iterator[None]:
+    """`clients` connections that GET `path` (with `Range: range_header` if given), read
+    1 MiB of the body and then stop reading (small receive buffers); yields once `worker`
+    has stopped reading for them, closes them on exit."""
     socks: list[socket.socket] = []
     try:
         for _ in range(clients):
-            socks.append(begun_download(port, path))
+            socks.append(begun_download(port, path, range_header=range_header))
         reading_stopped(worker)  # every download is stalled once the worker stops reading
         yield
     finally:

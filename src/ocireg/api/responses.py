@@ -136,11 +136,16 @@ class StreamSlots:
 # Below this, a download is short enough that pathsend's per-piece latency does not matter
 # and the event loop is better left to other requests.
 STREAM_MIN = 8 << 20
+# The pieces of a range streamed without a slot: pathsend's size. What a client that stops
+# reading leaves queued in the worker is a few pieces: ~0.8 MiB of these, ~10 MiB of 1 MiB
+# pieces (docs/performance.md, "Blob pull").
+SMALL_PIECE = 128 << 10
 
 
 class BlobResponse(Response):
     """A blob body: streamed by this process (see `StreamSlots`) or sent by Granian from the
-    file (pathsend). Ranges and remote (S3) blobs are always streamed, 1 MiB at a time.
+    file (pathsend). Ranges and remote (S3) blobs are always streamed: remote ones as they
+    arrive, a local range 1 MiB at a time with a slot, else in SMALL_PIECEs.
     HEAD is `head_blob_parts`: headers, no body."""
 
     def __init__(
@@ -168,17 +173,18 @@ class BlobResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = self.store.blobs.local_path(self.repo, self.digest)
         extensions = scope.get("extensions") or {}
-        if (
-            path is None
-            or self.byte_range is not None
-            or "http.response.pathsend" not in extensions
-        ):
+        if path is None or "http.response.pathsend" not in extensions:
             await self._stream(receive, send)
         elif self._length >= STREAM_MIN and self.slots is not None and self.slots.take():
             try:
                 await self._stream(receive, send)
             finally:
                 self.slots.release()
+        elif self.byte_range is not None:
+            # pathsend sends whole files only: a range without a slot is streamed in pieces
+            # as small as pathsend's, so that many clients that stop reading (a range is
+            # anyone's to ask for) cannot hold ~10 MiB each of this worker's memory.
+            await self._stream(receive, send, SMALL_PIECE)
         else:
             await send(self._start())
             await send({"type": "http.response.pathsend", "path": path})
@@ -190,9 +196,11 @@ class BlobResponse(Response):
             "headers": self.raw_headers,
         }
 
-    async def _stream(self, receive: Receive, send: Send) -> None:
+    async def _stream(self, receive: Receive, send: Send, piece_size: int | None = None) -> None:
         offset = self.byte_range[0] if self.byte_range else 0
-        chunks = self.pieces or self.store.blobs.read(self.repo, self.digest, offset, self._length)
+        chunks = self.pieces or self.store.blobs.read(
+            self.repo, self.digest, offset, self._length, piece_size
+        )
         first = await anext(chunks, b"")  # a blob deleted since the stat fails here, cleanly
         await send(self._start())
         # Granian's send does not fail once the client has gone, so a watcher tells: a

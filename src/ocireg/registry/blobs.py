@@ -212,12 +212,18 @@ class BlobStore:
         return await self.driver.download_url(self._path(repo, digest))
 
     async def read(
-        self, repo: str, digest: Digest, offset: int = 0, length: int | None = None
+        self,
+        repo: str,
+        digest: Digest,
+        offset: int = 0,
+        length: int | None = None,
+        piece_size: int | None = None,
     ) -> AsyncGenerator[bytes, None]:
-        """The blob's bytes; BLOB_UNKNOWN before the first piece if it has gone since a stat."""
+        """The blob's bytes (in pieces of at most `piece_size` bytes, if given, where the driver
+        chooses its reads); BLOB_UNKNOWN before the first piece if it has gone since a stat."""
         try:
             async with contextlib.aclosing(
-                self.driver.reader(self._path(repo, digest), offset, length)
+                self.driver.reader(self._path(repo, digest), offset, length, piece_size)
             ) as pieces:
                 async for piece in pieces:
                     yield piece

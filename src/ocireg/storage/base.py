@@ -140,9 +140,10 @@ class StorageDriver(Protocol):
         ...
 
     def reader(
-        self, path: str, offset: int = 0, length: int | None = None
+        self, path: str, offset: int = 0, length: int | None = None, piece_size: int | None = None
     ) -> AsyncGenerator[bytes, None]:
-        """Stream `length` bytes (all when None) from `offset` in bounded chunks."""
+        """Stream `length` bytes (all when None) from `offset` in bounded chunks; of at most
+        `piece_size` bytes when given and the backend chooses its reads (a local file)."""
         ...
 
     async def sized_reader(self, path: str) -> tuple[int, AsyncGenerator[bytes, None]]:

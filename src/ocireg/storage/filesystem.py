@@ -77,6 +77,18 @@ class FilesystemDriver:
     def _full(self, path: str) -> Path:
         return self.root / _checked(path)
 
+    def _parents(self, full: Path) -> None:
+        """Make the directories above `full`. One of them that is a file under the root
+        (zot's `cache.db` beside the repositories, say) makes the path one that no write can
+        ever take: InvalidPath, the path's fault, not the 503 of a storage that cannot serve
+        (which a root that is no directory still gets)."""
+        try:
+            full.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            if not self.root.is_dir():
+                raise
+            raise InvalidPath(str(full.relative_to(self.root))) from None
+
     def _full_text(self, path: str) -> str:
         # For stat and get_content, which every manifest and blob request makes: a str
         # path, without pathlib's join (~2 us each).
@@ -111,7 +123,7 @@ class FilesystemDriver:
         index.json of 10,000 tags, and the caller holds the repository lock meanwhile
         (docs/performance.md, "Tag writes"). The rename itself, and so what a crash or a
         power loss leaves, is the same either way."""
-        full.parent.mkdir(parents=True, exist_ok=True)
+        self._parents(full)
         tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
         old = _open_existing(full) if replacing else None
         try:
@@ -201,7 +213,7 @@ class FilesystemDriver:
     async def move(self, src: str, dst: str) -> None:
         s, d = self._full(src), self._full(dst)
         try:
-            d.parent.mkdir(parents=True, exist_ok=True)
+            self._parents(d)
             os.replace(s, d)
         except FileNotFoundError:
             raise PathNotFound(src) from None
@@ -214,7 +226,7 @@ class FilesystemDriver:
         await asyncio.to_thread(self._copy, s, d, src)
 
     def _copy(self, s: Path, d: Path, src: str) -> None:
-        d.parent.mkdir(parents=True, exist_ok=True)
+        self._parents(d)
         tmp = d.with_name(f".{d.name}.{uuid.uuid4().hex}.tmp")
         try:
             try:
@@ -238,7 +250,7 @@ class FilesystemDriver:
         return info.size, self.reader(path)
 
     async def reader(
-        self, path: str, offset: int = 0, length: int | None = None
+        self, path: str, offset: int = 0, length: int | None = None, piece_size: int | None = None
     ) -> AsyncGenerator[bytes, None]:
         full = self._full_text(path)
         with _storage_errors(path):
@@ -247,9 +259,10 @@ class FilesystemDriver:
             except (FileNotFoundError, NotADirectoryError):
                 raise PathNotFound(path) from None
         end = None if length is None else offset + length
+        piece = piece_size or CHUNK
         ahead: asyncio.Future[bytes] | None = None
         try:
-            ahead = _read_ahead(fd, offset, end)
+            ahead = _read_ahead(fd, offset, end, piece)
             while ahead is not None:
                 with _storage_errors(path):
                     data = await ahead
@@ -259,7 +272,7 @@ class FilesystemDriver:
                 offset += len(data)
                 # The next piece is read while this one is being sent: disk and socket
                 # overlap, and the event loop never waits for the disk.
-                ahead = _read_ahead(fd, offset, end)
+                ahead = _read_ahead(fd, offset, end, piece)
                 yield data
         finally:
             if ahead is None or ahead.done():
@@ -270,7 +283,7 @@ class FilesystemDriver:
     @_os_errors
     async def writer(self, path: str, append: bool = False) -> FilesystemWriter:
         full = self._full(path)
-        full.parent.mkdir(parents=True, exist_ok=True)
+        self._parents(full)
         if append and not full.exists():
             raise PathNotFound(path)
         fd = os.open(
@@ -359,8 +372,8 @@ class FilesystemWriter:
             lane.close(last=functools.partial(os.close, fd))  # after the queued writes
 
 
-def _read_ahead(fd: int, offset: int, end: int | None) -> asyncio.Future[bytes] | None:
-    size = CHUNK if end is None else min(CHUNK, end - offset)
+def _read_ahead(fd: int, offset: int, end: int | None, piece: int) -> asyncio.Future[bytes] | None:
+    size = piece if end is None else min(piece, end - offset)
     if size <= 0:
         return None
     return asyncio.ensure_future(asyncio.to_thread(os.pread, fd, size, offset))

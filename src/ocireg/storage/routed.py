@@ -140,9 +140,9 @@ class RoutedDriver:
         return await self.pick(src).share(src, dst)
 
     def reader(
-        self, path: str, offset: int = 0, length: int | None = None
+        self, path: str, offset: int = 0, length: int | None = None, piece_size: int | None = None
     ) -> AsyncGenerator[bytes, None]:
-        return self.pick(path).reader(path, offset, length)
+        return self.pick(path).reader(path, offset, length, piece_size)
 
     async def sized_reader(self, path: str) -> tuple[int, AsyncGenerator[bytes, None]]:
         return await self.pick(path).sized_reader(path)

@@ -255,8 +255,9 @@ class S3Driver:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def reader(
-        self, path: str, offset: int = 0, length: int | None = None
+        self, path: str, offset: int = 0, length: int | None = None, piece_size: int | None = None
     ) -> AsyncGenerator[bytes, None]:
+        # `piece_size` is not ours to choose: the pieces are those the HTTP response arrives in.
         if length == 0:
             return
         extra = {}
