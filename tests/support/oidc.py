@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
 
@@ -64,11 +64,15 @@ class OidcProvider(_LoopbackServer):
     def issuer(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> OidcProvider:
+    def start(self, timeout: float = 30.0, token_max_age: int | None = None) -> OidcProvider:
+        """`token_max_age`: seconds its ID tokens live (the provider's default: an hour)."""
         # found, not imported: it would import Flask and authlib into the test process
         if importlib.util.find_spec("oidc_provider_mock") is None:
             missing("the Python module oidc_provider_mock is not installed (the `test` extra)")
-        self._spawn([sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)], LOG)
+        args = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
+        if token_max_age is not None:
+            args += ["--token-max-age", str(token_max_age)]
+        self._spawn(args, LOG)
         wait_until(self._ready, timeout=timeout)
         return self
 
@@ -91,16 +95,44 @@ class OidcProvider(_LoopbackServer):
         """The provider's authorization form, posted for `sub` (the user's "Authorize")."""
         return httpx.post(url, data={"sub": sub}, timeout=10)
 
+    def id_token(self, sub: str, audience: str) -> str:
+        """A real ID token for `sub` with `aud` = `audience`, as a workload gets one: the
+        provider's authorization code flow run for the client `audience` (any client id
+        is taken), the code traded for tokens."""
+        redirect = "http://127.0.0.1/callback"
+        query = {
+            "client_id": audience,
+            "redirect_uri": redirect,
+            "response_type": "code",
+            "scope": "openid",
+        }
+        r = httpx.post(
+            f"{self.issuer}/oauth2/authorize", params=query, data={"sub": sub}, timeout=10
+        )
+        assert r.status_code == 302, r.text
+        code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": redirect,
+            "client_id": audience,  # in the form: an audience may be a URL, with a colon
+            "client_secret": "secret",
+        }
+        r = httpx.post(f"{self.issuer}/oauth2/token", data=form, timeout=10)
+        assert r.status_code == 200, r.text
+        token: str = r.json()["id_token"]
+        return token
+
     def logs(self) -> str:
         path = self.workdir / LOG
         return path.read_text(errors="replace") if path.exists() else ""
 
 
 @contextlib.contextmanager
-def running_oidc(workdir: Path) -> Iterator[OidcProvider]:
+def running_oidc(workdir: Path, token_max_age: int | None = None) -> Iterator[OidcProvider]:
     provider = OidcProvider(workdir)
     try:
-        yield provider.start()
+        yield provider.start(token_max_age=token_max_age)
     finally:
         provider.stop()
 

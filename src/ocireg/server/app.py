@@ -216,6 +216,8 @@ def create_app(
             await app.state.store.close()
             if pages is not None:
                 await pages.close()
+            if auth is not None:
+                await auth.close()
 
     app = Starlette(
         routes=build_routes(config, pages),

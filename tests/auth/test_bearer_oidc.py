@@ -1,0 +1,334 @@
+"""http.auth.bearer.oidc: workload identity. Real ID tokens minted by real OpenID providers
+(oidc-provider-mock, own processes: tests/support/oidc.py) are sent as `Authorization:
+Bearer <jwt>` to a real ocireg, which verifies them against the issuers' discovery documents
+and keys; the claim mapping's user and groups are then authorized by accessControl.
+
+Two trusted issuers: `ci` (mapping: user = `sub`, groups = the `groups` claim) and `short`
+(zot's default mapping, user = `iss/sub`; its tokens live 2 seconds). A third provider,
+`stranger`, is trusted by nobody."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.auth.conftest import SERVICE, TokenServer, parse_challenge, start_registry
+from tests.clients.conftest import Tools, require
+from tests.clients.layout import build_image_layout
+from tests.support.oci import assert_error, manifest_path, push_small_image
+from tests.support.oidc import OidcProvider, running_oidc
+from tests.support.server import RegistryProcess, free_port
+
+AUDIENCE = "ocireg"
+ALL = ["read", "create", "update", "delete"]
+REALM = "ocireg-workloads"
+
+
+@pytest.fixture(scope="module")
+def ci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    with running_oidc(tmp_path_factory.mktemp("oidc-ci")) as provider:
+        provider.set_user("builder", groups=["ci"])
+        provider.set_user("reader", groups=["readers"])
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    with running_oidc(tmp_path_factory.mktemp("oidc-short"), token_max_age=2) as provider:
+        yield provider
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    with running_oidc(tmp_path_factory.mktemp("oidc-stranger")) as provider:
+        yield provider
+
+
+def workload_config(ci: OidcProvider, short: OidcProvider) -> dict[str, Any]:
+    """`http` of the registry: both issuers, and policies naming their users and groups."""
+    return {
+        "auth": {
+            "bearer": {
+                "realm": REALM,
+                "service": SERVICE,
+                "oidc": [
+                    {
+                        "issuer": ci.issuer,
+                        "audiences": [AUDIENCE, "https://registry.example"],
+                        "claimMapping": {"username": "claims.sub", "groups": "claims.groups"},
+                    },
+                    {"issuer": short.issuer, "audiences": [AUDIENCE]},
+                ],
+            }
+        },
+        "accessControl": {
+            "repositories": {
+                "ci/**": {"policies": [{"groups": ["ci"], "actions": ALL}]},
+                "deploy/**": {
+                    "policies": [{"users": [f"{short.issuer}/deployer"], "actions": ALL}]
+                },
+                "shared/**": {"defaultPolicy": ["read"]},
+            }
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def registry(
+    tmp_path_factory: pytest.TempPathFactory, ci: OidcProvider, short: OidcProvider
+) -> Iterator[RegistryProcess]:
+    workdir = tmp_path_factory.mktemp("bearer-oidc")
+    with start_registry(workdir, workload_config(ci, short), name="bearer-oidc") as proc:
+        yield proc
+
+
+def client(registry: RegistryProcess, token: str | None = None) -> httpx.Client:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=registry.url, headers=headers, timeout=30.0)
+
+
+def assert_refused(r: httpx.Response, error: str | None = "invalid_token") -> dict[str, Any]:
+    """A 401 UNAUTHORIZED with the Bearer challenge of the registry; its detail."""
+    found = assert_error(r, 401, "UNAUTHORIZED")
+    scheme, params = parse_challenge(r.headers["www-authenticate"])
+    assert scheme == "bearer" and params["realm"] == REALM and params["service"] == SERVICE
+    assert params.get("error") == error, r.headers["www-authenticate"]
+    return found.get("detail") or {}
+
+
+def test_push_and_pull_with_a_workload_token(ci: OidcProvider, registry: RegistryProcess) -> None:
+    with client(registry, ci.id_token("builder", AUDIENCE)) as c:
+        pushed, body = push_small_image(c, "ci/app", "v1")
+        assert pushed.status_code == 201, pushed.text
+        r = c.get(manifest_path("ci/app", "v1"))
+        assert r.status_code == 200 and r.content == body
+        assert c.get("/v2/").status_code == 200
+
+
+def test_any_configured_audience_is_taken(ci: OidcProvider, registry: RegistryProcess) -> None:
+    with client(registry, ci.id_token("builder", "https://registry.example")) as c:
+        assert push_small_image(c, "ci/other", "v1")[0].status_code == 201
+
+
+def test_groups_from_the_claims_decide(ci: OidcProvider, registry: RegistryProcess) -> None:
+    with client(registry, ci.id_token("builder", AUDIENCE)) as c:
+        assert push_small_image(c, "ci/tool", "v1")[0].status_code == 201
+        # shared/** gives authenticated users read only, builder's group nothing more
+        assert_error(c.post("/v2/shared/x/blobs/uploads/"), 403, "DENIED")
+    with client(registry, ci.id_token("reader", AUDIENCE)) as c:
+        # reader's group is not ci: authenticated, refused (403, not 401)
+        assert_error(c.get(manifest_path("ci/tool", "v1")), 403, "DENIED")
+        assert_error(c.post("/v2/ci/tool/blobs/uploads/"), 403, "DENIED")
+        listed = c.get("/v2/_catalog")
+        assert listed.status_code == 200 and listed.json()["repositories"] == []
+
+
+def test_default_mapping_names_issuer_and_subject(
+    short: OidcProvider, registry: RegistryProcess
+) -> None:
+    # the second issuer: tried after the first, which does not vouch for its tokens
+    with client(registry, short.id_token("deployer", AUDIENCE)) as c:
+        assert push_small_image(c, "deploy/site", "v1")[0].status_code == 201
+    with client(registry, short.id_token("intruder", AUDIENCE)) as c:
+        assert_error(c.get(manifest_path("deploy/site", "v1")), 403, "DENIED")
+
+
+def test_no_token_is_challenged(registry: RegistryProcess) -> None:
+    with client(registry) as c:
+        assert_refused(c.get("/v2/"), error=None)
+        r = c.get(manifest_path("ci/app", "v1"))
+        assert_refused(r, error=None)
+        assert (
+            parse_challenge(r.headers["www-authenticate"])[1]["scope"] == "repository:ci/app:pull"
+        )
+
+
+@pytest.mark.clients
+def test_skopeo_copies_with_a_workload_token(
+    tools: Tools, ci: OidcProvider, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """A real client sending the token itself (containers/image's registry token)."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    build_image_layout(src, "v1", seed=61)
+    skopeo = [require("skopeo"), "--policy", str(tools.policy), "copy"]
+    target = f"docker://127.0.0.1:{registry.port}/ci/skopeo:v1"
+    builder = ci.id_token("builder", AUDIENCE)
+    push = [*skopeo, "--dest-tls-verify=false", f"oci:{src}:v1", target]
+    tools.run([*push[:-2], "--dest-registry-token", builder, *push[-2:]])
+    pull = [*skopeo, "--src-tls-verify=false", "--src-registry-token", builder]
+    tools.run([*pull, target, f"oci:{dst}:v1"])
+    assert (dst / "index.json").exists()
+    reader = ci.id_token("reader", AUDIENCE)  # authenticated, but not in group ci
+    refused = tools.run([*push[:-2], "--dest-registry-token", reader, *push[-2:]], check=False)
+    assert refused.returncode != 0 and "403" in refused.stderr, refused.stderr
+
+
+def test_wrong_audience_is_refused(ci: OidcProvider, registry: RegistryProcess) -> None:
+    with client(registry, ci.id_token("builder", "another-service")) as c:
+        detail = assert_refused(c.get("/v2/"))
+    assert "audience" in detail["reason"]
+
+
+def test_untrusted_issuer_is_refused(stranger: OidcProvider, registry: RegistryProcess) -> None:
+    with client(registry, stranger.id_token("builder", AUDIENCE)) as c:
+        assert_refused(c.get("/v2/"))
+
+
+def test_expired_token_is_refused(short: OidcProvider, registry: RegistryProcess) -> None:
+    token = short.id_token("deployer", AUDIENCE)
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    with client(registry, token) as c:
+        assert c.get("/v2/").status_code == 200  # while it lives (and then remembered)
+        while time.time() <= exp + 1:  # bounded: the token lives 2 seconds
+            time.sleep(0.2)
+        detail = assert_refused(c.get("/v2/"))
+    assert "expired" in detail["reason"]
+
+
+def tampered(token: str, **claims: Any) -> str:
+    """`token` with its claims changed and its signature kept."""
+    header, payload, signature = token.split(".")
+    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    data.update(claims)
+    body = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return f"{header}.{body}.{signature}"
+
+
+def test_tampered_and_forged_tokens_are_refused(
+    ci: OidcProvider, registry: RegistryProcess
+) -> None:
+    token = ci.id_token("reader", AUDIENCE)
+    claims = jwt.decode(token, options={"verify_signature": False})
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    kid = jwt.get_unverified_header(token).get("kid")  # this provider names none
+    forged = {
+        # the provider's signature over other claims
+        tampered(token, groups=["ci"]): "Signature verification failed",
+        jwt.encode(claims, key, algorithm="RS256", headers={"kid": kid} if kid else None): (
+            "Signature verification failed"
+        ),
+        jwt.encode(claims, key, algorithm="RS256", headers={"kid": "made-up"}): "no key",
+        # symmetric: never taken (the "key" would be public)
+        jwt.encode(claims, "s" * 32, algorithm="HS256"): "'HS256'",
+        jwt.encode(claims, None, algorithm="none"): "'none'",
+        "not-a-jwt": "not issued by a trusted issuer",
+    }
+    for bad, reason in forged.items():
+        with client(registry, bad) as c:
+            assert reason in assert_refused(c.get(manifest_path("ci/app", "v1")))["reason"]
+
+
+def test_token_without_expiry_is_refused(ci: OidcProvider, registry: RegistryProcess) -> None:
+    # Signed by nobody the registry trusts either way; what matters is that it is refused.
+    claims = {"iss": ci.issuer, "aud": AUDIENCE, "sub": "builder", "groups": ["ci"]}
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with client(registry, jwt.encode(claims, key, algorithm="RS256")) as c:
+        assert_refused(c.get("/v2/"))
+
+
+def test_basic_credentials_are_not_taken(registry: RegistryProcess) -> None:
+    r = httpx.get(f"{registry.url}/v2/", auth=("builder", "password"), timeout=30)
+    assert_refused(r, error=None)
+
+
+# --- providers that are down -------------------------------------------------------------
+
+
+def unsigned_for(issuer: str) -> str:
+    """A well-formed token naming `issuer` (signed by a key of ours: the registry must ask
+    the issuer for its keys before it can tell)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    claims = {"iss": issuer, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 600}
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"})
+
+
+@pytest.fixture(scope="module")
+def silent_issuer() -> Iterator[str]:
+    """An issuer whose address takes connections and never answers."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(64)
+        yield f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+@pytest.fixture(scope="module")
+def down_registry(
+    tmp_path_factory: pytest.TempPathFactory, silent_issuer: str
+) -> Iterator[tuple[RegistryProcess, str]]:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    oidc = [
+        {"issuer": closed, "audiences": [AUDIENCE]},
+        {"issuer": silent_issuer, "audiences": [AUDIENCE]},
+    ]
+    http = {"auth": {"bearer": {"realm": REALM, "service": SERVICE, "oidc": oidc}}}
+    with start_registry(tmp_path_factory.mktemp("oidc-down"), http, name="oidc-down") as proc:
+        yield proc, closed
+
+
+def test_unreachable_issuer_is_a_quick_401(down_registry: tuple[RegistryProcess, str]) -> None:
+    registry, closed = down_registry
+    with client(registry, unsigned_for(closed)) as c:
+        started = time.monotonic()
+        detail = assert_refused(c.get("/v2/"))
+        assert time.monotonic() - started < 3
+    assert "unavailable" in detail["reason"]
+
+
+def test_silent_issuer_is_a_bounded_401(
+    down_registry: tuple[RegistryProcess, str], silent_issuer: str
+) -> None:
+    registry, _ = down_registry
+    with client(registry, unsigned_for(silent_issuer)) as c:
+        started = time.monotonic()
+        assert_refused(c.get("/v2/"))
+        first = time.monotonic() - started
+        # the provider's timeout (5 s), not the client's
+        assert first < 10, first
+        # remembered as down for a few seconds: the next request does not wait again
+        started = time.monotonic()
+        assert_refused(c.get("/v2/"))
+        assert time.monotonic() - started < 2
+
+
+# --- with the token server's tokens ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mixed_registry(
+    tmp_path_factory: pytest.TempPathFactory, ci: OidcProvider, token_server: TokenServer
+) -> Iterator[RegistryProcess]:
+    http = workload_config(ci, ci)
+    http["auth"]["bearer"].update(
+        realm=token_server.realm,
+        cert=str(token_server.files.cert),
+        oidc=http["auth"]["bearer"]["oidc"][:1],
+    )
+    with start_registry(tmp_path_factory.mktemp("oidc-mixed"), http, name="oidc-mixed") as proc:
+        yield proc
+
+
+def test_token_server_tokens_still_work_beside_oidc(
+    ci: OidcProvider, token_server: TokenServer, mixed_registry: RegistryProcess
+) -> None:
+    grant = {"type": "repository", "name": "team/x", "actions": ["pull", "push"]}
+    server_token = token_server.mint("alice", [grant])
+    with client(mixed_registry, server_token) as c:
+        # the token server's grants decide, not accessControl (which names no team/)
+        assert push_small_image(c, "team/x", "v1")[0].status_code == 201
+    with client(mixed_registry, ci.id_token("builder", AUDIENCE)) as c:
+        assert push_small_image(c, "ci/app", "v1")[0].status_code == 201
+        assert_error(c.get(manifest_path("team/x", "v1")), 403, "DENIED")
+    with client(mixed_registry, ci.id_token("builder", "another-service")) as c:
+        r = c.get("/v2/")
+        assert_error(r, 401, "UNAUTHORIZED")
+        assert parse_challenge(r.headers["www-authenticate"])[1]["realm"] == token_server.realm
