@@ -31,7 +31,8 @@ from tests.support.server import RegistryProcess, free_port
 
 AUDIENCE = "ocireg"
 ALL = ["read", "create", "update", "delete"]
-REALM = "ocireg-workloads"
+TOKEN_PATH = "/zot/auth/token"  # zot's token exchange: the challenge's realm here
+REALM = "ocireg-workloads"  # a realm that sends nobody anywhere (the token is sent as is)
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +55,14 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]
         yield provider
 
 
-def workload_config(ci: OidcProvider, short: OidcProvider) -> dict[str, Any]:
-    """`http` of the registry: both issuers, and policies naming their users and groups."""
+def workload_config(ci: OidcProvider, short: OidcProvider, port: int = 0) -> dict[str, Any]:
+    """`http` of the registry on `port`: both issuers, and policies naming their users and
+    groups; the challenge sends clients to the token exchange."""
     return {
+        "port": str(port),
         "auth": {
             "bearer": {
-                "realm": REALM,
+                "realm": f"http://127.0.0.1:{port}{TOKEN_PATH}",
                 "service": SERVICE,
                 "oidc": [
                     {
@@ -88,7 +91,8 @@ def registry(
     tmp_path_factory: pytest.TempPathFactory, ci: OidcProvider, short: OidcProvider
 ) -> Iterator[RegistryProcess]:
     workdir = tmp_path_factory.mktemp("bearer-oidc")
-    with start_registry(workdir, workload_config(ci, short), name="bearer-oidc") as proc:
+    http = workload_config(ci, short, free_port())
+    with start_registry(workdir, http, name="bearer-oidc") as proc:
         yield proc
 
 
@@ -98,10 +102,13 @@ def client(registry: RegistryProcess, token: str | None = None) -> httpx.Client:
 
 
 def assert_refused(r: httpx.Response, error: str | None = "invalid_token") -> dict[str, Any]:
-    """A 401 UNAUTHORIZED with the Bearer challenge of the registry; its detail."""
+    """A 401 UNAUTHORIZED with the Bearer challenge of the registry (its token exchange,
+    or REALM where it has none); its detail."""
     found = assert_error(r, 401, "UNAUTHORIZED")
     scheme, params = parse_challenge(r.headers["www-authenticate"])
-    assert scheme == "bearer" and params["realm"] == REALM and params["service"] == SERVICE
+    assert scheme == "bearer" and params["service"] == SERVICE
+    exchange = str(r.request.url.copy_with(path=TOKEN_PATH, query=None))
+    assert params["realm"] in (exchange, REALM)
     assert params.get("error") == error, r.headers["www-authenticate"]
     return found.get("detail") or {}
 
@@ -241,6 +248,59 @@ def test_basic_credentials_are_not_taken(registry: RegistryProcess) -> None:
     assert_refused(r, error=None)
 
 
+# --- the token exchange ------------------------------------------------------------------
+
+
+def test_exchange_answers_the_token_itself(ci: OidcProvider, registry: RegistryProcess) -> None:
+    token = ci.id_token("builder", AUDIENCE)
+    r = httpx.get(f"{registry.url}{TOKEN_PATH}", auth=("anyone", token), timeout=30)
+    assert r.status_code == 200, r.text
+    assert r.headers["cache-control"] == "no-store"
+    answer = r.json()
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert answer["token"] == answer["access_token"] == token
+    assert 0 < answer["expires_in"] <= claims["exp"] - time.time() + 1
+    assert answer["issued_at"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(claims["iat"]))
+    form = {"grant_type": "password", "username": "x", "password": token}
+    r = httpx.post(f"{registry.url}{TOKEN_PATH}", data=form, timeout=30)
+    assert r.status_code == 200 and r.json()["token"] == token
+
+
+def test_exchange_refuses_with_a_basic_challenge(
+    ci: OidcProvider, stranger: OidcProvider, registry: RegistryProcess
+) -> None:
+    realm = f'Basic realm="{registry.url}{TOKEN_PATH}"'
+    for token in (
+        None,
+        ci.id_token("builder", "another-service"),
+        stranger.id_token("builder", AUDIENCE),
+        tampered(ci.id_token("reader", AUDIENCE), groups=["ci"]),
+        "a-password",
+    ):
+        auth = ("anyone", token) if token else None
+        r = httpx.get(f"{registry.url}{TOKEN_PATH}", auth=auth, timeout=30)
+        assert_error(r, 401, "UNAUTHORIZED")
+        assert r.headers["www-authenticate"] == realm
+    r = httpx.post(f"{registry.url}{TOKEN_PATH}", data={"password": "x" * (65 << 10)}, timeout=30)
+    assert_error(r, 413, "UNSUPPORTED")
+
+
+@pytest.mark.clients
+def test_skopeo_logs_in_with_the_token_as_password(
+    tools: Tools, ci: OidcProvider, registry: RegistryProcess, tmp_path: Path
+) -> None:
+    """The registry-login way (`docker login -u any -p <token>`): the challenge's realm is
+    the token exchange, which hands the token back as the bearer token."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    build_image_layout(src, "v1", seed=62)
+    skopeo = [require("skopeo"), "--policy", str(tools.policy), "copy"]
+    target = f"docker://127.0.0.1:{registry.port}/ci/login:v1"
+    creds = f"zot:{ci.id_token('builder', AUDIENCE)}"
+    tools.run([*skopeo, "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{src}:v1", target])
+    tools.run([*skopeo, "--src-tls-verify=false", "--src-creds", creds, target, f"oci:{dst}:v1"])
+    assert (dst / "index.json").exists()
+
+
 # --- providers that are down -------------------------------------------------------------
 
 
@@ -270,7 +330,7 @@ def down_registry(
         {"issuer": closed, "audiences": [AUDIENCE]},
         {"issuer": silent_issuer, "audiences": [AUDIENCE]},
     ]
-    http = {"auth": {"bearer": {"realm": REALM, "service": SERVICE, "oidc": oidc}}}
+    http = {"auth": {"bearer": {"realm": REALM, "service": SERVICE, "oidc": oidc}}}  # not a URL
     with start_registry(tmp_path_factory.mktemp("oidc-down"), http, name="oidc-down") as proc:
         yield proc, closed
 
@@ -307,7 +367,7 @@ def test_silent_issuer_is_a_bounded_401(
 def mixed_registry(
     tmp_path_factory: pytest.TempPathFactory, ci: OidcProvider, token_server: TokenServer
 ) -> Iterator[RegistryProcess]:
-    http = workload_config(ci, ci)
+    http = workload_config(ci, ci, free_port())
     http["auth"]["bearer"].update(
         realm=token_server.realm,
         cert=str(token_server.files.cert),

@@ -238,6 +238,37 @@ def test_basic_credentials(registries: dict[str, RegistryProcess]) -> None:
     same(statuses(registries, "GET", "/v2/", {"authorization": basic}), 401)
 
 
+def test_token_exchange(
+    ci: OidcProvider, stranger: OidcProvider, registries: dict[str, RegistryProcess]
+) -> None:
+    """zot's /zot/auth/token: the token back for a trusted one, a Basic challenge else."""
+    token = ci.id_token("builder", AUDIENCE)
+    basic = "Basic " + base64.b64encode(f"zot:{token}".encode()).decode()
+    answers = statuses(registries, "GET", "/zot/auth/token", {"authorization": basic})
+    same(answers, 200)
+    bodies = [r.json() for r in answers.values()]
+    assert bodies[0]["token"] == bodies[1]["token"] == bodies[0]["access_token"] == token
+    assert bodies[0]["issued_at"] == bodies[1]["issued_at"]
+    assert abs(bodies[0]["expires_in"] - bodies[1]["expires_in"]) <= 2
+    assert {r.headers["cache-control"] for r in answers.values()} == {"no-store"}
+    for proc in registries.values():
+        r = httpx.post(f"{proc.url}/zot/auth/token", data={"password": token}, timeout=30)
+        assert r.status_code == 200 and r.json()["token"] == token
+    for bad in (
+        ci.id_token("builder", "another-service"),
+        stranger.id_token("builder", AUDIENCE),
+        _tampered(token, sub="root"),
+        "a-password",
+    ):
+        basic = "Basic " + base64.b64encode(f"zot:{bad}".encode()).decode()
+        answers = statuses(registries, "GET", "/zot/auth/token", {"authorization": basic})
+        same(answers, 401)
+        assert {r.headers["www-authenticate"] for r in answers.values()} == {
+            f'Basic realm="{REALM}"'
+        }
+    same(statuses(registries, "GET", "/zot/auth/token"), 401)
+
+
 def test_silent_issuer(
     tmp_path_factory: pytest.TempPathFactory,
     silent: str,

@@ -49,7 +49,8 @@ class AuthenticateMiddleware:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.kind in (Kind.HEALTH, Kind.PAGE):  # pages: the session cookie (ocireg.ui)
+        # pages: the session cookie (ocireg.ui); the token exchange: the credentials it takes
+        if aim.kind in (Kind.HEALTH, Kind.PAGE, Kind.TOKEN):
             await self.app(scope, receive, send)
             return
         identity = await self._identify(_authorization(scope), aim, scope)
@@ -146,7 +147,7 @@ class AuthorizeMiddleware:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.kind in (Kind.HEALTH, Kind.PING, Kind.PAGE):
+        if aim.kind in (Kind.HEALTH, Kind.PING, Kind.PAGE, Kind.TOKEN):
             await self.app(scope, receive, send)  # the ping was settled by authentication
             return
         identity: Identity = scope.get(IDENTITY_KEY) or ANONYMOUS

@@ -72,6 +72,19 @@ class WorkloadIdentity:
             return identity
         raise TokenError("; ".join(reasons) or "token not issued by a trusted issuer")
 
+    def owns(self, token: str) -> bool:
+        """Whether the token, as it states itself, is for a trusted issuer and one of its
+        audiences (zot's test for a token its exchange must not pass on elsewhere)."""
+        claims = _unverified(token)
+        audience = claims.get("aud")
+        named = {audience} if isinstance(audience, str) else audience
+        if not isinstance(named, list | set):
+            return False
+        return any(
+            claims.get("iss") == t.settings.issuer and set(named) & set(t.settings.audiences)
+            for t in self.issuers
+        )
+
     def _remember(self, token: str, until: float, identity: Identity) -> None:
         if len(self._known) >= _CACHE_SIZE:
             now = time.time()
