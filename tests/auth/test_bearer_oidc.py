@@ -5,7 +5,8 @@ and keys; the claim mapping's user and groups are then authorized by accessContr
 
 Two trusted issuers: `ci` (mapping: user = `sub`, groups = the `groups` claim) and `short`
 (zot's default mapping, user = `iss/sub`; its tokens live 2 seconds). A third provider,
-`stranger`, is trusted by nobody."""
+`stranger`, is trusted by nobody. In a two-member cluster only member 0 trusts `ci`: the
+owner authorizes the identity member 0 forwards."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.auth.conftest import SERVICE, TokenServer, parse_challenge, start_registry
 from tests.clients.conftest import Tools, require
 from tests.clients.layout import build_image_layout
+from tests.support.cluster import cluster_configs, repo_owned_by
 from tests.support.oci import assert_error, manifest_path, push_small_image
 from tests.support.oidc import OidcProvider, running_oidc
 from tests.support.server import RegistryProcess, free_port
@@ -246,6 +248,67 @@ def test_token_without_expiry_is_refused(ci: OidcProvider, registry: RegistryPro
 def test_basic_credentials_are_not_taken(registry: RegistryProcess) -> None:
     r = httpx.get(f"{registry.url}/v2/", auth=("builder", "password"), timeout=30)
     assert_refused(r, error=None)
+
+
+# --- in a cluster ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    tmp_path_factory: pytest.TempPathFactory, ci: OidcProvider, stranger: OidcProvider
+) -> Iterator[list[RegistryProcess]]:
+    """Two members with separate storage; only member 0 trusts `ci`: member 1 could not
+    verify its tokens, so it must take the identity member 0 forwards."""
+    workdir = tmp_path_factory.mktemp("oidc-cluster")
+    configs = cluster_configs(workdir, count=2, shared_root=False)
+    for i, cfg in enumerate(configs):
+        issuer = (ci if i == 0 else stranger).issuer
+        cfg["http"].update(
+            {
+                "auth": {
+                    "bearer": {
+                        "realm": REALM,
+                        "service": SERVICE,
+                        "oidc": [
+                            {
+                                "issuer": issuer,
+                                "audiences": [AUDIENCE],
+                                "claimMapping": {
+                                    "username": "claims.sub",
+                                    "groups": "claims.groups",
+                                },
+                            }
+                        ],
+                    }
+                },
+                "accessControl": {
+                    "repositories": {
+                        "cluster/**": {"policies": [{"groups": ["ci"], "actions": ALL}]}
+                    }
+                },
+            }
+        )
+    members = [
+        RegistryProcess(workdir, cfg, name=f"member{i}").start() for i, cfg in enumerate(configs)
+    ]
+    try:
+        yield members
+    finally:
+        for proc in members:
+            proc.stop()
+
+
+def test_the_owner_authorizes_the_forwarded_identity(
+    ci: OidcProvider, cluster: list[RegistryProcess]
+) -> None:
+    repo = repo_owned_by(1, count=2)
+    with client(cluster[0], ci.id_token("builder", AUDIENCE)) as c:
+        assert push_small_image(c, repo, "v1")[0].status_code == 201
+        assert c.get(manifest_path(repo, "v1")).status_code == 200
+    with client(cluster[0], ci.id_token("reader", AUDIENCE)) as c:
+        assert_error(c.get(manifest_path(repo, "v1")), 403, "DENIED")
+    with client(cluster[1], ci.id_token("builder", AUDIENCE)) as c:
+        assert_refused(c.get(manifest_path(repo, "v1")))  # member 1 does not trust ci
 
 
 # --- the token exchange ------------------------------------------------------------------
