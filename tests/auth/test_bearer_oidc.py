@@ -23,7 +23,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.auth.conftest import SERVICE, TokenServer, parse_challenge, start_registry
+from tests.auth.conftest import (
+    PASSWORDS,
+    SERVICE,
+    TokenServer,
+    basic,
+    parse_challenge,
+    start_registry,
+    write_htpasswd,
+)
 from tests.clients.conftest import Tools, require
 from tests.clients.layout import build_image_layout
 from tests.support.cluster import cluster_configs, repo_owned_by
@@ -430,14 +438,27 @@ def test_silent_issuer_is_a_bounded_401(
 def mixed_registry(
     tmp_path_factory: pytest.TempPathFactory, ci: OidcProvider, token_server: TokenServer
 ) -> Iterator[RegistryProcess]:
+    """ID tokens, the token server's tokens and htpasswd passwords, all at once."""
+    workdir = tmp_path_factory.mktemp("oidc-mixed")
     http = workload_config(ci, ci, free_port())
     http["auth"]["bearer"].update(
         realm=token_server.realm,
         cert=str(token_server.files.cert),
         oidc=http["auth"]["bearer"]["oidc"][:1],
     )
-    with start_registry(tmp_path_factory.mktemp("oidc-mixed"), http, name="oidc-mixed") as proc:
+    http["auth"]["htpasswd"] = {"path": str(write_htpasswd(workdir / "htpasswd", PASSWORDS))}
+    with start_registry(workdir, http, name="oidc-mixed") as proc:
         yield proc
+
+
+def test_passwords_still_work_beside_oidc(mixed_registry: RegistryProcess) -> None:
+    # ocireg's way (docs/auth.md): Basic beside bearer; accessControl decides for "dave"
+    with httpx.Client(base_url=mixed_registry.url, auth=basic("dave"), timeout=30) as c:
+        assert c.get("/v2/").status_code == 200
+        assert_error(c.post("/v2/ci/app/blobs/uploads/"), 403, "DENIED")
+    r = httpx.get(f"{mixed_registry.url}/v2/", auth=("dave", "wrong"), timeout=30)
+    assert_error(r, 401, "UNAUTHORIZED")
+    assert parse_challenge(r.headers["www-authenticate"])[0] == "bearer"
 
 
 def test_token_server_tokens_still_work_beside_oidc(
