@@ -36,7 +36,7 @@ from tests.clients.conftest import Tools, require
 from tests.clients.layout import build_image_layout
 from tests.support.cluster import cluster_configs, repo_owned_by
 from tests.support.oci import assert_error, manifest_path, push_small_image
-from tests.support.oidc import OidcProvider, running_oidc
+from tests.support.oidc import OidcProvider, SigningIssuer, running_oidc
 from tests.support.server import RegistryProcess, free_port
 
 AUDIENCE = "ocireg"
@@ -106,9 +106,12 @@ def registry(
         yield proc
 
 
+def bearer(token: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {token}"}
+
+
 def client(registry: RegistryProcess, token: str | None = None) -> httpx.Client:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=registry.url, headers=headers, timeout=30.0)
+    return httpx.Client(base_url=registry.url, headers=bearer(token) if token else {}, timeout=30)
 
 
 def assert_refused(r: httpx.Response, error: str | None = "invalid_token") -> dict[str, Any]:
@@ -370,6 +373,86 @@ def test_skopeo_logs_in_with_the_token_as_password(
     tools.run([*skopeo, "--dest-tls-verify=false", "--dest-creds", creds, f"oci:{src}:v1", target])
     tools.run([*skopeo, "--src-tls-verify=false", "--src-creds", creds, target, f"oci:{dst}:v1"])
     assert (dst / "index.json").exists()
+
+
+# --- an issuer that signs what the test asks ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signer() -> Iterator[SigningIssuer]:
+    with SigningIssuer() as issuer:
+        issuer.add_key("k1")
+        yield issuer
+
+
+@pytest.fixture(scope="module")
+def signer_registry(
+    tmp_path_factory: pytest.TempPathFactory, signer: SigningIssuer
+) -> Iterator[RegistryProcess]:
+    issuer = {
+        "issuer": signer.issuer,
+        "audiences": [AUDIENCE],
+        "claimMapping": {"username": "claims.sub"},
+    }
+    http = {"auth": {"bearer": {"realm": REALM, "service": SERVICE, "oidc": [issuer]}}}
+    # one worker: the JWKS fetches counted are one cache's
+    with start_registry(tmp_path_factory.mktemp("signer"), http, name="signer") as proc:
+        yield proc
+
+
+def claims_of(signer: SigningIssuer, **changes: Any) -> dict[str, Any]:
+    claims = {"iss": signer.issuer, "aud": AUDIENCE, "sub": "w", "exp": int(time.time()) + 300}
+    return {k: v for k, v in {**claims, **changes}.items() if v is not None}
+
+
+def test_the_claims_of_a_well_signed_token_are_checked(
+    signer: SigningIssuer, signer_registry: RegistryProcess
+) -> None:
+    def status(token: str) -> tuple[int, str]:
+        r = httpx.get(f"{signer_registry.url}/v2/", headers=bearer(token), timeout=30)
+        if r.status_code == 200:
+            return 200, ""
+        return r.status_code, assert_refused(r)["reason"]
+
+    now = int(time.time())
+    assert status(signer.sign(claims_of(signer), "k1")) == (200, "")
+    assert status(signer.sign(claims_of(signer, aud=["x", AUDIENCE]), "k1")) == (200, "")
+    refused = {
+        "without a valid expiry": claims_of(signer, exp=None),  # zot refuses these too
+        "expired": claims_of(signer, exp=now - 5),
+        "not valid yet": claims_of(signer, nbf=now + 600),
+        "another audience": claims_of(signer, aud=["x"]),
+        "valid audience": claims_of(signer, aud=[1]),
+        "not issued by a trusted issuer": claims_of(signer, iss="https://elsewhere"),
+        "claimMapping": claims_of(signer, sub=None),
+    }
+    for reason, claims in refused.items():
+        code, said = status(signer.sign(claims, "k1"))
+        assert code == 401 and reason in said, (reason, said)
+
+
+def test_rotated_keys_are_fetched_made_up_ones_not_each_time(
+    signer: SigningIssuer, signer_registry: RegistryProcess
+) -> None:
+    url = f"{signer_registry.url}/v2/"
+    first = signer.sign(claims_of(signer), "k1")
+    assert httpx.get(url, headers=bearer(first), timeout=30).status_code == 200
+    signer.add_key("k2")
+    rotated = signer.sign(claims_of(signer, sub="rotated"), "k2")
+    # the JWKS is fetched again for the new key, at most once per 10 s: within 15 s
+    deadline = time.monotonic() + 15
+    while httpx.get(url, headers=bearer(rotated), timeout=30).status_code != 200:
+        assert time.monotonic() < deadline, "the rotated key was never fetched"
+        time.sleep(0.5)
+    fetches = signer.jwks_fetches
+    for i in range(20):
+        made_up = signer.sign(claims_of(signer, sub=f"m{i}"), f"made-up-{i}", key_of="k2")
+        r = httpx.get(url, headers=bearer(made_up), timeout=30)
+        assert "no key" in assert_refused(r)["reason"]
+    assert signer.jwks_fetches - fetches <= 1
+    # a token naming no key: every published key is tried (as go-oidc does)
+    unnamed = signer.sign(claims_of(signer, sub="unnamed"), None, key_of="k2")
+    assert httpx.get(url, headers=bearer(unnamed), timeout=30).status_code == 200
 
 
 # --- providers that are down -------------------------------------------------------------

@@ -80,9 +80,10 @@ class Issuer:
             self._document, self._fetched, self._keys = doc, time.monotonic(), None
             return doc
 
-    async def key(self, kid: Any, algorithm: str) -> Any:
-        """The public key `kid` names (or the only one, when the token names none) for
-        `algorithm`. UnknownKey when the provider does not publish it."""
+    async def keys(self, kid: Any, algorithm: str) -> list[Any]:
+        """The public keys that may have signed a token naming `kid` with `algorithm`: the
+        one of that id, or, when the token names none, every published key usable for the
+        algorithm (go-oidc tries them all too). UnknownKey when there is none."""
         doc = await self.document()
         if self._keys is None:
             await self._fetch_keys(doc, None)
@@ -90,11 +91,15 @@ class Issuer:
             if look_again and not await self._fetch_keys(doc, self._keys_fetched):
                 break
             found = [k for k in self._keys or [] if kid is None or k.get("kid") == kid]
-            if len(found) == 1 or (found and kid is not None):
+            usable = []
+            for published in found:
                 try:
-                    return jwt.PyJWK(found[0], algorithm=algorithm).key
+                    usable.append(jwt.PyJWK(published, algorithm=algorithm).key)
                 except jwt.PyJWTError as exc:
-                    raise UnknownKey(f"the provider's key is unusable: {exc}") from None
+                    if kid is not None:  # the very key the token names
+                        raise UnknownKey(f"the provider's key is unusable: {exc}") from None
+            if usable:
+                return usable
         raise UnknownKey(f"no key {kid!r} in the provider's JWKS")
 
     async def call(self, method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -174,3 +179,16 @@ class Issuer:
         except ProviderDown:
             self._down_until = time.monotonic() + DOWN_BACKOFF
             raise
+
+
+def decode(token: str, keys: list[Any], algorithm: str, **options: Any) -> dict[str, Any]:
+    """The token's claims, verified by the first of `keys` whose signature it bears; the
+    checks of `options` (PyJWT's) apply. PyJWTError when none verifies it."""
+    for key in keys[:-1]:
+        try:
+            claims: dict[str, Any] = jwt.decode(token, key, algorithms=[algorithm], **options)
+            return claims
+        except jwt.InvalidSignatureError:
+            continue  # another key of the issuer's may have signed it
+    last: dict[str, Any] = jwt.decode(token, keys[-1], algorithms=[algorithm], **options)
+    return last

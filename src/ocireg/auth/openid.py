@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import jwt
 
-from ocireg.auth.discovery import ASYMMETRIC, Issuer, ProviderDown, UnknownKey
+from ocireg.auth.discovery import ASYMMETRIC, Issuer, ProviderDown, UnknownKey, decode
 from ocireg.errors import ConfigError
 from ocireg.settings.openid import OpenIdProvider
 
@@ -152,14 +152,14 @@ class OpenIdClient:
         if algorithm not in ASYMMETRIC:
             raise LoginRefused(f"the ID token is signed with {algorithm!r}")
         try:
-            key = await self._issuer.key(header.get("kid"), algorithm)
+            keys = await self._issuer.keys(header.get("kid"), algorithm)
         except UnknownKey as exc:
             raise LoginRefused(str(exc)) from None
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims = decode(
                 token,
-                key,
-                algorithms=[algorithm],
+                keys,
+                algorithm,
                 audience=self.client_id,
                 issuer=endpoints.issuer,
                 leeway=LEEWAY,

@@ -27,7 +27,7 @@ from typing import Any
 import jwt
 
 from ocireg.auth.claims import ClaimMapper, ClaimsRefused
-from ocireg.auth.discovery import ASYMMETRIC, Issuer, ProviderDown, UnknownKey
+from ocireg.auth.discovery import ASYMMETRIC, Issuer, ProviderDown, UnknownKey, decode
 from ocireg.auth.grants import TokenError
 from ocireg.errors import ConfigError
 from ocireg.identity import Identity
@@ -121,7 +121,7 @@ class _Trusted:
             listed = doc.get("id_token_signing_alg_values_supported") or ["RS256"]
             if algorithm not in ASYMMETRIC or algorithm not in listed:
                 raise TokenError(f"token signed with {algorithm!r}, not an algorithm taken")
-            key = await self.provider.key(header.get("kid"), algorithm)
+            keys = await self.provider.keys(header.get("kid"), algorithm)
         except ProviderDown as exc:
             log.warning(
                 "oidc issuer unavailable", extra={"issuer": self.settings.issuer, "error": str(exc)}
@@ -130,10 +130,10 @@ class _Trusted:
         except UnknownKey as exc:
             raise TokenError(f"invalid token: {exc}") from None
         try:
-            claims: dict[str, Any] = jwt.decode(
+            claims = decode(
                 token,
-                key,
-                algorithms=[algorithm],
+                keys,
+                algorithm,
                 # expiry and not-before are checked below, as zot checks them
                 options={
                     "verify_aud": False,
