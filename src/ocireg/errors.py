@@ -66,6 +66,10 @@ class ErrorCode(enum.Enum):
     # zot's /zot/auth/apikey answers these with an empty body; here in the same envelope
     API_KEY_REQUEST_INVALID = ("API key request invalid", 400)
     API_KEY_REQUEST_TOO_LARGE = ("API key request body too large", 413)
+    # zot's /zot/auth/token answers these with UNSUPPORTED and a reason; so here
+    TOKEN_REQUEST_INVALID = ("token request invalid", 400, "UNSUPPORTED")
+    TOKEN_REQUEST_TOO_LARGE = ("token request body too large", 413, "UNSUPPORTED")
+    AUTHORIZATION_REPEATED = ("several Authorization headers", 401, "UNSUPPORTED")
     LOOP_DETECTED = ("request forwarded by a cluster member is not owned here", 508)
     UNKNOWN = ("unknown error", 500)
     UNAVAILABLE = ("service unavailable", 503)

@@ -22,7 +22,9 @@ CATALOG_FILTER_KEY = "ocireg.catalog_filter"
 class Identity:
     user: str | None = None  # None: anonymous
     groups: tuple[str, ...] = ()
-    method: str = "anonymous"  # "basic", "bearer", "mtls", "anonymous"
+    # "basic", "bearer" (the token server's: `access` decides), "oidc" (a workload's ID
+    # token: accessControl decides), "mtls", "anonymous"
+    method: str = "anonymous"
     # Bearer tokens: the token's `access` claim, kept so the owner can authorize with it.
     access: tuple[dict[str, Any], ...] = field(default=())
 

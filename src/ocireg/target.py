@@ -62,6 +62,7 @@ class Kind(enum.Enum):
     OTHER = "other"  # outside /v2/: metrics and the like
     PAGE = "page"  # the web pages: they read their own session cookie (ocireg.ui)
     USER = "user"  # the caller's own records (API keys): any logged-in user, nobody else
+    TOKEN = "token"  # zot's token exchange: it checks the credentials it is given itself
 
 
 class Endpoint(enum.Enum):
@@ -83,6 +84,7 @@ class Endpoint(enum.Enum):
     # search (registry/search.py): a listing like the catalog, filtered by read access
     SEARCH = ("/v2/_ocireg/search", Kind.CATALOG)
     APIKEY = ("/zot/auth/apikey", Kind.USER)  # zot's API keys (routed with http.auth.apikey)
+    TOKEN = ("/zot/auth/token", Kind.TOKEN)  # routed with http.auth.bearer.oidc
     LIVEZ = ("/livez", Kind.HEALTH)
     READYZ = ("/readyz", Kind.HEALTH)
     STARTUPZ = ("/startupz", Kind.HEALTH)
@@ -112,6 +114,7 @@ _EXACT = {
     "/v2/_oci/ext/discover": Endpoint.DISCOVER,
     "/v2/_ocireg/search": Endpoint.SEARCH,
     "/zot/auth/apikey": Endpoint.APIKEY,
+    "/zot/auth/token": Endpoint.TOKEN,
     "/livez": Endpoint.LIVEZ,
     "/readyz": Endpoint.READYZ,
     "/startupz": Endpoint.STARTUPZ,

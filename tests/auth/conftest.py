@@ -4,11 +4,9 @@ Docker/OCI token protocol) on a loopback port, and registries started with an au
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 from collections.abc import Iterator, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -22,6 +20,7 @@ from cryptography.hazmat.primitives import serialization
 from tests.clients.conftest import tools  # noqa: F401  (the container-tools fixture)
 from tests.support.pki import TestCA
 from tests.support.server import RegistryProcess, base_config, running_registry
+from tests.support.threaded import QuietHandler, ThreadedServer
 
 PASSWORDS = {
     "alice": "alice-pw",
@@ -83,7 +82,7 @@ def client_for(registry: RegistryProcess, user: str | None = None) -> httpx.Clie
 # --- the token server ------------------------------------------------------------------------
 
 
-class TokenServer:
+class TokenServer(ThreadedServer):
     """Issues JWTs the way a Docker token server does: GET /token?service=&scope=... with the
     user's Basic credentials; the grants come from `self.grants[user][repository]`."""
 
@@ -94,12 +93,11 @@ class TokenServer:
         self.grants: dict[str, dict[str, list[str]]] = {}
         self.requests: list[dict[str, list[str]]] = []
         self.lifetime = 300
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def realm(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}/token"
+        return f"{self.base_url}/token"
 
     def mint(
         self,
@@ -126,10 +124,7 @@ class TokenServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 query = parse_qs(urlsplit(self.path).query)
                 server.requests.append(query)
@@ -146,23 +141,9 @@ class TokenServer:
                     granted = [a for a in actions.split(",") if a in allowed]
                     access.append({"type": kind, "name": name, "actions": granted})
                 token = server.mint(user, access)
-                body = json.dumps({"token": token, "access_token": token, "expires_in": 300})
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body.encode())
+                self.send_json({"token": token, "access_token": token, "expires_in": 300})
 
         return Handler
-
-    def __enter__(self) -> TokenServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
 def _basic_user(header: str | None) -> str | None:

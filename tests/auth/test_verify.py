@@ -61,10 +61,71 @@ def test_verify_accepts_a_full_auth_config(tmp_path: Path) -> None:
             "not a PEM",
         ),
         ({"auth": {"bearer": {"realm": "r"}}}, "http.auth.bearer.cert", "required"),
-        (  # zot's examples/config-bearer-oidc-workload.json
+        (  # without an audience, any token of the issuer would do
             {"auth": {"bearer": {"realm": "r", "oidc": [{"issuer": "https://k8s"}]}}},
-            "http.auth.bearer.cert",
-            "oidc and awsSecretsManager are not implemented",
+            "http.auth.bearer.oidc[0].audiences",
+            "expected a list of strings",
+        ),
+        (
+            {"auth": {"bearer": {"oidc": [{"issuer": "https://k8s", "audiences": []}]}}},
+            "http.auth.bearer.oidc[0].audiences",
+            "at least one audience",
+        ),
+        (
+            {"auth": {"bearer": {"oidc": {"issuer": "https://k8s", "audiences": ["zot"]}}}},
+            "http.auth.bearer.oidc",
+            "expected a list of issuers",
+        ),
+        (
+            {
+                "auth": {
+                    "bearer": {
+                        "oidc": [
+                            {
+                                "issuer": "https://k8s",
+                                "audiences": ["zot"],
+                                "claimMapping": {"username": "claims.sub +"},
+                            }
+                        ]
+                    }
+                }
+            },
+            "http.auth.bearer.oidc[0].claimMapping.username",
+            "invalid CEL expression",
+        ),
+        (
+            {
+                "auth": {
+                    "bearer": {
+                        "oidc": [
+                            {
+                                "issuer": "https://k8s",
+                                "audiences": ["zot"],
+                                "claimMapping": {"validations": [{"expression": "true"}]},
+                            }
+                        ]
+                    }
+                }
+            },
+            "http.auth.bearer.oidc[0].claimMapping.validations[0].message",
+            "non-empty string",
+        ),
+        (
+            {
+                "auth": {
+                    "bearer": {
+                        "oidc": [
+                            {
+                                "issuer": "https://k8s",
+                                "audiences": ["zot"],
+                                "certificateAuthority": "not a certificate",
+                            }
+                        ]
+                    }
+                }
+            },
+            "http.auth.bearer.oidc[0].certificateAuthority",
+            "not a PEM CA certificate",
         ),
         ({"auth": {"failDelay": "soon"}}, "http.auth.failDelay", "seconds"),
         ({"auth": {"basic": {}}}, "http.auth.basic", "unknown key"),

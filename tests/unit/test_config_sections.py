@@ -215,13 +215,18 @@ def test_go_driver_keys_not_implemented_are_warnings() -> None:
                 "storageDriver": {"name": "s3", "bucket": "b", "loglevel": "debug"},
                 "cacheDriver": {"name": "redis", "url": "redis://h", "pool_timeout": "1s"},
             },
-            "http": {"auth": {"openid": {}, "bearer": {"realm": "r", "cert": "c", "oidc": 1}}},
+            "http": {
+                "auth": {
+                    "openid": {},
+                    "bearer": {"realm": "r", "cert": "c", "awsSecretsManager": {}},
+                }
+            },
         }
     )
     assert set(config.warnings) == {
         "storage.storageDriver.loglevel",
         "storage.cacheDriver.pool_timeout",
-        "http.auth.bearer.oidc",
+        "http.auth.bearer.awssecretsmanager",  # the auth keys are read lower-cased
     }
     # an openid section without providers, or beside bearer, logs nobody in: said so
     assert any(n.startswith("http.auth.openid") for n in config.notices)

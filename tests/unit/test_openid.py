@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from ocireg.auth.openid import MAX_ANSWER, OpenIdClient, ProviderDown, _Endpoints
+from ocireg.auth.discovery import MAX_ANSWER
+from ocireg.auth.openid import OpenIdClient, ProviderDown
 from ocireg.config import build_config
 from ocireg.errors import ConfigError
 from ocireg.settings.openid import OpenIdProvider
@@ -132,7 +133,10 @@ BACK = "https://reg.example/ui/login"
 def test_the_logout_at_the_provider(endpoint: str, expected: str) -> None:
     provider = openid(issuer=ISSUER, clientid="id").auth.openid.providers["oidc"]
     client = OpenIdClient(provider, "https://reg.example/zot/auth/callback/oidc")
-    client._endpoints = _Endpoints(ISSUER, "", "", "", "", endpoint, time.monotonic())
+    # the provider's discovery document, as if fetched just now
+    document = {"issuer": ISSUER, "jwks_uri": "", "end_session_endpoint": endpoint}
+    document |= {"authorization_endpoint": "", "token_endpoint": ""}
+    client._issuer._document, client._issuer._fetched = document, time.monotonic()
     assert asyncio.run(client.end_session_url(BACK)) == expected
 
 

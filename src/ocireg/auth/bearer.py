@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from ocireg.auth.grants import Scope, TokenError, is_grant
+from ocireg.auth.grants import TokenError, is_grant
 from ocireg.auth.settings import BearerSettings
 from ocireg.errors import ConfigError
 from ocireg.identity import Identity
@@ -52,6 +52,7 @@ def load_public_key(path: Path, where: str = "http.auth.bearer.cert") -> PublicK
 
 class BearerVerifier:
     def __init__(self, settings: BearerSettings) -> None:
+        assert settings.cert is not None, "built only with a certificate"
         self.realm = settings.realm
         self.service = settings.service
         self.key = load_public_key(settings.cert)
@@ -90,13 +91,3 @@ class BearerVerifier:
             method="bearer",
             access=tuple(access),
         )
-
-    def challenge(self, scope: Scope | None, error: str | None = None) -> str:
-        parts = [f'realm="{self.realm}"']
-        if self.service:
-            parts.append(f'service="{self.service}"')
-        if scope is not None:
-            parts.append(f'scope="{scope}"')
-        if error:
-            parts.append(f'error="{error}"')
-        return "Bearer " + ",".join(parts)

@@ -20,6 +20,7 @@ from ocireg.target import Action, Kind, Target
 if TYPE_CHECKING:
     from ocireg.auth.bearer import BearerVerifier
     from ocireg.auth.ldap import Ldap
+    from ocireg.auth.workload import WorkloadIdentity
 
 _BEARER_ACTIONS = {Action.READ: ("pull",), Action.DELETE: ("delete",)}
 
@@ -56,15 +57,18 @@ class AuthServices:
         self.settings = settings
         self.htpasswd = Htpasswd(settings.htpasswd) if settings.htpasswd else None
         self.ldap = _ldap(settings) if settings.ldap else None
-        self.bearer = _verifier(settings) if settings.bearer else None
+        # bearer tokens: the token server's (`cert`), and the workloads' ID tokens (`oidc`)
+        self.bearer = _verifier(settings) if settings.bearer and settings.bearer.cert else None
+        self.workload = _workload(settings) if settings.bearer and settings.bearer.oidc else None
         self.policy = AccessPolicy(settings.access_control) if settings.access_control else None
         self.api_keys = ApiKeys() if settings.api_keys else None
         # The identity a web session's cookie gives an API request (zot's UI calls the API
         # with its session); set by the web pages, which own the sessions (ocireg.ui).
         self.session_identity: Callable[[str, MetaStore], Awaitable[Identity | None]] | None = None
         # zot lets anonymous requests through only when some repository grants them something.
+        # zot's bearer auth (either kind) lets nobody in without a token.
         self.anonymous_allowed = (
-            self.bearer is None
+            settings.bearer is None
             and self.policy is not None
             and self.policy.anonymous_may_do_anything()
         )
@@ -128,10 +132,25 @@ class AuthServices:
         named = self.policy.groups_of(user) if self.policy else ()
         return tuple(dict.fromkeys((*named, *more))) if more else named
 
+    async def close(self) -> None:
+        if self.workload is not None:
+            await self.workload.close()
+
     def challenge(self, aim: Target, error: str | None = None) -> str:
-        if self.bearer is not None:
-            return self.bearer.challenge(bearer_scope(aim), error)
-        return f'Basic realm="{self.settings.realm}"'
+        bearer = self.settings.bearer
+        if bearer is None:
+            return f'Basic realm="{self.settings.realm}"'
+        # zot sends no challenge when `oidc` comes without a realm; a 401 must carry one
+        # (RFC 9110 11.6.1), so http.realm names it then.
+        parts = [f'realm="{bearer.realm or self.settings.realm}"']
+        if bearer.service:
+            parts.append(f'service="{bearer.service}"')
+        scope = bearer_scope(aim)
+        if scope is not None:
+            parts.append(f'scope="{scope}"')
+        if error:
+            parts.append(f'error="{error}"')
+        return "Bearer " + ",".join(parts)
 
 
 def _verifier(settings: AuthSettings) -> BearerVerifier:
@@ -141,6 +160,14 @@ def _verifier(settings: AuthSettings) -> BearerVerifier:
 
     assert settings.bearer is not None
     return BearerVerifier(settings.bearer)
+
+
+def _workload(settings: AuthSettings) -> WorkloadIdentity:
+    # celpy: imported only where workload identity is configured (~150 ms of a start)
+    from ocireg.auth.workload import WorkloadIdentity
+
+    assert settings.bearer is not None
+    return WorkloadIdentity(settings.bearer.oidc)
 
 
 def _ldap(settings: AuthSettings) -> Ldap:
@@ -171,8 +198,10 @@ def check_auth(config: Config) -> list[str]:
             )
         if not users.entries:
             warnings.append("http.auth.htpasswd.path: no bcrypt entries; nobody can log in")
-    if settings.bearer is not None:
+    if settings.bearer is not None and settings.bearer.cert is not None:
         _verifier(settings)  # raises ConfigError when the certificate is unusable
+    if settings.bearer is not None and settings.bearer.oidc:
+        _workload(settings)  # raises ConfigError when a CEL expression or a CA is unusable
     if settings.ldap is not None:
         _ldap(settings)  # raises ConfigError when the credentials file is unusable
     if settings.openid is not None:

@@ -51,7 +51,8 @@ class AuthenticateMiddleware:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.kind in (Kind.HEALTH, Kind.PAGE):  # pages: the session cookie (ocireg.ui)
+        # pages: the session cookie (ocireg.ui); the token exchange: the credentials it takes
+        if aim.kind in (Kind.HEALTH, Kind.PAGE, Kind.TOKEN):
             await self.app(scope, receive, send)
             return
         identity = await self._identify(_authorization(scope), aim, scope)
@@ -83,16 +84,32 @@ class AuthenticateMiddleware:
                 return identity
             await self._delay()
             raise self._refusal(aim, "invalid username or password")
-        if scheme == "bearer" and self.auth.bearer is not None:
+        if scheme == "bearer" and self.auth.settings.bearer is not None:
             try:
-                return self.auth.bearer.verify(credentials.strip())
+                return await self._bearer(credentials.strip())
             except TokenError as exc:
                 await self._delay()
                 raise self._refusal(aim, str(exc), "invalid_token") from None
-        if not self.auth.settings.logins and self.auth.bearer is None:
+        if not self.auth.settings.logins and self.auth.settings.bearer is None:
             return ANONYMOUS  # accessControl alone: nobody can log in, credentials mean nothing
         await self._delay()
         raise self._refusal(aim, f"unsupported authorization scheme {scheme!r}")
+
+    async def _bearer(self, token: str) -> Identity:
+        """A workload's ID token first, then the token server's, as zot tries them; the
+        reasons of both when neither takes it."""
+        reasons = []
+        if self.auth.workload is not None:
+            try:
+                return await self.auth.workload.verify(token)
+            except TokenError as exc:
+                reasons.append(str(exc))
+        if self.auth.bearer is not None:
+            try:
+                return self.auth.bearer.verify(token)
+            except TokenError as exc:
+                reasons.append(str(exc))
+        raise TokenError("; ".join(reasons))
 
     async def _session(self, scope: Scope) -> Identity:
         """A web session's user, as zot takes it: only when the request says it comes from
@@ -132,7 +149,7 @@ class AuthorizeMiddleware:
             await self.app(scope, receive, send)
             return
         aim = target_of(scope)
-        if aim.kind in (Kind.HEALTH, Kind.PING, Kind.PAGE):
+        if aim.kind in (Kind.HEALTH, Kind.PING, Kind.PAGE, Kind.TOKEN):
             await self.app(scope, receive, send)  # the ping was settled by authentication
             return
         identity: Identity = scope.get(IDENTITY_KEY) or ANONYMOUS

@@ -8,10 +8,11 @@ signature by the provider's published keys, issuer, audience, expiry, nonce), as
 userinfo endpoint as zot does, and reads the user and the groups from the claims as zot's
 `claimMapping` says.
 
-HTTP goes through aiohttp, with bounded waits: a provider that does not answer is
-`ProviderDown`, an answer that does not prove the login is `LoginRefused`. PyJWT (already a
-dependency, for bearer tokens) checks the ID token; only asymmetric signatures are taken
-(a token signed with the client secret would make the secret a signing key).
+The provider's documents and keys come through `auth.discovery` (aiohttp, bounded waits): a
+provider that does not answer is `ProviderDown`, an answer that does not prove the login is
+`LoginRefused`. PyJWT (already a dependency, for bearer tokens) checks the ID token; only
+asymmetric signatures are taken (a token signed with the client secret would make the secret
+a signing key).
 """
 
 from __future__ import annotations
@@ -21,28 +22,22 @@ import hashlib
 import json
 import logging
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import aiohttp
 import jwt
 
+from ocireg.auth.discovery import ASYMMETRIC, Issuer, ProviderDown, UnknownKey, decode
 from ocireg.errors import ConfigError
 from ocireg.settings.openid import OpenIdProvider
 
+__all__ = ["LoginRefused", "OpenIdClient", "OpenIdUser", "ProviderDown", "Start"]
+
 log = logging.getLogger("ocireg.auth")
-TIMEOUT = 10.0  # seconds for one exchange with the provider
 DISCOVERY_TTL = 3600.0  # seconds the provider's endpoints and keys are kept
 LEEWAY = 5  # seconds of clock skew allowed (zot's issuedAtOffset)
-MAX_ANSWER = 1 << 20  # bytes of a provider's JSON answer
-_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
-
-
-class ProviderDown(Exception):
-    """The provider did not answer, or not as a provider answers."""
 
 
 class LoginRefused(Exception):
@@ -72,7 +67,7 @@ class _Endpoints:
     jwks: str
     userinfo: str
     end_session: str  # RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), or ""
-    fetched: float
+    document: dict[str, Any]  # the discovery document these were read from
 
 
 class OpenIdClient:
@@ -80,13 +75,11 @@ class OpenIdClient:
         self.provider = provider
         self.redirect_uri = redirect_uri
         self.client_id, self.client_secret = client_credentials(provider)
+        self._issuer = Issuer(provider.issuer, ttl=DISCOVERY_TTL)
         self._endpoints: _Endpoints | None = None
-        self._keys: dict[str, Any] = {}  # the provider's JWKS, as published
-        self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        await self._issuer.close()
 
     async def start(self) -> Start:
         endpoints = await self._discover()
@@ -157,14 +150,17 @@ class OpenIdClient:
         except jwt.PyJWTError as exc:
             raise LoginRefused(f"the ID token is not a JWT: {exc}") from None
         algorithm = header.get("alg")
-        if algorithm not in _ALGORITHMS:
+        if algorithm not in ASYMMETRIC:
             raise LoginRefused(f"the ID token is signed with {algorithm!r}")
-        key = await self._key(header.get("kid"), algorithm, endpoints)
         try:
-            claims: dict[str, Any] = jwt.decode(
+            keys = await self._issuer.keys(header.get("kid"), algorithm)
+        except UnknownKey as exc:
+            raise LoginRefused(str(exc)) from None
+        try:
+            claims = decode(
                 token,
-                key,
-                algorithms=[algorithm],
+                keys,
+                algorithm,
                 audience=self.client_id,
                 issuer=endpoints.issuer,
                 leeway=LEEWAY,
@@ -181,23 +177,6 @@ class OpenIdClient:
         if isinstance(audience, list) and len(audience) > 1 and claims.get("azp") != self.client_id:
             raise LoginRefused("the ID token was issued to another party")
         return claims
-
-    async def _key(self, kid: Any, algorithm: str, endpoints: _Endpoints) -> Any:
-        """The public key the token names, from the provider's JWKS; fetched again once
-        when it is not there (the provider rotated its keys)."""
-        for fresh in (False, True):
-            if fresh or not self._keys:
-                status, self._keys = await self._call("GET", endpoints.jwks)
-                if status != 200:
-                    raise ProviderDown(f"the JWKS endpoint answered {status}")
-            keys = [k for k in self._keys.get("keys") or [] if isinstance(k, dict)]
-            found = [k for k in keys if kid is None or k.get("kid") == kid]
-            if len(found) == 1 or (found and kid is not None):
-                try:
-                    return jwt.PyJWK(found[0], algorithm=algorithm).key
-                except jwt.PyJWTError as exc:
-                    raise LoginRefused(f"the provider's key is unusable: {exc}") from None
-        raise LoginRefused(f"no key {kid!r} in the provider's JWKS")
 
     async def _userinfo(self, url: str, access: str, claims: dict[str, Any]) -> dict[str, Any]:
         headers = {"authorization": f"Bearer {access}", "accept": "application/json"}
@@ -230,16 +209,10 @@ class OpenIdClient:
     # --- talking to the provider -------------------------------------------------------------
 
     async def _discover(self) -> _Endpoints:
+        doc = await self._issuer.document()
         known = self._endpoints
-        if known is not None and time.monotonic() - known.fetched < DISCOVERY_TTL:
+        if known is not None and known.document is doc:
             return known
-        url = self.provider.issuer.rstrip("/") + "/.well-known/openid-configuration"
-        status, doc = await self._call("GET", url)
-        if status != 200:
-            raise ProviderDown(f"discovery answered {status}")
-        # The document must be the configured issuer's (OpenID Connect Discovery 4.3).
-        if str(doc.get("issuer", "")).rstrip("/") != self.provider.issuer.rstrip("/"):
-            raise ProviderDown(f"discovery names another issuer: {doc.get('issuer')!r}")
         try:
             endpoints = _Endpoints(
                 issuer=str(doc["issuer"]),
@@ -248,40 +221,15 @@ class OpenIdClient:
                 jwks=str(doc["jwks_uri"]),
                 userinfo=str(doc.get("userinfo_endpoint") or ""),
                 end_session=str(doc.get("end_session_endpoint") or ""),
-                fetched=time.monotonic(),
+                document=doc,
             )
         except KeyError as exc:
             raise ProviderDown(f"discovery lacks {exc}") from None
-        self._endpoints, self._keys = endpoints, {}
+        self._endpoints = endpoints
         return endpoints
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
-        """The status and JSON object of one exchange; ProviderDown when there is none."""
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=TIMEOUT))
-        try:
-            async with self._http.request(method, url, allow_redirects=False, **kwargs) as r:
-                # read(n) answers what has come so far: read on to the end, or past the limit
-                body = b""
-                while len(body) <= MAX_ANSWER:
-                    piece = await r.content.read(MAX_ANSWER + 1 - len(body))
-                    if not piece:
-                        break
-                    body += piece
-                status = r.status
-        except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
-            raise ProviderDown(f"{url}: {exc or type(exc).__name__}") from None
-        if status >= 500:
-            raise ProviderDown(f"{url} answered {status}")
-        try:
-            data = json.loads(body) if len(body) <= MAX_ANSWER else None
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            if status == 200:
-                raise ProviderDown(f"{url}: the answer is not a JSON object")
-            data = {}
-        return status, data
+        return await self._issuer.call(method, url, **kwargs)
 
 
 def client_credentials(provider: OpenIdProvider) -> tuple[str, str]:

@@ -22,6 +22,7 @@ from ocireg.api.apikeys import api_key_routes
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
 from ocireg.api.responses import StreamSlots
+from ocireg.api.token import token_routes
 from ocireg.auth.core import AuthServices, build_auth
 from ocireg.auth.middleware import authenticate, authorize
 from ocireg.cluster.gather import ClusterSearch
@@ -138,6 +139,7 @@ def build_middleware(
                 (Endpoint.CLUSTER, "GET"): cluster_status,
                 **_search_routes(config),
                 **api_key_routes(config),
+                **token_routes(auth),
             },
         ),
     ]
@@ -216,6 +218,8 @@ def create_app(
             await app.state.store.close()
             if pages is not None:
                 await pages.close()
+            if auth is not None:
+                await auth.close()
 
     app = Starlette(
         routes=build_routes(config, pages),

@@ -14,6 +14,7 @@ from typing import Any
 
 from ocireg.errors import ConfigError
 from ocireg.globs import GlobError, compile_glob
+from ocireg.settings.bearer_oidc import OidcIssuer, parse_bearer_oidc
 from ocireg.settings.keys import (
     Context,
     boolean,
@@ -38,14 +39,19 @@ _AUTH_UNIMPLEMENTED = (
     "securesession",
     "mtls",
 )
-_BEARER_UNIMPLEMENTED = ("upstreamtokenendpoint", "oidc", "awssecretsmanager")
+_BEARER_UNIMPLEMENTED = ("upstreamtokenendpoint", "awssecretsmanager")
 
 
 @dataclass(frozen=True)
 class BearerSettings:
-    realm: str
+    """Bearer tokens of two kinds, tried as zot tries them: the ID tokens of the `oidc`
+    issuers (workload identity; `http.accessControl` decides), then the token server's,
+    verified with `cert` (their `access` claim decides). At least one of the two."""
+
+    realm: str  # the challenge's; required with `cert` (clients fetch tokens there)
     service: str
-    cert: Path
+    cert: Path | None = None
+    oidc: tuple[OidcIssuer, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -198,18 +204,24 @@ def parse_auth(ctx: Context) -> AuthSettings:
 
 
 def _bearer(raw: dict[str, Any], where: str, ctx: Context) -> BearerSettings:
-    check_keys(raw, ("realm", "service", "cert"), where, _BEARER_UNIMPLEMENTED, ctx.warnings)
-    if not raw.get("cert"):
-        # zot may verify tokens by OIDC or a secrets manager instead; ocireg has only this
+    check_keys(
+        raw, ("realm", "service", "cert", "oidc"), where, _BEARER_UNIMPLEMENTED, ctx.warnings
+    )
+    oidc = parse_bearer_oidc(raw["oidc"], f"{where}.oidc", ctx) if "oidc" in raw else ()
+    cert = string(raw.get("cert"), f"{where}.cert", required=False)
+    if not cert and not oidc:
+        # zot may verify tokens by a secrets manager instead; ocireg has only these two
         raise ConfigError(
             f"{where}.cert",
-            "required: bearer tokens are verified with this certificate"
-            " (oidc and awsSecretsManager are not implemented)",
+            "required without oidc: bearer tokens are verified with this certificate"
+            " (awsSecretsManager is not implemented)",
         )
     return BearerSettings(
-        realm=string(raw.get("realm"), f"{where}.realm"),
+        # the token server's clients must be told where it is; workloads bring their token
+        realm=string(raw.get("realm"), f"{where}.realm", required=bool(cert)),
         service=string(raw.get("service", ""), f"{where}.service", required=False),
-        cert=resolve_path(string(raw.get("cert"), f"{where}.cert"), ctx.base),
+        cert=resolve_path(cert, ctx.base) if cert else None,
+        oidc=oidc,
     )
 
 
