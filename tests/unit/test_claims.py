@@ -66,15 +66,67 @@ def test_variables_and_validations() -> None:
         {"username": "claims.groups"},  # not a string
         {"username": "''"},  # empty
         {"username": "claims.sub", "groups": "claims.email"},  # not a list
-        {"username": "claims.sub + 1"},  # no such overload
-        {"validations": (ClaimValidation("claims.sub", "not a boolean"),)},
+        {"username": "claims.sub + 1"},  # no such overload (found when evaluated: dyn)
+        {"username": "claims.uid + 1"},  # a JSON number is a double, as at zot
+        {"username": "claims.sub", "groups": "[claims.uid]"},  # not strings
     ],
 )
 def test_what_gives_no_identity_refuses(mapping: dict[str, Any]) -> None:
     with pytest.raises(ClaimsRefused):
-        mapped(**mapping)
+        mapped({**K8S, "uid": 1000}, **mapping)
 
 
-def test_a_syntax_error_is_a_config_error_naming_the_key() -> None:
-    with pytest.raises(ConfigError, match=r"oidc\[0\]\.claimMapping\.groups"):
-        ClaimMapper(ClaimMapping(groups="claims.groups +"), "oidc[0]")
+@pytest.mark.parametrize(
+    ("mapping", "key", "words"),
+    [
+        ({"groups": "claims.groups +"}, "groups", "Syntax error"),
+        ({"username": "claim.sub"}, "username", "undeclared reference to 'claim.sub'"),
+        ({"username": "claims.sub.nosuch()"}, "username", "undeclared reference to 'nosuch'"),
+        ({"username": "1 + 'a'"}, "username", "no matching overload"),
+        (
+            {"variables": (ClaimVariable("x", "vars."),)},
+            r"variables\[0\]\.expression",
+            "Syntax error",
+        ),
+        # zot demands a validation typed as a bool: a claim alone is dyn
+        (
+            {"validations": (ClaimValidation("claims.email_verified", "m"),)},
+            r"validations\[0\]\.expression",
+            "must give a bool, not dyn",
+        ),
+    ],
+)
+def test_what_zot_refuses_at_load_is_a_config_error_naming_the_key(
+    mapping: dict[str, Any], key: str, words: str
+) -> None:
+    with pytest.raises(ConfigError, match=rf"oidc\[0\]\.claimMapping\.{key}: .*{words}"):
+        ClaimMapper(ClaimMapping(**mapping), "oidc[0]")
+
+
+def test_zot_extensions_and_json_numbers() -> None:
+    """The functions of the extensions zot loads (strings, sets, encoders, optional
+    values); JSON numbers are doubles, compared with ints as cel-go compares them."""
+    claims = {**K8S, "uid": 1000, "flag": True}
+    ok = (
+        ClaimValidation("sets.contains(claims.groups, ['ci'])", "sets"),
+        ClaimValidation("claims.uid == 1000 && claims.uid > 999", "numbers"),
+        ClaimValidation("claims.flag == true", "a boolean claim compared"),
+        ClaimValidation("base64.encode(b'ci') == 'Y2k='", "encoders"),
+    )
+    username = "claims.?team.orValue('none') + '-' + '%s'.format([claims.owner.upperAscii()])"
+    variables = (ClaimVariable("parts", "claims.sub.split(':')"),)
+    assert mapped(claims, validations=ok, username=username)[0] == "none-MY-ORG"
+    got = mapped(claims, variables=variables, username="vars.parts[3]", groups="vars.parts")
+    assert got == ("source-controller", ("system", "serviceaccount", "flux-system", got[0]))
+
+
+def test_variables_keep_their_cel_types() -> None:
+    """A variable's value is handed to the next expressions as CEL made it: a timestamp
+    and a duration in a list stay a timestamp and a duration."""
+    variables = (
+        ClaimVariable("t", "[timestamp('2020-01-01T00:00:00Z'), duration('1h')]"),
+        ClaimVariable("ns", "claims['kubernetes.io/serviceaccount/namespace']"),
+    )
+    later = "vars.t[0] + vars.t[1] == timestamp('2020-01-01T01:00:00Z')"
+    ok = (ClaimValidation(later, "time"),)
+    assert mapped(variables=variables, validations=ok, username="vars.ns")[0] == "flux-system"

@@ -7,26 +7,30 @@ variable, `req`, a map with zot's fields (see `request_map`). The program runs i
 calling thread: an evaluation costs microseconds (docs/performance.md, "Policy
 conditions"), less than handing it to a thread would.
 
-The library is cel-expr-python, Google's binding of cel-cpp: the same checker and the same
-standard library as zot's cel-go, with zot's extensions (strings, sets, encoders,
-optional types). `req.time` is handed over as a protobuf `Timestamp`, the form in which the
-binding accepts a timestamp inside a map.
-
-cel-expr-python and protobuf are imported only when some policy has conditions.
+The engine (auth/celenv.py, shared with workload identity's claim mapping) is
+cel-expr-python, Google's binding of cel-cpp: the same checker and the same standard
+library as zot's cel-go, with zot's extensions. It is imported only when some policy has
+conditions.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import Scope
 
 from ocireg.asgi import request_header
-from ocireg.errors import ConfigError
+from ocireg.auth.celenv import (
+    CelError,
+    compile_expression,
+    environment,
+    evaluate,
+    json_value,
+    now,
+)
 from ocireg.settings.auth import AccessControlSettings, Condition, Policy
 
 if TYPE_CHECKING:
@@ -74,17 +78,19 @@ class Subject:
     admin: bool  # named by adminPolicy (whatever its actions)
     action: str
     repository: str
+    # a workload's verified ID token claims (zot fills `req.claims` from those only)
+    claims: Mapping[str, Any] = field(default_factory=dict)
 
 
-def request_map(subject: Subject, facts: RequestFacts, now: Any) -> dict[str, Any]:
+def request_map(subject: Subject, facts: RequestFacts, time: Any) -> dict[str, Any]:
     """zot's `req` (pkg/api/config's Condition documents the fields): a reference with a
     colon is a digest, any other a tag. `tls.version` stays "": Granian does not tell the
-    application which version it negotiated. `claims` stays empty: zot fills it from OIDC
-    bearer tokens only, which ocireg does not take."""
+    application which version it negotiated. `claims` are a workload identity token's (as
+    zot, whose other logins fill none), numbers as doubles as zot decodes them."""
     reference = facts.reference
     kind = "" if not reference else ("digest" if ":" in reference else "tag")
     return {
-        "time": now,
+        "time": time,
         "method": facts.method,
         "userAgent": facts.user_agent,
         "action": subject.action,
@@ -97,7 +103,7 @@ def request_map(subject: Subject, facts: RequestFacts, now: Any) -> dict[str, An
         "auth": {"anonymous": subject.user is None, "admin": subject.admin},
         "client": {"ip": facts.client_ip, "forwardedFor": list(facts.forwarded_for)},
         "tls": {"enabled": facts.tls, "version": ""},
-        "claims": {},
+        "claims": json_value(subject.claims),
     }
 
 
@@ -106,21 +112,12 @@ class Conditions:
 
     def __init__(self, settings: AccessControlSettings) -> None:
         """Raises ConfigError, naming the expression's key, for one that does not compile."""
-        from google.protobuf import timestamp_pb2
-
-        self._timestamp = timestamp_pb2.Timestamp
-        self._env = env = _environment()
+        self._env = env = environment("req")
         self._programs: dict[str, cel.Expression] = {}
         for condition in all_conditions(settings):
-            if condition.expression in self._programs:
-                continue
-            try:
-                program = env.compile(condition.expression)
-            except RuntimeError as exc:  # the binding's only error for a refused expression
-                raise ConfigError(
-                    condition.path, f"invalid CEL expression: {_clean(exc)}"
-                ) from None
-            self._programs[condition.expression] = program
+            if condition.expression not in self._programs:
+                program = compile_expression(env, condition.expression, condition.path)
+                self._programs[condition.expression] = program
 
     def met(self, policy: Policy, subject: Subject, facts: RequestFacts) -> tuple[bool, str]:
         """Whether every condition of `policy` holds, in order; when one does not, its
@@ -128,10 +125,9 @@ class Conditions:
         and has no message (zot's: the client is not told about internal failures)."""
         if not policy.conditions:
             return True, ""
-        now = self._timestamp()
-        now.FromNanoseconds(time.time_ns())
         try:  # converted to CEL values once, however many conditions read it
-            activation = self._env.Activation(data={"req": request_map(subject, facts, now)})
+            req = request_map(subject, facts, now())
+            activation = self._env.Activation(data={"req": req})
         except Exception as exc:  # the binding raises for inputs it cannot convert
             _failed(policy.conditions[0], str(exc))
             return False, ""
@@ -142,16 +138,12 @@ class Conditions:
         return True, ""
 
     def _evaluate(self, condition: Condition, activation: cel.Activation) -> bool | None:
-        program = self._programs[condition.expression]
         try:
-            result = program.eval(activation)
-            kind, value = result.type().name(), result.value()
-        except Exception as exc:  # the binding raises for inputs it cannot convert
+            result = evaluate(self._programs[condition.expression], activation)
+        except CelError as exc:
             _failed(condition, str(exc))
             return None
-        if kind == "ERROR":  # a missing key, an index out of range, a failed conversion...
-            _failed(condition, str(value))
-            return None
+        kind, value = result.type().name(), result.value()
         if kind != "BOOL" or not isinstance(value, bool):
             _failed(condition, f"the result is not a boolean but {kind.lower()} {value!r}")
             return None
@@ -170,24 +162,6 @@ def all_conditions(settings: AccessControlSettings) -> Iterator[Condition]:
     yield from settings.admin_policy.conditions
 
 
-def _environment() -> cel.Env:
-    """zot's CEL environment: `req` a map of string to dyn, and the extensions it loads."""
-    from cel_expr_python import cel
-    from cel_expr_python.ext import ext_encoders, ext_optional, ext_strings
-
-    # The sets extension is reachable through the environment's configuration only.
-    config = cel.NewEnvConfigFromYaml("name: ocireg-policy\nextensions:\n  - name: sets\n")
-    return cel.NewEnv(
-        config=config,
-        variables={"req": cel.Type.Map(cel.Type.STRING, cel.Type.DYN)},
-        extensions=[
-            ext_strings.ExtStrings(),
-            ext_optional.ExtOptional(),
-            ext_encoders.ExtEncoders(),
-        ],
-    )
-
-
 def _failed(condition: Condition, error: str) -> None:
     log.warning(
         "policy condition failed to evaluate; the policy does not grant",
@@ -197,9 +171,3 @@ def _failed(condition: Condition, error: str) -> None:
             "error": error,
         },
     )
-
-
-def _clean(exc: Exception) -> str:
-    """cel-cpp's status text without its status-code wrapping."""
-    text = str(exc).removeprefix("INVALID_ARGUMENT: ").strip()
-    return text.removesuffix("[INVALID_ARGUMENT]").rstrip()
