@@ -27,6 +27,10 @@ class Identity:
     method: str = "anonymous"
     # Bearer tokens: the token's `access` claim, kept so the owner can authorize with it.
     access: tuple[dict[str, Any], ...] = field(default=())
+    # Workload identity ("oidc"): the verified ID token's claims, which policy conditions
+    # read as `req.claims` (zot fills it for those tokens only); carried to the owner with
+    # the rest, since it authorizes without the token.
+    claims: dict[str, Any] = field(default_factory=dict)
 
     @property
     def anonymous(self) -> bool:
@@ -38,6 +42,7 @@ class Identity:
             "groups": list(self.groups),
             "method": self.method,
             "access": list(self.access),
+            **({"claims": self.claims} if self.claims else {}),
         }
 
     @classmethod
@@ -47,6 +52,7 @@ class Identity:
             groups=tuple(data.get("groups") or ()),
             method=str(data.get("method") or "anonymous"),
             access=tuple(data.get("access") or ()),
+            claims=claims if isinstance(claims := data.get("claims"), dict) else {},
         )
 
 

@@ -5,8 +5,10 @@ and keys; the claim mapping's user and groups are then authorized by accessContr
 
 Two trusted issuers: `ci` (mapping: user = `sub`, groups = the `groups` claim) and `short`
 (zot's default mapping, user = `iss/sub`; its tokens live 2 seconds). A third provider,
-`stranger`, is trusted by nobody. In a two-member cluster only member 0 trusts `ci`: the
-owner authorizes the identity member 0 forwards."""
+`stranger`, is trusted by nobody. `blue/**` grants `ci` only under a policy condition on
+the token's `team` claim (`req.claims`). In a two-member cluster only member 0 trusts `ci`:
+the owner authorizes the identity and evaluates the conditions with the claims member 0
+forwards."""
 
 from __future__ import annotations
 
@@ -43,12 +45,16 @@ AUDIENCE = "ocireg"
 ALL = ["read", "create", "update", "delete"]
 TOKEN_PATH = "/zot/auth/token"  # zot's token exchange: the challenge's realm here
 REALM = "ocireg-workloads"  # a realm that sends nobody anywhere (the token is sent as is)
+BLUE_ONLY = "the blue team's"
+# A policy condition on the token's claims (`req.claims`, as zot fills it for these tokens)
+BLUE_TEAM = {"expression": 'req.claims.team == "blue"', "message": BLUE_ONLY}
 
 
 @pytest.fixture(scope="module")
 def ci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
     with running_oidc(tmp_path_factory.mktemp("oidc-ci")) as provider:
-        provider.set_user("builder", groups=["ci"])
+        provider.set_user("builder", groups=["ci"], team="blue")
+        provider.set_user("red-builder", groups=["ci"], team="red")
         provider.set_user("reader", groups=["readers"])
         yield provider
 
@@ -87,6 +93,9 @@ def workload_config(ci: OidcProvider, short: OidcProvider, port: int = 0) -> dic
         "accessControl": {
             "repositories": {
                 "ci/**": {"policies": [{"groups": ["ci"], "actions": ALL}]},
+                "blue/**": {
+                    "policies": [{"groups": ["ci"], "actions": ALL, "conditions": [BLUE_TEAM]}]
+                },
                 "deploy/**": {
                     "policies": [{"users": [f"{short.issuer}/deployer"], "actions": ALL}]
                 },
@@ -151,6 +160,19 @@ def test_groups_from_the_claims_decide(ci: OidcProvider, registry: RegistryProce
         assert_error(c.post("/v2/ci/tool/blobs/uploads/"), 403, "DENIED")
         listed = c.get("/v2/_catalog")
         assert listed.status_code == 200 and listed.json()["repositories"] == []
+
+
+def test_conditions_read_the_tokens_claims(ci: OidcProvider, registry: RegistryProcess) -> None:
+    """`req.claims` are the verified token's: the same group, another team is refused with
+    the condition's message."""
+    with client(registry, ci.id_token("builder", AUDIENCE)) as c:
+        assert push_small_image(c, "blue/app", "v1")[0].status_code == 201
+        assert c.get(manifest_path("blue/app", "v1")).status_code == 200
+    with client(registry, ci.id_token("red-builder", AUDIENCE)) as c:
+        r = c.get(manifest_path("blue/app", "v1"))
+        assert assert_error(r, 403, "DENIED")["detail"]["reason"] == BLUE_ONLY
+        r = c.post("/v2/blue/app/blobs/uploads/")
+        assert assert_error(r, 403, "DENIED")["detail"]["reason"] == BLUE_ONLY
 
 
 def test_default_mapping_names_issuer_and_subject(
@@ -294,7 +316,11 @@ def cluster(
                 },
                 "accessControl": {
                     "repositories": {
-                        "cluster/**": {"policies": [{"groups": ["ci"], "actions": ALL}]}
+                        "cluster/**": {
+                            "policies": [
+                                {"groups": ["ci"], "actions": ALL, "conditions": [BLUE_TEAM]}
+                            ]
+                        }
                     }
                 },
             }
@@ -309,7 +335,7 @@ def cluster(
             proc.stop()
 
 
-def test_the_owner_authorizes_the_forwarded_identity(
+def test_the_owner_authorizes_the_forwarded_identity_and_claims(
     ci: OidcProvider, cluster: list[RegistryProcess]
 ) -> None:
     repo = repo_owned_by(1, count=2)
@@ -318,6 +344,10 @@ def test_the_owner_authorizes_the_forwarded_identity(
         assert c.get(manifest_path(repo, "v1")).status_code == 200
     with client(cluster[0], ci.id_token("reader", AUDIENCE)) as c:
         assert_error(c.get(manifest_path(repo, "v1")), 403, "DENIED")
+    # The owner evaluates the conditions with the claims member 0 verified.
+    with client(cluster[0], ci.id_token("red-builder", AUDIENCE)) as c:
+        r = c.get(manifest_path(repo, "v1"))
+        assert assert_error(r, 403, "DENIED")["detail"]["reason"] == BLUE_ONLY
     with client(cluster[1], ci.id_token("builder", AUDIENCE)) as c:
         assert_refused(c.get(manifest_path(repo, "v1")))  # member 1 does not trust ci
 

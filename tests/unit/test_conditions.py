@@ -102,6 +102,21 @@ def test_what_req_holds(expression: str, facts: RequestFacts, decision: Decision
     assert policy_of(access).decide(ALICE, "read", "team/app", facts) == decision
 
 
+def test_req_claims_are_a_workload_tokens_claims() -> None:
+    """A workload identity's verified claims, numbers as doubles (as zot decodes them);
+    other logins have none, so a condition reading one does not hold for them."""
+    expression = 'req.claims.team == "blue" && req.claims.exp > 1 && type(req.claims.exp) == double'
+    access = {"repositories": {"**": {"policies": [rule(expression, "m", groups=["ci"])]}}}
+    policy = policy_of(access)
+    claims = {"sub": "builder", "team": "blue", "exp": 1_900_000_000}
+    blue = Identity(user="builder", groups=("ci",), method="oidc", claims=claims)
+    red = Identity(user="other", groups=("ci",), method="oidc", claims={**claims, "team": "red"})
+    password = Identity(user="builder", groups=("ci",), method="basic")
+    assert policy.decide(blue, "read", "a", GET) == Decision(True)
+    assert policy.decide(red, "read", "a", GET) == Decision(False, "m")
+    assert policy.decide(password, "read", "a", GET) == Decision(False)  # no such key
+
+
 def test_anonymous_and_default_policies_are_not_conditional() -> None:
     policy = policy_of(
         {

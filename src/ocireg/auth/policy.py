@@ -80,7 +80,9 @@ class AccessPolicy:
         admin = self.settings.admin_policy
         groups = self._match_groups(identity)
         is_admin = _names(admin, identity.user, groups)
-        subject = Subject(identity.user, self._groups(identity), is_admin, action, repository)
+        subject = Subject(
+            identity.user, self._groups(identity), is_admin, action, repository, identity.claims
+        )
         reason = ""
         rules = self.rules_for(repository)
         if rules is not None:

@@ -150,7 +150,7 @@ class _Trusted:
             user, groups = self.mapper.map(claims)
         except ClaimsRefused as exc:
             raise TokenError(f"token refused by claimMapping: {exc}") from None
-        return expiry, Identity(user=user, groups=groups, method="oidc")
+        return expiry, Identity(user=user, groups=groups, method="oidc", claims=claims)
 
     def _check(self, claims: dict[str, Any], issuer: str) -> float:
         """The token's `exp`, once its time, issuer and audience are checked."""
