@@ -145,11 +145,12 @@ class RegistryProcess:
         resource.setrlimit(resource.RLIMIT_FSIZE, (self.max_file_size, self.max_file_size))
 
     def wait_ready(self, timeout: float = 30.0) -> None:
+        def exited() -> bool:
+            return self.proc is not None and self.proc.poll() is not None
+
         def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}"
-                )
+            if exited():  # said at once below (wait_until would take it for "not yet")
+                return True
             r = httpx.get(f"{self.url}/livez", timeout=1.0, verify=False)
             return r.status_code == 200
 
@@ -157,6 +158,9 @@ class RegistryProcess:
             wait_until(up, timeout=timeout)
         except TimeoutError as exc:
             raise TimeoutError(f"{self.name} not ready: {exc}\n{self.logs()}") from None
+        if exited():
+            assert self.proc is not None
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()}")
 
     def logs(self) -> str:
         try:
