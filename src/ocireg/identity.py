@@ -30,7 +30,8 @@ class Identity:
     # Workload identity ("oidc"): the verified ID token's claims, which policy conditions
     # read as `req.claims` (zot fills it for those tokens only); carried to the owner with
     # the rest, since it authorizes without the token.
-    claims: dict[str, Any] = field(default_factory=dict)
+    # Left out of the hash (a dict has none), so an Identity stays hashable.
+    claims: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def anonymous(self) -> bool:
