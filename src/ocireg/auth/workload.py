@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import ssl
 import time
 from typing import Any
@@ -77,8 +78,8 @@ class WorkloadIdentity:
         audiences (zot's test for a token its exchange must not pass on elsewhere)."""
         claims = _unverified(token)
         audience = claims.get("aud")
-        named = {audience} if isinstance(audience, str) else audience
-        if not isinstance(named, list | set):
+        named = [audience] if isinstance(audience, str) else audience
+        if not isinstance(named, list) or not all(isinstance(a, str) for a in named):
             return False
         return any(
             claims.get("iss") == t.settings.issuer and set(named) & set(t.settings.audiences)
@@ -175,8 +176,15 @@ class _Trusted:
 
 
 def _number(value: Any) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else None
+    """A time claim's seconds; None for anything else, NaN and infinities included (Python's
+    JSON reads them, and NaN compares as neither past nor future) and integers past floats."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past any float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _unverified(token: str) -> dict[str, Any]:
@@ -186,7 +194,7 @@ def _unverified(token: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):  # a few KiB of `[` nest past Python's stack
         return {}
     return data if isinstance(data, dict) else {}
 
