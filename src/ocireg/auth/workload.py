@@ -11,8 +11,9 @@ not past (no leeway, as zot), `nbf` is not more than a minute ahead, `aud` names
 `audiences`, and the `claimMapping` gives a non-empty user name.
 
 A verified token's identity is kept (per worker) until it expires or for `IDENTITY_TTL`,
-whichever comes first: a push's dozens of requests cost one verification. That bounds how
-long a key the issuer withdrew keeps working here, as zot's one-minute refresh bounds it.
+whichever comes first: a push's dozens of requests cost one verification. A key the issuer
+withdrew thus keeps working here for at most two minutes: a token verified by keys fetched
+up to `REFRESH` ago is then remembered for `IDENTITY_TTL` more.
 """
 
 from __future__ import annotations
