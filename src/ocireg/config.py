@@ -12,7 +12,6 @@ the raw file after that: consumers take `config.auth`, `config.metrics`, `config
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -526,13 +525,19 @@ def _root_directory(storage: dict[str, Any], base: Path, notices: list[str]) -> 
     digest = hashlib.sha256(s3.location.encode()).hexdigest()[:12]
     root = Path(tempfile.gettempdir()) / f"ocireg-{os.getuid()}-{digest}"
     # The name is predictable in a folder every user writes: one made by another user
-    # (who could then hold our locks) is refused rather than used.
-    with contextlib.suppress(FileNotFoundError):
-        info = root.lstat()
-        if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
-            raise ConfigError(
-                where, f"absent, and {root} is not a directory of this user's alone: give one"
-            )
+    # (who could then hold our locks) is refused rather than used. It is made here, ours
+    # alone, so that no other user can make it between this check and its first use.
+    try:
+        root.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise ConfigError(where, f"absent, and {root} cannot be made: {exc.strerror}") from None
+    info = root.lstat()
+    if info.st_uid != os.getuid() or not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o022:
+        raise ConfigError(
+            where, f"absent, and {root} is not a directory of this user's alone: give one"
+        )
     notices.append(
         f"{where}: absent; this instance's own files (locks, checkpoints) are kept in {root}"
     )

@@ -13,7 +13,9 @@ forwards."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -589,3 +591,74 @@ def test_token_server_tokens_still_work_beside_oidc(
         r = c.get("/v2/")
         assert_error(r, 401, "UNAUTHORIZED")
         assert parse_challenge(r.headers["www-authenticate"])[1]["realm"] == token_server.realm
+
+
+# --- crafted tokens and broken issuers: 401s, never a 500 ----------------------------------
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_crafted_tokens_are_refused_not_500(
+    signer: SigningIssuer, signer_registry: RegistryProcess
+) -> None:
+    url = signer_registry.url
+    # A payload nested a few thousand deep (8 KiB) that names the issuer: anyone can send it.
+    nested = json.dumps({"iss": signer.issuer, "a": "NEST"}).replace(
+        '"NEST"', "[" * 3000 + "]" * 3000
+    )
+    deep = b64url(b'{"alg": "RS256"}') + "." + b64url(nested.encode()) + ".x"
+    assert_refused(httpx.get(f"{url}/v2/", headers=bearer(deep), timeout=30))
+    # Signed by the issuer: an audience of odd values, a NaN or infinite expiry (Python's
+    # JSON reads both; NaN is neither past nor future), an expiry past any float.
+    odd_audience = signer.sign(claims_of(signer, aud=[["x"], {}]), "k1")
+    endless = [signer.sign(claims_of(signer, exp=e), "k1") for e in (math.nan, math.inf, 10**400)]
+    for token in [deep, odd_audience]:
+        r = httpx.get(f"{url}{TOKEN_PATH}", auth=("x", token), timeout=30)
+        assert_error(r, 401, "UNAUTHORIZED")
+    for token in endless:
+        r = httpx.get(f"{url}/v2/", headers=bearer(token), timeout=30)
+        assert "expiry" in assert_refused(r)["reason"]
+        r = httpx.get(f"{url}{TOKEN_PATH}", auth=("x", token), timeout=30)
+        assert_error(r, 401, "UNAUTHORIZED")
+    # An issued-at past year 9999, or NaN: the exchange answers without one.
+    for iat in (1e300, math.nan):
+        token = signer.sign(claims_of(signer, iat=iat, sub=f"iat-{iat}"), "k1")
+        r = httpx.get(f"{url}{TOKEN_PATH}", auth=("x", token), timeout=30)
+        assert r.status_code == 200 and r.json()["issued_at"] == "", r.text
+
+
+@pytest.fixture(scope="module")
+def broken_issuers() -> Iterator[dict[str, SigningIssuer]]:
+    """Issuers whose discovery or JWKS answers a JSON object that is not what it should be."""
+    deep = b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answers = {
+        "algorithms not a list": ("/.well-known/openid-configuration", None),
+        "discovery nested deep": ("/.well-known/openid-configuration", deep),
+        "keys not a list": ("/jwks", b'{"keys": 5}'),
+        "JWKS nested deep": ("/jwks", deep),
+    }
+    with contextlib.ExitStack() as stack:
+        issuers = {}
+        for name, (path, body) in answers.items():
+            issuer = stack.enter_context(SigningIssuer())
+            issuer.add_key("k1")
+            doc = {"issuer": issuer.issuer, "jwks_uri": f"{issuer.issuer}/jwks"}
+            listed = {**doc, "id_token_signing_alg_values_supported": 5}
+            issuer.answers[path] = json.dumps(listed).encode() if body is None else body
+            issuers[name] = issuer
+        yield issuers
+
+
+def test_a_broken_issuer_is_unavailable_not_500(
+    tmp_path: Path, broken_issuers: dict[str, SigningIssuer]
+) -> None:
+    oidc = [{"issuer": i.issuer, "audiences": [AUDIENCE]} for i in broken_issuers.values()]
+    http = {"auth": {"bearer": {"realm": REALM, "service": SERVICE, "oidc": oidc}}}
+    with start_registry(tmp_path, http, name="oidc-broken") as registry:
+        for name, issuer in broken_issuers.items():
+            token = issuer.sign(claims_of(issuer), "k1")
+            r = httpx.get(f"{registry.url}/v2/", headers=bearer(token), timeout=30)
+            assert r.status_code == 401, (name, r.text)
+            assert "unavailable" in assert_refused(r)["reason"], name

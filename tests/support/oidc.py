@@ -161,6 +161,8 @@ class SigningIssuer(ThreadedServer):
     def __init__(self) -> None:
         self.keys: dict[str, Any] = {}  # kid -> private key (RSA), published in that order
         self.jwks_fetches = 0
+        # path -> the raw JSON body answered there instead (a hostile or broken issuer)
+        self.answers: dict[str, bytes] = {}
         super().__init__(self._handler())
 
     @property
@@ -182,7 +184,9 @@ class SigningIssuer(ThreadedServer):
 
         class Handler(QuietHandler):
             def do_GET(self) -> None:
-                if self.path == "/.well-known/openid-configuration":
+                if self.path in outer.answers:
+                    self.send_raw(outer.answers[self.path])
+                elif self.path == "/.well-known/openid-configuration":
                     self.send_json({"issuer": outer.issuer, "jwks_uri": f"{outer.issuer}/jwks"})
                 elif self.path == "/jwks":
                     outer.jwks_fetches += 1

@@ -16,7 +16,10 @@ class QuietHandler(BaseHTTPRequestHandler):
         pass
 
     def send_json(self, body: Any, status: int = 200) -> None:
-        data = json.dumps(body).encode()
+        self.send_raw(json.dumps(body).encode(), status)
+
+    def send_raw(self, data: bytes, status: int = 200) -> None:
+        """`data` as a JSON answer, whatever it holds."""
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

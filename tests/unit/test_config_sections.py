@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -381,6 +384,11 @@ def test_root_directory_may_be_left_out_on_s3_with_redis() -> None:
     root = config.storage.root_directory
     assert root.parent == Path(tempfile.gettempdir()) and root.name.startswith("ocireg-")
     assert any(str(root) in n for n in config.notices)
+    # Made by the check itself, this user's alone: another user cannot make it between the
+    # check and the start, when the instance first writes in it.
+    shutil.rmtree(root)
+    assert build_config({"storage": storage}).storage.root_directory == root
+    assert stat.S_IMODE(root.lstat().st_mode) == 0o700 and root.lstat().st_uid == os.getuid()
     root.mkdir(mode=0o777, exist_ok=True)
     try:
         root.chmod(0o777)  # (past the umask) anyone may write in it: not used

@@ -94,10 +94,10 @@ def _answer(token: str) -> dict[str, Any]:
     payload = token.split(".")[1]  # verified just now: its claims are the issuer's
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     exp, iat = claims.get("exp"), claims.get("iat")
+    # exp: verified finite; iat is not checked, and any number the issuer signed is taken
     expires_in = max(int(exp - time.time()), 0) if isinstance(exp, int | float) else 0
-    issued_at = (
-        datetime.fromtimestamp(int(iat), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if isinstance(iat, int | float)
-        else ""
-    )
+    issued_at = ""
+    if isinstance(iat, int | float):
+        with contextlib.suppress(ValueError, OverflowError, OSError):  # NaN, past year 9999
+            issued_at = datetime.fromtimestamp(int(iat), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"token": token, "access_token": token, "expires_in": expires_in, "issued_at": issued_at}

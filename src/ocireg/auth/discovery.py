@@ -125,7 +125,7 @@ class Issuer:
             raise ProviderDown(f"{url} answered {status}")
         try:
             data = json.loads(body) if len(body) <= MAX_ANSWER else None
-        except ValueError:
+        except (ValueError, RecursionError):  # a megabyte of `[` nests past Python's stack
             data = None
         if not isinstance(data, dict):
             if status == 200:
@@ -152,7 +152,10 @@ class Issuer:
                 status, jwks = await self.call("GET", str(doc["jwks_uri"]))
                 if status != 200:
                     raise ProviderDown(f"the JWKS endpoint answered {status}")
-                return [k for k in jwks.get("keys") or [] if isinstance(k, dict)]
+                keys = jwks.get("keys")
+                if not isinstance(keys, list):
+                    raise ProviderDown("the JWKS has no list of 'keys'")
+                return [k for k in keys if isinstance(k, dict)]
 
             self._keys = await self._guarded(fetch)
             self._keys_fetched = time.monotonic()
@@ -168,6 +171,11 @@ class Issuer:
             raise ProviderDown(f"discovery names another issuer: {doc.get('issuer')!r}")
         if not isinstance(doc.get("jwks_uri"), str):
             raise ProviderDown("discovery lacks 'jwks_uri'")
+        algorithms = doc.get("id_token_signing_alg_values_supported")
+        if algorithms is not None and not (
+            isinstance(algorithms, list) and all(isinstance(a, str) for a in algorithms)
+        ):  # go-oidc cannot read such a document either
+            raise ProviderDown("discovery's 'id_token_signing_alg_values_supported' is not a list")
         return doc
 
     async def _guarded(self, fetch: Any) -> Any:

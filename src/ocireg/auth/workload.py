@@ -11,8 +11,9 @@ not past (no leeway, as zot), `nbf` is not more than a minute ahead, `aud` names
 `audiences`, and the `claimMapping` gives a non-empty user name.
 
 A verified token's identity is kept (per worker) until it expires or for `IDENTITY_TTL`,
-whichever comes first: a push's dozens of requests cost one verification. That bounds how
-long a key the issuer withdrew keeps working here, as zot's one-minute refresh bounds it.
+whichever comes first: a push's dozens of requests cost one verification. A key the issuer
+withdrew thus keeps working here for at most two minutes: a token verified by keys fetched
+up to `REFRESH` ago is then remembered for `IDENTITY_TTL` more.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import ssl
 import time
 from typing import Any
@@ -77,11 +79,12 @@ class WorkloadIdentity:
         audiences (zot's test for a token its exchange must not pass on elsewhere)."""
         claims = _unverified(token)
         audience = claims.get("aud")
-        named = {audience} if isinstance(audience, str) else audience
-        if not isinstance(named, list | set):
+        named = [audience] if isinstance(audience, str) else audience
+        if not isinstance(named, list):
             return False
+        strings = {a for a in named if isinstance(a, str)}  # zot's: others are passed over
         return any(
-            claims.get("iss") == t.settings.issuer and set(named) & set(t.settings.audiences)
+            claims.get("iss") == t.settings.issuer and strings & set(t.settings.audiences)
             for t in self.issuers
         )
 
@@ -175,8 +178,15 @@ class _Trusted:
 
 
 def _number(value: Any) -> float | None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if ok else None
+    """A time claim's seconds; None for anything else, NaN and infinities included (Python's
+    JSON reads them, and NaN compares as neither past nor future) and integers past floats."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past any float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _unverified(token: str) -> dict[str, Any]:
@@ -186,7 +196,7 @@ def _unverified(token: str) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
+    except (ValueError, RecursionError):  # a few KiB of `[` nest past Python's stack
         return {}
     return data if isinstance(data, dict) else {}
 
