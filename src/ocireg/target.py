@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
@@ -174,6 +174,13 @@ def target_of(scope: MutableMapping[str, Any]) -> Target:
         scope[TARGET_KEY] = target
     assert isinstance(target, Target)
     return target
+
+
+def drop_mount(scope: MutableMapping[str, Any]) -> None:
+    """Serve the request as a plain upload start, not the mount it asks for (its `from`
+    may not be read by this request): the spec lets a registry that does not mount answer
+    202 with a session, and clients then send the blob's bytes."""
+    scope[TARGET_KEY] = replace(target_of(scope), mount_from=None)
 
 
 def classify(method: str, path: str, query_string: bytes = b"") -> Target:

@@ -23,7 +23,16 @@ from tests.auth.conditions_scenario import (
 )
 from tests.auth.conftest import PASSWORDS, client_for, start_registry, write_htpasswd
 from tests.support.cluster import cluster_configs, repo_owned_by, running_members
-from tests.support.oci import assert_error, manifest_path, push_image, push_manifest
+from tests.support.oci import (
+    assert_error,
+    blob_path,
+    manifest_path,
+    push_blob,
+    push_image,
+    push_manifest,
+    random_blob,
+    uploads_path,
+)
 from tests.support.server import run_cli, wait_until
 
 PROXY = "only through the proxy"
@@ -183,3 +192,26 @@ def test_conditions_through_a_non_owner_member(tmp_path: Path) -> None:
         r = alice.get(manifest_path(repo, image.digest), headers={"User-Agent": "other"})
         assert assert_error(r, 403, "DENIED")["detail"]["reason"] == "agent"
         assert '"method": "PUT"' in members[1].logs()  # the owner served the writes
+
+
+def test_a_mount_does_not_hand_over_what_a_condition_refuses(tmp_path: Path) -> None:
+    """bob's read of prod/ expired (a condition): his mount from it becomes a plain upload
+    (202), and nothing lands in his repository; his own repository mounts as before."""
+    access = {
+        "repositories": {
+            "prod/**": ACCESS_CONTROL["repositories"]["prod/**"],
+            "bob/**": {"policies": [{"users": ["bob"], "actions": ["read", "create"]}]},
+        },
+        "adminPolicy": {"users": ["root"], "actions": ["read", "create", "update", "delete"]},
+    }
+    with start_registry(tmp_path, _http(tmp_path, access)) as registry:
+        root, bob = client_for(registry, "root"), client_for(registry, "bob")
+        data, digest = random_blob()
+        push_blob(root, "prod/app", data)
+        assert assert_error(bob.get(blob_path("prod/app", digest)), 403, "DENIED")
+        r = bob.post(uploads_path("bob/app"), params={"mount": digest, "from": "prod/app"})
+        assert r.status_code == 202, r.text
+        assert bob.head(blob_path("bob/app", digest)).status_code == 404
+        push_blob(root, "bob/src", data)
+        r = bob.post(uploads_path("bob/app"), params={"mount": digest, "from": "bob/src"})
+        assert r.status_code == 201, r.text

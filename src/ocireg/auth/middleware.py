@@ -26,7 +26,7 @@ from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.auth.grants import TokenError, grants
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY, Identity
-from ocireg.target import Action, Kind, Target, target_of
+from ocireg.target import Action, Kind, Target, drop_mount, target_of
 
 _BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "delete"}
 # zot's UI names itself by this header; only then is the session cookie read (`_session`).
@@ -215,8 +215,12 @@ class AuthorizeMiddleware:
         allowed = decision.allowed
         if allowed and aim.mount_from is not None:
             # The handler mounts from exactly this repository: both read the classification.
-            # As zot's mount check: a listing's check, conditions not evaluated.
+            # Unreadable: refused. Readable only under conditions this request does not meet
+            # (an expired grant, say): no mount, a plain upload instead, so the blob's bytes
+            # must be sent; a mount would hand over what a pull of it is refused.
             allowed = policy.can(identity, "read", aim.mount_from)
+            if allowed and not policy.decide(identity, "read", aim.mount_from, facts).allowed:
+                drop_mount(scope)
         if not allowed:
             await self._refuse(identity, aim, action, decision.reason)
 

@@ -8,9 +8,11 @@ conditions hold; else when `defaultPolicy` has it and the user is authenticated;
 allows its actions to its users and groups on every repository, when its conditions hold.
 
 Conditions (zot's CEL expressions, `auth/conditions.py`) are evaluated for a request
-(`decide`). Listings (`can`: the catalog, search, the pages' lists, a mount's source) do not
-evaluate them, as zot's catalog does not: a conditional policy counts there as granting,
-so a listing may show a repository whose pull is then refused, never hide one that is not.
+(`decide`). Listings (`can`: the catalog, search, the pages' lists) do not evaluate them,
+as zot's catalog does not: a conditional policy counts there as granting, so a listing may
+show a repository whose pull is then refused, never hide one that is not. A mount's source
+is checked both ways: unreadable, the mount is refused; readable only under conditions the
+request does not meet, it becomes a plain upload (auth/middleware.py).
 """
 
 from __future__ import annotations
