@@ -130,3 +130,17 @@ def test_variables_keep_their_cel_types() -> None:
     later = "vars.t[0] + vars.t[1] == timestamp('2020-01-01T01:00:00Z')"
     ok = (ClaimValidation(later, "time"),)
     assert mapped(variables=variables, validations=ok, username="vars.ns")[0] == "flux-system"
+
+
+def test_claims_cel_cannot_take_are_refused_not_an_error() -> None:
+    """A whole number past a double's range, or claims nested past Python's depth (both
+    valid JSON a signed token may carry), refuse the token; they never raise anything else."""
+    mapper = ClaimMapper(ClaimMapping(), "http.auth.bearer.oidc[0]")
+    deep: list[Any] = []
+    current = deep
+    for _ in range(2000):
+        current.append([])
+        current = current[0]
+    for odd in (10**400, deep):
+        with pytest.raises(ClaimsRefused, match="claims CEL cannot take"):
+            mapper.map({"iss": "https://issuer", "sub": "ci", "odd": odd})

@@ -75,7 +75,13 @@ class ClaimMapper:
     def map(self, claims: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
         """The user name and groups the claims give; ClaimsRefused when they give none."""
         variables: dict[str, Any] = {}
-        data = {"claims": json_value(claims), "vars": variables}
+        try:
+            data = {"claims": json_value(claims), "vars": variables}
+        except (
+            OverflowError,
+            RecursionError,
+        ) as exc:  # past a double, or nested past Python's depth
+            raise ClaimsRefused(f"claims CEL cannot take: {exc}") from None
         for name, expression in self.variables:
             variables[name] = to_cel(expression.evaluate(data).plain_value())
         for expression, message in self.validations:
