@@ -5,11 +5,12 @@ against zot: tests/auth/test_conditions.py, tests/interop/test_conditions.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from ocireg.auth.conditions import RequestFacts
+from ocireg.auth.conditions import AGENT_MAX, FORWARDED_MAX, RequestFacts
 from ocireg.auth.policy import AccessPolicy, Decision
 from ocireg.config import build_config
 from ocireg.errors import ConfigError
@@ -115,6 +116,20 @@ def test_req_claims_are_a_workload_tokens_claims() -> None:
     assert policy.decide(blue, "read", "a", GET) == Decision(True)
     assert policy.decide(red, "read", "a", GET) == Decision(False, "m")
     assert policy.decide(password, "read", "a", GET) == Decision(False)  # no such key
+
+
+def test_headers_past_what_conditions_read_meet_no_condition() -> None:
+    """A client's X-Forwarded-For or User-Agent past the limits meets no condition (an
+    expression may cost the square of them, on the event loop); up to them, as usual."""
+    access = {"repositories": {"**": {"policies": [rule("true", "m", users=["alice"])]}}}
+    policy = policy_of(access)
+    hops = tuple(f"192.0.2.{n}" for n in range(FORWARDED_MAX))
+    assert policy.decide(ALICE, "read", "a", replace(GET, forwarded_for=hops)).allowed
+    more = replace(GET, forwarded_for=(*hops, "192.0.2.250"))
+    assert policy.decide(ALICE, "read", "a", more) == Decision(False)
+    assert policy.decide(ALICE, "read", "a", replace(GET, user_agent="u" * AGENT_MAX)).allowed
+    longer = replace(GET, user_agent="u" * (AGENT_MAX + 1))
+    assert policy.decide(ALICE, "read", "a", longer) == Decision(False)
 
 
 def test_anonymous_and_default_policies_are_not_conditional() -> None:
