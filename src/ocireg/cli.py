@@ -173,6 +173,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     setup_logging(config.log.level, config.log.output, config.log.audit)
     if not config.storage.gc:
         print("warning: storage.gc is false; collecting because asked to", file=sys.stderr)
+    # A bucket that does not exist lists as empty: collecting it would report nothing done.
+    if (problem := _check_backends(config)) is not None:
+        print(f"ocireg: cannot collect: {problem}", file=sys.stderr)
+        return 2
     from ocireg.ops.gc import GarbageCollector
 
     async def run() -> None:
@@ -205,6 +209,9 @@ def cmd_scrub(args: argparse.Namespace) -> int:
     on stderr; exit status 2 when problems were found. Resumes like `gc`."""
     config = _load(args.config)
     setup_logging(config.log.level, config.log.output, config.log.audit)
+    if (problem := _check_backends(config)) is not None:
+        print(f"ocireg: cannot scrub: {problem}", file=sys.stderr)
+        return 1  # 2 says problems were found
     from ocireg.ops.scrub import Scrubber
 
     summary = dict.fromkeys(("repositories", "blobs", "bytes", "problems"), 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import backend_config
 from tests.support.backends import Redis, SeaweedFS, running_seaweedfs
@@ -103,3 +104,20 @@ def test_missing_bucket_is_a_clear_startup_error(tmp_path: Path, seaweedfs: Seaw
     assert done.returncode != 0
     assert "no-such-bucket" in done.stderr and "does not exist" in done.stderr
     assert seaweedfs.endpoint in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(("command", "status"), [("gc", 2), ("scrub", 1)])
+def test_gc_and_scrub_stop_on_a_missing_bucket(
+    tmp_path: Path, seaweedfs: SeaweedFS, command: str, status: int
+) -> None:
+    """A sub path whose bucket does not exist: `gc` and `scrub` say so and fail (a missing
+    bucket lists as empty, and a run over it would report nothing to do)."""
+    cfg = base_config(tmp_path / "root")
+    sub = {"storageDriver": seaweedfs.storage_driver("/x", bucket="no-such-bucket")}
+    cfg["storage"]["subPaths"] = {"/ext": sub}
+    path = tmp_path / "nobucket.json"
+    path.write_text(json.dumps(cfg))
+    done = run_cli(command, str(path), timeout=60)
+    assert done.returncode == status, done.stderr
+    assert "no-such-bucket" in done.stderr and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
