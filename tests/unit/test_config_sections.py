@@ -503,3 +503,14 @@ def test_apikey_is_read_and_needs_password_logins() -> None:
     assert [w for w in config.warnings if w.startswith("http.auth.apikey")]
     with pytest.raises(ConfigError, match=r"http\.auth\.apikey"):
         build_config({"storage": ROOT, "http": {"auth": {**htpasswd, "apikey": "maybe"}}})
+
+
+def test_zots_session_keys_are_warned_as_not_needed() -> None:
+    """zot's session keys and sessionDriver are accepted (a zot file carries them), each
+    warned with why ocireg has no use for them; mtls stays a plain not-implemented one."""
+    auth = {"sessionDriver": {"name": "redis"}, "SecureSession": True, "mtls": {}}
+    config = build(http={"auth": auth})
+    note = "(not needed: ocireg's sessions are signed cookies every member accepts)"
+    assert f"http.auth.sessionDriver {note}" in config.warnings
+    assert f"http.auth.secureSession {note}" in config.warnings
+    assert "http.auth.mtls" in config.warnings

@@ -30,15 +30,19 @@ from ocireg.settings.openid import OpenIdSettings, parse_openid
 
 ACTIONS = ("read", "create", "update", "delete")
 # zot keys that ocireg accepts and ignores with a warning (not implemented).
-# The session keys: ocireg derives its own (ocireg.ui.session), zot's are not needed.
-_AUTH_UNIMPLEMENTED = (
-    "sessionkeysfile",
-    "sessionhashkey",
-    "sessionencryptkey",
-    "sessiondriver",
-    "securesession",
-    "mtls",
+_AUTH_UNIMPLEMENTED = ("mtls",)
+# zot's session keys: not needed. ocireg derives its own keys (ocireg.ui.session), so every
+# worker and cluster member takes a session another made, with nothing stored (zot's
+# sessionDriver shares sessions through Redis for that), and a logout is noted in the
+# metadata store; cookies are Secure whenever ocireg serves HTTPS.
+_SESSION_KEYS = (
+    "sessionKeysFile",
+    "sessionHashKey",
+    "sessionEncryptKey",
+    "sessionDriver",
+    "secureSession",
 )
+_SESSION_KEYS_NOTE = " (not needed: ocireg's sessions are signed cookies every member accepts)"
 _BEARER_UNIMPLEMENTED = ("upstreamtokenendpoint", "awssecretsmanager")
 
 
@@ -157,13 +161,16 @@ def parse_auth(ctx: Context) -> AuthSettings:
     bearer: BearerSettings | None = None
     apikey = False
     openid: OpenIdSettings | None = None
+    skipped: list[str] = []
     check_keys(
         auth,
         ("failDelay", "htpasswd", "ldap", "bearer", "apikey", "openid"),
         "http.auth",
-        _AUTH_UNIMPLEMENTED,
-        ctx.warnings,
+        (*_AUTH_UNIMPLEMENTED, *_SESSION_KEYS),
+        skipped,
     )
+    sessions = {f"http.auth.{key}" for key in _SESSION_KEYS}
+    ctx.warnings.extend(w + _SESSION_KEYS_NOTE if w in sessions else w for w in skipped)
     for key, value in auth.items():
         where = f"http.auth.{key}"
         if key == "faildelay":
