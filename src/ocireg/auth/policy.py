@@ -32,6 +32,7 @@ class Decision:
 
 
 ALLOWED = Decision(True)
+REFUSED = Decision(False)
 
 
 class AccessPolicy:
@@ -43,6 +44,7 @@ class AccessPolicy:
         # Compiled once per configuration; None (and no CEL library loaded) without any.
         has_conditions = next(all_conditions(settings), None) is not None
         self.conditions = Conditions(settings) if has_conditions else None
+        self._last_groups: tuple[tuple[str, tuple[str, ...]], frozenset[str]] | None = None
 
     def groups_of(self, user: str | None) -> tuple[str, ...]:
         if user is None:
@@ -79,20 +81,25 @@ class AccessPolicy:
     def _decide(
         self, identity: Identity, action: str, repository: str, facts: RequestFacts | None
     ) -> Decision:
-        admin = self.settings.admin_policy
+        # Conditions are evaluated only for a request (`facts`) under a configuration that
+        # has some; a listing asks this for every repository it shows, so it builds nothing
+        # it does not need (no `Subject`, groups once per identity).
+        user, admin = identity.user, self.settings.admin_policy
         groups = self._match_groups(identity)
-        is_admin = _names(admin, identity.user, groups)
-        subject = Subject(
-            identity.user, self._groups(identity), is_admin, action, repository, identity.claims
-        )
+        subject = None
+        if facts is not None and self.conditions is not None:
+            is_admin = _names(admin, user, groups)
+            subject = Subject(
+                user, self._groups(identity), is_admin, action, repository, identity.claims
+            )
         reason = ""
         rules = self.rules_for(repository)
         if rules is not None:
-            decision = self._permitted(subject, groups, rules, facts)
+            decision = self._permitted(user, action, groups, rules, subject, facts)
             if decision.allowed:
                 return decision
             reason = decision.reason
-        if is_admin and action in admin.actions:
+        if action in admin.actions and _names(admin, user, groups):
             met, why = self._met(admin, subject, facts)
             if met:
                 return ALLOWED
@@ -102,32 +109,39 @@ class AccessPolicy:
 
     def _permitted(
         self,
-        subject: Subject,
+        user: str | None,
+        action: str,
         groups: frozenset[str],
         rules: RepositoryRules,
+        subject: Subject | None,
         facts: RequestFacts | None,
     ) -> Decision:
+        if subject is None:  # nothing evaluated: any policy that names the user grants
+            for policy in rules.policies:
+                if action in policy.actions and _names(policy, user, groups):
+                    return ALLOWED
+            allowed = action in (rules.anonymous_policy if user is None else rules.default_policy)
+            return ALLOWED if allowed else REFUSED
         reason = ""  # as zot: the message of the last condition that refused
         # As zot: the policies naming the user first, then those naming one of the groups.
-        user = subject.user
         named = [p for p in rules.policies if user is not None and user in p.users]
         if user is not None:
             named += [p for p in rules.policies if not groups.isdisjoint(p.groups)]
         for policy in named:
-            if subject.action not in policy.actions:
+            if action not in policy.actions:
                 continue
             met, why = self._met(policy, subject, facts)
             if met:
                 return ALLOWED
             reason = why or reason
         if user is None:
-            return Decision(subject.action in rules.anonymous_policy, reason)
-        return Decision(subject.action in rules.default_policy, reason)
+            return Decision(action in rules.anonymous_policy, reason)
+        return Decision(action in rules.default_policy, reason)
 
     def _met(
-        self, policy: Policy, subject: Subject, facts: RequestFacts | None
+        self, policy: Policy, subject: Subject | None, facts: RequestFacts | None
     ) -> tuple[bool, str]:
-        if facts is None or self.conditions is None:
+        if subject is None or facts is None or self.conditions is None:
             return True, ""
         return self.conditions.met(policy, subject, facts)
 
@@ -139,10 +153,16 @@ class AccessPolicy:
         return tuple(dict.fromkeys((*identity.groups, *self.groups_of(identity.user))))
 
     def _match_groups(self, identity: Identity) -> frozenset[str]:
-        """The user's groups as policies name them (lower-cased, as zot's keys are)."""
+        """The user's groups as policies name them (lower-cased, as zot's keys are); the
+        last identity's kept, since a listing asks once per repository for one identity."""
         if identity.user is None:
             return frozenset()
-        return frozenset(g.lower() for g in identity.groups) | set(self.groups_of(identity.user))
+        key = (identity.user, identity.groups)
+        if self._last_groups is not None and self._last_groups[0] == key:
+            return self._last_groups[1]
+        groups = frozenset(g.lower() for g in identity.groups) | set(self.groups_of(identity.user))
+        self._last_groups = (key, groups)
+        return groups
 
 
 def _names(policy: Policy, user: str | None, groups: frozenset[str]) -> bool:
