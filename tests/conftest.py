@@ -14,6 +14,9 @@ from tests.support.cluster import cluster_configs, start_members
 from tests.support.server import RegistryProcess, base_config, running_registry
 from tests.support.zot import TOOLS_ENV
 
+# Fixtures shared by test modules of two folders (tests/auth and tests/interop).
+pytest_plugins = ["tests.auth.workloads"]
+
 # tests/interop/ runs zot, the OCI conformance suite, crane and regctl from a folder outside
 # the repository (../shared/tools, on CI). `make test` must neither run nor need them, so
 # pytest does not even collect that folder unless `make interop` passed the tools' path.

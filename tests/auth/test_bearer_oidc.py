@@ -16,7 +16,6 @@ import base64
 import contextlib
 import json
 import math
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,41 +35,24 @@ from tests.auth.conftest import (
     start_registry,
     write_htpasswd,
 )
+from tests.auth.workloads import (
+    ALL,
+    AUDIENCE,
+    BLUE_ONLY,
+    BLUE_TEAM,
+    REALM,
+    tampered,
+    trusted,
+    workload_access,
+)
 from tests.clients.conftest import Tools, require
 from tests.clients.layout import build_image_layout
 from tests.support.cluster import cluster_configs, repo_owned_by
 from tests.support.oci import assert_error, manifest_path, push_small_image
-from tests.support.oidc import OidcProvider, SigningIssuer, running_oidc
+from tests.support.oidc import OidcProvider, SigningIssuer
 from tests.support.server import RegistryProcess, free_port
 
-AUDIENCE = "ocireg"
-ALL = ["read", "create", "update", "delete"]
 TOKEN_PATH = "/zot/auth/token"  # zot's token exchange: the challenge's realm here
-REALM = "ocireg-workloads"  # a realm that sends nobody anywhere (the token is sent as is)
-BLUE_ONLY = "the blue team's"
-# A policy condition on the token's claims (`req.claims`, as zot fills it for these tokens)
-BLUE_TEAM = {"expression": 'req.claims.team == "blue"', "message": BLUE_ONLY}
-
-
-@pytest.fixture(scope="module")
-def ci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc-ci")) as provider:
-        provider.set_user("builder", groups=["ci"], team="blue")
-        provider.set_user("red-builder", groups=["ci"], team="red")
-        provider.set_user("reader", groups=["readers"])
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc-short"), token_max_age=2) as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc-stranger")) as provider:
-        yield provider
 
 
 def workload_config(ci: OidcProvider, short: OidcProvider, port: int = 0) -> dict[str, Any]:
@@ -82,28 +64,10 @@ def workload_config(ci: OidcProvider, short: OidcProvider, port: int = 0) -> dic
             "bearer": {
                 "realm": f"http://127.0.0.1:{port}{TOKEN_PATH}",
                 "service": SERVICE,
-                "oidc": [
-                    {
-                        "issuer": ci.issuer,
-                        "audiences": [AUDIENCE, "https://registry.example"],
-                        "claimMapping": {"username": "claims.sub", "groups": "claims.groups"},
-                    },
-                    {"issuer": short.issuer, "audiences": [AUDIENCE]},
-                ],
+                "oidc": trusted(ci, short),
             }
         },
-        "accessControl": {
-            "repositories": {
-                "ci/**": {"policies": [{"groups": ["ci"], "actions": ALL}]},
-                "blue/**": {
-                    "policies": [{"groups": ["ci"], "actions": ALL, "conditions": [BLUE_TEAM]}]
-                },
-                "deploy/**": {
-                    "policies": [{"users": [f"{short.issuer}/deployer"], "actions": ALL}]
-                },
-                "shared/**": {"defaultPolicy": ["read"]},
-            }
-        },
+        "accessControl": workload_access(short),
     }
 
 
@@ -237,15 +201,6 @@ def test_expired_token_is_refused(short: OidcProvider, registry: RegistryProcess
             time.sleep(0.2)
         detail = assert_refused(c.get("/v2/"))
     assert "expired" in detail["reason"]
-
-
-def tampered(token: str, **claims: Any) -> str:
-    """`token` with its claims changed and its signature kept."""
-    header, payload, signature = token.split(".")
-    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    data.update(claims)
-    body = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-    return f"{header}.{body}.{signature}"
 
 
 def test_tampered_and_forged_tokens_are_refused(
@@ -496,15 +451,6 @@ def unsigned_for(issuer: str) -> str:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     claims = {"iss": issuer, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 600}
     return jwt.encode(claims, key, algorithm="RS256", headers={"kid": "k"})
-
-
-@pytest.fixture(scope="module")
-def silent_issuer() -> Iterator[str]:
-    """An issuer whose address takes connections and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,48 +31,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.auth.conftest import SERVICE, parse_challenge
+from tests.auth.workloads import AUDIENCE, BLUE_ONLY, REALM, tampered, trusted, workload_access
 from tests.support.oci import manifest_path, push_small_image
-from tests.support.oidc import OidcProvider, running_oidc
+from tests.support.oidc import OidcProvider
 from tests.support.server import RegistryProcess, base_config, free_port, run_cli
 from tests.support.zot import zot_or_ocireg
 
 pytestmark = pytest.mark.slow
-AUDIENCE = "ocireg"
-ALL = ["read", "create", "update", "delete"]
-REALM = "ocireg-workloads"
 KINDS = ("zot", "ocireg")
-BLUE_ONLY = "the blue team's"
-BLUE_TEAM = {"expression": 'req.claims.team == "blue"', "message": BLUE_ONLY}
-
-
-@pytest.fixture(scope="module")
-def ci(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc-ci")) as provider:
-        provider.set_user("builder", groups=["ci"], team="blue")
-        provider.set_user("red-builder", groups=["ci"], team="red")
-        provider.set_user("reader", groups=["readers"])
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def short(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc-short"), token_max_age=2) as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
-    with running_oidc(tmp_path_factory.mktemp("oidc-stranger")) as provider:
-        yield provider
-
-
-@pytest.fixture(scope="module")
-def silent() -> Iterator[str]:
-    """An issuer whose address takes connections and never answers."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen(64)
-        yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
 @pytest.fixture(scope="module")
@@ -84,16 +49,7 @@ def closed() -> str:
 def config(root: Any, issuers: list[dict[str, Any]], short: OidcProvider) -> dict[str, Any]:
     cfg = base_config(root)
     cfg["http"]["auth"] = {"bearer": {"realm": REALM, "service": SERVICE, "oidc": issuers}}
-    cfg["http"]["accessControl"] = {
-        "repositories": {
-            "ci/**": {"policies": [{"groups": ["ci"], "actions": ALL}]},
-            "blue/**": {
-                "policies": [{"groups": ["ci"], "actions": ALL, "conditions": [BLUE_TEAM]}]
-            },
-            "deploy/**": {"policies": [{"users": [f"{short.issuer}/deployer"], "actions": ALL}]},
-            "shared/**": {"defaultPolicy": ["read"]},
-        }
-    }
+    cfg["http"]["accessControl"] = workload_access(short)
     return cfg
 
 
@@ -104,15 +60,7 @@ def registries(
     short: OidcProvider,
     closed: str,
 ) -> Iterator[dict[str, RegistryProcess]]:
-    issuers = [
-        {
-            "issuer": ci.issuer,
-            "audiences": [AUDIENCE, "https://registry.example"],
-            "claimMapping": {"username": "claims.sub", "groups": "claims.groups"},
-        },
-        {"issuer": short.issuer, "audiences": [AUDIENCE]},
-        {"issuer": closed, "audiences": [AUDIENCE]},
-    ]
+    issuers = [*trusted(ci, short), {"issuer": closed, "audiences": [AUDIENCE]}]
     with both(tmp_path_factory, issuers, short) as started:
         yield started
 
@@ -216,14 +164,6 @@ def test_default_mapping(short: OidcProvider, registries: dict[str, RegistryProc
     same(statuses(registries, "GET", manifest_path("deploy/site", "v1"), intruder), 403)
 
 
-def _tampered(token: str, **claims: Any) -> str:
-    header, payload, signature = token.split(".")
-    data = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    data.update(claims)
-    body = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-    return f"{header}.{body}.{signature}"
-
-
 def test_refused_tokens(
     ci: OidcProvider,
     short: OidcProvider,
@@ -239,7 +179,7 @@ def test_refused_tokens(
     refused = {
         "wrong audience": ci.id_token("builder", "another-service"),
         "untrusted issuer": stranger.id_token("builder", AUDIENCE),
-        "tampered": _tampered(token, groups=["ci"]),
+        "tampered": tampered(token, groups=["ci"]),
         "another key": jwt.encode(claims, key, algorithm="RS256"),
         "HS256": jwt.encode(claims, "s" * 32, algorithm="HS256"),
         "alg none": jwt.encode(claims, None, algorithm="none"),
@@ -281,7 +221,7 @@ def test_token_exchange(
     for bad in (
         ci.id_token("builder", "another-service"),
         stranger.id_token("builder", AUDIENCE),
-        _tampered(token, sub="root"),
+        tampered(token, sub="root"),
         "a-password",
     ):
         basic = "Basic " + base64.b64encode(f"zot:{bad}".encode()).decode()
@@ -295,18 +235,18 @@ def test_token_exchange(
 
 def test_silent_issuer(
     tmp_path_factory: pytest.TempPathFactory,
-    silent: str,
+    silent_issuer: str,
     ci: OidcProvider,
     short: OidcProvider,
 ) -> None:
     """The deliberate difference: zot waits as long as its client does, ocireg not; at zot
     even a token of the issuer listed after the silent one waits."""
     issuers = [
-        {"issuer": silent, "audiences": [AUDIENCE]},
+        {"issuer": silent_issuer, "audiences": [AUDIENCE]},
         {"issuer": ci.issuer, "audiences": [AUDIENCE], "claimMapping": {"username": "claims.sub"}},
     ]
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    claims = {"iss": silent, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 600}
+    claims = {"iss": silent_issuer, "aud": AUDIENCE, "sub": "x", "exp": int(time.time()) + 600}
     silents = bearer(jwt.encode(claims, key, algorithm="RS256"))
     builder = bearer(ci.id_token("builder", AUDIENCE))
     with both(tmp_path_factory, issuers, short) as registries:
