@@ -64,7 +64,6 @@ class _Endpoints:
     issuer: str
     authorization: str
     token: str
-    jwks: str
     userinfo: str
     end_session: str  # RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0), or ""
     document: dict[str, Any]  # the discovery document these were read from
@@ -218,7 +217,6 @@ class OpenIdClient:
                 issuer=str(doc["issuer"]),
                 authorization=str(doc["authorization_endpoint"]),
                 token=str(doc["token_endpoint"]),
-                jwks=str(doc["jwks_uri"]),
                 userinfo=str(doc.get("userinfo_endpoint") or ""),
                 end_session=str(doc.get("end_session_endpoint") or ""),
                 document=doc,
