@@ -96,27 +96,37 @@ def parse_sub_paths(ctx: Context) -> tuple[SubPath, ...]:
     return tuple(found)
 
 
-def _nested(one: PurePath, other: PurePath) -> bool:
-    return one.is_relative_to(other) or other.is_relative_to(one)
+# A storage's place, to compare with the others': the key that names the storage, what
+# only places of one group can collide in (an S3 endpoint and bucket), and its path there.
+_Place = tuple[str, object, PurePath]
+
+
+def _apart(places: list[_Place], key: str, noun: str) -> None:
+    """No two places of one group are the same, nor is one inside another (its
+    repositories would also be found there, under other names); the error names the
+    storage's `key`."""
+    for i, (where, group, path) in enumerate(places):
+        for other, other_group, other_path in places[:i]:
+            if group != other_group:
+                continue
+            if path == other_path:
+                raise ConfigError(f"{where}.{key}", f"the same {noun} as {other}")
+            if path.is_relative_to(other_path) or other_path.is_relative_to(path):
+                raise ConfigError(f"{where}.{key}", f"one of it and {other} is inside the other")
 
 
 def _apart_on_disk(default_root: Path | None, subs: list[SubPath]) -> None:
     """As zot requires: no two storages on local disk share a root, nor has one inside
-    another's (its repositories would also be found there, under other names)."""
-    roots = [] if default_root is None else [("storage.rootDirectory", default_root.resolve())]
-    roots += [
-        (f"storage.subPaths./{s.route}", s.root_directory.resolve())
+    another's."""
+    places: list[_Place] = []
+    if default_root is not None:
+        places.append(("storage.rootDirectory", None, default_root.resolve()))
+    places += [
+        (f"storage.subPaths./{s.route}", None, s.root_directory.resolve())
         for s in subs
         if s.root_directory is not None
     ]
-    for i, (where, root) in enumerate(roots):
-        for other, other_root in roots[:i]:
-            if root == other_root:
-                raise ConfigError(f"{where}.rootDirectory", f"the same directory as {other}")
-            if _nested(root, other_root):
-                raise ConfigError(
-                    f"{where}.rootDirectory", f"one of it and {other} is inside the other"
-                )
+    _apart(places, "rootDirectory", "directory")
 
 
 def _apart_on_s3(default: S3Settings | None, subs: list[SubPath]) -> None:
@@ -125,17 +135,10 @@ def _apart_on_s3(default: S3Settings | None, subs: list[SubPath]) -> None:
     prefix, where each would list the other's repositories as its own."""
     stores = [] if default is None else [("storage.storageDriver", default)]
     stores += [(f"storage.subPaths./{s.route}.storageDriver", s.s3) for s in subs if s.s3]
-    for i, (where, s3) in enumerate(stores):
-        for other, other_s3 in stores[:i]:
-            if (s3.endpoint, s3.bucket) != (other_s3.endpoint, other_s3.bucket):
-                continue
-            here, there = PurePath("/", s3.prefix), PurePath("/", other_s3.prefix)
-            if here == there:
-                raise ConfigError(f"{where}.rootdirectory", f"the same prefix as {other}")
-            if _nested(here, there):
-                raise ConfigError(
-                    f"{where}.rootdirectory", f"one of it and {other} is inside the other"
-                )
+    places: list[_Place] = [
+        (where, (s3.endpoint, s3.bucket), PurePath("/", s3.prefix)) for where, s3 in stores
+    ]
+    _apart(places, "rootdirectory", "prefix")
 
 
 def _sub_path(ctx: Context, route: str, node: Any, where: str) -> SubPath:
