@@ -13,7 +13,6 @@ does not implement that key (it is warned about), so those are refused too.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ocireg.api.common import limited_body
+from ocireg.auth.basic import basic_pair
 from ocireg.auth.core import AuthServices
 from ocireg.auth.grants import TokenError
 from ocireg.errors import ErrorCode, RegistryError
@@ -69,9 +69,8 @@ async def _credentials(request: Request) -> list[str]:
     found: list[str] = []
     header = request.headers.get("authorization", "")
     scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() == "basic":
-        with contextlib.suppress(ValueError):  # not a Basic credential: nothing from it
-            found.append(base64.b64decode(encoded.strip()).decode().partition(":")[2])
+    if scheme.lower() == "basic" and (pair := basic_pair(encoded)) is not None:
+        found.append(pair[1])
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/x-www-form-urlencoded":
         found += await _form(request)

@@ -13,7 +13,6 @@ The only coupling with the rest of the app: the owner's tags are read through
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Callable
 
 from starlette.middleware import Middleware
@@ -21,6 +20,7 @@ from starlette.requests import cookie_parser
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocireg.asgi import request_header, with_response_header
+from ocireg.auth.basic import basic_pair
 from ocireg.auth.conditions import RequestFacts, facts_of
 from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.auth.grants import TokenError, grants
@@ -71,15 +71,17 @@ class AuthenticateMiddleware:
             return await self._session(scope)
         scheme, _, credentials = header.strip().partition(" ")
         scheme = scheme.lower()
-        if scheme == "basic" and _empty_basic(credentials):
+        pair = basic_pair(credentials) if scheme == "basic" else None
+        if pair == ("", ""):
             # containers/image sends `Basic Og==` (":") when it has no credentials; zot
             # reads that as anonymous too.
             return ANONYMOUS
         # Basic: passwords (htpasswd, LDAP), or API keys (which OpenID users make too)
         if scheme == "basic" and (self.auth.settings.logins or self.auth.api_keys is not None):
-            user, password = _basic(credentials)
             meta = scope["app"].state.store.meta
-            identity = None if user is None else await self.auth.login(user, password, meta)
+            identity = None
+            if pair is not None and pair[0]:
+                identity = await self.auth.login(*pair, meta)
             if identity is not None:
                 return identity
             await self._delay()
@@ -265,20 +267,3 @@ async def _tag_exists(scope: Scope, repository: str, tag: str) -> bool:
     except RegistryError:  # no such repository yet: the tag is new
         return False
     return tag in tags
-
-
-def _basic(credentials: str) -> tuple[str | None, str]:
-    """`user:password` from a Basic credential; (None, "") when it is not decodable."""
-    try:
-        text = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
-    except ValueError:  # not base64 (binascii.Error), not ASCII at all, or not UTF-8
-        return None, ""
-    user, sep, password = text.partition(":")
-    return (user, password) if sep and user else (None, "")
-
-
-def _empty_basic(credentials: str) -> bool:
-    try:
-        return base64.b64decode(credentials.strip(), validate=True) == b":"
-    except ValueError:  # not base64, or not ASCII at all (a header byte past 0x7f)
-        return False
