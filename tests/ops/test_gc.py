@@ -287,6 +287,41 @@ def test_gc_removes_old_files_left_by_killed_writers(
     assert gc_client.get(f"/v2/{repo}/manifests/v1").status_code == 200
 
 
+def test_gc_removes_old_temporaries_of_killed_blob_copies(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
+) -> None:
+    """A blob copied between storages (a mount across `subPaths`) is written beside its
+    place under a temporary name, then renamed; a process killed in between leaves that
+    file, on disk or on S3. GC finds it in the blob listing it makes anyway and removes it
+    once older than gcDelay, keeps a younger one, and touches no blob of the image."""
+    image = push_image(gc_client, repo, "v1")
+    blobs = stored.blob_files(repo)
+    old, young = (f"sha256:.{c * 64}.{c * 32}.tmp" for c in "ef")
+    for temporary in (old, young):
+        stored.write_blob(repo, temporary, b"part of a blob")
+    kept = config_variant(gc_registry, "delay-1h", gcDelay="1h")
+    if isinstance(stored, StoredInBucket):
+        # An object's age is its LastModified, which a client cannot set: a short gcDelay
+        # instead, and runs until the object is older than it (bounded).
+        assert run_gc(kept, repos=[repo])[repo]["uploads"] == []
+        removing = config_variant(gc_registry, "delay-1s", gcDelay="1s")
+        deadline = time.monotonic() + 30
+        while old.split(":")[1] not in run_gc(removing, repos=[repo])[repo]["uploads"]:
+            assert time.monotonic() < deadline, "the temporary object was never collected"
+        assert stored.blob_files(repo) == blobs
+    else:
+        hours_ago = time.time() - 2 * 3600
+        path = stored.root / repo / "blobs" / "sha256" / old.split(":")[1]
+        os.utime(path, (hours_ago, hours_ago))
+        assert run_gc(kept, dry_run=True, repos=[repo])[repo]["uploads"] == [path.name]
+        assert stored.blob_files(repo) == blobs | {old, young}
+        assert run_gc(kept, repos=[repo])[repo]["uploads"] == [path.name]
+        assert stored.blob_files(repo) == blobs | {young}
+    for digest in blobs:
+        assert gc_client.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
+    assert gc_client.get(f"/v2/{repo}/manifests/v1").content == image.manifest
+
+
 class Trickle:
     """A PATCH whose body comes one byte every 0.2 s until `finish` sends the rest."""
 

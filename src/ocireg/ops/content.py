@@ -35,8 +35,12 @@ async def file_info(driver: StorageDriver, path: str, name: str) -> StoredFile |
     return StoredFile(name, path, info.size, max(info.mtime, info.renamed), info.mtime)
 
 
-async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:
-    """Every blob file of `repo` by digest; stray files (temporaries, odd names) are skipped."""
+async def list_blobs(
+    driver: StorageDriver, repo: str, temporaries: list[str] | None = None
+) -> dict[str, StoredFile]:
+    """Every blob file of `repo` by digest; stray files (temporaries, odd names) are skipped,
+    and the paths of the temporaries (`.<name>.<id>.tmp`, a copy's file before its rename)
+    added to `temporaries` when it is given."""
     found: dict[str, StoredFile] = {}
     for algorithm in await list_dir(driver, layout.blobs_dir(repo)):
         alg = algorithm.removesuffix("/")
@@ -44,6 +48,8 @@ async def list_blobs(driver: StorageDriver, repo: str) -> dict[str, StoredFile]:
             continue
         for name in await list_dir(driver, f"{layout.blobs_dir(repo)}/{alg}"):
             if name.endswith("/") or not Digest.is_valid(f"{alg}:{name}"):
+                if temporaries is not None and name.startswith(".") and name.endswith(".tmp"):
+                    temporaries.append(f"{layout.blobs_dir(repo)}/{alg}/{name}")
                 continue
             digest = Digest(alg, name)
             info = await file_info(driver, layout.blob(repo, digest), str(digest))

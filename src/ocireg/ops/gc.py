@@ -185,7 +185,13 @@ class GarbageCollector:
             return
         if index is None:
             return
-        blobs = _pushed(await list_blobs(self.driver, repo), await self.store.meta.pushes(repo))
+        temporaries: list[str] = []
+        listed_blobs = await list_blobs(self.driver, repo, temporaries)
+        blobs = _pushed(listed_blobs, await self.store.meta.pushes(repo))
+        for path in temporaries:
+            # A copy killed before its rename (storage/routed.py, storage/filesystem.py); a
+            # live one is younger than gcDelay: it writes, or (on S3) renames at once.
+            await self._remove_if_old(path, cutoff, report)
         manifest_cutoff = self.clock() - self.manifest_delay
         policy = self.retention.policy(repo)
         dropped: dict[str, tuple[str, str]] = {}
@@ -415,15 +421,17 @@ class GarbageCollector:
         except PathNotFound:
             return
         for name in names:
-            if not name.startswith(".") or name.endswith("/") or not wanted(name):
-                continue
-            path = f"{directory}/{name}"
-            with contextlib.suppress(PathNotFound):  # removed meanwhile (its work ended)
-                if (await self.driver.stat(path)).mtime > cutoff:
-                    continue
-                if not self.dry_run:
-                    await self.driver.delete(path)
-                report.uploads.append(name)
+            if name.startswith(".") and not name.endswith("/") and wanted(name):
+                await self._remove_if_old(f"{directory}/{name}", cutoff, report)
+
+    async def _remove_if_old(self, path: str, cutoff: float, report: GCReport) -> None:
+        """A leftover file, if older than `cutoff`; reported with the upload sessions."""
+        with contextlib.suppress(PathNotFound):  # removed meanwhile (its work ended)
+            if (await self.driver.stat(path)).mtime > cutoff:
+                return
+            if not self.dry_run:
+                await self.driver.delete(path)
+            report.uploads.append(path.rpartition("/")[2])
 
 
 def _removed_tag(desc: dict[str, Any], dropped: dict[str, tuple[str, str]]) -> bool:
