@@ -309,6 +309,28 @@ def test_the_owner_authorizes_the_forwarded_identity_and_claims(
         assert_refused(c.get(manifest_path(repo, "v1")))  # member 1 does not trust ci
 
 
+@pytest.mark.parametrize("groups", [100, 1000])
+def test_a_token_with_many_claims_is_forwarded_whole(
+    ci: OidcProvider, cluster: list[RegistryProcess], groups: int
+) -> None:
+    """A workload in many groups has a large token (`groups` extra names of 40 characters:
+    tokens of ~8 and ~60 KB); the identity member 0 forwards carries every claim, and the
+    owner, which does not trust the issuer, decides with them (its condition reads the
+    `team` claim; the group `ci` is one of many)."""
+    many = [f"group-{i:04d}-" + "x" * 29 for i in range(groups)]
+    ci.set_user(f"crowd-{groups}", groups=[*many, "ci"], team="blue")
+    token = ci.id_token(f"crowd-{groups}", AUDIENCE)
+    assert len(token) > groups * 40
+    repo = repo_owned_by(1, count=2)
+    with client(cluster[0], token) as c:
+        assert push_small_image(c, repo, f"crowd-{groups}")[0].status_code == 201
+        assert c.get(manifest_path(repo, f"crowd-{groups}")).status_code == 200
+    ci.set_user(f"crowd-{groups}", groups=[*many, "ci"], team="red")
+    with client(cluster[0], ci.id_token(f"crowd-{groups}", AUDIENCE)) as c:
+        r = c.get(manifest_path(repo, f"crowd-{groups}"))
+        assert assert_error(r, 403, "DENIED")["detail"]["reason"] == BLUE_ONLY
+
+
 # --- the token exchange ------------------------------------------------------------------
 
 
