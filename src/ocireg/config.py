@@ -136,7 +136,9 @@ SCHEMA: dict[str, Any] = {
         "lint": EXTENSION,
         "trust": UNIMPLEMENTED,
         "ui": EXTENSION,
-        "mgmt": UNIMPLEMENTED,
+        # zot v2.1.20 reads it and does nothing with it: its mgmt endpoint is routed with
+        # extensions.search (api/mgmt.py), here too
+        "mgmt": EXTENSION,
         "imagetrust": UNIMPLEMENTED,
         "apikey": UNIMPLEMENTED,
         "events": EXTENSION,

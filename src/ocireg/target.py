@@ -81,6 +81,8 @@ class Endpoint(enum.Enum):
     # filtered per repository like the catalog's (routed only with extensions.search)
     GRAPHQL = ("/v2/_zot/ext/search", Kind.CATALOG)
     DISCOVER = ("/v2/_oci/ext/discover", Kind.CATALOG)
+    # zot's login options for clients (api/mgmt.py): open to anyone, as in zot
+    MGMT = ("/v2/_zot/ext/mgmt", Kind.HEALTH)
     # search (registry/search.py): a listing like the catalog, filtered by read access
     SEARCH = ("/v2/_ocireg/search", Kind.CATALOG)
     APIKEY = ("/zot/auth/apikey", Kind.USER)  # zot's API keys (routed with http.auth.apikey)
@@ -112,6 +114,7 @@ _EXACT = {
     "/v2/_ocireg/cluster": Endpoint.CLUSTER,
     "/v2/_zot/ext/search": Endpoint.GRAPHQL,
     "/v2/_oci/ext/discover": Endpoint.DISCOVER,
+    "/v2/_zot/ext/mgmt": Endpoint.MGMT,
     "/v2/_ocireg/search": Endpoint.SEARCH,
     "/zot/auth/apikey": Endpoint.APIKEY,
     "/zot/auth/token": Endpoint.TOKEN,

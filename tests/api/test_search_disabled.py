@@ -15,3 +15,4 @@ def test_search_off_is_not_found(client: httpx.Client) -> None:
     assert_error(client.post(SEARCH, json={"query": "{__typename}"}), 404, "NOT_FOUND")
     assert_error(client.put(SEARCH, content=b"{}"), 404, "NOT_FOUND")
     assert_error(client.get("/v2/_oci/ext/discover"), 404, "NOT_FOUND")
+    assert_error(client.get("/v2/_zot/ext/mgmt"), 404, "NOT_FOUND")

@@ -43,7 +43,7 @@ def test_zli_finds_the_endpoint_and_its_queries(client: httpx.Client) -> None:
     r = client.get("/v2/_oci/ext/discover")
     assert r.status_code == 200, r.text
     assert r.json()["extensions"][0]["name"] == "_zot"
-    assert r.json()["extensions"][0]["endpoints"] == [SEARCH]
+    assert r.json()["extensions"][0]["endpoints"] == [SEARCH, "/v2/_zot/ext/mgmt"]
     schema = gql_zli(client, q.ZLI_SCHEMA)["data"]["__schema"]
     fields = {f["name"]: f for f in schema["queryType"]["fields"]}
     types = {t["name"] for t in schema["types"]}

@@ -37,6 +37,7 @@ def ok(method: str, path: str, query: bytes = b"") -> Target:
         ("GET", "/livez", Endpoint.LIVEZ, None),
         ("POST", "/v2/_zot/ext/search", Endpoint.GRAPHQL, None),
         ("GET", "/v2/_oci/ext/discover", Endpoint.DISCOVER, None),
+        ("GET", "/v2/_zot/ext/mgmt", Endpoint.MGMT, None),
         ("GET", "/metrics", Endpoint.OTHER, None),
         ("GET", "/v2/x", Endpoint.UNKNOWN_V2, None),
         ("GET", "/v2/x/blobs", Endpoint.UNKNOWN_V2, None),

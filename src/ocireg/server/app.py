@@ -21,6 +21,7 @@ from starlette.routing import BaseRoute, Route
 from ocireg.api.apikeys import api_key_routes
 from ocireg.api.common import BodyBudget
 from ocireg.api.dispatch import Dispatch
+from ocireg.api.mgmt import mgmt_routes
 from ocireg.api.responses import StreamSlots
 from ocireg.api.token import token_routes
 from ocireg.auth.core import AuthServices, build_auth
@@ -138,6 +139,7 @@ def build_middleware(
             extra_routes={
                 (Endpoint.CLUSTER, "GET"): cluster_status,
                 **_search_routes(config),
+                **mgmt_routes(config),
                 **api_key_routes(config),
                 **token_routes(auth),
             },

@@ -27,6 +27,7 @@ from ocireg.api.common import store_of
 from ocireg.api.graphql.limits import check_limits
 from ocireg.api.graphql.schema import search_schema
 from ocireg.api.graphql.source import Access, Source
+from ocireg.api.mgmt import MGMT_PATH
 from ocireg.auth.grants import grants
 from ocireg.auth.policy import AccessPolicy
 from ocireg.config import Config
@@ -61,7 +62,7 @@ async def discover(request: Request) -> Response:
         "name": "_zot",
         "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
         "description": "zot registry extensions",
-        "endpoints": [SEARCH_PATH],
+        "endpoints": [SEARCH_PATH, MGMT_PATH],  # as zot lists them
     }
     return JSONResponse({"extensions": [extension]})
 
