@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.oci import OCI_MANIFEST
+from tests.support.oci import OCI_MANIFEST, push_artifact, push_image
 from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
 from tests.support.zot import zot_or_ocireg
 from tests.sync.conftest import (
+    NOTATION_SIGNATURE,
     SignedSet,
     docker_registry,
     push_fallback_signed,
@@ -45,9 +46,10 @@ def sync_section(upstream: str, only_signed: bool, legacy: bool) -> dict[str, An
 
 
 def observe(
-    proc: RegistryProcess, kind: str, periodic: SignedSet, on_demand: SignedSet
+    proc: RegistryProcess, kind: str, up: httpx.Client, periodic: SignedSet, on_demand: SignedSet
 ) -> dict[str, Any]:
-    """What a downstream holds after its first periodic pass, and what it answers on demand.
+    """What a downstream holds after its first periodic pass, and what it answers on demand,
+    also for a signed tag it stored that then moves upstream to an unsigned image.
     Differences that are not the ones under test are kept out by the order of the pulls:
     a signed image first (in a repository that does not exist zot answers `NAME_UNKNOWN`,
     ocireg `MANIFEST_UNKNOWN`, docs/api.md), the `.att` tag before its subject (ocireg
@@ -80,6 +82,11 @@ def observe(
                 )
                 code = r.json()["errors"][0]["code"] if method == "GET" and r.is_error else None
                 seen[f"{method} {ref}"] = (r.status_code, code)
+        moved = f"/v2/ondemand/app/manifests/moved-{kind}"  # one tag per downstream
+        before = c.get(moved, headers={"Accept": OCI_MANIFEST}).headers["docker-content-digest"]
+        push_image(up, "ondemand/app", f"moved-{kind}")
+        r = c.get(moved, headers={"Accept": OCI_MANIFEST})
+        seen["moved tag"] = (r.status_code, r.headers.get("docker-content-digest") == before)
     return seen
 
 
@@ -95,13 +102,17 @@ def test_zot_and_ocireg_sync_the_same_signed_images(
         with httpx.Client(base_url=upstream.url, timeout=30) as up:
             signed = push_signed_set(up, "periodic/app")
             on_demand = push_signed_set(up, "ondemand/app")
+            for kind in ("zot", "ocireg"):
+                image = push_image(up, "ondemand/app", f"moved-{kind}")
+                push_artifact(up, "ondemand/app", image, NOTATION_SIGNATURE)
         seen: dict[str, dict[str, Any]] = {}
         for kind in ("zot", "ocireg"):
             cfg = base_config(tmp_path / f"{kind}-root")
             cfg["extensions"] = {"sync": sync_section(upstream.url, only_signed, legacy)}
             proc = zot_or_ocireg(kind, tmp_path, cfg).start()
             try:
-                seen[kind] = observe(proc, kind, signed, on_demand)
+                with httpx.Client(base_url=upstream.url, timeout=30) as up:
+                    seen[kind] = observe(proc, kind, up, signed, on_demand)
             finally:
                 proc.stop()
     assert seen["zot"] == seen["ocireg"]
@@ -111,6 +122,8 @@ def test_zot_and_ocireg_sync_the_same_signed_images(
     if not only_signed:
         expected += ["legacy", "unsigned", signed.legacy_tag(".att")]
     assert seen["ocireg"]["periodic tags"] == sorted(expected)
+    # A stored tag moved upstream to an unsigned image: the stored copy is served.
+    assert seen["ocireg"]["moved tag"] == (200, only_signed)
 
 
 def test_a_signature_under_the_fallback_tag_counts_for_both(tmp_path: Path) -> None:
