@@ -16,6 +16,14 @@ import pytest
 
 from bench.servers import PEER_CONFIG
 from tests.clients.conftest import Tools
+from tests.support.oci import (
+    OCI_INDEX,
+    Image,
+    encode_json,
+    push_artifact,
+    push_image,
+    push_manifest,
+)
 from tests.support.pki import CertFiles
 from tests.support.server import (
     RegistryProcess,
@@ -27,6 +35,9 @@ from tests.support.server import (
 from tests.support.tools import missing, require
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
+NOTATION_SIGNATURE = "application/vnd.cncf.notary.signature"
+COSIGN_SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
+EXAMPLE_SBOM = "application/vnd.example.sbom"
 
 
 @dataclass
@@ -148,3 +159,46 @@ def copy_to_upstream(
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     with docker_registry(tmp_path_factory.mktemp("upstream")) as server:
         yield server
+
+
+@dataclass
+class SignedSet:
+    """What `push_signed_set` pushed: four tagged images, three of them signed."""
+
+    images: dict[str, Image]  # notation, cosign, legacy, unsigned
+
+    def legacy_tag(self, suffix: str) -> str:
+        """cosign's tag for the `legacy` image: `sha256-<hex>` and `suffix`."""
+        return self.images["legacy"].digest.replace(":", "-") + suffix
+
+
+def push_signed_set(client: httpx.Client, repo: str) -> SignedSet:
+    """Into `repo`: `notation` with a notation signature as referrer, `cosign` with a cosign
+    one, `legacy` signed only by cosign's `sha256-<hex>.sig` tag (and attested by `.att`),
+    and `unsigned`, whose one referrer is an SBOM (a referrer that is no signature)."""
+    images = {tag: push_image(client, repo, tag) for tag in ("notation", "cosign", "legacy")}
+    push_artifact(client, repo, images["notation"], NOTATION_SIGNATURE)
+    push_artifact(client, repo, images["cosign"], COSIGN_SIGNATURE)
+    signed = SignedSet(images)
+    push_image(client, repo, signed.legacy_tag(".sig"))
+    push_image(client, repo, signed.legacy_tag(".att"))
+    images["unsigned"] = push_image(client, repo, "unsigned")
+    push_artifact(client, repo, images["unsigned"], EXAMPLE_SBOM)
+    return signed
+
+
+def push_fallback_signed(client: httpx.Client, repo: str) -> dict[str, Image]:
+    """Into `repo` of a registry without the referrers API: `signed`, whose notation
+    signature is listed in the index under the fallback tag `sha256-<hex>` (where notation
+    and oras keep it there), and `unsigned`."""
+    image = push_image(client, repo, "signed")
+    signature = push_artifact(client, repo, image, NOTATION_SIGNATURE)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [signature.descriptor(artifactType=NOTATION_SIGNATURE)],
+    }
+    fallback = image.digest.replace(":", "-")
+    r = push_manifest(client, repo, fallback, encode_json(index), OCI_INDEX)
+    assert r.status_code == 201, r.text
+    return {"signed": image, "unsigned": push_image(client, repo, "unsigned")}

@@ -81,8 +81,23 @@ def test_periodic_needs_content_and_a_poll_interval() -> None:
 
 
 def test_zot_only_keys_are_accepted_and_listed() -> None:
-    settings = _settings({"registries": [{"urls": ["http://h:1"], "onlySigned": True}]})
-    assert settings.ignored == ("extensions.sync.registries[0].onlySigned",)
+    settings = _settings({"registries": [{"urls": ["http://h:1"], "reqPerSec": 5}]})
+    assert settings.ignored == ("extensions.sync.registries[0].reqPerSec",)
+
+
+def test_signature_options_are_parsed_with_zots_defaults() -> None:
+    settings = _settings(
+        {
+            "registries": [
+                {"urls": ["http://h:1"]},
+                {"urls": ["http://h:1"], "onlysigned": True, "SyncLegacyCosignTags": False},
+            ]
+        }
+    )
+    default, given = settings.registries
+    assert (default.only_signed, default.legacy_cosign_tags) == (False, True)
+    assert (given.only_signed, given.legacy_cosign_tags) == (True, False)
+    assert settings.ignored == ()
 
 
 @pytest.mark.parametrize(
@@ -116,6 +131,10 @@ def test_zot_only_keys_are_accepted_and_listed() -> None:
             "extensions.sync.registries[0].content[0].tags.regex",
         ),
         ({"enable": "yes"}, "extensions.sync.enable"),
+        (
+            {"registries": [{"urls": ["http://h"], "onlySigned": "sometimes"}]},
+            "extensions.sync.registries[0].onlySigned",
+        ),
     ],
 )
 def test_bad_values_name_the_key(sync: Any, where: str) -> None:
@@ -137,13 +156,22 @@ def test_credentials_file_is_keyed_by_host(tmp_path: Path) -> None:
 def test_verify_checks_the_section_and_names_ignored_keys(tmp_path: Path) -> None:
     config = {
         "storage": {"rootDirectory": str(tmp_path / "r")},
-        "extensions": {"sync": {"registries": [{"urls": ["http://h:1"], "onlySigned": True}]}},
+        "extensions": {
+            "sync": {
+                "registries": [
+                    {"urls": ["http://h:1"], "reqPerSec": 5},
+                    # zot's examples/config-sync.json: implemented, so no warning
+                    {"urls": ["http://h:2"], "onlySigned": True, "syncLegacyCosignTags": False},
+                ]
+            }
+        },
     }
     path = tmp_path / "config.json"
     path.write_text(json.dumps(config))
     result = run_cli("verify", str(path))
     assert result.returncode == 0, result.stderr
-    assert "extensions.sync.registries[0].onlySigned" in result.stderr
+    assert "extensions.sync.registries[0].reqPerSec" in result.stderr
+    assert "onlySigned" not in result.stderr and "syncLegacyCosignTags" not in result.stderr
     config["extensions"]["sync"]["credentialsFile"] = str(tmp_path / "missing.json")
     path.write_text(json.dumps(config))
     result = run_cli("verify", str(path))  # zot syncs without them, and says so

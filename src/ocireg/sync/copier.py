@@ -8,7 +8,8 @@ unreferenced blobs, which garbage collection removes. Digests are kept: the byte
 the upstream's bytes (zot's `preserveDigest`; ocireg never converts).
 
 Referrers (signatures, SBOMs) follow the image: the upstream's referrers API where it has
-one, and the fallback and cosign tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) either way.
+one, and the fallback and cosign tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`; the cosign
+ones unless `syncLegacyCosignTags` is false) either way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ocireg.registry import ImageStore, layout
 from ocireg.registry.layout import upload
 from ocireg.registry.manifests import Manifest, parse_manifest
 from ocireg.storage import PathNotFound
+from ocireg.sync.signed import legacy_tag
 from ocireg.sync.transfers import Transfer, Transfers
 from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
@@ -256,10 +258,11 @@ class Copier:
                 if not await self._has_manifest(local, digest):
                     await self.copy(remote, local, str(digest), depth)
             tags = await self.upstream.tags(remote)
-            base = f"{subject.algorithm}-{subject.hex}"
-            for suffix in _COSIGN_SUFFIXES:
-                if base + suffix in tags:
-                    await self.copy(remote, local, base + suffix, 0)
+            # The fallback tag always; cosign's own tags unless `syncLegacyCosignTags: false`.
+            legacy = self.upstream.settings.legacy_cosign_tags
+            for suffix in _COSIGN_SUFFIXES if legacy else ("",):
+                if legacy_tag(subject, suffix) in tags:
+                    await self.copy(remote, local, legacy_tag(subject, suffix), 0)
         except (UpstreamError, RegistryError) as exc:
             self.record("referrer_error", "", 1)
             log.warning(

@@ -47,6 +47,14 @@ from ocireg.sync.settings import (
     SyncSettings,
     load_credentials,
 )
+from ocireg.sync.signed import (
+    UpstreamUnsigned,
+    is_cosign_tag,
+    is_referrers_tag,
+    is_signed,
+    legacy_subject,
+    needs_signature,
+)
 from ocireg.sync.transfers import Transfers, open_follower
 from ocireg.sync.upstream import (
     Fetched,
@@ -235,6 +243,7 @@ class SyncService:
                             return
                     fetched = await registry.upstream.manifest(remote, ref)
                     check_manifest(fetched)
+                    await self._require_signature(registry, remote, ref, fetched.digest)
                 except UpstreamError as exc:
                     failures.append(exc)
                     continue
@@ -288,7 +297,9 @@ class SyncService:
         async with self.store.locks.hold(f"sync-manifest:{local}@{ref}"):
             if await self._local_digest(local, ref) is not None:
                 return  # a pull stored it meanwhile
-            await registry.copier.copy(remote, local, ref, keep=True)
+            fetched = await registry.upstream.manifest(remote, ref)
+            await self._require_signature(registry, remote, ref, fetched.digest)
+            await registry.copier.copy(remote, local, ref, fetched=fetched, keep=True)
         self._checked[(local, ref)] = time.monotonic()
         self.record("image", "on_demand", 1)
 
@@ -370,6 +381,32 @@ class SyncService:
             {"reference": reference, "upstreams": reasons},
         )
 
+    async def _require_signature(
+        self,
+        registry: Registry,
+        remote: str,
+        reference: str,
+        digest: Digest,
+        tags: Sequence[str] | None = None,
+    ) -> None:
+        """With `onlySigned`, raise `UpstreamUnsigned` unless the upstream holds a signature
+        of `remote@digest` (zot skips such an image and logs it, on demand as periodically;
+        on demand the client then gets what is stored: a 404, or the copy stored before)."""
+        if not needs_signature(registry.settings, reference):
+            return
+        if await is_signed(registry.upstream, remote, digest, tags):
+            return
+        log.info(
+            "image skipped: onlySigned and the upstream has no signature of it",
+            extra={
+                "upstream": registry.upstream.name,
+                "repository": remote,
+                "reference": reference,
+                "digest": str(digest),
+            },
+        )
+        raise UpstreamUnsigned(registry.upstream.name, f"{remote}@{digest}: not signed")
+
     def _due(self, local: str, reference: str, routes: list[tuple[Registry, str]]) -> bool:
         """Whether a present reference must be checked upstream before it is served."""
         if not names.is_tag(reference):
@@ -404,10 +441,10 @@ class SyncService:
                 report.errors.append(str(exc))
                 continue
             for tag in registry.mapping.tags(remote, tags):
-                if not names.is_tag(tag):
+                if not names.is_tag(tag) or not await self._poll_wants(registry, local, tag):
                     continue
                 try:
-                    if await self._poll_tag(registry, remote, local, tag):
+                    if await self._poll_tag(registry, remote, local, tag, tags):
                         report.images += 1
                         self.record("image", "periodic", 1)
                 except (UpstreamError, RegistryError) as exc:
@@ -426,13 +463,39 @@ class SyncService:
             log.warning("periodic sync error", extra={"upstream": report.upstream, "reason": error})
         return report
 
-    async def _poll_tag(self, registry: Registry, remote: str, local: str, tag: str) -> bool:
+    async def _poll_wants(self, registry: Registry, local: str, tag: str) -> bool:
+        """Whether the pass looks at `tag` itself. cosign's signature and SBOM tags and the
+        referrers fallback tag come with their subject (`Copier._referrers`); zot never
+        copies them on their own, so neither does the pass with `syncLegacyCosignTags:
+        false`, nor, with `onlySigned`, for a subject that is not stored here (it was not
+        signed). Otherwise they are copied as tags too: a signature added upstream to an
+        image already stored is found by the next pass."""
+        settings = registry.settings
+        if not (is_cosign_tag(tag) or is_referrers_tag(tag)):
+            return True
+        if not settings.legacy_cosign_tags and is_cosign_tag(tag):
+            return False
+        if not settings.only_signed:
+            return True
+        subject = legacy_subject(tag)
+        return subject is not None and await self._local_digest(local, str(subject)) is not None
+
+    async def _poll_tag(
+        self, registry: Registry, remote: str, local: str, tag: str, tags: Sequence[str]
+    ) -> bool:
         settings = registry.settings
         digest = await with_retries(
             settings, lambda: registry.upstream.manifest_digest(remote, tag)
         )
         if await self._local_digest(local, tag) == digest:
             return False
+        try:
+            await with_retries(
+                settings,
+                lambda: self._require_signature(registry, remote, tag, digest, tags),
+            )
+        except UpstreamUnsigned:
+            return False  # as zot: skipped, not an error
         async with self.store.locks.hold(f"sync-manifest:{local}@{tag}"):
             if await self._local_digest(local, tag) == digest:
                 return False

@@ -46,11 +46,11 @@ _REGISTRY_KEYS = (
     "syncTimeout",
     "content",
     "preserveDigest",
+    "onlySigned",
+    "syncLegacyCosignTags",
 )
 # zot's registry keys that change nothing here: accepted, reported once.
 _REGISTRY_IGNORED = (
-    "onlySigned",
-    "syncLegacyCosignTags",
     "credentialHelper",
     "oauth2CredentialHelper",
     "reqConcurrent",
@@ -91,6 +91,10 @@ class RegistrySettings:
     max_retry_delay: float = 0.0
     sync_timeout: float = DEFAULT_SYNC_TIMEOUT
     content: tuple[ContentRule, ...] = ()
+    only_signed: bool = False  # copy only images the upstream holds a signature of
+    # cosign's tags (`sha256-<hex>.sig`, `.att`, `.sbom`): copied with their subject, and a
+    # `.sig` tag counts as a signature for `only_signed`
+    legacy_cosign_tags: bool = True
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,8 @@ def _registry(raw: Any, where: str, ignored: list[str]) -> RegistrySettings:
         max_retry_delay=max(retry_delay, _duration(entry, "maxRetryDelay", 0, where)),
         sync_timeout=timeout or DEFAULT_SYNC_TIMEOUT,
         content=tuple(_content(c, f"{where}.content[{i}]") for i, c in enumerate(content)),
+        only_signed=_bool(entry, "onlySigned", False, where),
+        legacy_cosign_tags=_bool(entry, "syncLegacyCosignTags", True, where),
     )
 
 

@@ -213,14 +213,8 @@ class Upstream:
                 body = await _read_capped(resp, MAX_MANIFEST_BYTES, url)
         except UpstreamMissing:
             return None
-        try:
-            doc = jsondoc.loads(body)
-            manifests = doc.get("manifests") if isinstance(doc, dict) else None
-        except ValueError:
-            manifests = None
-        if not isinstance(manifests, list):
-            return None  # not a referrers answer (e.g. a registry that predates it)
-        return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
+        # None: not a referrers answer (e.g. a registry that predates it)
+        return index_descriptors(body)
 
     async def _list(self, repo: str | None, path: str, key: str) -> list[str]:
         items: list[str] = []
@@ -391,6 +385,18 @@ async def _error_text(resp: aiohttp.ClientResponse) -> str:
     with contextlib.suppress(Exception):
         return (await resp.content.read(300)).decode("utf-8", "replace").strip()
     return ""
+
+
+def index_descriptors(body: bytes) -> list[dict[str, Any]] | None:
+    """The descriptors (with a digest) an index lists; None if `body` is not an index."""
+    try:
+        doc = jsondoc.loads(body)
+        manifests = doc.get("manifests") if isinstance(doc, dict) else None
+    except ValueError:
+        manifests = None
+    if not isinstance(manifests, list):
+        return None
+    return [m for m in manifests if isinstance(m, dict) and isinstance(m.get("digest"), str)]
 
 
 def _parse_digest(text: str) -> Digest | None:

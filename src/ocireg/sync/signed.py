@@ -1,0 +1,102 @@
+"""`onlySigned` and `syncLegacyCosignTags`: which upstream images count as signed, and which
+tags are cosign's or the referrers fallback's. The rules are zot v2.1.20's, looseness
+included (its tag tests are unanchored regular expressions), so that the same upstream gives
+the same mirror:
+
+- an image is signed when the upstream lists a signature among its referrers (a descriptor
+  with notation's or cosign's artifact type, or whose `org.opencontainers.image.ref.name`
+  is a cosign signature tag), or, with legacy cosign tags on, when the repository has the
+  tag `sha256-<hex>.sig` for it;
+- a reference that is itself a cosign signature tag or a referrers fallback tag is never
+  asked for a signature (a signature is not signed).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from ocireg.digest import Digest
+from ocireg.registry.listing import SIGNATURE_TOOLS
+from ocireg.sync.settings import RegistrySettings
+from ocireg.sync.upstream import Upstream, UpstreamMissing, index_descriptors
+
+REF_NAME = "org.opencontainers.image.ref.name"
+# zot's tests, searched anywhere in the tag (Go's MatchString), not matched whole.
+_COSIGN_SIGNATURE = re.compile(r"sha256-.+\.sig")
+_COSIGN_SBOM = re.compile(r"sha256-.+\.sbom")
+_REFERRERS_TAG = re.compile(r"sha256-[A-Za-z0-9]*$")
+_SUBJECT = re.compile(r"sha256-([0-9a-f]{64})(?![0-9A-Za-z])")
+
+
+class UpstreamUnsigned(UpstreamMissing):
+    """`onlySigned` and the upstream has no signature of the image: skipped, as not there."""
+
+
+def is_cosign_signature(tag: str) -> bool:
+    return _COSIGN_SIGNATURE.search(tag) is not None
+
+
+def is_cosign_tag(tag: str) -> bool:
+    """cosign's signature or SBOM tag (not `.att`: zot treats that as an image)."""
+    return is_cosign_signature(tag) or _COSIGN_SBOM.search(tag) is not None
+
+
+def is_referrers_tag(tag: str) -> bool:
+    """The referrers fallback tag, `sha256-<hex>`."""
+    return _REFERRERS_TAG.search(tag) is not None
+
+
+def needs_signature(settings: RegistrySettings, reference: str) -> bool:
+    return (
+        settings.only_signed
+        and not is_cosign_signature(reference)
+        and not is_referrers_tag(reference)
+    )
+
+
+def legacy_tag(subject: Digest, suffix: str) -> str:
+    """cosign's tag for `subject`: `sha256-<hex>` and a suffix (`.sig`, `.att`, `.sbom`)."""
+    return f"{subject.algorithm}-{subject.hex}{suffix}"
+
+
+def legacy_subject(tag: str) -> Digest | None:
+    """The digest a cosign or fallback tag names (`sha256-<hex>...`), if it names one."""
+    match = _SUBJECT.match(tag)
+    return Digest.parse(f"sha256:{match.group(1)}") if match else None
+
+
+def is_signature(descriptor: dict[str, Any]) -> bool:
+    annotations = descriptor.get("annotations")
+    name = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
+    if isinstance(name, str) and is_cosign_signature(name):
+        return True
+    return descriptor.get("artifactType") in SIGNATURE_TOOLS
+
+
+async def is_signed(
+    upstream: Upstream, remote: str, digest: Digest, tags: Sequence[str] | None = None
+) -> bool:
+    """Whether the upstream holds a signature of `remote@digest`. `tags`: the repository's
+    tags when the caller has them (else they are listed, if legacy tags count)."""
+    if any(is_signature(d) for d in await referrers(upstream, remote, digest)):
+        return True
+    if not upstream.settings.legacy_cosign_tags:
+        return False
+    if tags is None:
+        tags = await upstream.tags(remote)
+    return legacy_tag(digest, ".sig") in tags
+
+
+async def referrers(upstream: Upstream, remote: str, digest: Digest) -> list[dict[str, Any]]:
+    """The upstream's referrers of `digest`: its referrers API, else (a registry without it)
+    the index under the fallback tag `sha256-<hex>`, as OCI clients keep it."""
+    found = await upstream.referrers(remote, digest)
+    if found is not None:
+        return found
+    try:
+        fallback = await upstream.manifest(remote, legacy_tag(digest, ""))
+    except UpstreamMissing:
+        return []
+    return index_descriptors(fallback.body) or []
