@@ -84,6 +84,12 @@ def observe(
                 seen[f"{method} {ref}"] = (r.status_code, code)
         moved = f"/v2/ondemand/app/manifests/moved-{kind}"  # one tag per downstream
         before = c.get(moved, headers={"Accept": OCI_MANIFEST}).headers["docker-content-digest"]
+        if kind == "ocireg":
+            # ocireg answers at once and copies the image (and its signature) behind the
+            # answer, serving that copy's manifest until it is stored: the tag moves upstream
+            # only once the copy is done, as it is when zot answers.
+            referrers = f"/v2/ondemand/app/referrers/{before}"
+            wait_until(lambda: c.get(referrers).json().get("manifests"), timeout=30)
         push_image(up, "ondemand/app", f"moved-{kind}")
         r = c.get(moved, headers={"Accept": OCI_MANIFEST})
         seen["moved tag"] = (r.status_code, r.headers.get("docker-content-digest") == before)
