@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ocireg.meta import MetaStore
+from ocireg.meta.base import BOOKMARK, STAR
 
 Body = Callable[[MetaStore], Awaitable[None]]
 SUBJECT = "sha256:" + "a" * 64
@@ -223,6 +224,30 @@ class MetaSuite:
             assert await m.user_groups(user) == []
             await m.set_user_groups(user, ["devs", "ops"])
             assert await m.user_groups(user) == ["devs", "ops"]
+
+        self.run(body)
+
+    def test_stars_and_bookmarks_toggle_per_user_count_and_survive_a_clear(self) -> None:
+        async def body(m: MetaStore) -> None:
+            tag = uuid.uuid4().hex[:8]  # the Redis store outlives a test: its own names
+            alice, bob, repo, other = f"alice{tag}", f"bob{tag}", f"r{tag}", f"o{tag}"
+            assert await m.marked(alice, STAR) == set()
+            assert await m.star_counts([repo, other]) == {}
+            assert await m.toggle_mark(alice, STAR, repo)
+            assert await m.toggle_mark(bob, STAR, repo)
+            assert await m.toggle_mark(bob, BOOKMARK, other)
+            assert await m.star_counts([repo, other]) == {repo: 2}
+            assert await m.marked(alice, STAR) == {repo}
+            assert await m.marked(bob, BOOKMARK) == {other}
+            assert await m.marked(alice, BOOKMARK) == set()
+            await m.clear()
+            assert not await m.toggle_mark(alice, STAR, repo)  # unstarred
+            assert await m.star_counts([repo]) == {repo: 1}
+            assert not await m.toggle_mark(bob, BOOKMARK, other)  # a bookmark does not count
+            assert await m.star_counts([repo, other]) == {repo: 1}
+            assert not await m.toggle_mark(bob, STAR, repo)
+            assert await m.star_counts([repo]) == {} and await m.star_counts([]) == {}
+            assert await m.marked(bob, STAR) == set() == await m.marked(bob, BOOKMARK)
 
         self.run(body)
 

@@ -13,6 +13,10 @@ INDEX_CHANGES_KEPT = 64
 # as not ready, so the index is rebuilt (in the background, or by `ocireg rebuild-meta`):
 # raised when records gain a field that reads rely on (2: `listed` and `updated`).
 SEARCH_FORMAT = 2
+# What a user may mark a repository with (zot's userprefs): a star counts, a bookmark is theirs.
+STAR = "star"
+BOOKMARK = "bookmark"
+MARKS = (STAR, BOOKMARK)
 
 
 class MetaUnavailable(Exception):
@@ -188,6 +192,23 @@ class MetaStore(Protocol):
         ...
 
     async def user_groups(self, user: str) -> list[str]: ...
+
+    # --- zot's user preferences: the repositories each user starred or bookmarked ----------
+    # (api/userprefs.py). Not rebuildable from storage, so `clear()` leaves them. Kept by
+    # name: a repository that goes and comes back under the same name keeps its marks.
+
+    async def toggle_mark(self, user: str, kind: str, repo: str) -> bool:
+        """Mark `repo` for `user` if it was not (kind: one of `MARKS`), else unmark it, in
+        one step with the repository's star count; True when it is marked now."""
+        ...
+
+    async def marked(self, user: str, kind: str) -> set[str]:
+        """The repositories `user` marked so."""
+        ...
+
+    async def star_counts(self, repos: list[str]) -> dict[str, int]:
+        """How many users starred each of these repositories (absent: none)."""
+        ...
 
     # --- web sessions ended by a logout (ocireg.ui): kept until they would have expired ------
 

@@ -19,9 +19,12 @@ and `<p>:ocireg-quota-repositories` (SET), the repositories `storage.maxRepos` c
 API keys, which storage cannot give back either, live in `{<p>:ocireg-apikeys}:...` (one
 hash slot, for their scripts): `keys` (HASH secret's hash -> `{"user", "details"}` JSON),
 `used` (HASH secret's hash -> lastUsed), `user:<user>` (HASH uuid -> secret's hash) and
-`groups` (HASH user -> their groups at their last password login, JSON). Web sessions ended
-by a logout are `<p>:ocireg-ended-sessions:<digest of the cookie>`, each with the TTL the
-session had left.
+`groups` (HASH user -> their groups at their last password login, JSON). The repositories
+users starred or bookmarked (zot's userprefs), which storage cannot give back either, live in
+`{<p>:ocireg-userprefs}:...` (one hash slot, for their script): `star:<user>` and
+`bookmark:<user>` (SETs of repository names) and `stars` (HASH repository -> star count).
+Web sessions ended by a logout are `<p>:ocireg-ended-sessions:<digest of the cookie>`, each
+with the TTL the session had left.
 zot's own dedupe hash `<p>:blobs:original` is read as a fallback for blob locations (zot
 writes it when dedupe is on).
 """
@@ -35,7 +38,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, STAR, MetaUnavailable
 from ocireg.meta.redis_client import client_from_config, error_text
 from ocireg.settings.drivers import RedisSettings
 
@@ -89,6 +92,17 @@ return 1
 # API keys: forget one by its owner's uuid (KEYS: keys, used, user:<user>; ARGV: uuid), and
 # note a use only of a key that is still there (KEYS: keys, used; ARGV: hash, time), so that
 # a use racing a delete leaves nothing behind.
+# Mark ARGV[1] in the set KEYS[1] if it is not, else unmark it; a star also counts in the
+# hash KEYS[2] (ARGV[2] '1'), in the same step. Returns 1 when marked now.
+_TOGGLE_MARK = """
+local marked = redis.call('SREM', KEYS[1], ARGV[1]) == 0
+if marked then redis.call('SADD', KEYS[1], ARGV[1]) end
+if ARGV[2] == '1' then
+    local count = redis.call('HINCRBY', KEYS[2], ARGV[1], marked and 1 or -1)
+    if count <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+end
+return marked and 1 or 0
+"""
 _KEY_DELETE = """
 local hashed = redis.call('HGET', KEYS[3], ARGV[1])
 if not hashed then return 0 end
@@ -160,6 +174,8 @@ class RedisMeta:
         self.sessions_ns = f"{self.prefix}:ocireg-ended-sessions"  # and these
         self._key_delete = self.client.register_script(_KEY_DELETE)
         self._key_touch = self.client.register_script(_KEY_TOUCH)
+        self.marks_ns = f"{{{self.prefix}:ocireg-userprefs}}"  # and these
+        self._toggle_mark = self.client.register_script(_TOGGLE_MARK)
 
     async def _do(self, coro: Any) -> Any:
         try:
@@ -501,6 +517,21 @@ class RedisMeta:
     async def user_groups(self, user: str) -> list[str]:
         found = await self._do(self.client.hget(f"{self.keys_ns}:groups", user))
         return [] if found is None else list(json.loads(found))
+
+    async def toggle_mark(self, user: str, kind: str, repo: str) -> bool:
+        keys = [f"{self.marks_ns}:{kind}:{user}", f"{self.marks_ns}:stars"]
+        args = [repo, "1" if kind == STAR else "0"]
+        return bool(await self._do(self._toggle_mark(keys=keys, args=args)))
+
+    async def marked(self, user: str, kind: str) -> set[str]:
+        found = await self._do(self.client.smembers(f"{self.marks_ns}:{kind}:{user}"))
+        return {_text(repo) for repo in found}
+
+    async def star_counts(self, repos: list[str]) -> dict[str, int]:
+        if not repos:
+            return {}
+        found = await self._do(self.client.hmget(f"{self.marks_ns}:stars", repos))
+        return {repo: int(n) for repo, n in zip(repos, found, strict=True) if n is not None}
 
     async def end_session(self, token: str, until: float) -> None:
         # Gone by itself once the session would have expired anyway.

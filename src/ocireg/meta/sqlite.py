@@ -11,7 +11,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, MetaUnavailable
+from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, STAR, MetaUnavailable
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS ended_sessions (token TEXT PRIMARY KEY, until REAL NO
     WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS user_groups (user TEXT PRIMARY KEY, groups TEXT NOT NULL)
     WITHOUT ROWID;
+-- zot's userprefs: a row per mark; a repository's star count is its rows of kind 'star'
+CREATE TABLE IF NOT EXISTS user_marks (
+    user TEXT NOT NULL, kind TEXT NOT NULL, repo TEXT NOT NULL,
+    PRIMARY KEY (user, kind, repo)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS user_marks_repo ON user_marks (kind, repo);
 CREATE TABLE IF NOT EXISTS search_repositories (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS search_images (
     repo TEXT NOT NULL, tag TEXT NOT NULL, record TEXT NOT NULL, text TEXT NOT NULL,
@@ -353,6 +358,27 @@ class SqliteMeta:
     async def user_groups(self, user: str) -> list[str]:
         rows = self._run("SELECT groups FROM user_groups WHERE user = ?", (user,))
         return list(json.loads(rows[0][0])) if rows else []
+
+    async def toggle_mark(self, user: str, kind: str, repo: str) -> bool:
+        with self._transaction("BEGIN IMMEDIATE") as db:
+            args = (user, kind, repo)
+            sql = "DELETE FROM user_marks WHERE user = ? AND kind = ? AND repo = ? RETURNING 1"
+            if db.execute(sql, args).fetchall():
+                return False
+            db.execute("INSERT INTO user_marks VALUES (?, ?, ?)", args)
+            return True
+
+    async def marked(self, user: str, kind: str) -> set[str]:
+        rows = self._run("SELECT repo FROM user_marks WHERE user = ? AND kind = ?", (user, kind))
+        return {repo for (repo,) in rows}
+
+    async def star_counts(self, repos: list[str]) -> dict[str, int]:
+        rows = self._run(
+            "SELECT repo, COUNT(*) FROM user_marks WHERE kind = ?"
+            " AND repo IN (SELECT value FROM json_each(?)) GROUP BY repo",
+            (STAR, json.dumps(repos)),
+        )
+        return dict(rows)
 
     async def end_session(self, token: str, until: float) -> None:
         with self._transaction() as db:  # the notes of sessions that expired since go too
