@@ -45,7 +45,8 @@ MEANINGFUL_KEYS = frozenset(
         "q",
         "contains",
         "repository",
-        "repo",  # the web pages' (page_repository routes by it)
+        "repo",  # the web pages' (page_repository routes by it) and userprefs'
+        "action",  # userprefs'
         "reference",
         "id",  # an API key's (DELETE /zot/auth/apikey?id=)
     }
@@ -81,6 +82,10 @@ class Endpoint(enum.Enum):
     # filtered per repository like the catalog's (routed only with extensions.search)
     GRAPHQL = ("/v2/_zot/ext/search", Kind.CATALOG)
     DISCOVER = ("/v2/_oci/ext/discover", Kind.CATALOG)
+    # zot's stars and bookmarks (api/userprefs.py), authorized as search is; the `repo` of
+    # its query is the target's repository, so that with separate storage per member the
+    # cluster sends it to the member that holds (and keeps the marks of) that repository
+    USERPREFS = ("/v2/_zot/ext/userprefs", Kind.CATALOG)
     # zot's login options for clients (api/mgmt.py): open to anyone, as in zot
     MGMT = ("/v2/_zot/ext/mgmt", Kind.HEALTH)
     # search (registry/search.py): a listing like the catalog, filtered by read access
@@ -114,6 +119,7 @@ _EXACT = {
     "/v2/_ocireg/cluster": Endpoint.CLUSTER,
     "/v2/_zot/ext/search": Endpoint.GRAPHQL,
     "/v2/_oci/ext/discover": Endpoint.DISCOVER,
+    "/v2/_zot/ext/userprefs": Endpoint.USERPREFS,
     "/v2/_zot/ext/mgmt": Endpoint.MGMT,
     "/v2/_ocireg/search": Endpoint.SEARCH,
     "/zot/auth/apikey": Endpoint.APIKEY,
@@ -190,7 +196,9 @@ def classify(method: str, path: str, query_string: bytes = b"") -> Target:
     endpoint = _EXACT.get(path)
     if endpoint is not None:
         try:
-            return Target(endpoint, _action(method), query=parse_query(query_string))
+            query = parse_query(query_string)
+            repository = _valid(query.get("repo")) if endpoint is Endpoint.USERPREFS else None
+            return Target(endpoint, _action(method), repository, query=query)
         except RegistryError as err:
             return Target(endpoint, _action(method), error=err)
     if not path.startswith("/v2/"):
@@ -235,6 +243,13 @@ def page_repository(path: str, query_string: bytes = b"") -> str | None:
         pairs = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
         name = next((value for key, value in pairs if key == "repo"), "")
     else:
+        return None
+    return _valid(name)
+
+
+def _valid(name: str | None) -> str | None:
+    """`name` if it is a valid repository name, else None (the handler says why)."""
+    if name is None:
         return None
     try:
         return names.validate_name(name)

@@ -38,6 +38,7 @@ def ok(method: str, path: str, query: bytes = b"") -> Target:
         ("POST", "/v2/_zot/ext/search", Endpoint.GRAPHQL, None),
         ("GET", "/v2/_oci/ext/discover", Endpoint.DISCOVER, None),
         ("GET", "/v2/_zot/ext/mgmt", Endpoint.MGMT, None),
+        ("PUT", "/v2/_zot/ext/userprefs", Endpoint.USERPREFS, None),
         ("GET", "/metrics", Endpoint.OTHER, None),
         ("GET", "/v2/x", Endpoint.UNKNOWN_V2, None),
         ("GET", "/v2/x/blobs", Endpoint.UNKNOWN_V2, None),
@@ -59,6 +60,22 @@ def test_kinds_and_actions() -> None:
     assert (put.action, put.tag, put.reference) == (Action.CREATE, "v1", "v1")
     by_digest = ok("PUT", f"/v2/a/manifests/{D1}")
     assert (by_digest.tag, by_digest.reference) == (None, D1)
+
+
+def test_userprefs_names_the_repository_of_its_query() -> None:
+    """So that with separate storage the cluster layer sends it to the member holding that
+    repository; an invalid name names none (the handler answers 404), a repeat is refused."""
+    target = classify("PUT", "/v2/_zot/ext/userprefs", b"action=toggleStar&repo=a%2Fb")
+    assert (target.endpoint, target.kind, target.repository) == (
+        Endpoint.USERPREFS,
+        Kind.CATALOG,
+        "a/b",
+    )
+    assert target.query == {"action": "toggleStar", "repo": "a/b"}
+    assert classify("PUT", "/v2/_zot/ext/userprefs", b"repo=A/../b").repository is None
+    for repeated in (b"repo=a&repo=b", b"action=toggleStar&action=toggleBookmark&repo=a"):
+        error = classify("PUT", "/v2/_zot/ext/userprefs", repeated).error
+        assert error is not None and error.code is ErrorCode.QUERY_INVALID
 
 
 def test_blob_digest_parsed_once() -> None:

@@ -91,6 +91,15 @@ def _search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
     return search_routes(config)
 
 
+def _userprefs_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
+    """zot's stars and bookmarks, when `extensions.search` and `extensions.ui` are on."""
+    if not config.search.enabled:
+        return {}
+    from ocireg.api.userprefs import userprefs_routes  # imports graphql-core, as search does
+
+    return userprefs_routes(config)
+
+
 def build_middleware(
     config: Config, auth: AuthServices | None, peers: Peers | None = None
 ) -> list[Middleware]:
@@ -140,6 +149,7 @@ def build_middleware(
                 (Endpoint.CLUSTER, "GET"): cluster_status,
                 **_search_routes(config),
                 **mgmt_routes(config),
+                **_userprefs_routes(config),
                 **api_key_routes(config),
                 **token_routes(auth),
             },

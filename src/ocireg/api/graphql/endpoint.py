@@ -35,6 +35,8 @@ from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
 from ocireg.target import Endpoint
 
 SEARCH_PATH = "/v2/_zot/ext/search"
+# zot's userprefs path (api/userprefs.py, which imports this module)
+USERPREFS_PATH = "/v2/_zot/ext/userprefs"
 # A query is text: zui's and zli's are under 1 KiB. Parsing 1 MiB took seconds of a worker.
 MAX_BODY = 64 << 10
 # Texts up to this size are kept parsed (`_cached`): every client query, and little memory
@@ -48,23 +50,26 @@ def search_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
     (the paths then answer 404 like any unknown /v2/ path)."""
     if not config.search.enabled:
         return {}
+    # as zot lists them: userprefs only where it is routed
+    endpoints = [SEARCH_PATH, *([USERPREFS_PATH] if config.ui.enabled else []), MGMT_PATH]
+    extension = {
+        "name": "_zot",
+        "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
+        "description": "zot registry extensions",
+        "endpoints": endpoints,
+    }
+    document = {"extensions": [extension]}
+
+    async def discover(request: Request) -> Response:
+        """The OCI extensions discovery document; zli looks for the search endpoint here
+        before it sends a query."""
+        return JSONResponse(document)
+
     return {
         (Endpoint.GRAPHQL, "GET"): search,
         (Endpoint.GRAPHQL, "POST"): search,
         (Endpoint.DISCOVER, "GET"): discover,
     }
-
-
-async def discover(request: Request) -> Response:
-    """The OCI extensions discovery document; zli looks for the search endpoint here before
-    it sends a query."""
-    extension = {
-        "name": "_zot",
-        "url": "https://github.com/project-zot/zot/blob/main/pkg/extensions/_zot.md",
-        "description": "zot registry extensions",
-        "endpoints": [SEARCH_PATH, MGMT_PATH],  # as zot lists them
-    }
-    return JSONResponse({"extensions": [extension]})
 
 
 async def search(request: Request) -> Response:
@@ -79,7 +84,8 @@ async def search(request: Request) -> Response:
         return _errors(422, err.message)
     if problems:
         return _answer(422, ExecutionResult(None, list(problems)))
-    source = Source(store_of(request), _access(request))
+    identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    source = Source(store_of(request), access_of(request), identity.user)
     result = execute(
         schema,
         document,
@@ -165,7 +171,7 @@ async def _bounded_body(request: Request) -> bytes:
     return b"".join(parts)
 
 
-def _access(request: Request) -> Access:
+def access_of(request: Request) -> Access:
     """What the caller may read and delete, decided as the API decides it: a bearer token's
     grants, else `accessControl`, else (authentication alone, or none) everything."""
     identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS

@@ -63,7 +63,7 @@ def _sorted(items: list[Summary], sort_by: str, repos: bool) -> list[Summary]:
         return sorted(items, key=lambda item: (item["Rank"], item["Name"]))
     if sort_by == "DOWNLOADS":  # summed-up items only (`_every_summed`)
         return sorted(items, key=lambda item: (-item["DownloadCount"], *name(item)))
-    # ALPHABETIC_ASC; and STARS, SEVERITY: every count is zero here
+    # ALPHABETIC_ASC; and STARS (which zot refuses), SEVERITY (no scanner here)
     return sorted(items, key=name)
 
 
@@ -86,22 +86,37 @@ def _wanted(values: Sequence[str | None] | None) -> set[str]:
 
 
 def _filters(flt: dict[str, Any] | None) -> bool:
-    """Whether a `Filter` filters anything."""
+    """Whether a `Filter` filters by what only the documents say (platforms, signatures);
+    its `IsStarred` and `IsBookmarked` are applied to names first (`_marked`)."""
     flt = flt or {}
-    return bool(
-        _wanted(flt.get("Os")) or _wanted(flt.get("Arch")) or flt.get("HasToBeSigned")
-    ) or bool(flt.get("IsBookmarked") or flt.get("IsStarred"))
+    return bool(_wanted(flt.get("Os")) or _wanted(flt.get("Arch")) or flt.get("HasToBeSigned"))
+
+
+async def _marked(
+    src: Source, ranked: list[tuple[str, int]], flt: dict[str, Any] | None
+) -> list[tuple[str, int]]:
+    """The repositories whose marks pass the filter's `IsStarred` and `IsBookmarked`, as zot
+    applies them to repositories (true: marked by the caller; false: not; absent: either).
+    zot applies them to nothing else: image results ignore them."""
+    flt = flt or {}
+    starred, bookmarked = flt.get("IsStarred"), flt.get("IsBookmarked")
+    if starred is None and bookmarked is None:
+        return ranked
+    marks = await src.marks()
+    return [
+        (name, rank)
+        for name, rank in ranked
+        if (starred is None or (name in marks.starred) == starred)
+        and (bookmarked is None or (name in marks.bookmarked) == bookmarked)
+    ]
 
 
 async def _accepted(
     platforms: list[dict[str, str]], signatures: Any, flt: dict[str, Any] | None
 ) -> bool:
-    """Whether a summary passes zot's `Filter` (no stars or bookmarks are kept here, so
-    asking for them matches nothing)."""
+    """Whether a summary passes zot's `Filter` on platforms and signatures."""
     if not flt:
         return True
-    if flt.get("IsBookmarked") or flt.get("IsStarred"):
-        return False
     os_wanted, arch_wanted = _wanted(flt.get("Os")), _wanted(flt.get("Arch"))
     if os_wanted and not any(p["Os"].lower() in os_wanted for p in platforms):
         return False
@@ -182,7 +197,7 @@ async def global_search(
             keys = await _tag_keys(src, text)
         page, page_info = await _image_page(src, keys, requestedPage, filter)
         return {"Page": page_info, "Images": page, "Repos": [], "Layers": []}
-    matched = await src.matching(text)
+    matched = await _marked(src, await src.matching(text), filter)
     if _every_summed(requestedPage, filter):  # every match summed up
         found = await asyncio.gather(*(summaries.images_of(src, name) for name, _ in matched))
         repos = [
@@ -195,6 +210,7 @@ async def global_search(
         )
         repos = [r for r, kept in zip(repos, keep, strict=True) if kept]
         page, page_info = _page(repos, requestedPage, "RELEVANCE", repos=True)
+        page = await summaries.with_marks(src, page)
     else:
         page, page_info = await _repo_page(src, matched, requestedPage, "RELEVANCE")
     return {"Page": page_info, "Images": [], "Repos": page, "Layers": []}
@@ -247,6 +263,7 @@ async def _repo_page(
         for key, images in zip(page, found, strict=True)
         if images  # none left since the index was written
     ]
+    await summaries.with_marks(src, results)
     return results, {**page_info, "ItemCount": len(results)}
 
 
@@ -268,7 +285,9 @@ async def expanded_repo_info(_: Any, info: Info, repo: str) -> Summary:
         raise GraphQLError("repo metadata not found for given repo name")
     images = await summaries.images_of(src, repo)
     ordered = _sorted(images, "UPDATE_TIME", repos=False)
-    return {"Images": ordered, "Summary": summaries.repo_summary(repo, images)}
+    summary = summaries.repo_summary(repo, images)
+    await summaries.with_marks(src, [summary])
+    return {"Images": ordered, "Summary": summary}
 
 
 async def image_list(
@@ -323,11 +342,24 @@ async def referrers(
     return [r for r in found if r["ArtifactType"] in wanted]
 
 
-async def no_user_preferences(
+async def starred_repos(_: Any, info: Info, requestedPage: dict[str, Any] | None = None) -> Summary:
+    return await _marked_repos(_source(info), {"IsStarred": True}, requestedPage)
+
+
+async def bookmarked_repos(
     _: Any, info: Info, requestedPage: dict[str, Any] | None = None
 ) -> Summary:
-    """StarredRepos, BookmarkedRepos: ocireg keeps no per-user stars or bookmarks."""
-    return {"Page": {"TotalCount": 0, "ItemCount": 0}, "Results": []}
+    return await _marked_repos(_source(info), {"IsBookmarked": True}, requestedPage)
+
+
+async def _marked_repos(
+    src: Source, flt: dict[str, Any], requestedPage: dict[str, Any] | None
+) -> Summary:
+    """The readable repositories the caller marked so, newest first by default, as zot
+    pages them (an anonymous caller has none)."""
+    marked = await _marked(src, [(n, 0) for n in await src.repositories()], flt)
+    page, page_info = await _repo_page(src, marked, requestedPage, "UPDATE_TIME")
+    return {"Page": page_info, "Results": page}
 
 
 def refused(message: str) -> Callable[..., Any]:
@@ -345,8 +377,8 @@ RESOLVERS: dict[str, Callable[..., Any]] = {
     "ImageListForDigest": image_list_for_digest,
     "Image": image,
     "Referrers": referrers,
-    "StarredRepos": no_user_preferences,
-    "BookmarkedRepos": no_user_preferences,
+    "StarredRepos": starred_repos,
+    "BookmarkedRepos": bookmarked_repos,
     "CVEListForImage": refused(NO_CVE),
     "CVEDiffListForImages": refused(NO_CVE),
     "ImageListForCVE": refused(NO_CVE),

@@ -5,8 +5,9 @@ caller may read (the catalog index of the metadata store), the names a search ma
 rank: a scan of those names), which images zot lists in which repositories with their update
 times (the search index, `ocireg.registry.search`: what lists order, count and page by
 without reading any manifest), tags with their descriptors, manifest and config documents
-(for the images of the page a query returns), referrers, and pull times and counts (the
-metadata store's, registry/pulls.py), all through `ImageStore`. Tags
+(for the images of the page a query returns), referrers, pull times and counts (the
+metadata store's, registry/pulls.py) and the caller's stars and bookmarks (api/userprefs.py),
+all through `ImageStore`. Tags
 and their descriptors come from one read of `index.json` through the store's index cache (as
 the tags list reads it); documents are read once per request (a query names the same
 manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a page over a large
@@ -23,6 +24,7 @@ from typing import Any
 from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import RegistryError
+from ocireg.meta.base import BOOKMARK, STAR
 from ocireg.names import validate_name
 from ocireg.registry import ImageStore
 from ocireg.registry.index import Index, tag_of
@@ -39,6 +41,14 @@ class Pulls:
 
 
 @dataclass(frozen=True)
+class Marks:
+    """The repositories the caller starred and bookmarked (zot's userprefs)."""
+
+    starred: frozenset[str]
+    bookmarked: frozenset[str]
+
+
+@dataclass(frozen=True)
 class Access:
     """What the caller may do, per repository (access control as the API applies it)."""
 
@@ -47,9 +57,11 @@ class Access:
 
 
 class Source:
-    def __init__(self, store: ImageStore, access: Access) -> None:
+    def __init__(self, store: ImageStore, access: Access, user: str | None = None) -> None:
         self.store = store
         self.access = access
+        self.user = user  # None: anonymous, who has no stars or bookmarks
+        self._marks: asyncio.Future[Marks] | None = None
         self._docs: dict[tuple[str, str], asyncio.Future[dict[str, Any] | None]] = {}
         self._pulls: dict[str, asyncio.Future[Pulls]] = {}
         self._gate = asyncio.Semaphore(READS_AT_ONCE)
@@ -147,6 +159,24 @@ class Source:
         meta = self.store.meta
         last, counts = await asyncio.gather(meta.pulls(repo), meta.pull_counts(repo))
         return Pulls(last, counts)
+
+    def marks(self) -> Awaitable[Marks]:
+        """The repositories the caller starred and bookmarked; read once per request."""
+        if self._marks is None:
+            self._marks = asyncio.ensure_future(self._read_marks())
+        return self._marks
+
+    async def _read_marks(self) -> Marks:
+        if self.user is None:
+            return Marks(frozenset(), frozenset())
+        meta = self.store.meta
+        starred, bookmarked = await asyncio.gather(
+            meta.marked(self.user, STAR), meta.marked(self.user, BOOKMARK)
+        )
+        return Marks(frozenset(starred), frozenset(bookmarked))
+
+    async def star_counts(self, repos: list[str]) -> dict[str, int]:
+        return await self.store.meta.star_counts(repos)
 
     async def referrers(self, repo: str, digest: str) -> list[dict[str, Any]]:
         try:

@@ -5,8 +5,8 @@ strings (manifest + config + layers; an index adds up its manifests), `LastUpdat
 `created` annotation or label, else the config's `created`, else its last history entry;
 title, description and the like come from the manifest's annotations, else the config's
 labels (OCI keys, then label-schema ones). What ocireg does not keep is answered as zot
-answers without it: no download, star or bookmark counts, zero push and pull times, and an
-empty vulnerability summary (no scanner).
+answers without it: zero push times, and an empty vulnerability summary (no scanner).
+Stars and bookmarks are the metadata store's (`with_marks`).
 
 Summaries are plain dicts keyed by zot's field names; keys starting with `_` are ours (for
 sorting and filtering) and never reach the answer. Referrers and signatures cost a lookup
@@ -376,10 +376,23 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
         "Vendors": vendors,
         "NewestImage": newest,
         "DownloadCount": downloads(images),
-        "StarCount": 0,
+        "StarCount": 0,  # `with_marks` fills these three
         "IsBookmarked": False,
         "IsStarred": False,
         "Rank": rank,
         "_updated": newest["_updated"] if newest else microseconds(ZERO_TIME),
         "_signatures": newest["_signatures"] if newest else None,
     }
+
+
+async def with_marks(src: Source, repos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """These repository summaries with their star counts and the caller's marks, as zot
+    fills every `RepoSummary`: one read of the counts for all of them."""
+    marks = await src.marks()
+    counts = await src.star_counts([r["Name"] for r in repos]) if repos else {}
+    for summary in repos:
+        name = summary["Name"]
+        summary["StarCount"] = counts.get(name, 0)
+        summary["IsStarred"] = name in marks.starred
+        summary["IsBookmarked"] = name in marks.bookmarked
+    return repos
