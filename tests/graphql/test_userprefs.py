@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.auth.conftest import PASSWORDS, client_for, write_htpasswd
-from tests.conftest import BACKEND_ENV, use_backend
+from tests.conftest import BACKEND_ENV, s3_cluster_configs, use_backend
 from tests.graphql import queries as q
 from tests.graphql.conftest import SEARCH, gql
 from tests.support.cluster import cluster_configs, repo_owned_by, running_members
@@ -219,6 +219,22 @@ def test_bad_requests(clients: dict[str | None, httpx.Client]) -> None:
     assert _marks(alice, [app]) == {app: (0, False, False)}
 
 
+def test_zuis_web_session_toggles(
+    registry: RegistryProcess, clients: dict[str | None, httpx.Client]
+) -> None:
+    """zui's buttons send the PUT with the session cookie and zot's client header; the
+    cookie alone (what a form of another site could send) is an anonymous caller."""
+    (app,) = _repos(clients["root"], "open/*/zui")
+    with httpx.Client(base_url=registry.url, timeout=30) as page:
+        form = {"username": "alice", "password": PASSWORDS["alice"], "next": "/"}
+        assert page.post("/ui/login", data=form).status_code == 303
+        assert_error(_toggle(page, "toggleStar", app, 403), 403, "DENIED")
+        page.headers["X-ZOT-API-CLIENT"] = "zot-ui"
+        _toggle(page, "toggleStar", app)
+        assert _marks(page, [app]) == {app: (1, True, False)}
+    assert _marks(clients["alice"], [app]) == {app: (1, True, False)}
+
+
 def test_routed_with_search_and_ui_only(tmp_path: Path) -> None:
     """zot's AreUserPrefsEnabled: with the UI, listed by discover between search and mgmt;
     search alone: 404, not listed. Without `anonymousPolicy` an anonymous caller is asked
@@ -245,15 +261,29 @@ def test_routed_with_search_and_ui_only(tmp_path: Path) -> None:
                 assert_error(_toggle(root, "toggleStar", "some/app", 404), 404, "NOT_FOUND")
 
 
-def test_cluster_members_keep_the_marks_of_what_they_hold(tmp_path: Path) -> None:
+def test_cluster_members_keep_the_marks_of_what_they_hold(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """With separate storage per member the request goes to the member that holds the
     repository (its `repo` routes it), which keeps the mark and answers for it in search;
-    on one shared root the members share the metadata store, so any member sees it."""
+    on one shared root (sqlite) or one Redis the members share the metadata store, so any
+    member sees it."""
     htpasswd = write_htpasswd(tmp_path / "users.htpasswd", PASSWORDS)
-    for shared in (False, True):
-        workdir = tmp_path / ("shared" if shared else "separate")
+    variants = ["separate", "shared"]
+    if os.environ.get(BACKEND_ENV) == "s3":
+        variants.append("redis")  # SeaweedFS + Redis, a local root each: Redis is shared
+    for variant in variants:
+        shared = variant != "separate"
+        workdir = tmp_path / variant
         workdir.mkdir()
-        configs = cluster_configs(workdir, count=2, shared_root=shared, extensions=UI_ON)
+        if variant == "redis":
+            weed, redis = (
+                request.getfixturevalue("seaweedfs"),
+                request.getfixturevalue("redis_server"),
+            )
+            configs = s3_cluster_configs(workdir, weed, redis, count=2, extensions=UI_ON)
+        else:
+            configs = cluster_configs(workdir, count=2, shared_root=shared, extensions=UI_ON)
         for cfg in configs:
             cfg["http"]["auth"] = {"htpasswd": {"path": str(htpasswd)}}
         with running_members(workdir, configs) as members:
