@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth.conftest import PASSWORDS, client_for, write_htpasswd
+from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, client_for, write_htpasswd
 from tests.conftest import BACKEND_ENV, s3_cluster_configs, use_backend
 from tests.graphql import queries as q
 from tests.graphql.conftest import SEARCH, gql
@@ -296,3 +296,33 @@ def test_cluster_members_keep_the_marks_of_what_they_hold(
                 assert _marks(first, [name]) == {name: (1, True, False)}
             first.close()
             second.close()
+
+
+def test_bearer_tokens_mark_what_they_may_pull(tmp_path: Path) -> None:
+    """With a token server the token decides, as for search: the catalog scope to ask at
+    all (401 naming it otherwise), then its `pull` grant on the repository (403 without)."""
+    with TokenServer(tmp_path / "tokens") as tokens:
+        bearer = {"realm": tokens.realm, "service": SERVICE, "cert": str(tokens.files.cert)}
+        cfg = base_config(tmp_path / "root", workers=1, extensions=UI_ON)
+        cfg["http"]["auth"] = {"bearer": bearer}
+        names = ["tok/seen", "tok/hidden"]
+        push = [{"type": "repository", "name": n, "actions": ["pull", "push"]} for n in names]
+        catalog = {"type": "registry", "name": "catalog", "actions": ["*"]}
+        seen = {"type": "repository", "name": "tok/seen", "actions": ["pull"]}
+
+        def client(url: str, access: list[dict[str, Any]]) -> httpx.Client:
+            token = tokens.mint("alice", access)
+            headers = {"Authorization": f"Bearer {token}"}
+            return httpx.Client(base_url=url, timeout=30.0, headers=headers)
+
+        with running_registry(tmp_path, cfg, name="userprefs-bearer") as proc:
+            with client(proc.url, push) as pusher:
+                for name in names:
+                    push_image(pusher, name, "v1")
+            with client(proc.url, [catalog, seen]) as reader:
+                _toggle(reader, "toggleBookmark", "tok/seen")
+                assert_error(_toggle(reader, "toggleBookmark", "tok/hidden", 403), 403, "DENIED")
+                assert _marks(reader, names) == {"tok/seen": (0, False, True)}
+            with client(proc.url, [seen]) as no_catalog:
+                r = _toggle(no_catalog, "toggleStar", "tok/seen", 401)
+                assert 'scope="registry:catalog:*"' in r.headers["www-authenticate"]
