@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.auth.conftest import SERVICE, TokenServer
 from tests.conftest import BACKEND_ENV, use_backend
 from tests.support.oci import (
     OCI_INDEX,
@@ -142,6 +144,28 @@ def gql_zli(client: httpx.Client, query: str) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+# Two repositories behind a token server: a token may push both, or pull only the first.
+TOKEN_REPOS = ["tok/seen", "tok/hidden"]
+TOKEN_PUSH = [{"type": "repository", "name": n, "actions": ["pull", "push"]} for n in TOKEN_REPOS]
+TOKEN_CATALOG = {"type": "registry", "name": "catalog", "actions": ["*"]}
+TOKEN_SEEN = {"type": "repository", "name": "tok/seen", "actions": ["pull"]}
+
+
+def bearer_config(tokens: TokenServer, root: Path, extensions: dict[str, Any]) -> dict[str, Any]:
+    """A registry's config whose credentials are the token server's tokens."""
+    bearer = {"realm": tokens.realm, "service": SERVICE, "cert": str(tokens.files.cert)}
+    cfg = base_config(root, workers=1, extensions=extensions)
+    cfg["http"]["auth"] = {"bearer": bearer}
+    return cfg
+
+
+def bearer_client(tokens: TokenServer, url: str, access: list[dict[str, Any]]) -> httpx.Client:
+    """A client sending alice's token with this `access` claim."""
+    token = tokens.mint("alice", access)
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=url, timeout=30.0, headers=headers)
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,18 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, client_for, write_htpasswd
+from tests.auth.conftest import PASSWORDS, TokenServer, client_for, write_htpasswd
 from tests.graphql import queries as q
-from tests.graphql.conftest import SEARCH, gql
+from tests.graphql.conftest import (
+    SEARCH,
+    TOKEN_CATALOG,
+    TOKEN_PUSH,
+    TOKEN_REPOS,
+    TOKEN_SEEN,
+    bearer_client,
+    bearer_config,
+    gql,
+)
 from tests.support.cluster import repo_owned_by, running_cluster
 from tests.support.oci import assert_error, push_artifact, push_image
 from tests.support.server import RegistryProcess, base_config, running_registry
@@ -172,30 +181,21 @@ def test_bearer_tokens_see_what_they_may_pull(tmp_path: Path) -> None:
 
 
 def _search_with_tokens(tmp_path: Path, token_server: TokenServer) -> None:
-    bearer = {"realm": token_server.realm, "service": SERVICE, "cert": str(token_server.files.cert)}
-    cfg = base_config(tmp_path / "root", workers=1, extensions=SEARCH_ON)
-    cfg["http"]["auth"] = {"bearer": bearer}
-    names = ["tok/seen", "tok/hidden"]
-    push = [{"type": "repository", "name": n, "actions": ["pull", "push"]} for n in names]
-    catalog = {"type": "registry", "name": "catalog", "actions": ["*"]}
-    seen = {"type": "repository", "name": "tok/seen", "actions": ["pull"]}
+    cfg = bearer_config(token_server, tmp_path / "root", SEARCH_ON)
 
     def client(url: str, access: list[dict[str, Any]]) -> httpx.Client:
-        token = token_server.mint("alice", access)
-        return httpx.Client(
-            base_url=url, timeout=30.0, headers={"Authorization": f"Bearer {token}"}
-        )
+        return bearer_client(token_server, url, access)
 
     with running_registry(tmp_path, cfg, name="graphql-bearer") as proc:
-        with client(proc.url, push) as pusher:
-            for name in names:
+        with client(proc.url, TOKEN_PUSH) as pusher:
+            for name in TOKEN_REPOS:
                 push_image(pusher, name, "v1")
-        with client(proc.url, [catalog, seen]) as reader:
+        with client(proc.url, [TOKEN_CATALOG, TOKEN_SEEN]) as reader:
             found = gql(reader, q.zui_global_search("tok"))["data"]["GlobalSearch"]["Repos"]
             assert [r["Name"] for r in found] == ["tok/seen"]
             info = gql(reader, q.zui_expanded_repo_info("tok/seen"))["data"]["ExpandedRepoInfo"]
             assert info["Images"][0]["IsDeletable"] is False  # no delete grant
-        with client(proc.url, [seen]) as no_catalog:
+        with client(proc.url, [TOKEN_SEEN]) as no_catalog:
             r = no_catalog.get(SEARCH, params={"query": q.zui_repo_list()})
             assert_error(r, 401, "UNAUTHORIZED")
             assert 'scope="registry:catalog:*"' in r.headers["www-authenticate"]

@@ -16,10 +16,19 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.auth.conftest import PASSWORDS, SERVICE, TokenServer, client_for, write_htpasswd
+from tests.auth.conftest import PASSWORDS, TokenServer, client_for, write_htpasswd
 from tests.conftest import BACKEND_ENV, s3_cluster_configs, use_backend
 from tests.graphql import queries as q
-from tests.graphql.conftest import SEARCH, gql
+from tests.graphql.conftest import (
+    SEARCH,
+    TOKEN_CATALOG,
+    TOKEN_PUSH,
+    TOKEN_REPOS,
+    TOKEN_SEEN,
+    bearer_client,
+    bearer_config,
+    gql,
+)
 from tests.support.cluster import cluster_configs, repo_owned_by, running_members
 from tests.support.oci import assert_error, push_image
 from tests.support.server import RegistryProcess, base_config, running_registry
@@ -302,27 +311,15 @@ def test_bearer_tokens_mark_what_they_may_pull(tmp_path: Path) -> None:
     """With a token server the token decides, as for search: the catalog scope to ask at
     all (401 naming it otherwise), then its `pull` grant on the repository (403 without)."""
     with TokenServer(tmp_path / "tokens") as tokens:
-        bearer = {"realm": tokens.realm, "service": SERVICE, "cert": str(tokens.files.cert)}
-        cfg = base_config(tmp_path / "root", workers=1, extensions=UI_ON)
-        cfg["http"]["auth"] = {"bearer": bearer}
-        names = ["tok/seen", "tok/hidden"]
-        push = [{"type": "repository", "name": n, "actions": ["pull", "push"]} for n in names]
-        catalog = {"type": "registry", "name": "catalog", "actions": ["*"]}
-        seen = {"type": "repository", "name": "tok/seen", "actions": ["pull"]}
-
-        def client(url: str, access: list[dict[str, Any]]) -> httpx.Client:
-            token = tokens.mint("alice", access)
-            headers = {"Authorization": f"Bearer {token}"}
-            return httpx.Client(base_url=url, timeout=30.0, headers=headers)
-
+        cfg = bearer_config(tokens, tmp_path / "root", UI_ON)
         with running_registry(tmp_path, cfg, name="userprefs-bearer") as proc:
-            with client(proc.url, push) as pusher:
-                for name in names:
+            with bearer_client(tokens, proc.url, TOKEN_PUSH) as pusher:
+                for name in TOKEN_REPOS:
                     push_image(pusher, name, "v1")
-            with client(proc.url, [catalog, seen]) as reader:
+            with bearer_client(tokens, proc.url, [TOKEN_CATALOG, TOKEN_SEEN]) as reader:
                 _toggle(reader, "toggleBookmark", "tok/seen")
                 assert_error(_toggle(reader, "toggleBookmark", "tok/hidden", 403), 403, "DENIED")
-                assert _marks(reader, names) == {"tok/seen": (0, False, True)}
-            with client(proc.url, [seen]) as no_catalog:
+                assert _marks(reader, TOKEN_REPOS) == {"tok/seen": (0, False, True)}
+            with bearer_client(tokens, proc.url, [TOKEN_SEEN]) as no_catalog:
                 r = _toggle(no_catalog, "toggleStar", "tok/seen", 401)
                 assert 'scope="registry:catalog:*"' in r.headers["www-authenticate"]
