@@ -83,6 +83,8 @@ def test_on_demand_serves_signed_images_and_404s_the_unsigned(
         r = c.get(f"/v2/{repo}/manifests/notation", headers=ACCEPT)
         assert r.status_code == 200
         assert r.headers["docker-content-digest"] == signed.images["notation"].digest
+        # Skipped, not failed: no upstream failure is reported for it.
+        assert "serving the cached copy" not in proc.logs()
 
 
 def test_a_signature_in_the_referrers_fallback_tag_counts(

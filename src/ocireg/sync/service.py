@@ -275,6 +275,8 @@ class SyncService:
             await asyncio.sleep(registry.settings.retry_delay)
             try:
                 await with_retries(registry.settings, functools.partial(fetch, registry, remote))
+            except UpstreamUnsigned:
+                return  # reached at last, and skipped (onlySigned): logged as such, no error
             except (UpstreamError, RegistryError) as exc:
                 log.error(
                     "on-demand retries failed",
@@ -355,6 +357,11 @@ class SyncService:
     ) -> None:
         """Every upstream failed: serve the cached copy if there is one, else say why."""
         reasons = [str(f) for f in failures]
+        if cached and failures and all(isinstance(f, UpstreamUnsigned) for f in failures):
+            # onlySigned, and the tag moved upstream to an unsigned image: the stored one is
+            # the answer, as for a tag that did not move (`_require_signature` logged why)
+            self.record("on_demand", "hit", 1)
+            return
         if cached:
             self.record("on_demand", "stale", 1)
             log.warning(
