@@ -30,6 +30,8 @@ class QuietHandler(BaseHTTPRequestHandler):
 class ThreadedServer:
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        # the close does not wait for a handler a test keeps waiting (an upstream that hangs)
+        self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property

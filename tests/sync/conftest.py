@@ -32,6 +32,7 @@ from tests.support.server import (
     running_registry,
     wait_until,
 )
+from tests.support.threaded import QuietHandler
 from tests.support.tools import missing, require
 
 DOCKER_REGISTRY = "/usr/bin/docker-registry"
@@ -202,3 +203,34 @@ def push_fallback_signed(client: httpx.Client, repo: str) -> dict[str, Image]:
     r = push_manifest(client, repo, fallback, encode_json(index), OCI_INDEX)
     assert r.status_code == 201, r.text
     return {"signed": image, "unsigned": push_image(client, repo, "unsigned")}
+
+
+class HandWrittenUpstream(QuietHandler):
+    """An upstream whose answers a test writes itself (misbehaving ones); HEAD answers as
+    GET without the body. Served by `tests.support.threaded.ThreadedServer`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_HEAD(self) -> None:
+        self.do_GET()
+
+    def do_GET(self) -> None:
+        raise NotImplementedError
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str = "application/octet-stream",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for key, text in (headers or {}).items():
+            self.send_header(key, text)
+        self.end_headers()
+        if self.command != "HEAD":
+            # the mirror hangs up on what it refuses or gave up waiting for
+            with contextlib.suppress(ConnectionError):
+                self.wfile.write(body)

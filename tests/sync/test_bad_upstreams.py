@@ -4,13 +4,10 @@ not stored, the client gets a clear error (never a 500), and no manifest becomes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import httpx
 import pytest
@@ -18,7 +15,8 @@ import pytest
 from tests.ops.conftest import scrape, value
 from tests.support.oci import OCI_MANIFEST, descriptor, image_manifest, sha256_digest
 from tests.support.server import RegistryProcess, wait_until
-from tests.sync.conftest import mirror
+from tests.support.threaded import ThreadedServer
+from tests.sync.conftest import HandWrittenUpstream, mirror
 
 CONFIG = b'{"architecture":"amd64","os":"linux"}'
 LAYER = b"layer bytes " * 1000
@@ -37,16 +35,8 @@ BIG_MANIFEST, _ = image_manifest(
 GATE = threading.Event()
 
 
-class BadRegistry(BaseHTTPRequestHandler):
+class BadRegistry(HandWrittenUpstream):
     """Each repository name under `bad/` is one kind of misbehaviour."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_HEAD(self) -> None:
-        self.do_GET()
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0]
@@ -96,39 +86,14 @@ class BadRegistry(BaseHTTPRequestHandler):
             return
         return self._send(200, data)
 
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        ctype: str = "application/octet-stream",
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for key, text in (headers or {}).items():
-            self.send_header(key, text)
-        self.end_headers()
-        if self.command != "HEAD":
-            # ocireg hangs up on what it refuses (a manifest past 4 MiB) before the end.
-            with contextlib.suppress(ConnectionError):
-                self.wfile.write(body)
-
 
 @pytest.fixture(scope="module")
 def bad_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), BadRegistry)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    entry = {"urls": [url], "onDemand": True, "syncTimeout": "2s"}
-    try:
+    with ThreadedServer(BadRegistry) as server:
+        url = server.base_url
+        entry = {"urls": [url], "onDemand": True, "syncTimeout": "2s"}
         with mirror(tmp_path_factory.mktemp("bad"), [entry]) as proc:
             yield proc
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def nothing_visible(proc: RegistryProcess, repo: str) -> None:
