@@ -72,7 +72,8 @@ def is_signature(descriptor: dict[str, Any]) -> bool:
     name = annotations.get(REF_NAME) if isinstance(annotations, dict) else None
     if isinstance(name, str) and is_cosign_signature(name):
         return True
-    return descriptor.get("artifactType") in SIGNATURE_TOOLS
+    artifact_type = descriptor.get("artifactType")  # the upstream's JSON: any type
+    return isinstance(artifact_type, str) and artifact_type in SIGNATURE_TOOLS
 
 
 async def is_signed(
