@@ -300,26 +300,42 @@ def test_gc_removes_old_temporaries_of_killed_blob_copies(
     for temporary in (old, young):
         stored.write_blob(repo, temporary, b"part of a blob")
     kept = config_variant(gc_registry, "delay-1h", gcDelay="1h")
-    if isinstance(stored, StoredInBucket):
-        # An object's age is its LastModified, which a client cannot set: a short gcDelay
-        # instead, and runs until the object is older than it (bounded).
-        assert run_gc(kept, repos=[repo])[repo]["uploads"] == []
-        removing = config_variant(gc_registry, "delay-1s", gcDelay="1s")
-        deadline = time.monotonic() + 30
-        while old.split(":")[1] not in run_gc(removing, repos=[repo])[repo]["uploads"]:
-            assert time.monotonic() < deadline, "the temporary object was never collected"
-        assert stored.blob_files(repo) == blobs
-    else:
-        hours_ago = time.time() - 2 * 3600
-        path = stored.root / repo / "blobs" / "sha256" / old.split(":")[1]
-        os.utime(path, (hours_ago, hours_ago))
-        assert run_gc(kept, dry_run=True, repos=[repo])[repo]["uploads"] == [path.name]
-        assert stored.blob_files(repo) == blobs | {old, young}
-        assert run_gc(kept, repos=[repo])[repo]["uploads"] == [path.name]
-        assert stored.blob_files(repo) == blobs | {young}
+    assert run_gc(kept, repos=[repo])[repo]["uploads"] == []
+    # A temporary's age is its object's LastModified, or its file's last change (ctime,
+    # for the links of live copies: `test_gc_keeps_the_hard_link_of_a_live_copy`), which a
+    # client cannot set: a short gcDelay instead, and runs until it is older (bounded).
+    removing = config_variant(gc_registry, "delay-1s", gcDelay="1s")
+    deadline = time.monotonic() + 30
+    name = old.split(":")[1]
+    while name not in run_gc(removing, dry_run=True, repos=[repo])[repo]["uploads"]:
+        assert time.monotonic() < deadline, "the temporary was never reported"
+    assert stored.blob_files(repo) == blobs | {old, young}
+    assert name in run_gc(removing, repos=[repo])[repo]["uploads"]
+    assert old not in stored.blob_files(repo)
     for digest in blobs:
         assert gc_client.head(f"/v2/{repo}/blobs/{digest}").status_code == 200
     assert gc_client.get(f"/v2/{repo}/manifests/v1").content == image.manifest
+
+
+def test_gc_keeps_the_hard_link_of_a_live_copy(
+    gc_registry: RegistryProcess, gc_client: httpx.Client, stored: Stored, repo: str
+) -> None:
+    """A copy or a dedupe on one disk links the blob under its temporary name, then renames
+    it: the temporary shares the blob's inode, whose mtime is the blob's own (hours old).
+    The link itself is fresh (the inode's ctime), so GC keeps it while gcDelay has not
+    passed since, as it keeps any young temporary."""
+    if isinstance(stored, StoredInBucket):
+        pytest.skip("objects have no hard links")
+    push_image(gc_client, repo, "v1")
+    blob = next(f for f in sorted(stored.blob_files(repo)))
+    path = stored.root / repo / "blobs" / "sha256" / blob.split(":")[1]
+    hours_ago = time.time() - 2 * 3600
+    os.utime(path, (hours_ago, hours_ago))
+    linked = path.with_name(f".{path.name}.{'a' * 32}.tmp")
+    os.link(path, linked)  # what storage/filesystem.py's copy holds until its rename
+    kept = config_variant(gc_registry, "delay-1h", gcDelay="1h")
+    assert run_gc(kept, repos=[repo])[repo]["uploads"] == []
+    assert linked.exists()
 
 
 class Trickle:

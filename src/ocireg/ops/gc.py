@@ -190,8 +190,10 @@ class GarbageCollector:
         blobs = _pushed(listed_blobs, await self.store.meta.pushes(repo))
         for path in temporaries:
             # A copy killed before its rename (storage/routed.py, storage/filesystem.py); a
-            # live one is younger than gcDelay: it writes, or (on S3) renames at once.
-            await self._remove_if_old(path, cutoff, report)
+            # live one is younger than gcDelay: it writes, or (on S3) renames at once, or (on
+            # one disk) links the blob, whose inode keeps the blob's old mtime: the link's
+            # time is the inode's change time (`renamed`).
+            await self._remove_if_old(path, cutoff, report, linked=True)
         manifest_cutoff = self.clock() - self.manifest_delay
         policy = self.retention.policy(repo)
         dropped: dict[str, tuple[str, str]] = {}
@@ -424,10 +426,14 @@ class GarbageCollector:
             if name.startswith(".") and not name.endswith("/") and wanted(name):
                 await self._remove_if_old(f"{directory}/{name}", cutoff, report)
 
-    async def _remove_if_old(self, path: str, cutoff: float, report: GCReport) -> None:
-        """A leftover file, if older than `cutoff`; reported with the upload sessions."""
+    async def _remove_if_old(
+        self, path: str, cutoff: float, report: GCReport, linked: bool = False
+    ) -> None:
+        """A leftover file, if older than `cutoff` (with `linked`, its inode's last change
+        too: a hard link made now); reported with the upload sessions."""
         with contextlib.suppress(PathNotFound):  # removed meanwhile (its work ended)
-            if (await self.driver.stat(path)).mtime > cutoff:
+            info = await self.driver.stat(path)
+            if (max(info.mtime, info.renamed) if linked else info.mtime) > cutoff:
                 return
             if not self.dry_run:
                 await self.driver.delete(path)
