@@ -34,6 +34,7 @@ from tests.support.server import RegistryProcess, base_config, running_registry
 
 SEARCH = "/v2/_zot/ext/search"
 SEARCH_ON = {"search": {"enable": True}}
+UI_ON = {"search": {"enable": True}, "ui": {"enable": True}}  # userprefs, OpenID logins
 NOTATION = "application/vnd.cncf.notary.signature"
 SBOM = "application/vnd.example.sbom+json"
 COSIGN_LAYER = "application/vnd.dev.cosign.simplesigning.v1+json"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.auth.conftest import write_htpasswd
-from tests.graphql.conftest import SEARCH, SEARCH_ON
+from tests.graphql.conftest import SEARCH, SEARCH_ON, UI_ON
 from tests.support.oci import assert_error
 from tests.support.server import base_config, running_registry
 
@@ -34,16 +34,19 @@ def test_listed_beside_search_and_open(client: httpx.Client) -> None:
     assert_error(client.post(MGMT, content=b"{}"), 405, "UNSUPPORTED")
 
 
-def _started(tmp_path: Path, auth: dict[str, Any], **http: Any) -> Any:
-    cfg = base_config(tmp_path / "root", workers=1, extensions=SEARCH_ON)
+def _started(
+    tmp_path: Path, auth: dict[str, Any], extensions: dict[str, Any] | None = None, **http: Any
+) -> Any:
+    cfg = base_config(tmp_path / "root", workers=1, extensions=extensions or SEARCH_ON)
     cfg["http"].update({"auth": auth, **http})
     return running_registry(tmp_path, cfg, name="mgmt")
 
 
 def test_logins_named_and_nothing_secret(tmp_path: Path) -> None:
     """Basic logins appear as `htpasswd: {}` (the file's path is not told), the OpenID
-    providers with their display names, API keys as `apikey`; anyone may ask, with no
-    credentials or wrong ones, while the API behind the same server asks for them."""
+    providers (with the web pages, which serve their logins) with their display names, API
+    keys as `apikey`; anyone may ask, with no credentials or wrong ones, while the API
+    behind the same server asks for them."""
     htpasswd = write_htpasswd(tmp_path / "users.htpasswd", {"alice": "alice-pw"})
     issuer = "http://127.0.0.1:9/never-asked"  # only a login would ask it anything
     openid = {
@@ -53,7 +56,7 @@ def test_logins_named_and_nothing_secret(tmp_path: Path) -> None:
         }
     }
     auth = {"htpasswd": {"path": str(htpasswd)}, "openid": openid, "apikey": True}
-    with _started(tmp_path, auth, externalUrl="http://127.0.0.1") as registry:
+    with _started(tmp_path, auth, UI_ON, externalUrl="http://127.0.0.1") as registry:
         wrong = {"authorization": "Basic " + base64.b64encode(b"alice:nope").decode()}
         for headers in ({}, wrong):
             r = httpx.get(registry.url + MGMT, headers=headers, timeout=30)
@@ -67,6 +70,19 @@ def test_logins_named_and_nothing_secret(tmp_path: Path) -> None:
             }
             assert str(htpasswd) not in r.text and issuer not in r.text
         assert_error(httpx.get(registry.url + "/v2/_catalog", timeout=30), 401, "UNAUTHORIZED")
+
+
+def test_no_openid_providers_without_the_web_pages(tmp_path: Path) -> None:
+    """The OpenID logins are served with the web pages (docs/auth.md): with `extensions.ui`
+    off there is no `/zot/auth/login`, so no provider is offered."""
+    htpasswd = write_htpasswd(tmp_path / "users.htpasswd", {"alice": "alice-pw"})
+    provider = {"issuer": "http://127.0.0.1:9/never-asked", "clientid": "c"}
+    auth = {"htpasswd": {"path": str(htpasswd)}, "openid": {"providers": {"oidc": provider}}}
+    with _started(tmp_path, auth, externalUrl="http://127.0.0.1") as registry:
+        r = httpx.get(registry.url + MGMT, timeout=30)
+        assert r.json()["http"] == {"auth": {"htpasswd": {}}}
+        login = httpx.get(registry.url + "/zot/auth/login?provider=oidc", timeout=30)
+        assert login.status_code == 404
 
 
 def test_bearer_realm_and_service(tmp_path: Path) -> None:

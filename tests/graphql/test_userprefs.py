@@ -25,6 +25,7 @@ from tests.graphql.conftest import (
     TOKEN_PUSH,
     TOKEN_REPOS,
     TOKEN_SEEN,
+    UI_ON,
     bearer_client,
     bearer_config,
     gql,
@@ -35,7 +36,6 @@ from tests.support.server import RegistryProcess, base_config, running_registry
 
 USERPREFS = "/v2/_zot/ext/userprefs"
 MGMT = "/v2/_zot/ext/mgmt"
-UI_ON = {"search": {"enable": True}, "ui": {"enable": True}}
 ACCESS_CONTROL = {
     "repositories": {
         "open/**": {

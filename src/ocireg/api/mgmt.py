@@ -12,7 +12,8 @@ is zot's stripped configuration:
                      "openid": {"providers": {<key>: {"name"}}}, "apikey": true}}}
 
 `htpasswd: {}` stands for Basic credentials (an htpasswd file or LDAP); each part is there
-only when configured, and `auth` only when `http.auth` sets anything.
+only when configured (`openid` only with `extensions.ui` too, which serves those logins), and
+`auth` only when `http.auth` sets anything.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def mgmt_routes(config: Config) -> dict[tuple[Endpoint, str], Any]:
 def stripped_config(config: Config) -> dict[str, Any]:
     """What `GET /v2/_zot/ext/mgmt` answers for `config`."""
     http: dict[str, Any] = {}
-    auth = _auth(config.auth)
+    auth = _auth(config.auth, openid_served=config.ui.enabled)
     if auth is not None:
         http["auth"] = auth
     return {
@@ -57,7 +58,9 @@ def stripped_config(config: Config) -> dict[str, Any]:
     }
 
 
-def _auth(settings: AuthSettings) -> dict[str, Any] | None:
+def _auth(settings: AuthSettings, openid_served: bool) -> dict[str, Any] | None:
+    """`openid_served`: whether the OpenID logins are routed (with the web pages, ui/openid.py);
+    a provider is offered only where a client can log in with it."""
     configured = (
         settings.logins
         or settings.bearer is not None
@@ -73,7 +76,7 @@ def _auth(settings: AuthSettings) -> dict[str, Any] | None:
     if settings.bearer is not None:
         bearer = {"realm": settings.bearer.realm, "service": settings.bearer.service}
         auth["bearer"] = {key: value for key, value in bearer.items() if value}
-    if settings.openid is not None and settings.openid.providers:
+    if openid_served and settings.openid is not None and settings.openid.providers:
         providers = settings.openid.providers.items()
         auth["openid"] = {
             "providers": {
