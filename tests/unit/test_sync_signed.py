@@ -22,6 +22,10 @@ HEX = "ab" * 32
         ({"annotations": {"org.opencontainers.image.ref.name": f"sha256-{HEX}.sig"}}, True),
         ({"annotations": {"org.opencontainers.image.ref.name": "v1"}}, False),
         ({}, False),
+        # an upstream's JSON of other types: no signature (an unhashable one raised)
+        ({"artifactType": ["application/vnd.cncf.notary.signature"]}, False),
+        ({"artifactType": {"a": 1}}, False),
+        ({"annotations": ["org.opencontainers.image.ref.name"]}, False),
     ],
 )
 def test_a_signature_is_told_by_artifact_type_or_cosign_ref_name(
