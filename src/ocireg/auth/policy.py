@@ -124,9 +124,15 @@ class AccessPolicy:
             return ALLOWED if allowed else REFUSED
         reason = ""  # as zot: the message of the last condition that refused
         # As zot: the policies naming the user first, then those naming one of the groups.
+        # A policy naming both the user and a group is evaluated once, in the first place.
         named = [p for p in rules.policies if user is not None and user in p.users]
         if user is not None:
-            named += [p for p in rules.policies if not groups.isdisjoint(p.groups)]
+            by_user = set(map(id, named))
+            named += [
+                p
+                for p in rules.policies
+                if id(p) not in by_user and not groups.isdisjoint(p.groups)
+            ]
         for policy in named:
             if action not in policy.actions:
                 continue
