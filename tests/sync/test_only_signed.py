@@ -20,7 +20,7 @@ from tests.support.oci import (
     push_image,
     unique_repo,
 )
-from tests.support.server import RegistryProcess, running_registry, wait_until
+from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
 from tests.sync.conftest import (
     NOTATION_SIGNATURE,
     Upstream,
@@ -139,3 +139,29 @@ def test_periodic_copies_what_the_options_allow(
             assert_error(c.get(f"/v2/{repo}/manifests/{unsigned.digest}"), 404, "MANIFEST_UNKNOWN")
         pass_line = next(json.loads(line) for line in proc.logs().splitlines() if PASS_DONE in line)
         assert pass_line.get("errors") == 0, pass_line
+
+
+def test_a_background_retry_that_reaches_an_unsigned_image_ends_quietly(tmp_path: Path) -> None:
+    """An image asked for while the upstream was down is retried behind the error
+    (`maxRetries`); when the upstream is back with the image unsigned, the retry skips it as
+    a pull would, and stops: nothing is stored and no failure is logged."""
+    repo = unique_repo("retry-unsigned")
+    up_config = base_config(tmp_path / "up-root", workers=1)
+    with (
+        running_registry(tmp_path, up_config, name="upstream") as up_server,
+        httpx.Client(base_url=up_server.url, timeout=30) as up,
+    ):
+        push_image(up, repo, "1.0")
+    # Down now: the mirror's entry names it anyway, with retries.
+    config_entry = entry(up_server.url, repo, onDemand=True, maxRetries=200, retryDelay="100ms")
+    with (
+        mirror(tmp_path / "mirror", [config_entry], workers=1) as proc,
+        httpx.Client(base_url=proc.url, timeout=30) as c,
+    ):
+        assert_error(c.get(f"/v2/{repo}/manifests/1.0", headers=ACCEPT), 503, "UNAVAILABLE")
+        with running_registry(tmp_path, up_config, name="upstream"):
+            wait_until(lambda: "image skipped: onlySigned" in proc.logs(), timeout=30)
+        assert tags(c, repo) == []
+        log = proc.log_path.read_text(errors="replace")
+        assert "on-demand retries failed" not in log
+        assert "on-demand retry synced" not in log
