@@ -20,6 +20,21 @@ class Hasher(Protocol):
     def hexdigest(self) -> str: ...
 
 
+def _split(text: str) -> tuple[str, str] | str:
+    """(algorithm, hex) of a valid digest, else why it is not one."""
+    m = _DIGEST_RE.fullmatch(text)
+    if not m:
+        return "invalid digest"
+    alg, hexpart = m.group(1), m.group(2)
+    size = ALGORITHMS.get(alg)
+    if size is None:
+        return "unsupported digest algorithm"
+    # A regex, not a per-character loop: this runs on every manifest and blob request.
+    if len(hexpart) != size or not _LOWER_HEX_RE.fullmatch(hexpart):
+        return "invalid digest encoding"
+    return alg, hexpart
+
+
 @dataclass(frozen=True, slots=True)
 class Digest:
     algorithm: str
@@ -31,29 +46,15 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse `alg:hex`; anything else, or an algorithm we cannot verify, is DIGEST_INVALID."""
-        m = _DIGEST_RE.fullmatch(text)
-        if not m:
-            raise RegistryError(ErrorCode.DIGEST_INVALID, "invalid digest", {"digest": text[:200]})
-        alg, hexpart = m.group(1), m.group(2)
-        size = ALGORITHMS.get(alg)
-        if size is None:
-            raise RegistryError(
-                ErrorCode.DIGEST_INVALID, "unsupported digest algorithm", {"digest": text[:200]}
-            )
-        # A regex, not a per-character loop: this runs on every manifest and blob request.
-        if len(hexpart) != size or not _LOWER_HEX_RE.fullmatch(hexpart):
-            raise RegistryError(
-                ErrorCode.DIGEST_INVALID, "invalid digest encoding", {"digest": text[:200]}
-            )
-        return cls(alg, hexpart)
+        parts = _split(text)
+        if isinstance(parts, str):
+            raise RegistryError(ErrorCode.DIGEST_INVALID, parts, {"digest": text[:200]})
+        return cls(*parts)
 
     @classmethod
     def is_valid(cls, text: str) -> bool:
-        try:
-            cls.parse(text)
-        except RegistryError:
-            return False
-        return True
+        # Without raising: a tag is asked this on every manifest request.
+        return not isinstance(_split(text), str)
 
     def hasher(self) -> Hasher:
         return new_hasher(self.algorithm)

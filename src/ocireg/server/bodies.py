@@ -19,6 +19,7 @@ import asyncio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ocireg.errors import ErrorCode, RegistryError
+from ocireg.server.unread import body_expected
 
 
 class BodyIdleTimeout:
@@ -27,7 +28,7 @@ class BodyIdleTimeout:
         self.seconds = seconds
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.seconds <= 0:
+        if scope["type"] != "http" or self.seconds <= 0 or not body_expected(scope):
             await self.app(scope, receive, send)
             return
         watch = _Watch(receive, self.seconds)

@@ -53,10 +53,12 @@ class Cors(CORSMiddleware):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        names = {k for k, _ in scope["headers"]}
-        if b"origin" not in names:
+        headers = scope["headers"]
+        if not any(name == b"origin" for name, _ in headers):
             await self.app(scope, receive, send)
-        elif scope["method"] == "OPTIONS" and b"access-control-request-method" in names:
+        elif scope["method"] == "OPTIONS" and any(
+            name == b"access-control-request-method" for name, _ in headers
+        ):
             await self._preflights(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

@@ -38,10 +38,10 @@ class UnreadBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        body = _Body(scope, receive)
-        if body.done:  # nothing to read (most GETs and HEADs): no wrapping
+        if not body_expected(scope):  # most GETs and HEADs: no wrapping
             await self.app(scope, receive, send)
             return
+        body = _Body(scope, receive)
 
         # HTTP/2 resets the stream, not the connection, after a response to a body left
         # unread: a short rest is read there too, but there is no `Connection` to close.
@@ -60,19 +60,31 @@ class UnreadBody:
         await self.app(scope, body.receive, sending)
 
 
+def body_expected(scope: Scope) -> bool:
+    """Whether a request body is coming: a Content-Length above zero, or chunked."""
+    declared, chunked = _framing(scope)
+    return chunked or bool(declared)
+
+
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None when absent or invalid) and whether it is chunked."""
+    declared: int | None = None
+    chunked = False
+    for name, value in scope["headers"]:
+        name = name.lower()
+        if name == b"content-length":
+            declared = decimal(value.decode("latin-1"))
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked
+
+
 class _Body:
     __slots__ = ("_lock", "_receive", "declared", "done", "kept", "received")
 
     def __init__(self, scope: Scope, receive: Receive) -> None:
         self._receive = receive
-        self.declared: int | None = None  # Content-Length; None when chunked
-        chunked = False
-        for name, value in scope["headers"]:
-            name = name.lower()
-            if name == b"content-length":
-                self.declared = decimal(value.decode("latin-1"))
-            elif name == b"transfer-encoding":
-                chunked = True
+        self.declared, chunked = _framing(scope)  # Content-Length: None when chunked
         self.done = not chunked and not self.declared  # no body, or an empty one
         self.received = 0
         self.kept: list[Message] = []  # read ahead by `settle`, for the application
