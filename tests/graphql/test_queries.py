@@ -210,7 +210,7 @@ def test_image_with_referrers_history_and_signature(client: httpx.Client, conten
     assert image["IsSigned"] is True
     assert image["SignatureInfo"] == [{"Tool": "notation", "IsTrusted": False, "Author": ""}]
     assert image["Vulnerabilities"] == NO_VULNERABILITIES
-    assert image["TaggedTimestamp"] == ZERO_TIME
+    assert image["TaggedTimestamp"] != ZERO_TIME  # when v1 was pushed (test_stamps.py)
     assert image["ArtifactType"] == "application/vnd.oci.image.config.v1+json"
     assert image["Vendor"] == "Example Vendor"
     assert image["Licenses"] == ANNOTATIONS["org.opencontainers.image.licenses"]

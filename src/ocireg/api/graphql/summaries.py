@@ -4,8 +4,9 @@ The values follow zot's conversion (pkg/extensions/search/convert): sizes are de
 strings (manifest + config + layers; an index adds up its manifests), `LastUpdated` is the
 `created` annotation or label, else the config's `created`, else its last history entry;
 title, description and the like come from the manifest's annotations, else the config's
-labels (OCI keys, then label-schema ones). What ocireg does not keep is answered as zot
-answers without it: zero push times, and an empty vulnerability summary (no scanner).
+labels (OCI keys, then label-schema ones). Push and tag times and pushers are the search
+index's (`Source.stamps`). What ocireg does not keep is answered as zot answers without
+it: an empty vulnerability summary (no scanner).
 Stars and bookmarks are the metadata store's (`with_marks`).
 
 Summaries are plain dicts keyed by zot's field names; keys starting with `_` are ours (for
@@ -294,8 +295,12 @@ async def image(
         artifact_type = manifest["ArtifactType"]
         media_type = manifest["_media_type"]
         all_blobs = manifest["_blobs"]
-    pulls = await src.pulls(repo)
+    pulls, stamps = await asyncio.gather(src.pulls(repo), src.stamps(repo))
     last_pull = pulls.last.get(digest)
+    push = stamps.pushes.get(digest)
+    pushed = ZERO if push is None else epoch_stamp(push.at)
+    tagged_at = stamps.tagged.get(tag)
+    tagged = None if tagged_at is None else epoch_stamp(tagged_at)
     return {
         "RepoName": repo,
         "Tag": tag,
@@ -305,9 +310,9 @@ async def image(
         "Size": str(size),
         "DownloadCount": pulls.counts.get(digest, 0),
         "LastPullTimestamp": ZERO.text if last_pull is None else epoch_stamp(last_pull).text,
-        "PushTimestamp": ZERO.text,
-        "PushedBy": "",
-        "TaggedTimestamp": ZERO.text,
+        "PushTimestamp": pushed.text,
+        "PushedBy": "" if push is None else push.by,
+        "TaggedTimestamp": (tagged or pushed).text,  # zot's fallback: the push time
         "LastUpdated": updated.text,
         "IsSigned": signatures.signed,
         "SignatureInfo": signatures.info,
