@@ -1,5 +1,5 @@
 """zot's push and tag times in the search API (`ImageSummary.PushTimestamp`, `PushedBy`,
-`TaggedTimestamp`), from pushes through a real server by two
+`TaggedTimestamp`, and `RepoSummary.LastUpdated`), from pushes through a real server by two
 htpasswd users and an anonymous caller, with the search index in sqlite and in Redis.
 
 As zot keeps them: a manifest's first push to a repository and its first named pusher stay
@@ -150,7 +150,9 @@ def test_the_first_push_its_pusher_and_the_first_tagging_stay(
     assert sorted(listed, key=lambda i: i["Tag"]) == [moved, v2]
     info = gql(alice, REPO_INFO % repo)["data"]["ExpandedRepoInfo"]
     assert sorted(info["Images"], key=lambda i: i["Tag"]) == [moved, v2]
+    # the repository was last updated when v2 was created (its images' own times are older)
     assert moved["LastUpdated"] == v2["LastUpdated"] == CREATED
+    assert info["Summary"]["LastUpdated"] == v2["TaggedTimestamp"]
 
 
 def test_an_anonymous_first_push_takes_the_next_pusher_s_name(

@@ -424,3 +424,28 @@ class MetaSuite:
             assert await m.search_stamps("r") == SearchStamps({"v1": 90.0}, {d1: Push(90.0)})
 
         self.run(body)
+
+    def test_search_latest_counts_when_a_listed_tag_was_created(self) -> None:
+        """zot's RepoSummary.LastUpdated, which its repository lists order by: the newest
+        listed image's update time, or a listed tag's creation if later (microseconds)."""
+        image = 1714557600 * 10**6 + 123456
+        created = 1800000000.5
+
+        def record(listed: bool = True) -> dict[str, object]:
+            return {"digest": "d", "updated": image, "listed": listed}
+
+        async def body(m: MetaStore) -> None:
+            await m.search_reset(mark_ready=False)
+            await m.search_put("a", "v1", record(), "v1", created, Push(created))
+            await m.search_put("a", "sig", record(False), "sig", created + 9, Push(created + 9))
+            await m.search_put("b", "v1", record(), "v1", 1.5, Push(1.5))  # an older creation
+            assert await m.search_latest(["a", "b"]) == {"a": 1800000000500000, "b": image}
+            many = ["a", "b", *(f"absent/{i}" for i in range(3000))]  # read whole
+            assert await m.search_latest(many) == {"a": 1800000000500000, "b": image}
+            await m.search_put("a", "v1", record(), "v1", created + 5)  # moved: kept its time
+            assert await m.search_latest(["a"]) == {"a": 1800000000500000}
+            await m.search_remove("a", "v1")
+            await m.search_put("a", "v2", record(), "v2")  # no creation time known
+            assert await m.search_latest(["a"]) == {"a": image}
+
+        self.run(body)

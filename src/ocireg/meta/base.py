@@ -300,7 +300,9 @@ class MetaStore(Protocol):
         ...
 
     async def search_latest(self, repos: list[str]) -> dict[str, int]:
-        """The newest `updated` of each repository's listed tags (absent: it has none)."""
+        """The newest `updated` of each repository's listed tags, or the time one of them
+        was created (microseconds) if that is later, as zot's RepoSummary.LastUpdated
+        (absent: it has no listed tag)."""
         ...
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:

@@ -10,9 +10,10 @@ slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `rep
 member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
 `listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `listed`
 (the same for every repository, `<repo>\x01<tag>`), `latest` (sorted set: each repository's
-newest listed time, negated), `stamps:<repo>` (HASH: when each tag was created, when
-each manifest was first pushed and by whom), `ready:v<format>` and `rebuild`. Push and
-pull times (retention) and pull counts (search) are
+newest listed time, or its listed tags' newest creation if later, negated), `stamps:<repo>`
+(HASH: when each tag was created, when each manifest was first pushed and by whom),
+`tagged:<repo>` (sorted set: the listed tags by creation time), `ready:v<format>` and
+`rebuild`. Push and pull times (retention) and pull counts (search) are
 `<p>:ocireg-pushes:<repo>` and `<p>:ocireg-pulls:<repo>` (HASH digest -> time),
 `<p>:ocireg-pull-counts:<repo>` (HASH digest -> count) and `<p>:ocireg-pulls-since`, also
 left by `clear()`: storage cannot give them back; so are `<p>:ocireg-storage-layout`, the
@@ -72,8 +73,12 @@ return 0
 # In the same step, in the repository's `stamps` hash: the tag's creation time (ARGV[7], ''
 # none) if it had no record, forgotten with the record; a push of the record's manifest
 # (ARGV[8] its digest, '' none; ARGV[9] its time, ARGV[10] its pusher), as `_NOTE_PUSH`.
-# KEYS: images hash, members hash, text, repositories, listed:<repo>, latest, listed, stamps;
-# ARGV: tag, record, member, repo, updated, `<repo>\x01<tag>`, tagged, digest, at, by.
+# A listed tag's creation time, where known, is in `tagged:<repo>` (microseconds), and the
+# repository's time in `latest` is the later of its newest listed image and that newest
+# creation (zot's RepoSummary.LastUpdated).
+# KEYS: images hash, members hash, text, repositories, listed:<repo>, latest, listed, stamps,
+# tagged:<repo>; ARGV: tag, record, member, repo, updated, `<repo>\x01<tag>`, tagged,
+# digest, at, by.
 _SEARCH_PUT = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[3], old) end
@@ -95,13 +100,23 @@ end
 if ARGV[2] ~= '' and ARGV[5] ~= '' then
     redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
     redis.call('ZADD', KEYS[7], ARGV[5], ARGV[6])
+    local tagged = redis.call('HGET', KEYS[8], 'tag:' .. ARGV[1])
+    if tagged then
+        redis.call('ZADD', KEYS[9], math.floor(tonumber(tagged) * 1000000 + 0.5), ARGV[1])
+    else
+        redis.call('ZREM', KEYS[9], ARGV[1])
+    end
 else
     redis.call('ZREM', KEYS[5], ARGV[1])
     redis.call('ZREM', KEYS[7], ARGV[6])
+    redis.call('ZREM', KEYS[9], ARGV[1])
 end
 local top = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
 if #top > 0 then
-    redis.call('ZADD', KEYS[6], -tonumber(top[2]), ARGV[4])
+    local newest = tonumber(top[2])
+    local tagged = redis.call('ZRANGE', KEYS[9], -1, -1, 'WITHSCORES')
+    if #tagged > 0 and tonumber(tagged[2]) > newest then newest = tonumber(tagged[2]) end
+    redis.call('ZADD', KEYS[6], -newest, ARGV[4])
 else
     redis.call('ZREM', KEYS[6], ARGV[4])
 end
@@ -412,6 +427,7 @@ class RedisMeta:
             f"{ns}:latest",
             f"{ns}:listed",
             self._stamps_key(repo),
+            f"{ns}:tagged:{repo}",
         ]
 
     def _stamps_key(self, repo: str) -> str:

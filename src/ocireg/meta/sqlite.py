@@ -98,6 +98,11 @@ _NOTE_TAGGED = (
     "INSERT OR REPLACE INTO search_tagged SELECT ?1, ?2, ?3 WHERE NOT EXISTS"
     " (SELECT 1 FROM search_images WHERE repo = ?1 AND tag = ?2)"
 )
+# A repository's time: its newest listed image's, or a listed tag's creation if later.
+_LATEST = (
+    "SELECT repo, max(max(updated, coalesce(CAST(round(at * 1000000) AS INTEGER), updated)))"
+    " FROM search_listed LEFT JOIN search_tagged USING (repo, tag)"
+)
 # The first push stays; its pusher is filled in if it was anonymous.
 _NOTE_PUSH = (
     "INSERT INTO search_pushes VALUES (?, ?, ?, ?) ON CONFLICT (repo, digest)"
@@ -500,7 +505,7 @@ class SqliteMeta:
         return found
 
     async def search_latest(self, repos: list[str]) -> dict[str, int]:
-        rows = self._in("SELECT repo, max(updated) FROM search_listed", repos, "GROUP BY repo")
+        rows = self._in(_LATEST, repos, "GROUP BY repo")
         return {repo: updated for repo, updated in rows}
 
     def _in(self, select: str, repos: list[str], then: str = "") -> list[tuple[Any, ...]]:

@@ -296,8 +296,9 @@ class Search:
         return found
 
     async def latest(self, repos: list[str]) -> dict[str, int]:
-        """The update time of the newest image zot lists in each of these repositories
-        (absent: none), as `listed` gives it: zot's repository lists order by it."""
+        """The update time of the newest image zot lists in each of these repositories, or
+        the time one of their tags was created if that is later (absent: none lists an
+        image): zot's repository lists order by it (its RepoSummary.LastUpdated)."""
         self.kick_rebuild()
         return await self.meta.search_latest(repos)
 

@@ -84,8 +84,9 @@ class Source:
         return found
 
     async def newest(self, names: list[str]) -> dict[str, int]:
-        """The update time of the newest image zot lists in each of these repositories,
-        from the search index (absent: it lists none)."""
+        """The update time of the newest image zot lists in each of these repositories, or
+        when one of their tags was created if later, from the search index (absent: it
+        lists none)."""
         return await self.store.search.latest(names)
 
     async def listed(self, names: list[str], check: bool = False) -> list[tuple[str, str, int]]:

@@ -26,7 +26,6 @@ from ocireg.registry.listing import (
     COSIGN_TAG,
     SIGNATURE_TOOLS,
     ZERO,
-    ZERO_TIME,
     epoch_stamp,
     image_updated,
     index_created,
@@ -322,6 +321,8 @@ async def image(
         "IsDeletable": src.access.delete(repo),
         "ArtifactType": artifact_type,
         "_updated": microseconds(updated.when),  # as the search index orders
+        "_stamp": updated,
+        "_tagged": tagged,  # None: not known (a repository's LastUpdated)
         "_blobs": all_blobs,
         "_signatures": signatures,
     }
@@ -360,8 +361,11 @@ def downloads(images: list[dict[str, Any]]) -> int:
 
 def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict[str, Any]:
     """zot's `RepoSummary` from the repository's image summaries (no newest image, and a
-    zero time, for a repository without tags)."""
+    zero time, for a repository without tags). Its `LastUpdated`, as zot's: the newest
+    image's, or the time a tag was created if that is later."""
     newest = max(images, key=lambda i: (i["_updated"], i["Tag"])) if images else None
+    times = [i["_tagged"] for i in images if i["_tagged"] is not None]
+    last = max([newest["_stamp"], *times], key=lambda t: t.when) if newest else ZERO
     blobs: dict[str, int] = {}
     platforms: list[dict[str, str]] = []
     vendors: list[str] = []
@@ -375,7 +379,7 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
             vendors.append(summary["Vendor"])
     return {
         "Name": repo,
-        "LastUpdated": newest["LastUpdated"] if newest else ZERO.text,
+        "LastUpdated": last.text,
         "Size": str(sum(blobs.values())),
         "Platforms": platforms,
         "Vendors": vendors,
@@ -385,7 +389,7 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
         "IsBookmarked": False,
         "IsStarred": False,
         "Rank": rank,
-        "_updated": newest["_updated"] if newest else microseconds(ZERO_TIME),
+        "_updated": microseconds(last.when),  # as the search index orders repositories
         "_signatures": newest["_signatures"] if newest else None,
     }
 
