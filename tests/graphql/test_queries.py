@@ -58,7 +58,10 @@ def test_global_search_finds_repositories(client: httpx.Client, content: Content
     assert data["Page"] == {"TotalCount": 1, "ItemCount": 1}
     (repo,) = data["Repos"]
     assert repo["Name"] == content.app
-    assert repo["LastUpdated"] == V2_CREATED
+    # zot v2.1.20: the newest tag's creation (its push), later than the newest image's time
+    newest = f'{{Image(image: "{content.app}:artifact") {{TaggedTimestamp}}}}'
+    assert repo["LastUpdated"] == gql(client, newest)["data"]["Image"]["TaggedTimestamp"]
+    assert repo["LastUpdated"] > V2_CREATED
     assert repo["Platforms"] == [{"Os": "linux", "Arch": "amd64"}]
     assert (repo["IsStarred"], repo["IsBookmarked"], repo["StarCount"]) == (False, False, 0)
     assert repo["DownloadCount"] == 0
@@ -210,7 +213,7 @@ def test_image_with_referrers_history_and_signature(client: httpx.Client, conten
     assert image["IsSigned"] is True
     assert image["SignatureInfo"] == [{"Tool": "notation", "IsTrusted": False, "Author": ""}]
     assert image["Vulnerabilities"] == NO_VULNERABILITIES
-    assert image["TaggedTimestamp"] == ZERO_TIME
+    assert image["TaggedTimestamp"] != ZERO_TIME  # when v1 was pushed (test_stamps.py)
     assert image["ArtifactType"] == "application/vnd.oci.image.config.v1+json"
     assert image["Vendor"] == "Example Vendor"
     assert image["Licenses"] == ANNOTATIONS["org.opencontainers.image.licenses"]

@@ -3,8 +3,8 @@ JSON type of each value) for the same content pushed to both.
 
 Needs a zot built with the search extension: the reference build in ../shared/tools is not
 (its extension list lacks /v2/_zot/ext/search, and it logs that search is left out), so the
-test skips there and says so. Values differ where docs/graphql.md says (no download counts
-or push times in ocireg; zot's own ranking of search results).
+test skips there and says so. Values differ where docs/graphql.md says (zot's own ranking of
+search results, for one).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ocireg.meta import MetaStore
-from ocireg.meta.base import BOOKMARK, STAR
+from ocireg.meta.base import BOOKMARK, STAR, Push, SearchStamps
 
 Body = Callable[[MetaStore], Awaitable[None]]
 SUBJECT = "sha256:" + "a" * 64
@@ -376,5 +376,76 @@ class MetaSuite:
             assert await m.search_latest(["a", "b"]) == {"b": zero}
             await m.search_reset(mark_ready=False)
             assert await m.search_latest(names) == {}
+
+        self.run(body)
+
+    def test_search_stamps_keep_the_first_tag_and_push_times(self) -> None:
+        """zot's TaggedTimestamp, PushTimestamp and PushedBy: a tag keeps the time it was
+        created while it moves (one recorded without a time gets none later), a manifest
+        its first push and its first named pusher, per repository; a removed tag, a
+        forgotten or collected manifest and a reset index start again."""
+        d1, d2, d3 = (f"sha256:{x * 64}" for x in "123")
+
+        async def body(m: MetaStore) -> None:
+            await m.search_reset(mark_ready=False)
+            assert await m.search_stamps("r") == SearchStamps()
+            await m.search_put("r", "v1", {"digest": d1}, "v1", 10.0, Push(10.0, "alice"))
+            await m.search_put("r", "v1", {"digest": d2}, "v1", 20.0, Push(20.0))  # moved
+            await m.search_put("r", "v2", {"digest": d1}, "v2", 30.0, Push(30.0, "bob"))
+            await m.search_put("r", "old", {"digest": d3}, "old")  # no times (a rebuild...)
+            await m.search_put("r", "old", {"digest": d3}, "old", 40.0, Push(40.0))  # ...kept
+            await m.search_note_push("r", d2, Push(50.0, "carol"))  # the pusher filled in
+            await m.search_note_push("other", d1, Push(60.0))
+            stamps = await m.search_stamps("r")
+            assert stamps.tagged == {"v1": 10.0, "v2": 30.0}
+            assert stamps.pushes == {
+                d1: Push(10.0, "alice"),
+                d2: Push(20.0, "carol"),
+                d3: Push(40.0, ""),
+            }
+            assert await m.search_stamps("other") == SearchStamps({}, {d1: Push(60.0)})
+            assert "other" in await m.search_repositories("", "", 10)
+            await m.search_remove("r", "v1")
+            await m.search_put("r", "v1", {"digest": d2}, "v1", 70.0, Push(70.0, "dave"))
+            await m.search_forget_push("r", d1)
+            await m.search_put("r", "v3", {"digest": d1}, "v3", 80.0, Push(80.0, "erin"))
+            stamps = await m.search_stamps("r")
+            assert stamps.tagged == {"v1": 70.0, "v2": 30.0, "v3": 80.0}
+            assert stamps.pushes == {
+                d1: Push(80.0, "erin"),
+                d2: Push(20.0, "carol"),
+                d3: Push(40.0, ""),
+            }
+            assert await m.forget_manifests("r", {d1, d3}) == [d2]  # garbage collection
+            assert (await m.search_stamps("r")).pushes.keys() == {d1, d3}
+            await m.search_reset(mark_ready=False)
+            assert await m.search_stamps("r") == SearchStamps()
+            await m.search_put("r", "v1", {"digest": d1}, "v1", 90.0, Push(90.0))
+            assert await m.search_stamps("r") == SearchStamps({"v1": 90.0}, {d1: Push(90.0)})
+
+        self.run(body)
+
+    def test_search_latest_counts_when_a_listed_tag_was_created(self) -> None:
+        """zot's RepoSummary.LastUpdated, which its repository lists order by: the newest
+        listed image's update time, or a listed tag's creation if later (microseconds)."""
+        image = 1714557600 * 10**6 + 123456
+        created = 1800000000.5
+
+        def record(listed: bool = True) -> dict[str, object]:
+            return {"digest": "d", "updated": image, "listed": listed}
+
+        async def body(m: MetaStore) -> None:
+            await m.search_reset(mark_ready=False)
+            await m.search_put("a", "v1", record(), "v1", created, Push(created))
+            await m.search_put("a", "sig", record(False), "sig", created + 9, Push(created + 9))
+            await m.search_put("b", "v1", record(), "v1", 1.5, Push(1.5))  # an older creation
+            assert await m.search_latest(["a", "b"]) == {"a": 1800000000500000, "b": image}
+            many = ["a", "b", *(f"absent/{i}" for i in range(3000))]  # read whole
+            assert await m.search_latest(many) == {"a": 1800000000500000, "b": image}
+            await m.search_put("a", "v1", record(), "v1", created + 5)  # moved: kept its time
+            assert await m.search_latest(["a"]) == {"a": 1800000000500000}
+            await m.search_remove("a", "v1")
+            await m.search_put("a", "v2", record(), "v2")  # no creation time known
+            assert await m.search_latest(["a"]) == {"a": image}
 
         self.run(body)

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from ocireg.api.common import limited_body, repo_name, store_of, target
 from ocireg.api.responses import RawParts, RawResponse, manifest_headers
+from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.target import Target
@@ -42,7 +43,7 @@ async def put_manifest(request: Request) -> Response:
     # hold it while its bytes trickle in.
     async with limited_body(request, MAX_MANIFEST_BYTES) as body, store.quota.admit(repo):
         result = await store.put_manifest(
-            repo, reference, body, request.headers.get("content-type")
+            repo, reference, body, request.headers.get("content-type"), by=_user(request)
         )
     headers = {
         "location": f"/v2/{repo}/manifests/{result.digest}",
@@ -51,6 +52,12 @@ async def put_manifest(request: Request) -> Response:
     if result.subject is not None:
         headers["oci-subject"] = str(result.subject)
     return Response(status_code=201, headers=headers)
+
+
+def _user(request: Request) -> str:
+    """Who pushes, as zot notes a pusher: the user name, "" for an anonymous caller."""
+    identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    return identity.user or ""
 
 
 async def delete_manifest(request: Request) -> Response:

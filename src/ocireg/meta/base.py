@@ -5,7 +5,8 @@ FLUSHALL) says so through `ready()` until the rebuild has run."""
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
 
 # Enough for a worker that missed a burst of writes by others to catch up without re-reading.
 INDEX_CHANGES_KEPT = 64
@@ -17,6 +18,22 @@ SEARCH_FORMAT = 2
 STAR = "star"
 BOOKMARK = "bookmark"
 MARKS = (STAR, BOOKMARK)
+
+
+class Push(NamedTuple):
+    """A push of a manifest: when (seconds since the epoch), and by whom ("": anonymous)."""
+
+    at: float
+    by: str = ""
+
+
+@dataclass(frozen=True)
+class SearchStamps:
+    """What the search index noted of a repository's tags and manifests (zot's
+    TaggedTimestamp, PushTimestamp and PushedBy; registry/search.py)."""
+
+    tagged: dict[str, float] = field(default_factory=dict)  # tag -> when it was created
+    pushes: dict[str, Push] = field(default_factory=dict)  # digest -> its first push
 
 
 class MetaUnavailable(Exception):
@@ -158,8 +175,8 @@ class MetaStore(Protocol):
 
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         """Drop the push and pull times and the pull counts of the manifests of `repo` not
-        in `keep` (its index, after garbage collection removed manifests from it): which
-        manifests had any."""
+        in `keep` (its index, after garbage collection removed manifests from it), the
+        search index's pushes of them too: which manifests had any."""
         ...
 
     # --- API keys (`http.auth.apikey`; auth/apikeys.py gives the records their meaning) ------
@@ -235,16 +252,43 @@ class MetaStore(Protocol):
         """Claim the right to rebuild the search index for `seconds`."""
         ...
 
-    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
+    async def search_put(
+        self,
+        repo: str,
+        tag: str,
+        record: dict[str, Any],
+        text: str,
+        tagged: float | None = None,
+        push: Push | None = None,
+    ) -> None:
         """Record tag `tag` of `repo` (replacing what it said), `text` being what a query
         may find it by (lower case); note the repository too. A record whose `listed` is
         true is also kept, with its integer `updated`, for `search_listed`/`search_latest`
-        (in the same step)."""
+        (in the same step). In that step too: `tagged`, the time the tag was created, noted
+        only if the tag had no record (a moved tag keeps its time; one recorded without a
+        time keeps none); `push`, noted for the record's manifest as `search_note_push`."""
         ...
 
     async def search_add_repository(self, repo: str) -> None: ...
 
-    async def search_remove(self, repo: str, tag: str) -> None: ...
+    async def search_note_push(self, repo: str, digest: str, push: Push) -> None:
+        """Note the repository and a push of manifest `digest` into it: its first push
+        time stays, and its pusher once one is known (a first push by an anonymous caller
+        takes the name of the next one who has a name), as zot keeps them."""
+        ...
+
+    async def search_remove(self, repo: str, tag: str) -> None:
+        """Forget the tag's record and the time it was created."""
+        ...
+
+    async def search_forget_push(self, repo: str, digest: str) -> None:
+        """Forget the push of manifest `digest` (deleted from `repo`): pushed again, it is
+        a first push again. `forget_manifests` forgets these pushes too."""
+        ...
+
+    async def search_stamps(self, repo: str) -> SearchStamps:
+        """What `search_put` and `search_note_push` noted of `repo`."""
+        ...
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         """The records of these repositories: repo -> tag -> record (absent: none)."""
@@ -256,7 +300,9 @@ class MetaStore(Protocol):
         ...
 
     async def search_latest(self, repos: list[str]) -> dict[str, int]:
-        """The newest `updated` of each repository's listed tags (absent: it has none)."""
+        """The newest `updated` of each repository's listed tags, or the time one of them
+        was created (microseconds) if that is later, as zot's RepoSummary.LastUpdated
+        (absent: it has no listed tag)."""
         ...
 
     async def search_repositories(self, contains: str, after: str, limit: int) -> list[str]:

@@ -10,12 +10,15 @@ slot, so that its scripts run on a Redis Cluster too; `clear()` leaves it): `rep
 member of `text`), `text` (sorted set of `<repo>\x01<tag>\x00<text>`, filtered by a script),
 `listed:<repo>` (sorted set: the tags zot lists as images, scored by update time), `listed`
 (the same for every repository, `<repo>\x01<tag>`), `latest` (sorted set: each repository's
-newest listed time, negated), `ready:v<format>` and `rebuild`. Push and pull times
-(retention) and pull counts (search) are `<p>:ocireg-pushes:<repo>` and
-`<p>:ocireg-pulls:<repo>` (HASH digest -> time), `<p>:ocireg-pull-counts:<repo>` (HASH
-digest -> count) and `<p>:ocireg-pulls-since`, also left by `clear()`: storage cannot give
-them back; so are `<p>:ocireg-storage-layout`, the sub paths the records were made under,
-and `<p>:ocireg-quota-repositories` (SET), the repositories `storage.maxRepos` counts.
+newest listed time, or its listed tags' newest creation if later, negated), `stamps:<repo>`
+(HASH: when each tag was created, when each manifest was first pushed and by whom),
+`tagged:<repo>` (sorted set: the listed tags by creation time), `ready:v<format>` and
+`rebuild`. Push and pull times (retention) and pull counts (search) are
+`<p>:ocireg-pushes:<repo>` and `<p>:ocireg-pulls:<repo>` (HASH digest -> time),
+`<p>:ocireg-pull-counts:<repo>` (HASH digest -> count) and `<p>:ocireg-pulls-since`, also
+left by `clear()`: storage cannot give them back; so are `<p>:ocireg-storage-layout`, the
+sub paths the records were made under, and `<p>:ocireg-quota-repositories` (SET), the
+repositories `storage.maxRepos` counts.
 API keys, which storage cannot give back either, live in `{<p>:ocireg-apikeys}:...` (one
 hash slot, for their scripts): `keys` (HASH secret's hash -> `{"user", "details"}` JSON),
 `used` (HASH secret's hash -> lastUsed), `user:<user>` (HASH uuid -> secret's hash) and
@@ -38,7 +41,14 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, STAR, MetaUnavailable
+from ocireg.meta.base import (
+    INDEX_CHANGES_KEPT,
+    SEARCH_FORMAT,
+    STAR,
+    MetaUnavailable,
+    Push,
+    SearchStamps,
+)
 from ocireg.meta.redis_client import client_from_config, error_text
 from ocireg.settings.drivers import RedisSettings
 
@@ -60,15 +70,28 @@ return 0
 # repository's newest listed time in `latest` (score: that time, negated so that ZRANGE
 # gives the newest first and equal times in name order), and in `listed` (every listed tag
 # of the registry, `<repo>\x01<tag>`: read whole when most repositories are asked for).
-# KEYS: images hash, members hash, text, repositories, listed:<repo>, latest, listed;
-# ARGV: tag, record, member, repo, updated, `<repo>\x01<tag>`.
+# In the same step, in the repository's `stamps` hash: the tag's creation time (ARGV[7], ''
+# none) if it had no record, forgotten with the record; a push of the record's manifest
+# (ARGV[8] its digest, '' none; ARGV[9] its time, ARGV[10] its pusher), as `_NOTE_PUSH`.
+# A listed tag's creation time, where known, is in `tagged:<repo>` (microseconds), and the
+# repository's time in `latest` is the later of its newest listed image and that newest
+# creation (zot's RepoSummary.LastUpdated).
+# KEYS: images hash, members hash, text, repositories, listed:<repo>, latest, listed, stamps,
+# tagged:<repo>; ARGV: tag, record, member, repo, updated, `<repo>\x01<tag>`, tagged,
+# digest, at, by.
 _SEARCH_PUT = """
 local old = redis.call('HGET', KEYS[2], ARGV[1])
 if old then redis.call('ZREM', KEYS[3], old) end
 if ARGV[2] == '' then
     redis.call('HDEL', KEYS[1], ARGV[1])
     redis.call('HDEL', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[8], 'tag:' .. ARGV[1])
 else
+    if ARGV[7] ~= '' and not old then redis.call('HSET', KEYS[8], 'tag:' .. ARGV[1], ARGV[7]) end
+    if ARGV[8] ~= '' then
+        redis.call('HSETNX', KEYS[8], 'push:' .. ARGV[8], ARGV[9])
+        if ARGV[10] ~= '' then redis.call('HSETNX', KEYS[8], 'by:' .. ARGV[8], ARGV[10]) end
+    end
     redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
     redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
     redis.call('ZADD', KEYS[3], 0, ARGV[3])
@@ -77,13 +100,23 @@ end
 if ARGV[2] ~= '' and ARGV[5] ~= '' then
     redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
     redis.call('ZADD', KEYS[7], ARGV[5], ARGV[6])
+    local tagged = redis.call('HGET', KEYS[8], 'tag:' .. ARGV[1])
+    if tagged then
+        redis.call('ZADD', KEYS[9], math.floor(tonumber(tagged) * 1000000 + 0.5), ARGV[1])
+    else
+        redis.call('ZREM', KEYS[9], ARGV[1])
+    end
 else
     redis.call('ZREM', KEYS[5], ARGV[1])
     redis.call('ZREM', KEYS[7], ARGV[6])
+    redis.call('ZREM', KEYS[9], ARGV[1])
 end
 local top = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
 if #top > 0 then
-    redis.call('ZADD', KEYS[6], -tonumber(top[2]), ARGV[4])
+    local newest = tonumber(top[2])
+    local tagged = redis.call('ZRANGE', KEYS[9], -1, -1, 'WITHSCORES')
+    if #tagged > 0 and tonumber(tagged[2]) > newest then newest = tonumber(tagged[2]) end
+    redis.call('ZADD', KEYS[6], -newest, ARGV[4])
 else
     redis.call('ZREM', KEYS[6], ARGV[4])
 end
@@ -337,15 +370,20 @@ class RedisMeta:
 
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
         keys = [f"{ns}:{repo}" for ns in (self.pulls_ns, self.pushes_ns, self.counts_ns)]
+        stamps = self._stamps_key(repo)
         pipe = self.client.pipeline(transaction=False)
-        for key in keys:
+        for key in (*keys, stamps):
             pipe.hkeys(key)
-        noted = {_text(d) for digests in await self._do(pipe.execute()) for d in digests}
-        gone = sorted(digest for digest in noted if digest not in keep)
+        *per_key, stamped = await self._do(pipe.execute())
+        noted = {_text(d) for digests in per_key for d in digests}
+        fields = [_text(field) for field in stamped]
+        pushed = {field.removeprefix("push:") for field in fields if field.startswith("push:")}
+        gone = sorted(digest for digest in noted | pushed if digest not in keep)
         if gone:
             pipe = self.client.pipeline(transaction=False)
             for key in keys:
                 pipe.hdel(key, *gone)
+            pipe.hdel(stamps, *(f"{kind}:{d}" for d in gone for kind in ("push", "by")))
             await self._do(pipe.execute())
         return gone
 
@@ -388,22 +426,63 @@ class RedisMeta:
             f"{ns}:listed:{repo}",
             f"{ns}:latest",
             f"{ns}:listed",
+            self._stamps_key(repo),
+            f"{ns}:tagged:{repo}",
         ]
 
-    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
+    def _stamps_key(self, repo: str) -> str:
+        """HASH `tag:<tag>` -> creation time, `push:<digest>` -> first push time,
+        `by:<digest>` -> its pusher (absent: anonymous)."""
+        return f"{self.search_ns}:stamps:{repo}"
+
+    async def search_put(
+        self,
+        repo: str,
+        tag: str,
+        record: dict[str, Any],
+        text: str,
+        tagged: float | None = None,
+        push: Push | None = None,
+    ) -> None:
         member = f"{repo}\x01{tag}\x00{text}"
         updated = record.get("updated")
         listed = record.get("listed") is True and isinstance(updated, int)
         updated_arg = str(updated) if listed else ""
         args = [tag, json.dumps(record), member, repo, updated_arg, f"{repo}\x01{tag}"]
+        args += ["" if tagged is None else repr(tagged)]
+        args += ["", "", ""] if push is None else [record["digest"], repr(push.at), push.by]
         await self._do(self._search_put(keys=self._search_keys(repo), args=args))
 
     async def search_add_repository(self, repo: str) -> None:
         await self._do(self.client.zadd(f"{self.search_ns}:repositories", {repo: 0}))
 
+    async def search_note_push(self, repo: str, digest: str, push: Push) -> None:
+        key = self._stamps_key(repo)
+        pipe = self.client.pipeline(transaction=False)  # one round trip
+        pipe.zadd(f"{self.search_ns}:repositories", {repo: 0})
+        pipe.hsetnx(key, f"push:{digest}", repr(push.at))
+        if push.by:
+            pipe.hsetnx(key, f"by:{digest}", push.by)
+        await self._do(pipe.execute())
+
     async def search_remove(self, repo: str, tag: str) -> None:
-        args = [tag, "", "", repo, "", f"{repo}\x01{tag}"]
+        args = [tag, "", "", repo, "", f"{repo}\x01{tag}", "", "", "", ""]
         await self._do(self._search_put(keys=self._search_keys(repo), args=args))
+
+    async def search_forget_push(self, repo: str, digest: str) -> None:
+        await self._do(self.client.hdel(self._stamps_key(repo), f"push:{digest}", f"by:{digest}"))
+
+    async def search_stamps(self, repo: str) -> SearchStamps:
+        found = await self._do(self.client.hgetall(self._stamps_key(repo)))
+        fields = {_text(name): _text(value) for name, value in found.items()}
+        stamps = SearchStamps()
+        for name, value in fields.items():
+            kind, _, key = name.partition(":")
+            if kind == "tag":
+                stamps.tagged[key] = float(value)
+            elif kind == "push":
+                stamps.pushes[key] = Push(float(value), fields.get(f"by:{key}", ""))
+        return stamps
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         pipe = self.client.pipeline(transaction=False)

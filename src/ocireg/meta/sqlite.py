@@ -11,7 +11,14 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any
 
-from ocireg.meta.base import INDEX_CHANGES_KEPT, SEARCH_FORMAT, STAR, MetaUnavailable
+from ocireg.meta.base import (
+    INDEX_CHANGES_KEPT,
+    SEARCH_FORMAT,
+    STAR,
+    MetaUnavailable,
+    Push,
+    SearchStamps,
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -73,7 +80,34 @@ BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS search_listed_remove AFTER DELETE ON search_images
 BEGIN DELETE FROM search_listed WHERE repo = old.repo AND tag = old.tag; END;
+-- when each tag was created (zot's TaggedTimestamp), kept while the tag is moved: it goes with
+-- the tag's record (a REPLACE fires no DELETE trigger)
+CREATE TABLE IF NOT EXISTS search_tagged (
+    repo TEXT NOT NULL, tag TEXT NOT NULL, at REAL NOT NULL,
+    PRIMARY KEY (repo, tag)) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS search_tagged_remove AFTER DELETE ON search_images
+BEGIN DELETE FROM search_tagged WHERE repo = old.repo AND tag = old.tag; END;
+-- when each manifest was first pushed to its repository, and by whom (zot's PushTimestamp,
+-- PushedBy; '' anonymous)
+CREATE TABLE IF NOT EXISTS search_pushes (
+    repo TEXT NOT NULL, digest TEXT NOT NULL, at REAL NOT NULL, by TEXT NOT NULL,
+    PRIMARY KEY (repo, digest)) WITHOUT ROWID;
 """
+# A tag's creation time, only if the tag has no record yet.
+_NOTE_TAGGED = (
+    "INSERT OR REPLACE INTO search_tagged SELECT ?1, ?2, ?3 WHERE NOT EXISTS"
+    " (SELECT 1 FROM search_images WHERE repo = ?1 AND tag = ?2)"
+)
+# A repository's time: its newest listed image's, or a listed tag's creation if later.
+_LATEST = (
+    "SELECT repo, max(max(updated, coalesce(CAST(round(at * 1000000) AS INTEGER), updated)))"
+    " FROM search_listed LEFT JOIN search_tagged USING (repo, tag)"
+)
+# The first push stays; its pusher is filled in if it was anonymous.
+_NOTE_PUSH = (
+    "INSERT INTO search_pushes VALUES (?, ?, ?, ?) ON CONFLICT (repo, digest)"
+    " DO UPDATE SET by = excluded.by WHERE search_pushes.by = ''"
+)
 _WHOLE_TABLE = 2000  # repositories asked for at once above which a table is read whole
 _READY = f"search-ready-v{SEARCH_FORMAT}"  # the state key marking a completed rebuild
 
@@ -310,16 +344,16 @@ class SqliteMeta:
         return {name for (name,) in self._run("SELECT name FROM quota_repositories")}
 
     async def forget_manifests(self, repo: str, keep: Collection[str]) -> list[str]:
+        tables = ("pulls", "pushes", "pull_counts", "search_pushes")
         noted = self._run(
-            "SELECT digest FROM pulls WHERE repo = ?1 UNION SELECT digest FROM pushes"
-            " WHERE repo = ?1 UNION SELECT digest FROM pull_counts WHERE repo = ?1",
+            " UNION ".join(f"SELECT digest FROM {table} WHERE repo = ?1" for table in tables),
             (repo,),
         )
         gone = sorted(digest for (digest,) in noted if digest not in keep)
         if gone:
             rows = [(repo, digest) for digest in gone]
             with self._transaction() as db:
-                for table in ("pulls", "pushes", "pull_counts"):
+                for table in tables:
                     db.executemany(f"DELETE FROM {table} WHERE repo = ? AND digest = ?", rows)
         return gone
 
@@ -402,6 +436,8 @@ class SqliteMeta:
         self._run("DELETE FROM search_images")
         self._run("DELETE FROM search_repositories")
         self._run("DELETE FROM search_listed")
+        self._run("DELETE FROM search_tagged")
+        self._run("DELETE FROM search_pushes")
 
     async def search_lock(self, owner: str, seconds: int) -> bool:
         now = time.time()
@@ -414,17 +450,47 @@ class SqliteMeta:
         )
         return bool(rows)
 
-    async def search_put(self, repo: str, tag: str, record: dict[str, Any], text: str) -> None:
-        self._run(
-            "INSERT OR REPLACE INTO search_images VALUES (?, ?, ?, ?)",
-            (repo, tag, json.dumps(record), text),
-        )
+    async def search_put(
+        self,
+        repo: str,
+        tag: str,
+        record: dict[str, Any],
+        text: str,
+        tagged: float | None = None,
+        push: Push | None = None,
+    ) -> None:
+        put = "INSERT OR REPLACE INTO search_images VALUES (?, ?, ?, ?)"
+        args = (repo, tag, json.dumps(record), text)
+        if tagged is None and push is None:
+            self._run(put, args)
+            return
+        with self._transaction() as db:  # one commit, as for the record alone
+            if tagged is not None:
+                db.execute(_NOTE_TAGGED, (repo, tag, tagged))
+            db.execute(put, args)
+            if push is not None:
+                db.execute(_NOTE_PUSH, (repo, record["digest"], push.at, push.by))
 
     async def search_add_repository(self, repo: str) -> None:
         self._run("INSERT OR IGNORE INTO search_repositories VALUES (?)", (repo,))
 
+    async def search_note_push(self, repo: str, digest: str, push: Push) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR IGNORE INTO search_repositories VALUES (?)", (repo,))
+            db.execute(_NOTE_PUSH, (repo, digest, push.at, push.by))
+
     async def search_remove(self, repo: str, tag: str) -> None:
         self._run("DELETE FROM search_images WHERE repo = ? AND tag = ?", (repo, tag))
+
+    async def search_forget_push(self, repo: str, digest: str) -> None:
+        self._run("DELETE FROM search_pushes WHERE repo = ? AND digest = ?", (repo, digest))
+
+    async def search_stamps(self, repo: str) -> SearchStamps:
+        tagged = self._run("SELECT tag, at FROM search_tagged WHERE repo = ?", (repo,))
+        pushes = self._run("SELECT digest, at, by FROM search_pushes WHERE repo = ?", (repo,))
+        return SearchStamps(
+            {tag: at for tag, at in tagged}, {digest: Push(at, by) for digest, at, by in pushes}
+        )
 
     async def search_records(self, repos: list[str]) -> dict[str, dict[str, dict[str, Any]]]:
         found: dict[str, dict[str, dict[str, Any]]] = {}
@@ -439,7 +505,7 @@ class SqliteMeta:
         return found
 
     async def search_latest(self, repos: list[str]) -> dict[str, int]:
-        rows = self._in("SELECT repo, max(updated) FROM search_listed", repos, "GROUP BY repo")
+        rows = self._in(_LATEST, repos, "GROUP BY repo")
         return {repo: updated for repo, updated in rows}
 
     def _in(self, select: str, repos: list[str], then: str = "") -> list[tuple[Any, ...]]:

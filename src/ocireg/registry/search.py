@@ -8,7 +8,9 @@ from its records when it is read: the number of tags, the latest push, and its s
 of the sizes of the distinct manifests and blobs its tags reach (an index, its child
 manifests, their configs and layers; a layer shared by two tags counts once; untagged
 manifests and blobs count for nothing). A tag write costs one record written, whatever the
-repository holds.
+repository holds. With the record, in the same write: when the tag was created and when its
+manifest was first pushed to the repository, and by whom (zot's TaggedTimestamp,
+PushTimestamp and PushedBy; a push by digest notes the latter two).
 
 Kept current by the write path (a manifest PUT, a tag or manifest DELETE: after index.json
 changed, so the index never names what a failed push did not store), rebuilt from storage by
@@ -34,7 +36,7 @@ from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import ErrorCode, RegistryError
 from ocireg.logs import Progress
-from ocireg.meta import MetaStore, MetaUnavailable
+from ocireg.meta import MetaStore, MetaUnavailable, Push, SearchStamps
 from ocireg.registry import listing
 from ocireg.registry.blobs import BlobStore
 from ocireg.registry.index import IndexCache
@@ -167,18 +169,28 @@ class Search:
     # --- the write path ----------------------------------------------------------------
 
     async def pushed(
-        self, repo: str, tag: str | None, desc: dict[str, Any], body: bytes, manifest: Manifest
+        self,
+        repo: str,
+        tag: str | None,
+        desc: dict[str, Any],
+        body: bytes,
+        manifest: Manifest,
+        by: str = "",
     ) -> None:
-        """After a manifest PUT changed index.json. The push is stored already: a store that
-        fails here costs a stale record, not the push (`images` repairs it)."""
+        """After a manifest PUT by `by` ("": anonymous) changed index.json. The push is
+        stored already: a store that fails here costs a stale record, not the push
+        (`images` repairs it). With the record, in the same write: the push of its
+        manifest, and the time a new tag was created (`stamps`)."""
         if not self.enabled:
             return
+        now = time.time()
         try:
             if tag is None:
-                await self.meta.search_add_repository(repo)
+                await self.meta.search_note_push(repo, desc["digest"], Push(now, by))
             else:
-                record = await self._record(repo, tag, desc, body, time.time(), manifest)
-                await self.meta.search_put(repo, tag, record, search_text(tag, record))
+                record = await self._record(repo, tag, desc, body, now, manifest)
+                text = search_text(tag, record)
+                await self.meta.search_put(repo, tag, record, text, now, Push(now, by))
         except MetaUnavailable as exc:
             log.warning("search index not updated", extra={"repo": repo, "error": str(exc)})
 
@@ -190,6 +202,7 @@ class Search:
             if is_tag:
                 await self.meta.search_remove(repo, reference)
                 return
+            await self.meta.search_forget_push(repo, reference)
             records = (await self.meta.search_records([repo])).get(repo, {})
             for tag, record in records.items():
                 if record.get("digest") == reference:
@@ -283,10 +296,33 @@ class Search:
         return found
 
     async def latest(self, repos: list[str]) -> dict[str, int]:
-        """The update time of the newest image zot lists in each of these repositories
-        (absent: none), as `listed` gives it: zot's repository lists order by it."""
+        """The update time of the newest image zot lists in each of these repositories, or
+        the time one of their tags was created if that is later (absent: none lists an
+        image): zot's repository lists order by it (its RepoSummary.LastUpdated)."""
         self.kick_rebuild()
         return await self.meta.search_latest(repos)
+
+    async def stamps(self, repo: str) -> SearchStamps:
+        """When each tag of `repo` was created (absent: not known) and when each of its
+        manifests was first pushed and by whom (zot's TaggedTimestamp, PushTimestamp and
+        PushedBy). A tagged manifest whose push was not noted (a record of an older
+        ocireg) has its record's push time, the time its tag was last written."""
+        noted = await self.meta.search_stamps(repo)
+        index = await self.indexes.load(repo)
+        tagged: set[str] = set()
+        if index is not None:
+            tagged = {str(d["digest"]) for t in index.tags() if (d := index.by_tag(t)) is not None}
+        missing = tagged - noted.pushes.keys()
+        if not missing:
+            return noted
+        pushes = dict(noted.pushes)
+        for record in (await self.meta.search_records([repo])).get(repo, {}).values():
+            digest, at = record.get("digest"), record.get("pushed")
+            if digest not in missing or not isinstance(at, int | float):
+                continue
+            if (known := pushes.get(digest)) is None or at < known.at:  # the earliest tag's
+                pushes[digest] = Push(at)
+        return SearchStamps(noted.tagged, pushes)
 
     async def summary(self, repo: str) -> RepoSummary:
         """The summary of one repository, from its records as they are (zot's
@@ -383,7 +419,10 @@ class Search:
         except (RegistryError, ValueError):
             return None
         record = await self._record(repo, tag, desc, body, pushed)
-        await self._heal(self.meta.search_put(repo, tag, record, search_text(tag, record)))
+        # The file's time as the manifest's first push, by nobody known (as zot's rebuild),
+        # where none is noted; the tag's creation time stays unknown.
+        text = search_text(tag, record)
+        await self._heal(self.meta.search_put(repo, tag, record, text, push=Push(pushed)))
         return record
 
     async def _heal(self, write: Any) -> None:

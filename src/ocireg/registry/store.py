@@ -223,12 +223,14 @@ class ImageStore:
         body: bytes,
         content_type: str | None,
         keep: str | None = None,
+        by: str = "",
     ) -> PutResult:
         """Store a manifest under a tag or its digest. `keep` (why), for one stored by
-        digest: garbage collection keeps it although it has no tag (index.KEEP)."""
+        digest: garbage collection keeps it although it has no tag (index.KEEP). `by`: the
+        user who pushed it ("": anonymous), which the search index notes."""
         # Counted from here: a write to the same index in progress may wait for this one.
         with self.writer.coming(repo) as arrived:
-            return await self._put_manifest(repo, reference, body, content_type, keep, arrived)
+            return await self._put_manifest(repo, reference, body, content_type, keep, by, arrived)
 
     async def _put_manifest(
         self,
@@ -237,6 +239,7 @@ class ImageStore:
         body: bytes,
         content_type: str | None,
         keep: str | None,
+        by: str,
         arrived: Callable[[], None],
     ) -> PutResult:
         tag: str | None = None
@@ -283,7 +286,7 @@ class ImageStore:
         }
         change, prepare = self._index_write(repo, tag, desc, manifest, body)
         await self.writer.write(repo, change, prepare, portable, arrived)
-        await self.search.pushed(repo, tag, desc, body, manifest)
+        await self.search.pushed(repo, tag, desc, body, manifest, by)
         if changes:
             self.events.image_updated(repo, reference, str(digest), manifest.media_type, body)
         return PutResult(digest, manifest.subject)

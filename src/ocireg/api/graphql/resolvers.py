@@ -246,8 +246,8 @@ async def _repo_page(
     default_sort: str,
 ) -> tuple[list[Summary], dict[str, int]]:
     """A page of repository summaries. Every repository is ordered (by rank, name or its
-    newest image's update time, which the search index gives), but only the page's are
-    summed up from their documents."""
+    update time, which the search index gives: its newest image's, or a tag's creation if
+    later), but only the page's are summed up from their documents."""
     newest = await src.newest([name for name, _ in ranked])
     keys = [
         {"Name": name, "Rank": rank, "_updated": newest[name]}

@@ -6,12 +6,13 @@ rank: a scan of those names), which images zot lists in which repositories with 
 times (the search index, `ocireg.registry.search`: what lists order, count and page by
 without reading any manifest), tags with their descriptors, manifest and config documents
 (for the images of the page a query returns), referrers, pull times and counts (the
-metadata store's, registry/pulls.py) and the caller's stars and bookmarks (api/userprefs.py),
-all through `ImageStore`. Tags
-and their descriptors come from one read of `index.json` through the store's index cache (as
-the tags list reads it); documents are read once per request (a query names the same
-manifest from several fields). Reads are bounded (READS_AT_ONCE) so that a page over a large
-registry on S3 does not open a request per repository at once."""
+metadata store's, registry/pulls.py), push times, pushers and tag times (the search
+index's) and the caller's stars and bookmarks (api/userprefs.py), all through `ImageStore`.
+Tags and their descriptors come from one read of `index.json` through the store's index
+cache (as the tags list reads it); documents, pulls and push times are read once per
+request (a query names the same manifest from several fields). Reads are bounded
+(READS_AT_ONCE) so that a page over a large registry on S3 does not open a request per
+repository at once."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from typing import Any
 from ocireg import jsondoc
 from ocireg.digest import Digest
 from ocireg.errors import RegistryError
-from ocireg.meta.base import BOOKMARK, STAR
+from ocireg.meta.base import BOOKMARK, STAR, SearchStamps
 from ocireg.names import validate_name
 from ocireg.registry import ImageStore
 from ocireg.registry.index import Index, tag_of
@@ -64,6 +65,7 @@ class Source:
         self._marks: asyncio.Future[Marks] | None = None
         self._docs: dict[tuple[str, str], asyncio.Future[dict[str, Any] | None]] = {}
         self._pulls: dict[str, asyncio.Future[Pulls]] = {}
+        self._stamps: dict[str, asyncio.Future[SearchStamps]] = {}
         self._gate = asyncio.Semaphore(READS_AT_ONCE)
 
     async def repositories(self) -> list[str]:
@@ -82,8 +84,9 @@ class Source:
         return found
 
     async def newest(self, names: list[str]) -> dict[str, int]:
-        """The update time of the newest image zot lists in each of these repositories,
-        from the search index (absent: it lists none)."""
+        """The update time of the newest image zot lists in each of these repositories, or
+        when one of their tags was created if later, from the search index (absent: it
+        lists none)."""
         return await self.store.search.latest(names)
 
     async def listed(self, names: list[str], check: bool = False) -> list[tuple[str, str, int]]:
@@ -159,6 +162,15 @@ class Source:
         meta = self.store.meta
         last, counts = await asyncio.gather(meta.pulls(repo), meta.pull_counts(repo))
         return Pulls(last, counts)
+
+    def stamps(self, repo: str) -> Awaitable[SearchStamps]:
+        """When `repo`'s tags were created and its manifests first pushed, and by whom
+        (the search index's); read once per request."""
+        pending = self._stamps.get(repo)
+        if pending is None:
+            pending = asyncio.ensure_future(self.store.search.stamps(repo))
+            self._stamps[repo] = pending
+        return pending
 
     def marks(self) -> Awaitable[Marks]:
         """The repositories the caller starred and bookmarked; read once per request."""

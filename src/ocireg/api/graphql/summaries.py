@@ -4,8 +4,9 @@ The values follow zot's conversion (pkg/extensions/search/convert): sizes are de
 strings (manifest + config + layers; an index adds up its manifests), `LastUpdated` is the
 `created` annotation or label, else the config's `created`, else its last history entry;
 title, description and the like come from the manifest's annotations, else the config's
-labels (OCI keys, then label-schema ones). What ocireg does not keep is answered as zot
-answers without it: zero push times, and an empty vulnerability summary (no scanner).
+labels (OCI keys, then label-schema ones). Push and tag times and pushers are the search
+index's (`Source.stamps`). What ocireg does not keep is answered as zot answers without
+it: an empty vulnerability summary (no scanner).
 Stars and bookmarks are the metadata store's (`with_marks`).
 
 Summaries are plain dicts keyed by zot's field names; keys starting with `_` are ours (for
@@ -25,7 +26,6 @@ from ocireg.registry.listing import (
     COSIGN_TAG,
     SIGNATURE_TOOLS,
     ZERO,
-    ZERO_TIME,
     epoch_stamp,
     image_updated,
     index_created,
@@ -294,8 +294,12 @@ async def image(
         artifact_type = manifest["ArtifactType"]
         media_type = manifest["_media_type"]
         all_blobs = manifest["_blobs"]
-    pulls = await src.pulls(repo)
+    pulls, stamps = await asyncio.gather(src.pulls(repo), src.stamps(repo))
     last_pull = pulls.last.get(digest)
+    push = stamps.pushes.get(digest)
+    pushed = ZERO if push is None else epoch_stamp(push.at)
+    tagged_at = stamps.tagged.get(tag)
+    tagged = None if tagged_at is None else epoch_stamp(tagged_at)
     return {
         "RepoName": repo,
         "Tag": tag,
@@ -305,9 +309,9 @@ async def image(
         "Size": str(size),
         "DownloadCount": pulls.counts.get(digest, 0),
         "LastPullTimestamp": ZERO.text if last_pull is None else epoch_stamp(last_pull).text,
-        "PushTimestamp": ZERO.text,
-        "PushedBy": "",
-        "TaggedTimestamp": ZERO.text,
+        "PushTimestamp": pushed.text,
+        "PushedBy": "" if push is None else push.by,
+        "TaggedTimestamp": (tagged or pushed).text,  # zot's fallback: the push time
         "LastUpdated": updated.text,
         "IsSigned": signatures.signed,
         "SignatureInfo": signatures.info,
@@ -317,6 +321,8 @@ async def image(
         "IsDeletable": src.access.delete(repo),
         "ArtifactType": artifact_type,
         "_updated": microseconds(updated.when),  # as the search index orders
+        "_stamp": updated,
+        "_tagged": tagged,  # None: not known (a repository's LastUpdated)
         "_blobs": all_blobs,
         "_signatures": signatures,
     }
@@ -355,8 +361,11 @@ def downloads(images: list[dict[str, Any]]) -> int:
 
 def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict[str, Any]:
     """zot's `RepoSummary` from the repository's image summaries (no newest image, and a
-    zero time, for a repository without tags)."""
+    zero time, for a repository without tags). Its `LastUpdated`, as zot's: the newest
+    image's, or the time a tag was created if that is later."""
     newest = max(images, key=lambda i: (i["_updated"], i["Tag"])) if images else None
+    times = [i["_tagged"] for i in images if i["_tagged"] is not None]
+    last = max([newest["_stamp"], *times], key=lambda t: t.when) if newest else ZERO
     blobs: dict[str, int] = {}
     platforms: list[dict[str, str]] = []
     vendors: list[str] = []
@@ -370,7 +379,7 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
             vendors.append(summary["Vendor"])
     return {
         "Name": repo,
-        "LastUpdated": newest["LastUpdated"] if newest else ZERO.text,
+        "LastUpdated": last.text,
         "Size": str(sum(blobs.values())),
         "Platforms": platforms,
         "Vendors": vendors,
@@ -380,7 +389,7 @@ def repo_summary(repo: str, images: list[dict[str, Any]], rank: int = 0) -> dict
         "IsBookmarked": False,
         "IsStarred": False,
         "Rank": rank,
-        "_updated": newest["_updated"] if newest else microseconds(ZERO_TIME),
+        "_updated": microseconds(last.when),  # as the search index orders repositories
         "_signatures": newest["_signatures"] if newest else None,
     }
 
