@@ -8,6 +8,7 @@ the order of the targets between repetitions and keeps medians.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -165,3 +166,16 @@ class Stopwatch:
     def client_cpu(self) -> float:
         """Fraction of one core the client used."""
         return self.cpu / self.wall if self.wall else 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes (all their threads) so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick

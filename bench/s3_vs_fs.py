@@ -222,7 +222,7 @@ def measure_small(
     going first."""
     import asyncio
 
-    from bench.sync import cpu_seconds
+    from bench.core import cpu_seconds
     from bench.workloads import pull_small, push_small
 
     out = SmallImages(

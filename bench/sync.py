@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.core import Context, MiB, Row, failed_note, median
+from bench.core import Context, MiB, Row, cpu_seconds, failed_note, median
 from bench.rawhttp import Connection
 from bench.servers import start_peer
 from bench.workloads import (
@@ -187,19 +187,6 @@ def skopeo_pull(workdir: Path, host: str, port: int, repo: str) -> float:
     if done.returncode != 0:
         raise RuntimeError(f"skopeo copy {repo}: {done.stderr.strip()[-300:]}")
     return elapsed
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU time of these processes (all their threads) so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
 
 
 def rows(
