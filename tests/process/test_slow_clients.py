@@ -9,6 +9,7 @@ One worker, so that its memory and budget are the ones every connection meets.""
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +32,7 @@ from tests.support.rawhttp import (
     assert_idle_timeout,
     read_response,
     send_stalled,
+    send_stalled_h2,
     start_request,
 )
 from tests.support.server import RegistryProcess, base_config, running_registry, wait_until
@@ -104,6 +106,21 @@ def test_end5_stalled_patch_is_408_and_frees_the_session(
     assert_timed_out(response, waited)
     # The session's lock went with the request: no lock is held, and the next PATCH on the
     # same session goes through at once.
+    assert lock_files(slow_registry) == []
+    continue_upload(client, repo, location, data)
+
+
+def test_a_stalled_http2_patch_without_content_length_is_408(
+    slow_registry: RegistryProcess, client: httpx.Client
+) -> None:
+    """HTTP/2 has no chunked framing: a streamed body comes without Content-Length or
+    Transfer-Encoding, and must time out all the same."""
+    repo = unique_repo("slow")
+    data = random_bytes(64)
+    location = start_upload(client, repo)
+    body, waited = send_stalled_h2(slow_registry.port, "PATCH", location, data[:3])
+    assert json.loads(body)["errors"][0]["code"] == "REQUEST_TIMEOUT"
+    assert IDLE * 0.9 <= waited < IDLE + 10, waited
     assert lock_files(slow_registry) == []
     continue_upload(client, repo, location, data)
 

@@ -91,3 +91,44 @@ def assert_idle_timeout(response: SocketResponse, waited: float, idle: float) ->
     assert response.error_code() == "REQUEST_TIMEOUT"
     assert response.headers["content-type"] == "application/json"
     assert idle * 0.9 <= waited < idle + 10, waited
+
+
+def send_stalled_h2(port: int, method: str, target: str, first: bytes) -> tuple[bytes, float]:
+    """Over cleartext HTTP/2 (prior knowledge), send a request without Content-Length (a
+    streamed body, as an HTTP/2 client sends a chunked one) and its `first` body bytes, then
+    nothing: the body of the answer on its stream (its DATA frames; "" if the stream ended
+    without one) and how long after the last byte it came. The answer's status is HPACK
+    coded, hence its body: an error says its code there."""
+    fields = {":method": method, ":scheme": "http", ":path": target, ":authority": "127.0.0.1"}
+    # Each field a literal without indexing, its name and value plain (no Huffman coding).
+    block = b"".join(
+        b"\x00" + bytes([len(k)]) + k.encode() + bytes([len(v)]) + v.encode()
+        for k, v in fields.items()
+    )
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + _h2_frame(4, 0, 0, b"")  # SETTINGS
+    request = _h2_frame(1, 0x4, 1, block) + _h2_frame(0, 0, 1, first)  # HEADERS, DATA
+    with socket.create_connection(("127.0.0.1", port), timeout=15.0) as sock:
+        sock.sendall(preface + request)
+        sent = time.monotonic()
+        data, body = b"", b""
+        while True:
+            while len(data) < 9 or len(data) < 9 + int.from_bytes(data[:3], "big"):
+                got = sock.recv(65536)
+                if not got:
+                    raise ConnectionError(f"connection closed before the stream ended: {data!r}")
+                data += got
+            size, kind, flags = int.from_bytes(data[:3], "big"), data[3], data[4]
+            stream = int.from_bytes(data[5:9], "big") & 0x7FFFFFFF
+            payload, data = data[9 : 9 + size], data[9 + size :]
+            if stream != 1:
+                continue
+            if kind == 0:  # DATA
+                body += payload
+            if kind == 3 or (kind in (0, 1) and flags & 0x1):  # RST_STREAM, END_STREAM
+                return body, time.monotonic() - sent
+
+
+def _h2_frame(kind: int, flags: int, stream: int, payload: bytes) -> bytes:
+    return (
+        len(payload).to_bytes(3, "big") + bytes([kind, flags]) + stream.to_bytes(4, "big") + payload
+    )

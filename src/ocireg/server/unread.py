@@ -61,8 +61,12 @@ class UnreadBody:
 
 
 def body_expected(scope: Scope) -> bool:
-    """Whether a request body is coming: a Content-Length above zero, or chunked."""
+    """Whether a request body may be coming: a Content-Length above zero, or chunked; in
+    HTTP/2 also one without a Content-Length, which a streamed body (a client's chunked
+    PATCH) need not declare there."""
     declared, chunked = _framing(scope)
+    if declared is None and scope.get("http_version") == "2":
+        return True
     return chunked or bool(declared)
 
 
