@@ -458,7 +458,9 @@ class RedisMeta:
 
     async def search_note_push(self, repo: str, digest: str, push: Push) -> None:
         key = self._stamps_key(repo)
-        pipe = self.client.pipeline(transaction=False)  # one round trip
+        # One round trip, and one step (MULTI/EXEC, the keys share a hash slot): two pushes
+        # at once cannot leave one's time with the other's name.
+        pipe = self.client.pipeline(transaction=True)
         pipe.zadd(f"{self.search_ns}:repositories", {repo: 0})
         pipe.hsetnx(key, f"push:{digest}", repr(push.at))
         if push.by:
