@@ -42,6 +42,9 @@ class UnreadBody:
             await self.app(scope, receive, send)
             return
         body = _Body(scope, receive)
+        if body.done:  # HTTP/2 without a Content-Length: `settle` would find nothing to do
+            await self.app(scope, receive, send)
+            return
 
         # HTTP/2 resets the stream, not the connection, after a response to a body left
         # unread: a short rest is read there too, but there is no `Connection` to close.
