@@ -7,6 +7,7 @@ authenticate again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,3 +59,9 @@ class Identity:
 
 
 ANONYMOUS = Identity()
+
+
+def identity_of(scope: Mapping[str, Any]) -> Identity:
+    """Who makes the request, once authentication has run (ANONYMOUS before it, or none)."""
+    identity: Identity = scope.get(IDENTITY_KEY) or ANONYMOUS
+    return identity

@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from ocireg.api.common import limited_body, repo_name, store_of, target
 from ocireg.api.responses import RawParts, RawResponse, manifest_headers
-from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
+from ocireg.identity import identity_of
 from ocireg.registry import ImageStore
 from ocireg.registry.manifests import MAX_MANIFEST_BYTES
 from ocireg.target import Target
@@ -56,8 +56,7 @@ async def put_manifest(request: Request) -> Response:
 
 def _user(request: Request) -> str:
     """Who pushes, as zot notes a pusher: the user name, "" for an anonymous caller."""
-    identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
-    return identity.user or ""
+    return identity_of(request.scope).user or ""
 
 
 async def delete_manifest(request: Request) -> Response:

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from ocireg import names
 from ocireg.api.common import decimal, target
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY
+from ocireg.identity import CATALOG_FILTER_KEY, FORWARDED_KEY, identity_of
 
 if TYPE_CHECKING:
     from ocireg.cluster.gather import ClusterSearch
@@ -40,7 +40,7 @@ async def search(request: Request) -> Response:
         raise RegistryError(ErrorCode.NOT_FOUND, "search is not enabled (extensions.search)")
     query = target(request).query
     readable = request.scope.get(CATALOG_FILTER_KEY)
-    identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    identity = identity_of(request.scope)
     # Asked by another member: this member's part alone (cluster/gather.py).
     forwarded = bool(request.scope.get(FORWARDED_KEY))
     # A member asks for one more than its caller's page (cluster/gather.py).

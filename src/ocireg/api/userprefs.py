@@ -23,7 +23,7 @@ from ocireg.api.common import store_of, target
 from ocireg.api.graphql.endpoint import access_of
 from ocireg.config import Config
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
+from ocireg.identity import identity_of
 from ocireg.meta.base import BOOKMARK, STAR
 from ocireg.names import validate_name
 from ocireg.target import Endpoint
@@ -52,7 +52,7 @@ async def toggle(request: Request) -> Response:
     repo = _required(query, "repo")
     if not repo:
         raise RegistryError(ErrorCode.NAME_UNKNOWN)
-    identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    identity = identity_of(request.scope)
     if identity.user is None:
         raise RegistryError(ErrorCode.DENIED, "anonymous users have no preferences")
     try:

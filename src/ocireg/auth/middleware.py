@@ -25,7 +25,14 @@ from ocireg.auth.conditions import RequestFacts, facts_of
 from ocireg.auth.core import AuthServices, bearer_scope
 from ocireg.auth.grants import TokenError, grants
 from ocireg.errors import ErrorCode, RegistryError
-from ocireg.identity import ANONYMOUS, CATALOG_FILTER_KEY, FORWARDED_KEY, IDENTITY_KEY, Identity
+from ocireg.identity import (
+    ANONYMOUS,
+    CATALOG_FILTER_KEY,
+    FORWARDED_KEY,
+    IDENTITY_KEY,
+    Identity,
+    identity_of,
+)
 from ocireg.target import Action, Kind, Target, drop_mount, target_of
 
 _BEARER_ACTIONS = {Action.READ: "pull", Action.CREATE: "push", Action.DELETE: "delete"}
@@ -154,7 +161,7 @@ class AuthorizeMiddleware:
         if aim.kind in (Kind.HEALTH, Kind.PING, Kind.PAGE, Kind.TOKEN):
             await self.app(scope, receive, send)  # the ping was settled by authentication
             return
-        identity: Identity = scope.get(IDENTITY_KEY) or ANONYMOUS
+        identity = identity_of(scope)
         if identity.method == "bearer":
             # The token server is the policy: its `access` claim decides (as zot).
             self._bearer(identity, aim, scope)

@@ -31,7 +31,7 @@ from ocireg.api.mgmt import MGMT_PATH
 from ocireg.auth.grants import grants
 from ocireg.auth.policy import AccessPolicy
 from ocireg.config import Config
-from ocireg.identity import ANONYMOUS, IDENTITY_KEY, Identity
+from ocireg.identity import identity_of
 from ocireg.target import Endpoint
 
 SEARCH_PATH = "/v2/_zot/ext/search"
@@ -84,7 +84,7 @@ async def search(request: Request) -> Response:
         return _errors(422, err.message)
     if problems:
         return _answer(422, ExecutionResult(None, list(problems)))
-    identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    identity = identity_of(request.scope)
     source = Source(store_of(request), access_of(request), identity.user)
     result = execute(
         schema,
@@ -174,7 +174,7 @@ async def _bounded_body(request: Request) -> bytes:
 def access_of(request: Request) -> Access:
     """What the caller may read and delete, decided as the API decides it: a bearer token's
     grants, else `accessControl`, else (authentication alone, or none) everything."""
-    identity: Identity = request.scope.get(IDENTITY_KEY) or ANONYMOUS
+    identity = identity_of(request.scope)
     if identity.method == "bearer":
         return Access(
             read=lambda repo: grants(identity.access, "repository", repo, "pull"),
