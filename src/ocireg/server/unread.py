@@ -38,13 +38,13 @@ class UnreadBody:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not body_expected(scope):  # most GETs and HEADs: no wrapping
+        declared, chunked = _framing(scope)
+        # Nothing this layer could leave unread (most GETs and HEADs; an HTTP/2 body without
+        # a Content-Length, whose `settle` would find nothing to do): no wrapping.
+        if not chunked and not declared:
             await self.app(scope, receive, send)
             return
-        body = _Body(scope, receive)
-        if body.done:  # HTTP/2 without a Content-Length: `settle` would find nothing to do
-            await self.app(scope, receive, send)
-            return
+        body = _Body(receive, declared)
 
         # HTTP/2 resets the stream, not the connection, after a response to a body left
         # unread: a short rest is read there too, but there is no `Connection` to close.
@@ -89,10 +89,11 @@ def _framing(scope: Scope) -> tuple[int | None, bool]:
 class _Body:
     __slots__ = ("_lock", "_receive", "declared", "done", "kept", "received")
 
-    def __init__(self, scope: Scope, receive: Receive) -> None:
+    def __init__(self, receive: Receive, declared: int | None) -> None:
+        """A body that is coming: `declared` long (Content-Length), or None when chunked."""
         self._receive = receive
-        self.declared, chunked = _framing(scope)  # Content-Length: None when chunked
-        self.done = not chunked and not self.declared  # no body, or an empty one
+        self.declared = declared
+        self.done = False
         self.received = 0
         self.kept: list[Message] = []  # read ahead by `settle`, for the application
         # Held by whoever waits for the client: the application (`receive`) or `settle`.
