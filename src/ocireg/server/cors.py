@@ -20,6 +20,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ocireg.asgi import request_header
 from ocireg.config import Config
 from ocireg.server.context import RequestContextMiddleware
 
@@ -53,11 +54,11 @@ class Cors(CORSMiddleware):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = scope["headers"]
-        if not any(name == b"origin" for name, _ in headers):
+        if request_header(scope, b"origin") is None:
             await self.app(scope, receive, send)
-        elif scope["method"] == "OPTIONS" and any(
-            name == b"access-control-request-method" for name, _ in headers
+        elif (
+            scope["method"] == "OPTIONS"
+            and request_header(scope, b"access-control-request-method") is not None
         ):
             await self._preflights(scope, receive, send)
         else:
