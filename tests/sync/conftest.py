@@ -162,6 +162,14 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
         yield server
 
 
+@pytest.fixture(scope="module")
+def ocireg_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+    """An ocireg as the upstream: it has the referrers API, and its access log tells what a
+    mirror asked of it."""
+    with running_registry(tmp_path_factory.mktemp("ocireg-up"), name="upstream") as proc:
+        yield proc
+
+
 @dataclass
 class SignedSet:
     """What `push_signed_set` pushed: four tagged images, three of them signed."""

@@ -33,12 +33,6 @@ ACCEPT = {"Accept": f"{OCI_MANIFEST}, {OCI_INDEX}"}
 PASS_DONE = "periodic sync done"
 
 
-@pytest.fixture(scope="module")
-def ocireg_upstream(tmp_path_factory: pytest.TempPathFactory) -> RegistryProcess:
-    with running_registry(tmp_path_factory.mktemp("ocireg-up"), name="upstream") as proc:
-        yield proc  # type: ignore[misc]
-
-
 def entry(upstream: str, prefix: str, **extra: Any) -> dict[str, Any]:
     return {"urls": [upstream], "content": [{"prefix": prefix}], "onlySigned": True, **extra}
 

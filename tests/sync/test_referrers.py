@@ -3,24 +3,16 @@ ocireg as the upstream) and through cosign-style tags (docker-registry, which ha
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.oci import push_artifact, push_image, unique_repo
-from tests.support.server import RegistryProcess, running_registry, wait_until
+from tests.support.server import RegistryProcess, wait_until
 from tests.sync.conftest import Upstream, mirror
 
 SBOM = "application/vnd.example.sbom"
 SIGNATURE = "application/vnd.example.signature"
-
-
-@pytest.fixture(scope="module")
-def ocireg_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
-    with running_registry(tmp_path_factory.mktemp("ocireg-up"), name="upstream") as proc:
-        yield proc
 
 
 def test_referrers_api_content_is_copied_with_the_image(

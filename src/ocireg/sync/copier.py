@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 
 from ocireg import names
 from ocireg.digest import Digest
@@ -27,7 +27,7 @@ from ocireg.registry import ImageStore, layout
 from ocireg.registry.layout import upload
 from ocireg.registry.manifests import Manifest, parse_manifest
 from ocireg.storage import PathNotFound
-from ocireg.sync.signed import legacy_tag
+from ocireg.sync.signed import legacy_tag, present_tags
 from ocireg.sync.transfers import Transfer, Transfers
 from ocireg.sync.upstream import Fetched, Recorder, Upstream, UpstreamError
 
@@ -59,12 +59,14 @@ class Copier:
         fetched: Fetched | None = None,
         seen: Callable[[Fetched], None] | None = None,
         keep: bool = False,
+        tags: Collection[str] | None = None,
     ) -> Digest:
         """Copy `remote:reference` to `local` under the same reference; returns its digest.
         `fetched`: its manifest, already read; `seen` is told each manifest an index lists
         as it is read (on demand answers them before they are stored). `keep`: a reference
         by digest stays after garbage collection although untagged (a client pulled it so),
-        unless it is a referrer, which lives as long as its subject."""
+        unless it is a referrer, which lives as long as its subject. `tags`: the upstream
+        repository's tags, when the caller listed them (for the cosign and fallback tags)."""
         if fetched is None:
             fetched = await self.upstream.manifest(remote, reference)
         await self._contents(remote, local, fetched, MAX_DEPTH, seen)
@@ -81,7 +83,7 @@ class Copier:
             },
         )
         if referrers > 0:
-            await self._referrers(remote, local, fetched.digest, referrers - 1)
+            await self._referrers(remote, local, fetched.digest, referrers - 1, tags)
         return fetched.digest
 
     async def blob(self, remote: str, local: str, digest: Digest) -> None:
@@ -249,20 +251,26 @@ class Copier:
             return False
         return True
 
-    async def _referrers(self, remote: str, local: str, subject: Digest, depth: int) -> None:
+    async def _referrers(
+        self,
+        remote: str,
+        local: str,
+        subject: Digest,
+        depth: int,
+        tags: Collection[str] | None,
+    ) -> None:
         """Best effort: a referrer that cannot be copied is logged, the image stays."""
         try:
             found = await self.upstream.referrers(remote, subject)
             for desc in found or []:
                 digest = Digest.parse(desc["digest"])
                 if not await self._has_manifest(local, digest):
-                    await self.copy(remote, local, str(digest), depth)
-            tags = await self.upstream.tags(remote)
+                    await self.copy(remote, local, str(digest), depth, tags=tags)
             # The fallback tag always; cosign's own tags unless `syncLegacyCosignTags: false`.
             legacy = self.upstream.settings.legacy_cosign_tags
-            for suffix in _COSIGN_SUFFIXES if legacy else ("",):
-                if legacy_tag(subject, suffix) in tags:
-                    await self.copy(remote, local, legacy_tag(subject, suffix), 0)
+            wanted = [legacy_tag(subject, s) for s in (_COSIGN_SUFFIXES if legacy else ("",))]
+            for tag in await present_tags(self.upstream, remote, wanted, tags):
+                await self.copy(remote, local, tag, 0, tags=tags)
         except (UpstreamError, RegistryError) as exc:
             self.record("referrer_error", "", 1)
             log.warning(

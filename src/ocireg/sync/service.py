@@ -30,7 +30,7 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -394,7 +394,7 @@ class SyncService:
         remote: str,
         reference: str,
         digest: Digest,
-        tags: Sequence[str] | None = None,
+        tags: Collection[str] | None = None,
     ) -> None:
         """With `onlySigned`, raise `UpstreamUnsigned` unless the upstream holds a signature
         of `remote@digest` (zot skips such an image and logs it, on demand as periodically;
@@ -447,11 +447,12 @@ class SyncService:
             except UpstreamError as exc:
                 report.errors.append(str(exc))
                 continue
+            listed = frozenset(tags)  # looked up for each image's cosign and fallback tags
             for tag in registry.mapping.tags(remote, tags):
                 if not names.is_tag(tag) or not await self._poll_wants(registry, local, tag):
                     continue
                 try:
-                    if await self._poll_tag(registry, remote, local, tag, tags):
+                    if await self._poll_tag(registry, remote, local, tag, listed):
                         report.images += 1
                         self.record("image", "periodic", 1)
                 except (UpstreamError, RegistryError) as exc:
@@ -488,7 +489,7 @@ class SyncService:
         return subject is not None and await self._local_digest(local, str(subject)) is not None
 
     async def _poll_tag(
-        self, registry: Registry, remote: str, local: str, tag: str, tags: Sequence[str]
+        self, registry: Registry, remote: str, local: str, tag: str, tags: Collection[str]
     ) -> bool:
         settings = registry.settings
         digest = await with_retries(
@@ -506,7 +507,9 @@ class SyncService:
         async with self.store.locks.hold(f"sync-manifest:{local}@{tag}"):
             if await self._local_digest(local, tag) == digest:
                 return False
-            await with_retries(settings, lambda: registry.copier.copy(remote, local, tag))
+            await with_retries(
+                settings, lambda: registry.copier.copy(remote, local, tag, tags=tags)
+            )
         return True
 
     async def _repositories(self, registry: Registry) -> list[str]:

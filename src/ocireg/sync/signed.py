@@ -13,8 +13,9 @@ the same mirror:
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from ocireg.digest import Digest
@@ -77,17 +78,38 @@ def is_signature(descriptor: dict[str, Any]) -> bool:
 
 
 async def is_signed(
-    upstream: Upstream, remote: str, digest: Digest, tags: Sequence[str] | None = None
+    upstream: Upstream, remote: str, digest: Digest, tags: Collection[str] | None = None
 ) -> bool:
     """Whether the upstream holds a signature of `remote@digest`. `tags`: the repository's
-    tags when the caller has them (else they are listed, if legacy tags count)."""
+    tags when the caller has them (see `present_tags`)."""
     if any(is_signature(d) for d in await referrers(upstream, remote, digest)):
         return True
     if not upstream.settings.legacy_cosign_tags:
         return False
-    if tags is None:
-        tags = await upstream.tags(remote)
-    return legacy_tag(digest, ".sig") in tags
+    return bool(await present_tags(upstream, remote, [legacy_tag(digest, ".sig")], tags))
+
+
+async def present_tags(
+    upstream: Upstream, remote: str, wanted: Sequence[str], tags: Collection[str] | None
+) -> list[str]:
+    """Which of `wanted` (in their order) the upstream repository has: looked up in `tags`,
+    the repository's tags, when the caller listed them; else one HEAD each, at once. Listing
+    the tags instead would cost as much as the repository has of them, for every image
+    copied: a periodic pass over a repository of many tags would list them all once per tag
+    (zot, too, asks for these few tags by name)."""
+    if tags is not None:
+        return [tag for tag in wanted if tag in tags]
+
+    async def present(tag: str) -> bool:
+        try:
+            await upstream.manifest_digest(remote, tag)
+        except UpstreamMissing:
+            return False
+        return True
+
+    async with asyncio.TaskGroup() as group:
+        looks = [group.create_task(present(tag)) for tag in wanted]
+    return [tag for tag, look in zip(wanted, looks, strict=True) if look.result()]
 
 
 async def referrers(upstream: Upstream, remote: str, digest: Digest) -> list[dict[str, Any]]:
