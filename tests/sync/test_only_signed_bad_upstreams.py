@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.support.oci import OCI_INDEX, OCI_MANIFEST, assert_error, descriptor, image_manifest
-from tests.support.server import RegistryProcess
+from tests.support.server import RegistryProcess, wait_until
 from tests.support.threaded import ThreadedServer
 from tests.sync.conftest import NOTATION_SIGNATURE, HandWrittenUpstream, mirror
 
@@ -54,7 +55,9 @@ class SigningRegistry(HandWrittenUpstream):
         if path.endswith("/tags/list"):
             body = {"name": f"odd/{kind}", "tags": TAGS.get(kind, ["v1"])}
             return self._send(200, json.dumps(body).encode(), "application/json")
-        if "/manifests/sha256-" in path:  # no referrers fallback tag
+        if "/manifests/sha256-" in path:  # no referrers fallback tag, no cosign tags
+            if kind == "sigerror":  # ...or none that can be looked up
+                return self._send(500, b'{"errors":[{"code":"UNKNOWN"}]}')
             return self._send(404, b'{"errors":[{"code":"MANIFEST_UNKNOWN"}]}')
         if "/manifests/" in path:
             return self._send(200, MANIFEST, OCI_MANIFEST, {"Docker-Content-Digest": DIGEST})
@@ -75,12 +78,18 @@ CONFIG_HEX = descriptor("", CONFIG)["digest"].partition(":")[2]
 
 
 @pytest.fixture(scope="module")
-def signed_mirror(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryProcess]:
+def signing_upstream() -> Iterator[str]:
     with ThreadedServer(SigningRegistry) as server:
-        url = server.base_url
-        entry = {"urls": [url], "onDemand": True, "onlySigned": True, "syncTimeout": "2s"}
-        with mirror(tmp_path_factory.mktemp("signed-bad"), [entry]) as proc:
-            yield proc
+        yield server.base_url
+
+
+@pytest.fixture(scope="module")
+def signed_mirror(
+    signing_upstream: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegistryProcess]:
+    entry = {"urls": [signing_upstream], "onDemand": True, "onlySigned": True, "syncTimeout": "2s"}
+    with mirror(tmp_path_factory.mktemp("signed-bad"), [entry]) as proc:
+        yield proc
 
 
 def pull(proc: RegistryProcess, repo: str) -> httpx.Response:
@@ -97,6 +106,7 @@ def pull(proc: RegistryProcess, repo: str) -> httpx.Response:
         ("malformed", 404, "MANIFEST_UNKNOWN"),
         ("othersig", 404, "MANIFEST_UNKNOWN"),
         ("hang", 503, "UNAVAILABLE"),  # not known to be unsigned: the upstream failed
+        ("sigerror", 503, "UNAVAILABLE"),  # its `.sig` tag could not be looked up
     ],
 )
 def test_an_odd_answer_is_no_signature(
@@ -112,3 +122,17 @@ def test_a_signature_at_the_end_of_a_long_list_counts(signed_mirror: RegistryPro
     r = pull(signed_mirror, "odd/huge")
     assert r.status_code == 200, r.text
     assert r.headers["docker-content-digest"] == DIGEST
+
+
+def test_cosign_tags_that_cannot_be_looked_up_leave_the_image_synced(
+    signing_upstream: str, tmp_path: Path
+) -> None:
+    """Without `onlySigned` the cosign and fallback tags are best effort: the image is
+    served and stored although looking them up failed, and the log says so."""
+    entry = {"urls": [signing_upstream], "onDemand": True, "syncTimeout": "2s"}
+    with mirror(tmp_path, [entry]) as proc:
+        r = pull(proc, "odd/sigerror")
+        assert r.status_code == 200, r.text
+        assert r.headers["docker-content-digest"] == DIGEST
+        wait_until(lambda: "referrers not synced" in proc.logs())
+        assert (proc.root / "odd" / "sigerror" / "index.json").exists()

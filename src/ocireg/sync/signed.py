@@ -107,9 +107,12 @@ async def present_tags(
             return False
         return True
 
-    async with asyncio.TaskGroup() as group:
-        looks = [group.create_task(present(tag)) for tag in wanted]
-    return [tag for tag, look in zip(wanted, looks, strict=True) if look.result()]
+    # All answered before any failure is raised (as itself, the caller's UpstreamError).
+    looks = await asyncio.gather(*map(present, wanted), return_exceptions=True)
+    for look in looks:
+        if isinstance(look, BaseException):
+            raise look
+    return [tag for tag, look in zip(wanted, looks, strict=True) if look]
 
 
 async def referrers(upstream: Upstream, remote: str, digest: Digest) -> list[dict[str, Any]]:
