@@ -1,9 +1,11 @@
-"""What a sync asks of the upstream for each image: not the repository's whole tag list.
+"""What a sync asks of the upstream for each image: not the repository's whole tag list, and
+not an image it stored already.
 
 An image's cosign and fallback tags (`sha256-<hex>`, `.sig`, `.att`, `.sbom`) are looked up
 in the list a periodic pass made once for the repository, and on demand with one HEAD each;
 the upstream (a second ocireg, whose access log counts its requests) must see one tag
-listing per pass however many tags the pass copies, and none for a pull."""
+listing per pass however many tags the pass copies, and none for a pull. A new tag of an
+image the pass stored already is tagged from the stored bytes."""
 
 from __future__ import annotations
 
@@ -70,6 +72,10 @@ def test_a_periodic_pass_lists_the_tags_once_however_many_it_copies(
         assert c.get(f"/v2/{repo}/manifests/{sig_tag}").content == signature.manifest
     asked = requests_to(ocireg_upstream, repo)
     assert asked["GET tags/list"] == 1, asked
+    # Each tag's digest is asked for (HEAD), the image itself fetched once: the other tags
+    # name an image stored by then.
+    gets = sum(n for k, n in asked.items() if k.startswith("GET manifests/t"))
+    assert gets == 1 and asked["HEAD manifests/t7"] == 1, asked
     # The fallback tag of the image was looked up in that list, not asked for by name.
     assert not [k for k in asked if k.endswith(f"manifests/{image.digest.replace(':', '-')}")]
 

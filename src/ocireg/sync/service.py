@@ -507,10 +507,22 @@ class SyncService:
         async with self.store.locks.hold(f"sync-manifest:{local}@{tag}"):
             if await self._local_digest(local, tag) == digest:
                 return False
+            # A new tag of an image stored here already (under another tag): its bytes are
+            # these, so the upstream is not asked for them again.
+            fetched = await self._stored(local, digest, registry.upstream.name)
             await with_retries(
-                settings, lambda: registry.copier.copy(remote, local, tag, tags=tags)
+                settings,
+                lambda: registry.copier.copy(remote, local, tag, fetched=fetched, tags=tags),
             )
         return True
+
+    async def _stored(self, local: str, digest: Digest, upstream: str) -> Fetched | None:
+        """The manifest `digest` as stored in `local` (its index lists it), as if fetched."""
+        try:
+            stored = await self.store.get_manifest(local, str(digest))
+        except RegistryError:
+            return None
+        return Fetched(stored.body, stored.media_type, stored.digest, upstream)
 
     async def _repositories(self, registry: Registry) -> list[str]:
         """The upstream repositories the content rules cover: from the catalog, or where
