@@ -20,6 +20,7 @@ from tests.support.server import RegistryProcess, wait_until
 from tests.sync.conftest import mirror
 
 TAGS = 40
+LEGACY_SUFFIXES = ("", ".sig", ".att", ".sbom")
 
 
 def push_tagged(upstream: RegistryProcess, repo: str, prefix: str) -> tuple[Image, str, Image]:
@@ -90,10 +91,12 @@ def test_a_pull_looks_up_the_cosign_tags_by_name_without_listing(
         assert c.get(f"/v2/{repo}/manifests/v1").content == image.manifest
         # The signature follows the image, behind the answer.
         wait_until(lambda: sig_tag in (c.get(f"/v2/{repo}/tags/list").json().get("tags") or []))
+        # One look for each of the image's four tags (the fallback, .sig, .att, .sbom); the
+        # upstream logs a request once it has answered, so its log may lag a moment.
+        looks = [f"HEAD manifests/{image.digest.replace(':', '-')}{s}" for s in LEGACY_SUFFIXES]
+        wait_until(lambda: all(requests_to(ocireg_upstream, repo)[k] for k in looks))
         asked = requests_to(ocireg_upstream, repo)
         assert asked["GET tags/list"] == 0, asked
-        # One look for each of the image's four tags (the fallback, .sig, .att, .sbom).
-        for suffix in ("", ".sig", ".att", ".sbom"):
-            assert asked[f"HEAD manifests/{image.digest.replace(':', '-')}{suffix}"] == 1, asked
+        assert all(asked[k] == 1 for k in looks), asked
         # (a pull of the signature checks its tag upstream again, as for any tag pulled)
         assert c.get(f"/v2/{repo}/manifests/{sig_tag}").content == signature.manifest
