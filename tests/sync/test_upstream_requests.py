@@ -15,9 +15,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.oci import Image, push_image, push_manifest, unique_repo
+from tests.support.oci import Image, push_artifact, push_image, push_manifest, unique_repo
 from tests.support.server import RegistryProcess, wait_until
-from tests.sync.conftest import mirror
+from tests.sync.conftest import NOTATION_SIGNATURE, mirror
 
 TAGS = 40
 LEGACY_SUFFIXES = ("", ".sig", ".att", ".sbom")
@@ -73,10 +73,11 @@ def test_a_periodic_pass_lists_the_tags_once_however_many_it_copies(
         assert c.get(f"/v2/{repo}/manifests/{sig_tag}").content == signature.manifest
     asked = requests_to(ocireg_upstream, repo)
     assert asked["GET tags/list"] == 1, asked
-    # Each tag's digest is asked for (HEAD), the image itself fetched once: the other tags
-    # name an image stored by then.
-    gets = sum(n for k, n in asked.items() if k.startswith("GET manifests/t"))
-    assert gets == 1 and asked["HEAD manifests/t7"] == 1, asked
+    # Each tag's digest is asked for (HEAD), the image itself fetched once, by that digest
+    # (the one the pass checked): the other tags name an image stored by then.
+    gets = [k for k in asked if k.startswith("GET manifests/t")]
+    assert asked[f"GET manifests/{image.digest}"] == 1 and not gets, asked
+    assert asked["HEAD manifests/t7"] == 1, asked
     # The fallback tag of the image was looked up in that list, not asked for by name.
     assert not [k for k in asked if k.endswith(f"manifests/{image.digest.replace(':', '-')}")]
 
@@ -100,3 +101,23 @@ def test_a_pull_looks_up_the_cosign_tags_by_name_without_listing(
         assert all(asked[k] == 1 for k in looks), asked
         # (a pull of the signature checks its tag upstream again, as for any tag pulled)
         assert c.get(f"/v2/{repo}/manifests/{sig_tag}").content == signature.manifest
+
+
+def test_only_signed_asks_for_an_images_referrers_once(
+    ocireg_upstream: RegistryProcess, tmp_path: Path
+) -> None:
+    """The signature check's answer is the copy's list of referrers to copy."""
+    repo = unique_repo("signed")
+    with httpx.Client(base_url=ocireg_upstream.url, timeout=30) as up:
+        image = push_image(up, repo, "v1")
+        signature = push_artifact(up, repo, image, NOTATION_SIGNATURE)
+    registries = [{"urls": [ocireg_upstream.url], "onDemand": True, "onlySigned": True}]
+    with mirror(tmp_path, registries) as proc, httpx.Client(base_url=proc.url, timeout=30) as c:
+        assert c.get(f"/v2/{repo}/manifests/v1").content == image.manifest
+
+        def referrers() -> list[str]:
+            r = c.get(f"/v2/{repo}/referrers/{image.digest}")
+            return [m["digest"] for m in r.json()["manifests"]] if r.status_code == 200 else []
+
+        wait_until(lambda: referrers() == [signature.digest])
+    assert requests_to(ocireg_upstream, repo)[f"GET referrers/{image.digest}"] == 1

@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Collection, Iterable
+from typing import Any
 
 from ocireg import names
 from ocireg.digest import Digest
@@ -60,13 +61,15 @@ class Copier:
         seen: Callable[[Fetched], None] | None = None,
         keep: bool = False,
         tags: Collection[str] | None = None,
+        listed: list[dict[str, Any]] | None = None,
     ) -> Digest:
         """Copy `remote:reference` to `local` under the same reference; returns its digest.
         `fetched`: its manifest, already read; `seen` is told each manifest an index lists
         as it is read (on demand answers them before they are stored). `keep`: a reference
         by digest stays after garbage collection although untagged (a client pulled it so),
         unless it is a referrer, which lives as long as its subject. `tags`: the upstream
-        repository's tags, when the caller listed them (for the cosign and fallback tags)."""
+        repository's tags, when the caller listed them (for the cosign and fallback tags);
+        `listed`: the upstream's referrers of the image, when the caller asked for them."""
         if fetched is None:
             fetched = await self.upstream.manifest(remote, reference)
         await self._contents(remote, local, fetched, MAX_DEPTH, seen)
@@ -83,7 +86,7 @@ class Copier:
             },
         )
         if referrers > 0:
-            await self._referrers(remote, local, fetched.digest, referrers - 1, tags)
+            await self._referrers(remote, local, fetched.digest, referrers - 1, tags, listed)
         return fetched.digest
 
     async def blob(self, remote: str, local: str, digest: Digest) -> None:
@@ -258,10 +261,11 @@ class Copier:
         subject: Digest,
         depth: int,
         tags: Collection[str] | None,
+        listed: list[dict[str, Any]] | None,
     ) -> None:
         """Best effort: a referrer that cannot be copied is logged, the image stays."""
         try:
-            found = await self.upstream.referrers(remote, subject)
+            found = listed if listed is not None else await self.upstream.referrers(remote, subject)
             for desc in found or []:
                 digest = Digest.parse(desc["digest"])
                 if not await self._has_manifest(local, digest):

@@ -243,11 +243,11 @@ class SyncService:
                             return
                     fetched = await registry.upstream.manifest(remote, ref)
                     check_manifest(fetched)
-                    await self._require_signature(registry, remote, ref, fetched.digest)
+                    listed = await self._require_signature(registry, remote, ref, fetched.digest)
                 except UpstreamError as exc:
                     failures.append(exc)
                     continue
-                await self._copy_behind(registry, remote, local, ref, fetched, early)
+                await self._copy_behind(registry, remote, local, ref, fetched, early, listed)
                 return
         if present is None and any(f.transient for f in failures):
             self._retry_later(
@@ -300,8 +300,10 @@ class SyncService:
             if await self._local_digest(local, ref) is not None:
                 return  # a pull stored it meanwhile
             fetched = await registry.upstream.manifest(remote, ref)
-            await self._require_signature(registry, remote, ref, fetched.digest)
-            await registry.copier.copy(remote, local, ref, fetched=fetched, keep=True)
+            listed = await self._require_signature(registry, remote, ref, fetched.digest)
+            await registry.copier.copy(
+                remote, local, ref, fetched=fetched, keep=True, listed=listed
+            )
         self._checked[(local, ref)] = time.monotonic()
         self.record("image", "on_demand", 1)
 
@@ -318,10 +320,12 @@ class SyncService:
         ref: str,
         fetched: Fetched,
         early: asyncio.Future[Fetched],
+        listed: list[dict[str, Any]] | None,
     ) -> None:
         """Answer the waiting clients with the verified manifest now and copy the image
         behind them: its blobs are streamed to clients that ask while they are copied, the
-        manifests it lists are answered from memory until they are stored."""
+        manifests it lists are answered from memory until they are stored. `listed`: its
+        upstream referrers, if the signature check asked for them."""
         keys = [(local, ref), (local, str(fetched.digest))]
 
         def seen(child: Fetched) -> None:
@@ -332,7 +336,9 @@ class SyncService:
             self._pending[key] = fetched
         early.set_result(fetched)
         try:
-            await registry.copier.copy(remote, local, ref, fetched=fetched, seen=seen, keep=True)
+            await registry.copier.copy(
+                remote, local, ref, fetched=fetched, seen=seen, keep=True, listed=listed
+            )
         except (UpstreamError, RegistryError) as exc:
             self.record("image_error", "on_demand", 1)
             log.error(
@@ -395,14 +401,16 @@ class SyncService:
         reference: str,
         digest: Digest,
         tags: Collection[str] | None = None,
-    ) -> None:
+    ) -> list[dict[str, Any]] | None:
         """With `onlySigned`, raise `UpstreamUnsigned` unless the upstream holds a signature
         of `remote@digest` (zot skips such an image and logs it, on demand as periodically;
-        on demand the client then gets what is stored: a 404, or the copy stored before)."""
+        on demand the client then gets what is stored: a 404, or the copy stored before).
+        The upstream's referrers of the image, when it was asked for them (for the copy)."""
         if not needs_signature(registry.settings, reference):
-            return
-        if await is_signed(registry.upstream, remote, digest, tags):
-            return
+            return None
+        signed, listed = await is_signed(registry.upstream, remote, digest, tags)
+        if signed:
+            return listed
         log.info(
             "image skipped: onlySigned and the upstream has no signature of it",
             extra={
@@ -498,22 +506,27 @@ class SyncService:
         if await self._local_digest(local, tag) == digest:
             return False
         try:
-            await with_retries(
+            listed = await with_retries(
                 settings,
                 lambda: self._require_signature(registry, remote, tag, digest, tags),
             )
         except UpstreamUnsigned:
             return False  # as zot: skipped, not an error
+
+        async def copy() -> None:
+            # The image checked above, by its digest (the tag may have moved since: the next
+            # pass follows it), from here if this repository stores it under another tag.
+            fetched = await self._stored(local, digest, registry.upstream.name)
+            if fetched is None:
+                fetched = await registry.upstream.manifest(remote, str(digest))
+            await registry.copier.copy(
+                remote, local, tag, fetched=fetched, tags=tags, listed=listed
+            )
+
         async with self.store.locks.hold(f"sync-manifest:{local}@{tag}"):
             if await self._local_digest(local, tag) == digest:
                 return False
-            # A new tag of an image stored here already (under another tag): its bytes are
-            # these, so the upstream is not asked for them again.
-            fetched = await self._stored(local, digest, registry.upstream.name)
-            await with_retries(
-                settings,
-                lambda: registry.copier.copy(remote, local, tag, fetched=fetched, tags=tags),
-            )
+            await with_retries(settings, copy)
         return True
 
     async def _stored(self, local: str, digest: Digest, upstream: str) -> Fetched | None:

@@ -79,14 +79,19 @@ def is_signature(descriptor: dict[str, Any]) -> bool:
 
 async def is_signed(
     upstream: Upstream, remote: str, digest: Digest, tags: Collection[str] | None = None
-) -> bool:
-    """Whether the upstream holds a signature of `remote@digest`. `tags`: the repository's
-    tags when the caller has them (see `present_tags`)."""
-    if any(is_signature(d) for d in await referrers(upstream, remote, digest)):
-        return True
+) -> tuple[bool, list[dict[str, Any]] | None]:
+    """Whether the upstream holds a signature of `remote@digest`, and its referrers API's
+    answer (None: it has no such API), which the copy of a signed image takes rather than
+    asking again. `tags`: the repository's tags when the caller has them (see
+    `present_tags`)."""
+    listed = await upstream.referrers(remote, digest)
+    found = listed if listed is not None else await _fallback_referrers(upstream, remote, digest)
+    if any(is_signature(d) for d in found):
+        return True, listed
     if not upstream.settings.legacy_cosign_tags:
-        return False
-    return bool(await present_tags(upstream, remote, [legacy_tag(digest, ".sig")], tags))
+        return False, listed
+    signed = bool(await present_tags(upstream, remote, [legacy_tag(digest, ".sig")], tags))
+    return signed, listed
 
 
 async def present_tags(
@@ -116,12 +121,11 @@ async def present_tags(
     return [tag for tag, look in zip(wanted, looks, strict=True) if look]
 
 
-async def referrers(upstream: Upstream, remote: str, digest: Digest) -> list[dict[str, Any]]:
-    """The upstream's referrers of `digest`: its referrers API, else (a registry without it)
-    the index under the fallback tag `sha256-<hex>`, as OCI clients keep it."""
-    found = await upstream.referrers(remote, digest)
-    if found is not None:
-        return found
+async def _fallback_referrers(
+    upstream: Upstream, remote: str, digest: Digest
+) -> list[dict[str, Any]]:
+    """For a registry without the referrers API: the index under the fallback tag
+    `sha256-<hex>`, as OCI clients keep it."""
     try:
         fallback = await upstream.manifest(remote, legacy_tag(digest, ""))
     except UpstreamMissing:
