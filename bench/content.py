@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.core import Context, Row, Sizes
+from bench.core import Context, Row, Sizes, cpu_seconds
 
 if TYPE_CHECKING:
     from tests.support.backends import SeaweedFS
@@ -186,22 +186,13 @@ class _CpuSamples:
 def _cpu_sampled(pid: int, interval: float = 0.02) -> Iterator[_CpuSamples]:
     from tests.process.helpers import descendants
 
-    tick = os.sysconf("SC_CLK_TCK")
-    pids = {pid} | descendants(pid)
+    pids = [pid, *descendants(pid)]
     cpu = _CpuSamples()
     stop = threading.Event()
 
-    def used() -> float:
-        total = 0
-        for p in pids:
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-                total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / tick
-
     def sample() -> None:
         while not stop.is_set():
-            cpu.samples.append((time.perf_counter(), used()))
+            cpu.samples.append((time.perf_counter(), cpu_seconds(pids)))
             stop.wait(interval)
 
     thread = threading.Thread(target=sample)
@@ -211,7 +202,7 @@ def _cpu_sampled(pid: int, interval: float = 0.02) -> Iterator[_CpuSamples]:
     finally:
         stop.set()
         thread.join()
-        cpu.samples.append((time.perf_counter(), used()))
+        cpu.samples.append((time.perf_counter(), cpu_seconds(pids)))
 
 
 def write_tags(port: int, repo: str, body: bytes, count: int) -> list[float]:
