@@ -171,6 +171,33 @@ class DriverSuite:
 
         self.run(body)
 
+    def test_a_draft_finished_is_a_conditional_put_of_the_whole(self) -> None:
+        """A file's next version begun before its end is known (`draft`, for index.json):
+        finished, it is in place as if put whole, under the same condition; finished on a
+        stale version, or discarded, it leaves nothing (the teardown looks). A driver may
+        decline to draft (an object store)."""
+        big = os.urandom(3 * MiB + 5)
+
+        async def body(d: StorageDriver) -> None:
+            first = await d.put_if("f/index.json", b"v1", None)
+            draft = await d.draft("f/index.json", [b"{", memoryview(big)[1:]])
+            if draft is None:
+                return
+            version = await draft.finish([b"x" * 700, b"}"], first)
+            assert version == (await d.stat("f/index.json")).version
+            assert await d.get_content("f/index.json") == b"{" + big[1:] + b"x" * 700 + b"}"
+            stale = await d.draft("f/index.json", b"{")
+            assert stale is not None
+            assert await stale.finish(b"}", first) is None
+            assert await d.get_content("f/index.json") == b"{" + big[1:] + b"x" * 700 + b"}"
+            dropped = await d.draft("f/index.json", big)
+            assert dropped is not None
+            await dropped.discard()
+            await dropped.discard()  # once is enough; twice is harmless
+            assert await d.list("f") == ["index.json"]
+
+        self.run(body)
+
     # --- streams ---------------------------------------------------------------------------
 
     def test_reader_ranges(self) -> None:

@@ -1,12 +1,14 @@
 """The filesystem driver's conditional replace (index.json): the new file is in place when
-`put_if` returns, and the replaced file is let go afterwards, off the caller's path, also
-in a forked worker (Granian forks its workers)."""
+`put_if` (or a draft's `finish`) returns, and the replaced file is let go afterwards, off
+the caller's path, also in a forked worker (Granian forks its workers)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 from pathlib import Path
+
+import pytest
 
 from ocireg.storage.filesystem import FilesystemDriver
 from tests.support.server import wait_until
@@ -49,6 +51,29 @@ def test_put_if_with_fsync_replaces_the_same_way(tmp_path: Path) -> None:
     driver = FilesystemDriver(tmp_path, fsync=True)
     asyncio.run(replace_twice(driver))
     assert (tmp_path / PATH).read_bytes() == BIG + b"!"
+    wait_until(lambda: deleted_files_held() == 0, timeout=10)
+
+
+@pytest.mark.parametrize("fsync", [False, True])
+def test_a_drafted_replace_renames_the_draft_and_lets_the_old_file_go(
+    tmp_path: Path, fsync: bool
+) -> None:
+    """A version begun before its end (`draft`): the file renamed into place is the one
+    the beginning was written to, and the replaced one is let go as after `put_if`."""
+    driver = FilesystemDriver(tmp_path, fsync=fsync)
+
+    async def run() -> None:
+        version = await replace_twice(driver)
+        draft = await driver.draft(PATH, [BIG, b"!"])
+        assert draft is not None
+        (begun,) = (tmp_path / "repo").glob(".index.json.*.tmp")
+        inode = begun.stat().st_ino
+        assert await draft.finish(b"?", version) == (await driver.stat(PATH)).version
+        assert (tmp_path / PATH).stat().st_ino == inode
+
+    asyncio.run(run())
+    assert (tmp_path / PATH).read_bytes() == BIG + b"!?"
+    assert os.listdir(tmp_path / "repo") == ["index.json"]
     wait_until(lambda: deleted_files_held() == 0, timeout=10)
 
 

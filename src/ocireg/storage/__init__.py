@@ -1,6 +1,7 @@
 """Byte-level storage drivers. They know paths and bytes, nothing about registries."""
 
 from ocireg.storage.base import (
+    Draft,
     FileInfo,
     FileWriter,
     InvalidPath,
@@ -12,6 +13,7 @@ from ocireg.storage.base import (
 from ocireg.storage.sessions import FileSessions, SessionStore
 
 __all__ = [
+    "Draft",
     "FileInfo",
     "FileSessions",
     "FileWriter",

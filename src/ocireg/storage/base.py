@@ -84,6 +84,17 @@ class FileWriter(Protocol):
     async def close(self) -> None: ...
 
 
+class Draft(Protocol):
+    """The next version of a file whose beginning is written before its end is known
+    (`StorageDriver.draft`). Finished or discarded exactly once."""
+
+    async def finish(self, rest: Pieces, version: str | None) -> str | None:
+        """`put_if` of the beginning followed by `rest`."""
+        ...
+
+    async def discard(self) -> None: ...
+
+
 class StorageDriver(Protocol):
     name: str
     # Called with the operation's name ("HeadObject", "GetObject", ...) for each request the
@@ -107,6 +118,13 @@ class StorageDriver(Protocol):
         not exist); the new version (as `stat` will report it), or None when another writer
         got there first. On disk the caller holds the repository's file lock; on S3 this is
         a conditional PUT (If-Match/If-None-Match)."""
+        ...
+
+    async def draft(self, path: str, beginning: Pieces) -> Draft | None:
+        """Start writing the next version of `path` with its first bytes, so that a large
+        file whose last bytes are still being decided is mostly written by the time they
+        are (registry/writer.py); None when the driver would not gain by it (an object
+        store writes an object whole) or could not start."""
         ...
 
     async def stat(self, path: str, files_only: bool = False) -> FileInfo:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from ocireg.lane import Lane
 from ocireg.storage.base import (
+    Draft,
     FileInfo,
     InvalidPath,
     PathNotFound,
@@ -123,9 +124,12 @@ class FilesystemDriver:
             return self._atomic_write(full, data, replacing)
         return await asyncio.to_thread(self._atomic_write, full, data, replacing)
 
-    def _atomic_write(self, full: Path, data: Pieces, replacing: bool = False) -> str:
+    def _atomic_write(
+        self, full: Path, data: Pieces, replacing: bool = False, draft: _FileDraft | None = None
+    ) -> str:
         """Write, rename into place; the version of the new file (a rename keeps inode,
-        mtime and size, so it is what `stat` reports afterwards).
+        mtime and size, so it is what `stat` reports afterwards). With `draft`, its file
+        (holding the beginning) gets `data` at its end and is what is renamed.
 
         `replacing`: the file likely exists and is large (index.json). Its last reference
         is then dropped after the rename, by `_released_later`: freeing a replaced file's
@@ -133,17 +137,22 @@ class FilesystemDriver:
         index.json of 10,000 tags, and the caller holds the repository lock meanwhile
         (docs/performance.md, "Tag writes"). The rename itself, and so what a crash or a
         power loss leaves, is the same either way."""
-        self._parents(full)
-        tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+        if draft is None:
+            self._parents(full)
+            tmp, fd = _create_tmp(full)
+        else:
+            tmp, fd = draft.tmp, draft.fd
         old = _open_existing(full) if replacing else None
         try:
-            with open(tmp, "wb") as f:
-                # Straight to the descriptor (views of the pieces, never joined): nothing waits
-                # in Python's buffer when fstat reads the version below.
-                _write_all(f.fileno(), [data] if isinstance(data, bytes) else data)
+            try:
+                # Straight to the descriptor (views of the pieces, never joined): nothing
+                # waits in a buffer when fstat reads the version below.
+                _write_all(fd, [data] if isinstance(data, bytes) else data)
                 if self.fsync:
-                    os.fsync(f.fileno())
-                version = _version(os.fstat(f.fileno()))
+                    os.fsync(fd)
+                version = _version(os.fstat(fd))
+            finally:
+                os.close(fd)
             os.replace(tmp, full)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -156,6 +165,42 @@ class FilesystemDriver:
         if self.fsync:
             _fsync_dir(full.parent)
         return version
+
+    async def draft(self, path: str, beginning: Pieces) -> Draft | None:
+        """A temporary file beside `path` with `beginning` written (in a thread): what is
+        left for `Draft.finish` is the end and the rename."""
+        full = self._full(path)
+        try:
+            return await asyncio.to_thread(self._draft, path, full, beginning)
+        except OSError:  # a full disk, say: the write proper will fail and say so
+            return None
+
+    def _draft(self, path: str, full: Path, beginning: Pieces) -> _FileDraft:
+        tmp, fd = _create_tmp(full)
+        try:
+            _write_all(fd, [beginning] if isinstance(beginning, bytes) else beginning)
+        except BaseException:
+            _drop(tmp, fd)
+            raise
+        return _FileDraft(self, path, full, tmp, fd)
+
+    @_os_errors
+    async def _finish(
+        self, path: str, draft: _FileDraft, rest: Pieces, version: str | None
+    ) -> str | None:
+        try:
+            current: str | None = (await self.stat(path)).version
+        except PathNotFound:
+            current = None
+        except BaseException:
+            _drop(draft.tmp, draft.fd)
+            raise
+        if current != version:
+            await asyncio.to_thread(_drop, draft.tmp, draft.fd)
+            return None
+        return await asyncio.to_thread(
+            self._atomic_write, draft.full, rest, current is not None, draft
+        )
 
     @_os_errors
     async def get_versioned(self, path: str) -> tuple[bytes, str]:
@@ -428,6 +473,44 @@ def _checked(path: str) -> str:
     if "\x00" in path or "//" in wrapped or "/./" in wrapped or "/../" in wrapped:
         raise InvalidPath(path)
     return path
+
+
+class _FileDraft:
+    """A temporary file holding the beginning of a file's next version (`draft`)."""
+
+    def __init__(self, driver: FilesystemDriver, path: str, full: Path, tmp: Path, fd: int) -> None:
+        self.driver = driver
+        self.path = path
+        self.full = full
+        self.tmp = tmp
+        self.fd = fd
+        self._used = False
+
+    async def finish(self, rest: Pieces, version: str | None) -> str | None:
+        self._use()
+        return await self.driver._finish(self.path, self, rest, version)
+
+    async def discard(self) -> None:
+        if not self._used:
+            self._used = True
+            await asyncio.to_thread(_drop, self.tmp, self.fd)
+
+    def _use(self) -> None:
+        if self._used:
+            raise RuntimeError(f"draft of {self.path} used twice")
+        self._used = True
+
+
+def _create_tmp(full: Path) -> tuple[Path, int]:
+    """A new temporary file beside `full` (its name starts with a dot), open for writing."""
+    tmp = full.with_name(f".{full.name}.{uuid.uuid4().hex}.tmp")
+    return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+
+
+def _drop(tmp: Path, fd: int) -> None:
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        tmp.unlink()
 
 
 def _open_existing(full: Path) -> int | None:

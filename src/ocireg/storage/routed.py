@@ -23,6 +23,7 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 from ocireg.storage.base import (
+    Draft,
     FileInfo,
     FileWriter,
     PathNotFound,
@@ -75,6 +76,9 @@ class RoutedDriver:
 
     async def put_if(self, path: str, data: Pieces, version: str | None) -> str | None:
         return await self.pick(path).put_if(path, data, version)
+
+    async def draft(self, path: str, beginning: Pieces) -> Draft | None:
+        return await self.pick(path).draft(path, beginning)
 
     async def stat(self, path: str, files_only: bool = False) -> FileInfo:
         return await self.pick(path).stat(path, files_only)

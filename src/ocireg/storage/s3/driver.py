@@ -19,7 +19,14 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from ocireg.settings import s3writes
-from ocireg.storage.base import FileInfo, PathNotFound, Pieces, StorageUnavailable, joined
+from ocireg.storage.base import (
+    Draft,
+    FileInfo,
+    PathNotFound,
+    Pieces,
+    StorageUnavailable,
+    joined,
+)
 from ocireg.storage.s3 import state as states
 from ocireg.storage.s3.client import S3Client, precondition_failed
 from ocireg.storage.s3.download import pieces
@@ -82,6 +89,9 @@ class S3Driver:
         except PathNotFound:
             return None  # If-Match on an object deleted meanwhile
         return str(r["ETag"])
+
+    async def draft(self, path: str, beginning: Pieces) -> Draft | None:
+        return None  # a PUT sends the object whole: nothing to gain by starting early
 
     async def stat(self, path: str, files_only: bool = False) -> FileInfo:
         c = await self.client.c()
