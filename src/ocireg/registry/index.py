@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -19,7 +20,7 @@ from ocireg import jsondoc
 from ocireg.meta import MetaStore, MetaUnavailable
 from ocireg.registry import layout
 from ocireg.registry.versions import IndexVersions, version_of
-from ocireg.storage import FileInfo, PathNotFound, StorageDriver, StorageUnavailable
+from ocireg.storage import Draft, FileInfo, PathNotFound, StorageDriver, StorageUnavailable
 
 log = logging.getLogger("ocireg.registry")
 
@@ -82,11 +83,40 @@ class Index:
 
     def pieces(self) -> list[bytes | memoryview]:
         """The file's bytes in pieces, in order (mostly views of the kept text: no copy)."""
+        return [self._head(), *self._texts().pieces(), b"]}"]
+
+    def begin(self) -> tuple[Mark, list[bytes | memoryview]] | None:
+        """The file's bytes up to the end of its last entry and the comma after it: the
+        beginning of the next version if that only adds entries (`after`). None for an
+        index without entries."""
+        if not self._entries:
+            return None
+        head, text = self._head(), self._texts()
+        pieces = [head, *text.pieces(last_comma=True)]
+        return Mark(text.lineage, text.removed, len(self._entries), head), pieces
+
+    def after(self, mark: Mark) -> list[bytes | memoryview] | None:
+        """The rest of the file after `begin`'s bytes, if since `mark` this index (or the
+        one it was copied from) only had entries added; None otherwise."""
+        text, added = self._text, len(self._entries) - mark.entries
+        if (
+            text is None
+            or (text.lineage, text.removed) != (mark.lineage, mark.removed)
+            or not 0 < added <= text.unjoined()
+            or self._head() != mark.head
+        ):
+            return None
+        return [*text.last(added), b"]}"]
+
+    def _head(self) -> bytes:
         head = {"schemaVersion": 2, "mediaType": INDEX_MEDIA_TYPE, **self.extra}
         head.pop("manifests", None)
+        return _compact(head)[:-1] + b',"manifests":['
+
+    def _texts(self) -> _Text:
         if self._text is None:  # after a parse: serialize every entry once, in file order
             self._text = _Text.of(self._entries)
-        return [_compact(head)[:-1] + b',"manifests":[', *self._text.pieces(), b"]}"]
+        return self._text
 
     @property
     def manifests(self) -> list[dict[str, Any]]:
@@ -198,6 +228,16 @@ class Index:
         return desc
 
 
+@dataclass(frozen=True)
+class Mark:
+    """What `Index.begin` wrote from: `Index.after` compares it with the index then."""
+
+    lineage: object
+    removed: int
+    entries: int
+    head: bytes
+
+
 class _Text:
     """The JSON texts of an index's entries, in file order, each followed by a comma.
 
@@ -212,7 +252,7 @@ class _Text:
     insertion order): the order here stays the same as there.
     """
 
-    __slots__ = ("_body", "_holes", "_spans", "_tail")
+    __slots__ = ("_body", "_holes", "_spans", "_tail", "lineage", "removed")
 
     FOLD_AT = 128  # tail entries (and so writev pieces) before they are joined into the body
     HOLES_MAX = 32
@@ -222,6 +262,10 @@ class _Text:
         self._spans: dict[str, tuple[int, int]] = {}  # key -> (start, end) in `_body`
         self._holes: list[tuple[int, int]] = []  # spans of removed entries, in any order
         self._tail: dict[str, bytes] = {}  # key -> text and comma, added since the join
+        # Shared with the copies, and `removed` counted in each: a `Mark` of one of them
+        # then tells whether the entries it saw are still the first ones (`Index.after`).
+        self.lineage = object()
+        self.removed = 0
 
     @classmethod
     def of(cls, entries: dict[str, dict[str, Any]]) -> _Text:
@@ -236,17 +280,34 @@ class _Text:
         other._spans = self._spans.copy()
         other._holes = self._holes.copy()
         other._tail = self._tail.copy()
+        other.lineage, other.removed = self.lineage, self.removed
         return other
 
     def add(self, key: str, desc: dict[str, Any]) -> None:
         self._tail[key] = _compact(desc) + b","
 
     def remove(self, key: str) -> None:
+        self.removed += 1
         if self._tail.pop(key, None) is None and (span := self._spans.pop(key, None)):
             self._holes.append(span)
 
-    def pieces(self) -> list[bytes | memoryview]:
-        """The entries' texts joined by commas, in pieces."""
+    def unjoined(self) -> int:
+        """How many of the last entries are kept apart from the body (`last` gives them)."""
+        return len(self._tail)
+
+    def last(self, count: int) -> list[bytes | memoryview]:
+        """The texts of the last `count` entries (at most `unjoined`), the last without
+        its comma."""
+        texts: list[bytes | memoryview] = list(
+            itertools.islice(reversed(self._tail.values()), count)
+        )
+        texts.reverse()
+        texts[-1] = memoryview(texts[-1])[:-1]
+        return texts
+
+    def pieces(self, last_comma: bool = False) -> list[bytes | memoryview]:
+        """The entries' texts joined by commas, in pieces (`last_comma`: and one after the
+        last)."""
         if len(self._tail) >= self.FOLD_AT or len(self._holes) > self.HOLES_MAX:
             self._join()
         body = memoryview(self._body)
@@ -259,7 +320,7 @@ class _Text:
         if at < len(body):
             pieces.append(body[at:])
         pieces.extend(self._tail.values())
-        if pieces:  # the last entry's comma
+        if pieces and not last_comma:
             pieces[-1] = memoryview(pieces[-1])[:-1]
         return pieces
 
@@ -396,6 +457,15 @@ def change_from_journal(entry: Any) -> IndexChange | None:
         case ["remove_digest", str(digest)]:
             return RemoveDigest(digest)
     return None
+
+
+@dataclass
+class IndexDraft:
+    """A write of an index begun from its cached version (`IndexCache.draft`)."""
+
+    version: str
+    mark: Mark
+    file: Draft
 
 
 class IndexCache:
@@ -570,11 +640,35 @@ class IndexCache:
             return found
         return found[0], found[1].copy()
 
-    async def update(self, repo: str, change: Callable[[Index], Any]) -> Any:
+    async def draft(self, repo: str) -> IndexDraft | None:
+        """The next write of `repo`'s index begun from the cached index, for an `update`
+        that only adds entries to it (`StorageDriver.draft`); None when there is nothing
+        to begin with. Call under the repository lock, and pass it to `update`."""
+        hit = self._cache.get(repo)
+        begun = None if hit is None else hit[1].begin()
+        if hit is None or begun is None:
+            return None
+        file = await self.driver.draft(layout.index(repo), begun[1])
+        return None if file is None else IndexDraft(hit[0], begun[0], file)
+
+    async def update(
+        self, repo: str, change: Callable[[Index], Any], draft: IndexDraft | None = None
+    ) -> Any:
         """Apply `change` to the current index (a copy if a reader holds it, see `_own`) and
         write it back if nobody else wrote meanwhile (a conditional write; on disk the
         caller's file lock makes it so), else start over from what the other writer left.
-        Callers of one repository take turns (the repository lock)."""
+        Callers of one repository take turns (the repository lock). `draft`: from `draft`,
+        finished here if the change only added entries to what it began with, else
+        discarded."""
+        try:
+            return await self._update(repo, change, draft)
+        finally:
+            if draft is not None:
+                await draft.file.discard()
+
+    async def _update(
+        self, repo: str, change: Callable[[Index], Any], draft: IndexDraft | None
+    ) -> Any:
         path = layout.index(repo)
         for _ in range(UPDATE_ATTEMPTS):
             found = await self._current(repo) and self._own(repo)
@@ -582,7 +676,13 @@ class IndexCache:
             result = change(index)
             # Readers elsewhere stop believing the key before the file changes.
             token = await self.versions.mark(repo) if self.versions.writes else None
-            written = await self.driver.put_if(path, index.pieces(), version)
+            rest = None
+            if draft is not None and version == draft.version:
+                rest = index.after(draft.mark)
+            if rest is not None and draft is not None:
+                written, draft = await draft.file.finish(rest, version), None
+            else:
+                written = await self.driver.put_if(path, index.pieces(), version)
             if written is None:
                 self._cache.pop(repo, None)
                 continue
