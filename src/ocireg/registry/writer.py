@@ -33,10 +33,10 @@ that one worker keeps writing for all of them.
 While it gathers, the holder already writes the next index.json up to its last entry, from
 the index as it is (`IndexCache.draft`, storage's `draft`): new tags are added at the end of
 the file, so all that is left once the tags are in is their entries and the rename, and the
-2 MB written per write at 10,000 tags no longer lengthen the clients' wait by their own
-time. A write that also removes or replaces an entry (a tag moved) is written whole, as
-before. The gathering still lasts as long as a whole write would (`took` counts the
-beginning too): it is what keeps the tags per write, and so the CPU per tag, where they were.
+clients no longer wait while most of the 2 MB each write makes at 10,000 tags is written. A
+write that also removes or replaces an entry (a tag moved) is written whole, as before. The
+gathering still lasts as long as a whole write would (`took` counts the beginning too): it
+is what keeps the tags per write, and so the CPU per tag, where they were.
 
 Handing over, gathering and lingering are for a large index only (LARGE entries or more, as
 cached here): on a small one a write costs less than they do, and the workers take turns on
@@ -347,7 +347,15 @@ class IndexWriter:
         return [future is not None and await _succeeded(future) for future in futures]
 
     async def _write(self, repo: str, jobs: list[_Job], draft: IndexDraft | None = None) -> int:
-        """Write `jobs` (with `draft`, begun for them); how many were written."""
+        """Write `jobs` (with `draft`, begun for them, and discarded if not used); how many
+        were written."""
+        try:
+            return await self._write_jobs(repo, jobs, draft)
+        finally:
+            if draft is not None:
+                await draft.file.discard()
+
+    async def _write_jobs(self, repo: str, jobs: list[_Job], draft: IndexDraft | None) -> int:
         ready: list[_Job] = []
         stored: set[str] = set()
         for job in jobs:
@@ -359,8 +367,6 @@ class IndexWriter:
             else:
                 ready.append(job)
         if not ready:
-            if draft is not None:
-                await draft.file.discard()
             return 0
         try:
             results = await self.indexes.update(repo, Batch([job.change for job in ready]), draft)
