@@ -444,13 +444,30 @@ class RedisMeta:
         tagged: float | None = None,
         push: Push | None = None,
     ) -> None:
-        member = f"{repo}\x01{tag}\x00{text}"
         updated = record.get("updated")
         listed = record.get("listed") is True and isinstance(updated, int)
-        updated_arg = str(updated) if listed else ""
-        args = [tag, json.dumps(record), member, repo, updated_arg, f"{repo}\x01{tag}"]
-        args += ["" if tagged is None else repr(tagged)]
-        args += ["", "", ""] if push is None else [record["digest"], repr(push.at), push.by]
+        await self._search_script(
+            repo,
+            tag,
+            json.dumps(record),
+            member=f"{repo}\x01{tag}\x00{text}",
+            updated=str(updated) if listed else "",
+            tagged="" if tagged is None else repr(tagged),
+            push=("", "", "") if push is None else (record["digest"], repr(push.at), push.by),
+        )
+
+    async def _search_script(
+        self,
+        repo: str,
+        tag: str,
+        record: str = "",
+        member: str = "",
+        updated: str = "",
+        tagged: str = "",
+        push: tuple[str, str, str] = ("", "", ""),
+    ) -> None:
+        """`_SEARCH_PUT` with its arguments in order; without a record it removes the tag."""
+        args = [tag, record, member, repo, updated, f"{repo}\x01{tag}", tagged, *push]
         await self._do(self._search_put(keys=self._search_keys(repo), args=args))
 
     async def search_add_repository(self, repo: str) -> None:
@@ -468,8 +485,7 @@ class RedisMeta:
         await self._do(pipe.execute())
 
     async def search_remove(self, repo: str, tag: str) -> None:
-        args = [tag, "", "", repo, "", f"{repo}\x01{tag}", "", "", "", ""]
-        await self._do(self._search_put(keys=self._search_keys(repo), args=args))
+        await self._search_script(repo, tag)
 
     async def search_forget_push(self, repo: str, digest: str) -> None:
         await self._do(self.client.hdel(self._stamps_key(repo), f"push:{digest}", f"by:{digest}"))
