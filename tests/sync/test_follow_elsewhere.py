@@ -141,6 +141,27 @@ def test_a_blob_copied_by_another_process_is_streamed_from_its_file(
     assert not session_started(one.root, "follow/ok")  # the marker goes with the copy
 
 
+def test_a_copy_elsewhere_deduplicated_once_stored_is_still_streamed_whole(
+    two_processes: list[RegistryProcess],
+) -> None:
+    """Another repository holds the layer already: once the copy is stored, dedupe makes
+    the blob's file a link to that repository's copy (another inode than the file
+    followed). The bytes followed were the verified ones: the follower gets all of them.
+    (Whether the follower looks before or after the link is made is a race here, lost under
+    load; tests/unit/test_sync_transfers.py has both orders.)"""
+    one, two = two_processes
+    Gated.gate.set()
+    with httpx.Client(base_url=one.url, timeout=60) as c:
+        c.get("/v2/follow/first/manifests/v1").raise_for_status()
+        assert c.get(f"/v2/follow/first/blobs/{LAYER_DIGEST}").content == LAYER
+    first = (one.root / "follow/first/blobs/sha256" / LAYER_DIGEST[7:]).stat()
+    received = bytearray()
+    follow_while_copied(one, two, "follow/again", received)
+    assert received == LAYER
+    stored = (two.root / "follow/again/blobs/sha256" / LAYER_DIGEST[7:]).stat()
+    assert stored.st_ino == first.st_ino  # deduplicated: not the file followed
+
+
 def test_a_failed_copy_elsewhere_cuts_the_followers_response(
     two_processes: list[RegistryProcess],
 ) -> None:

@@ -107,3 +107,69 @@ def test_a_failed_copy_is_raised_before_the_last_byte(tmp_path: Path) -> None:
     assert isinstance(error, OSError) and "digest mismatch" in str(error)
     assert len(got) == 7999
     assert os.path.exists(tmp_path / "session")
+
+
+async def _follow_elsewhere(
+    session: Path, final: Path, content: bytes, live: bool
+) -> tuple[bytes, str]:
+    """A follower of a copy made by another process into `session`, the blob stored at
+    `final` once that copy ends: the end comes while the follower waits for the last byte
+    (`live`), or came before it read anything (it is behind). What it got, and its error."""
+    ended = asyncio.Event()
+    transfer = Transfer(Digest.of(content))
+    transfer.task = asyncio.ensure_future(ended.wait())
+    if not live:
+        ended.set()
+        await transfer.task
+    transfer.started_elsewhere(str(session), len(content), str(final))
+    follower = await open_follower(transfer)
+    assert follower is not None
+    got = bytearray()
+    try:
+        async for piece in follower:
+            got += piece
+            if len(got) == len(content) - 1:
+                ended.set()
+    except OSError as exc:
+        return bytes(got), str(exc)
+    finally:
+        ended.set()
+    return bytes(got), ""
+
+
+CONTENT = os.urandom(3 << 20)
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_copy_elsewhere_is_followed_whole_when_its_file_is_stored(
+    tmp_path: Path, live: bool
+) -> None:
+    session, final = tmp_path / "session", tmp_path / "blob"
+    session.write_bytes(CONTENT)
+    os.link(session, final)  # the copy renamed its session's file into place
+    assert asyncio.run(_follow_elsewhere(session, final, CONTENT, live)) == (CONTENT, "")
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_a_copy_elsewhere_deduplicated_is_followed_whole(tmp_path: Path, live: bool) -> None:
+    """Dedupe made the stored blob a link to another repository's copy: another inode
+    than the file followed, the same bytes."""
+    session, final = tmp_path / "session", tmp_path / "blob"
+    session.write_bytes(CONTENT)
+    final.write_bytes(CONTENT)
+    assert asyncio.run(_follow_elsewhere(session, final, CONTENT, live)) == (CONTENT, "")
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_other_bytes_followed_are_cut_before_the_last_byte(tmp_path: Path, live: bool) -> None:
+    """The copy followed failed its check and another stored the blob: the bytes followed
+    are not the blob's, and the last byte is not sent, also by a follower behind the copy's
+    end."""
+    session, final = tmp_path / "session", tmp_path / "blob"
+    session.write_bytes(CONTENT[:-1] + bytes([CONTENT[-1] ^ 1]))
+    final.write_bytes(CONTENT)
+    got, error = asyncio.run(_follow_elsewhere(session, final, CONTENT, live))
+    assert len(got) < len(CONTENT) and "not the file followed" in error
+    final.unlink()
+    got, error = asyncio.run(_follow_elsewhere(session, final, CONTENT, live))
+    assert len(got) < len(CONTENT) and "not stored" in error

@@ -156,13 +156,15 @@ async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
     # elsewhere, and this descriptor is still the other process's file.
     size, task, final = transfer.size, transfer.task, transfer.final
     try:
-        offset = 0
+        offset, checked = 0, final is None
         while offset < size:
             finished = task.done()
             if finished:
                 task.result()  # raises the copy's error: the client gets a cut response
-                if final is not None and offset == size - 1:
-                    _check_stored(fd, final)
+                if not checked:  # before the last byte, wherever the reader is
+                    assert final is not None
+                    await asyncio.to_thread(_check_stored, fd, final, transfer.digest, size)
+                    checked = True
             # Until the digest is checked, the last byte stays here.
             limit = size - offset if finished else size - 1 - offset
             # What has arrived: told by the copy in this process, else the file's size.
@@ -188,14 +190,23 @@ async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
         os.close(fd)
 
 
-def _check_stored(fd: int, final: str) -> None:
-    """The file followed is the blob stored at `final` (verified by the other process's
-    copy); else, say, that copy failed and a later one stored other bytes: the response is
-    cut short before its last byte."""
+def _check_stored(fd: int, final: str, digest: Digest, size: int) -> None:
+    """The bytes followed are the blob's: the file followed is the one stored at `final`
+    (the other process's copy verified it), or, when `final` is another file (dedupe made
+    it a link to another repository's copy of the same bytes), the file followed holds
+    `digest`'s bytes. Else, say, that copy failed and a later one stored the blob: the
+    response is cut short before its last byte."""
     followed = os.fstat(fd)
     try:
         stored = os.stat(final)
     except FileNotFoundError:
-        stored = None
-    if stored is None or (stored.st_dev, stored.st_ino) != (followed.st_dev, followed.st_ino):
-        raise OSError(f"{final}: not the file followed; its copy did not store it")
+        raise OSError(f"{final}: not stored; the copy followed did not store it") from None
+    if (stored.st_dev, stored.st_ino) == (followed.st_dev, followed.st_ino):
+        return
+    hasher = digest.hasher()
+    offset = 0
+    while offset < size and (piece := os.pread(fd, min(PIECE, size - offset), offset)):
+        hasher.update(piece)
+        offset += len(piece)
+    if offset != size or followed.st_size != size or hasher.hexdigest() != digest.hex:
+        raise OSError(f"{final}: not the file followed, nor its bytes; its copy did not store it")
