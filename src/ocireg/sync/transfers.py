@@ -156,13 +156,12 @@ async def _follow(transfer: Transfer, fd: int) -> AsyncGenerator[bytes, None]:
     # elsewhere, and this descriptor is still the other process's file.
     size, task, final = transfer.size, transfer.task, transfer.final
     try:
-        offset, checked = 0, final is None
+        offset, checked = 0, False
         while offset < size:
             finished = task.done()
             if finished:
                 task.result()  # raises the copy's error: the client gets a cut response
-                if not checked:  # before the last byte, wherever the reader is
-                    assert final is not None
+                if final is not None and not checked:  # before the last byte, wherever
                     await asyncio.to_thread(_check_stored, fd, final, transfer.digest, size)
                     checked = True
             # Until the digest is checked, the last byte stays here.
